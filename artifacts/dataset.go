@@ -1,0 +1,156 @@
+package artifacts
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// KindDataset is the kind of a Dataset artifact.
+const (
+	KindDataset   = "dataset"
+	datasetSchema = 1
+)
+
+// A Dataset is an image classification dataset in memory: uint8 images in
+// NCHW order and one label byte per image.
+type Dataset struct {
+	Name    string   // "cifar10", "cifar100" or "synthetic"
+	Classes []string // class names, indexed by label
+	C, H, W int      // image shape: 3, 32, 32 for CIFAR
+	Train   Split
+	Test    Split
+}
+
+// A Split is one part of a dataset (train or test).
+type Split struct {
+	Images []byte // (N, C, H, W)
+	Labels []byte // (N), each < len(Classes)
+}
+
+// Len returns the number of examples in the split.
+func (s *Split) Len() int { return len(s.Labels) }
+
+// datasetMeta is dataset.json. Counts are kept for people and tools reading
+// the folder; Load checks them against the files.
+type datasetMeta struct {
+	Name        string   `json:"name"`
+	Classes     []string `json:"classes"`
+	Shape       [3]int   `json:"shape"` // C, H, W
+	TrainCount  int      `json:"train_count"`
+	TestCount   int      `json:"test_count"`
+	TrainPerCls []int    `json:"train_per_class"`
+	TestPerCls  []int    `json:"test_per_class"`
+}
+
+// The files of a Dataset artifact.
+const (
+	datasetMetaFile = "dataset.json"
+	trainImagesFile = "train-images.u8"
+	trainLabelsFile = "train-labels.u8"
+	testImagesFile  = "test-images.u8"
+	testLabelsFile  = "test-labels.u8"
+)
+
+// Info returns the Info that a Dataset artifact's writer needs besides the
+// stage and key.
+func (d *Dataset) Info(stage string, key Key, keyLines []string) Info {
+	return Info{Kind: KindDataset, Schema: datasetSchema, Stage: stage, Key: key, KeyLines: keyLines}
+}
+
+// PerClass counts the examples of each class in s.
+func (d *Dataset) PerClass(s *Split) []int {
+	n := make([]int, len(d.Classes))
+	for _, l := range s.Labels {
+		n[l]++
+	}
+	return n
+}
+
+// Write writes d's files into w. It panics if d is inconsistent, which is a
+// bug in whatever built it.
+func (d *Dataset) Write(w *Writer) error {
+	if err := d.check(); err != nil {
+		panic(err)
+	}
+	meta := datasetMeta{
+		Name: d.Name, Classes: d.Classes, Shape: [3]int{d.C, d.H, d.W},
+		TrainCount: d.Train.Len(), TestCount: d.Test.Len(),
+		TrainPerCls: d.PerClass(&d.Train), TestPerCls: d.PerClass(&d.Test),
+	}
+	b, _ := json.MarshalIndent(meta, "", "  ")
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{datasetMetaFile, append(b, '\n')},
+		{trainImagesFile, d.Train.Images},
+		{trainLabelsFile, d.Train.Labels},
+		{testImagesFile, d.Test.Images},
+		{testLabelsFile, d.Test.Labels},
+	} {
+		if err := w.WriteFile(f.name, f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadDataset reads a Dataset artifact. It returns a *CorruptError if the
+// artifact is of another kind or its files disagree with one another.
+func LoadDataset(a *Artifact) (*Dataset, error) {
+	if a.Kind != KindDataset || a.Schema != datasetSchema {
+		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindDataset, datasetSchema)}
+	}
+	var files [5][]byte
+	for i, name := range []string{datasetMetaFile, trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile} {
+		b, err := a.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		files[i] = b
+	}
+	var meta datasetMeta
+	dec := json.NewDecoder(bytes.NewReader(files[0]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil {
+		return nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
+	}
+	d := &Dataset{
+		Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2],
+		Train: Split{Images: files[1], Labels: files[2]},
+		Test:  Split{Images: files[3], Labels: files[4]},
+	}
+	if err := d.check(); err != nil {
+		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
+	}
+	if d.Train.Len() != meta.TrainCount || d.Test.Len() != meta.TestCount {
+		return nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: fmt.Sprintf("counts %d/%d, files hold %d/%d",
+			meta.TrainCount, meta.TestCount, d.Train.Len(), d.Test.Len())}
+	}
+	return d, nil
+}
+
+// check reports the first inconsistency in d.
+func (d *Dataset) check() error {
+	if len(d.Classes) == 0 || len(d.Classes) > 256 {
+		return fmt.Errorf("dataset %q has %d classes, want 1..256", d.Name, len(d.Classes))
+	}
+	if d.C <= 0 || d.H <= 0 || d.W <= 0 {
+		return fmt.Errorf("dataset %q has image shape %dx%dx%d", d.Name, d.C, d.H, d.W)
+	}
+	for _, s := range []struct {
+		name string
+		sp   *Split
+	}{{"train", &d.Train}, {"test", &d.Test}} {
+		if want := s.sp.Len() * d.C * d.H * d.W; len(s.sp.Images) != want {
+			return fmt.Errorf("%s split: %d image bytes for %d labels, want %d", s.name, len(s.sp.Images), s.sp.Len(), want)
+		}
+		for i, l := range s.sp.Labels {
+			if int(l) >= len(d.Classes) {
+				return fmt.Errorf("%s split: label %d of example %d is out of range (%d classes)", s.name, l, i, len(d.Classes))
+			}
+		}
+	}
+	return nil
+}

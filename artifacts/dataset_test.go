@@ -1,0 +1,70 @@
+package artifacts
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func tinyDataset() *Dataset {
+	return &Dataset{
+		Name: "tiny", Classes: []string{"a", "b", "c"}, C: 3, H: 2, W: 2,
+		Train: Split{Images: bytes.Repeat([]byte{1, 2, 3}, 4*4), Labels: []byte{0, 1, 2, 2}},
+		Test:  Split{Images: bytes.Repeat([]byte{9}, 12), Labels: []byte{1}},
+	}
+}
+
+func TestDatasetRoundTrip(t *testing.T) {
+	s := testStore(t)
+	d := tinyDataset()
+	w, err := s.Create("dataset", d.Info("fetch", Key{1}, []string{"line"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Get("dataset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadDataset(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != d.Name || len(got.Classes) != 3 || got.C != 3 || got.H != 2 || got.W != 2 ||
+		!bytes.Equal(got.Train.Images, d.Train.Images) || !bytes.Equal(got.Train.Labels, d.Train.Labels) ||
+		!bytes.Equal(got.Test.Images, d.Test.Images) || !bytes.Equal(got.Test.Labels, d.Test.Labels) {
+		t.Errorf("LoadDataset = %+v, want %+v", got, d)
+	}
+	if a.Key != (Key{1}) || a.Stage != "fetch" || a.KeyLines[0] != "line" {
+		t.Errorf("manifest = %+v", a.Manifest)
+	}
+}
+
+func TestLoadDatasetRejects(t *testing.T) {
+	// A file set that is self-consistent per the manifest but not as a dataset:
+	// labels beyond the class list.
+	s := testStore(t)
+	w, _ := s.Create("dataset", Info{Kind: KindDataset, Schema: datasetSchema})
+	d := tinyDataset()
+	w.WriteFile(datasetMetaFile, []byte(`{"name":"tiny","classes":["a"],"shape":[3,2,2],"train_count":4,"test_count":1}`))
+	w.WriteFile(trainImagesFile, d.Train.Images)
+	w.WriteFile(trainLabelsFile, d.Train.Labels)
+	w.WriteFile(testImagesFile, d.Test.Images)
+	w.WriteFile(testLabelsFile, d.Test.Labels)
+	a, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDataset(a); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("LoadDataset with labels beyond 1 class = %v, want ErrCorrupt", err)
+	}
+	other := put(t, s, "other", map[string]string{"f": "x"})
+	if _, err := LoadDataset(other); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("LoadDataset of a toy artifact = %v, want ErrCorrupt", err)
+	}
+}
