@@ -1,0 +1,45 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+)
+
+// A Reporter receives what a run is doing. The runner and stages call it;
+// only the CLI prints. Implementations must be safe for concurrent use.
+type Reporter interface {
+	// Note reports something the runner did on its own, such as cleaning up
+	// after an interrupted run.
+	Note(msg string)
+	StageSkip(stage string, a *artifacts.Artifact, reason string)
+	StageStart(stage, reason string)
+	StageDone(stage string, a *artifacts.Artifact, elapsed time.Duration)
+	// Progress starts a measured task of total units (bytes when bytes is
+	// set); total -1 means unknown.
+	Progress(stage, task string, total int64, bytes bool) Progress
+	Warn(stage, msg string)
+}
+
+// A Progress is one measured task. Done must be called once, at the end.
+type Progress interface {
+	Add(n int64)
+	Done()
+}
+
+// Discard is a Reporter that reports nothing.
+var Discard Reporter = discard{}
+
+type discard struct{}
+
+func (discard) Note(string)                                          {}
+func (discard) StageSkip(string, *artifacts.Artifact, string)        {}
+func (discard) StageStart(string, string)                            {}
+func (discard) StageDone(string, *artifacts.Artifact, time.Duration) {}
+func (discard) Progress(string, string, int64, bool) Progress        { return discardProgress{} }
+func (discard) Warn(string, string)                                  {}
+
+type discardProgress struct{}
+
+func (discardProgress) Add(int64) {}
+func (discardProgress) Done()     {}

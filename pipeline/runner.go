@@ -1,0 +1,307 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/internal/filelock"
+)
+
+// A Stage is one step of the pipeline. Its output is an artifact stored
+// under the stage's name.
+type Stage interface {
+	Name() string
+	// Version is bumped whenever the stage would produce different output
+	// from the same inputs and configuration.
+	Version() int
+	// Inputs names the stages whose artifacts this one reads.
+	Inputs() []string
+	// WriteKey writes every configuration field the stage reads, one
+	// "name value" line each. Fields it does not read must stay out, so that
+	// changing them does not re-run it.
+	WriteKey(w io.Writer)
+	// Run does the work and returns the artifact to store. It must return
+	// promptly with ctx.Err() once ctx is cancelled.
+	Run(ctx context.Context, env *Env) (Output, error)
+}
+
+// An Output is what a stage produces: a typed artifact that can write itself.
+type Output interface {
+	Info() artifacts.Info // Kind and Schema; the runner fills in the rest
+	Write(w *artifacts.Writer) error
+}
+
+// Env is what a running stage gets from the runner.
+type Env struct {
+	Stage  string
+	Inputs map[string]*artifacts.Artifact // verified input artifacts by stage name
+	Report Reporter
+}
+
+// Progress starts a measured task for the running stage.
+func (e *Env) Progress(task string, total int64, bytes bool) Progress {
+	return e.Report.Progress(e.Stage, task, total, bytes)
+}
+
+// A Runner runs a fixed sequence of stages in one artifact store.
+type Runner struct {
+	Store  *artifacts.Store
+	Stages []Stage // in order; a stage's inputs come before it
+	Report Reporter
+	// KeyDebug, if set, receives every line hashed into every key
+	// (PIPELINE_DEBUG=keyhash in the CLI).
+	KeyDebug io.Writer
+}
+
+// State is what a stage's artifact is, compared with what it should be.
+type State string
+
+const (
+	Fresh   State = "fresh"   // exists and its key matches: would be skipped
+	Missing State = "missing" // never produced
+	Stale   State = "stale"   // exists but a setting, input or the code changed
+	Corrupt State = "corrupt" // exists but fails verification
+)
+
+// A Status describes one stage's artifact.
+type Status struct {
+	Stage    string
+	State    State
+	Reason   string              // in words, for people
+	Artifact *artifacts.Artifact // nil unless the artifact verified
+}
+
+// Options select what Run does.
+type Options struct {
+	Target string // a stage name, or "all"
+	// From forces this stage and every later one up to Target to run even
+	// if fresh. Without From, a named Target (not "all") is forced alone.
+	From string
+	// VerifyCache re-runs fresh stages and fails with ErrNondeterministic if
+	// any output differs from the stored one.
+	VerifyCache bool
+}
+
+func (r *Runner) index(name string) (int, error) {
+	for i, s := range r.Stages {
+		if s.Name() == name {
+			return i, nil
+		}
+	}
+	names := make([]string, len(r.Stages))
+	for i, s := range r.Stages {
+		names[i] = s.Name()
+	}
+	return 0, fmt.Errorf("unknown stage %q: want all or one of %s", name, strings.Join(names, ", "))
+}
+
+// key computes a stage's key from its current input artifacts.
+func (r *Runner) key(s Stage, inputs map[string]*artifacts.Artifact) (artifacts.Key, []string) {
+	h := NewKeyHash(s.Name(), s.Version())
+	for _, in := range s.Inputs() {
+		a := inputs[in]
+		if a == nil {
+			panic(fmt.Sprintf("pipeline: stage %s reads %s, which is not an earlier stage", s.Name(), in))
+		}
+		h.Input(in, a.ID)
+	}
+	s.WriteKey(h)
+	lines := h.Lines()
+	if r.KeyDebug != nil {
+		for _, l := range lines {
+			fmt.Fprintf(r.KeyDebug, "HASH[%s]: %q\n", s.Name(), l)
+		}
+	}
+	return h.Sum(), lines
+}
+
+// Status reports every stage's state without running or changing anything.
+// It does not need the workdir lock; a run in progress may make it outdated.
+func (r *Runner) Status() []Status {
+	out := make([]Status, len(r.Stages))
+	current := map[string]*artifacts.Artifact{} // verified and fresh, by stage
+	pending := map[string]bool{}                // would run
+	for i, s := range r.Stages {
+		st := Status{Stage: s.Name()}
+		a, err := r.Store.Get(s.Name())
+		st.State, st.Reason = r.judge(s, a, err, current, pending)
+		if err == nil {
+			st.Artifact = a
+		}
+		if st.State == Fresh {
+			current[s.Name()] = a
+		} else {
+			pending[s.Name()] = true
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// judge decides whether stage s's stored artifact (a, or the error getting
+// it) is fresh given the state of the stages before it.
+func (r *Runner) judge(s Stage, a *artifacts.Artifact, getErr error, current map[string]*artifacts.Artifact, pending map[string]bool) (State, string) {
+	var ce *artifacts.CorruptError
+	switch {
+	case errors.Is(getErr, artifacts.ErrNotFound):
+		return Missing, "never run"
+	case errors.As(getErr, &ce):
+		return Corrupt, fmt.Sprintf("%s: %s; will rebuild", ce.File, ce.Reason)
+	case getErr != nil:
+		return Corrupt, getErr.Error()
+	}
+	for _, in := range s.Inputs() {
+		if pending[in] {
+			return Stale, fmt.Sprintf("input %s will be rebuilt first", in)
+		}
+	}
+	key, lines := r.key(s, current)
+	if a.Key != key {
+		return Stale, explainKeyChange(a.KeyLines, lines)
+	}
+	return Fresh, fmt.Sprintf("up to date (%s %s, made %s)", a.Kind, a.ID.Short(), a.Created.Local().Format("2006-01-02 15:04"))
+}
+
+// Run brings opts.Target up to date: it runs every stage the target depends
+// on that is not fresh, and the stages opts forces. It holds the workdir lock
+// for the whole run and returns an error wrapping ErrLocked if another run
+// holds it. Cancelling ctx stops the running stage; no partial artifact is
+// left behind.
+func (r *Runner) Run(ctx context.Context, opts Options) error {
+	last := len(r.Stages) - 1
+	if opts.Target != "all" {
+		i, err := r.index(opts.Target)
+		if err != nil {
+			return err
+		}
+		last = i
+	}
+	forceFrom := last + 1
+	switch {
+	case opts.From != "":
+		i, err := r.index(opts.From)
+		if err != nil {
+			return err
+		}
+		if i > last {
+			return fmt.Errorf("--from %s comes after the target %s", opts.From, opts.Target)
+		}
+		forceFrom = i
+	case opts.Target != "all":
+		forceFrom = last
+	}
+
+	lock, err := filelock.TryLock(filepath.Join(r.Store.Dir(), ".lock"))
+	var held *filelock.HeldError
+	if errors.As(err, &held) {
+		return fmt.Errorf("%w: %s is being used by another pipeline run (pid %d); wait for it to finish or stop it", ErrLocked, r.Store.Dir(), held.PID)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if lock.Stale != 0 {
+		r.Report.Note(fmt.Sprintf("taking over the workdir from process %d, which stopped without finishing", lock.Stale))
+	}
+	did, err := r.Store.Recover()
+	for _, d := range did {
+		r.Report.Note(d)
+	}
+	if err != nil {
+		return err
+	}
+
+	needed := r.needed(last)
+	current := map[string]*artifacts.Artifact{}
+	pending := map[string]bool{}
+	for i, s := range r.Stages[:last+1] {
+		if !needed[s.Name()] {
+			continue
+		}
+		a, getErr := r.Store.Get(s.Name())
+		state, reason := r.judge(s, a, getErr, current, pending)
+		forced := i >= forceFrom || opts.VerifyCache
+		if state == Fresh && !forced {
+			r.Report.StageSkip(s.Name(), a, reason)
+			current[s.Name()] = a
+			continue
+		}
+		if state == Fresh {
+			reason = "forced"
+			if opts.VerifyCache {
+				reason = "re-run to verify the cache"
+			}
+		}
+		out, err := r.runStage(ctx, s, reason, current)
+		if err != nil {
+			return err
+		}
+		if opts.VerifyCache && state == Fresh && out.ID != a.ID {
+			return fmt.Errorf("%w: %s made %s, the cache holds %s for the same key", ErrNondeterministic, s.Name(), out.ID.Short(), a.ID.Short())
+		}
+		// Later stages see whether this output changed through their keys.
+		current[s.Name()] = out
+	}
+	return nil
+}
+
+// needed returns the stages that stage last depends on, itself included.
+func (r *Runner) needed(last int) map[string]bool {
+	need := map[string]bool{r.Stages[last].Name(): true}
+	for i := last; i >= 0; i-- {
+		if s := r.Stages[i]; need[s.Name()] {
+			for _, in := range s.Inputs() {
+				need[in] = true
+			}
+		}
+	}
+	return need
+}
+
+func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current map[string]*artifacts.Artifact) (*artifacts.Artifact, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	inputs := map[string]*artifacts.Artifact{}
+	for _, in := range s.Inputs() {
+		inputs[in] = current[in]
+	}
+	key, lines := r.key(s, inputs)
+	r.Report.StageStart(s.Name(), reason)
+	start := time.Now()
+	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), err)
+		}
+		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	info := out.Info()
+	info.Stage, info.Key, info.KeyLines = s.Name(), key, slices.Clone(lines)
+	w, err := r.Store.Create(s.Name(), info)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	if err := out.Write(w); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
+	}
+	// The last chance to stop without replacing the previous artifact.
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), err)
+	}
+	a, err := w.Commit()
+	if err != nil {
+		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
+	}
+	r.Report.StageDone(s.Name(), a, time.Since(start))
+	return a, nil
+}
