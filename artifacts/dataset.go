@@ -52,10 +52,13 @@ const (
 	testLabelsFile  = "test-labels.u8"
 )
 
-// Info returns the Info that a Dataset artifact's writer needs besides the
-// stage and key.
-func (d *Dataset) Info(stage string, key Key, keyLines []string) Info {
-	return Info{Kind: KindDataset, Schema: datasetSchema, Stage: stage, Key: key, KeyLines: keyLines}
+// Info returns the Dataset's kind and schema for a Writer.
+func (d *Dataset) Info() Info { return Info{Kind: KindDataset, Schema: datasetSchema} }
+
+// Summary describes d in one line.
+func (d *Dataset) Summary() string {
+	return fmt.Sprintf("%s: %d train, %d test images of %dx%dx%d, %d classes",
+		d.Name, d.Train.Len(), d.Test.Len(), d.C, d.H, d.W, len(d.Classes))
 }
 
 // PerClass counts the examples of each class in s.

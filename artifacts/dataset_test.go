@@ -17,7 +17,9 @@ func tinyDataset() *Dataset {
 func TestDatasetRoundTrip(t *testing.T) {
 	s := testStore(t)
 	d := tinyDataset()
-	w, err := s.Create("dataset", d.Info("fetch", Key{1}, []string{"line"}))
+	info := d.Info()
+	info.Stage, info.Key, info.KeyLines = "fetch", Key{1}, []string{"line"}
+	w, err := s.Create("dataset", info)
 	if err != nil {
 		t.Fatal(err)
 	}

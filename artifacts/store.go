@@ -195,6 +195,9 @@ func (s *Store) Create(name string, info Info) (*Writer, error) {
 		panic("artifacts: Create without a kind")
 	}
 	tmp, err := os.MkdirTemp(s.dir, tmpPrefix+name+"-")
+	if err == nil {
+		err = os.Chmod(tmp, 0o755) // MkdirTemp makes it private
+	}
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: create %s: %w", name, err)
 	}

@@ -121,6 +121,12 @@ func ReadArchive(r io.Reader, name string, f Format) (*Dataset, error) {
 		split   *Split
 		members []string
 	}{{&d.Train, f.Train}, {&d.Test, f.Test}} {
+		n := 0
+		for _, m := range sp.members {
+			n += len(members[m]) / f.RecordSize()
+		}
+		sp.split.Images = make([]byte, 0, n*ImageSize)
+		sp.split.Labels = make([]byte, 0, n)
 		for _, m := range sp.members {
 			if err := f.appendRecords(sp.split, members[m], func(record int, format string, args ...any) error {
 				return bad(m, record, format, args...)
@@ -138,10 +144,7 @@ func (f Format) appendRecords(s *Split, b []byte, bad func(record int, format st
 	if len(b) == 0 || len(b)%rs != 0 {
 		return bad(-1, "size %d is not a whole number of %d-byte records", len(b), rs)
 	}
-	n := len(b) / rs
-	s.Images = grow(s.Images, n*ImageSize)
-	s.Labels = grow(s.Labels, n)
-	for i := range n {
+	for i := range len(b) / rs {
 		rec := b[i*rs : (i+1)*rs]
 		label := rec[f.LabelBytes-1]
 		if int(label) >= f.Classes {
@@ -151,15 +154,6 @@ func (f Format) appendRecords(s *Split, b []byte, bad func(record int, format st
 		s.Images = append(s.Images, rec[f.LabelBytes:]...)
 	}
 	return nil
-}
-
-func grow(b []byte, n int) []byte {
-	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), len(b)+n)
-		copy(nb, b)
-		return nb
-	}
-	return b
 }
 
 // parseClassNames reads one name per line, skipping blank lines.
@@ -179,4 +173,49 @@ func readError(err error) string {
 		return "archive is truncated (the file ends early: an interrupted download or copy?)"
 	}
 	return "archive is damaged: " + err.Error()
+}
+
+// WriteArchive writes d as a .tar.gz archive in format f, the inverse of
+// ReadArchive: train examples are spread evenly over f's train members.
+// It serves tests and mirrors of datasets made here (such as Synthetic);
+// CIFAR-100's coarse labels, which d does not hold, are written as 0.
+func WriteArchive(w io.Writer, f Format, d *Dataset) error {
+	if len(d.Classes) != f.Classes {
+		return fmt.Errorf("cifar: dataset has %d classes, format %s has %d", len(d.Classes), f.Name, f.Classes)
+	}
+	zw := gzip.NewWriter(w)
+	tw := tar.NewWriter(zw)
+	dir := map[string]string{"cifar10": "cifar-10-batches-bin/", "cifar100": "cifar-100-binary/"}[f.Name]
+	put := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: dir + name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	if err := put(f.ClassFile, []byte(strings.Join(d.Classes, "\n")+"\n")); err != nil {
+		return err
+	}
+	for _, sp := range []struct {
+		s       *Split
+		members []string
+	}{{&d.Train, f.Train}, {&d.Test, f.Test}} {
+		n, k := sp.s.Len(), len(sp.members)
+		for m, name := range sp.members {
+			lo, hi := n*m/k, n*(m+1)/k
+			b := make([]byte, 0, (hi-lo)*f.RecordSize())
+			for i := lo; i < hi; i++ {
+				b = append(b, make([]byte, f.LabelBytes-1)...)
+				b = append(b, sp.s.Labels[i])
+				b = append(b, sp.s.Images[i*ImageSize:(i+1)*ImageSize]...)
+			}
+			if err := put(name, b); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
 }

@@ -158,3 +158,27 @@ func flipByte(b []byte, i int) []byte {
 	c[i] ^= 0xff
 	return c
 }
+
+func TestWriteArchiveRoundTrip(t *testing.T) {
+	for _, f := range []Format{CIFAR10Format, CIFAR100Format} {
+		d := Synthetic(5, 23, 7)
+		for i := range d.Train.Labels {
+			d.Train.Labels[i] = byte(i * 7 % f.Classes)
+		}
+		d.Name = f.Name
+		d.Classes = strings.Split(strings.TrimSpace(string(classNames(f.Classes))), "\n")
+		var buf bytes.Buffer
+		if err := WriteArchive(&buf, f, d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadArchive(&buf, "round trip", f)
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		if !bytes.Equal(got.Train.Images, d.Train.Images) || !bytes.Equal(got.Train.Labels, d.Train.Labels) ||
+			!bytes.Equal(got.Test.Images, d.Test.Images) || !bytes.Equal(got.Test.Labels, d.Test.Labels) ||
+			strings.Join(got.Classes, ",") != strings.Join(d.Classes, ",") {
+			t.Errorf("%s: read back differs from what was written", f.Name)
+		}
+	}
+}

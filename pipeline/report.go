@@ -14,7 +14,7 @@ type Reporter interface {
 	Note(msg string)
 	StageSkip(stage string, a *artifacts.Artifact, reason string)
 	StageStart(stage, reason string)
-	StageDone(stage string, a *artifacts.Artifact, elapsed time.Duration)
+	StageDone(stage string, a *artifacts.Artifact, summary string, elapsed time.Duration)
 	// Progress starts a measured task of total units (bytes when bytes is
 	// set); total -1 means unknown.
 	Progress(stage, task string, total int64, bytes bool) Progress
@@ -32,12 +32,12 @@ var Discard Reporter = discard{}
 
 type discard struct{}
 
-func (discard) Note(string)                                          {}
-func (discard) StageSkip(string, *artifacts.Artifact, string)        {}
-func (discard) StageStart(string, string)                            {}
-func (discard) StageDone(string, *artifacts.Artifact, time.Duration) {}
-func (discard) Progress(string, string, int64, bool) Progress        { return discardProgress{} }
-func (discard) Warn(string, string)                                  {}
+func (discard) Note(string)                                                  {}
+func (discard) StageSkip(string, *artifacts.Artifact, string)                {}
+func (discard) StageStart(string, string)                                    {}
+func (discard) StageDone(string, *artifacts.Artifact, string, time.Duration) {}
+func (discard) Progress(string, string, int64, bool) Progress                { return discardProgress{} }
+func (discard) Warn(string, string)                                          {}
 
 type discardProgress struct{}
 

@@ -36,6 +36,7 @@ type Stage interface {
 type Output interface {
 	Info() artifacts.Info // Kind and Schema; the runner fills in the rest
 	Write(w *artifacts.Writer) error
+	Summary() string // one line for people
 }
 
 // Env is what a running stage gets from the runner.
@@ -82,7 +83,7 @@ type Status struct {
 type Options struct {
 	Target string // a stage name, or "all"
 	// From forces this stage and every later one up to Target to run even
-	// if fresh. Without From, a named Target (not "all") is forced alone.
+	// if fresh. Without From, fresh stages are skipped.
 	From string
 	// VerifyCache re-runs fresh stages and fails with ErrNondeterministic if
 	// any output differs from the stored one.
@@ -184,8 +185,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 		last = i
 	}
 	forceFrom := last + 1
-	switch {
-	case opts.From != "":
+	if opts.From != "" {
 		i, err := r.index(opts.From)
 		if err != nil {
 			return err
@@ -194,8 +194,6 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("--from %s comes after the target %s", opts.From, opts.Target)
 		}
 		forceFrom = i
-	case opts.Target != "all":
-		forceFrom = last
 	}
 
 	lock, err := filelock.TryLock(filepath.Join(r.Store.Dir(), ".lock"))
@@ -278,8 +276,10 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current m
 	start := time.Now()
 	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report})
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-			return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), err)
+		// A stage's error after cancellation is a consequence of it,
+		// however the stage worded it.
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), ctxErr)
 		}
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
@@ -302,6 +302,6 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current m
 	if err != nil {
 		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
 	}
-	r.Report.StageDone(s.Name(), a, time.Since(start))
+	r.Report.StageDone(s.Name(), a, out.Summary(), time.Since(start))
 	return a, nil
 }

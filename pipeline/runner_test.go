@@ -72,6 +72,7 @@ func (s *toy) Run(ctx context.Context, env *Env) (Output, error) {
 type toyOutput string
 
 func (o toyOutput) Info() artifacts.Info { return artifacts.Info{Kind: "toy", Schema: 1} }
+func (o toyOutput) Summary() string      { return string(o) }
 func (o toyOutput) Write(w *artifacts.Writer) error {
 	return w.WriteFile("out", []byte(o))
 }
@@ -87,7 +88,7 @@ func (e *events) StageSkip(s string, _ *artifacts.Artifact, _ string) {
 	e.log = append(e.log, "skip "+s)
 }
 func (e *events) StageStart(s, _ string) { e.log = append(e.log, "start "+s) }
-func (e *events) StageDone(s string, _ *artifacts.Artifact, _ time.Duration) {
+func (e *events) StageDone(s string, _ *artifacts.Artifact, _ string, _ time.Duration) {
 	e.log = append(e.log, "done "+s)
 }
 
@@ -183,13 +184,15 @@ func TestFrom(t *testing.T) {
 	}
 }
 
-func TestRunStageForcesItAndStalesDownstream(t *testing.T) {
+func TestForcedStageStalesDownstream(t *testing.T) {
 	f := newFixture(t, t.TempDir())
 	f.b.vary = true
 	f.run(t, Options{Target: "all"})
 	f.ev.take()
 	f.run(t, Options{Target: "b"})
-	expect(t, "run b", f.ev.take(), "skip a, start b, done b")
+	expect(t, "run b when fresh", f.ev.take(), "skip a, skip b")
+	f.run(t, Options{Target: "b", From: "b"})
+	expect(t, "run b --from b", f.ev.take(), "skip a, start b, done b")
 	st := f.r.Status()
 	expect(t, "status", f.states(), "a=fresh b=fresh c=stale")
 	if !strings.HasPrefix(st[2].Reason, "input b changed: ") {
@@ -198,8 +201,8 @@ func TestRunStageForcesItAndStalesDownstream(t *testing.T) {
 	// A forced stage that reproduces its output exactly leaves later stages fresh.
 	f.run(t, Options{Target: "all"})
 	f.ev.take()
-	f.run(t, Options{Target: "a"})
-	expect(t, "run a", f.ev.take(), "start a, done a")
+	f.run(t, Options{Target: "a", From: "a"})
+	expect(t, "run a --from a", f.ev.take(), "start a, done a")
 	expect(t, "status after identical rerun", f.states(), "a=fresh b=fresh c=fresh")
 }
 
@@ -355,6 +358,7 @@ func (holdingStage) Run(context.Context, *Env) (Output, error) { return blocking
 type blockingOutput struct{}
 
 func (blockingOutput) Info() artifacts.Info { return artifacts.Info{Kind: "toy", Schema: 1} }
+func (blockingOutput) Summary() string      { return "" }
 func (blockingOutput) Write(w *artifacts.Writer) error {
 	w.WriteFile("out", []byte("half"))
 	fmt.Println("writing")

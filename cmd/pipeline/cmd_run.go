@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// RunOptions are the run command's own flags.
+type RunOptions struct {
+	From        string
+	Force       bool
+	VerifyCache bool
+}
+
+func (o *RunOptions) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.From, "from", "", "redo this stage and every later one up to the target, even if fresh")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "redo the named stage even if fresh (with all: redo every stage)")
+	cmd.Flags().BoolVar(&o.VerifyCache, "verify-cache", false, "re-run fresh stages and fail if any output differs from the stored one")
+}
+
+var stageNames = []string{"fetch", "train", "condense", "verify", "export"}
+
+func newRunCommand(g *Globals) *cobra.Command {
+	var opts RunOptions
+	cmd := &cobra.Command{
+		Use:   "run all|" + strings.Join(stageNames, "|"),
+		Short: "Run the pipeline, or one stage of it",
+		Long: `run brings a stage's artifact up to date, first bringing up to date the
+stages it reads from. A stage whose artifact is fresh (same inputs, same
+settings, same code) is skipped and says so. "all" means every stage.
+
+--force redoes the named stage even if fresh; --from STAGE redoes STAGE and
+every stage after it up to the target. Stages after the target are left
+alone: if the redone stage's output changed, pipeline status shows them
+stale and the next run redoes them.`,
+		Example: `  pipeline run all --preset quick
+  pipeline run fetch --dataset synthetic
+  pipeline run train --force
+  pipeline run all --from condense`,
+		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
+		ValidArgs: append([]string{"all"}, stageNames...),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd.Context(), opts, g, args[0])
+		},
+	}
+	opts.AddFlags(cmd)
+	return cmd
+}
+
+func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) error {
+	if opts.From != "" && !slices.Contains(stageNames, opts.From) {
+		return usageError{fmt.Errorf("--from %q: want one of %s", opts.From, strings.Join(stageNames, ", "))}
+	}
+	if opts.Force {
+		if opts.From != "" {
+			return usageError{fmt.Errorf("--force and --from: give one")}
+		}
+		opts.From = target
+		if target == "all" {
+			opts.From = stageNames[0]
+		}
+	}
+	cfg, err := g.config()
+	if err != nil {
+		return err
+	}
+	rep := g.reporter()
+	r, err := g.runner(cfg, rep)
+	if err != nil {
+		return err
+	}
+	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache})
+	if err != nil {
+		return err
+	}
+	rep.finish()
+	return nil
+}

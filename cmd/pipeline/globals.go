@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/stages"
+)
+
+// errUsage marks errors in how the command was called (exit status 2).
+var errUsage = errors.New("usage")
+
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{e.err, errUsage} }
+
+// Globals are the flags every command shares, and the terminal.
+type Globals struct {
+	Workdir    string
+	ConfigFile string
+	Preset     string
+	Seed       uint64
+	Quiet      bool
+	JSON       bool
+	NoVerify   bool
+	// Data flags override the config's data section.
+	Dataset, DataURL, DataSHA256, DataMD5, CacheDir string
+
+	stdout, stderr io.Writer
+	// interactive is set when stderr is a terminal: live progress bars.
+	interactive bool
+	flags       interface{ Changed(string) bool }
+}
+
+func newGlobals(stdout, stderr io.Writer) *Globals {
+	g := &Globals{stdout: stdout, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		g.interactive = term.IsTerminal(int(f.Fd()))
+	}
+	return g
+}
+
+func (g *Globals) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.Workdir, "workdir", "work", "folder for artifacts and run state")
+	f.StringVar(&g.ConfigFile, "config", "", "JSON config file applied on top of the preset")
+	f.StringVar(&g.Preset, "preset", stages.DefaultPreset, fmt.Sprintf("starting configuration %v", stages.Presets()))
+	f.Uint64Var(&g.Seed, "seed", 0, "random seed (data order, initialisation, synthetic data)")
+	f.BoolVarP(&g.Quiet, "quiet", "q", false, "print only warnings and errors")
+	f.BoolVar(&g.JSON, "json", false, "machine-readable output: one JSON object per line")
+	f.BoolVar(&g.NoVerify, "no-verify", false, "trust artifact files' sizes without re-hashing them")
+	f.StringVar(&g.Dataset, "dataset", "", "dataset: cifar10, cifar100 or synthetic (default from the preset)")
+	f.StringVar(&g.DataURL, "data-url", "", "download the archive from this http(s) or file:// URL or path instead")
+	f.StringVar(&g.DataSHA256, "data-sha256", "", "expected sha256 of the archive at --data-url")
+	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
+	f.StringVar(&g.CacheDir, "cache-dir", "", "download cache shared by all workdirs (default: the user cache folder)")
+	g.flags = f
+}
+
+// config builds the run's configuration: preset, then config file, then the
+// flags the user set, then checks it.
+func (g *Globals) config() (stages.Config, error) {
+	cfg, err := stages.Preset(g.Preset)
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	if g.ConfigFile != "" {
+		if err := cfg.ReadConfigFile(g.ConfigFile); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	set := func(flag string, dst *string, v string) {
+		if g.flags.Changed(flag) {
+			*dst = v
+		}
+	}
+	set("dataset", &cfg.Data.Dataset, g.Dataset)
+	set("data-url", &cfg.Data.URL, g.DataURL)
+	set("data-sha256", &cfg.Data.SHA256, g.DataSHA256)
+	set("data-md5", &cfg.Data.MD5, g.DataMD5)
+	set("cache-dir", &cfg.Data.CacheDir, g.CacheDir)
+	if g.flags.Changed("seed") {
+		cfg.Seed = g.Seed
+	}
+	if err := cfg.Check(); err != nil {
+		return cfg, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	return cfg, nil
+}
+
+// runner opens the workdir's store and wires the stages to rep.
+func (g *Globals) runner(cfg stages.Config, rep pipeline.Reporter) (*pipeline.Runner, error) {
+	store, err := artifacts.Open(g.Workdir)
+	if err != nil {
+		return nil, err
+	}
+	store.NoVerify = g.NoVerify
+	r := &pipeline.Runner{Store: store, Stages: stages.All(cfg), Report: rep}
+	if os.Getenv("PIPELINE_DEBUG") == "keyhash" {
+		r.KeyDebug = g.stderr
+	}
+	return r, nil
+}
+
+// workdirPath shows an artifact's folder relative to the current one when
+// that is shorter.
+func workdirPath(p string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && len(rel) < len(p) {
+			return rel
+		}
+	}
+	return p
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// A reporter is a pipeline.Reporter that can also say how the run ended.
+type reporter interface {
+	pipeline.Reporter
+	// finish reports a successful run's end.
+	finish()
+}
+
+func (g *Globals) reporter() reporter {
+	if g.JSON {
+		return &jsonReporter{enc: json.NewEncoder(g.stdout), now: time.Now}
+	}
+	return &textReporter{out: g.stdout, err: g.stderr, quiet: g.Quiet, live: g.interactive && !g.Quiet}
+}
+
+// reportError prints the error that ends the command.
+func (g *Globals) reportError(err error, hint string, code int) {
+	if g.JSON {
+		msg := map[string]any{"message_type": "exit_error", "code": code, "message": err.Error()}
+		if hint != "" {
+			msg["hint"] = hint
+		}
+		json.NewEncoder(g.stdout).Encode(msg)
+		return
+	}
+	fmt.Fprintf(g.stderr, "pipeline: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(g.stderr, "hint: %s\n", hint)
+	}
+}
+
+// textReporter writes results to out and progress, notes and warnings to
+// err. Progress bars are drawn only when err is a terminal; otherwise each
+// measured task gets one line when it ends. Safe for concurrent use.
+type textReporter struct {
+	mu      sync.Mutex
+	out     io.Writer
+	err     io.Writer
+	quiet   bool
+	live    bool
+	ran     int
+	skipped int
+}
+
+var _ reporter = (*textReporter)(nil)
+
+func (t *textReporter) printf(w io.Writer, format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(w, format, args...)
+}
+
+func (t *textReporter) Note(msg string) {
+	if !t.quiet {
+		t.printf(t.err, "note: %s\n", msg)
+	}
+}
+
+func (t *textReporter) Warn(stage, msg string) { t.printf(t.err, "%s: warning: %s\n", stage, msg) }
+
+func (t *textReporter) StageSkip(stage string, a *artifacts.Artifact, reason string) {
+	t.mu.Lock()
+	t.skipped++
+	t.mu.Unlock()
+	if !t.quiet {
+		t.printf(t.out, "%-8s skipped: %s\n", stage, reason)
+	}
+}
+
+func (t *textReporter) StageStart(stage, reason string) {
+	t.mu.Lock()
+	t.ran++
+	t.mu.Unlock()
+	if !t.quiet {
+		t.printf(t.out, "%-8s running: %s\n", stage, reason)
+	}
+}
+
+func (t *textReporter) StageDone(stage string, a *artifacts.Artifact, summary string, elapsed time.Duration) {
+	if !t.quiet {
+		t.printf(t.out, "%-8s done in %s: %s\n%-8s -> %s (%s %s)\n", stage, elapsed.Round(time.Millisecond), summary,
+			"", workdirPath(a.Dir), a.Kind, a.ID.Short())
+	}
+}
+
+func (t *textReporter) finish() {
+	if t.ran == 0 && !t.quiet {
+		t.printf(t.out, "nothing to do: every stage asked for is up to date\n")
+	}
+}
+
+func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+	if t.quiet {
+		return pipeline.Discard.Progress(stage, task, total, bytes)
+	}
+	p := &textProgress{t: t, label: stage + ": " + task, bytes: bytes, start: time.Now()}
+	if t.live {
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(t.err),
+			progressbar.OptionSetDescription(p.label),
+			progressbar.OptionShowBytes(bytes),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.err) }),
+		)
+	}
+	return p
+}
+
+type textProgress struct {
+	t     *textReporter
+	label string
+	bytes bool
+	bar   *progressbar.ProgressBar
+	start time.Time
+	n     int64
+}
+
+func (p *textProgress) Add(n int64) {
+	p.n += n
+	if p.bar != nil {
+		p.bar.Add64(n)
+	}
+}
+
+func (p *textProgress) Done() {
+	if p.bar != nil {
+		p.bar.Finish()
+		return
+	}
+	el := time.Since(p.start)
+	rate := float64(p.n) / max(el.Seconds(), 1e-9)
+	if p.bytes {
+		p.t.printf(p.t.err, "%s: %.1f MB in %s (%.1f MB/s)\n", p.label, float64(p.n)/1e6, el.Round(time.Millisecond), rate/1e6)
+	} else {
+		p.t.printf(p.t.err, "%s: %d in %s (%.1f/s)\n", p.label, p.n, el.Round(time.Millisecond), rate)
+	}
+}
+
+// jsonReporter writes one JSON object per line, each with a message_type.
+// Progress is sampled at most once a second per task. Safe for concurrent use.
+type jsonReporter struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	now func() time.Time
+	ran int
+}
+
+var _ reporter = (*jsonReporter)(nil)
+
+func (j *jsonReporter) emit(msg map[string]any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.enc.Encode(msg)
+}
+
+func (j *jsonReporter) Note(msg string) { j.emit(map[string]any{"message_type": "note", "message": msg}) }
+func (j *jsonReporter) Warn(stage, msg string) {
+	j.emit(map[string]any{"message_type": "warning", "stage": stage, "message": msg})
+}
+
+func (j *jsonReporter) StageSkip(stage string, a *artifacts.Artifact, reason string) {
+	j.emit(map[string]any{"message_type": "stage_skip", "stage": stage, "reason": reason, "artifact": a.ID, "kind": a.Kind, "path": a.Dir})
+}
+
+func (j *jsonReporter) StageStart(stage, reason string) {
+	j.mu.Lock()
+	j.ran++
+	j.mu.Unlock()
+	j.emit(map[string]any{"message_type": "stage_start", "stage": stage, "reason": reason})
+}
+
+func (j *jsonReporter) StageDone(stage string, a *artifacts.Artifact, summary string, elapsed time.Duration) {
+	j.emit(map[string]any{"message_type": "stage_done", "stage": stage, "summary": summary, "seconds": elapsed.Seconds(),
+		"artifact": a.ID, "kind": a.Kind, "path": a.Dir})
+}
+
+func (j *jsonReporter) finish() {
+	j.emit(map[string]any{"message_type": "summary", "stages_run": j.ran})
+}
+
+func (j *jsonReporter) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+	unit := "items"
+	if bytes {
+		unit = "bytes"
+	}
+	return &jsonProgress{j: j, stage: stage, task: task, total: total, unit: unit, start: j.now()}
+}
+
+type jsonProgress struct {
+	j           *jsonReporter
+	stage, task string
+	unit        string
+	total, n    int64
+	start, last time.Time
+}
+
+func (p *jsonProgress) Add(n int64) {
+	p.n += n
+	if now := p.j.now(); now.Sub(p.last) >= time.Second {
+		p.last = now
+		p.emit("progress")
+	}
+}
+
+func (p *jsonProgress) Done() { p.emit("progress_done") }
+
+func (p *jsonProgress) emit(kind string) {
+	el := p.j.now().Sub(p.start).Seconds()
+	p.j.emit(map[string]any{"message_type": kind, "stage": p.stage, "task": p.task, "done": p.n, "total": p.total,
+		"unit": p.unit, "seconds": el, "rate": float64(p.n) / max(el, 1e-9)})
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCommand(g *Globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pipeline",
+		Short: "Train, condense, verify and export CondenseNet on CIFAR",
+		Long: `pipeline trains CondenseNet with learned group convolutions on CIFAR-10 or
+CIFAR-100, condenses it into a network of standard group convolutions,
+verifies both networks' accuracy and exports the condensed one as ONNX.
+
+Stages pass typed artifacts through the workdir (one folder each). A stage
+whose inputs and settings have not changed is skipped; an interrupted run
+continues where it stopped when started again.`,
+		Example: `  pipeline run all --preset quick        # the whole pipeline, small and fast
+  pipeline status                        # what exists, what is stale, and why
+  pipeline run fetch --data-url ./cifar-10-binary.tar.gz --data-sha256 HEX
+  pipeline run all --from train          # keep the data, redo the rest`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitHelp)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	g.addFlags(root)
+	root.AddCommand(newRunCommand(g), newStatusCommand(g))
+	return root
+}

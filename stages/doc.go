@@ -1,0 +1,21 @@
+// Package stages holds the pipeline's five stages (fetch, train, condense,
+// verify, export) and the configuration they read. Each stage is a function
+// of its config section and typed input artifacts, wrapped as a
+// pipeline.Stage; this is the only package that converts between cifar,
+// model and onnxio types and artifact types.
+package stages
+
+import (
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// All returns the pipeline's stages in order, configured by cfg.
+func All(cfg Config) []pipeline.Stage {
+	return []pipeline.Stage{
+		&Fetch{Data: cfg.Data, Seed: cfg.Seed},
+		pending{"train", []string{"fetch"}, 4},
+		pending{"condense", []string{"train"}, 5},
+		pending{"verify", []string{"fetch", "train", "condense"}, 5},
+		pending{"export", []string{"condense", "verify"}, 6},
+	}
+}

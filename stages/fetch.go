@@ -1,0 +1,177 @@
+package stages
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// ErrNotImplemented is returned by stages that do not exist yet.
+var ErrNotImplemented = errors.New("not implemented yet")
+
+// Fetch gets the dataset: downloads and parses a CIFAR archive, or generates
+// the synthetic dataset. Its output is an artifacts.Dataset.
+type Fetch struct {
+	Data DataConfig
+	Seed uint64
+	// Downloader settings a test may shorten; zero values mean defaults.
+	StallTimeout time.Duration
+	Backoff      func(n int) time.Duration
+}
+
+const fetchVersion = 1
+
+func (f *Fetch) Name() string     { return "fetch" }
+func (f *Fetch) Version() int     { return fetchVersion }
+func (f *Fetch) Inputs() []string { return nil }
+
+// WriteKey names what decides the dataset's bytes: for a download, the
+// checksum (the URL is only where to find them, so a mirror with the same
+// checksum is the same dataset); for synthetic data, the seed and sizes.
+func (f *Fetch) WriteKey(w io.Writer) {
+	d := f.Data
+	fmt.Fprintf(w, "data.dataset %s\n", d.Dataset)
+	if d.Dataset == "synthetic" {
+		fmt.Fprintf(w, "seed %d\ndata.synthetic_train %d\ndata.synthetic_test %d\n", f.Seed, d.SyntheticTrain, d.SyntheticTest)
+		return
+	}
+	src := f.source()
+	fmt.Fprintf(w, "data.sha256 %s\ndata.md5 %s\n", src.SHA256, src.MD5)
+}
+
+// source is the archive to fetch: the official one unless a URL is given.
+func (f *Fetch) source() cifar.Source {
+	d := f.Data
+	src := cifar.CIFAR10
+	if d.Dataset == "cifar100" {
+		src = cifar.CIFAR100
+	}
+	if d.URL != "" || d.SHA256 != "" || d.MD5 != "" {
+		src = cifar.Source{URL: d.URL, SHA256: d.SHA256, MD5: d.MD5}
+		if src.URL == "" {
+			src.URL = cifar.CIFAR10.URL
+			if d.Dataset == "cifar100" {
+				src.URL = cifar.CIFAR100.URL
+			}
+		}
+	}
+	return src
+}
+
+func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	var d *cifar.Dataset
+	if f.Data.Dataset == "synthetic" {
+		d = cifar.Synthetic(f.Seed, f.Data.SyntheticTrain, f.Data.SyntheticTest)
+	} else {
+		var err error
+		if d, err = f.download(ctx, env); err != nil {
+			return nil, err
+		}
+	}
+	return &artifacts.Dataset{
+		Name: d.Name, Classes: d.Classes, C: cifar.C, H: cifar.H, W: cifar.W,
+		Train: artifacts.Split{Images: d.Train.Images, Labels: d.Train.Labels},
+		Test:  artifacts.Split{Images: d.Test.Images, Labels: d.Test.Labels},
+	}, nil
+}
+
+func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset, error) {
+	src := f.source()
+	if src.SHA256 == "" && src.MD5 == "" {
+		return nil, f.missingChecksum(src)
+	}
+	cache := f.Data.CacheDir
+	if cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no download cache folder (%v): set data.cache_dir", err)
+		}
+		cache = filepath.Join(dir, "condensenet", "downloads")
+	}
+	name := path.Base(src.URL)
+	dl := &cifar.Downloader{
+		CacheDir:     cache,
+		StallTimeout: f.StallTimeout,
+		Backoff:      f.Backoff,
+		Meter: func(total, done int64) cifar.Meter {
+			p := env.Progress("download "+name, total, true)
+			p.Add(done)
+			return p
+		},
+		Log: func(msg string) { env.Report.Warn(env.Stage, msg) },
+	}
+	p, err := dl.Get(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	format := cifar.CIFAR10Format
+	if f.Data.Dataset == "cifar100" {
+		format = cifar.CIFAR100Format
+	}
+	fh, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	prog := env.Progress("read "+filepath.Base(p), st.Size(), true)
+	defer prog.Done()
+	return cifar.ReadArchive(&progressReader{r: fh, p: prog, ctx: ctx}, p, format)
+}
+
+// missingChecksum refuses unverified data, and for a local file says what
+// its checksum is, so the user can confirm it and pass it.
+func (f *Fetch) missingChecksum(src cifar.Source) error {
+	err := fmt.Errorf("data.url %s has no checksum: set data.sha256 or data.md5 (data is never used unverified)", src.URL)
+	if !src.IsLocal() {
+		return err
+	}
+	sum, herr := fileSHA256(src.LocalPath())
+	if herr != nil {
+		return fmt.Errorf("%w; reading it: %v", err, herr)
+	}
+	return fmt.Errorf("%w; that file's sha256 is %s", err, sum)
+}
+
+// progressReader reports bytes read and stops reading once ctx is done.
+type progressReader struct {
+	r   io.Reader
+	p   pipeline.Progress
+	ctx context.Context
+}
+
+func (pr *progressReader) Read(b []byte) (int, error) {
+	if err := pr.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := pr.r.Read(b)
+	pr.p.Add(int64(n))
+	return n, err
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
