@@ -151,11 +151,16 @@ func (d *Downloader) download(ctx context.Context, src Source, final string) err
 			return fmt.Errorf("download %s: %w", src.URL, err)
 		}
 		var perm *permanentError
-		if errors.As(err, &perm) || ctx.Err() != nil || n >= attempts {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		var unreachable *unreachableError
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &perm):
 			return err
+		case n >= attempts && errors.As(err, &unreachable):
+			return fmt.Errorf("%w: %s: %v (tried %d times)", ErrUnreachable, src.URL, unreachable.err, n)
+		case n >= attempts:
+			return fmt.Errorf("download %s: %w (tried %d times)", src.URL, err, n)
 		}
 		wait := d.backoff(n)
 		d.log(fmt.Sprintf("download of %s: %v; retry %d of %d in %v", src.URL, err, n, attempts-1, wait))
@@ -172,6 +177,12 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// An unreachableError is a failure to connect: worth retrying, but if it
+// persists, the network is probably down.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
 
 var errStalled = errors.New("stalled")
 
@@ -205,9 +216,17 @@ func (d *Downloader) attempt(ctx context.Context, rawURL, part string) (resumed 
 		if context.Cause(ctx) == errStalled {
 			return fmt.Errorf("no data from the server for %v", stall)
 		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the URL, which the caller adds
+		}
 		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) {
+		var opErr *net.OpError
+		switch {
+		case errors.As(err, &dnsErr):
 			return &permanentError{fmt.Errorf("%w: %s: %v", ErrUnreachable, rawURL, err)}
+		case errors.As(err, &opErr) && opErr.Op == "dial":
+			return &unreachableError{err}
 		}
 		return err
 	}

@@ -414,3 +414,18 @@ func TestDownloadPartLongerThanFile(t *testing.T) {
 		t.Errorf("Range headers = %q, want a resume attempt then a whole download", reqs)
 	}
 }
+
+func TestDownloadConnectionRefused(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/cifar-10-binary.tar.gz"
+	srv.Close() // nothing listens there now
+	d, logs := newDownloader(t)
+	d.Attempts = 3
+	_, err := d.Get(context.Background(), Source{URL: url, MD5: CIFAR10.MD5})
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "tried 3 times") {
+		t.Errorf("Get with nothing listening = %v, want ErrUnreachable after 3 tries", err)
+	}
+	if len(*logs) != 2 {
+		t.Errorf("logs = %q, want 2 retry notes", *logs)
+	}
+}

@@ -43,7 +43,7 @@ stale and the next run redoes them.`,
   pipeline run fetch --dataset synthetic
   pipeline run train --force
   pipeline run all --from condense`,
-		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
+		Args:      usageArgs(cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)),
 		ValidArgs: append([]string{"all"}, stageNames...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd.Context(), opts, g, args[0])
@@ -56,6 +56,9 @@ stale and the next run redoes them.`,
 func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) error {
 	if opts.From != "" && !slices.Contains(stageNames, opts.From) {
 		return usageError{fmt.Errorf("--from %q: want one of %s", opts.From, strings.Join(stageNames, ", "))}
+	}
+	if opts.From != "" && target != "all" && slices.Index(stageNames, opts.From) > slices.Index(stageNames, target) {
+		return usageError{fmt.Errorf("--from %s comes after the target %s", opts.From, target)}
 	}
 	if opts.Force {
 		if opts.From != "" {

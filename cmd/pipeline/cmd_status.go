@@ -23,7 +23,7 @@ pipeline.`,
 		Example: `  pipeline status
   pipeline status --dataset synthetic    # would switching datasets redo everything?
   pipeline status --json`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return runStatus(g) },
 	}
 }

@@ -171,7 +171,9 @@ func (j *jsonReporter) emit(msg map[string]any) {
 	j.enc.Encode(msg)
 }
 
-func (j *jsonReporter) Note(msg string) { j.emit(map[string]any{"message_type": "note", "message": msg}) }
+func (j *jsonReporter) Note(msg string) {
+	j.emit(map[string]any{"message_type": "note", "message": msg})
+}
 func (j *jsonReporter) Warn(stage, msg string) {
 	j.emit(map[string]any{"message_type": "warning", "stage": stage, "message": msg})
 }

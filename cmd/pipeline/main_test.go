@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test run this binary as the real command (see command).
+func TestMain(m *testing.M) {
+	if os.Getenv("PIPELINE_TEST_MAIN") == "1" {
+		os.Args = append([]string{"pipeline"}, strings.Fields(os.Getenv("PIPELINE_TEST_ARGS"))...)
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// execute runs the CLI in-process, as main does, and returns its output and
+// exit status.
+func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	g := newGlobals(&out, &errb)
+	cmd := newRootCommand(g)
+	cmd.SetArgs(args)
+	code = exitCode(g, cmd.ExecuteContext(context.Background()), nil)
+	return out.String(), errb.String(), code
+}
+
+// smallSynthetic is a config file for a fast synthetic dataset.
+func smallSynthetic(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "small.json")
+	os.WriteFile(p, []byte(`{"data": {"dataset": "synthetic", "synthetic_train": 100, "synthetic_test": 20}}`), 0o644)
+	return p
+}
+
+func TestRunFetchThenNothingToDo(t *testing.T) {
+	w := t.TempDir()
+	cfg := smallSynthetic(t)
+	out, errs, code := execute(t, "run", "fetch", "--workdir", w, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "fetch    done in") || !strings.Contains(out, "synthetic: 100 train, 20 test") {
+		t.Fatalf("first run: code %d\n%s%s", code, out, errs)
+	}
+	out, _, code = execute(t, "run", "fetch", "--workdir", w, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "fetch    skipped: up to date") || !strings.Contains(out, "nothing to do") {
+		t.Errorf("second run: code %d\n%s", code, out)
+	}
+	out, _, code = execute(t, "run", "fetch", "--workdir", w, "--config", cfg, "--force")
+	if code != 0 || !strings.Contains(out, "fetch    running: forced") {
+		t.Errorf("--force: code %d\n%s", code, out)
+	}
+	out, _, _ = execute(t, "status", "--workdir", w, "--config", cfg)
+	if !strings.Contains(out, "fetch     fresh") || !strings.Contains(out, "train     missing  -         never run") {
+		t.Errorf("status:\n%s", out)
+	}
+	out, _, _ = execute(t, "status", "--workdir", w, "--config", cfg, "--seed", "9")
+	if !strings.Contains(out, "fetch     stale") || !strings.Contains(out, "seed changed: 0 → 9") {
+		t.Errorf("status after changing the seed:\n%s", out)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	w := t.TempDir()
+	cfg := smallSynthetic(t)
+	execute(t, "run", "fetch", "--workdir", w, "--config", cfg)
+	out, _, code := execute(t, "status", "--workdir", w, "--config", cfg, "--json")
+	var st struct {
+		MessageType string `json:"message_type"`
+		Stages      []struct{ Stage, State, Artifact, Kind string }
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: %v, code %d\n%s", err, code, out)
+	}
+	if st.MessageType != "status" || len(st.Stages) != 5 || st.Stages[0].State != "fresh" || st.Stages[0].Kind != "dataset" ||
+		len(st.Stages[0].Artifact) != 64 || st.Stages[1].State != "missing" {
+		t.Errorf("status --json = %+v", st)
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	w := t.TempDir()
+	out, _, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "--json")
+	var types []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		types = append(types, m["message_type"].(string))
+	}
+	// train does not exist yet: the run must fail there, not pretend.
+	want := "stage_start stage_done stage_start exit_error"
+	if got := strings.Join(types, " "); got != want || code != exitError {
+		t.Errorf("message types %q, code %d; want %q, 1\n%s", got, code, want, out)
+	}
+	if !strings.Contains(out, "not implemented yet (issue #4)") {
+		t.Errorf("exit_error does not say train is not implemented:\n%s", out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"data": {"dataset": "svhn"}}`), 0o644)
+	typo := filepath.Join(t.TempDir(), "typo.json")
+	os.WriteFile(typo, []byte(`{"sed": 1}`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run"}, "accepts 1 arg"},
+		{[]string{"run", "fetchh"}, `invalid argument "fetchh"`},
+		{[]string{"run", "all", "--from", "nope"}, `--from "nope"`},
+		{[]string{"run", "fetch", "--from", "train"}, "--from train comes after the target fetch"},
+		{[]string{"run", "all", "--force", "--from", "train"}, "give one"},
+		{[]string{"run", "all", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"status", "--preset", "huge"}, `unknown preset "huge"`},
+		{[]string{"status", "--config", bad}, `data.dataset = "svhn": want one of cifar10, cifar100, synthetic`},
+		{[]string{"status", "--config", typo}, `unknown field "sed"`},
+		{[]string{"status", "--dataset", "synthetic", "--data-url", "x"}, "the synthetic dataset is generated"},
+		{[]string{"status", "--data-sha256", "123"}, `data.sha256 = "123": want 64 hex digits`},
+	} {
+		_, errs, code := execute(t, append(tc.args, "--workdir", t.TempDir())...)
+		if code != exitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: code %d, stderr %q; want %d and %q", tc.args, code, errs, exitUsage, tc.want)
+		}
+	}
+}
+
+// command starts this test binary as the pipeline command with args.
+func command(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PIPELINE_TEST_MAIN=1", "PIPELINE_TEST_ARGS="+strings.Join(args, " "))
+	return cmd
+}
+
+func TestInterruptDuringDownload(t *testing.T) {
+	for _, sig := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, exitInterrupted}, {syscall.SIGTERM, exitTerminated}} {
+		started := make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "1000000")
+			w.Write(make([]byte, 1000))
+			w.(http.Flusher).Flush()
+			started <- struct{}{}
+			<-r.Context().Done() // a slow server: the rest never comes
+		}))
+		w := t.TempDir()
+		cmd := command(t, "run", "fetch", "--workdir", w, "--cache-dir", t.TempDir(),
+			"--data-url", srv.URL+"/c.tar.gz", "--data-md5", strings.Repeat("0", 32))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-started:
+		case <-time.After(20 * time.Second):
+			t.Fatal("download never started")
+		}
+		cmd.Process.Signal(sig.sig)
+		cmd.Wait()
+		srv.Close()
+		if code := cmd.ProcessState.ExitCode(); code != sig.code || !strings.Contains(stderr.String(), "run the same command again") {
+			t.Errorf("%v: exit %d, stderr:\n%s\nwant exit %d and a hint to resume", sig.sig, code, stderr.String(), sig.code)
+		}
+		entries, _ := os.ReadDir(w)
+		for _, e := range entries {
+			if e.Name() != ".lock" {
+				t.Errorf("%v: workdir holds %s after the interruption", sig.sig, e.Name())
+			}
+		}
+	}
+}
