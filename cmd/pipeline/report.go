@@ -117,7 +117,7 @@ func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pip
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionShowElapsedTimeOnFinish(),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionFullWidth(),
+			progressbar.OptionSetWidth(30),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.err) }),
 		)
 	}
