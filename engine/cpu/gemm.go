@@ -1,0 +1,255 @@
+package cpu
+
+import (
+	"sync"
+)
+
+// Gemm computes C = op(A)·op(B) + beta·C for row-major matrices, where
+// op(A) is M×K (A is K×M when transA) and op(B) is K×N (B is N×K when
+// transB). beta is 0 (overwrite C) or 1 (accumulate into C); lda, ldb and
+// ldc are the row strides.
+//
+// It is a packed, blocked GEMM in the manner of Goto and BLIS: panels of B
+// and blocks of A are copied into contiguous, zero-padded strips, and a
+// 6×16 micro-kernel (AVX2 + FMA assembly where the CPU has it) does the
+// arithmetic. Work is split between up to `workers` goroutines over rows or
+// columns of C, never over K, so every element of C is summed in the same
+// order whatever the worker count: results are bit-for-bit reproducible.
+func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int, workers int) {
+	if M == 0 || N == 0 {
+		return
+	}
+	if beta != 0 && beta != 1 {
+		panic("gemm: beta must be 0 or 1")
+	}
+	if K == 0 {
+		if beta == 0 {
+			for i := range M {
+				clear(C[i*ldc : i*ldc+N])
+			}
+		}
+		return
+	}
+	g := gemmArgs{transA, transB, A, lda, B, ldb, beta, C, ldc}
+	// Split the larger side of C, in whole micro-tiles, when there is
+	// enough work to pay for a goroutine.
+	workers = max(1, min(workers, (M*N*K)/(1<<18)+1))
+	if workers == 1 {
+		g.run(0, M, 0, N, K, getScratch())
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		m0, m1, n0, n1 := 0, M, 0, N
+		if M >= N {
+			m0, m1 = split(M, mr, w, workers)
+		} else {
+			n0, n1 = split(N, nr, w, workers)
+		}
+		if m0 == m1 || n0 == n1 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := getScratch()
+			g.run(m0, m1, n0, n1, K, s)
+			putScratch(s)
+		}()
+	}
+	wg.Wait()
+}
+
+// split returns worker w's share of n, in multiples of unit.
+func split(n, unit, w, workers int) (lo, hi int) {
+	tiles := (n + unit - 1) / unit
+	lo = min(n, tiles*w/workers*unit)
+	hi = min(n, tiles*(w+1)/workers*unit)
+	return lo, hi
+}
+
+// Blocking sizes: a KC×NR strip of B (16 KB) stays in L1, an MC×KC block of
+// A (144 KB) in L2, a KC×NC panel of B (2 MB) in L3.
+const (
+	mr = 6
+	nr = 16
+	mc = 144
+	kc = 256
+	nc = 2048
+)
+
+type gemmArgs struct {
+	transA, transB bool
+	A              []float32
+	lda            int
+	B              []float32
+	ldb            int
+	beta           float32
+	C              []float32
+	ldc            int
+}
+
+// scratch holds one goroutine's packing buffers.
+type scratch struct {
+	a    [mc * kc]float32
+	b    [kc * nc]float32
+	tile [mr * nr]float32
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
+func putScratch(s *scratch) { scratchPool.Put(s) }
+
+// run computes the block C[m0:m1, n0:n1].
+func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
+	for jc := n0; jc < n1; jc += nc {
+		ncur := min(nc, n1-jc)
+		for pc := 0; pc < K; pc += kc {
+			kcur := min(kc, K-pc)
+			g.packB(s.b[:], pc, kcur, jc, ncur)
+			accumulate := g.beta != 0 || pc > 0
+			for ic := m0; ic < m1; ic += mc {
+				mcur := min(mc, m1-ic)
+				g.packA(s.a[:], ic, mcur, pc, kcur)
+				for jr := 0; jr < ncur; jr += nr {
+					n := min(nr, ncur-jr)
+					bp := s.b[jr*kcur:]
+					for ir := 0; ir < mcur; ir += mr {
+						m := min(mr, mcur-ir)
+						ap := s.a[ir*kcur:]
+						c := g.C[(ic+ir)*g.ldc+jc+jr:]
+						if m == mr && n == nr {
+							kernel(kcur, ap, bp, c, g.ldc, accumulate)
+							continue
+						}
+						// A partial tile goes through a full-size buffer.
+						kernel(kcur, ap, bp, s.tile[:], nr, false)
+						for i := range m {
+							row, t := c[i*g.ldc:i*g.ldc+n], s.tile[i*nr:i*nr+n]
+							if accumulate {
+								for j := range row {
+									row[j] += t[j]
+								}
+							} else {
+								copy(row, t)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies op(A)[i0:i0+m, p0:p0+k] into strips of mr rows: strip s
+// holds, for each p, the mr values op(A)[i0+s*mr+r, p0+p]. Rows past m are zero.
+func (g *gemmArgs) packA(dst []float32, i0, m, p0, k int) {
+	for s := 0; s < m; s += mr {
+		strip := dst[s*k : (s+mr)*k]
+		rows := min(mr, m-s)
+		if g.transA { // A is K×M: op(A)[i, p] = A[p, i], rows of A are contiguous here
+			for p := range k {
+				src := g.A[(p0+p)*g.lda+i0+s:]
+				out := strip[p*mr : p*mr+mr]
+				copy(out[:rows], src[:rows])
+				clear(out[rows:])
+			}
+			continue
+		}
+		for r := range mr {
+			if r >= rows {
+				for p := range k {
+					strip[p*mr+r] = 0
+				}
+				continue
+			}
+			i := i0 + s + r
+			src := g.A[i*g.lda+p0 : i*g.lda+p0+k]
+			for p, v := range src {
+				strip[p*mr+r] = v
+			}
+		}
+	}
+}
+
+// packB copies op(B)[p0:p0+k, j0:j0+n] into strips of nr columns: strip s
+// holds, for each p, the nr values op(B)[p0+p, j0+s*nr+c]. Columns past n are zero.
+func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
+	for s := 0; s < n; s += nr {
+		strip := dst[s*k : (s+nr)*k]
+		cols := min(nr, n-s)
+		if g.transB { // B is N×K: op(B)[p, j] = B[j, p]
+			for c := range nr {
+				if c >= cols {
+					for p := range k {
+						strip[p*nr+c] = 0
+					}
+					continue
+				}
+				src := g.B[(j0+s+c)*g.ldb+p0 : (j0+s+c)*g.ldb+p0+k]
+				for p, v := range src {
+					strip[p*nr+c] = v
+				}
+			}
+			continue
+		}
+		for p := range k {
+			row := g.B[(p0+p)*g.ldb+j0+s:]
+			out := strip[p*nr : p*nr+nr]
+			copy(out[:cols], row[:cols])
+			clear(out[cols:])
+		}
+	}
+}
+
+// kernelGo is the portable micro-kernel: C[0:mr, 0:nr] (+)= Ap·Bp over k.
+func kernelGo(k int, a, b, c []float32, ldc int, accumulate bool) {
+	var acc [mr][nr]float32
+	a, b = a[:k*mr], b[:k*nr]
+	for p := range k {
+		bp := (*[nr]float32)(b[p*nr:])
+		for i := range mr {
+			ai := a[p*mr+i]
+			row := &acc[i]
+			for j := range nr {
+				row[j] += ai * bp[j]
+			}
+		}
+	}
+	for i := range mr {
+		row := c[i*ldc : i*ldc+nr]
+		if accumulate {
+			for j := range row {
+				row[j] += acc[i][j]
+			}
+		} else {
+			copy(row, acc[i][:])
+		}
+	}
+}
+
+// GemmNaive is the definition Gemm is tested against: a plain triple loop.
+func GemmNaive(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
+	for i := range M {
+		for j := range N {
+			var s float32
+			for p := range K {
+				a := A[i*lda+p]
+				if transA {
+					a = A[p*lda+i]
+				}
+				b := B[p*ldb+j]
+				if transB {
+					b = B[j*ldb+p]
+				}
+				s += a * b
+			}
+			if beta == 0 {
+				C[i*ldc+j] = s
+			} else {
+				C[i*ldc+j] += s
+			}
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// closeTo reports the first element where got and want differ by more than
+// atol + rtol·|want|.
+func closeTo(got, want []float32, atol, rtol float64) (int, bool) {
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > atol+rtol*math.Abs(float64(want[i])) || math.IsNaN(float64(got[i])) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+func TestGemmAgainstNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	shapes := [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {5, 15, 300}, {33, 100, 70}, {150, 40, 260}, {32, 1100, 120}, {300, 20, 520}, {13, 2100, 9}}
+	for _, s := range shapes {
+		M, N, K := s[0], s[1], s[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for _, beta := range []float32{0, 1} {
+					name := fmt.Sprintf("M%d N%d K%d ta=%v tb=%v beta=%v", M, N, K, ta, tb, beta)
+					// Strides larger than the matrices, as in a dense block's buffer.
+					lda, ldb, ldc := K+3, N+5, N+2
+					if ta {
+						lda = M + 3
+					}
+					if tb {
+						ldb = K + 5
+					}
+					A := randSlice(rng, max(M, K)*lda)
+					B := randSlice(rng, max(N, K)*ldb)
+					C0 := randSlice(rng, M*ldc)
+					want := slices.Clone(C0)
+					GemmNaive(ta, tb, M, N, K, A, lda, B, ldb, beta, want, ldc)
+					var first []float32
+					for _, workers := range []int{1, 2, 3} {
+						got := slices.Clone(C0)
+						Gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, got, ldc, workers)
+						if i, ok := closeTo(got, want, 1e-4*math.Sqrt(float64(K)), 1e-5); !ok {
+							t.Fatalf("%s workers=%d: C[%d] = %v, want %v", name, workers, i, got[i], want[i])
+						}
+						if first == nil {
+							first = got
+						} else if !slices.Equal(first, got) {
+							t.Fatalf("%s: %d workers gave different bits than 1", name, workers)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestKernelAsmMatchesGo(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2+FMA on this CPU: only the Go kernel runs")
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, k := range []int{0, 1, 2, 7, 256} {
+		a, b := randSlice(rng, k*mr+1), randSlice(rng, k*nr+1)
+		for _, acc := range []bool{false, true} {
+			c0 := randSlice(rng, 5*nr+nr+40)
+			want, got := slices.Clone(c0), slices.Clone(c0)
+			kernelGo(k, a, b, want, nr+8, acc)
+			kernel(k, a, b, got, nr+8, acc)
+			if i, ok := closeTo(got, want, 1e-5*float64(k+1), 1e-5); !ok {
+				t.Errorf("k=%d accumulate=%v: c[%d] = %v, Go kernel %v", k, acc, i, got[i], want[i])
+			}
+			// Nothing outside the 6×16 tile is touched.
+			for i := range c0 {
+				if r, col := i/(nr+8), i%(nr+8); (r >= mr || col >= nr) && got[i] != c0[i] {
+					t.Fatalf("k=%d: wrote outside the tile at %d", k, i)
+				}
+			}
+		}
+	}
+}
+
+// The GEMMs of CondenseNet-86 training at batch 64 in channels-last layout:
+// P = 64·H·W pixel rows.
+var gemmShapes = []struct {
+	name    string
+	ta, tb  bool
+	M, N, K int
+}{
+	{"1x1fwd/block1", false, true, 65536, 32, 64},    // out = in·Wᵀ, c = 64
+	{"1x1dW/block1", true, false, 32, 64, 65536},     // dW = dOutᵀ·in
+	{"1x1dIn/block1", false, false, 65536, 64, 32},   // dIn = dOut·W
+	{"1x1fwd/block3", false, true, 4096, 128, 544},   // c = 544
+	{"3x3fwd/block2/group", false, true, 16384, 4, 144},
+	{"square512", false, false, 512, 512, 512},
+}
+
+func BenchmarkGemm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, s := range gemmShapes {
+		lda, ldb := s.K, s.N
+		if s.ta {
+			lda = s.M
+		}
+		if s.tb {
+			ldb = s.K
+		}
+		A := randSlice(rng, s.M*s.K)
+		B := randSlice(rng, s.K*s.N)
+		C := make([]float32, s.M*s.N)
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/m=%d,n=%d,k=%d/workers=%d", s.name, s.M, s.N, s.K, workers), func(b *testing.B) {
+				for b.Loop() {
+					Gemm(s.ta, s.tb, s.M, s.N, s.K, A, lda, B, ldb, 0, C, s.N, workers)
+				}
+				b.ReportMetric(2*float64(s.M)*float64(s.N)*float64(s.K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func BenchmarkGemmNaive(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n = 256
+	A, B, C := randSlice(rng, n*n), randSlice(rng, n*n), make([]float32, n*n)
+	for b.Loop() {
+		GemmNaive(false, false, n, n, n, A, n, B, n, 0, C, n)
+	}
+	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
