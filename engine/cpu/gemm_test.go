@@ -100,10 +100,10 @@ var gemmShapes = []struct {
 	ta, tb  bool
 	M, N, K int
 }{
-	{"1x1fwd/block1", false, true, 65536, 32, 64},    // out = in·Wᵀ, c = 64
-	{"1x1dW/block1", true, false, 32, 64, 65536},     // dW = dOutᵀ·in
-	{"1x1dIn/block1", false, false, 65536, 64, 32},   // dIn = dOut·W
-	{"1x1fwd/block3", false, true, 4096, 128, 544},   // c = 544
+	{"1x1fwd/block1", false, true, 65536, 32, 64},  // out = in·Wᵀ, c = 64
+	{"1x1dW/block1", true, false, 32, 64, 65536},   // dW = dOutᵀ·in
+	{"1x1dIn/block1", false, false, 65536, 64, 32}, // dIn = dOut·W
+	{"1x1fwd/block3", false, true, 4096, 128, 544}, // c = 544
 	{"3x3fwd/block2/group", false, true, 16384, 4, 144},
 	{"square512", false, false, 512, 512, 512},
 }

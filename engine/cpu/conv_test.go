@@ -1,0 +1,116 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// convNaive is the definition: out[n,oy,ox,k] = Σ_{ci,r,s} w[k,ci,r,s]·in[n,iy,ix,g·C/G+ci]
+// with iy = oy·stride−pad+r, ix = ox·stride−pad+s, g = k/(K/G), in float64.
+func convNaive(out, in, w []float32, s ConvShape) {
+	cg, kg := s.C/s.G, s.K/s.G
+	for n := range s.N {
+		for oy := range s.OH() {
+			for ox := range s.OW() {
+				for k := range s.K {
+					g := k / kg
+					var sum float64
+					for ci := range cg {
+						for r := range s.R {
+							for q := range s.S {
+								iy, ix := oy*s.Stride-s.Pad+r, ox*s.Stride-s.Pad+q
+								if iy < 0 || iy >= s.H || ix < 0 || ix >= s.W {
+									continue
+								}
+								sum += float64(w[((k*cg+ci)*s.R+r)*s.S+q]) * float64(in[((n*s.H+iy)*s.W+ix)*s.LdIn+g*cg+ci])
+							}
+						}
+					}
+					out[((n*s.OH()+oy)*s.OW()+ox)*s.LdOut+k] = float32(sum)
+				}
+			}
+		}
+	}
+}
+
+var convShapes = []ConvShape{
+	{N: 2, H: 5, W: 5, C: 6, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 1, LdIn: 6, LdOut: 4},
+	{N: 2, H: 5, W: 4, C: 8, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 2, LdIn: 11, LdOut: 7}, // prefix of a wider buffer
+	{N: 2, H: 6, W: 6, C: 8, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 9},
+	{N: 1, H: 7, W: 6, C: 6, K: 6, R: 3, S: 3, Stride: 2, Pad: 1, G: 3, LdIn: 6, LdOut: 6},
+	{N: 2, H: 6, W: 5, C: 3, K: 5, R: 3, S: 2, Stride: 2, Pad: 0, G: 1, LdIn: 4, LdOut: 5},
+	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
+}
+
+func convName(s ConvShape) string {
+	return fmt.Sprintf("N%d_%dx%dx%d_K%d_%dx%d_s%d_p%d_g%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.Pad, s.G)
+}
+
+func TestConvForward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, s := range convShapes {
+		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
+		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
+		want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		got := make([]float32, len(want))
+		convNaive(want, in, w, s)
+		for _, workers := range []int{1, 2} {
+			NewConv(s, workers).Forward(got, in, w)
+			for p := range s.N * s.OH() * s.OW() {
+				row := p * s.LdOut
+				if k, ok := closeTo(got[row:row+s.K], want[row:row+s.K], 1e-5, 1e-5); !ok {
+					t.Fatalf("%s workers=%d: pixel %d channel %d = %v, want %v", convName(s), workers, p, k, got[row+k], want[row+k])
+				}
+			}
+		}
+	}
+}
+
+func TestConvGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, s := range convShapes {
+		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
+		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
+		c := NewConv(s, 2)
+		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		gradCheck(t, convName(s), map[string][]float32{"in": in, "w": w},
+			func() []float32 { c.Forward(out, in, w); return out },
+			func(r []float32) map[string][]float32 {
+				dIn, dW := make([]float32, len(in)), make([]float32, len(w))
+				c.Backward(dIn, dW, r, in, w)
+				return map[string][]float32{"in": dIn, "w": dW}
+			}, 30)
+	}
+}
+
+func BenchmarkConv(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, bc := range []struct {
+		name string
+		s    ConvShape
+	}{
+		{"1x1/block1/c=64", ConvShape{N: 64, H: 32, W: 32, C: 64, K: 32, R: 1, S: 1, Stride: 1, G: 1, LdIn: 128, LdOut: 32}},
+		{"3x3g4/block1", ConvShape{N: 64, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 128}},
+		{"3x3g4/block3", ConvShape{N: 64, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 128, LdOut: 800}},
+	} {
+		s := bc.s
+		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
+		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
+		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		dIn, dW := make([]float32, len(in)), make([]float32, len(w))
+		c := NewConv(s, 2)
+		b.Run(bc.name+"/forward", func(b *testing.B) {
+			for b.Loop() {
+				c.Forward(out, in, w)
+			}
+			b.ReportMetric(float64(s.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		b.Run(bc.name+"/backward", func(b *testing.B) {
+			for b.Loop() {
+				c.Backward(dIn, dW, out, in, w)
+			}
+			b.ReportMetric(2*float64(s.FLOPs())*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -1,0 +1,305 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// batchNormNaive is the definition in float64: biased batch variance for
+// normalising, unbiased for the running estimate.
+func batchNormNaive(out, in, gamma, beta, runMean, runVar []float32, p, c, ldIn, ldOut int, relu bool) {
+	for ch := range c {
+		var m, v float64
+		for i := range p {
+			m += float64(in[i*ldIn+ch])
+		}
+		m /= float64(p)
+		for i := range p {
+			d := float64(in[i*ldIn+ch]) - m
+			v += d * d
+		}
+		v /= float64(p)
+		for i := range p {
+			y := float64(gamma[ch])*(float64(in[i*ldIn+ch])-m)/math.Sqrt(v+1e-5) + float64(beta[ch])
+			if relu {
+				y = max(y, 0)
+			}
+			out[i*ldOut+ch] = float32(y)
+		}
+		runMean[ch] = float32(0.9*float64(runMean[ch]) + 0.1*m)
+		runVar[ch] = float32(0.9*float64(runVar[ch]) + 0.1*v*float64(p)/float64(p-1))
+	}
+}
+
+func TestBatchNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, tc := range []struct {
+		p, c, ldIn, ldOut int
+		relu              bool
+	}{{40, 5, 5, 5, false}, {40, 5, 9, 6, true}, {64, 70, 80, 70, true}} {
+		in := randSlice(rng, tc.p*tc.ldIn)
+		for i := range in {
+			in[i] = in[i]*2 + 0.5 // not already normalised
+		}
+		gamma, beta := randSlice(rng, tc.c), randSlice(rng, tc.c)
+		rm, rv := randSlice(rng, tc.c), make([]float32, tc.c)
+		for i := range rv {
+			rv[i] = 1 + rng.Float32()
+		}
+		wantRM, wantRV := slices.Clone(rm), slices.Clone(rv)
+		want := make([]float32, tc.p*tc.ldOut)
+		batchNormNaive(want, in, gamma, beta, wantRM, wantRV, tc.p, tc.c, tc.ldIn, tc.ldOut, tc.relu)
+		bn := NewBatchNorm(tc.p, tc.c, tc.ldIn, tc.ldOut, tc.relu, 2)
+		got := make([]float32, len(want))
+		bn.ForwardTrain(got, in, gamma, beta, rm, rv)
+		if i, ok := closeTo(got, want, 1e-5, 1e-5); !ok {
+			t.Errorf("train forward P%d C%d: out[%d] = %v, want %v", tc.p, tc.c, i, got[i], want[i])
+		}
+		if i, ok := closeTo(rm, wantRM, 1e-6, 1e-5); !ok {
+			t.Errorf("running mean[%d] = %v, want %v", i, rm[i], wantRM[i])
+		}
+		if i, ok := closeTo(rv, wantRV, 1e-6, 1e-5); !ok {
+			t.Errorf("running var[%d] = %v, want %v", i, rv[i], wantRV[i])
+		}
+		// Inference uses the running statistics: y = gamma·(x−rm)/sqrt(rv+eps) + beta.
+		bn.ForwardInfer(got, in, gamma, beta, rm, rv)
+		for i := range tc.p {
+			for ch := range tc.c {
+				y := float64(gamma[ch])*(float64(in[i*tc.ldIn+ch])-float64(rm[ch]))/math.Sqrt(float64(rv[ch])+1e-5) + float64(beta[ch])
+				if tc.relu {
+					y = max(y, 0)
+				}
+				if math.Abs(float64(got[i*tc.ldOut+ch])-y) > 1e-5*(1+math.Abs(y)) {
+					t.Fatalf("infer forward [%d,%d] = %v, want %v", i, ch, got[i*tc.ldOut+ch], y)
+				}
+			}
+		}
+		if tc.p*tc.c > 1000 {
+			continue // gradient check on the small cases
+		}
+		out := make([]float32, len(want))
+		gradCheck(t, "batchnorm", map[string][]float32{"in": in, "gamma": gamma, "beta": beta},
+			func() []float32 { bn.ForwardTrain(out, in, gamma, beta, rm, rv); return out },
+			func(r []float32) map[string][]float32 {
+				dIn, dg, db := make([]float32, len(in)), make([]float32, tc.c), make([]float32, tc.c)
+				bn.Backward(dIn, dg, db, r, in, out, gamma)
+				return map[string][]float32{"in": dIn, "gamma": dg, "beta": db}
+			}, 40)
+	}
+}
+
+func TestPools(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	n, h, w, c, ld := 2, 4, 6, 3, 5
+	in := randSlice(rng, n*h*w*ld)
+	out := make([]float32, n*(h/2)*(w/2)*4)
+	AvgPool2Forward(out, in, n, h, w, c, ld, 4, 2)
+	// definition: mean of the 2×2 window
+	for b := range n {
+		for y := range h / 2 {
+			for x := range w / 2 {
+				for ch := range c {
+					var s float64
+					for dy := range 2 {
+						for dx := range 2 {
+							s += float64(in[((b*h+2*y+dy)*w+2*x+dx)*ld+ch])
+						}
+					}
+					if got := out[((b*(h/2)+y)*(w/2)+x)*4+ch]; math.Abs(float64(got)-s/4) > 1e-6 {
+						t.Fatalf("avgpool[%d,%d,%d,%d] = %v, want %v", b, y, x, ch, got, s/4)
+					}
+				}
+			}
+		}
+	}
+	gradCheck(t, "avgpool2", map[string][]float32{"in": in},
+		func() []float32 { AvgPool2Forward(out, in, n, h, w, c, ld, 4, 2); return out },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			AvgPool2Backward(d, r, n, h, w, c, ld, 4, 2)
+			return map[string][]float32{"in": d}
+		}, 50)
+	gap := make([]float32, n*c)
+	GlobalAvgPoolForward(gap, in, n, h*w, c, ld)
+	for b := range n {
+		for ch := range c {
+			var s float64
+			for p := range h * w {
+				s += float64(in[(b*h*w+p)*ld+ch])
+			}
+			if math.Abs(float64(gap[b*c+ch])-s/float64(h*w)) > 1e-6 {
+				t.Fatalf("global avgpool[%d,%d] = %v, want %v", b, ch, gap[b*c+ch], s/float64(h*w))
+			}
+		}
+	}
+	gradCheck(t, "global avgpool", map[string][]float32{"in": in},
+		func() []float32 { GlobalAvgPoolForward(gap, in, n, h*w, c, ld); return gap },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			GlobalAvgPoolBackward(d, r, n, h*w, c, ld)
+			return map[string][]float32{"in": d}
+		}, 50)
+}
+
+func TestLinearAndLoss(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	n, i, o := 5, 7, 4
+	in, w, bias := randSlice(rng, n*i), randSlice(rng, o*i), randSlice(rng, o)
+	out := make([]float32, n*o)
+	LinearForward(out, in, w, bias, n, i, o, 2)
+	for b := range n {
+		for j := range o {
+			s := float64(bias[j])
+			for k := range i {
+				s += float64(in[b*i+k]) * float64(w[j*i+k])
+			}
+			if math.Abs(float64(out[b*o+j])-s) > 1e-5 {
+				t.Fatalf("linear[%d,%d] = %v, want %v", b, j, out[b*o+j], s)
+			}
+		}
+	}
+	gradCheck(t, "linear", map[string][]float32{"in": in, "w": w, "bias": bias},
+		func() []float32 { LinearForward(out, in, w, bias, n, i, o, 2); return out },
+		func(r []float32) map[string][]float32 {
+			di, dw, db := make([]float32, len(in)), make([]float32, len(w)), make([]float32, len(bias))
+			LinearBackward(di, dw, db, r, in, w, n, i, o, 2)
+			return map[string][]float32{"in": di, "w": dw, "bias": db}
+		}, 30)
+
+	labels := []int32{0, 3, 2, 2, 1}
+	probs := make([]float32, n*o)
+	loss := SoftmaxCrossEntropyForward(probs, out, labels, n, o)
+	var want float64
+	for b := range n {
+		var s float64
+		for j := range o {
+			s += math.Exp(float64(out[b*o+j]))
+		}
+		want += -math.Log(math.Exp(float64(out[b*o+int(labels[b])])) / s)
+	}
+	if want /= float64(n); math.Abs(loss-want) > 1e-6 {
+		t.Errorf("cross-entropy = %v, want %v", loss, want)
+	}
+	lossOut := []float32{0}
+	gradCheck(t, "cross-entropy", map[string][]float32{"logits": out},
+		func() []float32 { lossOut[0] = float32(SoftmaxCrossEntropyForward(probs, out, labels, n, o)); return lossOut },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(out))
+			SoftmaxCrossEntropyBackward(d, probs, labels, n, o)
+			for k := range d {
+				d[k] *= r[0]
+			}
+			return map[string][]float32{"logits": d}
+		}, 20)
+}
+
+func TestChannelOps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	p, c, g, ld := 3, 8, 4, 10
+	in := randSlice(rng, p*ld)
+	out := make([]float32, p*c)
+	// Shuffle by its definition: view (G, C/G), swap the axes, flatten.
+	ShuffleForward(out, in, p, c, g, ld, c)
+	for i := range p {
+		for gi := range g {
+			for k := range c / g {
+				if out[i*c+k*g+gi] != in[i*ld+gi*(c/g)+k] {
+					t.Fatalf("shuffle: out[%d, %d] != in[%d, %d]", i, k*g+gi, i, gi*(c/g)+k)
+				}
+			}
+		}
+	}
+	// With G = 2 and C = 4: channels 0 1 2 3 become 0 2 1 3.
+	small := []float32{10, 11, 12, 13}
+	ShuffleForward(small, []float32{10, 11, 12, 13}, 1, 4, 2, 4, 4)
+	if !slices.Equal(small, []float32{10, 12, 11, 13}) {
+		t.Errorf("shuffle of 10 11 12 13 in 2 groups = %v, want 10 12 11 13", small)
+	}
+	gradCheck(t, "shuffle", map[string][]float32{"in": in},
+		func() []float32 { ShuffleForward(out, in, p, c, g, ld, c); return out },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			ShuffleBackward(d, r, p, c, g, ld, c)
+			return map[string][]float32{"in": d}
+		}, 30)
+
+	idx := []int32{7, 0, 3, 3, 5}
+	sel := make([]float32, p*len(idx))
+	IndexSelectForward(sel, in, idx, p, ld, len(idx))
+	for i := range p {
+		for j, k := range idx {
+			if sel[i*len(idx)+j] != in[i*ld+int(k)] {
+				t.Fatalf("index-select [%d,%d] != in[%d,%d]", i, j, i, k)
+			}
+		}
+	}
+	gradCheck(t, "index-select", map[string][]float32{"in": in},
+		func() []float32 { IndexSelectForward(sel, in, idx, p, ld, len(idx)); return sel },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			IndexSelectBackward(d, r, idx, p, ld, len(idx))
+			return map[string][]float32{"in": d}
+		}, 30)
+
+	mask := make([]float32, p*c)
+	DropoutMask(mask, 0.25, rng.Float32)
+	zeros := 0
+	for _, m := range mask {
+		if m != 0 && m != 1/0.75 {
+			t.Fatalf("dropout mask value %v, want 0 or 1/(1-p)", m)
+		}
+		if m == 0 {
+			zeros++
+		}
+	}
+	if zeros == 0 || zeros == len(mask) {
+		t.Errorf("dropout dropped %d of %d", zeros, len(mask))
+	}
+	drop := make([]float32, p*c)
+	gradCheck(t, "dropout", map[string][]float32{"in": in},
+		func() []float32 { DropoutForward(drop, in, mask, p, c, ld, c); return drop },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			DropoutBackward(d, r, mask, p, c, ld, c)
+			return map[string][]float32{"in": d}
+		}, 30)
+
+	relu := make([]float32, p*c)
+	gradCheck(t, "relu", map[string][]float32{"in": in},
+		func() []float32 { ReLUForward(relu, in, p, c, ld, c); return relu },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(in))
+			ReLUBackward(d, r, relu, p, c, ld, c)
+			return map[string][]float32{"in": d}
+		}, 30)
+
+	w := randSlice(rng, 12)
+	wm := make([]float32, 12)
+	wmask := []float32{1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0}
+	gradCheck(t, "weight mask", map[string][]float32{"w": w},
+		func() []float32 { MaskForward(wm, w, wmask); return wm },
+		func(r []float32) map[string][]float32 {
+			d := make([]float32, len(w))
+			MaskBackward(d, r, wmask)
+			return map[string][]float32{"w": d}
+		}, 12)
+}
+
+func TestSGDNesterovMatchesPyTorch(t *testing.T) {
+	// Two steps of torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True,
+	// weight_decay=1e-4) on w = 1 with gradients 0.5 then −0.2, worked by hand:
+	// step 1: d = 0.5 + 1e-4·1 = 0.5001; v = 0.5001; w = 1 − 0.1·(0.5001 + 0.9·0.5001) = 0.904981
+	// step 2: d = −0.2 + 1e-4·0.904981 = −0.1999095019; v = 0.9·0.5001 − 0.1999095019 = 0.2501804981
+	//         w = 0.904981 − 0.1·(−0.1999095019 + 0.9·0.2501804981) = 0.9024557054
+	w, v := []float32{1}, []float32{0}
+	SGDNesterov(w, []float32{0.5}, v, 0.1, 0.9, 1e-4)
+	if math.Abs(float64(w[0])-0.904981) > 1e-6 {
+		t.Fatalf("after step 1 w = %v, want 0.904981", w[0])
+	}
+	SGDNesterov(w, []float32{-0.2}, v, 0.1, 0.9, 1e-4)
+	if math.Abs(float64(w[0])-0.9024557054) > 1e-6 || math.Abs(float64(v[0])-0.2501804981) > 1e-6 {
+		t.Errorf("after step 2 w = %v, v = %v; want 0.9024557054, 0.2501804981", w[0], v[0])
+	}
+}
