@@ -1,40 +1,25 @@
 package cpu
 
-import "fmt"
+import (
+	"fmt"
 
-// ConvShape describes a 2-D convolution over channels-last activations:
-// the input is (N, H, W, C) with consecutive pixels LdIn floats apart (so a
-// layer can read a prefix of a wider buffer), the output (N, OH, OW, K) with
-// pixels LdOut apart. Weights are (K, C/G, R, S) as in PyTorch.
-type ConvShape struct {
-	N, H, W, C  int // input
-	K, R, S     int // output channels, kernel height and width
-	Stride, Pad int
-	G           int // groups: C and K are both divisible by G
-	LdIn, LdOut int // pixel strides in floats (>= C, >= K)
-}
-
-func (s ConvShape) OH() int { return (s.H+2*s.Pad-s.R)/s.Stride + 1 }
-func (s ConvShape) OW() int { return (s.W+2*s.Pad-s.S)/s.Stride + 1 }
+	"github.com/condensenet/condensenet/engine"
+)
 
 // pointwise reports a 1×1, stride-1, unpadded convolution, which is a plain
 // GEMM on the input with no copying.
-func (s ConvShape) pointwise() bool { return s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0 }
+func pointwise(s engine.ConvShape) bool { return s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0 }
 
-// FLOPs returns the forward pass's floating-point operations (2 per multiply-add).
-func (s ConvShape) FLOPs() int64 {
-	return 2 * int64(s.N*s.OH()*s.OW()) * int64(s.K) * int64(s.C/s.G*s.R*s.S)
-}
-
-func (s ConvShape) check() {
+func checkConv(s engine.ConvShape) {
 	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < s.C || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }
 
-// A Conv is a convolution with its scratch buffers, allocated once.
+// A Conv is a convolution over channels-last views (see engine.ConvShape)
+// with its scratch buffers, allocated once.
 type Conv struct {
-	ConvShape
+	engine.ConvShape
 	Workers int
 	col     []float32 // (N·OH·OW, R·S·C/G): one group's input patches
 	dcol    []float32 // same shape: their gradient
@@ -43,11 +28,11 @@ type Conv struct {
 }
 
 // NewConv allocates a convolution's scratch for shape s.
-func NewConv(s ConvShape, workers int) *Conv {
-	s.check()
+func NewConv(s engine.ConvShape, workers int) *Conv {
+	checkConv(s)
 	c := &Conv{ConvShape: s, Workers: workers}
 	kk := s.R * s.S * s.C / s.G
-	if !s.pointwise() {
+	if !pointwise(s) {
 		c.col = make([]float32, s.N*s.OH()*s.OW()*kk)
 		c.dcol = make([]float32, len(c.col))
 	}
@@ -64,7 +49,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 	c.permuteWeights(w)
 	for g := range s.G {
 		a, lda := in[g*cg:], s.LdIn
-		if !s.pointwise() {
+		if !pointwise(s) {
 			c.im2col(in, g)
 			a, lda = c.col, kk
 		}
@@ -82,7 +67,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	c.permuteWeights(w)
 	for g := range s.G {
 		a, lda := in[g*cg:], s.LdIn
-		if !s.pointwise() {
+		if !pointwise(s) {
 			c.im2col(in, g)
 			a, lda = c.col, kk
 		}
@@ -90,7 +75,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		Gemm(true, false, kg, kk, p, dOut[g*kg:], s.LdOut, a, lda, 0, c.dwt, kk, c.Workers)
 		c.addWeightGrad(dW, g)
 		// and dPatches = dOut[:, g] · w[g]
-		if s.pointwise() {
+		if pointwise(s) {
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
 			continue
 		}

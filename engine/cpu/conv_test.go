@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/condensenet/condensenet/engine"
 )
 
 // convNaive is the definition: out[n,oy,ox,k] = Σ_{ci,r,s} w[k,ci,r,s]·in[n,iy,ix,g·C/G+ci]
 // with iy = oy·stride−pad+r, ix = ox·stride−pad+s, g = k/(K/G), in float64.
-func convNaive(out, in, w []float32, s ConvShape) {
+func convNaive(out, in, w []float32, s engine.ConvShape) {
 	cg, kg := s.C/s.G, s.K/s.G
 	for n := range s.N {
 		for oy := range s.OH() {
@@ -34,7 +36,7 @@ func convNaive(out, in, w []float32, s ConvShape) {
 	}
 }
 
-var convShapes = []ConvShape{
+var convShapes = []engine.ConvShape{
 	{N: 2, H: 5, W: 5, C: 6, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 1, LdIn: 6, LdOut: 4},
 	{N: 2, H: 5, W: 4, C: 8, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 2, LdIn: 11, LdOut: 7}, // prefix of a wider buffer
 	{N: 2, H: 6, W: 6, C: 8, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 9},
@@ -43,7 +45,7 @@ var convShapes = []ConvShape{
 	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
 }
 
-func convName(s ConvShape) string {
+func convName(s engine.ConvShape) string {
 	return fmt.Sprintf("N%d_%dx%dx%d_K%d_%dx%d_s%d_p%d_g%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.Pad, s.G)
 }
 
@@ -88,11 +90,11 @@ func BenchmarkConv(b *testing.B) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, bc := range []struct {
 		name string
-		s    ConvShape
+		s    engine.ConvShape
 	}{
-		{"1x1/block1/c=64", ConvShape{N: 64, H: 32, W: 32, C: 64, K: 32, R: 1, S: 1, Stride: 1, G: 1, LdIn: 128, LdOut: 32}},
-		{"3x3g4/block1", ConvShape{N: 64, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 128}},
-		{"3x3g4/block3", ConvShape{N: 64, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 128, LdOut: 800}},
+		{"1x1/block1/c=64", engine.ConvShape{N: 64, H: 32, W: 32, C: 64, K: 32, R: 1, S: 1, Stride: 1, G: 1, LdIn: 128, LdOut: 32}},
+		{"3x3g4/block1", engine.ConvShape{N: 64, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 128}},
+		{"3x3g4/block3", engine.ConvShape{N: 64, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 128, LdOut: 800}},
 	} {
 		s := bc.s
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)

@@ -184,7 +184,10 @@ func TestLinearAndLoss(t *testing.T) {
 	}
 	lossOut := []float32{0}
 	gradCheck(t, "cross-entropy", map[string][]float32{"logits": out},
-		func() []float32 { lossOut[0] = float32(SoftmaxCrossEntropyForward(probs, out, labels, n, o)); return lossOut },
+		func() []float32 {
+			lossOut[0] = float32(SoftmaxCrossEntropyForward(probs, out, labels, n, o))
+			return lossOut
+		},
 		func(r []float32) map[string][]float32 {
 			d := make([]float32, len(out))
 			SoftmaxCrossEntropyBackward(d, probs, labels, n, o)

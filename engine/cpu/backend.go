@@ -1,0 +1,134 @@
+// Package cpu is the CPU backend: kernels on host memory, a packed GEMM
+// with an AVX2/FMA micro-kernel, and goroutines over disjoint outputs so that
+// results do not depend on scheduling.
+package cpu
+
+import (
+	"math/rand/v2"
+	"runtime"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// Backend runs kernels on the CPU with a fixed number of workers.
+type Backend struct {
+	workers int
+}
+
+var _ engine.Backend = (*Backend)(nil)
+
+// New returns a CPU backend using workers goroutines per kernel (0 means
+// GOMAXPROCS). Results are bit-identical for a given worker count.
+func New(workers int) *Backend {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return &Backend{workers: workers}
+}
+
+func (b *Backend) Name() string { return "cpu" }
+
+// Workers returns the number of goroutines per kernel.
+func (b *Backend) Workers() int { return b.workers }
+
+// h returns a view's host memory.
+func h(v engine.View) []float32 { return v.T.Host[v.Off:] }
+
+func (b *Backend) Alloc(n int) *engine.Tensor {
+	return &engine.Tensor{Len: n, Host: make([]float32, n)}
+}
+
+func (b *Backend) Upload(dst engine.View, src []float32)   { copy(h(dst)[:len(src)], src) }
+func (b *Backend) Download(dst []float32, src engine.View) { copy(dst, h(src)[:len(dst)]) }
+func (b *Backend) Zero(v engine.View, n int)               { clear(h(v)[:n]) }
+func (b *Backend) Sync() error                             { return nil }
+
+type conv struct{ c *Conv }
+
+func (b *Backend) NewConv(s engine.ConvShape) engine.Conv { return conv{NewConv(s, b.workers)} }
+func (c conv) Forward(out, in, w engine.View)             { c.c.Forward(h(out), h(in), h(w)) }
+func (c conv) Backward(dIn, dW, dOut, in, w engine.View) {
+	c.c.Backward(h(dIn), h(dW), h(dOut), h(in), h(w))
+}
+
+type batchNorm struct{ n *BatchNorm }
+
+func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
+	return batchNorm{NewBatchNorm(s.P, s.C, s.LdIn, s.LdOut, s.ReLU, b.workers)}
+}
+func (n batchNorm) ForwardTrain(out, in, gamma, beta, rm, rv engine.View) {
+	n.n.ForwardTrain(h(out), h(in), h(gamma), h(beta), h(rm), h(rv))
+}
+func (n batchNorm) ForwardInfer(out, in, gamma, beta, rm, rv engine.View) {
+	n.n.ForwardInfer(h(out), h(in), h(gamma), h(beta), h(rm), h(rv))
+}
+func (n batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View) {
+	n.n.Backward(h(dIn), h(dGamma), h(dBeta), h(dOut), h(in), h(out), h(gamma))
+}
+
+func (b *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {
+	parallel(b.workers, p, func(lo, hi int) {
+		ReLUForward(h(out)[lo*ldOut:], h(in)[lo*ldIn:], hi-lo, c, ldIn, ldOut)
+	})
+}
+func (b *Backend) ReLUBackward(dIn, dOut, out engine.View, p, c, ldIn, ldOut int) {
+	parallel(b.workers, p, func(lo, hi int) {
+		ReLUBackward(h(dIn)[lo*ldIn:], h(dOut)[lo*ldOut:], h(out)[lo*ldOut:], hi-lo, c, ldIn, ldOut)
+	})
+}
+func (b *Backend) AvgPool2Forward(out, in engine.View, n, hh, w, c, ldIn, ldOut int) {
+	AvgPool2Forward(h(out), h(in), n, hh, w, c, ldIn, ldOut, b.workers)
+}
+func (b *Backend) AvgPool2Backward(dIn, dOut engine.View, n, hh, w, c, ldIn, ldOut int) {
+	AvgPool2Backward(h(dIn), h(dOut), n, hh, w, c, ldIn, ldOut, b.workers)
+}
+func (b *Backend) GlobalAvgPoolForward(out, in engine.View, n, hw, c, ldIn int) {
+	GlobalAvgPoolForward(h(out), h(in), n, hw, c, ldIn)
+}
+func (b *Backend) GlobalAvgPoolBackward(dIn, dOut engine.View, n, hw, c, ldIn int) {
+	GlobalAvgPoolBackward(h(dIn), h(dOut), n, hw, c, ldIn)
+}
+func (b *Backend) LinearForward(out, in, w, bias engine.View, n, i, o int) {
+	LinearForward(h(out), h(in), h(w), h(bias), n, i, o, b.workers)
+}
+func (b *Backend) LinearBackward(dIn, dW, dBias, dOut, in, w engine.View, n, i, o int) {
+	LinearBackward(h(dIn), h(dW), h(dBias), h(dOut), h(in), h(w), n, i, o, b.workers)
+}
+func (b *Backend) SoftmaxCrossEntropyForward(probs, logits engine.View, labels []int32, n, k int) float64 {
+	return SoftmaxCrossEntropyForward(h(probs), h(logits), labels, n, k)
+}
+func (b *Backend) SoftmaxCrossEntropyBackward(dLogits, probs engine.View, labels []int32, n, k int) {
+	SoftmaxCrossEntropyBackward(h(dLogits), h(probs), labels, n, k)
+}
+func (b *Backend) DropoutMask(mask engine.View, n int, p float32, seed uint64) {
+	DropoutMask(h(mask)[:n], p, rand.New(rand.NewPCG(seed, 0x64726f70)).Float32)
+}
+func (b *Backend) DropoutForward(out, in, mask engine.View, p, c, ldIn, ldOut int) {
+	DropoutForward(h(out), h(in), h(mask), p, c, ldIn, ldOut)
+}
+func (b *Backend) DropoutBackward(dIn, dOut, mask engine.View, p, c, ldIn, ldOut int) {
+	DropoutBackward(h(dIn), h(dOut), h(mask), p, c, ldIn, ldOut)
+}
+func (b *Backend) MaskForward(wm, w, mask engine.View, n int) {
+	MaskForward(h(wm)[:n], h(w)[:n], h(mask)[:n])
+}
+func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
+	MaskBackward(h(dW)[:n], h(dWm)[:n], h(mask)[:n])
+}
+func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
+	IndexSelectForward(h(out), h(in), idx, p, ldIn, ldOut)
+}
+func (b *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldIn, ldOut int) {
+	IndexSelectBackward(h(dIn), h(dOut), idx, p, ldIn, ldOut)
+}
+func (b *Backend) ShuffleForward(out, in engine.View, p, c, g, ldIn, ldOut int) {
+	ShuffleForward(h(out), h(in), p, c, g, ldIn, ldOut)
+}
+func (b *Backend) ShuffleBackward(dIn, dOut engine.View, p, c, g, ldIn, ldOut int) {
+	ShuffleBackward(h(dIn), h(dOut), p, c, g, ldIn, ldOut)
+}
+func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float32) {
+	parallel(b.workers, n, func(lo, hi int) {
+		SGDNesterov(h(w)[lo:hi], h(g)[lo:hi], h(v)[lo:hi], lr, momentum, wd)
+	})
+}

@@ -1,0 +1,139 @@
+// Package engine defines the tensors and the backend interface that the
+// model is written against. Backends (engine/cpu, later engine/cuda) own the
+// storage and the kernels; model code never names one.
+//
+// Layout and legend. Activations are channels-last: an (N, H, W, C) tensor
+// is a matrix of P = N·H·W pixel rows, consecutive pixels Ld floats apart
+// (Ld ≥ C), so a layer can read a prefix of the channels of a wider buffer
+// and write its output into a slice of one: a dense block's concatenation
+// costs nothing. N batch, C input channels, K output channels, H and W
+// height and width, R and S kernel height and width, G groups.
+//
+// Conventions, as in llm.c: arguments go outputs first, then inputs; every
+// Backward accumulates (+=) into its input and parameter gradients, and
+// zeroing gradients is the caller's explicit step.
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNoDevice means a requested device backend has no usable device.
+var ErrNoDevice = errors.New("engine: no device")
+
+// A Tensor is a flat float32 array in a backend's memory.
+type Tensor struct {
+	Len int
+	// Host is the storage of host backends (the CPU); nil on a device.
+	Host []float32
+	// Device is a device backend's handle; nil on the CPU.
+	Device any
+}
+
+// A View is a tensor from an offset on; kernels read and write views.
+type View struct {
+	T   *Tensor
+	Off int
+}
+
+// At returns the view starting off elements into t.
+func (t *Tensor) At(off int) View {
+	if off < 0 || off > t.Len {
+		panic(fmt.Sprintf("engine: view at %d of a tensor of %d", off, t.Len))
+	}
+	return View{t, off}
+}
+
+// V returns the view of the whole tensor.
+func (t *Tensor) V() View { return View{t, 0} }
+
+// Add returns the view off elements further on.
+func (v View) Add(off int) View { return v.T.At(v.Off + off) }
+
+// ConvShape describes a 2-D convolution: input (N, H, W, C) with pixels
+// LdIn apart, output (N, OH, OW, K) with pixels LdOut apart, weights
+// (K, C/G, R, S) as in PyTorch.
+type ConvShape struct {
+	N, H, W, C  int
+	K, R, S     int
+	Stride, Pad int
+	G           int
+	LdIn, LdOut int
+}
+
+func (s ConvShape) OH() int { return (s.H+2*s.Pad-s.R)/s.Stride + 1 }
+func (s ConvShape) OW() int { return (s.W+2*s.Pad-s.S)/s.Stride + 1 }
+
+// Weights is the number of weights: K·(C/G)·R·S.
+func (s ConvShape) Weights() int { return s.K * s.C / s.G * s.R * s.S }
+
+// FLOPs returns the forward pass's floating-point operations (2 per multiply-add).
+func (s ConvShape) FLOPs() int64 {
+	return 2 * int64(s.N*s.OH()*s.OW()) * int64(s.K) * int64(s.C/s.G*s.R*s.S)
+}
+
+// NormShape describes a BatchNorm over P rows of C channels.
+type NormShape struct {
+	P, C        int
+	LdIn, LdOut int
+	ReLU        bool // fused ReLU after the affine step
+}
+
+// A Conv is a convolution with its scratch space.
+type Conv interface {
+	Forward(out, in, w View)
+	// Backward accumulates into dIn and dW.
+	Backward(dIn, dW, dOut, in, w View)
+}
+
+// A BatchNorm normalises channels; training keeps the batch statistics for
+// Backward and updates the running ones (PyTorch's momentum 0.1, eps 1e-5).
+type BatchNorm interface {
+	ForwardTrain(out, in, gamma, beta, runMean, runVar View)
+	ForwardInfer(out, in, gamma, beta, runMean, runVar View)
+	// Backward accumulates into dIn, dGamma and dBeta; out is the forward
+	// output, read for the fused ReLU's mask.
+	Backward(dIn, dGamma, dBeta, dOut, in, out, gamma View)
+}
+
+// Backend is what the model needs from a compute device. Shapes come as
+// plain integers; p is a row count, c a channel count, ld strides.
+type Backend interface {
+	Name() string
+	// Alloc returns a zeroed tensor of n elements.
+	Alloc(n int) *Tensor
+	Upload(dst View, src []float32)
+	Download(dst []float32, src View)
+	// Zero clears n elements.
+	Zero(v View, n int)
+	// Sync waits for queued work and reports any device error.
+	Sync() error
+
+	NewConv(s ConvShape) Conv
+	NewBatchNorm(s NormShape) BatchNorm
+
+	ReLUForward(out, in View, p, c, ldIn, ldOut int)
+	ReLUBackward(dIn, dOut, out View, p, c, ldIn, ldOut int)
+	AvgPool2Forward(out, in View, n, h, w, c, ldIn, ldOut int)
+	AvgPool2Backward(dIn, dOut View, n, h, w, c, ldIn, ldOut int)
+	GlobalAvgPoolForward(out, in View, n, hw, c, ldIn int)
+	GlobalAvgPoolBackward(dIn, dOut View, n, hw, c, ldIn int)
+	LinearForward(out, in, w, bias View, n, i, o int)
+	LinearBackward(dIn, dW, dBias, dOut, in, w View, n, i, o int)
+	// SoftmaxCrossEntropyForward returns the batch's mean loss and leaves
+	// the softmax in probs; labels are on the host.
+	SoftmaxCrossEntropyForward(probs, logits View, labels []int32, n, k int) float64
+	SoftmaxCrossEntropyBackward(dLogits, probs View, labels []int32, n, k int)
+	// Dropout draws a fresh mask (p·n zeros, the rest 1/(1−p)) from seed.
+	DropoutMask(mask View, n int, p float32, seed uint64)
+	DropoutForward(out, in, mask View, p, c, ldIn, ldOut int)
+	DropoutBackward(dIn, dOut, mask View, p, c, ldIn, ldOut int)
+	MaskForward(wm, w, mask View, n int)
+	MaskBackward(dW, dWm, mask View, n int)
+	IndexSelectForward(out, in View, idx []int32, p, ldIn, ldOut int)
+	IndexSelectBackward(dIn, dOut View, idx []int32, p, ldIn, ldOut int)
+	ShuffleForward(out, in View, p, c, g, ldIn, ldOut int)
+	ShuffleBackward(dIn, dOut View, p, c, g, ldIn, ldOut int)
+	SGDNesterov(w, g, v View, n int, lr, momentum, wd float32)
+}
