@@ -1,0 +1,81 @@
+// Package model is CondenseNet: its configuration, the training network
+// with learned group convolutions, and the parameter table that names every
+// tensor as the official PyTorch implementation does. It runs on any
+// engine.Backend and never names one.
+package model
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Config is a CondenseNet architecture for 32×32 inputs.
+type Config struct {
+	Stages         []int   `json:"stages"`          // layers per dense block, e.g. 14-14-14
+	Growth         []int   `json:"growth"`          // growth rate per block, e.g. 8-16-32
+	Bottleneck     int     `json:"bottleneck"`      // 1×1 conv outputs = Bottleneck·growth (4)
+	Group1x1       int     `json:"group_1x1"`       // G: groups of a learned group conv (4)
+	Group3x3       int     `json:"group_3x3"`       // groups of the 3×3 conv (4)
+	CondenseFactor int     `json:"condense_factor"` // C: each group keeps 1/C of its inputs (4)
+	Dropout        float32 `json:"dropout"`         // before each learned group conv (0)
+	Classes        int     `json:"classes"`         // 10 for CIFAR-10
+}
+
+// CondenseNet86 is the paper's CIFAR-10 network.
+func CondenseNet86() Config {
+	return Config{Stages: []int{14, 14, 14}, Growth: []int{8, 16, 32}, Bottleneck: 4,
+		Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 10}
+}
+
+// Check reports every inconsistency, naming the field or layer and numbers.
+func (c *Config) Check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Stages) == 0 || len(c.Stages) != len(c.Growth) {
+		bad("stages %v and growth %v: want the same number (≥ 1) of blocks", c.Stages, c.Growth)
+		return errors.Join(errs...)
+	}
+	for name, v := range map[string]int{"bottleneck": c.Bottleneck, "group_1x1": c.Group1x1,
+		"group_3x3": c.Group3x3, "condense_factor": c.CondenseFactor, "classes": c.Classes} {
+		if v < 1 {
+			bad("%s = %d: want ≥ 1", name, v)
+		}
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		bad("dropout = %v: want 0 ≤ dropout < 1", c.Dropout)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	ch := 2 * c.Growth[0]
+	for b, n := range c.Stages {
+		k := c.Growth[b]
+		if n < 1 || k < 1 {
+			bad("block %d: stages %d, growth %d: want ≥ 1", b+1, n, k)
+			continue
+		}
+		if (c.Bottleneck*k)%c.Group1x1 != 0 || (c.Bottleneck*k)%c.Group3x3 != 0 || k%c.Group3x3 != 0 {
+			bad("block %d: bottleneck·growth = %d and growth %d must be divisible by group_1x1 %d and group_3x3 %d",
+				b+1, c.Bottleneck*k, k, c.Group1x1, c.Group3x3)
+		}
+		for l := range n {
+			if ch%c.CondenseFactor != 0 {
+				bad("block %d layer %d: %d input channels not divisible by condense_factor %d", b+1, l+1, ch, c.CondenseFactor)
+			}
+			ch += k
+		}
+	}
+	if len(c.Stages) > 3 {
+		bad("stages %v: 32×32 inputs allow at most 3 blocks (each transition halves the image)", c.Stages)
+	}
+	return errors.Join(errs...)
+}
+
+// Width returns the channel count after the last block.
+func (c *Config) Width() int {
+	ch := 2 * c.Growth[0]
+	for b, n := range c.Stages {
+		ch += n * c.Growth[b]
+	}
+	return ch
+}
