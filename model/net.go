@@ -42,8 +42,8 @@ type Net struct {
 	daLast  *engine.Tensor
 	feat    *engine.Tensor // (N, Width) pooled features
 	dFeat   *engine.Tensor
-	fcW     int // classifier weight (classes, Width)
-	fcB     int // classifier bias (classes)
+	fcW     int            // classifier weight (classes, Width)
+	fcB     int            // classifier bias (classes)
 	logits  *engine.Tensor // (N, classes)
 	probs   *engine.Tensor
 	dLogits *engine.Tensor

@@ -144,7 +144,6 @@ func refForward(cfg Config, p, s map[string][]float32, x *tensor, train bool) []
 	return logits
 }
 
-
 func smallConfig() Config {
 	return Config{Stages: []int{2, 3}, Growth: []int{4, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 5}
 }
