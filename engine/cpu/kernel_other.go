@@ -2,7 +2,7 @@
 
 package cpu
 
-const useAVX2 = false
+var useAVX2 = false
 
 func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
 	kernelGo(k, a, b, c, ldc, accumulate)

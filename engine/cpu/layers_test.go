@@ -38,7 +38,7 @@ func TestBatchNorm(t *testing.T) {
 	for _, tc := range []struct {
 		p, c, ldIn, ldOut int
 		relu              bool
-	}{{40, 5, 5, 5, false}, {40, 5, 9, 6, true}, {64, 70, 80, 70, true}} {
+	}{{40, 5, 5, 5, false}, {40, 5, 9, 6, true}, {30, 16, 16, 16, false}, {30, 19, 20, 21, true}, {64, 70, 80, 70, true}} {
 		in := randSlice(rng, tc.p*tc.ldIn)
 		for i := range in {
 			in[i] = in[i]*2 + 0.5 // not already normalised
@@ -304,5 +304,40 @@ func TestSGDNesterovMatchesPyTorch(t *testing.T) {
 	SGDNesterov(w, []float32{-0.2}, v, 0.1, 0.9, 1e-4)
 	if math.Abs(float64(w[0])-0.9024557054) > 1e-6 || math.Abs(float64(v[0])-0.2501804981) > 1e-6 {
 		t.Errorf("after step 2 w = %v, v = %v; want 0.9024557054, 0.2501804981", w[0], v[0])
+	}
+}
+
+// TestBatchNormRowKernels runs the assembly row kernels against the Go
+// ones, which are their definition, on widths with and without a tail.
+func TestBatchNormRowKernels(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 on this CPU: only the Go kernels run")
+	}
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, n := range []int{8, 24, 29} {
+		rows, ldx, ldy := 7, n+3, n+5
+		x, dy, y := randSlice(rng, rows*ldx), randSlice(rng, rows*ldy), randSlice(rng, rows*ldy)
+		a, b, c := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+		for _, floor := range []float32{0, float32(math.Inf(-1))} {
+			run := func(avx bool) (out [][]float32) {
+				defer func(v bool) { useAVX2 = v }(useAVX2)
+				useAVX2 = avx
+				s1, s2 := make([]float32, n), make([]float32, n)
+				bnStats(s1, s2, x, n, rows, ldx)
+				ap := make([]float32, rows*ldy)
+				bnApply(ap, x, a, b, n, rows, ldx, ldy, floor)
+				g1, g2 := make([]float32, n), make([]float32, n)
+				bnBackSums(g1, g2, x, dy, y, n, rows, ldx, ldy, floor)
+				dx := randSlice(rand.New(rand.NewPCG(1, 1)), rows*ldx)
+				bnBackApply(dx, x, dy, y, a, b, c, n, rows, ldx, ldy, floor)
+				return [][]float32{s1, s2, ap, g1, g2, dx}
+			}
+			want, got := run(false), run(true)
+			for k, name := range []string{"stats s1", "stats s2", "apply", "back sums g", "back sums gx", "back apply"} {
+				if i, ok := closeTo(got[k], want[k], 1e-5, 1e-5); !ok {
+					t.Errorf("n=%d floor=%v %s: [%d] = %v, Go gives %v", n, floor, name, i, got[k][i], want[k][i])
+				}
+			}
+		}
 	}
 }

@@ -1,0 +1,13 @@
+package cpu
+
+//go:noescape
+func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int)
+
+//go:noescape
+func bnApplyAVX2(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
+
+//go:noescape
+func bnBackSumsAVX2(sg, sgx, x, dy, y *float32, n, rows, ldx, ldy int, floor float32)
+
+//go:noescape
+func bnBackApplyAVX2(dx, x, dy, y, a, b, c *float32, n, rows, ldx, ldy int, floor float32)

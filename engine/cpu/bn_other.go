@@ -1,0 +1,16 @@
+//go:build !amd64
+
+package cpu
+
+// The assembly kernels exist only on amd64; useAVX2 is false elsewhere, so
+// these are never called.
+func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int) { panic("unreachable") }
+func bnApplyAVX2(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32) {
+	panic("unreachable")
+}
+func bnBackSumsAVX2(sg, sgx, x, dy, y *float32, n, rows, ldx, ldy int, floor float32) {
+	panic("unreachable")
+}
+func bnBackApplyAVX2(dx, x, dy, y, a, b, c *float32, n, rows, ldx, ldy int, floor float32) {
+	panic("unreachable")
+}
