@@ -13,6 +13,7 @@ import (
 // Backend runs kernels on the CPU with a fixed number of workers.
 type Backend struct {
 	workers int
+	scratch Scratch // shared by every Conv: kernels run one at a time
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -45,8 +46,10 @@ func (b *Backend) Sync() error                             { return nil }
 
 type conv struct{ c *Conv }
 
-func (b *Backend) NewConv(s engine.ConvShape) engine.Conv { return conv{NewConv(s, b.workers)} }
-func (c conv) Forward(out, in, w engine.View)             { c.c.Forward(h(out), h(in), h(w)) }
+func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	return conv{NewConv(s, b.workers, &b.scratch)}
+}
+func (c conv) Forward(out, in, w engine.View) { c.c.Forward(h(out), h(in), h(w)) }
 func (c conv) Backward(dIn, dW, dOut, in, w engine.View) {
 	c.c.Backward(h(dIn), h(dW), h(dOut), h(in), h(w))
 }

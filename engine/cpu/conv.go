@@ -16,44 +16,68 @@ func checkConv(s engine.ConvShape) {
 	}
 }
 
-// A Conv is a convolution over channels-last views (see engine.ConvShape)
-// with its scratch buffers, allocated once.
+// A Conv is a convolution over channels-last views (see engine.ConvShape).
+// Its patch buffers live in a Scratch shared with the other convolutions of
+// a network, since only one runs at a time.
 type Conv struct {
 	engine.ConvShape
 	Workers int
-	col     []float32 // (N·OH·OW, R·S·C/G): one group's input patches
-	dcol    []float32 // same shape: their gradient
+	scratch *Scratch
 	wt      []float32 // (K, R·S·C/G): weights in patch order
 	dwt     []float32 // (K/G, R·S·C/G): one group's weight gradient in patch order
 }
 
-// NewConv allocates a convolution's scratch for shape s.
-func NewConv(s engine.ConvShape, workers int) *Conv {
-	checkConv(s)
-	c := &Conv{ConvShape: s, Workers: workers}
-	kk := s.R * s.S * s.C / s.G
-	if !pointwise(s) {
-		c.col = make([]float32, s.N*s.OH()*s.OW()*kk)
-		c.dcol = make([]float32, len(c.col))
+// Scratch holds the patch matrices of convolutions that run one at a time.
+// It grows to the largest request and then stays, so a network allocates
+// it during its first step only. Not safe for concurrent use.
+type Scratch struct {
+	col  []float32 // (N·OH·OW, G·R·S·C/G): input patches, group by group
+	dcol []float32 // same shape: their gradient
+}
+
+func (s *Scratch) get(n int) (col, dcol []float32) {
+	if len(s.col) < n {
+		s.col, s.dcol = make([]float32, n), make([]float32, n)
 	}
-	c.wt = make([]float32, s.K*kk)
-	c.dwt = make([]float32, s.K/s.G*kk)
-	return c
+	return s.col[:n], s.dcol[:n]
+}
+
+// NewConv returns a convolution of shape s that keeps its patches in
+// scratch (nil: its own).
+func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
+	checkConv(s)
+	if scratch == nil {
+		scratch = new(Scratch)
+	}
+	kk := s.R * s.S * s.C / s.G
+	return &Conv{ConvShape: s, Workers: workers, scratch: scratch,
+		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K/s.G*kk)}
+}
+
+// patches returns group g's patch matrix and its row stride: the input
+// itself for a pointwise convolution, else the patch buffer.
+func (c *Conv) patches(in, col []float32, g int) ([]float32, int) {
+	s := c.ConvShape
+	if pointwise(s) {
+		return in[g*s.C/s.G:], s.LdIn
+	}
+	kk := s.R * s.S * s.C / s.G
+	return col[g*kk:], s.G * kk
 }
 
 // Forward computes out = conv(in, w), overwriting out.
 func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
-	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
+	kg, kk := s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	c.permuteWeights(w)
+	col, _ := c.scratch.get(p * s.G * kk)
+	if !pointwise(s) {
+		c.im2col(col, in)
+	}
 	for g := range s.G {
-		a, lda := in[g*cg:], s.LdIn
-		if !pointwise(s) {
-			c.im2col(in, g)
-			a, lda = c.col, kk
-		}
-		// out[:, g] = patches · w[g]ᵀ
+		a, lda := c.patches(in, col, g)
+		// out[:, g] = patches[g] · w[g]ᵀ
 		Gemm(false, true, p, kg, kk, a, lda, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
 	}
 }
@@ -65,22 +89,24 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	c.permuteWeights(w)
+	col, dcol := c.scratch.get(p * s.G * kk)
+	if !pointwise(s) {
+		c.im2col(col, in)
+	}
 	for g := range s.G {
-		a, lda := in[g*cg:], s.LdIn
-		if !pointwise(s) {
-			c.im2col(in, g)
-			a, lda = c.col, kk
-		}
-		// forward: out[:, g] = patches · w[g]ᵀ, so dw[g] = dOut[:, g]ᵀ · patches
+		a, lda := c.patches(in, col, g)
+		// forward: out[:, g] = patches[g] · w[g]ᵀ, so dw[g] = dOut[:, g]ᵀ · patches[g]
 		Gemm(true, false, kg, kk, p, dOut[g*kg:], s.LdOut, a, lda, 0, c.dwt, kk, c.Workers)
 		c.addWeightGrad(dW, g)
-		// and dPatches = dOut[:, g] · w[g]
+		// and dPatches[g] = dOut[:, g] · w[g]
 		if pointwise(s) {
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
 			continue
 		}
-		Gemm(false, false, p, kk, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 0, c.dcol, kk, c.Workers)
-		c.col2im(dIn, g)
+		Gemm(false, false, p, kk, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 0, dcol[g*kk:], s.G*kk, c.Workers)
+	}
+	if !pointwise(s) {
+		c.col2im(dIn, dcol)
 	}
 }
 
@@ -113,9 +139,10 @@ func (c *Conv) addWeightGrad(dW []float32, g int) {
 	}
 }
 
-// im2col fills col with group g's input patches: row (n, oy, ox), columns
-// (r, s, ci); taps outside the image are zero.
-func (c *Conv) im2col(in []float32, g int) {
+// im2col fills col (N·OH·OW, G·R·S·C/G) with every group's input patches:
+// row (n, oy, ox), columns (g, r, s, ci); taps outside the image are zero.
+// One pass over the input serves all groups.
+func (c *Conv) im2col(col, in []float32) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
@@ -123,17 +150,22 @@ func (c *Conv) im2col(in []float32, g int) {
 		for row := lo; row < hi; row++ {
 			n, oy := row/oh, row%oh
 			for ox := range ow {
-				dst := c.col[((row*ow)+ox)*kk:]
+				dst := col[(row*ow+ox)*s.G*kk:]
 				for r := range s.R {
 					iy := oy*s.Stride - s.Pad + r
 					for q := range s.S {
 						ix := ox*s.Stride - s.Pad + q
-						d := dst[(r*s.S+q)*cg : (r*s.S+q+1)*cg]
+						tap := (r*s.S + q) * cg
 						if iy < 0 || iy >= s.H || ix < 0 || ix >= s.W {
-							clear(d)
+							for g := range s.G {
+								clear(dst[g*kk+tap : g*kk+tap+cg])
+							}
 							continue
 						}
-						copy(d, in[((n*s.H+iy)*s.W+ix)*s.LdIn+g*cg:])
+						src := in[((n*s.H+iy)*s.W+ix)*s.LdIn:]
+						for g := range s.G {
+							copySmall(dst[g*kk+tap:g*kk+tap+cg], src[g*cg:g*cg+cg])
+						}
 					}
 				}
 			}
@@ -141,9 +173,9 @@ func (c *Conv) im2col(in []float32, g int) {
 	})
 }
 
-// col2im adds dcol's patch gradients back onto group g's input pixels.
-// Images are independent, so splitting over them keeps writes disjoint.
-func (c *Conv) col2im(dIn []float32, g int) {
+// col2im adds dcol's patch gradients back onto the input pixels. Images are
+// independent, so splitting over them keeps writes disjoint.
+func (c *Conv) col2im(dIn, dcol []float32) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
@@ -151,7 +183,7 @@ func (c *Conv) col2im(dIn []float32, g int) {
 		for n := lo; n < hi; n++ {
 			for oy := range oh {
 				for ox := range ow {
-					src := c.dcol[((n*oh+oy)*ow+ox)*kk:]
+					src := dcol[((n*oh+oy)*ow+ox)*s.G*kk:]
 					for r := range s.R {
 						iy := oy*s.Stride - s.Pad + r
 						if iy < 0 || iy >= s.H {
@@ -162,9 +194,10 @@ func (c *Conv) col2im(dIn []float32, g int) {
 							if ix < 0 || ix >= s.W {
 								continue
 							}
-							d := dIn[((n*s.H+iy)*s.W+ix)*s.LdIn+g*cg:][:cg]
-							for ci, v := range src[(r*s.S+q)*cg : (r*s.S+q+1)*cg] {
-								d[ci] += v
+							tap := (r*s.S + q) * cg
+							d := dIn[((n*s.H+iy)*s.W+ix)*s.LdIn:]
+							for g := range s.G {
+								addSmall(d[g*cg:g*cg+cg], src[g*kk+tap:g*kk+tap+cg])
 							}
 						}
 					}
@@ -172,4 +205,20 @@ func (c *Conv) col2im(dIn []float32, g int) {
 			}
 		}
 	})
+}
+
+// copySmall copies a short channel run; an element loop beats a memmove
+// call at these sizes (8 to 32 floats).
+func copySmall(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = v
+	}
+}
+
+func addSmall(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += v
+	}
 }

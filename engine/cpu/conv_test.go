@@ -58,7 +58,7 @@ func TestConvForward(t *testing.T) {
 		got := make([]float32, len(want))
 		convNaive(want, in, w, s)
 		for _, workers := range []int{1, 2} {
-			NewConv(s, workers).Forward(got, in, w)
+			NewConv(s, workers, nil).Forward(got, in, w)
 			for p := range s.N * s.OH() * s.OW() {
 				row := p * s.LdOut
 				if k, ok := closeTo(got[row:row+s.K], want[row:row+s.K], 1e-5, 1e-5); !ok {
@@ -74,7 +74,7 @@ func TestConvGradient(t *testing.T) {
 	for _, s := range convShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
 		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
-		c := NewConv(s, 2)
+		c := NewConv(s, 2, nil)
 		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
 		gradCheck(t, convName(s), map[string][]float32{"in": in, "w": w},
 			func() []float32 { c.Forward(out, in, w); return out },
@@ -101,7 +101,7 @@ func BenchmarkConv(b *testing.B) {
 		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
 		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
 		dIn, dW := make([]float32, len(in)), make([]float32, len(w))
-		c := NewConv(s, 2)
+		c := NewConv(s, 2, nil)
 		b.Run(bc.name+"/forward", func(b *testing.B) {
 			for b.Loop() {
 				c.Forward(out, in, w)

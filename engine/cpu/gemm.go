@@ -149,11 +149,25 @@ func (g *gemmArgs) packA(dst []float32, i0, m, p0, k int) {
 		strip := dst[s*k : (s+mr)*k]
 		rows := min(mr, m-s)
 		if g.transA { // A is K×M: op(A)[i, p] = A[p, i], rows of A are contiguous here
+			if rows == mr {
+				copyRowsA(strip, g.A[p0*g.lda+i0+s:], k, g.lda)
+				continue
+			}
 			for p := range k {
 				src := g.A[(p0+p)*g.lda+i0+s:]
 				out := strip[p*mr : p*mr+mr]
 				copy(out[:rows], src[:rows])
 				clear(out[rows:])
+			}
+			continue
+		}
+		if rows == mr { // the common case, unrolled: six rows interleaved
+			i := (i0+s)*g.lda + p0
+			r0, r1, r2 := g.A[i:i+k], g.A[i+g.lda:i+g.lda+k], g.A[i+2*g.lda:i+2*g.lda+k]
+			r3, r4, r5 := g.A[i+3*g.lda:i+3*g.lda+k], g.A[i+4*g.lda:i+4*g.lda+k], g.A[i+5*g.lda:i+5*g.lda+k]
+			for p := range k {
+				o := (*[mr]float32)(strip[p*mr:])
+				o[0], o[1], o[2], o[3], o[4], o[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
 			}
 			continue
 		}
@@ -192,6 +206,10 @@ func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
 					strip[p*nr+c] = v
 				}
 			}
+			continue
+		}
+		if cols == nr { // a fixed-size copy: no call per 64 bytes
+			copyRowsB(strip, g.B[p0*g.ldb+j0+s:], k, g.ldb)
 			continue
 		}
 		for p := range k {

@@ -17,3 +17,27 @@ func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
 	}
 	kernelGo(k, a, b, c, ldc, accumulate)
 }
+
+//go:noescape
+func packB16(dst, src *float32, k, ldb int)
+
+//go:noescape
+func packA6(dst, src *float32, k, lda int)
+
+// copyRowsB copies k rows of nr floats, ld apart in src, to dst.
+func copyRowsB(dst, src []float32, k, ld int) {
+	if k == 0 {
+		return
+	}
+	_, _ = dst[k*nr-1], src[(k-1)*ld+nr-1]
+	packB16(&dst[0], &src[0], k, ld)
+}
+
+// copyRowsA copies k rows of mr floats, ld apart in src, to dst.
+func copyRowsA(dst, src []float32, k, ld int) {
+	if k == 0 {
+		return
+	}
+	_, _ = dst[k*mr-1], src[(k-1)*ld+mr-1]
+	packA6(&dst[0], &src[0], k, ld)
+}

@@ -99,3 +99,52 @@ overwrite:
 	VMOVUPS Y11, 32(DI)
 	VZEROUPPER
 	RET
+
+// func packB16(dst, src *float32, k, ldb int)
+// Copies k rows of 16 floats, ldb floats apart in src, contiguously to dst.
+TEXT ·packB16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), CX
+	MOVQ ldb+24(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JE   packBDone
+
+packBLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    DX, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNE     packBLoop
+
+packBDone:
+	VZEROUPPER
+	RET
+
+// func packA6(dst, src *float32, k, lda int)
+// Copies k rows of 6 floats, lda floats apart in src, contiguously to dst.
+TEXT ·packA6(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), CX
+	MOVQ lda+24(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JE   packADone
+
+packALoop:
+	MOVUPS (SI), X0
+	MOVQ   16(SI), X1
+	MOVUPS X0, (DI)
+	MOVQ   X1, 16(DI)
+	ADDQ   DX, SI
+	ADDQ   $24, DI
+	DECQ   CX
+	JNE    packALoop
+
+packADone:
+	RET

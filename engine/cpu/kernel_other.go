@@ -7,3 +7,15 @@ var useAVX2 = false
 func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
 	kernelGo(k, a, b, c, ldc, accumulate)
 }
+
+func copyRowsB(dst, src []float32, k, ld int) {
+	for p := range k {
+		copy(dst[p*nr:p*nr+nr], src[p*ld:p*ld+nr])
+	}
+}
+
+func copyRowsA(dst, src []float32, k, ld int) {
+	for p := range k {
+		copy(dst[p*mr:p*mr+mr], src[p*ld:p*ld+mr])
+	}
+}
