@@ -109,22 +109,36 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 			kcur := min(kc, K-pc)
 			g.packB(s.b[:], pc, kcur, jc, ncur)
 			accumulate := g.beta != 0 || pc > 0
+			// A row-major A is read in place by kernelRows, except for a
+			// last strip of fewer than mr rows, which is packed.
+			direct := direct && !g.transA
 			for ic := m0; ic < m1; ic += mc {
 				mcur := min(mc, m1-ic)
-				g.packA(s.a[:], ic, mcur, pc, kcur)
+				if !direct {
+					g.packA(s.a[:], ic, mcur, pc, kcur)
+				} else if tail := mcur % mr; tail != 0 {
+					g.packA(s.a[(mcur-tail)*kcur:], ic+mcur-tail, tail, pc, kcur)
+				}
 				for jr := 0; jr < ncur; jr += nr {
 					n := min(nr, ncur-jr)
 					bp := s.b[jr*kcur:]
 					for ir := 0; ir < mcur; ir += mr {
 						m := min(mr, mcur-ir)
-						ap := s.a[ir*kcur:]
 						c := g.C[(ic+ir)*g.ldc+jc+jr:]
-						if m == mr && n == nr {
-							kernel(kcur, ap, bp, c, g.ldc, accumulate)
+						// A partial tile goes through a full-size buffer.
+						full := m == mr && n == nr
+						dst, ldd, acc := c, g.ldc, accumulate
+						if !full {
+							dst, ldd, acc = s.tile[:], nr, false
+						}
+						if direct && m == mr {
+							kernelRows(kcur, g.A[(ic+ir)*g.lda+pc:], g.lda, bp, dst, ldd, acc)
+						} else {
+							kernel(kcur, s.a[ir*kcur:], bp, dst, ldd, acc)
+						}
+						if full {
 							continue
 						}
-						// A partial tile goes through a full-size buffer.
-						kernel(kcur, ap, bp, s.tile[:], nr, false)
 						for i := range m {
 							row, t := c[i*g.ldc:i*g.ldc+n], s.tile[i*nr:i*nr+n]
 							if accumulate {

@@ -19,6 +19,19 @@ func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
 }
 
 //go:noescape
+func kernelRowsAVX2(k int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
+
+// direct reports whether kernelRows reads A unpacked.
+var direct = useAVX2
+
+// kernelRows is kernel with A read from mr rows lda apart instead of a
+// packed strip. It is used only when direct is set.
+func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
+	_, _, _ = a[(mr-1)*lda+k-1], b[k*nr-1], c[(mr-1)*ldc+nr-1]
+	kernelRowsAVX2(k, &a[0], lda, &b[0], &c[0], ldc, accumulate)
+}
+
+//go:noescape
 func packB16(dst, src *float32, k, ldb int)
 
 //go:noescape

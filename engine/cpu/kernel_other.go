@@ -19,3 +19,10 @@ func copyRowsA(dst, src []float32, k, ld int) {
 		copy(dst[p*mr:p*mr+mr], src[p*ld:p*ld+mr])
 	}
 }
+
+// direct is false here: A is always packed.
+var direct = false
+
+func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
+	panic("unreachable")
+}
