@@ -17,21 +17,24 @@ func checkConv(s engine.ConvShape) {
 }
 
 // A Conv is a convolution over channels-last views (see engine.ConvShape).
-// Its patch buffers live in a Scratch shared with the other convolutions of
-// a network, since only one runs at a time.
+// A convolution that is not pointwise is lowered to GEMMs on patch matrices
+// (im2col), built a block of output pixels at a time so that a block's
+// patches are still in cache when its GEMMs read them. The patch buffers
+// live in a Scratch shared with the other convolutions of a network, since
+// only one runs at a time.
 type Conv struct {
 	engine.ConvShape
 	Workers int
 	scratch *Scratch
 	wt      []float32 // (K, R·S·C/G): weights in patch order
-	dwt     []float32 // (K/G, R·S·C/G): one group's weight gradient in patch order
+	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 }
 
 // Scratch holds the patch matrices of convolutions that run one at a time.
 // It grows to the largest request and then stays, so a network allocates
 // it during its first step only. Not safe for concurrent use.
 type Scratch struct {
-	col  []float32 // (N·OH·OW, G·R·S·C/G): input patches, group by group
+	col  []float32 // (block, G·R·S·C/G): input patches, group by group
 	dcol []float32 // same shape: their gradient
 }
 
@@ -42,6 +45,10 @@ func (s *Scratch) get(n int) (col, dcol []float32) {
 	return s.col[:n], s.dcol[:n]
 }
 
+// patchBytes bounds the patch buffer: blocks of this size measured as fast
+// as whole-batch patches on CondenseNet-86 and keep 75 MB layers at 8 MB.
+const patchBytes = 8192 << 10
+
 // NewConv returns a convolution of shape s that keeps its patches in
 // scratch (nil: its own).
 func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
@@ -51,34 +58,39 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	}
 	kk := s.R * s.S * s.C / s.G
 	return &Conv{ConvShape: s, Workers: workers, scratch: scratch,
-		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K/s.G*kk)}
+		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K*kk)}
 }
 
-// patches returns group g's patch matrix and its row stride: the input
-// itself for a pointwise convolution, else the patch buffer.
-func (c *Conv) patches(in, col []float32, g int) ([]float32, int) {
+// block returns the number of output pixels per patch block, a multiple of
+// the GEMM's row tile.
+func (c *Conv) block() int {
 	s := c.ConvShape
-	if pointwise(s) {
-		return in[g*s.C/s.G:], s.LdIn
-	}
-	kk := s.R * s.S * s.C / s.G
-	return col[g*kk:], s.G * kk
+	b := patchBytes / 4 / (s.R * s.S * s.C)
+	return max(mr, b/mr*mr)
 }
 
 // Forward computes out = conv(in, w), overwriting out.
 func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
-	kg, kk := s.K/s.G, s.R*s.S*s.C/s.G
+	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	c.permuteWeights(w)
-	col, _ := c.scratch.get(p * s.G * kk)
-	if !pointwise(s) {
-		c.im2col(col, in)
+	if pointwise(s) {
+		for g := range s.G {
+			// out[:, g] = in[:, g] · w[g]ᵀ
+			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
+		}
+		return
 	}
-	for g := range s.G {
-		a, lda := c.patches(in, col, g)
-		// out[:, g] = patches[g] · w[g]ᵀ
-		Gemm(false, true, p, kg, kk, a, lda, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
+	blk := c.block()
+	col, _ := c.scratch.get(blk * s.G * kk)
+	for r0 := 0; r0 < p; r0 += blk {
+		r1 := min(p, r0+blk)
+		c.im2col(col, in, r0, r1)
+		for g := range s.G {
+			// out[rows, g] = patches[rows, g] · w[g]ᵀ
+			Gemm(false, true, r1-r0, kg, kk, col[g*kk:], s.G*kk, c.wt[g*kg*kk:], kk, 0, out[r0*s.LdOut+g*kg:], s.LdOut, c.Workers)
+		}
 	}
 }
 
@@ -89,25 +101,34 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	c.permuteWeights(w)
-	col, dcol := c.scratch.get(p * s.G * kk)
-	if !pointwise(s) {
-		c.im2col(col, in)
-	}
-	for g := range s.G {
-		a, lda := c.patches(in, col, g)
-		// forward: out[:, g] = patches[g] · w[g]ᵀ, so dw[g] = dOut[:, g]ᵀ · patches[g]
-		Gemm(true, false, kg, kk, p, dOut[g*kg:], s.LdOut, a, lda, 0, c.dwt, kk, c.Workers)
-		c.addWeightGrad(dW, g)
-		// and dPatches[g] = dOut[:, g] · w[g]
-		if pointwise(s) {
+	if pointwise(s) {
+		for g := range s.G {
+			// forward: out[:, g] = in[:, g] · w[g]ᵀ, so
+			// dw[g] = dOut[:, g]ᵀ · in[:, g] and dIn[:, g] += dOut[:, g] · w[g]
+			Gemm(true, false, kg, cg, p, dOut[g*kg:], s.LdOut, in[g*cg:], s.LdIn, 0, c.dwt[g*kg*kk:], kk, c.Workers)
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
-			continue
 		}
-		Gemm(false, false, p, kk, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 0, dcol[g*kk:], s.G*kk, c.Workers)
+		c.addWeightGrad(dW)
+		return
 	}
-	if !pointwise(s) {
-		c.col2im(dIn, dcol)
+	blk := c.block()
+	col, dcol := c.scratch.get(blk * s.G * kk)
+	for r0 := 0; r0 < p; r0 += blk {
+		r1 := min(p, r0+blk)
+		c.im2col(col, in, r0, r1)
+		beta := float32(1) // blocks add up, in order
+		if r0 == 0 {
+			beta = 0
+		}
+		for g := range s.G {
+			// forward: out[rows, g] = patches[rows, g] · w[g]ᵀ, so
+			// dw[g] += dOut[rows, g]ᵀ · patches[rows, g] and dPatches[rows, g] = dOut[rows, g] · w[g]
+			Gemm(true, false, kg, kk, r1-r0, dOut[r0*s.LdOut+g*kg:], s.LdOut, col[g*kk:], s.G*kk, beta, c.dwt[g*kg*kk:], kk, c.Workers)
+			Gemm(false, false, r1-r0, kk, kg, dOut[r0*s.LdOut+g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 0, dcol[g*kk:], s.G*kk, c.Workers)
+		}
+		c.col2im(dIn, dcol, r0, r1)
 	}
+	c.addWeightGrad(dW)
 }
 
 // permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of
@@ -125,12 +146,12 @@ func (c *Conv) permuteWeights(w []float32) {
 	}
 }
 
-// addWeightGrad adds group g's gradient, in patch order, to dW (K, C/G, R, S).
-func (c *Conv) addWeightGrad(dW []float32, g int) {
+// addWeightGrad adds the gradient in patch order, dwt, to dW (K, C/G, R, S).
+func (c *Conv) addWeightGrad(dW []float32) {
 	s := c.ConvShape
-	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
-	for o := range kg {
-		src, dst := c.dwt[o*cg*rs:(o+1)*cg*rs], dW[(g*kg+o)*cg*rs:(g*kg+o+1)*cg*rs]
+	cg, rs := s.C/s.G, s.R*s.S
+	for o := range s.K {
+		src, dst := c.dwt[o*cg*rs:(o+1)*cg*rs], dW[o*cg*rs:(o+1)*cg*rs]
 		for ci := range cg {
 			for t := range rs {
 				dst[ci*rs+t] += src[t*cg+ci]
@@ -139,33 +160,31 @@ func (c *Conv) addWeightGrad(dW []float32, g int) {
 	}
 }
 
-// im2col fills col (N·OH·OW, G·R·S·C/G) with every group's input patches:
-// row (n, oy, ox), columns (g, r, s, ci); taps outside the image are zero.
-// One pass over the input serves all groups.
-func (c *Conv) im2col(col, in []float32) {
+// im2col fills col with every group's patches for output pixels [r0, r1):
+// row (n, oy, ox) − r0, columns (g, r, s, ci); taps outside the image are
+// zero. One pass over the input serves all groups.
+func (c *Conv) im2col(col, in []float32, r0, r1 int) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
-	parallel(c.Workers, s.N*oh, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			n, oy := row/oh, row%oh
-			for ox := range ow {
-				dst := col[(row*ow+ox)*s.G*kk:]
-				for r := range s.R {
-					iy := oy*s.Stride - s.Pad + r
-					for q := range s.S {
-						ix := ox*s.Stride - s.Pad + q
-						tap := (r*s.S + q) * cg
-						if iy < 0 || iy >= s.H || ix < 0 || ix >= s.W {
-							for g := range s.G {
-								clear(dst[g*kk+tap : g*kk+tap+cg])
-							}
-							continue
-						}
-						src := in[((n*s.H+iy)*s.W+ix)*s.LdIn:]
+	parallel(c.Workers, r1-r0, func(lo, hi int) {
+		for row := r0 + lo; row < r0+hi; row++ {
+			n, oy, ox := row/(oh*ow), row/ow%oh, row%ow
+			dst := col[(row-r0)*s.G*kk:]
+			for r := range s.R {
+				iy := oy*s.Stride - s.Pad + r
+				for q := range s.S {
+					ix := ox*s.Stride - s.Pad + q
+					tap := (r*s.S + q) * cg
+					if iy < 0 || iy >= s.H || ix < 0 || ix >= s.W {
 						for g := range s.G {
-							copySmall(dst[g*kk+tap:g*kk+tap+cg], src[g*cg:g*cg+cg])
+							clear(dst[g*kk+tap : g*kk+tap+cg])
 						}
+						continue
+					}
+					src := in[((n*s.H+iy)*s.W+ix)*s.LdIn:]
+					for g := range s.G {
+						copySmall(dst[g*kk+tap:g*kk+tap+cg], src[g*cg:g*cg+cg])
 					}
 				}
 			}
@@ -173,33 +192,31 @@ func (c *Conv) im2col(col, in []float32) {
 	})
 }
 
-// col2im adds dcol's patch gradients back onto the input pixels. Images are
-// independent, so splitting over them keeps writes disjoint.
-func (c *Conv) col2im(dIn, dcol []float32) {
+// col2im adds the patch gradients of output pixels [r0, r1) back onto the
+// input pixels. Neighbouring patches overlap, so workers split the groups,
+// whose channels are disjoint, and each walks every row in order.
+func (c *Conv) col2im(dIn, dcol []float32, r0, r1 int) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
-	parallel(c.Workers, s.N, func(lo, hi int) {
-		for n := lo; n < hi; n++ {
-			for oy := range oh {
-				for ox := range ow {
-					src := dcol[((n*oh+oy)*ow+ox)*s.G*kk:]
-					for r := range s.R {
-						iy := oy*s.Stride - s.Pad + r
-						if iy < 0 || iy >= s.H {
-							continue
-						}
-						for q := range s.S {
-							ix := ox*s.Stride - s.Pad + q
-							if ix < 0 || ix >= s.W {
-								continue
-							}
-							tap := (r*s.S + q) * cg
-							d := dIn[((n*s.H+iy)*s.W+ix)*s.LdIn:]
-							for g := range s.G {
-								addSmall(d[g*cg:g*cg+cg], src[g*kk+tap:g*kk+tap+cg])
-							}
-						}
+	parallel(c.Workers, s.G, func(g0, g1 int) {
+		for row := r0; row < r1; row++ {
+			n, oy, ox := row/(oh*ow), row/ow%oh, row%ow
+			src := dcol[(row-r0)*s.G*kk:]
+			for r := range s.R {
+				iy := oy*s.Stride - s.Pad + r
+				if iy < 0 || iy >= s.H {
+					continue
+				}
+				for q := range s.S {
+					ix := ox*s.Stride - s.Pad + q
+					if ix < 0 || ix >= s.W {
+						continue
+					}
+					tap := (r*s.S + q) * cg
+					d := dIn[((n*s.H+iy)*s.W+ix)*s.LdIn:]
+					for g := g0; g < g1; g++ {
+						addSmall(d[g*cg:g*cg+cg], src[g*kk+tap:g*kk+tap+cg])
 					}
 				}
 			}

@@ -35,7 +35,9 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 	// enough work to pay for a goroutine.
 	workers = max(1, min(workers, (M*N*K)/(1<<18)+1))
 	if workers == 1 {
-		g.run(0, M, 0, N, K, getScratch())
+		s := getScratch()
+		g.run(0, M, 0, N, K, s)
+		putScratch(s)
 		return
 	}
 	var wg sync.WaitGroup
@@ -96,10 +98,31 @@ type scratch struct {
 	tile [mr * nr]float32
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+// Packing buffers are kept on a free list rather than in a sync.Pool: a
+// pool is emptied at every garbage collection, and re-allocating 2 MB per
+// GEMM call then costs more than many small GEMMs themselves. The list
+// never holds more buffers than GEMMs ever ran at once.
+var (
+	scratchMu   sync.Mutex
+	scratchFree []*scratch
+)
 
-func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
-func putScratch(s *scratch) { scratchPool.Put(s) }
+func getScratch() *scratch {
+	scratchMu.Lock()
+	defer scratchMu.Unlock()
+	if n := len(scratchFree); n > 0 {
+		s := scratchFree[n-1]
+		scratchFree = scratchFree[:n-1]
+		return s
+	}
+	return new(scratch)
+}
+
+func putScratch(s *scratch) {
+	scratchMu.Lock()
+	scratchFree = append(scratchFree, s)
+	scratchMu.Unlock()
+}
 
 // run computes the block C[m0:m1, n0:n1].
 func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
