@@ -135,7 +135,7 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		net.Update(0.1, 0.9, 1e-4)
 	}
 	mode := map[bool]string{true: "train", false: "infer"}[train]
-	rep := g.reporter()
+	var rep reporter = g.reporter()
 	for range opts.Warmup {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -152,6 +152,9 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if g.JSON {
+		rep = &textReporter{quiet: true} // --json prints the one result object only
 	}
 	prog := rep.Progress("bench", mode+" steps", int64(opts.Steps), false)
 	start := time.Now()

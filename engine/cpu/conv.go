@@ -182,10 +182,7 @@ func (c *Conv) im2col(col, in []float32, r0, r1 int) {
 						}
 						continue
 					}
-					src := in[((n*s.H+iy)*s.W+ix)*s.LdIn:]
-					for g := range s.G {
-						copySmall(dst[g*kk+tap:g*kk+tap+cg], src[g*cg:g*cg+cg])
-					}
+					groupCopy(dst[tap:], in[((n*s.H+iy)*s.W+ix)*s.LdIn:], s.G, cg, kk, cg)
 				}
 			}
 		}
@@ -214,28 +211,26 @@ func (c *Conv) col2im(dIn, dcol []float32, r0, r1 int) {
 						continue
 					}
 					tap := (r*s.S + q) * cg
-					d := dIn[((n*s.H+iy)*s.W+ix)*s.LdIn:]
-					for g := g0; g < g1; g++ {
-						addSmall(d[g*cg:g*cg+cg], src[g*kk+tap:g*kk+tap+cg])
-					}
+					groupAdd(dIn[((n*s.H+iy)*s.W+ix)*s.LdIn+g0*cg:], src[g0*kk+tap:], g1-g0, cg, cg, kk)
 				}
 			}
 		}
 	})
 }
 
-// copySmall copies a short channel run; an element loop beats a memmove
-// call at these sizes (8 to 32 floats).
-func copySmall(dst, src []float32) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] = v
+// groupCopyGo and groupAddGo are the definitions of groupCopy and
+// groupAdd: per group, a run of cg floats, strided differently on each side.
+func groupCopyGo(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	for g := range groups {
+		copy(dst[g*dstStride:g*dstStride+cg], src[g*srcStride:g*srcStride+cg])
 	}
 }
 
-func addSmall(dst, src []float32) {
-	src = src[:len(dst)]
-	for i, v := range src {
-		dst[i] += v
+func groupAddGo(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	for g := range groups {
+		d, s := dst[g*dstStride:g*dstStride+cg], src[g*srcStride:g*srcStride+cg]
+		for i, v := range s {
+			d[i] += v
+		}
 	}
 }

@@ -54,3 +54,31 @@ func copyRowsA(dst, src []float32, k, ld int) {
 	_, _ = dst[k*mr-1], src[(k-1)*ld+mr-1]
 	packA6(&dst[0], &src[0], k, ld)
 }
+
+//go:noescape
+func groupCopyAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+
+//go:noescape
+func groupAddAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+
+// groupCopy copies, for each of groups groups, cg floats from
+// src[g·srcStride:] to dst[g·dstStride:].
+func groupCopy(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	if !useAVX2 || cg%8 != 0 || groups == 0 {
+		groupCopyGo(dst, src, groups, cg, dstStride, srcStride)
+		return
+	}
+	_, _ = dst[(groups-1)*dstStride+cg-1], src[(groups-1)*srcStride+cg-1]
+	groupCopyAVX2(&dst[0], &src[0], groups, cg, dstStride, srcStride)
+}
+
+// groupAdd adds, for each of groups groups, cg floats of src[g·srcStride:]
+// to dst[g·dstStride:].
+func groupAdd(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	if !useAVX2 || cg%8 != 0 || groups == 0 {
+		groupAddGo(dst, src, groups, cg, dstStride, srcStride)
+		return
+	}
+	_, _ = dst[(groups-1)*dstStride+cg-1], src[(groups-1)*srcStride+cg-1]
+	groupAddAVX2(&dst[0], &src[0], groups, cg, dstStride, srcStride)
+}

@@ -253,3 +253,63 @@ roverwrite:
 	VMOVUPS Y11, 32(DI)
 	VZEROUPPER
 	RET
+
+// func groupCopyAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+// For each group g: dst[g*dstStride : +cg] = src[g*srcStride : +cg].
+// cg is a positive multiple of 8.
+TEXT ·groupCopyAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ groups+16(FP), CX
+	MOVQ cg+24(FP), R10
+	SHLQ $2, R10
+	MOVQ dstStride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ srcStride+40(FP), R9
+	SHLQ $2, R9
+
+gcGroup:
+	XORQ AX, AX
+
+gcLoop:
+	VMOVUPS (SI)(AX*1), Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R10
+	JLT     gcLoop
+	ADDQ    R8, DI
+	ADDQ    R9, SI
+	DECQ    CX
+	JNZ     gcGroup
+	VZEROUPPER
+	RET
+
+// func groupAddAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+// For each group g: dst[g*dstStride : +cg] += src[g*srcStride : +cg].
+TEXT ·groupAddAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ groups+16(FP), CX
+	MOVQ cg+24(FP), R10
+	SHLQ $2, R10
+	MOVQ dstStride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ srcStride+40(FP), R9
+	SHLQ $2, R9
+
+gaGroup:
+	XORQ AX, AX
+
+gaLoop:
+	VMOVUPS (DI)(AX*1), Y0
+	VADDPS  (SI)(AX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(AX*1)
+	ADDQ    $32, AX
+	CMPQ    AX, R10
+	JLT     gaLoop
+	ADDQ    R8, DI
+	ADDQ    R9, SI
+	DECQ    CX
+	JNZ     gaGroup
+	VZEROUPPER
+	RET

@@ -26,3 +26,11 @@ var direct = false
 func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
 	panic("unreachable")
 }
+
+func groupCopy(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	groupCopyGo(dst, src, groups, cg, dstStride, srcStride)
+}
+
+func groupAdd(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	groupAddGo(dst, src, groups, cg, dstStride, srcStride)
+}
