@@ -28,6 +28,8 @@ type Conv struct {
 	scratch *Scratch
 	wt      []float32 // (K, R·S·C/G): weights in patch order
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
+	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
+	dbt     []float32 // (C, K): one tap's gradient (shifted only)
 }
 
 // Scratch holds the patch matrices of convolutions that run one at a time.
@@ -36,13 +38,21 @@ type Conv struct {
 type Scratch struct {
 	col  []float32 // (block, G·R·S·C/G): input patches, group by group
 	dcol []float32 // same shape: their gradient
+	in   []float32 // a zero-padded input (see shifted)
+	out  []float32 // a zero-padded output or output gradient
+	din  []float32 // a padded input gradient
 }
 
 func (s *Scratch) get(n int) (col, dcol []float32) {
-	if len(s.col) < n {
-		s.col, s.dcol = make([]float32, n), make([]float32, n)
+	return grow(&s.col, n), grow(&s.dcol, n)
+}
+
+// grow returns (*buf)[:n], reallocating only when it is too short.
+func grow(buf *[]float32, n int) []float32 {
+	if len(*buf) < n {
+		*buf = make([]float32, n)
 	}
-	return s.col[:n], s.dcol[:n]
+	return (*buf)[:n]
 }
 
 // patchBytes bounds the patch buffer: blocks of this size measured as fast
@@ -57,8 +67,13 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 		scratch = new(Scratch)
 	}
 	kk := s.R * s.S * s.C / s.G
-	return &Conv{ConvShape: s, Workers: workers, scratch: scratch,
+	c := &Conv{ConvShape: s, Workers: workers, scratch: scratch,
 		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K*kk)}
+	if useShifted(s) {
+		c.bt = make([]float32, s.R*s.S*s.C*s.K)
+		c.dbt = make([]float32, s.C*s.K)
+	}
+	return c
 }
 
 // block returns the number of output pixels per patch block, a multiple of
@@ -80,6 +95,10 @@ func (c *Conv) Forward(out, in, w []float32) {
 			// out[:, g] = in[:, g] · w[g]ᵀ
 			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
 		}
+		return
+	}
+	if c.bt != nil {
+		c.shiftedForward(out, in, w)
 		return
 	}
 	blk := c.block()
@@ -109,6 +128,10 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		c.addWeightGrad(dW)
+		return
+	}
+	if c.bt != nil {
+		c.shiftedBackward(dIn, dW, dOut, in, w)
 		return
 	}
 	blk := c.block()
@@ -182,7 +205,7 @@ func (c *Conv) im2col(col, in []float32, r0, r1 int) {
 						}
 						continue
 					}
-					groupCopy(dst[tap:], in[((n*s.H+iy)*s.W+ix)*s.LdIn:], s.G, cg, kk, cg)
+					copyRuns(dst[tap:], in[((n*s.H+iy)*s.W+ix)*s.LdIn:], s.G, cg, kk, cg)
 				}
 			}
 		}
@@ -211,26 +234,26 @@ func (c *Conv) col2im(dIn, dcol []float32, r0, r1 int) {
 						continue
 					}
 					tap := (r*s.S + q) * cg
-					groupAdd(dIn[((n*s.H+iy)*s.W+ix)*s.LdIn+g0*cg:], src[g0*kk+tap:], g1-g0, cg, cg, kk)
+					addRuns(dIn[((n*s.H+iy)*s.W+ix)*s.LdIn+g0*cg:], src[g0*kk+tap:], g1-g0, cg, cg, kk)
 				}
 			}
 		}
 	})
 }
 
-// groupCopyGo and groupAddGo are the definitions of groupCopy and
-// groupAdd: per group, a run of cg floats, strided differently on each side.
-func groupCopyGo(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	for g := range groups {
-		copy(dst[g*dstStride:g*dstStride+cg], src[g*srcStride:g*srcStride+cg])
+// copyRunsGo and addRunsGo are the definitions of copyRuns and
+// addRuns: per group, a run of cg floats, strided differently on each side.
+func copyRunsGo(dst, src []float32, runs, n, dstStride, srcStride int) {
+	for i := range runs {
+		copy(dst[i*dstStride:i*dstStride+n], src[i*srcStride:i*srcStride+n])
 	}
 }
 
-func groupAddGo(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	for g := range groups {
-		d, s := dst[g*dstStride:g*dstStride+cg], src[g*srcStride:g*srcStride+cg]
-		for i, v := range s {
-			d[i] += v
+func addRunsGo(dst, src []float32, runs, n, dstStride, srcStride int) {
+	for i := range runs {
+		d, s := dst[i*dstStride:i*dstStride+n], src[i*srcStride:i*srcStride+n]
+		for j, v := range s {
+			d[j] += v
 		}
 	}
 }

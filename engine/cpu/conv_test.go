@@ -43,6 +43,8 @@ var convShapes = []engine.ConvShape{
 	{N: 1, H: 7, W: 6, C: 6, K: 6, R: 3, S: 3, Stride: 2, Pad: 1, G: 3, LdIn: 6, LdOut: 6},
 	{N: 2, H: 6, W: 5, C: 3, K: 5, R: 3, S: 2, Stride: 2, Pad: 0, G: 1, LdIn: 4, LdOut: 5},
 	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
+	{N: 1, H: 5, W: 4, C: 16, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 2, LdIn: 18, LdOut: 17}, // 8 outputs per group: im2col
+	{N: 2, H: 4, W: 5, C: 24, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 24, LdOut: 9},   // shifted GEMMs, runs of 8
 }
 
 func convName(s engine.ConvShape) string {

@@ -56,29 +56,29 @@ func copyRowsA(dst, src []float32, k, ld int) {
 }
 
 //go:noescape
-func groupCopyAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+func copyRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
 
 //go:noescape
-func groupAddAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
+func addRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
 
-// groupCopy copies, for each of groups groups, cg floats from
-// src[g·srcStride:] to dst[g·dstStride:].
-func groupCopy(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	if !useAVX2 || cg%8 != 0 || groups == 0 {
-		groupCopyGo(dst, src, groups, cg, dstStride, srcStride)
+// copyRuns copies runs runs of n floats: run i from src[i·srcStride:] to
+// dst[i·dstStride:].
+func copyRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
+	if !useAVX2 || n%8 != 0 || n == 0 || runs == 0 {
+		copyRunsGo(dst, src, runs, n, dstStride, srcStride)
 		return
 	}
-	_, _ = dst[(groups-1)*dstStride+cg-1], src[(groups-1)*srcStride+cg-1]
-	groupCopyAVX2(&dst[0], &src[0], groups, cg, dstStride, srcStride)
+	_, _ = dst[(runs-1)*dstStride+n-1], src[(runs-1)*srcStride+n-1]
+	copyRunsAVX2(&dst[0], &src[0], runs, n, dstStride, srcStride)
 }
 
-// groupAdd adds, for each of groups groups, cg floats of src[g·srcStride:]
-// to dst[g·dstStride:].
-func groupAdd(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	if !useAVX2 || cg%8 != 0 || groups == 0 {
-		groupAddGo(dst, src, groups, cg, dstStride, srcStride)
+// addRuns adds runs runs of n floats: run i of src[i·srcStride:] onto
+// dst[i·dstStride:].
+func addRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
+	if !useAVX2 || n%8 != 0 || n == 0 || runs == 0 {
+		addRunsGo(dst, src, runs, n, dstStride, srcStride)
 		return
 	}
-	_, _ = dst[(groups-1)*dstStride+cg-1], src[(groups-1)*srcStride+cg-1]
-	groupAddAVX2(&dst[0], &src[0], groups, cg, dstStride, srcStride)
+	_, _ = dst[(runs-1)*dstStride+n-1], src[(runs-1)*srcStride+n-1]
+	addRunsAVX2(&dst[0], &src[0], runs, n, dstStride, srcStride)
 }

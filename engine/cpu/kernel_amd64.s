@@ -254,14 +254,14 @@ roverwrite:
 	VZEROUPPER
 	RET
 
-// func groupCopyAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
-// For each group g: dst[g*dstStride : +cg] = src[g*srcStride : +cg].
-// cg is a positive multiple of 8.
-TEXT ·groupCopyAVX2(SB), NOSPLIT, $0-48
+// func copyRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
+// For each run i < runs: dst[i*dstStride : +n] = src[i*srcStride : +n].
+// n is a positive multiple of 8.
+TEXT ·copyRunsAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
-	MOVQ groups+16(FP), CX
-	MOVQ cg+24(FP), R10
+	MOVQ runs+16(FP), CX
+	MOVQ n+24(FP), R10
 	SHLQ $2, R10
 	MOVQ dstStride+32(FP), R8
 	SHLQ $2, R8
@@ -284,13 +284,13 @@ gcLoop:
 	VZEROUPPER
 	RET
 
-// func groupAddAVX2(dst, src *float32, groups, cg, dstStride, srcStride int)
-// For each group g: dst[g*dstStride : +cg] += src[g*srcStride : +cg].
-TEXT ·groupAddAVX2(SB), NOSPLIT, $0-48
+// func addRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
+// For each run i < runs: dst[i*dstStride : +n] += src[i*srcStride : +n].
+TEXT ·addRunsAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
-	MOVQ groups+16(FP), CX
-	MOVQ cg+24(FP), R10
+	MOVQ runs+16(FP), CX
+	MOVQ n+24(FP), R10
 	SHLQ $2, R10
 	MOVQ dstStride+32(FP), R8
 	SHLQ $2, R8

@@ -27,10 +27,10 @@ func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate
 	panic("unreachable")
 }
 
-func groupCopy(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	groupCopyGo(dst, src, groups, cg, dstStride, srcStride)
+func copyRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	copyRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }
 
-func groupAdd(dst, src []float32, groups, cg, dstStride, srcStride int) {
-	groupAddGo(dst, src, groups, cg, dstStride, srcStride)
+func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
+	addRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }

@@ -1,0 +1,140 @@
+package cpu
+
+import "github.com/condensenet/condensenet/engine"
+
+// A "same" convolution with few output channels per group (CondenseNet's
+// grouped 3×3 in its first blocks: 2 or 4 per group) makes im2col's GEMMs
+// too narrow to use the micro-kernel, and its patch matrix costs more to
+// build than the arithmetic. Such a convolution is done instead as R·S
+// pointwise GEMMs on shifted views of a zero-padded input:
+//
+//	outPad[q] = Σ_t inPad[q + off_t] · B_t
+//
+// where q runs over padded pixel positions, off_t is tap t's row offset in
+// the padded image, and B_t (C, K) holds tap t's weights block-diagonally
+// (zero between groups). The zeros cost G× the arithmetic of a grouped
+// convolution, which at these widths is still far cheaper than im2col.
+// Outputs at border positions are computed and dropped.
+
+// useShifted reports whether s is done with shifted GEMMs.
+func useShifted(s engine.ConvShape) bool {
+	return s.Stride == 1 && s.R == s.S && s.R%2 == 1 && s.Pad == s.R/2 && s.R > 1 && s.K/s.G < 8
+}
+
+// padded returns the padded image size, the padded pixel count, and the
+// margin of rows kept before and after so that every shifted view stays
+// inside the buffer.
+func (c *Conv) padded() (hp, wp, pp, margin int) {
+	s := c.ConvShape
+	hp, wp = s.H+2*s.Pad, s.W+2*s.Pad
+	return hp, wp, s.N * hp * wp, s.Pad*wp + s.Pad
+}
+
+// tapOffset returns tap (r, q)'s row offset in the padded image.
+func (c *Conv) tapOffset(r, q, wp int) int { return (r-c.Pad)*wp + (q - c.Pad) }
+
+// padRows copies rows of ch channels (ld apart in src) into the interior of
+// a padded buffer dst (pitch ch, margin rows first) and zeroes everything
+// else, margins included.
+func (c *Conv) padRows(dst, src []float32, ch, ld int) {
+	s := c.ConvShape
+	hp, wp, pp, margin := c.padded()
+	clear(dst[:margin*ch])
+	clear(dst[(margin+pp)*ch:])
+	parallel(c.Workers, s.N*hp, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/hp, row%hp-s.Pad
+			d := dst[(margin+row*wp)*ch : (margin+(row+1)*wp)*ch]
+			if y < 0 || y >= s.H {
+				clear(d)
+				continue
+			}
+			clear(d[:s.Pad*ch])
+			clear(d[(s.Pad+s.W)*ch:])
+			copyRuns(d[s.Pad*ch:], src[(n*s.H+y)*s.W*ld:], s.W, ch, ch, ld)
+		}
+	})
+}
+
+// interior visits the interior rows of a padded buffer: for each image row,
+// the padded buffer's offset (in pixels, margin included) and the unpadded
+// pixel index of its first pixel.
+func (c *Conv) interior(f func(padPix, pix int)) {
+	s := c.ConvShape
+	hp, wp, _, margin := c.padded()
+	parallel(c.Workers, s.N*s.H, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/s.H, row%s.H
+			f(margin+(n*hp+y+s.Pad)*wp+s.Pad, row*s.W)
+		}
+	})
+}
+
+// blockDiagonal builds bt (R·S, C, K) from w (K, C/G, R, S).
+func (c *Conv) blockDiagonal(w []float32) {
+	s := c.ConvShape
+	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
+	clear(c.bt)
+	for o := range s.K {
+		g := o / kg
+		for ci := range cg {
+			for t := range rs {
+				c.bt[(t*s.C+g*cg+ci)*s.K+o] = w[(o*cg+ci)*rs+t]
+			}
+		}
+	}
+}
+
+func (c *Conv) shiftedForward(out, in, w []float32) {
+	s := c.ConvShape
+	_, wp, pp, margin := c.padded()
+	c.blockDiagonal(w)
+	inPad := grow(&c.scratch.in, (pp+2*margin)*s.C)
+	outPad := grow(&c.scratch.out, pp*s.K)
+	c.padRows(inPad, in, s.C, s.LdIn)
+	for r := range s.R {
+		for q := range s.S {
+			t := r*s.S + q
+			beta := float32(min(t, 1))
+			// outPad += shift(inPad, off_t) · B_t
+			a := inPad[(margin+c.tapOffset(r, q, wp))*s.C:]
+			Gemm(false, false, pp, s.K, s.C, a, s.C, c.bt[t*s.C*s.K:], s.K, beta, outPad, s.K, c.Workers)
+		}
+	}
+	c.interior(func(padPix, pix int) {
+		copyRuns(out[pix*s.LdOut:], outPad[(padPix-margin)*s.K:], s.W, s.K, s.LdOut, s.K)
+	})
+}
+
+func (c *Conv) shiftedBackward(dIn, dW, dOut, in, w []float32) {
+	s := c.ConvShape
+	_, wp, pp, margin := c.padded()
+	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
+	c.blockDiagonal(w)
+	inPad := grow(&c.scratch.in, (pp+2*margin)*s.C)
+	dOutPad := grow(&c.scratch.out, (pp+2*margin)*s.K)
+	dInPad := grow(&c.scratch.din, pp*s.C)
+	c.padRows(inPad, in, s.C, s.LdIn)
+	// Border outputs were dropped: their gradient is zero.
+	c.padRows(dOutPad, dOut, s.K, s.LdOut)
+	for r := range s.R {
+		for q := range s.S {
+			t, off := r*s.S+q, c.tapOffset(r, q, wp)
+			// forward: outPad[q] += inPad[q + off] · B_t, so
+			// dInPad[q] += dOutPad[q − off] · B_tᵀ
+			Gemm(false, true, pp, s.C, s.K, dOutPad[(margin-off)*s.K:], s.K, c.bt[t*s.C*s.K:], s.K, float32(min(t, 1)), dInPad, s.C, c.Workers)
+			// and dB_t = shift(inPad, off)ᵀ · dOutPad, of which only the
+			// diagonal blocks are weights.
+			Gemm(true, false, s.C, s.K, pp, inPad[(margin+off)*s.C:], s.C, dOutPad[margin*s.K:], s.K, 0, c.dbt, s.K, c.Workers)
+			for o := range s.K {
+				g := o / kg
+				for ci := range cg {
+					dW[(o*cg+ci)*rs+t] += c.dbt[(g*cg+ci)*s.K+o]
+				}
+			}
+		}
+	}
+	c.interior(func(padPix, pix int) {
+		addRuns(dIn[pix*s.LdIn:], dInPad[(padPix-margin)*s.C:], s.W, s.C, s.LdIn, s.C)
+	})
+}
