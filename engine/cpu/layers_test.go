@@ -341,3 +341,64 @@ func TestBatchNormRowKernels(t *testing.T) {
 		}
 	}
 }
+
+// Memory-bound kernels report bytes moved per call (b.SetBytes) on the
+// shapes of CondenseNet-86's first block at batch 64.
+func BenchmarkBatchNorm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	const p, c, ld = 64 * 32 * 32, 64, 128
+	in, out := randSlice(rng, p*ld), make([]float32, p*c)
+	dIn := make([]float32, p*ld)
+	gamma, beta, rm, rv := randSlice(rng, c), randSlice(rng, c), make([]float32, c), make([]float32, c)
+	dg, db := make([]float32, c), make([]float32, c)
+	bn := NewBatchNorm(p, c, ld, c, true, 2)
+	b.Run("forward-train", func(b *testing.B) {
+		b.SetBytes(3 * p * c * 4) // stats read, normalise read and write
+		for b.Loop() {
+			bn.ForwardTrain(out, in, gamma, beta, rm, rv)
+		}
+	})
+	b.Run("backward", func(b *testing.B) {
+		b.SetBytes(8 * p * c * 4) // two passes over x, dy, y; dx read and written
+		for b.Loop() {
+			bn.Backward(dIn, dg, db, out, in, out, gamma)
+		}
+	})
+}
+
+func BenchmarkAvgPool2(b *testing.B) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	const n, h, w, c = 64, 32, 32, 128
+	in, out := randSlice(rng, n*h*w*c), make([]float32, n*h*w*c/4)
+	b.SetBytes(n * h * w * c * 4 * 5 / 4)
+	for b.Loop() {
+		AvgPool2Forward(out, in, n, h, w, c, c, c, 2)
+	}
+}
+
+// BatchNorm's sums go by fixed row blocks, so any worker count gives the
+// same bits.
+func TestBatchNormWorkersAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	const p, c, ld = 1000, 24, 30
+	in, dy := randSlice(rng, p*ld), randSlice(rng, p*c)
+	gamma, beta := randSlice(rng, c), randSlice(rng, c)
+	var first [][]float32
+	for _, workers := range []int{1, 2, 3} {
+		bn := NewBatchNorm(p, c, ld, c, true, workers)
+		out, dIn := make([]float32, p*c), make([]float32, p*ld)
+		dg, db, rm, rv := make([]float32, c), make([]float32, c), make([]float32, c), make([]float32, c)
+		bn.ForwardTrain(out, in, gamma, beta, rm, rv)
+		bn.Backward(dIn, dg, db, dy, in, out, gamma)
+		got := [][]float32{out, dIn, dg, db, rm, rv}
+		if first == nil {
+			first = got
+			continue
+		}
+		for i := range got {
+			if !slices.Equal(got[i], first[i]) {
+				t.Fatalf("%d workers: result %d differs from 1 worker's", workers, i)
+			}
+		}
+	}
+}
