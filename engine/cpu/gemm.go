@@ -132,12 +132,12 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 			kcur := min(kc, K-pc)
 			g.packB(s.b[:], pc, kcur, jc, ncur)
 			accumulate := g.beta != 0 || pc > 0
-			// A row-major A is read in place by kernelRows, except for a
-			// last strip of fewer than mr rows, which is packed.
-			direct := direct && !g.transA
+			// A row-major A is read in place, except for a last strip of
+			// fewer than mr rows, which is packed; a transposed A is packed.
+			inPlace := !g.transA
 			for ic := m0; ic < m1; ic += mc {
 				mcur := min(mc, m1-ic)
-				if !direct {
+				if !inPlace {
 					g.packA(s.a[:], ic, mcur, pc, kcur)
 				} else if tail := mcur % mr; tail != 0 {
 					g.packA(s.a[(mcur-tail)*kcur:], ic+mcur-tail, tail, pc, kcur)
@@ -147,21 +147,17 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 					bp := s.b[jr*kcur:]
 					for ir := 0; ir < mcur; ir += mr {
 						m := min(mr, mcur-ir)
+						a, aStep, aRow := s.a[ir*kcur:], mr, 1
+						if inPlace && m == mr {
+							a, aStep, aRow = g.A[(ic+ir)*g.lda+pc:], 1, g.lda
+						}
 						c := g.C[(ic+ir)*g.ldc+jc+jr:]
-						// A partial tile goes through a full-size buffer.
-						full := m == mr && n == nr
-						dst, ldd, acc := c, g.ldc, accumulate
-						if !full {
-							dst, ldd, acc = s.tile[:], nr, false
-						}
-						if direct && m == mr {
-							kernelRows(kcur, g.A[(ic+ir)*g.lda+pc:], g.lda, bp, dst, ldd, acc)
-						} else {
-							kernel(kcur, s.a[ir*kcur:], bp, dst, ldd, acc)
-						}
-						if full {
+						if m == mr && n == nr {
+							kernel(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
 							continue
 						}
+						// A partial tile goes through a full-size buffer.
+						kernel(kcur, a, aStep, aRow, bp, s.tile[:], nr, false)
 						for i := range m {
 							row, t := c[i*g.ldc:i*g.ldc+n], s.tile[i*nr:i*nr+n]
 							if accumulate {
@@ -258,14 +254,14 @@ func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
 	}
 }
 
-// kernelGo is the portable micro-kernel: C[0:mr, 0:nr] (+)= Ap·Bp over k.
-func kernelGo(k int, a, b, c []float32, ldc int, accumulate bool) {
+// kernelGo is the portable micro-kernel and the definition of kernel:
+// C[0:mr, 0:nr] (+)= Σ_{p<k} a[p·aStep + i·aRow] · b[p·nr + j].
+func kernelGo(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	var acc [mr][nr]float32
-	a, b = a[:k*mr], b[:k*nr]
 	for p := range k {
 		bp := (*[nr]float32)(b[p*nr:])
 		for i := range mr {
-			ai := a[p*mr+i]
+			ai := a[p*aStep+i*aRow]
 			row := &acc[i]
 			for j := range nr {
 				row[j] += ai * bp[j]

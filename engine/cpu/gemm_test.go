@@ -73,20 +73,25 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 		t.Skip("no AVX2+FMA on this CPU: only the Go kernel runs")
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
-	for _, k := range []int{0, 1, 2, 7, 256} {
-		a, b := randSlice(rng, k*mr+1), randSlice(rng, k*nr+1)
-		for _, acc := range []bool{false, true} {
-			c0 := randSlice(rng, 5*nr+nr+40)
-			want, got := slices.Clone(c0), slices.Clone(c0)
-			kernelGo(k, a, b, want, nr+8, acc)
-			kernel(k, a, b, got, nr+8, acc)
-			if i, ok := closeTo(got, want, 1e-5*float64(k+1), 1e-5); !ok {
-				t.Errorf("k=%d accumulate=%v: c[%d] = %v, Go kernel %v", k, acc, i, got[i], want[i])
-			}
-			// Nothing outside the 6×16 tile is touched.
-			for i := range c0 {
-				if r, col := i/(nr+8), i%(nr+8); (r >= mr || col >= nr) && got[i] != c0[i] {
-					t.Fatalf("k=%d: wrote outside the tile at %d", k, i)
+	for _, k := range []int{1, 2, 7, 256} {
+		for _, layout := range []struct {
+			name        string
+			aStep, aRow int
+		}{{"packed A", mr, 1}, {"A rows in place", 1, k + 3}} {
+			a, b := randSlice(rng, k*layout.aStep+mr*layout.aRow), randSlice(rng, k*nr)
+			for _, acc := range []bool{false, true} {
+				c0 := randSlice(rng, 5*(nr+8)+nr+40)
+				want, got := slices.Clone(c0), slices.Clone(c0)
+				kernelGo(k, a, layout.aStep, layout.aRow, b, want, nr+8, acc)
+				kernel(k, a, layout.aStep, layout.aRow, b, got, nr+8, acc)
+				if i, ok := closeTo(got, want, 1e-5*float64(k+1), 1e-5); !ok {
+					t.Errorf("%s k=%d accumulate=%v: c[%d] = %v, Go kernel %v", layout.name, k, acc, i, got[i], want[i])
+				}
+				// Nothing outside the 6×16 tile is touched.
+				for i := range c0 {
+					if r, col := i/(nr+8), i%(nr+8); (r >= mr || col >= nr) && got[i] != c0[i] {
+						t.Fatalf("%s k=%d: wrote outside the tile at %d", layout.name, k, i)
+					}
 				}
 			}
 		}

@@ -6,29 +6,18 @@ import "golang.org/x/sys/cpu"
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 //go:noescape
-func kernelAVX2(k int, a, b, c *float32, ldc int, accumulate bool)
+func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 
-func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
-	if useAVX2 && k > 0 {
-		// The assembly trusts these lengths; check them here.
-		_, _, _ = a[k*mr-1], b[k*nr-1], c[(mr-1)*ldc+nr-1]
-		kernelAVX2(k, &a[0], &b[0], &c[0], ldc, accumulate)
+// kernel computes the mr×nr tile C (+)= A·B over k, A[i, p] being at
+// a[p·aStep + i·aRow] and B a packed strip (see kernelGo).
+func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	if !useAVX2 || k == 0 {
+		kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 		return
 	}
-	kernelGo(k, a, b, c, ldc, accumulate)
-}
-
-//go:noescape
-func kernelRowsAVX2(k int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
-
-// direct reports whether kernelRows reads A unpacked.
-var direct = useAVX2
-
-// kernelRows is kernel with A read from mr rows lda apart instead of a
-// packed strip. It is used only when direct is set.
-func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
-	_, _, _ = a[(mr-1)*lda+k-1], b[k*nr-1], c[(mr-1)*ldc+nr-1]
-	kernelRowsAVX2(k, &a[0], lda, &b[0], &c[0], ldc, accumulate)
+	// The assembly trusts these lengths; check them here.
+	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[k*nr-1], c[(mr-1)*ldc+nr-1]
+	kernelAVX2(k, &a[0], aStep, aRow, &b[0], &c[0], ldc, accumulate)
 }
 
 //go:noescape

@@ -1,17 +1,25 @@
 #include "textflag.h"
 
-// func kernelAVX2(k int, a, b, c *float32, ldc int, accumulate bool)
+// func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 //
-// C[0:6, 0:16] (+)= sum over p < k of a[p*6+i] * b[p*16+j].
-// Y0..Y11 hold the 6×16 tile (two registers per row), Y12/Y13 a row of B,
-// Y14 a broadcast element of A.
-TEXT ·kernelAVX2(SB), NOSPLIT, $0-41
+// C[0:6, 0:16] (+)= Σ_{p<k} A[i, p]·B[p, j], where A[i, p] is at
+// a[p*aStep + i*aRow] (floats): a packed strip has aStep 6 and aRow 1, a
+// row-major A read in place aStep 1 and aRow lda. B is a packed strip, 16
+// floats per p. Y0..Y11 hold the 6×16 tile (two registers per row),
+// Y12/Y13 a row of B, Y14 a broadcast element of A.
+TEXT ·kernelAVX2(SB), NOSPLIT, $0-57
 	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DI
-	MOVQ ldc+32(FP), DX
-	SHLQ $2, DX                  // row stride in bytes
+	MOVQ a+8(FP), SI
+	MOVQ aStep+16(FP), R11
+	SHLQ $2, R11
+	MOVQ aRow+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), DX
+	SHLQ $2, DX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10                 // R10 = row 3 of A
 
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -32,32 +40,33 @@ TEXT ·kernelAVX2(SB), NOSPLIT, $0-41
 loop:
 	VMOVUPS      (BX), Y12
 	VMOVUPS      32(BX), Y13
-	VBROADCASTSS (AX), Y14
+	VBROADCASTSS (SI), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
-	VBROADCASTSS 4(AX), Y14
+	VBROADCASTSS (SI)(R9*1), Y14
 	VFMADD231PS  Y12, Y14, Y2
 	VFMADD231PS  Y13, Y14, Y3
-	VBROADCASTSS 8(AX), Y14
+	VBROADCASTSS (SI)(R9*2), Y14
 	VFMADD231PS  Y12, Y14, Y4
 	VFMADD231PS  Y13, Y14, Y5
-	VBROADCASTSS 12(AX), Y14
+	VBROADCASTSS (R10), Y14
 	VFMADD231PS  Y12, Y14, Y6
 	VFMADD231PS  Y13, Y14, Y7
-	VBROADCASTSS 16(AX), Y14
+	VBROADCASTSS (R10)(R9*1), Y14
 	VFMADD231PS  Y12, Y14, Y8
 	VFMADD231PS  Y13, Y14, Y9
-	VBROADCASTSS 20(AX), Y14
+	VBROADCASTSS (R10)(R9*2), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	ADDQ         $24, AX
+	ADDQ         R11, SI
+	ADDQ         R11, R10
 	ADDQ         $64, BX
 	DECQ         CX
 	JNE          loop
 
 store:
-	MOVBQZX accumulate+40(FP), SI
-	TESTQ   SI, SI
+	MOVBQZX accumulate+56(FP), R8
+	TESTQ   R8, R8
 	JE      overwrite
 
 	VADDPS (DI), Y0, Y0
@@ -77,7 +86,7 @@ store:
 	ADDQ   DX, DI
 	VADDPS (DI), Y10, Y10
 	VADDPS 32(DI), Y11, Y11
-	MOVQ   c+24(FP), DI
+	MOVQ   c+40(FP), DI
 
 overwrite:
 	VMOVUPS Y0, (DI)
@@ -147,111 +156,6 @@ packALoop:
 	JNE    packALoop
 
 packADone:
-	RET
-
-// func kernelRowsAVX2(k int, a *float32, lda int, b, c *float32, ldc int, accumulate bool)
-//
-// As kernelAVX2, but A is read unpacked: its 6 rows start at a, a+lda, ...
-// and row i's element p is at a[i*lda+p]. This saves packing A when A is a
-// large row-major activation matrix.
-TEXT ·kernelRowsAVX2(SB), NOSPLIT, $0-49
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ lda+16(FP), R9
-	SHLQ $2, R9                  // row stride of A in bytes
-	MOVQ b+24(FP), BX
-	MOVQ c+32(FP), DI
-	MOVQ ldc+40(FP), DX
-	SHLQ $2, DX
-	LEAQ (SI)(R9*2), R10
-	ADDQ R9, R10                 // R10 = row 3
-
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-
-	TESTQ CX, CX
-	JE    rstore
-
-rloop:
-	VMOVUPS      (BX), Y12
-	VMOVUPS      32(BX), Y13
-	VBROADCASTSS (SI), Y14
-	VFMADD231PS  Y12, Y14, Y0
-	VFMADD231PS  Y13, Y14, Y1
-	VBROADCASTSS (SI)(R9*1), Y14
-	VFMADD231PS  Y12, Y14, Y2
-	VFMADD231PS  Y13, Y14, Y3
-	VBROADCASTSS (SI)(R9*2), Y14
-	VFMADD231PS  Y12, Y14, Y4
-	VFMADD231PS  Y13, Y14, Y5
-	VBROADCASTSS (R10), Y14
-	VFMADD231PS  Y12, Y14, Y6
-	VFMADD231PS  Y13, Y14, Y7
-	VBROADCASTSS (R10)(R9*1), Y14
-	VFMADD231PS  Y12, Y14, Y8
-	VFMADD231PS  Y13, Y14, Y9
-	VBROADCASTSS (R10)(R9*2), Y14
-	VFMADD231PS  Y12, Y14, Y10
-	VFMADD231PS  Y13, Y14, Y11
-	ADDQ         $4, SI
-	ADDQ         $4, R10
-	ADDQ         $64, BX
-	DECQ         CX
-	JNE          rloop
-
-rstore:
-	MOVBQZX accumulate+48(FP), R8
-	TESTQ   R8, R8
-	JE      roverwrite
-
-	VADDPS (DI), Y0, Y0
-	VADDPS 32(DI), Y1, Y1
-	ADDQ   DX, DI
-	VADDPS (DI), Y2, Y2
-	VADDPS 32(DI), Y3, Y3
-	ADDQ   DX, DI
-	VADDPS (DI), Y4, Y4
-	VADDPS 32(DI), Y5, Y5
-	ADDQ   DX, DI
-	VADDPS (DI), Y6, Y6
-	VADDPS 32(DI), Y7, Y7
-	ADDQ   DX, DI
-	VADDPS (DI), Y8, Y8
-	VADDPS 32(DI), Y9, Y9
-	ADDQ   DX, DI
-	VADDPS (DI), Y10, Y10
-	VADDPS 32(DI), Y11, Y11
-	MOVQ   c+32(FP), DI
-
-roverwrite:
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y2, (DI)
-	VMOVUPS Y3, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y4, (DI)
-	VMOVUPS Y5, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y6, (DI)
-	VMOVUPS Y7, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y8, (DI)
-	VMOVUPS Y9, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y10, (DI)
-	VMOVUPS Y11, 32(DI)
-	VZEROUPPER
 	RET
 
 // func copyRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)

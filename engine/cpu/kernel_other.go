@@ -4,8 +4,8 @@ package cpu
 
 var useAVX2 = false
 
-func kernel(k int, a, b, c []float32, ldc int, accumulate bool) {
-	kernelGo(k, a, b, c, ldc, accumulate)
+func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 }
 
 func copyRowsB(dst, src []float32, k, ld int) {
@@ -18,13 +18,6 @@ func copyRowsA(dst, src []float32, k, ld int) {
 	for p := range k {
 		copy(dst[p*mr:p*mr+mr], src[p*ld:p*ld+mr])
 	}
-}
-
-// direct is false here: A is always packed.
-var direct = false
-
-func kernelRows(k int, a []float32, lda int, b, c []float32, ldc int, accumulate bool) {
-	panic("unreachable")
 }
 
 func copyRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
