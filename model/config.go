@@ -18,12 +18,19 @@ type Config struct {
 	Group3x3       int     `json:"group_3x3"`       // groups of the 3×3 conv (4)
 	CondenseFactor int     `json:"condense_factor"` // C: each group keeps 1/C of its inputs (4)
 	Dropout        float32 `json:"dropout"`         // before each learned group conv (0)
+	Lasso          float32 `json:"group_lasso"`     // group-lasso weight λ until the last condensing stage (0)
 	Classes        int     `json:"classes"`         // 10 for CIFAR-10
 }
 
 // CondenseNet86 is the paper's CIFAR-10 network.
-func CondenseNet86() Config {
-	return Config{Stages: []int{14, 14, 14}, Growth: []int{8, 16, 32}, Bottleneck: 4,
+func CondenseNet86() Config { return CondenseNet(86) }
+
+// CondenseNet returns CondenseNet-depth for CIFAR-10: three blocks of
+// (depth−2)/6 layers, growth 8-16-32, G = C = 4. The paper's table has
+// depths 50, 74, 86, 98, 110 and 122.
+func CondenseNet(depth int) Config {
+	n := (depth - 2) / 6
+	return Config{Stages: []int{n, n, n}, Growth: []int{8, 16, 32}, Bottleneck: 4,
 		Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 10}
 }
 
@@ -44,6 +51,9 @@ func (c *Config) Check() error {
 	if c.Dropout < 0 || c.Dropout >= 1 {
 		bad("dropout = %v: want 0 ≤ dropout < 1", c.Dropout)
 	}
+	if c.Lasso < 0 {
+		bad("group_lasso = %v: want ≥ 0", c.Lasso)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -54,9 +64,9 @@ func (c *Config) Check() error {
 			bad("block %d: stages %d, growth %d: want ≥ 1", b+1, n, k)
 			continue
 		}
-		if (c.Bottleneck*k)%c.Group1x1 != 0 || (c.Bottleneck*k)%c.Group3x3 != 0 || k%c.Group3x3 != 0 {
-			bad("block %d: bottleneck·growth = %d and growth %d must be divisible by group_1x1 %d and group_3x3 %d",
-				b+1, c.Bottleneck*k, k, c.Group1x1, c.Group3x3)
+		if (c.Bottleneck*k)%c.Group1x1 != 0 || (c.Bottleneck*k)%c.Group3x3 != 0 || k%c.Group3x3 != 0 || (c.Bottleneck*k)%c.CondenseFactor != 0 {
+			bad("block %d: bottleneck·growth = %d must be divisible by group_1x1 %d, group_3x3 %d and condense_factor %d, and growth %d by group_3x3",
+				b+1, c.Bottleneck*k, c.Group1x1, c.Group3x3, c.CondenseFactor, k)
 		}
 		for l := range n {
 			if ch%c.CondenseFactor != 0 {

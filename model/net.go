@@ -72,6 +72,7 @@ type layer struct {
 	conv1, conv2 engine.Conv
 	n1, n2       normParams
 	w1, mask, w2 int            // offsets: W, S, W
+	count, stage int            // offsets in S: inputs dropped per group, condensing stage reached
 	a1           *engine.Tensor // (P, c) BN1+ReLU output
 	d1           *engine.Tensor // (P, c) after dropout (nil without dropout)
 	dmask        *engine.Tensor // (P, c) dropout mask
@@ -107,6 +108,8 @@ func NewNet(cfg Config, n int, be engine.Backend, seed uint64) (*Net, error) {
 			ly.n1 = norm(pre+"conv_1.norm", ch)
 			ly.w1 = net.Params.add(pre+"conv_1.conv.weight", initConv, cfg.Bottleneck*k, ch, 1, 1)
 			ly.mask = net.State.add(pre+"conv_1._mask", initOne, cfg.Bottleneck*k, ch, 1, 1)
+			ly.count = net.State.add(pre+"conv_1._count", initZero, 1)
+			ly.stage = net.State.add(pre+"conv_1._stage", initZero, 1)
 			ly.n2 = norm(pre+"conv_2.norm", cfg.Bottleneck*k)
 			ly.w2 = net.Params.add(pre+"conv_2.conv.weight", initConv, k, cfg.Bottleneck*k/cfg.Group3x3, 3, 3)
 			bk.layers = append(bk.layers, ly)
