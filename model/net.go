@@ -317,3 +317,61 @@ func (net *Net) FLOPs() int64 {
 	}
 	return f + 2*n*int64(cfg.Width()*cfg.Classes)
 }
+
+// MomentumPrefix names the SGD momentum buffers in checkpoints, one per
+// parameter: optimizer.momentum.<parameter name>.
+const MomentumPrefix = "optimizer.momentum."
+
+// Tensors returns copies of the parameters and state (BN statistics,
+// masks, condensation counters), and the momentum buffers if momentum is
+// set, under their PyTorch names.
+func (net *Net) Tensors(momentum bool) []Named {
+	var out []Named
+	add := func(t *engine.Tensor, params []Param, prefix string) {
+		for _, p := range params {
+			v := make([]float32, p.Size())
+			net.be.Download(v, t.At(p.Off))
+			out = append(out, Named{Name: prefix + p.Name, Shape: p.Shape, Data: v})
+		}
+	}
+	add(net.W, net.Params.params, "")
+	add(net.S, net.State.params, "")
+	if momentum {
+		add(net.V, net.Params.params, MomentumPrefix)
+	}
+	return out
+}
+
+// LoadTensors sets parameters and state from t, and momentum buffers too if
+// momentum is set. It returns a *FormatError naming what is missing or
+// misshapen, and changes nothing in that case.
+func (net *Net) LoadTensors(t map[string]Named, momentum bool) error {
+	if err := checkNames(t, net.Params.params, ""); err != nil {
+		return err
+	}
+	if err := checkNames(t, net.State.params, ""); err != nil {
+		return err
+	}
+	if momentum {
+		if err := checkNames(t, net.Params.params, MomentumPrefix); err != nil {
+			return err
+		}
+	}
+	set := func(dst *engine.Tensor, params []Param, prefix string) {
+		for _, p := range params {
+			net.be.Upload(dst.At(p.Off), t[prefix+p.Name].Data)
+		}
+	}
+	set(net.W, net.Params.params, "")
+	set(net.S, net.State.params, "")
+	if momentum {
+		set(net.V, net.Params.params, MomentumPrefix)
+	}
+	return nil
+}
+
+// Step returns the number of training forwards so far, which seeds dropout.
+func (net *Net) Step() uint64 { return net.step }
+
+// SetStep restores the training-forward count after loading a checkpoint.
+func (net *Net) SetStep(step uint64) { net.step = step }
