@@ -134,8 +134,9 @@ func TestDownloadFresh(t *testing.T) {
 
 type meterFunc func(n int64)
 
-func (f meterFunc) Add(n int64) { f(n) }
-func (f meterFunc) Done()       {}
+func (f meterFunc) Add(n int64)   { f(n) }
+func (f meterFunc) Status(string) {}
+func (f meterFunc) Done()         {}
 
 func TestDownloadResumesAfterCut(t *testing.T) {
 	body := testBody(t)

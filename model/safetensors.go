@@ -2,11 +2,14 @@ package model
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -79,6 +82,11 @@ func WriteSafetensors(w io.Writer, tensors []Named, meta map[string]string) erro
 	if _, err := w.Write(h); err != nil {
 		return err
 	}
+	return writeData(w, sorted)
+}
+
+// writeData writes the tensors' values, little-endian, in order.
+func writeData(w io.Writer, sorted []Named) error {
 	buf := make([]byte, 0, 1<<16)
 	for _, t := range sorted {
 		for _, v := range t.Data {
@@ -91,8 +99,48 @@ func WriteSafetensors(w io.Writer, tensors []Named, meta map[string]string) erro
 			}
 		}
 	}
-	_, err = w.Write(buf)
+	_, err := w.Write(buf)
 	return err
+}
+
+// checksumKey is the metadata entry WriteChecked adds: the sha256 of the
+// data section, which safetensors itself does not protect.
+const checksumKey = "data_sha256"
+
+// WriteChecked is WriteSafetensors with the data's sha256 in the metadata,
+// for files whose damage must be detected (checkpoints).
+func WriteChecked(w io.Writer, tensors []Named, meta map[string]string) error {
+	sorted := append([]Named(nil), tensors...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	h := sha256.New()
+	if err := writeData(h, sorted); err != nil {
+		return err
+	}
+	m := maps.Clone(meta)
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[checksumKey] = hex.EncodeToString(h.Sum(nil))
+	return WriteSafetensors(w, sorted, m)
+}
+
+// ReadChecked reads a file written by WriteChecked and verifies its data
+// against the recorded sha256, returning a *FormatError on a mismatch.
+func ReadChecked(b []byte) (map[string]Named, map[string]string, error) {
+	ts, meta, err := ReadSafetensors(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	want, ok := meta[checksumKey]
+	if !ok {
+		return nil, nil, &FormatError{"no " + checksumKey + " in the metadata"}
+	}
+	hl := binary.LittleEndian.Uint64(b)
+	sum := sha256.Sum256(b[8+hl:])
+	if got := hex.EncodeToString(sum[:]); got != want {
+		return nil, nil, &FormatError{fmt.Sprintf("data sha256 %.12s…, the header records %.12s… (the file was damaged)", got, want)}
+	}
+	return ts, meta, nil
 }
 
 // ReadSafetensors parses a whole safetensors file. Only float32 tensors

@@ -135,3 +135,21 @@ func FuzzReadSafetensors(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckedDetectsDamage(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteChecked(&buf, []Named{{Name: "x", Shape: []int{3}, Data: []float32{1, 2, 3}}}, map[string]string{"a": "b"}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if ts, meta, err := ReadChecked(b); err != nil || meta["a"] != "b" || ts["x"].Data[2] != 3 {
+		t.Fatalf("ReadChecked = %v, %v, %v", ts, meta, err)
+	}
+	b[len(b)-2] ^= 1 // a flipped bit in the data: plain safetensors cannot see it
+	if _, _, err := ReadSafetensors(b); err != nil {
+		t.Fatalf("plain read of a data bit flip: %v", err)
+	}
+	if _, _, err := ReadChecked(b); !errors.Is(err, ErrFormat) {
+		t.Errorf("ReadChecked after a bit flip = %v, want ErrFormat", err)
+	}
+}

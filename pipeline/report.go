@@ -24,6 +24,8 @@ type Reporter interface {
 // A Progress is one measured task. Done must be called once, at the end.
 type Progress interface {
 	Add(n int64)
+	// Status sets a short line shown with the progress (loss, accuracy).
+	Status(s string)
 	Done()
 }
 
@@ -41,5 +43,6 @@ func (discard) Warn(string, string)                                          {}
 
 type discardProgress struct{}
 
-func (discardProgress) Add(int64) {}
-func (discardProgress) Done()     {}
+func (discardProgress) Add(int64)     {}
+func (discardProgress) Status(string) {}
+func (discardProgress) Done()         {}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,6 +45,14 @@ type Env struct {
 	Stage  string
 	Inputs map[string]*artifacts.Artifact // verified input artifacts by stage name
 	Report Reporter
+	// Key is the key the output will be stored under. A stage that keeps
+	// resumable state (checkpoints) tags it with Key, so that state from
+	// other settings is never resumed.
+	Key artifacts.Key
+	// StateDir is a folder the stage may keep resumable state in across
+	// interrupted runs (the stage creates it). The runner removes it once
+	// the stage's output is committed.
+	StateDir string
 }
 
 // Progress starts a measured task for the running stage.
@@ -274,7 +283,8 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current m
 	key, lines := r.key(s, inputs)
 	r.Report.StageStart(s.Name(), reason)
 	start := time.Now()
-	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report})
+	stateDir := filepath.Join(r.Store.Dir(), "state", s.Name())
+	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report, Key: key, StateDir: stateDir})
 	if err != nil {
 		// A stage's error after cancellation is a consequence of it,
 		// however the stage worded it.
@@ -301,6 +311,10 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current m
 	a, err := w.Commit()
 	if err != nil {
 		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
+	}
+	// The output is durable: resumable state has served its purpose.
+	if err := os.RemoveAll(stateDir); err != nil {
+		r.Report.Warn(s.Name(), fmt.Sprintf("could not remove %s: %v", stateDir, err))
 	}
 	r.Report.StageDone(s.Name(), a, out.Summary(), time.Since(start))
 	return a, nil

@@ -10,14 +10,51 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/condensenet/condensenet/model"
 )
 
 // Config is everything a run can be told, by preset, config file or flag.
 // Each stage reads its own section and writes only the fields it reads into
 // its cache key.
 type Config struct {
-	Seed uint64     `json:"seed"`
-	Data DataConfig `json:"data"`
+	Seed  uint64       `json:"seed"`
+	Data  DataConfig   `json:"data"`
+	Model model.Config `json:"model"`
+	Train TrainConfig  `json:"train"`
+}
+
+// TrainConfig is the train stage's section (the model's is Config.Model).
+type TrainConfig struct {
+	Epochs      int     `json:"epochs"`
+	Batch       int     `json:"batch"`
+	LR          float64 `json:"lr"` // peak of the cosine schedule
+	Momentum    float64 `json:"momentum"`
+	WeightDecay float64 `json:"weight_decay"`
+	// ImagesPerEpoch limits an epoch to the first images of its shuffled
+	// order (0: the whole training split).
+	ImagesPerEpoch int `json:"images_per_epoch,omitempty"`
+	// EvalEvery evaluates on the test split every this many epochs, and
+	// always after the last (0: only after the last).
+	EvalEvery int `json:"eval_every"`
+	// Device is auto, cpu or cuda[:N]. Results depend on the device but not
+	// on Workers, so only the former is in the cache key.
+	Device  string `json:"device"`
+	Workers int    `json:"workers,omitempty"` // goroutines per kernel (0: every core)
+}
+
+// paperTraining is the paper's CIFAR recipe: 300 epochs of batch 64, SGD
+// with Nesterov momentum 0.9, weight decay 1e-4, cosine learning rate from 0.1.
+func paperTraining() TrainConfig {
+	return TrainConfig{Epochs: 300, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, EvalEvery: 1, Device: "auto"}
+}
+
+func paperPreset(depth int) Config {
+	return Config{Data: defaultData(), Model: model.CondenseNet(depth), Train: paperTraining()}
+}
+
+func defaultData() DataConfig {
+	return DataConfig{Dataset: "cifar10", SyntheticTrain: 10000, SyntheticTest: 2000}
 }
 
 // DataConfig is the fetch stage's section.
@@ -40,13 +77,20 @@ type DataConfig struct {
 // Datasets are the valid values of data.dataset.
 var Datasets = []string{"cifar10", "cifar100", "synthetic"}
 
-// presets are the named starting configurations. Model and schedule
-// settings join them as the train stage lands.
+// presets are the named starting configurations: the paper's networks
+// with its recipe, and quick.
 var presets = map[string]Config{
-	// The paper's CIFAR-10 recipe.
-	"condensenet86": {Data: DataConfig{Dataset: "cifar10", SyntheticTrain: 10000, SyntheticTest: 2000}},
-	// Minutes on a laptop CPU, on real CIFAR-10.
-	"quick": {Data: DataConfig{Dataset: "cifar10", SyntheticTrain: 10000, SyntheticTest: 2000}},
+	"condensenet50":  paperPreset(50),
+	"condensenet74":  paperPreset(74),
+	"condensenet86":  paperPreset(86),
+	"condensenet98":  paperPreset(98),
+	"condensenet110": paperPreset(110),
+	"condensenet122": paperPreset(122),
+	// A few minutes on two cores with real CIFAR-10: CondenseNet-20
+	// (3-3-3), 6 short epochs of 10,000 images (≈290 images/s on the
+	// development machine), condensing in the first three as the paper does.
+	"quick": {Data: defaultData(), Model: model.CondenseNet(20), Train: TrainConfig{
+		Epochs: 6, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 3, Device: "auto"}},
 }
 
 // DefaultPreset is used when none is named.
@@ -129,6 +173,34 @@ func (c *Config) Check() error {
 		if d.URL != "" || d.SHA256 != "" || d.MD5 != "" {
 			bad("data.url", fmt.Sprintf("%q", d.URL), "the synthetic dataset is generated, not downloaded: leave url and checksums empty")
 		}
+	}
+	if err := c.Model.Check(); err != nil {
+		errs = append(errs, fmt.Errorf("model: %w", err))
+	}
+	t := &c.Train
+	for _, f := range []struct {
+		name      string
+		v, lo, hi int
+	}{{"train.epochs", t.Epochs, 1, 100000}, {"train.batch", t.Batch, 2, 4096}, {"train.eval_every", t.EvalEvery, 0, 100000},
+		{"train.images_per_epoch", t.ImagesPerEpoch, 0, 100000000}, {"train.workers", t.Workers, 0, 1024}} {
+		if f.v < f.lo || f.v > f.hi {
+			bad(f.name, f.v, fmt.Sprintf("want %d..%d", f.lo, f.hi))
+		}
+	}
+	if t.ImagesPerEpoch != 0 && t.ImagesPerEpoch < t.Batch {
+		bad("train.images_per_epoch", t.ImagesPerEpoch, fmt.Sprintf("want 0 (all) or at least train.batch (%d)", t.Batch))
+	}
+	if !(t.LR > 0 && t.LR < 10) {
+		bad("train.lr", t.LR, "want 0 < lr < 10")
+	}
+	if !(t.Momentum >= 0 && t.Momentum < 1) {
+		bad("train.momentum", t.Momentum, "want 0 ≤ momentum < 1")
+	}
+	if !(t.WeightDecay >= 0 && t.WeightDecay < 1) {
+		bad("train.weight_decay", t.WeightDecay, "want 0 ≤ weight_decay < 1")
+	}
+	if _, err := parseDevice(t.Device); err != nil {
+		bad("train.device", fmt.Sprintf("%q", t.Device), err.Error())
 	}
 	if err := checkHex("data.sha256", d.SHA256, 64); err != nil {
 		errs = append(errs, err)

@@ -13,7 +13,7 @@ import (
 func All(cfg Config) []pipeline.Stage {
 	return []pipeline.Stage{
 		&Fetch{Data: cfg.Data, Seed: cfg.Seed},
-		pending{"train", []string{"fetch"}, 4},
+		&Train{Model: cfg.Model, Train: cfg.Train, Seed: cfg.Seed},
 		pending{"condense", []string{"train"}, 5},
 		pending{"verify", []string{"fetch", "train", "condense"}, 5},
 		pending{"export", []string{"condense", "verify"}, 6},

@@ -44,6 +44,7 @@ type Globals struct {
 	NoVerify   bool
 	// Data flags override the config's data section.
 	Dataset, DataURL, DataSHA256, DataMD5, CacheDir string
+	Device                                          string
 
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars.
@@ -73,6 +74,7 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.StringVar(&g.DataSHA256, "data-sha256", "", "expected sha256 of the archive at --data-url")
 	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
 	f.StringVar(&g.CacheDir, "cache-dir", "", "download cache shared by all workdirs (default: the user cache folder)")
+	f.StringVar(&g.Device, "device", "", "compute device for training: auto, cpu, cuda or cuda:N (default from the preset: auto)")
 	g.flags = f
 }
 
@@ -98,6 +100,7 @@ func (g *Globals) config() (stages.Config, error) {
 	set("data-sha256", &cfg.Data.SHA256, g.DataSHA256)
 	set("data-md5", &cfg.Data.MD5, g.DataMD5)
 	set("cache-dir", &cfg.Data.CacheDir, g.CacheDir)
+	set("device", &cfg.Train.Device, g.Device)
 	if g.flags.Changed("seed") {
 		cfg.Seed = g.Seed
 	}

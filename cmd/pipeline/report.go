@@ -125,12 +125,20 @@ func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pip
 }
 
 type textProgress struct {
-	t     *textReporter
-	label string
-	bytes bool
-	bar   *progressbar.ProgressBar
-	start time.Time
-	n     int64
+	t      *textReporter
+	label  string
+	bytes  bool
+	bar    *progressbar.ProgressBar
+	start  time.Time
+	n      int64
+	status string
+}
+
+func (p *textProgress) Status(s string) {
+	p.status = s
+	if p.bar != nil {
+		p.bar.Describe(p.label + " " + s)
+	}
 }
 
 func (p *textProgress) Add(n int64) {
@@ -147,6 +155,10 @@ func (p *textProgress) Done() {
 	}
 	el := time.Since(p.start)
 	rate := float64(p.n) / max(el.Seconds(), 1e-9)
+	if p.status != "" {
+		p.t.printf(p.t.err, "%s: %d in %s: %s\n", p.label, p.n, el.Round(time.Millisecond), p.status)
+		return
+	}
 	if p.bytes {
 		p.t.printf(p.t.err, "%s: %.1f MB in %s (%.1f MB/s)\n", p.label, float64(p.n)/1e6, el.Round(time.Millisecond), rate/1e6)
 	} else {
@@ -212,7 +224,10 @@ type jsonProgress struct {
 	unit        string
 	total, n    int64
 	start, last time.Time
+	status      string
 }
+
+func (p *jsonProgress) Status(s string) { p.status = s }
 
 func (p *jsonProgress) Add(n int64) {
 	p.n += n
@@ -226,6 +241,10 @@ func (p *jsonProgress) Done() { p.emit("progress_done") }
 
 func (p *jsonProgress) emit(kind string) {
 	el := p.j.now().Sub(p.start).Seconds()
-	p.j.emit(map[string]any{"message_type": kind, "stage": p.stage, "task": p.task, "done": p.n, "total": p.total,
-		"unit": p.unit, "seconds": el, "rate": float64(p.n) / max(el, 1e-9)})
+	msg := map[string]any{"message_type": kind, "stage": p.stage, "task": p.task, "done": p.n, "total": p.total,
+		"unit": p.unit, "seconds": el, "rate": float64(p.n) / max(el, 1e-9)}
+	if p.status != "" {
+		msg["status"] = p.status
+	}
+	p.j.emit(msg)
 }

@@ -1,0 +1,220 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// Train trains CondenseNet on the dataset, condensing its learned group
+// convolutions in the first half, and outputs an artifacts.TrainedModel.
+// It checkpoints every epoch and when interrupted, and resumes from the
+// newest checkpoint made with the same key.
+type Train struct {
+	Model model.Config
+	Train TrainConfig
+	Seed  uint64
+}
+
+const trainVersion = 1
+
+func (t *Train) Name() string     { return "train" }
+func (t *Train) Version() int     { return trainVersion }
+func (t *Train) Inputs() []string { return []string{"fetch"} }
+
+func (t *Train) WriteKey(w io.Writer) {
+	m, _ := json.Marshal(t.Model) // field order is fixed by the struct
+	c := t.Train
+	d, _ := parseDevice(c.Device)
+	// The device changes results (CPU and GPU round differently); the
+	// worker count does not, so it is left out.
+	kind := d.kind
+	if kind == "auto" {
+		kind = "cpu" // what auto resolves to in this build
+	}
+	fmt.Fprintf(w, "model %s\nseed %d\ntrain.epochs %d\ntrain.batch %d\ntrain.lr %g\ntrain.momentum %g\n", m, t.Seed, c.Epochs, c.Batch, c.LR, c.Momentum)
+	fmt.Fprintf(w, "train.weight_decay %g\ntrain.images_per_epoch %d\ntrain.eval_every %d\ntrain.engine %s\n", c.WeightDecay, c.ImagesPerEpoch, c.EvalEvery, kind)
+}
+
+// LR returns the cosine learning rate at iteration it of total:
+// lr/2·(1 + cos(π·it/total)), the paper's per-iteration schedule.
+func LR(peak float64, it, total int) float64 {
+	return 0.5 * peak * (1 + math.Cos(math.Pi*float64(it)/float64(total)))
+}
+
+func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	ds, err := artifacts.LoadDataset(env.Inputs["fetch"])
+	if err != nil {
+		return nil, err
+	}
+	cfg := t.Model
+	if cfg.Classes != len(ds.Classes) {
+		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
+	}
+	dev, _ := parseDevice(t.Train.Device)
+	be, which, err := newBackend(dev, t.Train.Workers)
+	if err != nil {
+		return nil, err
+	}
+	env.Report.Note("train: device " + which)
+	tc := t.Train
+	net, err := model.NewNet(cfg, tc.Batch, be, t.Seed)
+	if err != nil {
+		return nil, err
+	}
+	train := &cifar.Batcher{Images: ds.Train.Images, Labels: ds.Train.Labels, Batch: tc.Batch, Seed: t.Seed, Augment: true}
+	test := &cifar.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Batch: tc.Batch}
+	steps := train.Steps()
+	if tc.ImagesPerEpoch > 0 {
+		steps = min(steps, tc.ImagesPerEpoch/tc.Batch)
+	}
+	total := tc.Epochs * steps
+
+	st, resumed, err := loadCheckpoint(env.StateDir, env.Key, net, func(msg string) { env.Report.Warn(env.Stage, msg) })
+	if err != nil {
+		return nil, err
+	}
+	if resumed {
+		env.Report.Note(fmt.Sprintf("train: resuming from iteration %d of %d (epoch %d)", st.Iteration, total, st.Iteration/steps+1))
+	}
+	x := make([]float32, tc.Batch*cifar.ImageSize)
+	labels := make([]int32, tc.Batch)
+	logits := make([]float32, tc.Batch*cfg.Classes)
+	save := func() error { return saveCheckpoint(env.StateDir, env.Key, net, st) }
+
+	var prog pipeline.Progress
+	epochStart := time.Now()
+	for st.Iteration < total {
+		it := st.Iteration
+		epoch, step := it/steps, it%steps
+		if step == 0 || prog == nil {
+			prog = env.Progress(fmt.Sprintf("epoch %d/%d", epoch+1, tc.Epochs), int64(steps), false)
+			prog.Add(int64(step))
+			epochStart = time.Now()
+		}
+		net.Condense(float64(it) / float64(total))
+		train.Fill(x, labels, epoch, step)
+		net.SetInput(x, labels)
+		net.Forward(true)
+		net.ZeroGrad()
+		net.Backward()
+		loss := net.Loss + net.Lasso()
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			prog.Done()
+			return nil, fmt.Errorf("loss is %v at iteration %d (epoch %d); training stopped, the last epoch's checkpoint is kept: lower train.lr or check the data", loss, it, epoch+1)
+		}
+		lr := LR(tc.LR, it, total)
+		net.Update(float32(lr), float32(tc.Momentum), float32(tc.WeightDecay))
+		net.Logits(logits)
+		top1, top5 := topK(logits, labels, cfg.Classes, tc.Batch)
+		e := &st.Epoch
+		e.Loss += loss
+		e.Top1, e.Top5, e.Seen, e.Steps = e.Top1+top1, e.Top5+top5, e.Seen+tc.Batch, e.Steps+1
+		st.Iteration++
+		st.NetStep = net.Step()
+		el := e.Seconds + time.Since(epochStart).Seconds()
+		prog.Status(fmt.Sprintf("loss %.4f top-1 %.1f%% lr %.4f %.0f img/s", e.Loss/float64(e.Steps), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
+		prog.Add(1)
+
+		if st.Iteration%steps == 0 {
+			prog.Done()
+			e.Seconds = el
+			m := artifacts.Metric{Epoch: epoch + 1, Iteration: st.Iteration, Loss: e.Loss / float64(e.Steps),
+				TrainTop1: float64(e.Top1) / float64(e.Seen), TrainTop5: float64(e.Top5) / float64(e.Seen),
+				LR: lr, Stage: net.StageReached(), Seconds: e.Seconds, ImagesPerSec: float64(e.Seen) / e.Seconds}
+			if last := epoch+1 == tc.Epochs; last || (tc.EvalEvery > 0 && (epoch+1)%tc.EvalEvery == 0) {
+				t1, t5, err := evaluate(ctx, env, net, test, logits)
+				if err != nil {
+					return nil, err
+				}
+				m.TestTop1, m.TestTop5 = &t1, &t5
+			}
+			st.Metrics = append(st.Metrics, m)
+			st.Epoch = epochSums{}
+			if err := save(); err != nil {
+				return nil, err
+			}
+			epochStart = time.Now()
+		}
+		if err := ctx.Err(); err != nil {
+			if st.Iteration%steps != 0 {
+				st.Epoch.Seconds += time.Since(epochStart).Seconds()
+				prog.Done()
+				if serr := save(); serr != nil {
+					return nil, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
+				}
+			}
+			return nil, err
+		}
+	}
+	return t.output(net, st.Metrics)
+}
+
+// evaluate returns test top-1 and top-5 accuracy with running BN statistics.
+func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *cifar.Batcher, logits []float32) (top1, top5 float64, err error) {
+	x := make([]float32, test.Batch*cifar.ImageSize)
+	labels := make([]int32, test.Batch)
+	prog := env.Progress("evaluate", int64(test.Steps()), false)
+	defer prog.Done()
+	var c1, c5, n int
+	for step := range test.Steps() {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		real := test.Fill(x, labels, 0, step)
+		net.SetInput(x, labels)
+		net.Forward(false)
+		net.Logits(logits)
+		a, b := topK(logits, labels[:real], len(logits)/test.Batch, real)
+		c1, c5, n = c1+a, c5+b, n+real
+		prog.Add(1)
+	}
+	return float64(c1) / float64(n), float64(c5) / float64(n), nil
+}
+
+// topK counts the examples (the first n rows of logits) whose label is the
+// top-scoring class and among the top five.
+func topK(logits []float32, labels []int32, classes, n int) (top1, top5 int) {
+	for i := range n {
+		row := logits[i*classes : (i+1)*classes]
+		want := row[labels[i]]
+		better := 0 // classes scoring above the label; ties go to the label
+		for _, v := range row {
+			if v > want {
+				better++
+			}
+		}
+		if better == 0 {
+			top1++
+		}
+		if better < 5 {
+			top5++
+		}
+	}
+	return top1, top5
+}
+
+func (t *Train) output(net *model.Net, metrics []artifacts.Metric) (pipeline.Output, error) {
+	cfg, err := json.MarshalIndent(map[string]any{"model": t.Model, "train": t.Train, "seed": t.Seed}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	var weights bytes.Buffer
+	if err := model.WriteSafetensors(&weights, net.Tensors(false), map[string]string{"format": "condensenet-trained"}); err != nil {
+		return nil, err
+	}
+	plot, err := plotCurves(metrics)
+	if err != nil {
+		return nil, fmt.Errorf("plot: %w", err)
+	}
+	return &artifacts.TrainedModel{Config: append(cfg, '\n'), Weights: weights.Bytes(), Metrics: metrics, Plot: plot}, nil
+}
