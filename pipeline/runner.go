@@ -316,6 +316,7 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current m
 	if err := os.RemoveAll(stateDir); err != nil {
 		r.Report.Warn(s.Name(), fmt.Sprintf("could not remove %s: %v", stateDir, err))
 	}
+	os.Remove(filepath.Dir(stateDir)) // only if no other stage keeps state there
 	r.Report.StageDone(s.Name(), a, out.Summary(), time.Since(start))
 	return a, nil
 }

@@ -63,7 +63,8 @@ func saveCheckpoint(dir string, key artifacts.Key, net *model.Net, st trainState
 		return err
 	}
 	var buf bytes.Buffer
-	meta := map[string]string{"format": checkpointFormat, "version": checkpointVersion, "key": key.String(), "state": string(state)}
+	meta := map[string]string{"format": checkpointFormat, "version": checkpointVersion, "key": key.String(), "state": string(state),
+		"rng": "none saved: data order, crops, flips and dropout derive from the seed and the iteration"}
 	if err := model.WriteChecked(&buf, net.Tensors(true), meta); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -155,6 +156,9 @@ func writeFileAtomic(path string, data []byte) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	if err = f.Chmod(0o644); err != nil { // CreateTemp makes it private
+		return err
+	}
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -108,9 +108,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		net.ZeroGrad()
 		net.Backward()
 		loss := net.Loss + net.Lasso()
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		if err := checkLoss(loss, it, epoch); err != nil {
 			prog.Done()
-			return nil, fmt.Errorf("loss is %v at iteration %d (epoch %d); training stopped, the last epoch's checkpoint is kept: lower train.lr or check the data", loss, it, epoch+1)
+			return nil, err
 		}
 		lr := LR(tc.LR, it, total)
 		net.Update(float32(lr), float32(tc.Momentum), float32(tc.WeightDecay))
@@ -157,6 +157,15 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		}
 	}
 	return t.output(net, st.Metrics)
+}
+
+// checkLoss stops training on a loss that is not finite, before the
+// update could spread it into the weights (and into a checkpoint).
+func checkLoss(loss float64, it, epoch int) error {
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return fmt.Errorf("loss is %v at iteration %d (epoch %d); training stopped, the last epoch's checkpoint is kept: lower train.lr or check the data", loss, it, epoch+1)
+	}
+	return nil
 }
 
 // evaluate returns test top-1 and top-5 accuracy with running BN statistics.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
@@ -24,7 +25,7 @@ const (
 	exitError       = 1
 	exitUsage       = 2
 	exitVerify      = 3
-	exitNoDevice    = 4 // reserved for the CUDA backend
+	exitNoDevice    = 4
 	exitInterrupted = 130
 	exitTerminated  = 143
 )
@@ -89,12 +90,14 @@ func exitCode(g *Globals, err error, sig os.Signal) int {
 		code = exitUsage
 	case errors.Is(err, pipeline.ErrVerifyFailed):
 		code = exitVerify
+	case errors.Is(err, engine.ErrNoDevice):
+		code = exitNoDevice
 	case errors.Is(err, cifar.ErrUnreachable):
 		hint = "to run without network, use a local copy: --data-url PATH with --data-sha256 HEX or --data-md5 HEX, or --dataset synthetic"
 	case errors.Is(err, cifar.ErrChecksum):
 		hint = "the data is not the file expected: check --data-url and the checksum flags"
 	case errors.Is(err, stages.ErrNotImplemented):
-		hint = "only the fetch stage exists so far: pipeline run fetch"
+		hint = "only fetch and train exist so far: pipeline run train"
 	}
 	g.reportError(err, hint, code)
 	return code

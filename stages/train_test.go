@@ -1,0 +1,330 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// TestMain lets a test run a training pipeline in a child process (this
+// binary again) that it can kill.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("STAGES_TEST_TRAIN"); dir != "" {
+		if err := runTiny(context.Background(), dir, tinyConfig(), pipeline.Discard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// tinyConfig trains a 1-1-1 CondenseNet on 640 synthetic images for 3
+// epochs of 20 steps: fast, but long enough to condense and to kill.
+func tinyConfig() Config {
+	c, _ := Preset("quick")
+	c.Seed = 5
+	c.Data = DataConfig{Dataset: "synthetic", SyntheticTrain: 640, SyntheticTest: 100}
+	c.Model.Stages, c.Model.Growth = []int{1, 1, 1}, []int{4, 4, 4}
+	c.Model.Dropout = 0.1
+	c.Train.Epochs, c.Train.Batch, c.Train.ImagesPerEpoch, c.Train.EvalEvery = 3, 32, 0, 2
+	return c
+}
+
+func runTiny(ctx context.Context, dir string, cfg Config, rep pipeline.Reporter) error {
+	store, err := artifacts.Open(dir)
+	if err != nil {
+		return err
+	}
+	r := &pipeline.Runner{Store: store, Stages: All(cfg)[:2], Report: rep}
+	return r.Run(ctx, pipeline.Options{Target: "train"})
+}
+
+func finalWeights(t *testing.T, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "train", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// notes records what the runner and stages report.
+type notes struct {
+	pipeline.Reporter
+	mu    sync.Mutex
+	lines []string
+	// onStep, if set, is called after every training step.
+	onStep func()
+}
+
+func (n *notes) Note(msg string)        { n.add(msg) }
+func (n *notes) Warn(stage, msg string) { n.add(stage + ": " + msg) }
+func (n *notes) add(s string) {
+	n.mu.Lock()
+	n.lines = append(n.lines, s)
+	n.mu.Unlock()
+}
+func (n *notes) all() string { return strings.Join(n.lines, "\n") }
+func (n *notes) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+	if strings.HasPrefix(task, "epoch") && n.onStep != nil {
+		return stepHook{n.onStep}
+	}
+	return pipeline.Discard.Progress(stage, task, total, bytes)
+}
+
+type stepHook struct{ f func() }
+
+func (h stepHook) Add(n int64) {
+	for range n {
+		h.f()
+	}
+}
+func (h stepHook) Status(string) {}
+func (h stepHook) Done()         {}
+
+var (
+	referenceOnce    sync.Once
+	referenceWeights []byte
+)
+
+// reference returns the final weights of an uninterrupted tiny run.
+func reference(t *testing.T) []byte {
+	referenceOnce.Do(func() {
+		dir := t.TempDir()
+		if err := runTiny(context.Background(), dir, tinyConfig(), pipeline.Discard); err != nil {
+			t.Fatal(err)
+		}
+		referenceWeights = finalWeights(t, dir)
+	})
+	if referenceWeights == nil {
+		t.Fatal("reference run failed")
+	}
+	return referenceWeights
+}
+
+func TestResumeAfterKill(t *testing.T) {
+	want := reference(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for round := range 2 {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "STAGES_TEST_TRAIN="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait for the first checkpoint, then kill at a random moment after it.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			names, _ := checkpoints(filepath.Join(dir, "state", "train"))
+			if len(names) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("the child wrote no checkpoint within a minute")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		delay := time.Duration(rng.IntN(400)) * time.Millisecond
+		time.Sleep(delay)
+		cmd.Process.Kill() // kill -9: no chance to checkpoint
+		cmd.Wait()
+		rep := &notes{Reporter: pipeline.Discard}
+		if err := runTiny(context.Background(), dir, tinyConfig(), rep); err != nil {
+			t.Fatalf("round %d: resume: %v", round, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "train")); err != nil {
+			t.Fatalf("round %d: no trained model after resuming", round)
+		}
+		// The child may have finished before the kill; otherwise it resumed.
+		resumed := strings.Contains(rep.all(), "resuming from iteration")
+		if got := finalWeights(t, dir); !bytes.Equal(got, want) {
+			t.Fatalf("round %d (killed %v after the first checkpoint, resumed=%v): final weights differ from an uninterrupted run", round, delay, resumed)
+		}
+		t.Logf("round %d: killed %v after the first checkpoint; resumed=%v; weights identical", round, delay, resumed)
+	}
+}
+
+func TestResumeAfterCancelMidEpoch(t *testing.T) {
+	want := reference(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	rep := &notes{Reporter: pipeline.Discard, onStep: func() {
+		if steps++; steps == 27 { // epoch 2, step 7
+			cancel()
+		}
+	}}
+	err := runTiny(ctx, dir, tinyConfig(), rep)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run = %v, want context.Canceled", err)
+	}
+	names, _ := checkpoints(filepath.Join(dir, "state", "train"))
+	if len(names) == 0 || names[0] != checkpointName(27) {
+		t.Fatalf("checkpoints after cancelling at step 27: %v, want %s first", names, checkpointName(27))
+	}
+	rep = &notes{Reporter: pipeline.Discard}
+	if err := runTiny(context.Background(), dir, tinyConfig(), rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.all(), "resuming from iteration 27") {
+		t.Errorf("notes %q, want a resume from iteration 27", rep.all())
+	}
+	if !bytes.Equal(finalWeights(t, dir), want) {
+		t.Error("final weights after a mid-epoch resume differ from an uninterrupted run")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "train")); !os.IsNotExist(err) {
+		t.Errorf("checkpoints left after the stage finished: %v", err)
+	}
+}
+
+func TestDamagedCheckpointFallsBack(t *testing.T) {
+	want := reference(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	rep := &notes{Reporter: pipeline.Discard, onStep: func() {
+		if steps++; steps == 45 { // after the epoch-2 checkpoint (iteration 40)
+			cancel()
+		}
+	}}
+	runTiny(ctx, dir, tinyConfig(), rep)
+	state := filepath.Join(dir, "state", "train")
+	names, _ := checkpoints(state)
+	if len(names) != 2 {
+		t.Fatalf("checkpoints %v, want two", names)
+	}
+	for _, damage := range []func(p string){
+		func(p string) { // a flipped byte
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0x40
+			os.WriteFile(p, b, 0o644)
+		},
+		func(p string) { os.Truncate(p, 100) }, // a torn write
+	} {
+		d := t.TempDir()
+		os.CopyFS(d, os.DirFS(dir))
+		damage(filepath.Join(d, "state", "train", names[0]))
+		rep := &notes{Reporter: pipeline.Discard}
+		if err := runTiny(context.Background(), d, tinyConfig(), rep); err != nil {
+			t.Fatal(err)
+		}
+		log := rep.all()
+		if !strings.Contains(log, names[0]) || !strings.Contains(log, "damaged") || !strings.Contains(log, "resuming from iteration 40") {
+			t.Errorf("notes:\n%s\nwant the damaged %s named and a resume from iteration 40", log, names[0])
+		}
+		if !bytes.Equal(finalWeights(t, d), want) {
+			t.Error("final weights after falling back to an older checkpoint differ")
+		}
+	}
+}
+
+func TestCheckpointFromOtherSettingsIgnored(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	rep := &notes{Reporter: pipeline.Discard, onStep: func() {
+		if steps++; steps == 5 {
+			cancel()
+		}
+	}}
+	runTiny(ctx, dir, tinyConfig(), rep)
+	cfg := tinyConfig()
+	cfg.Train.LR = 0.05
+	rep = &notes{Reporter: pipeline.Discard}
+	if err := runTiny(context.Background(), dir, cfg, rep); err != nil {
+		t.Fatal(err)
+	}
+	if log := rep.all(); !strings.Contains(log, "other settings") || strings.Contains(log, "resuming from iteration") {
+		t.Errorf("notes:\n%s\nwant the old checkpoint refused", log)
+	}
+}
+
+func TestNonFiniteLossStops(t *testing.T) {
+	// lr up to 10 does not diverge here (BatchNorm keeps it in check), so the
+	// check itself is tested: it must refuse NaN and both infinities.
+	for _, loss := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		err := checkLoss(loss, 1234, 7)
+		if err == nil || !strings.Contains(err.Error(), "at iteration 1234 (epoch 8)") || !strings.Contains(err.Error(), "lower train.lr") {
+			t.Errorf("checkLoss(%v) = %v, want the iteration named and a hint", loss, err)
+		}
+	}
+	if err := checkLoss(2.3, 1, 0); err != nil {
+		t.Errorf("checkLoss(2.3) = %v", err)
+	}
+}
+
+func TestCosineSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		it, total int
+		want      float64
+	}{{0, 100, 0.1}, {50, 100, 0.05}, {100, 100, 0}, {25, 100, 0.05 * (1 + math.Sqrt2/2)}} {
+		if got := LR(0.1, tc.it, tc.total); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("LR(0.1, %d, %d) = %v, want %v", tc.it, tc.total, got, tc.want)
+		}
+	}
+}
+
+func TestTopK(t *testing.T) {
+	logits := []float32{
+		0.1, 0.9, 0.3, 0.2, 0.0, 0.5, 0.4, // label 1: top-1
+		0.9, 0.1, 0.8, 0.7, 0.6, 0.5, 0.4, // label 1: last of 7, not top-5
+		0.9, 0.1, 0.8, 0.7, 0.6, 0.5, 0.4, // label 4 (0.6): 4th, top-5
+	}
+	top1, top5 := topK(logits, []int32{1, 1, 4}, 7, 3)
+	if top1 != 1 || top5 != 2 {
+		t.Errorf("topK = %d, %d; want 1, 2", top1, top5)
+	}
+}
+
+func TestTrainedModelArtifact(t *testing.T) {
+	dir := t.TempDir()
+	if err := runTiny(context.Background(), dir, tinyConfig(), pipeline.Discard); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := artifacts.Open(dir)
+	a, err := store.Get("train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := artifacts.LoadTrainedModel(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Metrics) != 3 || m.Metrics[1].TestTop1 == nil || m.Metrics[0].TestTop1 != nil || m.Metrics[2].Stage != 3 {
+		t.Errorf("metrics %+v: want 3 epochs, test evaluated after epochs 2 and 3, stage 3 at the end", m.Metrics)
+	}
+	if !bytes.HasPrefix(m.Plot, []byte("\x89PNG")) {
+		t.Error("curves.png is not a PNG")
+	}
+	ts, _, err := model.ReadSafetensors(m.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := ts["features.denseblock_3.denselayer_1.conv_1._mask"]
+	kept := 0
+	for _, v := range mask.Data {
+		kept += int(v)
+	}
+	if want := len(mask.Data) / 4; kept != want {
+		t.Errorf("final mask keeps %d of %d weights, want 1/C = %d", kept, len(mask.Data), want)
+	}
+	if _, ok := ts[model.MomentumPrefix+"classifier.weight"]; ok {
+		t.Error("the trained model carries optimizer state")
+	}
+}
