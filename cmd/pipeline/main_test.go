@@ -188,3 +188,20 @@ func TestInterruptDuringDownload(t *testing.T) {
 		}
 	}
 }
+
+func TestInfoReproducesPaper(t *testing.T) {
+	for _, tc := range []struct{ stages, want string }{
+		{"8-8-8", "28.6M FLOPs"}, {"14-14-14", "65.8M FLOPs"}, {"20-20-20", "116.7M FLOPs"},
+	} {
+		out, errs, code := execute(t, "info", "--stages", tc.stages, "--growth", "8-16-32")
+		_, condensed, _ := strings.Cut(out, "condensed network:")
+		if code != 0 || !strings.HasPrefix(strings.TrimSpace(condensed), tc.want) {
+			t.Errorf("info --stages %s: code %d\n%s%s\nwant condensed %s", tc.stages, code, out, errs, tc.want)
+		}
+	}
+	out, _, _ := execute(t, "info", "--json")
+	var res struct{ Condensed struct{ FLOPs, Params int64 } }
+	if err := json.Unmarshal([]byte(out), &res); err != nil || (res.Condensed.FLOPs+50_000)/100_000 != 658 {
+		t.Errorf("info --json = %s (%v), want CondenseNet-86's 65.8M FLOPs", out, err)
+	}
+}
