@@ -1,0 +1,204 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// Condensed is the condensed network for inference with a fixed batch
+// size. Its learned group convolutions are real grouped convolutions over
+// the selected channels, so it does a quarter of the masked network's
+// 1×1 work (with G = C = 4).
+type Condensed struct {
+	Arch *Architecture
+	N    int
+	be   engine.Backend
+
+	W     *engine.Tensor // all weights and BN statistics, one slab
+	table *table
+
+	x      *engine.Tensor // (N, 32, 32, 3)
+	stem   engine.Conv
+	stemW  int
+	blocks []*cblock
+	bnLast engine.BatchNorm
+	last   normParams
+	aLast  *engine.Tensor
+	feat   *engine.Tensor // (N, width)
+	sel    *engine.Tensor // (N, width/2) selected features
+	fcW    int
+	fcB    int
+	logits *engine.Tensor
+	// Scratch shared by every layer, sized for the widest.
+	s1, a1, h, hs, a2 *engine.Tensor
+}
+
+type cblock struct {
+	h, w, p, width int
+	buf            *engine.Tensor
+	layers         []*clayer
+}
+
+type clayer struct {
+	c, k     int
+	index    []int32 // selected input channels
+	bn1, bn2 engine.BatchNorm
+	n1, n2   normParams
+	conv1    engine.Conv // 1×1, G groups
+	conv2    engine.Conv // 3×3, group_3x3 groups
+	w1, w2   int
+}
+
+// NewCondensed builds the condensed network for batch size n from its
+// architecture and tensors (as Convert returns them).
+func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
+	cfg := arch.Config
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	m := &Condensed{Arch: arch, N: n, be: be, table: &table{}}
+	t := m.table
+	// BN statistics sit with the weights: nothing here is trained.
+	norm := func(prefix string, c int) normParams {
+		return normParams{
+			weight: t.add(prefix+".weight", initOne, c), bias: t.add(prefix+".bias", initZero, c),
+			mean: t.add(prefix+".running_mean", initZero, c), vari: t.add(prefix+".running_var", initOne, c),
+		}
+	}
+	ch := 2 * cfg.Growth[0]
+	m.stemW = t.add("features.init_conv.weight", initConv, ch, 3, 3, 3)
+	h, li := 32, 0
+	for b, layers := range cfg.Stages {
+		k := cfg.Growth[b]
+		bk := &cblock{h: h, w: h, p: n * h * h, width: ch + layers*k}
+		for l := range layers {
+			if li >= len(arch.Layers) || len(arch.Layers[li]) != ch*cfg.Group1x1/cfg.CondenseFactor {
+				return nil, &FormatError{fmt.Sprintf("architecture: layer %d of block %d needs %d selected channels", l+1, b+1, ch*cfg.Group1x1/cfg.CondenseFactor)}
+			}
+			for _, j := range arch.Layers[li] {
+				if j < 0 || int(j) >= ch {
+					return nil, &FormatError{fmt.Sprintf("architecture: layer %d of block %d selects channel %d of %d", l+1, b+1, j, ch)}
+				}
+			}
+			pre := fmt.Sprintf("features.denseblock_%d.denselayer_%d.", b+1, l+1)
+			sel := len(arch.Layers[li])
+			ly := &clayer{c: ch, k: k, index: arch.Layers[li]}
+			ly.n1 = norm(pre+"conv_1.norm", sel)
+			ly.w1 = t.add(pre+"conv_1.conv.weight", initConv, cfg.Bottleneck*k, ch/cfg.CondenseFactor, 1, 1)
+			ly.n2 = norm(pre+"conv_2.norm", cfg.Bottleneck*k)
+			ly.w2 = t.add(pre+"conv_2.conv.weight", initConv, k, cfg.Bottleneck*k/cfg.Group3x3, 3, 3)
+			bk.layers = append(bk.layers, ly)
+			ch += k
+			li++
+		}
+		m.blocks = append(m.blocks, bk)
+		if b < len(cfg.Stages)-1 {
+			h /= 2
+		}
+	}
+	for _, j := range arch.Classifier {
+		if j < 0 || int(j) >= ch {
+			return nil, &FormatError{fmt.Sprintf("architecture: classifier selects feature %d of %d", j, ch)}
+		}
+	}
+	m.last = norm("features.norm_last", ch)
+	m.fcW = t.add("classifier.linear.weight", initLinear, cfg.Classes, len(arch.Classifier))
+	m.fcB = t.add("classifier.linear.bias", initZero, cfg.Classes)
+
+	byName := map[string]Named{}
+	for _, v := range tensors {
+		byName[v.Name] = v
+	}
+	if err := checkNames(byName, t.params, ""); err != nil {
+		return nil, err
+	}
+	m.W = be.Alloc(t.size)
+	for _, p := range t.params {
+		be.Upload(m.W.At(p.Off), byName[p.Name].Data)
+	}
+	m.alloc()
+	return m, nil
+}
+
+func (m *Condensed) alloc() {
+	be, cfg, n := m.be, m.Arch.Config, m.N
+	m.x = be.Alloc(n * 32 * 32 * 3)
+	b0 := m.blocks[0]
+	m.stem = be.NewConv(engine.ConvShape{N: n, H: 32, W: 32, C: 3, K: 2 * cfg.Growth[0], R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: b0.width})
+	maxSel, maxK4 := 0, 0
+	for _, bk := range m.blocks {
+		bk.buf = be.Alloc(bk.p * bk.width)
+		for _, ly := range bk.layers {
+			k4, sel := cfg.Bottleneck*ly.k, len(ly.index)
+			maxSel, maxK4 = max(maxSel, bk.p*sel), max(maxK4, bk.p*k4)
+			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: sel, LdIn: sel, LdOut: sel, ReLU: true})
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: sel, LdOut: k4})
+			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width})
+		}
+	}
+	m.s1, m.a1 = be.Alloc(maxSel), be.Alloc(maxSel)
+	m.h, m.hs, m.a2 = be.Alloc(maxK4), be.Alloc(maxK4), be.Alloc(maxK4)
+	bl := m.blocks[len(m.blocks)-1]
+	m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
+	m.aLast = be.Alloc(bl.p * bl.width)
+	m.feat = be.Alloc(n * bl.width)
+	m.sel = be.Alloc(n * len(m.Arch.Classifier))
+	m.logits = be.Alloc(n * cfg.Classes)
+}
+
+func (m *Condensed) w(off int) engine.View { return m.W.At(off) }
+
+func (m *Condensed) norm(bn engine.BatchNorm, out, in engine.View, p normParams) {
+	bn.ForwardInfer(out, in, m.w(p.weight), m.w(p.bias), m.w(p.mean), m.w(p.vari))
+}
+
+// Forward computes logits (N, classes) for images (N, 32, 32, 3),
+// normalised and channels last, into logits.
+func (m *Condensed) Forward(logits, images []float32) {
+	be, cfg := m.be, m.Arch.Config
+	be.Upload(m.x.V(), images)
+	m.stem.Forward(m.blocks[0].buf.V(), m.x.V(), m.w(m.stemW))
+	for b, bk := range m.blocks {
+		for _, ly := range bk.layers {
+			k4, sel := cfg.Bottleneck*ly.k, len(ly.index)
+			be.IndexSelectForward(m.s1.V(), bk.buf.V(), ly.index, bk.p, bk.width, sel)
+			m.norm(ly.bn1, m.a1.V(), m.s1.V(), ly.n1)
+			ly.conv1.Forward(m.h.V(), m.a1.V(), m.w(ly.w1))
+			be.ShuffleForward(m.hs.V(), m.h.V(), bk.p, k4, cfg.Group1x1, k4, k4)
+			m.norm(ly.bn2, m.a2.V(), m.hs.V(), ly.n2)
+			ly.conv2.Forward(bk.buf.At(ly.c), m.a2.V(), m.w(ly.w2))
+		}
+		if b+1 < len(m.blocks) {
+			nb := m.blocks[b+1]
+			be.AvgPool2Forward(nb.buf.V(), bk.buf.V(), m.N, bk.h, bk.w, bk.width, bk.width, nb.width)
+		}
+	}
+	bl := m.blocks[len(m.blocks)-1]
+	m.norm(m.bnLast, m.aLast.V(), bl.buf.V(), m.last)
+	be.GlobalAvgPoolForward(m.feat.V(), m.aLast.V(), m.N, bl.h*bl.w, bl.width, bl.width)
+	sel := len(m.Arch.Classifier)
+	be.IndexSelectForward(m.sel.V(), m.feat.V(), m.Arch.Classifier, m.N, bl.width, sel)
+	be.LinearForward(m.logits.V(), m.sel.V(), m.w(m.fcW), m.w(m.fcB), m.N, sel, cfg.Classes)
+	be.Download(logits, m.logits.V())
+}
+
+// Tensors returns the condensed network's tensors, in slab order.
+func (m *Condensed) Tensors() []Named {
+	var out []Named
+	for _, p := range m.table.params {
+		v := make([]float32, p.Size())
+		m.be.Download(v, m.W.At(p.Off))
+		out = append(out, Named{Name: p.Name, Shape: p.Shape, Data: v})
+	}
+	return out
+}
+
+// Infer computes the masked training network's logits for images in
+// inference mode (running BN statistics, no dropout).
+func (net *Net) Infer(logits, images []float32) {
+	net.be.Upload(net.x.V(), images)
+	net.Forward(false) // its loss uses stale labels and is ignored
+	net.Logits(logits)
+}

@@ -1,0 +1,173 @@
+package model
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine/cpu"
+)
+
+// condensedMasks gives every learned group conv a random finished mask:
+// each group of outputs keeps a random in/C of the inputs.
+func condensedMasks(net *Net, rng *rand.Rand) {
+	cfg := net.Cfg
+	for _, bk := range net.blocks {
+		for _, ly := range bk.layers {
+			out, in, g := cfg.Bottleneck*ly.k, ly.c, cfg.Group1x1
+			m := net.S.Host[ly.mask : ly.mask+out*in]
+			clear(m)
+			for grp := range g {
+				for _, j := range rng.Perm(in)[:in/cfg.CondenseFactor] {
+					for o := grp; o < out; o += g {
+						m[o*in+j] = 1
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestCondensedMatchesMasked(t *testing.T) {
+	for _, cfg := range []Config{
+		smallConfig(), // G = C = 4
+		{Stages: []int{2, 2}, Growth: []int{8, 8}, Bottleneck: 4, Group1x1: 2, Group3x3: 4, CondenseFactor: 4, Dropout: 0.2, Classes: 7}, // G != C, dropout
+		{Stages: []int{1, 2, 1}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 2, CondenseFactor: 2, Classes: 10},
+	} {
+		rng := rand.New(rand.NewPCG(21, 22))
+		const n = 3
+		net, err := NewNet(cfg, n, cpu.New(2), 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		condensedMasks(net, rng)
+		for _, p := range net.Params.params { // BN away from identity
+			if p.init == initOne || p.init == initZero {
+				for i := range p.Size() {
+					net.W.Host[p.Off+i] += 0.3 * float32(rng.NormFloat64())
+				}
+			}
+		}
+		for _, p := range net.State.params {
+			if p.Name[len(p.Name)-4:] == "mean" || p.Name[len(p.Name)-3:] == "var" {
+				for i := range p.Size() {
+					net.S.Host[p.Off+i] = 0.5*net.S.Host[p.Off+i] + 0.2*float32(rng.Float64())
+				}
+			}
+		}
+		ts := map[string]Named{}
+		for _, v := range net.Tensors(false) {
+			ts[v.Name] = v
+		}
+		arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn, err := NewCondensed(arch, tensors, n, cpu.New(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, images := randomBatch(rng, n)
+		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
+		net.Infer(want, images)
+		cn.Forward(got, images)
+		var maxRef, maxDiff float64
+		for i := range want {
+			maxRef = max(maxRef, math.Abs(float64(want[i])))
+			maxDiff = max(maxDiff, math.Abs(float64(got[i]-want[i])))
+		}
+		if maxDiff > 1e-5*maxRef {
+			t.Errorf("G=%d C=%d: condensed logits differ from the masked net's by %.3g (max |logit| %.3g)", cfg.Group1x1, cfg.CondenseFactor, maxDiff, maxRef)
+		}
+		// With the classifier condensed the outputs change, as they should.
+		arch2, tensors2, _ := Convert(cfg, ts, ConvertOptions{})
+		if len(arch2.Classifier) != cfg.Width()/2 {
+			t.Errorf("classifier keeps %d of %d features, want half", len(arch2.Classifier), cfg.Width())
+		}
+		if _, err := NewCondensed(arch2, tensors2, n, cpu.New(2)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A hand-checked conversion: 4 inputs, 8 outputs in G = 2 groups, C = 2.
+func TestConvertGathersIndexAndWeights(t *testing.T) {
+	cfg := Config{Stages: []int{1}, Growth: []int{2}, Bottleneck: 4, Group1x1: 2, Group3x3: 2, CondenseFactor: 2, Classes: 3}
+	net, err := NewNet(cfg, 1, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ly := net.blocks[0].layers[0]
+	// Group 0 (outputs 0 2 4 6) keeps inputs 3 and 1; group 1 (1 3 5 7) keeps 0 and 2.
+	m := net.S.Host[ly.mask : ly.mask+32]
+	clear(m)
+	for o := range 8 {
+		for _, j := range [][]int{{1, 3}, {0, 2}}[o%2] {
+			m[o*4+j] = 1
+		}
+	}
+	w := net.W.Host[ly.w1 : ly.w1+32]
+	for i := range w {
+		w[i] = float32(i) // w[o][j] = 4o + j
+	}
+	bnw := net.W.Host[ly.n1.weight : ly.n1.weight+4]
+	copy(bnw, []float32{10, 11, 12, 13})
+	ts := map[string]Named{}
+	for _, v := range net.Tensors(false) {
+		ts[v.Name] = v
+	}
+	arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(arch.Layers[0], []int32{1, 3, 0, 2}) {
+		t.Errorf("index = %v, want 1 3 0 2 (group 0's inputs, then group 1's)", arch.Layers[0])
+	}
+	byName := map[string]Named{}
+	for _, v := range tensors {
+		byName[v.Name] = v
+	}
+	pre := "features.denseblock_1.denselayer_1.conv_1."
+	if got := byName[pre+"norm.weight"].Data; !slices.Equal(got, []float32{11, 13, 10, 12}) {
+		t.Errorf("gathered BN weight = %v, want 11 13 10 12", got)
+	}
+	// New output n = g·4 + kk is old output g + 2·kk, at its group's inputs:
+	// n=0: old 0 at 1,3 → 1 3; n=1: old 2 → 9 11; n=4: old 1 at 0,2 → 4 6; n=7: old 7 → 28 30.
+	cw := byName[pre+"conv.weight"]
+	if !slices.Equal(cw.Shape, []int{8, 2, 1, 1}) {
+		t.Fatalf("conv weight shape %v, want 8 2 1 1", cw.Shape)
+	}
+	for _, c := range []struct {
+		n, j int
+		want float32
+	}{{0, 0, 1}, {0, 1, 3}, {1, 0, 9}, {1, 1, 11}, {4, 0, 4}, {4, 1, 6}, {7, 0, 28}, {7, 1, 30}} {
+		if got := cw.Data[c.n*2+c.j]; got != c.want {
+			t.Errorf("condensed w[%d][%d] = %v, want %v", c.n, c.j, got, c.want)
+		}
+	}
+}
+
+func TestConvertRefusesUnfinished(t *testing.T) {
+	net, err := NewNet(smallConfig(), 1, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Condense(0.2) // one stage of three
+	ts := map[string]Named{}
+	for _, v := range net.Tensors(false) {
+		ts[v.Name] = v
+	}
+	_, _, err = Convert(net.Cfg, ts, ConvertOptions{})
+	if !errors.Is(err, ErrNotCondensed) {
+		t.Fatalf("Convert after one stage = %v, want ErrNotCondensed", err)
+	}
+	arch, tensors, err := Convert(net.Cfg, ts, ConvertOptions{Force: true})
+	if err != nil {
+		t.Fatalf("Convert with Force: %v", err)
+	}
+	if _, err := NewCondensed(arch, tensors, 1, cpu.New(1)); err != nil {
+		t.Fatal(err)
+	}
+}
