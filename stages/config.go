@@ -18,10 +18,12 @@ import (
 // Each stage reads its own section and writes only the fields it reads into
 // its cache key.
 type Config struct {
-	Seed  uint64       `json:"seed"`
-	Data  DataConfig   `json:"data"`
-	Model model.Config `json:"model"`
-	Train TrainConfig  `json:"train"`
+	Seed     uint64         `json:"seed"`
+	Data     DataConfig     `json:"data"`
+	Model    model.Config   `json:"model"`
+	Train    TrainConfig    `json:"train"`
+	Condense CondenseConfig `json:"condense"`
+	Verify   VerifyConfig   `json:"verify"`
 }
 
 // TrainConfig is the train stage's section (the model's is Config.Model).
@@ -50,8 +52,11 @@ func paperTraining() TrainConfig {
 }
 
 func paperPreset(depth int) Config {
-	return Config{Data: defaultData(), Model: model.CondenseNet(depth), Train: paperTraining()}
+	return Config{Data: defaultData(), Model: model.CondenseNet(depth), Train: paperTraining(), Verify: defaultVerify()}
 }
+
+// defaultVerify allows the condensed network half a point of top-1.
+func defaultVerify() VerifyConfig { return VerifyConfig{Tolerance: 0.5, Batch: 64} }
 
 func defaultData() DataConfig {
 	return DataConfig{Dataset: "cifar10", SyntheticTrain: 10000, SyntheticTest: 2000}
@@ -91,7 +96,8 @@ var presets = map[string]Config{
 	// development machine: 6 epochs took 5m20s and reached 59.7% test
 	// top-1), condensing in the first half as the paper does.
 	"quick": {Data: defaultData(), Model: model.CondenseNet(20), Train: TrainConfig{
-		Epochs: 5, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 0, Device: "auto"}},
+		Epochs: 5, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 0, Device: "auto"},
+		Verify: defaultVerify()},
 }
 
 // DefaultPreset is used when none is named.
@@ -199,6 +205,12 @@ func (c *Config) Check() error {
 	}
 	if !(t.WeightDecay >= 0 && t.WeightDecay < 1) {
 		bad("train.weight_decay", t.WeightDecay, "want 0 ≤ weight_decay < 1")
+	}
+	if v := c.Verify; !(v.Tolerance >= 0 && v.Tolerance <= 100) {
+		bad("verify.tolerance", v.Tolerance, "want 0..100 points of top-1 accuracy")
+	}
+	if v := c.Verify; v.Batch < 1 || v.Batch > 4096 {
+		bad("verify.batch", v.Batch, "want 1..4096")
 	}
 	if _, err := parseDevice(t.Device); err != nil {
 		bad("train.device", fmt.Sprintf("%q", t.Device), err.Error())

@@ -14,8 +14,8 @@ func All(cfg Config) []pipeline.Stage {
 	return []pipeline.Stage{
 		&Fetch{Data: cfg.Data, Seed: cfg.Seed},
 		&Train{Model: cfg.Model, Train: cfg.Train, Seed: cfg.Seed},
-		pending{"condense", []string{"train"}, 5},
-		pending{"verify", []string{"fetch", "train", "condense"}, 5},
+		&Condense{Config: cfg.Condense},
+		&Verify{Config: cfg.Verify, Train: cfg.Train},
 		pending{"export", []string{"condense", "verify"}, 6},
 	}
 }

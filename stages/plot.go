@@ -2,8 +2,11 @@ package stages
 
 import (
 	"bytes"
+	"image/color"
+	"slices"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -71,4 +74,56 @@ func addLine(p *plot.Plot, name string, xys plotter.XYs, i int) error {
 		p.Legend.Add(name, l, pts)
 	}
 	return nil
+}
+
+// plotConfusion draws a confusion matrix as a PNG heat map: true classes
+// top to bottom, predictions left to right, each row shaded by its share.
+func plotConfusion(conf [][]int, classes []string) ([]byte, error) {
+	k := len(classes)
+	p := plot.New()
+	p.Title.Text = "confusion matrix (rows: true class, columns: prediction)"
+	p.Title.Padding = vg.Points(8)
+	h := plotter.NewHeatMap(confusionGrid(conf), reversed{palette.Heat(32, 1)})
+	p.Add(h)
+	rev := make([]string, k)
+	for i, c := range classes {
+		rev[k-1-i] = c
+	}
+	p.NominalX(classes...)
+	p.NominalY(rev...)
+	p.X.Tick.Label.Rotation = 0.6
+	p.X.Tick.Label.XAlign = draw.XRight
+	size := vg.Length(k)*0.45*vg.Inch + 2*vg.Inch
+	img := vgimg.New(size, size)
+	p.Draw(draw.New(img))
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// confusionGrid presents a confusion matrix to the heat map, each cell as
+// its share of the true class's examples, row 0 at the top.
+type confusionGrid [][]int
+
+func (g confusionGrid) Dims() (c, r int) { return len(g), len(g) }
+func (g confusionGrid) X(c int) float64  { return float64(c) }
+func (g confusionGrid) Y(r int) float64  { return float64(r) }
+func (g confusionGrid) Z(c, r int) float64 {
+	row := g[len(g)-1-r]
+	total := 0
+	for _, v := range row {
+		total += v
+	}
+	return float64(row[c]) / float64(max(total, 1))
+}
+
+// reversed lists a palette's colours the other way round (pale for 0).
+type reversed struct{ p palette.Palette }
+
+func (r reversed) Colors() []color.Color {
+	c := slices.Clone(r.p.Colors())
+	slices.Reverse(c)
+	return c
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -326,5 +327,83 @@ func TestTrainedModelArtifact(t *testing.T) {
 	}
 	if _, ok := ts[model.MomentumPrefix+"classifier.weight"]; ok {
 		t.Error("the trained model carries optimizer state")
+	}
+}
+
+func TestCondenseAndVerify(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	cfg.Verify.Tolerance = 100 // a 1-1-1 net loses points when its classifier is halved
+	store, _ := artifacts.Open(dir)
+	r := &pipeline.Runner{Store: store, Stages: All(cfg)[:4], Report: pipeline.Discard}
+	if err := r.Run(context.Background(), pipeline.Options{Target: "verify"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.Get("verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := artifacts.LoadReport(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Images != 100 || len(rep.Confusion) != 10 || len(rep.Condensed.PerClass) != 10 ||
+		rep.Condensed.FLOPs >= rep.Trained.FLOPs || rep.Condensed.ImagesPerSec <= 0 || !bytes.HasPrefix(rep.ConfusionPNG, []byte("\x89PNG")) {
+		t.Errorf("report %+v", rep)
+	}
+	total := 0
+	for _, row := range rep.Confusion {
+		for _, v := range row {
+			total += v
+		}
+	}
+	if total != 100 {
+		t.Errorf("confusion matrix counts %d predictions for 100 images", total)
+	}
+	if math.Abs(rep.Difference-(rep.Condensed.Top1Error-rep.Trained.Top1Error)) > 1e-12 {
+		t.Errorf("difference %v does not match the errors", rep.Difference)
+	}
+	// A strict tolerance turns a loss of accuracy into ErrVerifyFailed.
+	if rep.Difference > 0 {
+		cfg.Verify.Tolerance = 0
+		r.Stages = All(cfg)[:4]
+		err := r.Run(context.Background(), pipeline.Options{Target: "verify"})
+		if !errors.Is(err, pipeline.ErrVerifyFailed) || !strings.Contains(err.Error(), "points above") {
+			t.Errorf("verify with tolerance 0 = %v, want ErrVerifyFailed naming the numbers", err)
+		}
+	}
+}
+
+// A trained model whose masks never reached in/C per group (made, say, by
+// an older version) is refused unless forced, with an explanation.
+func TestCondenseRefusesUnfinished(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	store, _ := artifacts.Open(dir)
+	r := &pipeline.Runner{Store: store, Stages: All(cfg)[:2], Report: pipeline.Discard}
+	if err := r.Run(context.Background(), pipeline.Options{Target: "train"}); err != nil {
+		t.Fatal(err)
+	}
+	// Replace the trained weights by a fresh network's: all-ones masks.
+	a, _ := store.Get("train")
+	tm, _ := artifacts.LoadTrainedModel(a)
+	net, _ := model.NewNet(cfg.Model, 1, cpu.New(1), 1)
+	var w bytes.Buffer
+	model.WriteSafetensors(&w, net.Tensors(false), nil)
+	tm.Weights = w.Bytes()
+	wr, _ := store.Create("train", artifacts.Info{Kind: a.Kind, Schema: a.Schema, Stage: a.Stage, Key: a.Key, KeyLines: a.KeyLines})
+	tm.Write(wr)
+	if _, err := wr.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.Stages = All(cfg)[:3]
+	err := r.Run(context.Background(), pipeline.Options{Target: "condense"})
+	if !errors.Is(err, model.ErrNotCondensed) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("condense of an unfinished model = %v, want ErrNotCondensed and a hint", err)
+	}
+	cfg.Condense.Force = true
+	r.Stages = All(cfg)[:3]
+	if err := r.Run(context.Background(), pipeline.Options{Target: "condense"}); err != nil {
+		t.Fatalf("forced condense: %v", err)
 	}
 }

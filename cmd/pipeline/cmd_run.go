@@ -14,13 +14,13 @@ import (
 // RunOptions are the run command's own flags.
 type RunOptions struct {
 	From        string
-	Force       bool
+	Redo        bool
 	VerifyCache bool
 }
 
 func (o *RunOptions) AddFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.From, "from", "", "redo this stage and every later one up to the target, even if fresh")
-	cmd.Flags().BoolVar(&o.Force, "force", false, "redo the named stage even if fresh (with all: redo every stage)")
+	cmd.Flags().BoolVar(&o.Redo, "redo", false, "redo the named stage even if fresh (with all: redo every stage)")
 	cmd.Flags().BoolVar(&o.VerifyCache, "verify-cache", false, "re-run fresh stages and fail if any output differs from the stored one")
 }
 
@@ -35,13 +35,13 @@ func newRunCommand(g *Globals) *cobra.Command {
 stages it reads from. A stage whose artifact is fresh (same inputs, same
 settings, same code) is skipped and says so. "all" means every stage.
 
---force redoes the named stage even if fresh; --from STAGE redoes STAGE and
+--redo redoes the named stage even if fresh; --from STAGE redoes STAGE and
 every stage after it up to the target. Stages after the target are left
 alone: if the redone stage's output changed, pipeline status shows them
 stale and the next run redoes them.`,
 		Example: `  pipeline run all --preset quick
   pipeline run fetch --dataset synthetic
-  pipeline run train --force
+  pipeline run train --redo
   pipeline run all --from condense`,
 		Args:      usageArgs(cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)),
 		ValidArgs: append([]string{"all"}, stageNames...),
@@ -60,9 +60,9 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 	if opts.From != "" && target != "all" && slices.Index(stageNames, opts.From) > slices.Index(stageNames, target) {
 		return usageError{fmt.Errorf("--from %s comes after the target %s", opts.From, target)}
 	}
-	if opts.Force {
+	if opts.Redo {
 		if opts.From != "" {
-			return usageError{fmt.Errorf("--force and --from: give one")}
+			return usageError{fmt.Errorf("--redo and --from: give one")}
 		}
 		opts.From = target
 		if target == "all" {

@@ -45,6 +45,7 @@ type Globals struct {
 	// Data flags override the config's data section.
 	Dataset, DataURL, DataSHA256, DataMD5, CacheDir string
 	Device                                          string
+	Force                                           bool
 
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars.
@@ -74,6 +75,7 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.StringVar(&g.DataSHA256, "data-sha256", "", "expected sha256 of the archive at --data-url")
 	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
 	f.StringVar(&g.CacheDir, "cache-dir", "", "download cache shared by all workdirs (default: the user cache folder)")
+	f.BoolVar(&g.Force, "force", false, "condense a model whose condensation has not finished (keeps each group's in/C most important inputs)")
 	f.StringVar(&g.Device, "device", "", "compute device for training: auto, cpu, cuda or cuda:N (default from the preset: auto)")
 	g.flags = f
 }
@@ -101,6 +103,9 @@ func (g *Globals) config() (stages.Config, error) {
 	set("data-md5", &cfg.Data.MD5, g.DataMD5)
 	set("cache-dir", &cfg.Data.CacheDir, g.CacheDir)
 	set("device", &cfg.Train.Device, g.Device)
+	if g.flags.Changed("force") {
+		cfg.Condense.Force = g.Force
+	}
 	if g.flags.Changed("seed") {
 		cfg.Seed = g.Seed
 	}

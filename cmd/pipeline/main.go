@@ -97,7 +97,7 @@ func exitCode(g *Globals, err error, sig os.Signal) int {
 	case errors.Is(err, cifar.ErrChecksum):
 		hint = "the data is not the file expected: check --data-url and the checksum flags"
 	case errors.Is(err, stages.ErrNotImplemented):
-		hint = "only fetch and train exist so far: pipeline run train"
+		hint = "fetch, train, condense and verify exist so far: pipeline run verify"
 	}
 	g.reportError(err, hint, code)
 	return code

@@ -57,9 +57,9 @@ func TestRunFetchThenNothingToDo(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "fetch    skipped: up to date") || !strings.Contains(out, "nothing to do") {
 		t.Errorf("second run: code %d\n%s", code, out)
 	}
-	out, _, code = execute(t, "run", "fetch", "--workdir", w, "--config", cfg, "--force")
+	out, _, code = execute(t, "run", "fetch", "--workdir", w, "--config", cfg, "--redo")
 	if code != 0 || !strings.Contains(out, "fetch    running: forced") {
-		t.Errorf("--force: code %d\n%s", code, out)
+		t.Errorf("--redo: code %d\n%s", code, out)
 	}
 	out, _, _ = execute(t, "status", "--workdir", w, "--config", cfg)
 	if !strings.Contains(out, "fetch     fresh") || !strings.Contains(out, "train     missing  -         never run") {
@@ -103,13 +103,13 @@ func TestRunJSON(t *testing.T) {
 			types = append(types, mt)
 		}
 	}
-	// condense does not exist yet: the run must fail there, not pretend.
-	want := "stage_start stage_done stage_start stage_done stage_start exit_error"
+	// export does not exist yet: the run must fail there, not pretend.
+	want := "stage_start stage_done stage_start stage_done stage_start stage_done stage_start stage_done stage_start exit_error"
 	if got := strings.Join(types, " "); got != want || code != exitError {
 		t.Errorf("message types %q, code %d; want %q, 1\n%s", got, code, want, out)
 	}
-	if !strings.Contains(out, "not implemented yet (issue #5)") {
-		t.Errorf("exit_error does not say condense is not implemented:\n%s", out)
+	if !strings.Contains(out, "not implemented yet (issue #6)") {
+		t.Errorf("exit_error does not say export is not implemented:\n%s", out)
 	}
 }
 
@@ -126,7 +126,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "fetchh"}, `invalid argument "fetchh"`},
 		{[]string{"run", "all", "--from", "nope"}, `--from "nope"`},
 		{[]string{"run", "fetch", "--from", "train"}, "--from train comes after the target fetch"},
-		{[]string{"run", "all", "--force", "--from", "train"}, "give one"},
+		{[]string{"run", "all", "--redo", "--from", "train"}, "give one"},
 		{[]string{"run", "all", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"status", "--preset", "huge"}, `unknown preset "huge"`},
 		{[]string{"status", "--config", bad}, `data.dataset = "svhn": want one of cifar10, cifar100, synthetic`},

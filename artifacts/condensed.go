@@ -1,0 +1,49 @@
+package artifacts
+
+import "fmt"
+
+// KindCondensedModel is the kind of a CondensedModel artifact.
+const (
+	KindCondensedModel = "condensed-model"
+	condensedSchema    = 1
+)
+
+// A CondensedModel is the condensed network: its architecture (the model
+// configuration and the channels each layer selects) and its weights.
+type CondensedModel struct {
+	Architecture []byte // architecture.json
+	Weights      []byte // model.safetensors, PyTorch-style names
+	// Description is the one-line summary shown when the stage finishes.
+	Description string
+}
+
+const (
+	condensedArchFile    = "architecture.json"
+	condensedWeightsFile = "model.safetensors"
+)
+
+func (m *CondensedModel) Info() Info      { return Info{Kind: KindCondensedModel, Schema: condensedSchema} }
+func (m *CondensedModel) Summary() string { return m.Description }
+
+func (m *CondensedModel) Write(w *Writer) error {
+	if err := w.WriteFile(condensedArchFile, m.Architecture); err != nil {
+		return err
+	}
+	return w.WriteFile(condensedWeightsFile, m.Weights)
+}
+
+// LoadCondensedModel reads a CondensedModel artifact.
+func LoadCondensedModel(a *Artifact) (*CondensedModel, error) {
+	if a.Kind != KindCondensedModel || a.Schema != condensedSchema {
+		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindCondensedModel, condensedSchema)}
+	}
+	m := &CondensedModel{}
+	var err error
+	if m.Architecture, err = a.ReadFile(condensedArchFile); err != nil {
+		return nil, err
+	}
+	if m.Weights, err = a.ReadFile(condensedWeightsFile); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

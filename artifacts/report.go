@@ -1,0 +1,84 @@
+package artifacts
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// KindReport is the kind of a Report artifact.
+const (
+	KindReport   = "report"
+	reportSchema = 1
+)
+
+// A NetResult is one network's measurements on the test split.
+type NetResult struct {
+	Top1Error    float64   `json:"top1_error"` // fractions, not percent
+	Top5Error    float64   `json:"top5_error"`
+	FLOPs        int64     `json:"flops"`
+	Params       int64     `json:"params"`
+	ImagesPerSec float64   `json:"images_per_sec"` // inference at the report's batch size
+	PerClass     []float64 `json:"per_class_accuracy"`
+}
+
+// A Report compares the trained (masked) and condensed networks.
+type Report struct {
+	Dataset   string    `json:"dataset"`
+	Classes   []string  `json:"classes"`
+	Images    int       `json:"images"`
+	Batch     int       `json:"batch"`
+	Trained   NetResult `json:"trained"`
+	Condensed NetResult `json:"condensed"`
+	// Difference is the condensed top-1 error minus the trained one.
+	Difference float64 `json:"top1_error_difference"`
+	Tolerance  float64 `json:"tolerance"`
+	// Confusion counts the condensed network's predictions: row = true
+	// class, column = predicted.
+	Confusion [][]int `json:"confusion"`
+
+	Markdown     []byte `json:"-"` // report.md
+	ConfusionPNG []byte `json:"-"` // confusion.png
+}
+
+func (r *Report) Info() Info { return Info{Kind: KindReport, Schema: reportSchema} }
+
+func (r *Report) Summary() string {
+	return fmt.Sprintf("top-1 error %.2f%% trained, %.2f%% condensed (%+.2f points); condensed %.1fx the trained network's speed",
+		100*r.Trained.Top1Error, 100*r.Condensed.Top1Error, 100*r.Difference, r.Condensed.ImagesPerSec/r.Trained.ImagesPerSec)
+}
+
+func (r *Report) Write(w *Writer) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := w.WriteFile("report.json", append(b, '\n')); err != nil {
+		return err
+	}
+	if err := w.WriteFile("report.md", r.Markdown); err != nil {
+		return err
+	}
+	return w.WriteFile("confusion.png", r.ConfusionPNG)
+}
+
+// LoadReport reads a Report artifact.
+func LoadReport(a *Artifact) (*Report, error) {
+	if a.Kind != KindReport || a.Schema != reportSchema {
+		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindReport, reportSchema)}
+	}
+	b, err := a.ReadFile("report.json")
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, &CorruptError{Dir: a.Dir, File: "report.json", Reason: err.Error()}
+	}
+	if r.Markdown, err = a.ReadFile("report.md"); err != nil {
+		return nil, err
+	}
+	if r.ConfusionPNG, err = a.ReadFile("confusion.png"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

@@ -1,0 +1,99 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// CondenseConfig is the condense stage's section.
+type CondenseConfig struct {
+	// Force converts a model whose condensation has not finished, keeping
+	// each group's in/C most important inputs.
+	Force bool `json:"force"`
+}
+
+// Condense converts the trained network into the condensed one and outputs
+// an artifacts.CondensedModel.
+type Condense struct{ Config CondenseConfig }
+
+const condenseVersion = 1
+
+func (c *Condense) Name() string         { return "condense" }
+func (c *Condense) Version() int         { return condenseVersion }
+func (c *Condense) Inputs() []string     { return []string{"train"} }
+func (c *Condense) WriteKey(w io.Writer) { fmt.Fprintf(w, "condense.force %v\n", c.Config.Force) }
+
+// loadTrained reads a TrainedModel artifact's configuration and tensors.
+func loadTrained(a *artifacts.Artifact) (model.Config, map[string]model.Named, *artifacts.TrainedModel, error) {
+	tm, err := artifacts.LoadTrainedModel(a)
+	if err != nil {
+		return model.Config{}, nil, nil, err
+	}
+	var c struct {
+		Model model.Config `json:"model"`
+	}
+	if err := json.Unmarshal(tm.Config, &c); err != nil {
+		return model.Config{}, nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "config.json", Reason: err.Error()}
+	}
+	ts, _, err := model.ReadSafetensors(tm.Weights)
+	if err != nil {
+		return model.Config{}, nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "model.safetensors", Reason: err.Error()}
+	}
+	return c.Model, ts, tm, nil
+}
+
+func (c *Condense) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	cfg, ts, _, err := loadTrained(env.Inputs["train"])
+	if err != nil {
+		return nil, err
+	}
+	arch, tensors, err := model.Convert(cfg, ts, model.ConvertOptions{Force: c.Config.Force})
+	if errors.Is(err, model.ErrNotCondensed) {
+		return nil, fmt.Errorf("%w\nThe masks of a learned group convolution reach in/C inputs per group only at the middle of training; "+
+			"this model's training ended before that. Train longer, or set condense.force (--force) to keep each group's in/C most important inputs anyway, which may cost accuracy", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	archJSON, err := json.MarshalIndent(arch, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	var w bytes.Buffer
+	if err := model.WriteSafetensors(&w, tensors, map[string]string{"format": "condensenet-condensed"}); err != nil {
+		return nil, err
+	}
+	tc, cc := cfg.TrainingCost(), cfg.CondensedCost()
+	return &artifacts.CondensedModel{Architecture: append(archJSON, '\n'), Weights: w.Bytes(),
+		Description: fmt.Sprintf("%.1fM FLOPs and %.2fM params (the masked network: %.1fM and %.2fM)",
+			float64(cc.FLOPs)/1e6, float64(cc.Params)/1e6, float64(tc.FLOPs)/1e6, float64(tc.Params)/1e6)}, nil
+}
+
+// loadCondensed reads a CondensedModel artifact's architecture and tensors.
+func loadCondensed(a *artifacts.Artifact) (*model.Architecture, []model.Named, error) {
+	cm, err := artifacts.LoadCondensedModel(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	var arch model.Architecture
+	if err := json.Unmarshal(cm.Architecture, &arch); err != nil {
+		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "architecture.json", Reason: err.Error()}
+	}
+	ts, _, err := model.ReadSafetensors(cm.Weights)
+	if err != nil {
+		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "model.safetensors", Reason: err.Error()}
+	}
+	var list []model.Named
+	for _, v := range ts {
+		list = append(list, v)
+	}
+	return &arch, list, nil
+}

@@ -1,0 +1,183 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// VerifyConfig is the verify stage's section.
+type VerifyConfig struct {
+	// Tolerance is how many points of top-1 accuracy the condensed network
+	// may lose against the trained one before verify fails.
+	Tolerance float64 `json:"tolerance"`
+	Batch     int     `json:"batch"`
+}
+
+// Verify measures the trained (masked) and the condensed network on the
+// test split and outputs an artifacts.Report. It fails with
+// pipeline.ErrVerifyFailed when the condensed network is worse than the
+// tolerance allows.
+type Verify struct {
+	Config VerifyConfig
+	Train  TrainConfig // for the device
+}
+
+const verifyVersion = 1
+
+func (v *Verify) Name() string     { return "verify" }
+func (v *Verify) Version() int     { return verifyVersion }
+func (v *Verify) Inputs() []string { return []string{"fetch", "train", "condense"} }
+func (v *Verify) WriteKey(w io.Writer) {
+	fmt.Fprintf(w, "verify.tolerance %g\nverify.batch %d\n", v.Config.Tolerance, v.Config.Batch)
+}
+
+// classifier is what evaluate needs of a network: logits for a batch.
+type classifier func(logits, images []float32)
+
+func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	ds, err := artifacts.LoadDataset(env.Inputs["fetch"])
+	if err != nil {
+		return nil, err
+	}
+	cfg, ts, _, err := loadTrained(env.Inputs["train"])
+	if err != nil {
+		return nil, err
+	}
+	arch, cts, err := loadCondensed(env.Inputs["condense"])
+	if err != nil {
+		return nil, err
+	}
+	dev, _ := parseDevice(v.Train.Device)
+	be, _, err := newBackend(dev, v.Train.Workers)
+	if err != nil {
+		return nil, err
+	}
+	n := v.Config.Batch
+	masked, err := model.NewNet(cfg, n, be, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := masked.LoadTensors(ts, false); err != nil {
+		return nil, err
+	}
+	condensed, err := model.NewCondensed(arch, cts, n, be)
+	if err != nil {
+		return nil, err
+	}
+	test := &cifar.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Batch: n}
+	k := len(ds.Classes)
+	r := &artifacts.Report{Dataset: ds.Name, Classes: ds.Classes, Images: ds.Test.Len(), Batch: n, Tolerance: v.Config.Tolerance}
+	var conf [][]int
+	if r.Trained, _, err = measure(ctx, env, "trained", masked.Infer, test, k); err != nil {
+		return nil, err
+	}
+	if r.Condensed, conf, err = measure(ctx, env, "condensed", condensed.Forward, test, k); err != nil {
+		return nil, err
+	}
+	tc, cc := cfg.TrainingCost(), cfg.CondensedCost()
+	r.Trained.FLOPs, r.Trained.Params = tc.FLOPs, tc.Params
+	r.Condensed.FLOPs, r.Condensed.Params = cc.FLOPs, cc.Params
+	r.Difference = r.Condensed.Top1Error - r.Trained.Top1Error
+	r.Confusion = conf
+	r.Markdown = reportMarkdown(r)
+	if r.ConfusionPNG, err = plotConfusion(conf, ds.Classes); err != nil {
+		return nil, fmt.Errorf("plot: %w", err)
+	}
+	if 100*r.Difference > v.Config.Tolerance {
+		return nil, fmt.Errorf("%w: the condensed network's top-1 error is %.2f%%, %.2f points above the trained network's %.2f%% (tolerance %.2f; set verify.tolerance to accept)",
+			pipeline.ErrVerifyFailed, 100*r.Condensed.Top1Error, 100*r.Difference, 100*r.Trained.Top1Error, v.Config.Tolerance)
+	}
+	return r, nil
+}
+
+// measure runs net over the test split and returns its errors, speed,
+// per-class accuracy and confusion matrix.
+func measure(ctx context.Context, env *pipeline.Env, name string, net classifier, test *cifar.Batcher, k int) (artifacts.NetResult, [][]int, error) {
+	x := make([]float32, test.Batch*cifar.ImageSize)
+	labels := make([]int32, test.Batch)
+	logits := make([]float32, test.Batch*k)
+	conf := make([][]int, k)
+	for i := range conf {
+		conf[i] = make([]int, k)
+	}
+	prog := env.Progress("evaluate "+name, int64(test.Steps()), false)
+	defer prog.Done()
+	var c1, c5, seen int
+	var compute time.Duration
+	for step := range test.Steps() {
+		if err := ctx.Err(); err != nil {
+			return artifacts.NetResult{}, nil, err
+		}
+		real := test.Fill(x, labels, 0, step)
+		start := time.Now()
+		net(logits, x)
+		compute += time.Since(start)
+		a, b := topK(logits, labels[:real], k, real)
+		c1, c5, seen = c1+a, c5+b, seen+real
+		for i := range real {
+			conf[labels[i]][argmax(logits[i*k:(i+1)*k])]++
+		}
+		prog.Add(1)
+	}
+	res := artifacts.NetResult{Top1Error: 1 - float64(c1)/float64(seen), Top5Error: 1 - float64(c5)/float64(seen),
+		ImagesPerSec: float64(seen) / compute.Seconds()}
+	for c := range k {
+		total := 0
+		for _, v := range conf[c] {
+			total += v
+		}
+		res.PerClass = append(res.PerClass, float64(conf[c][c])/float64(max(total, 1)))
+	}
+	return res, conf, nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// reportMarkdown renders the report for people.
+func reportMarkdown(r *artifacts.Report) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Verification on %s (%d test images, batch %d)\n\n", r.Dataset, r.Images, r.Batch)
+	fmt.Fprintf(&b, "| network | top-1 error | top-5 error | FLOPs | params | images/s |\n|---|---|---|---|---|---|\n")
+	for _, row := range []struct {
+		name string
+		n    artifacts.NetResult
+	}{{"trained (masked)", r.Trained}, {"condensed", r.Condensed}} {
+		fmt.Fprintf(&b, "| %s | %.2f%% | %.2f%% | %.1fM | %.3fM | %.1f |\n", row.name, 100*row.n.Top1Error, 100*row.n.Top5Error,
+			float64(row.n.FLOPs)/1e6, float64(row.n.Params)/1e6, row.n.ImagesPerSec)
+	}
+	fmt.Fprintf(&b, "\nCondensing changed top-1 error by %+.2f points (tolerance %.2f) and ran %.2fx as fast.\n",
+		100*r.Difference, r.Tolerance, r.Condensed.ImagesPerSec/r.Trained.ImagesPerSec)
+	fmt.Fprintf(&b, "\n## Per-class accuracy\n\n| class | trained | condensed |\n|---|---|---|\n")
+	for i, c := range r.Classes {
+		fmt.Fprintf(&b, "| %s | %.1f%% | %.1f%% |\n", c, 100*r.Trained.PerClass[i], 100*r.Condensed.PerClass[i])
+	}
+	fmt.Fprintf(&b, "\n## Confusion matrix of the condensed network\n\nRows are true classes, columns predictions (confusion.png draws it).\n\n|  |")
+	for _, c := range r.Classes {
+		fmt.Fprintf(&b, " %s |", c)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(r.Classes)) + "\n")
+	for i, row := range r.Confusion {
+		fmt.Fprintf(&b, "| %s |", r.Classes[i])
+		for _, v := range row {
+			fmt.Fprintf(&b, " %d |", v)
+		}
+		b.WriteString("\n")
+	}
+	return []byte(b.String())
+}
