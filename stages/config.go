@@ -119,6 +119,8 @@ func Preset(name string) (Config, error) {
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q: want one of %s", name, strings.Join(Presets(), ", "))
 	}
+	// A config file decodes into these slices in place: hand out copies.
+	c.Model.Stages, c.Model.Growth = slices.Clone(c.Model.Stages), slices.Clone(c.Model.Growth)
 	return c, nil
 }
 

@@ -56,3 +56,13 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("Preset(huge) = %v, want an error listing the presets", err)
 	}
 }
+
+func TestPresetsAreCopies(t *testing.T) {
+	c, _ := Preset("quick")
+	if err := c.ReadConfig(strings.NewReader(`{"model": {"stages": [1, 1, 1]}}`), "x.json"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Preset("quick"); again.Model.Stages[0] != 3 {
+		t.Errorf("a config file changed the quick preset itself: stages %v", again.Model.Stages)
+	}
+}

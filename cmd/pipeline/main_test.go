@@ -42,7 +42,7 @@ func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
 func smallSynthetic(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "small.json")
 	os.WriteFile(p, []byte(`{"data": {"dataset": "synthetic", "synthetic_train": 100, "synthetic_test": 20},
-		"model": {"stages": [1, 1, 1], "growth": [4, 4, 4]}, "train": {"epochs": 2, "batch": 16}}`), 0o644)
+		"model": {"stages": [1, 1, 1], "growth": [4, 4, 4]}, "train": {"epochs": 2, "batch": 16}, "verify": {"tolerance": 100}}`), 0o644)
 	return p
 }
 
