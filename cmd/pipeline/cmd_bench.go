@@ -24,6 +24,7 @@ type BenchOptions struct {
 	Batch, Steps   int
 	Warmup, Jobs   int
 	Profile        string
+	Condensed      bool
 }
 
 func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
@@ -35,6 +36,7 @@ func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Warmup, "warmup", 1, "untimed steps first")
 	f.IntVar(&o.Jobs, "jobs", 0, "worker goroutines per kernel (0: one per core)")
 	f.StringVar(&o.Profile, "profile", "", "write a CPU profile of the timed steps to this file (go tool pprof reads it)")
+	f.BoolVar(&o.Condensed, "condensed", false, "infer: time the condensed network instead of the masked one")
 }
 
 // peakPerCore is this project's reference fp32 peak: 2 FMA units × 8 lanes ×
@@ -109,10 +111,19 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	if opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 0 {
 		return usageError{fmt.Errorf("--batch %d, --steps %d, --warmup %d: want ≥ 1, ≥ 1, ≥ 0", opts.Batch, opts.Steps, opts.Warmup)}
 	}
+	if opts.Condensed && train {
+		return usageError{fmt.Errorf("--condensed: the condensed network is for inference only (bench infer)")}
+	}
 	be := cpu.New(opts.Jobs)
 	net, err := model.NewNet(cfg, opts.Batch, be, g.Seed)
 	if err != nil {
 		return usageError{err}
+	}
+	var condensed *model.Condensed
+	if opts.Condensed {
+		if condensed, err = condensedFrom(net, opts.Batch); err != nil {
+			return err
+		}
 	}
 	rng := rand.New(rand.NewPCG(g.Seed, 1))
 	images := make([]float32, opts.Batch*32*32*3)
@@ -124,7 +135,12 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		labels[i] = int32(rng.IntN(cfg.Classes))
 	}
 	net.SetInput(images, labels)
+	logits := make([]float32, opts.Batch*cfg.Classes)
 	step := func() {
+		if condensed != nil {
+			condensed.Forward(logits, images)
+			return
+		}
 		if !train {
 			net.Forward(false)
 			return
@@ -173,6 +189,10 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	if train {
 		work *= 3 // backward does twice the forward's multiply-adds
 	}
+	if condensed != nil {
+		mode = "infer --condensed"
+		work = 2 * float64(cfg.CondensedCost().FLOPs) * float64(opts.Batch) // 2 per multiply-add, as above
+	}
 	workers := be.Workers()
 	res := benchResult{
 		MessageType: "bench", Mode: mode, Device: fmt.Sprintf("cpu (%s/%s)", runtime.GOOS, runtime.GOARCH),
@@ -190,4 +210,20 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		res.GFLOPs, work/float64(opts.Batch)/1e9, 100*res.PeakShare, peakPerCore)
 	fmt.Fprintf(g.stdout, "  peak RSS %.0f MB\n", res.PeakRSSMB)
 	return nil
+}
+
+// condensedFrom condenses net's random initial weights (the masks drop the
+// least important inputs, as training would) into a condensed network for
+// batch size n: the same shapes and work as a trained one.
+func condensedFrom(net *model.Net, n int) (*model.Condensed, error) {
+	net.Condense(0.99)
+	ts := map[string]model.Named{}
+	for _, t := range net.Tensors(false) {
+		ts[t.Name] = t
+	}
+	arch, tensors, err := model.Convert(net.Cfg, ts, model.ConvertOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return model.NewCondensed(arch, tensors, n, cpu.New(0))
 }

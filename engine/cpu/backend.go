@@ -119,13 +119,17 @@ func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
 	MaskBackward(h(dW)[:n], h(dWm)[:n], h(mask)[:n])
 }
 func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
-	IndexSelectForward(h(out), h(in), idx, p, ldIn, ldOut)
+	parallel(b.workers, p, func(lo, hi int) {
+		gatherRows(h(out)[lo*ldOut:], h(in)[lo*ldIn:], idx, hi-lo, ldIn, ldOut)
+	})
 }
 func (b *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldIn, ldOut int) {
 	IndexSelectBackward(h(dIn), h(dOut), idx, p, ldIn, ldOut)
 }
 func (b *Backend) ShuffleForward(out, in engine.View, p, c, g, ldIn, ldOut int) {
-	ShuffleForward(h(out), h(in), p, c, g, ldIn, ldOut)
+	parallel(b.workers, p, func(lo, hi int) {
+		ShuffleForward(h(out)[lo*ldOut:], h(in)[lo*ldIn:], hi-lo, c, g, ldIn, ldOut)
+	})
 }
 func (b *Backend) ShuffleBackward(dIn, dOut engine.View, p, c, g, ldIn, ldOut int) {
 	ShuffleBackward(h(dIn), h(dOut), p, c, g, ldIn, ldOut)

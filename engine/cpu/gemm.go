@@ -156,6 +156,10 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 							kernel(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
 							continue
 						}
+						if m == mr && n == 8 && hasKernel8 && kcur > 0 {
+							kernel8(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
+							continue
+						}
 						// A partial tile goes through a full-size buffer.
 						kernel(kcur, a, aStep, aRow, bp, s.tile[:], nr, false)
 						for i := range m {

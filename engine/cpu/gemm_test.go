@@ -29,7 +29,8 @@ func closeTo(got, want []float32, atol, rtol float64) (int, bool) {
 
 func TestGemmAgainstNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	shapes := [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {5, 15, 300}, {33, 100, 70}, {150, 40, 260}, {32, 1100, 120}, {300, 20, 520}, {13, 2100, 9}}
+	shapes := [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {5, 15, 300}, {33, 100, 70}, {150, 40, 260}, {32, 1100, 120}, {300, 20, 520}, {13, 2100, 9},
+		{50, 8, 30}, {301, 24, 17}} // 8-column tiles (kernel8)
 	for _, s := range shapes {
 		M, N, K := s[0], s[1], s[2]
 		for _, ta := range []bool{false, true} {

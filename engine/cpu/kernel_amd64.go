@@ -45,6 +45,20 @@ func copyRowsA(dst, src []float32, k, ld int) {
 }
 
 //go:noescape
+func kernel8AVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
+
+// hasKernel8 reports whether kernel8 exists: a 6×8 tile written straight
+// into C, for GEMMs with 8 columns (grouped 1×1 and narrow shifted convs).
+var hasKernel8 = useAVX2
+
+// kernel8 is kernel for an mr×8 tile: columns 8 to 15 of the packed B strip
+// are ignored and C's are not touched.
+func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[k*nr-1], c[(mr-1)*ldc+7]
+	kernel8AVX2(k, &a[0], aStep, aRow, &b[0], &c[0], ldc, accumulate)
+}
+
+//go:noescape
 func copyRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
 
 //go:noescape
@@ -70,4 +84,27 @@ func addRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
 	}
 	_, _ = dst[(runs-1)*dstStride+n-1], src[(runs-1)*srcStride+n-1]
 	addRunsAVX2(&dst[0], &src[0], runs, n, dstStride, srcStride)
+}
+
+//go:noescape
+func gatherRowsAVX2(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
+
+// gatherRows is IndexSelectForward with AVX2 gathers for whole groups of
+// 8 indices; the rest goes through the Go loop.
+func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
+	n8 := len(idx) &^ 7
+	if !useAVX2 || n8 == 0 || p == 0 {
+		IndexSelectForward(out, in, idx, p, ldIn, ldOut)
+		return
+	}
+	hi := int32(0)
+	for _, k := range idx {
+		hi = max(hi, k)
+	}
+	// The gather trusts every index: the last row must hold the largest.
+	_, _ = out[(p-1)*ldOut+len(idx)-1], in[(p-1)*ldIn+int(hi)]
+	gatherRowsAVX2(&out[0], &in[0], &idx[0], n8, p, ldIn, ldOut)
+	if n8 < len(idx) {
+		IndexSelectForward(out[n8:], in, idx[n8:], p, ldIn, ldOut)
+	}
 }

@@ -217,3 +217,116 @@ gaLoop:
 	JNZ     gaGroup
 	VZEROUPPER
 	RET
+
+// func kernel8AVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
+//
+// As kernelAVX2 for a 6×8 tile: only the first 8 columns of each packed
+// 16-float row of B are used and written. Y0..Y5 hold the tile.
+TEXT ·kernel8AVX2(SB), NOSPLIT, $0-57
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aStep+16(FP), R11
+	SHLQ $2, R11
+	MOVQ aRow+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), DX
+	SHLQ $2, DX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+	TESTQ CX, CX
+	JE    store8
+
+loop8:
+	VMOVUPS      (BX), Y12
+	VBROADCASTSS (SI), Y13
+	VFMADD231PS  Y12, Y13, Y0
+	VBROADCASTSS (SI)(R9*1), Y14
+	VFMADD231PS  Y12, Y14, Y1
+	VBROADCASTSS (SI)(R9*2), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VBROADCASTSS (R10), Y13
+	VFMADD231PS  Y12, Y13, Y3
+	VBROADCASTSS (R10)(R9*1), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VBROADCASTSS (R10)(R9*2), Y15
+	VFMADD231PS  Y12, Y15, Y5
+	ADDQ         R11, SI
+	ADDQ         R11, R10
+	ADDQ         $64, BX
+	DECQ         CX
+	JNE          loop8
+
+store8:
+	MOVBQZX accumulate+56(FP), R8
+	TESTQ   R8, R8
+	JE      overwrite8
+	MOVQ    DI, AX
+	VADDPS  (AX), Y0, Y0
+	ADDQ    DX, AX
+	VADDPS  (AX), Y1, Y1
+	ADDQ    DX, AX
+	VADDPS  (AX), Y2, Y2
+	ADDQ    DX, AX
+	VADDPS  (AX), Y3, Y3
+	ADDQ    DX, AX
+	VADDPS  (AX), Y4, Y4
+	ADDQ    DX, AX
+	VADDPS  (AX), Y5, Y5
+
+overwrite8:
+	VMOVUPS Y0, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y1, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y2, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y3, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y4, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y5, (DI)
+	VZEROUPPER
+	RET
+
+// func gatherRowsAVX2(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
+// For each row r: dst[r*ldDst + j] = src[r*ldSrc + idx[j]] for j < n
+// (n a positive multiple of 8): a channel index-select.
+TEXT ·gatherRowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ idx+16(FP), BX
+	MOVQ n+24(FP), R10
+	SHLQ $2, R10
+	MOVQ rows+32(FP), DX
+	MOVQ ldSrc+40(FP), R8
+	SHLQ $2, R8
+	MOVQ ldDst+48(FP), R9
+	SHLQ $2, R9
+
+gatherRow:
+	XORQ AX, AX
+
+gatherCol:
+	VMOVDQU    (BX)(AX*1), Y1
+	VPCMPEQD   Y2, Y2, Y2
+	VGATHERDPS Y2, (SI)(Y1*4), Y0
+	VMOVUPS    Y0, (DI)(AX*1)
+	ADDQ       $32, AX
+	CMPQ       AX, R10
+	JLT        gatherCol
+	ADDQ       R8, SI
+	ADDQ       R9, DI
+	DECQ       DX
+	JNZ        gatherRow
+	VZEROUPPER
+	RET

@@ -27,3 +27,14 @@ func copyRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 	addRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }
+
+// hasKernel8 is false here: narrow tiles go through kernel and a buffer.
+var hasKernel8 = false
+
+func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	panic("unreachable")
+}
+
+func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
+	IndexSelectForward(out, in, idx, p, ldIn, ldOut)
+}
