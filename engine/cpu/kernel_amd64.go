@@ -89,8 +89,8 @@ func addRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
 //go:noescape
 func gatherRowsAVX2(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
 
-// gatherRows is IndexSelectForward with AVX2 gathers for whole groups of
-// 8 indices; the rest goes through the Go loop.
+// gatherRows is IndexSelectForward in assembly for whole groups of 8
+// indices (no bounds check per element); the rest goes through the Go loop.
 func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 	n8 := len(idx) &^ 7
 	if !useAVX2 || n8 == 0 || p == 0 {
