@@ -78,6 +78,10 @@ type NormShape struct {
 	P, C        int
 	LdIn, LdOut int
 	ReLU        bool // fused ReLU after the affine step
+	// Index, if set, makes output channel j normalise input channel
+	// Index[j]: an index-select or channel shuffle fused into the
+	// BatchNorm (inference only).
+	Index []int32
 }
 
 // A Conv is a convolution with its scratch space.

@@ -31,7 +31,7 @@ type Condensed struct {
 	fcB    int
 	logits *engine.Tensor
 	// Scratch shared by every layer, sized for the widest.
-	s1, a1, h, hs, a2 *engine.Tensor
+	a1, h, a2 *engine.Tensor
 }
 
 type cblock struct {
@@ -132,14 +132,16 @@ func (m *Condensed) alloc() {
 		for _, ly := range bk.layers {
 			k4, sel := cfg.Bottleneck*ly.k, len(ly.index)
 			maxSel, maxK4 = max(maxSel, bk.p*sel), max(maxK4, bk.p*k4)
-			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: sel, LdIn: sel, LdOut: sel, ReLU: true})
+			// The index-select is fused into the first BatchNorm, and the
+			// shuffle into the second, as a permuted read.
+			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: sel, LdIn: bk.width, LdOut: sel, ReLU: true, Index: ly.index})
 			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: sel, LdOut: k4})
-			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true})
+			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true, Index: shuffleIndex(k4, cfg.Group1x1)})
 			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width})
 		}
 	}
-	m.s1, m.a1 = be.Alloc(maxSel), be.Alloc(maxSel)
-	m.h, m.hs, m.a2 = be.Alloc(maxK4), be.Alloc(maxK4), be.Alloc(maxK4)
+	m.a1 = be.Alloc(maxSel)
+	m.h, m.a2 = be.Alloc(maxK4), be.Alloc(maxK4)
 	bl := m.blocks[len(m.blocks)-1]
 	m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
 	m.aLast = be.Alloc(bl.p * bl.width)
@@ -162,12 +164,10 @@ func (m *Condensed) Forward(logits, images []float32) {
 	m.stem.Forward(m.blocks[0].buf.V(), m.x.V(), m.w(m.stemW))
 	for b, bk := range m.blocks {
 		for _, ly := range bk.layers {
-			k4, sel := cfg.Bottleneck*ly.k, len(ly.index)
-			be.IndexSelectForward(m.s1.V(), bk.buf.V(), ly.index, bk.p, bk.width, sel)
-			m.norm(ly.bn1, m.a1.V(), m.s1.V(), ly.n1)
+			// select → BN → ReLU (fused); grouped 1×1; shuffle → BN → ReLU (fused); 3×3
+			m.norm(ly.bn1, m.a1.V(), bk.buf.V(), ly.n1)
 			ly.conv1.Forward(m.h.V(), m.a1.V(), m.w(ly.w1))
-			be.ShuffleForward(m.hs.V(), m.h.V(), bk.p, k4, cfg.Group1x1, k4, k4)
-			m.norm(ly.bn2, m.a2.V(), m.hs.V(), ly.n2)
+			m.norm(ly.bn2, m.a2.V(), m.h.V(), ly.n2)
 			ly.conv2.Forward(bk.buf.At(ly.c), m.a2.V(), m.w(ly.w2))
 		}
 		if b+1 < len(m.blocks) {
@@ -201,4 +201,16 @@ func (net *Net) Infer(logits, images []float32) {
 	net.be.Upload(net.x.V(), images)
 	net.Forward(false) // its loss uses stale labels and is ignored
 	net.Logits(logits)
+}
+
+// shuffleIndex is the channel shuffle with g groups of c channels as an
+// index: output k·g + j reads input j·(c/g) + k (view (g, c/g), transpose).
+func shuffleIndex(c, g int) []int32 {
+	idx := make([]int32, c)
+	for j := range g {
+		for k := range c / g {
+			idx[k*g+j] = int32(j*(c/g) + k)
+		}
+	}
+	return idx
 }

@@ -57,6 +57,9 @@ func (c conv) Backward(dIn, dW, dOut, in, w engine.View) {
 type batchNorm struct{ n *BatchNorm }
 
 func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
+	if s.Index != nil {
+		return batchNorm{NewIndexedBatchNorm(s.P, s.Index, s.LdIn, s.LdOut, s.ReLU, b.workers)}
+	}
 	return batchNorm{NewBatchNorm(s.P, s.C, s.LdIn, s.LdOut, s.ReLU, b.workers)}
 }
 func (n batchNorm) ForwardTrain(out, in, gamma, beta, rm, rv engine.View) {

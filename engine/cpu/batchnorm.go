@@ -22,18 +22,41 @@ type BatchNorm struct {
 	Eps         float32 // 1e-5 in PyTorch
 	Momentum    float32 // 0.1 in PyTorch
 	Workers     int
-	mean, rstd  []float32 // (C): the last training batch's statistics, for Backward
-	s1, s2      []float64 // (C): sums
-	b1, b2      []float32 // (blocks, C): each block's sums
-	ca, cb, cc  []float32 // (C): per-channel coefficients of the current pass
+	// Index, if set, makes output channel j normalise input channel
+	// Index[j] (inference only; see engine.NormShape).
+	Index      []int32
+	mean, rstd []float32 // (C): the last training batch's statistics, for Backward
+	s1, s2     []float64 // (C): sums
+	b1, b2     []float32 // (blocks, C): each block's sums
+	ca, cb, cc []float32 // (C): per-channel coefficients of the current pass
 }
 
 const sumBlock = 256
 
 // NewBatchNorm allocates a BatchNorm with PyTorch's eps and momentum.
 func NewBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
-	if ldIn < c || ldOut < c || p <= 1 {
-		panic(fmt.Sprintf("batchnorm: P=%d C=%d ldIn=%d ldOut=%d", p, c, ldIn, ldOut))
+	if ldIn < c {
+		panic(fmt.Sprintf("batchnorm: C=%d ldIn=%d", c, ldIn))
+	}
+	return newBatchNorm(p, c, ldIn, ldOut, relu, workers)
+}
+
+// NewIndexedBatchNorm allocates an inference BatchNorm whose output
+// channel j normalises input channel index[j].
+func NewIndexedBatchNorm(p int, index []int32, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
+	for _, j := range index {
+		if j < 0 || int(j) >= ldIn {
+			panic(fmt.Sprintf("batchnorm: index %d outside rows of %d", j, ldIn))
+		}
+	}
+	b := newBatchNorm(p, len(index), ldIn, ldOut, relu, workers)
+	b.Index = index
+	return b
+}
+
+func newBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
+	if ldOut < c || p <= 1 {
+		panic(fmt.Sprintf("batchnorm: P=%d C=%d ldOut=%d", p, c, ldOut))
 	}
 	f := func(n int) []float32 { return make([]float32, n) }
 	blocks := (p + sumBlock - 1) / sumBlock
@@ -79,6 +102,9 @@ func (b *BatchNorm) rows(f func(r0, r1 int)) { parallel(b.Workers, b.P, f) }
 // ForwardTrain normalises with batch statistics and updates runMean and
 // runVar in place.
 func (b *BatchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar []float32) {
+	if b.Index != nil {
+		panic("batchnorm: an index is for inference only")
+	}
 	b.sums(func(f1, f2 []float32, r0, r1 int) {
 		bnStats(f1, f2, in[r0*b.LdIn:], b.C, r1-r0, b.LdIn)
 	})
@@ -110,15 +136,34 @@ func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
 		b.ca[c] = gamma[c] * b.rstd[c]
 		b.cb[c] = beta[c] - b.mean[c]*b.ca[c]
 	}
+	if b.Index == nil {
+		b.rows(func(r0, r1 int) {
+			bnApply(out[r0*b.LdOut:], in[r0*b.LdIn:], b.ca, b.cb, b.C, r1-r0, b.LdIn, b.LdOut, b.floor())
+		})
+		return
+	}
+	// Gather a few rows, then normalise them in place while they are
+	// still in L1: one pass over memory instead of two.
 	b.rows(func(r0, r1 int) {
-		bnApply(out[r0*b.LdOut:], in[r0*b.LdIn:], b.ca, b.cb, b.C, r1-r0, b.LdIn, b.LdOut, b.floor())
+		for q0 := r0; q0 < r1; q0 += gatherRowsBlock {
+			q1 := min(r1, q0+gatherRowsBlock)
+			y := out[q0*b.LdOut:]
+			gatherRows(y, in[q0*b.LdIn:], b.Index, q1-q0, b.LdIn, b.LdOut)
+			bnApply(y, y, b.ca, b.cb, b.C, q1-q0, b.LdOut, b.LdOut, b.floor())
+		}
 	})
 }
+
+// gatherRowsBlock rows of gathered channels fit in L1 at CondenseNet's widths.
+const gatherRowsBlock = 16
 
 // Backward accumulates into dIn, dGamma and dBeta, given dOut, the forward
 // input in and output out (out is read only for the fused ReLU's mask).
 // It uses the statistics of the last ForwardTrain.
 func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma []float32) {
+	if b.Index != nil {
+		panic("batchnorm: an index is for inference only")
+	}
 	floor := b.floor()
 	// forward: xhat = (x−mean)·rstd; y = relu(gamma·xhat + beta); g = dy·[y > 0]
 	b.sums(func(f1, f2 []float32, r0, r1 int) {

@@ -421,3 +421,30 @@ func TestGatherRows(t *testing.T) {
 		}
 	}
 }
+
+// A BatchNorm with an index equals index-select followed by BatchNorm.
+func TestBatchNormIndexed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 17))
+	const p, ld = 50, 37
+	in := randSlice(rng, p*ld)
+	for _, n := range []int{5, 16, 27} {
+		idx := make([]int32, n)
+		for i := range idx {
+			idx[i] = int32(rng.IntN(ld))
+		}
+		gamma, beta, rm, rv := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n), make([]float32, n)
+		for i := range rv {
+			rv[i] = 0.5 + rng.Float32()
+		}
+		sel := make([]float32, p*n)
+		IndexSelectForward(sel, in, idx, p, ld, n)
+		want := make([]float32, p*n)
+		NewBatchNorm(p, n, n, n, true, 2).ForwardInfer(want, sel, gamma, beta, rm, rv)
+		bn := NewIndexedBatchNorm(p, idx, ld, n, true, 2)
+		got := make([]float32, p*n)
+		bn.ForwardInfer(got, in, gamma, beta, rm, rv)
+		if i, ok := closeTo(got, want, 1e-6, 1e-6); !ok {
+			t.Errorf("n=%d: [%d] = %v, want %v", n, i, got[i], want[i])
+		}
+	}
+}
