@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 )
@@ -46,16 +45,6 @@ var (
 
 // RecordSize is the size of one record in bytes.
 func (f Format) RecordSize() int { return f.LabelBytes + ImageSize }
-
-// ReadArchiveFile parses the .tar.gz archive at p.
-func ReadArchiveFile(p string, f Format) (*Dataset, error) {
-	fh, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("cifar: %w", err)
-	}
-	defer fh.Close()
-	return ReadArchive(fh, p, f)
-}
 
 // ReadArchive parses a .tar.gz archive in format f; name identifies it in
 // errors. Members are matched by base name, so the top folder may be renamed.

@@ -184,17 +184,6 @@ func (m *Condensed) Forward(logits, images []float32) {
 	be.Download(logits, m.logits.V())
 }
 
-// Tensors returns the condensed network's tensors, in slab order.
-func (m *Condensed) Tensors() []Named {
-	var out []Named
-	for _, p := range m.table.params {
-		v := make([]float32, p.Size())
-		m.be.Download(v, m.W.At(p.Off))
-		out = append(out, Named{Name: p.Name, Shape: p.Shape, Data: v})
-	}
-	return out
-}
-
 // Infer computes the masked training network's logits for images in
 // inference mode (running BN statistics, no dropout).
 func (net *Net) Infer(logits, images []float32) {
