@@ -1,6 +1,5 @@
 package artifacts
 
-import "fmt"
 
 // KindCondensedModel is the kind of a CondensedModel artifact.
 const (
@@ -34,8 +33,8 @@ func (m *CondensedModel) Write(w *Writer) error {
 
 // LoadCondensedModel reads a CondensedModel artifact.
 func LoadCondensedModel(a *Artifact) (*CondensedModel, error) {
-	if a.Kind != KindCondensedModel || a.Schema != condensedSchema {
-		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindCondensedModel, condensedSchema)}
+	if err := a.expect(KindCondensedModel, condensedSchema); err != nil {
+		return nil, err
 	}
 	m := &CondensedModel{}
 	var err error

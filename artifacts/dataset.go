@@ -102,8 +102,8 @@ func (d *Dataset) Write(w *Writer) error {
 // LoadDataset reads a Dataset artifact. It returns a *CorruptError if the
 // artifact is of another kind or its files disagree with one another.
 func LoadDataset(a *Artifact) (*Dataset, error) {
-	if a.Kind != KindDataset || a.Schema != datasetSchema {
-		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindDataset, datasetSchema)}
+	if err := a.expect(KindDataset, datasetSchema); err != nil {
+		return nil, err
 	}
 	var files [5][]byte
 	for i, name := range []string{datasetMetaFile, trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile} {

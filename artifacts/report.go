@@ -63,8 +63,8 @@ func (r *Report) Write(w *Writer) error {
 
 // LoadReport reads a Report artifact.
 func LoadReport(a *Artifact) (*Report, error) {
-	if a.Kind != KindReport || a.Schema != reportSchema {
-		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindReport, reportSchema)}
+	if err := a.expect(KindReport, reportSchema); err != nil {
+		return nil, err
 	}
 	b, err := a.ReadFile("report.json")
 	if err != nil {

@@ -101,6 +101,15 @@ func (a *Artifact) ReadFile(file string) ([]byte, error) {
 	return os.ReadFile(a.Path(file))
 }
 
+// expect returns a *CorruptError unless the artifact is of kind at schema
+// version schema.
+func (a *Artifact) expect(kind string, schema int) error {
+	if a.Kind != kind || a.Schema != schema {
+		return &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, kind, schema)}
+	}
+	return nil
+}
+
 // Has reports whether the manifest lists file.
 func (a *Artifact) Has(file string) bool {
 	for _, f := range a.Files {

@@ -86,8 +86,8 @@ func (m *TrainedModel) Write(w *Writer) error {
 
 // LoadTrainedModel reads a TrainedModel artifact.
 func LoadTrainedModel(a *Artifact) (*TrainedModel, error) {
-	if a.Kind != KindTrainedModel || a.Schema != trainedSchema {
-		return nil, &CorruptError{Dir: a.Dir, Reason: fmt.Sprintf("is a %s v%d, want %s v%d", a.Kind, a.Schema, KindTrainedModel, trainedSchema)}
+	if err := a.expect(KindTrainedModel, trainedSchema); err != nil {
+		return nil, err
 	}
 	m := &TrainedModel{}
 	var err error
