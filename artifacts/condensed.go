@@ -1,6 +1,5 @@
 package artifacts
 
-
 // KindCondensedModel is the kind of a CondensedModel artifact.
 const (
 	KindCondensedModel = "condensed-model"

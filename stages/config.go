@@ -24,6 +24,10 @@ type Config struct {
 	Train    TrainConfig    `json:"train"`
 	Condense CondenseConfig `json:"condense"`
 	Verify   VerifyConfig   `json:"verify"`
+	Export   ExportConfig   `json:"export"`
+	// Preset names the preset the configuration started from (recorded in
+	// the exported model); it is not read from config files.
+	Preset string `json:"-"`
 }
 
 // TrainConfig is the train stage's section (the model's is Config.Model).
@@ -52,8 +56,10 @@ func paperTraining() TrainConfig {
 }
 
 func paperPreset(depth int) Config {
-	return Config{Data: defaultData(), Model: model.CondenseNet(depth), Train: paperTraining(), Verify: defaultVerify()}
+	return Config{Data: defaultData(), Model: model.CondenseNet(depth), Train: paperTraining(), Verify: defaultVerify(), Export: defaultExport()}
 }
+
+func defaultExport() ExportConfig { return ExportConfig{Opset: 13} }
 
 // defaultVerify allows the condensed network half a point of top-1.
 func defaultVerify() VerifyConfig { return VerifyConfig{Tolerance: 0.5, Batch: 64} }
@@ -99,7 +105,7 @@ var presets = map[string]Config{
 		Epochs: 5, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 0, Device: "auto"},
 		// Halving the classifier of so small and briefly trained a network
 		// costs more than the paper's half point: 3.2 points measured.
-		Verify: VerifyConfig{Tolerance: 5, Batch: 64}},
+		Verify: VerifyConfig{Tolerance: 5, Batch: 64}, Export: defaultExport()},
 }
 
 // DefaultPreset is used when none is named.
@@ -121,6 +127,7 @@ func Preset(name string) (Config, error) {
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q: want one of %s", name, strings.Join(Presets(), ", "))
 	}
+	c.Preset = name
 	// A config file decodes into these slices in place: hand out copies.
 	c.Model.Stages, c.Model.Growth = slices.Clone(c.Model.Stages), slices.Clone(c.Model.Growth)
 	return c, nil
@@ -212,6 +219,9 @@ func (c *Config) Check() error {
 	}
 	if v := c.Verify; !(v.Tolerance >= 0 && v.Tolerance <= 100) {
 		bad("verify.tolerance", v.Tolerance, "want 0..100 points of top-1 accuracy")
+	}
+	if o := c.Export.Opset; o < 13 || o > 17 {
+		bad("export.opset", o, "want 13..17")
 	}
 	if v := c.Verify; v.Batch < 1 || v.Batch > 4096 {
 		bad("verify.batch", v.Batch, "want 1..4096")

@@ -16,6 +16,6 @@ func All(cfg Config) []pipeline.Stage {
 		&Train{Model: cfg.Model, Train: cfg.Train, Seed: cfg.Seed},
 		&Condense{Config: cfg.Condense},
 		&Verify{Config: cfg.Verify, Train: cfg.Train},
-		pending{"export", []string{"condense", "verify"}, 6},
+		&Export{Config: cfg.Export, Preset: cfg.Preset},
 	}
 }

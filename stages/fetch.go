@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +15,6 @@ import (
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/pipeline"
 )
-
-// ErrNotImplemented is returned by stages that do not exist yet.
-var ErrNotImplemented = errors.New("not implemented yet")
 
 // Fetch gets the dataset: downloads and parses a CIFAR archive, or generates
 // the synthetic dataset. Its output is an artifacts.Dataset.

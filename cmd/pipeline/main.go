@@ -16,7 +16,6 @@ import (
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/pipeline"
-	"github.com/condensenet/condensenet/stages"
 )
 
 // Exit codes; documented in the root command's help.
@@ -96,8 +95,6 @@ func exitCode(g *Globals, err error, sig os.Signal) int {
 		hint = "to run without network, use a local copy: --data-url PATH with --data-sha256 HEX or --data-md5 HEX, or --dataset synthetic"
 	case errors.Is(err, cifar.ErrChecksum):
 		hint = "the data is not the file expected: check --data-url and the checksum flags"
-	case errors.Is(err, stages.ErrNotImplemented):
-		hint = "fetch, train, condense and verify exist so far: pipeline run verify"
 	}
 	g.reportError(err, hint, code)
 	return code
