@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/onnxio"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -405,5 +407,44 @@ func TestCondenseRefusesUnfinished(t *testing.T) {
 	r.Stages = All(cfg)[:3]
 	if err := r.Run(context.Background(), pipeline.Options{Target: "condense"}); err != nil {
 		t.Fatalf("forced condense: %v", err)
+	}
+}
+
+func TestExport(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig()
+	cfg.Verify.Tolerance = 100
+	cfg.Export.IncludePreprocessing = true
+	store, _ := artifacts.Open(dir)
+	r := &pipeline.Runner{Store: store, Stages: All(cfg), Report: pipeline.Discard}
+	if err := r.Run(context.Background(), pipeline.Options{Target: "all"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.Get("export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := a.ReadFile("model.onnx")
+	m, err := onnxio.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{}
+	for _, p := range m.GetMetadataProps() {
+		meta[p.GetKey()] = p.GetValue()
+	}
+	if m.GetOpsetImport()[0].GetVersion() != 13 || m.GetIrVersion() != 7 || meta["dataset"] != "synthetic" || meta["preset"] != "quick" ||
+		!strings.Contains(meta["classes"], "checkerboard") || meta["test_top1"] == "" {
+		t.Errorf("opset %v, IR %d, metadata %v", m.GetOpsetImport(), m.GetIrVersion(), meta)
+	}
+	in := m.GetGraph().GetInput()[0].GetType().GetTensorType().GetShape().GetDim()
+	if len(in) != 4 || in[0].GetDimParam() != "N" || in[1].GetDimValue() != 3 {
+		t.Errorf("input shape %v, want (N, 3, 32, 32)", in)
+	}
+	var parity artifacts.Parity
+	pb, _ := a.ReadFile("parity.json")
+	json.Unmarshal(pb, &parity)
+	if parity.Images != 8 || parity.MaxAbsDiff > 1e-4 || !parity.ArgmaxAgree {
+		t.Errorf("parity %+v", parity)
 	}
 }
