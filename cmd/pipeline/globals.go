@@ -46,6 +46,8 @@ type Globals struct {
 	Dataset, DataURL, DataSHA256, DataMD5, CacheDir string
 	Device                                          string
 	Force                                           bool
+	Opset                                           int
+	Preprocess                                      bool
 
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars.
@@ -76,6 +78,8 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
 	f.StringVar(&g.CacheDir, "cache-dir", "", "download cache shared by all workdirs (default: the user cache folder)")
 	f.BoolVar(&g.Force, "force", false, "condense a model whose condensation has not finished (keeps each group's in/C most important inputs)")
+	f.IntVar(&g.Opset, "opset", 13, "ONNX opset of the exported model (13 to 17)")
+	f.BoolVar(&g.Preprocess, "include-preprocessing", false, "export: add the normalisation to the model, so it takes raw RGB in [0, 1]")
 	f.StringVar(&g.Device, "device", "", "compute device for training: auto, cpu, cuda or cuda:N (default from the preset: auto)")
 	g.flags = f
 }
@@ -103,6 +107,12 @@ func (g *Globals) config() (stages.Config, error) {
 	set("data-md5", &cfg.Data.MD5, g.DataMD5)
 	set("cache-dir", &cfg.Data.CacheDir, g.CacheDir)
 	set("device", &cfg.Train.Device, g.Device)
+	if g.flags.Changed("opset") {
+		cfg.Export.Opset = g.Opset
+	}
+	if g.flags.Changed("include-preprocessing") {
+		cfg.Export.IncludePreprocessing = g.Preprocess
+	}
 	if g.flags.Changed("force") {
 		cfg.Condense.Force = g.Force
 	}
