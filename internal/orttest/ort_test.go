@@ -1,0 +1,168 @@
+//go:build cgo
+
+// Package orttest checks exported models in ONNX Runtime through
+// github.com/yalue/onnxruntime_go. It is test-only and the only place that
+// uses cgo, so the pipeline binary still builds with CGO_ENABLED=0.
+//
+// The runtime comes from npm (ONNX Runtime has no other source here):
+//
+//	npm install --prefix .ort --ignore-scripts onnxruntime-node@1.30.0
+//
+// and is found at .ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/
+// libonnxruntime.so.1 from the repository root, or at ONNXRUNTIME_LIB.
+// Without it the test skips, saying so, except under CI=true, where it fails.
+package orttest
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/stages"
+)
+
+func runtimeLibrary(t *testing.T) string {
+	p := os.Getenv("ONNXRUNTIME_LIB")
+	if p == "" {
+		p = "../../.ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+	}
+	if _, err := os.Stat(p); err != nil {
+		msg := "ONNX Runtime not found at " + p + ": npm install --prefix .ort --ignore-scripts onnxruntime-node@1.30.0 (from the repository root), or set ONNXRUNTIME_LIB"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	abs, _ := filepath.Abs(p)
+	return abs
+}
+
+// exportTiny runs the pipeline to the export stage on synthetic data.
+func exportTiny(t *testing.T) (onnxPath string, cfg stages.Config) {
+	cfg, _ = stages.Preset("quick")
+	cfg.Data = stages.DataConfig{Dataset: "synthetic", SyntheticTrain: 640, SyntheticTest: 64}
+	cfg.Model.Stages, cfg.Model.Growth = []int{1, 2, 1}, []int{4, 8, 8}
+	cfg.Train.Epochs, cfg.Train.Batch, cfg.Train.ImagesPerEpoch = 2, 32, 0
+	cfg.Verify.Tolerance = 100
+	dir := t.TempDir()
+	store, err := artifacts.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &pipeline.Runner{Store: store, Stages: stages.All(cfg), Report: pipeline.Discard}
+	if err := r.Run(context.Background(), pipeline.Options{Target: "all"}); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "export", "model.onnx"), cfg
+}
+
+func TestExportRunsInONNXRuntime(t *testing.T) {
+	ort.SetSharedLibraryPath(runtimeLibrary(t))
+	if err := ort.InitializeEnvironment(); err != nil {
+		t.Fatal(err)
+	}
+	defer ort.DestroyEnvironment()
+	path, cfg := exportTiny(t)
+	for _, n := range []int{1, 7} {
+		rng := rand.New(rand.NewPCG(3, uint64(n)))
+		x := make([]float32, n*3*32*32)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		want := engineLogits(t, filepath.Dir(filepath.Dir(path)), x, n)
+		in, err := ort.NewTensor(ort.NewShape(int64(n), 3, 32, 32), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(cfg.Model.Classes)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ort.NewDynamicAdvancedSession(path, []string{"input"}, []string{"logits"}, nil)
+		if err != nil {
+			t.Fatalf("ONNX Runtime refused the exported model: %v", err)
+		}
+		if err := s.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		got := out.GetData()
+		var maxDiff float64
+		k := cfg.Model.Classes
+		for i := range want {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-want[i])))
+		}
+		for i := range n {
+			if argmax(got[i*k:(i+1)*k]) != argmax(want[i*k:(i+1)*k]) {
+				t.Errorf("batch %d image %d: ONNX Runtime and the engine disagree on the class", n, i)
+			}
+		}
+		if maxDiff > 1e-4 {
+			t.Errorf("batch %d: max |ONNX Runtime − engine| = %.3g, want < 1e-4", n, maxDiff)
+		}
+		t.Logf("batch %d: max |ONNX Runtime − engine| = %.3g", n, maxDiff)
+		s.Destroy()
+		in.Destroy()
+		out.Destroy()
+	}
+}
+
+// engineLogits runs the workdir's condensed network on the engine for
+// images x, NCHW.
+func engineLogits(t *testing.T, workdir string, x []float32, n int) []float32 {
+	store, _ := artifacts.Open(workdir)
+	a, err := store.Get("condense")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := artifacts.LoadCondensedModel(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arch model.Architecture
+	if err := json.Unmarshal(cm.Architecture, &arch); err != nil {
+		t.Fatal(err)
+	}
+	ts, _, err := model.ReadSafetensors(cm.Weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []model.Named
+	for _, v := range ts {
+		list = append(list, v)
+	}
+	net, err := model.NewCondensed(&arch, list, n, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nhwc := make([]float32, len(x))
+	for i := range n {
+		for c := range 3 {
+			for p := range 1024 {
+				nhwc[(i*1024+p)*3+c] = x[(i*3+c)*1024+p]
+			}
+		}
+	}
+	logits := make([]float32, n*arch.Config.Classes)
+	net.Forward(logits, nhwc)
+	return logits
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
