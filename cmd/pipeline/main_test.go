@@ -107,6 +107,17 @@ func TestRunJSON(t *testing.T) {
 	if got := strings.Join(types, " "); got != want || code != 0 {
 		t.Errorf("message types %q, code %d; want %q, 0\n%s", got, code, want, out)
 	}
+	// The exported file describes itself; other files are refused.
+	out, errs, code := execute(t, "inspect", filepath.Join(w, "export", "model.onnx"))
+	for _, want := range []string{"opset 13", "input  input [N 3 32 32]", "output logits [N 10]", "Gather", "dataset: synthetic"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("inspect: code %d, missing %q\n%s%s", code, want, out, errs)
+		}
+	}
+	_, errs, code = execute(t, "inspect", filepath.Join(w, "export", "parity.json"))
+	if code != exitError || !strings.Contains(errs, "not an ONNX protobuf") {
+		t.Errorf("inspect parity.json: code %d, %s", code, errs)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {
