@@ -5,6 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -210,5 +214,73 @@ func TestInfoReproducesPaper(t *testing.T) {
 	var res struct{ Condensed struct{ FLOPs, Params int64 } }
 	if err := json.Unmarshal([]byte(out), &res); err != nil || (res.Condensed.FLOPs+50_000)/100_000 != 658 {
 		t.Errorf("info --json = %s (%v), want CondenseNet-86's 65.8M FLOPs", out, err)
+	}
+}
+
+func TestPredict(t *testing.T) {
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "-q"); code != 0 {
+		t.Fatalf("run all: %d\n%s", code, errs)
+	}
+	dir := t.TempDir()
+	write := func(name string, width, height int, enc func(f *os.File, img image.Image) error) string {
+		img := image.NewRGBA(image.Rect(0, 0, width, height))
+		for y := range height {
+			for x := range width {
+				img.Set(x, y, color.RGBA{uint8(x * 7), uint8(y * 3), 90, 255})
+			}
+		}
+		p := filepath.Join(dir, name)
+		f, _ := os.Create(p)
+		if err := enc(f, img); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return p
+	}
+	pngEnc := func(f *os.File, img image.Image) error { return png.Encode(f, img) }
+	jpgEnc := func(f *os.File, img image.Image) error { return jpeg.Encode(f, img, nil) }
+	odd := write("odd.png", 97, 13, pngEnc)
+	tall := write("tall.jpg", 5, 300, jpgEnc)
+	out, errs, code := execute(t, "predict", "--workdir", w, "--json", odd, tall)
+	var res struct {
+		Predictions []struct {
+			Image   string
+			Classes []struct {
+				Name        string
+				Probability float64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || len(res.Predictions) != 2 {
+		t.Fatalf("predict --json: code %d, %v\n%s%s", code, err, out, errs)
+	}
+	for _, p := range res.Predictions {
+		var sum float64
+		for i, c := range p.Classes {
+			sum += c.Probability
+			if i > 0 && c.Probability > p.Classes[i-1].Probability {
+				t.Errorf("%s: classes not in order of probability", p.Image)
+			}
+		}
+		if len(p.Classes) != 5 || sum > 1+1e-9 || sum <= 0 {
+			t.Errorf("%s: %d classes, probabilities summing to %v", p.Image, len(p.Classes), sum)
+		}
+	}
+	// Damaged and foreign files are refused by name.
+	b, _ := os.ReadFile(odd)
+	broken := filepath.Join(dir, "broken.png")
+	os.WriteFile(broken, b[:len(b)/2], 0o644)
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, []byte("not an image"), 0o644)
+	for _, p := range []string{broken, text} {
+		_, errs, code := execute(t, "predict", "--workdir", w, p)
+		if code != exitError || !strings.Contains(errs, p) || !strings.Contains(errs, "not a readable PNG or JPEG") {
+			t.Errorf("predict %s: code %d, %s", filepath.Base(p), code, errs)
+		}
+	}
+	_, errs, code = execute(t, "predict", "--workdir", t.TempDir(), odd)
+	if code != exitError || !strings.Contains(errs, "run \"pipeline run export\" first") {
+		t.Errorf("predict without a model: code %d, %s", code, errs)
 	}
 }

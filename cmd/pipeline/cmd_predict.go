@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/jpeg" // decoders for image.Decode
+	_ "image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/onnxio"
+)
+
+// PredictOptions are the predict command's flags.
+type PredictOptions struct {
+	Model string
+	Top   int
+}
+
+func newPredictCommand(g *Globals) *cobra.Command {
+	var opts PredictOptions
+	cmd := &cobra.Command{
+		Use:   "predict IMAGE...",
+		Short: "Classify images with the exported model",
+		Long: `predict classifies PNG or JPEG images of any size with an exported ONNX
+model, run by this program's own evaluator (no other runtime needed), and
+prints the most likely classes with their probabilities.
+
+Each image is resized to 32×32 by bilinear interpolation of the whole
+picture (the aspect ratio is not kept; crop first for better results),
+then normalised as in training unless the model includes that step.`,
+		Example: `  pipeline predict cat.png dog.jpg
+  pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error { return runPredict(opts, g, args) },
+	}
+	cmd.Flags().StringVar(&opts.Model, "model", "", "ONNX model to use (default: the workdir's export, work/export/model.onnx)")
+	cmd.Flags().IntVar(&opts.Top, "top", 5, "how many classes to print per image")
+	return cmd
+}
+
+// prediction is one image's result.
+type prediction struct {
+	Image   string  `json:"image"`
+	Classes []class `json:"classes"`
+}
+
+type class struct {
+	Name        string  `json:"name"`
+	Probability float64 `json:"probability"`
+}
+
+func runPredict(opts PredictOptions, g *Globals, images []string) error {
+	path := opts.Model
+	if path == "" {
+		path = filepath.Join(g.Workdir, "export", "model.onnx")
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && opts.Model == "" {
+		return fmt.Errorf("no exported model at %s: run \"pipeline run export\" first, or pass --model", path)
+	}
+	if err != nil {
+		return err
+	}
+	m, err := onnxio.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	s := onnxio.Summarize(m)
+	var names []string
+	if err := json.Unmarshal([]byte(s.Metadata["classes"]), &names); err != nil || len(names) == 0 {
+		return fmt.Errorf("%s has no class names in its metadata: was it exported by this program?", path)
+	}
+	raw := strings.Contains(s.Metadata["input_layout"], "raw")
+	var results []prediction
+	for _, p := range images {
+		x, err := loadImage(p, raw)
+		if err != nil {
+			return err
+		}
+		out, err := onnxio.Eval(m, map[string]onnxio.Tensor{"input": {Dims: []int{1, 3, 32, 32}, Data: x}})
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		results = append(results, prediction{Image: p, Classes: topClasses(out["logits"].Data, names, opts.Top)})
+	}
+	if g.JSON {
+		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "predict", "model": path, "predictions": results})
+	}
+	for _, r := range results {
+		fmt.Fprintf(g.stdout, "%s\n", r.Image)
+		for _, c := range r.Classes {
+			fmt.Fprintf(g.stdout, "  %-20s %6.2f%%\n", c.Name, 100*c.Probability)
+		}
+	}
+	return nil
+}
+
+// loadImage decodes an image, resizes it to 32×32 and returns it NCHW,
+// normalised unless raw.
+func loadImage(path string, raw bool) ([]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, format, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable PNG or JPEG image (%v)", path, err)
+	}
+	r := img.Bounds()
+	if r.Dx() < 1 || r.Dy() < 1 {
+		return nil, fmt.Errorf("%s: empty %s image", path, format)
+	}
+	x := make([]float32, cifar.ImageSize)
+	for y := range cifar.H {
+		for xx := range cifar.W {
+			rgb := bilinear(img, (float64(xx)+0.5)*float64(r.Dx())/cifar.W-0.5, (float64(y)+0.5)*float64(r.Dy())/cifar.H-0.5)
+			for c := range cifar.C {
+				v := float32(rgb[c])
+				if !raw {
+					v = (v - cifar.Mean[c]) / cifar.Std[c]
+				}
+				x[(c*cifar.H+y)*cifar.W+xx] = v
+			}
+		}
+	}
+	return x, nil
+}
+
+// bilinear samples img at (fx, fy), pixel centres at integers, edges
+// clamped, as RGB in [0, 1].
+func bilinear(img image.Image, fx, fy float64) [3]float64 {
+	r := img.Bounds()
+	clamp := func(v, lo, hi int) int { return max(lo, min(hi, v)) }
+	x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
+	ax, ay := fx-float64(x0), fy-float64(y0)
+	var out [3]float64
+	for _, s := range []struct {
+		dx, dy int
+		w      float64
+	}{{0, 0, (1 - ax) * (1 - ay)}, {1, 0, ax * (1 - ay)}, {0, 1, (1 - ax) * ay}, {1, 1, ax * ay}} {
+		px := clamp(r.Min.X+x0+s.dx, r.Min.X, r.Max.X-1)
+		py := clamp(r.Min.Y+y0+s.dy, r.Min.Y, r.Max.Y-1)
+		cr, cg, cb, _ := img.At(px, py).RGBA()
+		out[0] += s.w * float64(cr) / 65535
+		out[1] += s.w * float64(cg) / 65535
+		out[2] += s.w * float64(cb) / 65535
+	}
+	return out
+}
+
+// topClasses returns the k most probable classes under softmax(logits).
+func topClasses(logits []float32, names []string, k int) []class {
+	m := logits[0]
+	for _, v := range logits {
+		m = max(m, v)
+	}
+	var sum float64
+	p := make([]float64, len(logits))
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v - m))
+		sum += p[i]
+	}
+	cs := make([]class, len(logits))
+	for i := range cs {
+		cs[i] = class{Name: names[i], Probability: p[i] / sum}
+	}
+	sort.SliceStable(cs, func(a, b int) bool { return cs[a].Probability > cs[b].Probability })
+	return cs[:min(max(k, 1), len(cs))]
+}
