@@ -284,3 +284,50 @@ func TestPredict(t *testing.T) {
 		t.Errorf("predict without a model: code %d, %s", code, errs)
 	}
 }
+
+// The report renders in a real browser without console errors. Chromium
+// comes from Debian (apt-get install chromium); without it the test skips,
+// except under CI=true, where it fails.
+func TestReportRendersInChromium(t *testing.T) {
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "-q"); code != 0 {
+		t.Fatalf("run all: %d\n%s", code, errs)
+	}
+	out, errs, code := execute(t, "report", "--workdir", w)
+	if code != 0 || !strings.Contains(out, "report.html") {
+		t.Fatalf("report: code %d\n%s%s", code, out, errs)
+	}
+	html, _ := os.ReadFile(filepath.Join(w, "report.html"))
+	for _, want := range []string{"data:image/png;base64,", "Condensation schedule", "condensed", "model.onnx"} {
+		if !bytes.Contains(html, []byte(want)) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if bytes.Contains(html, []byte("http://")) || bytes.Contains(html, []byte("https://")) {
+		t.Error("report.html refers to the network")
+	}
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (apt-get install chromium)")
+		}
+		t.Skip("chromium not installed (apt-get install chromium): rendering not checked")
+	}
+	shot := filepath.Join(t.TempDir(), "report.png")
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
+		"--window-size=1200,2600", "--screenshot="+shot, "--enable-logging=stderr", "--log-level=0",
+		"file://"+filepath.Join(w, "report.html"))
+	log, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, log)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, ":CONSOLE") {
+			t.Errorf("console message while rendering the report: %s", line)
+		}
+	}
+	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
+		t.Errorf("screenshot %s: %v (a blank page is a few KB)", shot, err)
+	}
+}

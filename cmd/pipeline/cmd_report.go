@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/model"
+)
+
+func newReportCommand(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "report",
+		Short: "Write one self-contained HTML page about the workdir's run",
+		Long: `report writes report.html in the workdir: the run's configuration, the
+training curves, the condensation schedule, both networks' verification
+numbers, the confusion matrix and the export's parity check. Images are
+embedded, so the page needs no network and can be mailed as one file.
+Stages that have not run yet are shown as such.`,
+		Example: `  pipeline report && xdg-open work/report.html`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runReport(g) },
+	}
+}
+
+// reportPage is what the template shows; nil parts have not run.
+type reportPage struct {
+	Workdir   string
+	Made      string
+	Config    string
+	Metrics   []artifacts.Metric
+	Curves    template.URL
+	Schedule  []scheduleRow
+	Verify    *artifacts.Report
+	Confusion template.URL
+	Parity    *artifacts.Parity
+	ONNXSize  string
+}
+
+// scheduleRow is one epoch of the condensation schedule: the share of its
+// inputs each learned group convolution still uses.
+type scheduleRow struct {
+	Epoch  int
+	Stage  int
+	Kept   float64 // fraction of inputs per group, 1 − stage/C
+	Layers string  // e.g. "16→4 ... 120→30 (block 1)"
+}
+
+func runReport(g *Globals) error {
+	store, err := artifacts.Open(g.Workdir)
+	if err != nil {
+		return err
+	}
+	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04")}
+	get := func(name string) *artifacts.Artifact {
+		a, err := store.Get(name)
+		if err != nil {
+			return nil
+		}
+		return a
+	}
+	if a := get("train"); a != nil {
+		tm, err := artifacts.LoadTrainedModel(a)
+		if err != nil {
+			return err
+		}
+		page.Config, page.Metrics, page.Curves = string(tm.Config), tm.Metrics, pngURL(tm.Plot)
+		var c struct{ Model model.Config }
+		if json.Unmarshal(tm.Config, &c) == nil {
+			page.Schedule = schedule(c.Model, tm.Metrics)
+		}
+	}
+	if a := get("verify"); a != nil {
+		r, err := artifacts.LoadReport(a)
+		if err != nil {
+			return err
+		}
+		page.Verify, page.Confusion = r, pngURL(r.ConfusionPNG)
+	}
+	if a := get("export"); a != nil {
+		b, err := a.ReadFile("parity.json")
+		if err != nil {
+			return err
+		}
+		var p artifacts.Parity
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		page.Parity = &p
+		if st, err := os.Stat(a.Path("model.onnx")); err == nil {
+			page.ONNXSize = fmt.Sprintf("%.2f MB", float64(st.Size())/1e6)
+		}
+	}
+	if page.Metrics == nil && page.Verify == nil {
+		return errors.New("nothing to report: no trained model in " + page.Workdir + "; run \"pipeline run all\" first")
+	}
+	var buf bytes.Buffer
+	if err := reportTemplate.Execute(&buf, page); err != nil {
+		return err
+	}
+	path := filepath.Join(store.Dir(), "report.html")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
+	return nil
+}
+
+func pngURL(b []byte) template.URL {
+	if len(b) == 0 {
+		return ""
+	}
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
+}
+
+// schedule lists, per epoch, how many inputs each layer's groups keep:
+// all layers condense together, dropping in/C per stage.
+func schedule(cfg model.Config, metrics []artifacts.Metric) []scheduleRow {
+	var rows []scheduleRow
+	for _, m := range metrics {
+		kept := 1 - float64(m.Stage)/float64(cfg.CondenseFactor)
+		var layers bytes.Buffer
+		ch := 2 * cfg.Growth[0]
+		for b, n := range cfg.Stages {
+			first, last := ch, ch+(n-1)*cfg.Growth[b]
+			fmt.Fprintf(&layers, "block %d: %d→%d … %d→%d  ", b+1, first, int(float64(first)*kept), last, int(float64(last)*kept))
+			ch += n * cfg.Growth[b]
+		}
+		rows = append(rows, scheduleRow{Epoch: m.Epoch, Stage: m.Stage, Kept: kept, Layers: layers.String()})
+	}
+	return rows
+}
+
+func pct(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }
+
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"pct":  pct,
+	"mill": func(v int64) string { return fmt.Sprintf("%.2fM", float64(v)/1e6) },
+	"f1":   func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"optpct": func(v *float64) string {
+		if v == nil {
+			return "–"
+		}
+		return pct(*v)
+	},
+	"ratio":  func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) },
+	"mul100": func(v float64) float64 { return 100 * v },
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>CondenseNet run: {{.Workdir}}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}
+</style></head><body>
+<h1>CondenseNet run</h1>
+<p>Workdir <code>{{.Workdir}}</code>, report made {{.Made}}.</p>
+
+<h2>Training</h2>
+{{if .Metrics}}<img src="{{.Curves}}" alt="training curves">
+<table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th></tr>
+{{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td></tr>
+{{end}}</table>
+<h3>Condensation schedule</h3>
+<p>Every learned group convolution keeps this share of its inputs per group at the end of each epoch (inputs → kept, first and last layer of each block).</p>
+<table><tr><th>epoch</th><th>stage</th><th>kept</th><th>layers</th></tr>
+{{range .Schedule}}<tr><td>{{.Epoch}}</td><td>{{.Stage}}</td><td>{{pct .Kept}}</td><td>{{.Layers}}</td></tr>
+{{end}}</table>
+<h3>Configuration</h3><pre>{{.Config}}</pre>
+{{else}}<p class="missing">Not trained yet.</p>{{end}}
+
+<h2>Verification</h2>
+{{with .Verify}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
+<table><tr><th>network</th><th>top-1 error</th><th>top-5 error</th><th>FLOPs</th><th>params</th><th>images/s</th></tr>
+<tr><td>trained (masked)</td><td>{{pct .Trained.Top1Error}}</td><td>{{pct .Trained.Top5Error}}</td><td>{{mill .Trained.FLOPs}}</td><td>{{mill .Trained.Params}}</td><td>{{f1 .Trained.ImagesPerSec}}</td></tr>
+<tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{pct .Condensed.Top5Error}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr></table>
+<p>Condensing changed top-1 error by {{printf "%+.2f" (mul100 .Difference)}} points (tolerance {{.Tolerance}}); the condensed network ran at {{ratio .Condensed.ImagesPerSec .Trained.ImagesPerSec}} the trained one's speed.</p>
+{{end}}{{if .Verify}}<img src="{{.Confusion}}" alt="confusion matrix">{{else}}<p class="missing">Not verified yet.</p>{{end}}
+
+<h2>Export</h2>
+{{with .Parity}}<p>model.onnx ({{$.ONNXSize}}) reproduces the condensed network on {{.Images}} test images to {{printf "%.2g" .MaxAbsDiff}} (tolerance {{.Tolerance}}); classes agree: {{.ArgmaxAgree}}. Checked with {{.Evaluator}}.</p>
+{{else}}<p class="missing">Not exported yet.</p>{{end}}
+</body></html>
+`))
