@@ -77,8 +77,8 @@ func (c *Condense) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output,
 			float64(cc.FLOPs)/1e6, float64(cc.Params)/1e6, float64(tc.FLOPs)/1e6, float64(tc.Params)/1e6)}, nil
 }
 
-// loadCondensed reads a CondensedModel artifact's architecture and tensors.
-func loadCondensed(a *artifacts.Artifact) (*model.Architecture, []model.Named, error) {
+// LoadCondensed reads a CondensedModel artifact's architecture and tensors.
+func LoadCondensed(a *artifacts.Artifact) (*model.Architecture, []model.Named, error) {
 	cm, err := artifacts.LoadCondensedModel(a)
 	if err != nil {
 		return nil, nil, err

@@ -47,6 +47,8 @@ func newBenchCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Time training steps or inference passes on synthetic input",
+		Example: `  pipeline bench train --stages 14-14-14 --growth 8-16-32 --batch 64 --steps 5
+  pipeline bench infer --condensed --batch 1 --steps 50 --json`,
 		Long: `bench times the engine on random input after a warm-up and prints images/s,
 the GFLOP/s the convolutions and classifier achieved (a training step
 counts three forward passes of work), and the process's peak RSS.`,

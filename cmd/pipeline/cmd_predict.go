@@ -15,8 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
+	"github.com/condensenet/condensenet/stages"
 )
 
 // PredictOptions are the predict command's flags.
@@ -31,18 +35,20 @@ func newPredictCommand(g *Globals) *cobra.Command {
 		Use:   "predict IMAGE...",
 		Short: "Classify images with the exported model",
 		Long: `predict classifies PNG or JPEG images of any size with an exported ONNX
-model, run by this program's own evaluator (no other runtime needed), and
-prints the most likely classes with their probabilities.
+model, run by this program's own evaluator (no other runtime needed), or
+with a condensed model on the engine (--model work/condense), and prints the
+most likely classes with their probabilities.
 
 Each image is resized to 32×32 by bilinear interpolation of the whole
 picture (the aspect ratio is not kept; crop first for better results),
 then normalised as in training unless the model includes that step.`,
 		Example: `  pipeline predict cat.png dog.jpg
-  pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg`,
+  pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg
+  pipeline predict --model work/condense photo.jpg`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPredict(opts, g, args) },
 	}
-	cmd.Flags().StringVar(&opts.Model, "model", "", "ONNX model to use (default: the workdir's export, work/export/model.onnx)")
+	cmd.Flags().StringVar(&opts.Model, "model", "", "an ONNX file, or a condensed model's folder (work/condense) to run on the engine (default: the workdir's export, work/export/model.onnx)")
 	cmd.Flags().IntVar(&opts.Top, "top", 5, "how many classes to print per image")
 	return cmd
 }
@@ -62,6 +68,9 @@ func runPredict(opts PredictOptions, g *Globals, images []string) error {
 	path := opts.Model
 	if path == "" {
 		path = filepath.Join(g.Workdir, "export", "model.onnx")
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return predictCondensed(g, path, images, opts.Top)
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && opts.Model == "" {
@@ -92,8 +101,71 @@ func runPredict(opts PredictOptions, g *Globals, images []string) error {
 		}
 		results = append(results, prediction{Image: p, Classes: topClasses(out["logits"].Data, names, opts.Top)})
 	}
+	return printPredictions(g, path, results)
+}
+
+// predictCondensed classifies images with a CondensedModel artifact on the
+// engine; the class names come from the same workdir's dataset.
+func predictCondensed(g *Globals, dir string, images []string, top int) error {
+	store, err := artifacts.Open(filepath.Dir(dir))
+	if err != nil {
+		return err
+	}
+	a, err := store.Get(filepath.Base(dir))
+	if err != nil {
+		return fmt.Errorf("--model %s: %w", dir, err)
+	}
+	arch, tensors, err := stages.LoadCondensed(a)
+	if err != nil {
+		return err
+	}
+	names, err := datasetClasses(store)
+	if err != nil {
+		return err
+	}
+	net, err := model.NewCondensed(arch, tensors, 1, cpu.New(0))
+	if err != nil {
+		return err
+	}
+	var results []prediction
+	logits := make([]float32, arch.Config.Classes)
+	for _, p := range images {
+		x, err := loadImage(p, false)
+		if err != nil {
+			return err
+		}
+		nhwc := make([]float32, len(x)) // the engine is channels-last
+		for c := range cifar.C {
+			for i := range cifar.H * cifar.W {
+				nhwc[i*cifar.C+c] = x[c*cifar.H*cifar.W+i]
+			}
+		}
+		net.Forward(logits, nhwc)
+		results = append(results, prediction{Image: p, Classes: topClasses(logits, names, top)})
+	}
+	return printPredictions(g, dir, results)
+}
+
+// datasetClasses reads the class names of the workdir's dataset.
+func datasetClasses(store *artifacts.Store) ([]string, error) {
+	a, err := store.Get("fetch")
+	if err != nil {
+		return nil, fmt.Errorf("class names: %w", err)
+	}
+	b, err := a.ReadFile("dataset.json")
+	if err != nil {
+		return nil, err
+	}
+	var d struct{ Classes []string }
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	return d.Classes, nil
+}
+
+func printPredictions(g *Globals, model string, results []prediction) error {
 	if g.JSON {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "predict", "model": path, "predictions": results})
+		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "predict", "model": model, "predictions": results})
 	}
 	for _, r := range results {
 		fmt.Fprintf(g.stdout, "%s\n", r.Image)

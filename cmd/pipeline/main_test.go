@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -265,6 +266,25 @@ func TestPredict(t *testing.T) {
 		}
 		if len(p.Classes) != 5 || sum > 1+1e-9 || sum <= 0 {
 			t.Errorf("%s: %d classes, probabilities summing to %v", p.Image, len(p.Classes), sum)
+		}
+	}
+	// The condensed model on the engine agrees with the ONNX file.
+	out2, errs, code := execute(t, "predict", "--workdir", w, "--json", "--model", filepath.Join(w, "condense"), odd, tall)
+	var res2 struct {
+		Predictions []struct {
+			Classes []struct {
+				Name        string
+				Probability float64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out2), &res2); err != nil || code != 0 || len(res2.Predictions) != 2 {
+		t.Fatalf("predict --model condense: code %d, %v\n%s%s", code, err, out2, errs)
+	}
+	for i := range res2.Predictions {
+		a, b := res.Predictions[i].Classes[0], res2.Predictions[i].Classes[0]
+		if a.Name != b.Name || math.Abs(a.Probability-b.Probability) > 1e-4 {
+			t.Errorf("image %d: ONNX says %+v, the engine %+v", i, a, b)
 		}
 	}
 	// Damaged and foreign files are refused by name.
