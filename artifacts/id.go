@@ -40,6 +40,10 @@ func parseHash(dst []byte, s, what string) error {
 	if _, err := hex.Decode(dst, []byte(s)); err != nil {
 		return fmt.Errorf("artifacts: invalid %s %q: %v", what, s, err)
 	}
+	// One spelling per hash: what String writes (found by FuzzParseID).
+	if hex.EncodeToString(dst) != s {
+		return fmt.Errorf("artifacts: invalid %s %q: want lowercase hex", what, s)
+	}
 	return nil
 }
 
