@@ -40,14 +40,21 @@ type File struct {
 	Name   string `json:"name"` // slash-separated, relative to the artifact folder
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"` // hex
+	// Volatile marks a file that records how the work went (timings) rather
+	// than what it produced; it is verified like the others but left out of
+	// the artifact's ID, so that identical work yields identical IDs.
+	Volatile bool `json:"volatile,omitempty"`
 }
 
 // contentID hashes what the artifact is, leaving out when and why it was
-// made, so that identical work gives identical IDs.
+// made and its volatile files, so that identical work gives identical IDs.
 func contentID(kind string, schema int, files []File) ID {
 	h := sha256.New()
 	fmt.Fprintf(h, "kind %s schema %d\n", kind, schema)
 	for _, f := range files {
+		if f.Volatile {
+			continue
+		}
 		fmt.Fprintf(h, "file %s %d %s\n", f.Name, f.Size, f.SHA256)
 	}
 	var id ID

@@ -52,13 +52,15 @@ func (r *Report) Write(w *Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := w.WriteFile("report.json", append(b, '\n')); err != nil {
+	// The report measures speed: all of it is volatile, and a re-run that
+	// only timed differently does not invalidate what follows.
+	if err := w.WriteVolatile("report.json", append(b, '\n')); err != nil {
 		return err
 	}
-	if err := w.WriteFile("report.md", r.Markdown); err != nil {
+	if err := w.WriteVolatile("report.md", r.Markdown); err != nil {
 		return err
 	}
-	return w.WriteFile("confusion.png", r.ConfusionPNG)
+	return w.WriteVolatile("confusion.png", r.ConfusionPNG)
 }
 
 // LoadReport reads a Report artifact.

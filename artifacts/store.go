@@ -215,11 +215,12 @@ func (s *Store) Create(name string, info Info) (*Writer, error) {
 
 // A FileWriter writes one file of an artifact, hashing it on the way.
 type FileWriter struct {
-	w    *Writer
-	name string
-	f    *os.File
-	h    hash.Hash
-	n    int64
+	w        *Writer
+	name     string
+	f        *os.File
+	h        hash.Hash
+	n        int64
+	volatile bool
 }
 
 // Create adds a file to the artifact. The caller must Close it before Commit.
@@ -273,16 +274,23 @@ func (fw *FileWriter) Close() error {
 		return fw.w.err
 	}
 	delete(fw.w.open, fw.name)
-	fw.w.files = append(fw.w.files, File{Name: fw.name, Size: fw.n, SHA256: hex.EncodeToString(fw.h.Sum(nil))})
+	fw.w.files = append(fw.w.files, File{Name: fw.name, Size: fw.n, SHA256: hex.EncodeToString(fw.h.Sum(nil)), Volatile: fw.volatile})
 	return nil
 }
 
 // WriteFile adds a file with the given contents.
-func (w *Writer) WriteFile(file string, data []byte) error {
+func (w *Writer) WriteFile(file string, data []byte) error { return w.writeFile(file, data, false) }
+
+// WriteVolatile adds a file that records how the work went (timings, speed)
+// and is left out of the artifact's ID (see File.Volatile).
+func (w *Writer) WriteVolatile(file string, data []byte) error { return w.writeFile(file, data, true) }
+
+func (w *Writer) writeFile(file string, data []byte, volatile bool) error {
 	fw, err := w.Create(file)
 	if err != nil {
 		return err
 	}
+	fw.volatile = volatile
 	if _, err := fw.Write(data); err != nil {
 		fw.Close()
 		return err

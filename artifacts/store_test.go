@@ -214,3 +214,26 @@ func TestParseID(t *testing.T) {
 		}
 	}
 }
+
+func TestVolatileFiles(t *testing.T) {
+	s := testStore(t)
+	commit := func(name, timing string) *Artifact {
+		w, _ := s.Create(name, Info{Kind: "toy", Schema: 1})
+		w.WriteFile("weights", []byte("same"))
+		w.WriteVolatile("timing", []byte(timing))
+		a, err := w.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a, b := commit("a", "3.2 s"), commit("b", "3.9 s")
+	if a.ID != b.ID {
+		t.Error("artifacts differing only in a volatile file have different IDs")
+	}
+	// A volatile file is still verified.
+	os.WriteFile(filepath.Join(b.Dir, "timing"), []byte("9.9 s"), 0o644)
+	if _, err := s.Get("b"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get after editing a volatile file = %v, want ErrCorrupt", err)
+	}
+}

@@ -68,20 +68,17 @@ func (m *TrainedModel) Write(w *Writer) error {
 			return err
 		}
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{trainedConfigFile, m.Config},
-		{trainedWeightsFile, m.Weights},
-		{trainedMetricsFile, metrics.Bytes()},
-		{trainedPlotFile, m.Plot},
-	} {
-		if err := w.WriteFile(f.name, f.data); err != nil {
-			return err
-		}
+	if err := w.WriteFile(trainedConfigFile, m.Config); err != nil {
+		return err
 	}
-	return nil
+	if err := w.WriteFile(trainedWeightsFile, m.Weights); err != nil {
+		return err
+	}
+	// Metrics carry timings, and the plot is drawn from them.
+	if err := w.WriteVolatile(trainedMetricsFile, metrics.Bytes()); err != nil {
+		return err
+	}
+	return w.WriteVolatile(trainedPlotFile, m.Plot)
 }
 
 // LoadTrainedModel reads a TrainedModel artifact.
