@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type Store struct {
 	// NoVerify skips re-hashing files on Get. Manifests are still checked.
 	NoVerify bool
 	now      func() time.Time
+	// beforeWrite, if set, is called before each write to an artifact file
+	// and may fail it: the seam tests use to fill the disk.
+	beforeWrite func(path string, n int) error
 }
 
 // Prefixes of the store's own scratch folders; never valid artifact names.
@@ -184,14 +188,15 @@ type Info struct {
 // under the artifact's name until Commit succeeds. The first error is sticky:
 // later calls return it and Commit refuses to publish.
 type Writer struct {
-	s     *Store
-	name  string
-	tmp   string
-	info  Info
-	files []File
-	open  map[string]bool
-	err   error
-	done  bool
+	s       *Store
+	name    string
+	tmp     string
+	info    Info
+	files   []File
+	open    map[string]bool
+	err     error
+	done    bool
+	written int64 // bytes so far, for a disk-full message
 }
 
 // Create starts writing the artifact called name, which replaces any existing
@@ -247,9 +252,22 @@ func (fw *FileWriter) Write(p []byte) (int, error) {
 	if fw.w.err != nil {
 		return 0, fw.w.err
 	}
-	n, err := fw.f.Write(p)
+	var n int
+	var err error
+	if hook := fw.w.s.beforeWrite; hook != nil {
+		err = hook(fw.f.Name(), len(p))
+	}
+	if err == nil {
+		n, err = fw.f.Write(p)
+	}
 	fw.h.Write(p[:n])
 	fw.n += int64(n)
+	fw.w.written += int64(n)
+	if errors.Is(err, syscall.ENOSPC) {
+		need := fw.w.written + int64(len(p)-n)
+		return n, fw.w.fail(fmt.Errorf("artifacts: write %s: %w: %s needs at least %d MB free; make room and run again (finished artifacts are untouched)",
+			fw.f.Name(), err, fw.w.name, (need+1<<20-1)>>20))
+	}
 	if err != nil {
 		return n, fw.w.fail(fmt.Errorf("artifacts: write %s: %w", fw.f.Name(), err))
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -235,5 +236,35 @@ func TestVolatileFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(b.Dir, "timing"), []byte("9.9 s"), 0o644)
 	if _, err := s.Get("b"); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Get after editing a volatile file = %v, want ErrCorrupt", err)
+	}
+}
+
+// A full disk fails the write with the path and the space needed, and
+// leaves the previous artifact and no temporary files behind.
+func TestDiskFull(t *testing.T) {
+	s := testStore(t)
+	old := put(t, s, "toy", map[string]string{"data": "old"})
+	written := 0
+	s.beforeWrite = func(path string, n int) error {
+		if written += n; written > 4<<20 {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	w, _ := s.Create("toy", Info{Kind: "toy"})
+	err := w.WriteFile("data", make([]byte, 5<<20))
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "data") || !strings.Contains(err.Error(), "needs at least 5 MB free") {
+		t.Fatalf("WriteFile on a full disk = %v", err)
+	}
+	if _, err := w.Commit(); err == nil {
+		t.Fatal("Commit after a full disk succeeded")
+	}
+	s.beforeWrite = nil
+	a, err := s.Get("toy")
+	if err != nil || a.ID != old.ID {
+		t.Errorf("previous artifact after a full disk: %v, %v", a, err)
+	}
+	if entries, _ := os.ReadDir(s.Dir()); len(entries) != 1 {
+		t.Errorf("%d entries left in the store, want 1", len(entries))
 	}
 }
