@@ -1,8 +1,23 @@
 package main
 
 import (
+	"runtime/debug"
+
 	"github.com/spf13/cobra"
 )
+
+// version is the module version the binary was built from ("devel" for a
+// build from a checkout) and the Go version.
+func version() string {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v += " (" + bi.GoVersion + ")"
+	}
+	return v
+}
 
 func newRootCommand(g *Globals) *cobra.Command {
 	root := &cobra.Command{
@@ -21,6 +36,7 @@ continues where it stopped when started again.`,
   pipeline run all --from train          # keep the data, redo the rest`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
