@@ -9,14 +9,15 @@ import (
 // version is the module version the binary was built from ("devel" for a
 // build from a checkout) and the Go version.
 func version() string {
-	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v += " (" + bi.GoVersion + ")"
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
 	}
-	return v
+	return v + " (" + bi.GoVersion + ")"
 }
 
 func newRootCommand(g *Globals) *cobra.Command {
