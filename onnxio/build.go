@@ -7,6 +7,8 @@ package onnxio
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -120,7 +122,7 @@ func (b *Builder) Model(opset int, producer, version string, meta map[string]str
 		ProducerVersion: proto.String(version),
 		Graph:           b.g,
 	}
-	for _, k := range sortedKeys(meta) {
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
 		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(meta[k])})
 	}
 	return m

@@ -3,7 +3,6 @@ package onnxio
 import (
 	"encoding/binary"
 	"math"
-	"sort"
 )
 
 func product(dims []int64) int64 {
@@ -28,13 +27,4 @@ func int64Bytes(v []int64) []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(x))
 	}
 	return b
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

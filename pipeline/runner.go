@@ -141,7 +141,19 @@ func (r *Runner) Status() []Status {
 	for i, s := range r.Stages {
 		st := Status{Stage: s.Name()}
 		a, err := r.Store.Get(s.Name())
-		st.State, st.Reason = r.judge(s, a, err, current, pending)
+		var key artifacts.Key
+		var lines []string
+		waiting := ""
+		for _, in := range s.Inputs() {
+			if pending[in] {
+				waiting = in
+				break
+			}
+		}
+		if waiting == "" {
+			key, lines = r.key(s, current)
+		}
+		st.State, st.Reason = judge(a, err, key, lines, waiting)
 		if err == nil {
 			st.Artifact = a
 		}
@@ -155,9 +167,10 @@ func (r *Runner) Status() []Status {
 	return out
 }
 
-// judge decides whether stage s's stored artifact (a, or the error getting
-// it) is fresh given the state of the stages before it.
-func (r *Runner) judge(s Stage, a *artifacts.Artifact, getErr error, current map[string]*artifacts.Artifact, pending map[string]bool) (State, string) {
+// judge decides whether a stage's stored artifact (a, or the error getting
+// it) is fresh: whether it was made under key (whose lines explain a
+// difference), unless waiting names an input that will be rebuilt first.
+func judge(a *artifacts.Artifact, getErr error, key artifacts.Key, lines []string, waiting string) (State, string) {
 	var ce *artifacts.CorruptError
 	switch {
 	case errors.Is(getErr, artifacts.ErrNotFound):
@@ -167,12 +180,9 @@ func (r *Runner) judge(s Stage, a *artifacts.Artifact, getErr error, current map
 	case getErr != nil:
 		return Corrupt, getErr.Error()
 	}
-	for _, in := range s.Inputs() {
-		if pending[in] {
-			return Stale, fmt.Sprintf("input %s will be rebuilt first", in)
-		}
+	if waiting != "" {
+		return Stale, fmt.Sprintf("input %s will be rebuilt first", waiting)
 	}
-	key, lines := r.key(s, current)
 	if a.Key != key {
 		return Stale, explainKeyChange(a.KeyLines, lines)
 	}
@@ -227,13 +237,18 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 
 	needed := r.needed(last)
 	current := map[string]*artifacts.Artifact{}
-	pending := map[string]bool{}
 	for i, s := range r.Stages[:last+1] {
 		if !needed[s.Name()] {
 			continue
 		}
+		// Every input is current by now: stages run in order.
+		inputs := map[string]*artifacts.Artifact{}
+		for _, in := range s.Inputs() {
+			inputs[in] = current[in]
+		}
+		key, lines := r.key(s, inputs)
 		a, getErr := r.Store.Get(s.Name())
-		state, reason := r.judge(s, a, getErr, current, pending)
+		state, reason := judge(a, getErr, key, lines, "")
 		forced := i >= forceFrom || opts.VerifyCache
 		if state == Fresh && !forced {
 			r.Report.StageSkip(s.Name(), a, reason)
@@ -246,7 +261,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 				reason = "re-run to verify the cache"
 			}
 		}
-		out, err := r.runStage(ctx, s, reason, current)
+		out, err := r.runStage(ctx, s, reason, inputs, key, lines)
 		if err != nil {
 			return err
 		}
@@ -272,15 +287,10 @@ func (r *Runner) needed(last int) map[string]bool {
 	return need
 }
 
-func (r *Runner) runStage(ctx context.Context, s Stage, reason string, current map[string]*artifacts.Artifact) (*artifacts.Artifact, error) {
+func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs map[string]*artifacts.Artifact, key artifacts.Key, lines []string) (*artifacts.Artifact, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	inputs := map[string]*artifacts.Artifact{}
-	for _, in := range s.Inputs() {
-		inputs[in] = current[in]
-	}
-	key, lines := r.key(s, inputs)
 	r.Report.StageStart(s.Name(), reason)
 	start := time.Now()
 	stateDir := filepath.Join(r.Store.Dir(), "state", s.Name())

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 
@@ -54,7 +55,7 @@ func runInspect(g *Globals, path string) error {
 		fmt.Fprintf(w, " %s %d", op, s.Ops[op])
 	}
 	fmt.Fprintf(w, "\n  %d parameters (%.2fM)\n", s.Parameters, float64(s.Parameters)/1e6)
-	for _, k := range sortedKeys(s.Metadata) {
+	for _, k := range slices.Sorted(maps.Keys(s.Metadata)) {
 		v := s.Metadata[k]
 		if len(v) > 100 {
 			v = v[:97] + "..."
@@ -62,13 +63,4 @@ func runInspect(g *Globals, path string) error {
 		fmt.Fprintf(w, "  %s: %s\n", k, v)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
