@@ -29,6 +29,9 @@ func (c *Config) Stage(p float64) int {
 // any mask changed. Call it before each training Forward.
 func (net *Net) Condense(p float64) bool {
 	want := net.Cfg.Stage(p)
+	if want <= net.reached {
+		return false // the common case: no device round trip per step
+	}
 	changed := false
 	for _, bk := range net.blocks {
 		for _, ly := range bk.layers {
@@ -38,12 +41,13 @@ func (net *Net) Condense(p float64) bool {
 			}
 		}
 	}
+	net.reached = want
 	return changed
 }
 
 // StageReached returns the condensing stage the layers have reached (they
 // all move together).
-func (net *Net) StageReached() int { return net.layerStage(net.blocks[0].layers[0]) }
+func (net *Net) StageReached() int { return net.reached }
 
 func (net *Net) layerStage(ly *layer) int {
 	v := []float32{0}

@@ -49,6 +49,7 @@ type Net struct {
 	dLogits *engine.Tensor
 	labels  []int32
 	step    uint64 // counts training forwards, to vary dropout masks
+	reached int    // condensing stage reached: a host copy of the layers' _stage
 
 	// Loss is the mean cross-entropy of the last Forward.
 	Loss float64
@@ -367,6 +368,7 @@ func (net *Net) LoadTensors(t map[string]Named, momentum bool) error {
 	if momentum {
 		set(net.V, net.Params.params, MomentumPrefix)
 	}
+	net.reached = net.layerStage(net.blocks[0].layers[0])
 	return nil
 }
 
