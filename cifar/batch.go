@@ -24,6 +24,8 @@ type Batcher struct {
 
 	permEpoch int
 	perm      []int
+	pcg       *rand.PCG  // reseeded for every example
+	rng       *rand.Rand // draws from pcg
 }
 
 // Steps returns the number of batches in an epoch. Training drops the last
@@ -60,8 +62,12 @@ func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
 		if b.Augment {
 			idx = b.perm[pos]
 			// Each example's crop and flip come from its own stream.
-			r := rand.New(rand.NewPCG(b.Seed^0x6175676d656e74, uint64(epoch)<<32|uint64(pos)))
-			dy, dx, flip = r.IntN(9), r.IntN(9), r.IntN(2) == 1
+			if b.pcg == nil {
+				b.pcg = rand.NewPCG(0, 0)
+				b.rng = rand.New(b.pcg)
+			}
+			b.pcg.Seed(b.Seed^0x6175676d656e74, uint64(epoch)<<32|uint64(pos))
+			dy, dx, flip = b.rng.IntN(9), b.rng.IntN(9), b.rng.IntN(2) == 1
 		}
 		b.write(dst, b.Images[idx*ImageSize:(idx+1)*ImageSize], dy, dx, flip)
 		labels[i] = int32(b.Labels[idx])
