@@ -89,16 +89,16 @@ func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
+	if c.bt != nil { // shifted GEMMs use their own weight layout
+		c.shiftedForward(out, in, w)
+		return
+	}
 	c.permuteWeights(w)
 	if pointwise(s) {
 		for g := range s.G {
 			// out[:, g] = in[:, g] · w[g]ᵀ
 			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
 		}
-		return
-	}
-	if c.bt != nil {
-		c.shiftedForward(out, in, w)
 		return
 	}
 	blk := c.block()
@@ -119,6 +119,10 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
+	if c.bt != nil {
+		c.shiftedBackward(dIn, dW, dOut, in, w)
+		return
+	}
 	c.permuteWeights(w)
 	if pointwise(s) {
 		for g := range s.G {
@@ -128,10 +132,6 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		c.addWeightGrad(dW)
-		return
-	}
-	if c.bt != nil {
-		c.shiftedBackward(dIn, dW, dOut, in, w)
 		return
 	}
 	blk := c.block()
