@@ -125,9 +125,10 @@ type Backend interface {
 	GlobalAvgPoolBackward(dIn, dOut View, n, hw, c, ldIn int)
 	LinearForward(out, in, w, bias View, n, i, o int)
 	LinearBackward(dIn, dW, dBias, dOut, in, w View, n, i, o int)
-	// SoftmaxCrossEntropyForward returns the batch's mean loss and leaves
-	// the softmax in probs; labels are on the host.
-	SoftmaxCrossEntropyForward(probs, logits View, labels []int32, n, k int) float64
+	// SoftmaxCrossEntropyForward writes the batch's mean loss into loss[0]
+	// and leaves the softmax in probs; labels are on the host. The loss
+	// stays on the device until someone downloads it.
+	SoftmaxCrossEntropyForward(loss, probs, logits View, labels []int32, n, k int)
 	SoftmaxCrossEntropyBackward(dLogits, probs View, labels []int32, n, k int)
 	// Dropout draws a fresh mask (p·n zeros, the rest 1/(1−p)) from seed.
 	DropoutMask(mask View, n int, p float32, seed uint64)

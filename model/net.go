@@ -48,11 +48,9 @@ type Net struct {
 	probs   *engine.Tensor
 	dLogits *engine.Tensor
 	labels  []int32
-	step    uint64 // counts training forwards, to vary dropout masks
-	reached int    // condensing stage reached: a host copy of the layers' _stage
-
-	// Loss is the mean cross-entropy of the last Forward.
-	Loss float64
+	loss    *engine.Tensor // (1) mean cross-entropy of the last Forward
+	step    uint64         // counts training forwards, to vary dropout masks
+	reached int            // condensing stage reached: a host copy of the layers' _stage
 }
 
 type block struct {
@@ -172,6 +170,7 @@ func (net *Net) allocActivations() {
 	net.aLast, net.daLast = be.Alloc(bl.p*bl.width), be.Alloc(bl.p*bl.width)
 	net.feat, net.dFeat = be.Alloc(n*bl.width), be.Alloc(n*bl.width)
 	net.logits, net.probs, net.dLogits = be.Alloc(n*cfg.Classes), be.Alloc(n*cfg.Classes), be.Alloc(n*cfg.Classes)
+	net.loss = be.Alloc(1)
 	net.labels = make([]int32, n)
 }
 
@@ -190,7 +189,8 @@ func (net *Net) SetInput(images []float32, labels []int32) {
 
 // Forward runs the network on the input set by SetInput. In training mode
 // BatchNorm uses batch statistics (and updates the running ones) and
-// dropout is on; otherwise running statistics are used. It sets Loss.
+// dropout is on; otherwise running statistics are used. Loss reads the
+// resulting loss.
 func (net *Net) Forward(train bool) {
 	be, cfg := net.be, net.Cfg
 	if train {
@@ -228,7 +228,7 @@ func (net *Net) Forward(train bool) {
 	norm(net.bnLast, net.aLast.V(), bl.buf.V(), net.last)
 	be.GlobalAvgPoolForward(net.feat.V(), net.aLast.V(), net.N, bl.h*bl.w, bl.width, bl.width)
 	be.LinearForward(net.logits.V(), net.feat.V(), net.w(net.fcW), net.w(net.fcB), net.N, bl.width, cfg.Classes)
-	net.Loss = be.SoftmaxCrossEntropyForward(net.probs.V(), net.logits.V(), net.labels, net.N, cfg.Classes)
+	be.SoftmaxCrossEntropyForward(net.loss.V(), net.probs.V(), net.logits.V(), net.labels, net.N, cfg.Classes)
 }
 
 // ZeroGrad clears the parameter gradients.
@@ -291,6 +291,14 @@ func (net *Net) Backward() {
 // every parameter.
 func (net *Net) Update(lr, momentum, weightDecay float32) {
 	net.be.SGDNesterov(net.W.V(), net.DW.V(), net.V.V(), net.W.Len, lr, momentum, weightDecay)
+}
+
+// Loss downloads the mean cross-entropy of the last Forward; on a device
+// it waits for the queued work.
+func (net *Net) Loss() float64 {
+	var l [1]float32
+	net.be.Download(l[:], net.loss.V())
+	return float64(l[0])
 }
 
 // Logits downloads the last Forward's logits (N, classes).

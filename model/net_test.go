@@ -238,7 +238,7 @@ func TestBackwardMatchesFiniteDifferences(t *testing.T) {
 		loss := func() float64 {
 			net.step = step // the same dropout masks every time
 			net.Forward(true)
-			return net.Loss
+			return net.Loss()
 		}
 		loss()
 		net.ZeroGrad()

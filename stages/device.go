@@ -2,11 +2,13 @@ package stages
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/engine/cuda"
 )
 
 // device is a parsed train.device: auto, cpu or cuda with an index.
@@ -29,17 +31,42 @@ func parseDevice(s string) (device, error) {
 	return device{}, fmt.Errorf("want auto, cpu, cuda or cuda:N")
 }
 
-// newBackend returns the backend for d and says in words which it chose.
-// There is no CUDA backend yet (issue #7): auto means the CPU, and asking
-// for CUDA is an error wrapping engine.ErrNoDevice.
-func newBackend(d device, workers int) (engine.Backend, string, error) {
+// NewBackend returns the backend for a train.device setting (auto, cpu,
+// cuda or cuda:N) and says in words which it chose: auto takes the GPU
+// when a driver and a device are there and the CPU otherwise, giving the
+// reason. CPU backends use workers goroutines (0: one per core). Release
+// it with CloseBackend.
+func NewBackend(device string, workers int) (engine.Backend, string, error) {
+	d, err := parseDevice(device)
+	if err != nil {
+		return nil, "", fmt.Errorf("device %q: %w", device, err)
+	}
 	switch d.kind {
 	case "cuda":
-		return nil, "", fmt.Errorf("%w: the CUDA backend is not built yet (issue #7); use --device cpu", engine.ErrNoDevice)
+		b, err := cuda.Open(d.index, cuda.Options{})
+		if err != nil {
+			return nil, "", err
+		}
+		return b, b.Name(), nil
 	case "auto":
+		g, err := cuda.Open(0, cuda.Options{})
+		if err == nil {
+			return g, g.Name() + " (auto)", nil
+		}
+		why := "no CUDA device"
+		if !cuda.NoDevice(err) {
+			why = "the GPU did not start: " + err.Error()
+		}
 		b := cpu.New(workers)
-		return b, fmt.Sprintf("cpu, %d workers (auto: no CUDA backend in this build)", b.Workers()), nil
+		return b, fmt.Sprintf("cpu, %d workers (auto: %s)", b.Workers(), why), nil
 	}
 	b := cpu.New(workers)
 	return b, fmt.Sprintf("cpu, %d workers", b.Workers()), nil
+}
+
+// CloseBackend releases a device backend's memory; the CPU's needs nothing.
+func CloseBackend(b engine.Backend) {
+	if c, ok := b.(io.Closer); ok {
+		c.Close()
+	}
 }

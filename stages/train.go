@@ -60,12 +60,12 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
-	dev, _ := parseDevice(t.Train.Device)
-	be, which, err := newBackend(dev, t.Train.Workers)
+	be, which, err := NewBackend(t.Train.Device, t.Train.Workers)
 	if err != nil {
 		return nil, err
 	}
 	env.Report.Note("train: device " + which)
+	defer CloseBackend(be)
 	tc := t.Train
 	net, err := model.NewNet(cfg, tc.Batch, be, t.Seed)
 	if err != nil {
@@ -86,13 +86,26 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if resumed {
 		env.Report.Note(fmt.Sprintf("train: resuming from iteration %d of %d (epoch %d)", st.Iteration, total, st.Iteration/steps+1))
 	}
-	x := make([]float32, tc.Batch*cifar.ImageSize)
 	labels := make([]int32, tc.Batch)
 	logits := make([]float32, tc.Batch*cfg.Classes)
+	batches := prefetch(ctx, train, st.Iteration, total, steps)
+	defer batches.stop()
 	save := func() error { return saveCheckpoint(env.StateDir, env.Key, net, st) }
 
 	var prog pipeline.Progress
 	epochStart := time.Now()
+	// interrupted keeps a part-done epoch in a checkpoint (a finished one
+	// is saved already) and returns the cancellation.
+	interrupted := func(err error) error {
+		if st.Iteration%steps != 0 {
+			st.Epoch.Seconds += time.Since(epochStart).Seconds()
+			prog.Done()
+			if serr := save(); serr != nil {
+				return fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
+			}
+		}
+		return err
+	}
 	for st.Iteration < total {
 		it := st.Iteration
 		epoch, step := it/steps, it%steps
@@ -102,19 +115,34 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			epochStart = time.Now()
 		}
 		net.Condense(float64(it) / float64(total))
-		train.Fill(x, labels, epoch, step)
-		net.SetInput(x, labels)
+		bt, ok := batches.next()
+		if !ok {
+			return nil, interrupted(ctx.Err())
+		}
+		copy(labels, bt.labels)
+		net.SetInput(bt.images, bt.labels)
+		batches.done(bt)
+		// The whole step is queued before anything is read back, so a GPU
+		// runs it without waiting on the host; the loss and logits are the
+		// step's only downloads. A non-finite loss is caught after the
+		// update, before anything is saved: the weights in memory are lost,
+		// the checkpoint on disk is not.
 		net.Forward(true)
 		net.ZeroGrad()
 		net.Backward()
-		loss := net.Loss + net.Lasso()
+		lasso := net.Lasso()
+		lr := LR(tc.LR, it, total)
+		net.Update(float32(lr), float32(tc.Momentum), float32(tc.WeightDecay))
+		loss := net.Loss() + lasso
+		net.Logits(logits)
+		if err := be.Sync(); err != nil {
+			prog.Done()
+			return nil, fmt.Errorf("train: device failed at iteration %d: %w", it, err)
+		}
 		if err := checkLoss(loss, it, epoch); err != nil {
 			prog.Done()
 			return nil, err
 		}
-		lr := LR(tc.LR, it, total)
-		net.Update(float32(lr), float32(tc.Momentum), float32(tc.WeightDecay))
-		net.Logits(logits)
 		top1, top5 := topK(logits, labels, cfg.Classes, tc.Batch)
 		e := &st.Epoch
 		e.Loss += loss
@@ -146,21 +174,14 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			epochStart = time.Now()
 		}
 		if err := ctx.Err(); err != nil {
-			if st.Iteration%steps != 0 {
-				st.Epoch.Seconds += time.Since(epochStart).Seconds()
-				prog.Done()
-				if serr := save(); serr != nil {
-					return nil, fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
-				}
-			}
-			return nil, err
+			return nil, interrupted(err)
 		}
 	}
 	return t.output(net, st.Metrics)
 }
 
-// checkLoss stops training on a loss that is not finite, before the
-// update could spread it into the weights (and into a checkpoint).
+// checkLoss stops training on a loss that is not finite, before a
+// checkpoint could keep the weights it spoiled.
 func checkLoss(loss float64, it, epoch int) error {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return fmt.Errorf("loss is %v at iteration %d (epoch %d); training stopped, the last epoch's checkpoint is kept: lower train.lr or check the data", loss, it, epoch+1)
@@ -227,3 +248,56 @@ func (t *Train) output(net *model.Net, metrics []artifacts.Metric) (pipeline.Out
 	}
 	return &artifacts.TrainedModel{Config: append(cfg, '\n'), Weights: weights.Bytes(), Metrics: metrics, Plot: plot}, nil
 }
+
+// A batch is one step's augmented images and labels.
+type batch struct {
+	images []float32
+	labels []int32
+}
+
+// batchQueue fills training batches one step ahead in a goroutine, so that
+// cropping and flipping the next batch overlaps the work on this one. Two
+// batches circulate: one being filled, one being used.
+type batchQueue struct {
+	full, free chan batch
+	ctx        context.Context
+	stop       context.CancelFunc
+}
+
+func prefetch(ctx context.Context, b *cifar.Batcher, from, total, steps int) *batchQueue {
+	ctx, cancel := context.WithCancel(ctx)
+	q := &batchQueue{full: make(chan batch, 1), free: make(chan batch, 2), ctx: ctx, stop: cancel}
+	for range 2 {
+		q.free <- batch{make([]float32, b.Batch*cifar.ImageSize), make([]int32, b.Batch)}
+	}
+	go func() {
+		for it := from; it < total; it++ {
+			var bt batch
+			select {
+			case bt = <-q.free:
+			case <-ctx.Done():
+				return
+			}
+			b.Fill(bt.images, bt.labels, it/steps, it%steps)
+			select {
+			case q.full <- bt:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return q
+}
+
+// next returns the next batch, or false once cancelled.
+func (q *batchQueue) next() (batch, bool) {
+	select {
+	case bt := <-q.full:
+		return bt, true
+	case <-q.ctx.Done():
+		return batch{}, false
+	}
+}
+
+// done hands a batch back for filling; its contents must not be read again.
+func (q *batchQueue) done(bt batch) { q.free <- bt }

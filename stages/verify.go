@@ -55,11 +55,11 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	dev, _ := parseDevice(v.Train.Device)
-	be, _, err := newBackend(dev, v.Train.Workers)
+	be, _, err := NewBackend(v.Train.Device, v.Train.Workers)
 	if err != nil {
 		return nil, err
 	}
+	defer CloseBackend(be)
 	n := v.Config.Batch
 	masked, err := model.NewNet(cfg, n, be, 0)
 	if err != nil {

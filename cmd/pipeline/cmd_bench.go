@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/stages"
 )
 
 // BenchOptions are the bench command's flags.
@@ -116,14 +119,19 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	if opts.Condensed && train {
 		return usageError{fmt.Errorf("--condensed: the condensed network is for inference only (bench infer)")}
 	}
-	be := cpu.New(opts.Jobs)
+	device := cmp.Or(g.Device, "auto")
+	be, which, err := stages.NewBackend(device, opts.Jobs)
+	if err != nil {
+		return err
+	}
+	defer stages.CloseBackend(be)
 	net, err := model.NewNet(cfg, opts.Batch, be, g.Seed)
 	if err != nil {
 		return usageError{err}
 	}
 	var condensed *model.Condensed
 	if opts.Condensed {
-		if condensed, err = condensedFrom(net, opts.Batch); err != nil {
+		if condensed, err = condensedFrom(net, opts.Batch, be); err != nil {
 			return err
 		}
 	}
@@ -138,19 +146,20 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	}
 	net.SetInput(images, labels)
 	logits := make([]float32, opts.Batch*cfg.Classes)
-	step := func() {
-		if condensed != nil {
+	// step ends with Sync, so that a device's queued work is timed too.
+	step := func() error {
+		switch {
+		case condensed != nil:
 			condensed.Forward(logits, images)
-			return
-		}
-		if !train {
+		case !train:
 			net.Forward(false)
-			return
+		default:
+			net.Forward(true)
+			net.ZeroGrad()
+			net.Backward()
+			net.Update(0.1, 0.9, 1e-4)
 		}
-		net.Forward(true)
-		net.ZeroGrad()
-		net.Backward()
-		net.Update(0.1, 0.9, 1e-4)
+		return be.Sync()
 	}
 	mode := map[bool]string{true: "train", false: "infer"}[train]
 	var rep reporter = g.reporter()
@@ -158,7 +167,9 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		step()
+		if err := step(); err != nil {
+			return err
+		}
 	}
 	if opts.Profile != "" {
 		f, err := os.Create(opts.Profile)
@@ -181,7 +192,10 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 			prog.Done()
 			return err
 		}
-		step()
+		if err := step(); err != nil {
+			prog.Done()
+			return err
+		}
 		prog.Add(1)
 	}
 	el := time.Since(start)
@@ -195,21 +209,34 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		mode = "infer --condensed"
 		work = 2 * float64(cfg.CondensedCost().FLOPs) * float64(opts.Batch) // 2 per multiply-add, as above
 	}
-	workers := be.Workers()
+	workers := 0 // a device backend has none
+	if c, ok := be.(*cpu.Backend); ok {
+		workers = c.Workers()
+		which = fmt.Sprintf("cpu (%s/%s)", runtime.GOOS, runtime.GOARCH)
+	}
 	res := benchResult{
-		MessageType: "bench", Mode: mode, Device: fmt.Sprintf("cpu (%s/%s)", runtime.GOOS, runtime.GOARCH),
+		MessageType: "bench", Mode: mode, Device: which,
 		Stages: cfg.Stages, Growth: cfg.Growth, Batch: opts.Batch, Steps: opts.Steps, Workers: workers,
 		ImagesPerSec: float64(opts.Batch) / perStep, SecondsPerRun: perStep, GFLOPs: work / perStep / 1e9,
-		PeakRSSMB: peakRSSMB(), Loss: net.Loss,
+		PeakRSSMB: peakRSSMB(), Loss: net.Loss(),
 	}
-	res.PeakShare = res.GFLOPs / (peakPerCore * float64(min(workers, runtime.NumCPU())))
+	if workers > 0 {
+		res.PeakShare = res.GFLOPs / (peakPerCore * float64(min(workers, runtime.NumCPU())))
+	}
 	if g.JSON {
 		return json.NewEncoder(g.stdout).Encode(res)
 	}
-	fmt.Fprintf(g.stdout, "bench %s: CondenseNet stages %v growth %v, batch %d, %d workers, %s\n", mode, cfg.Stages, cfg.Growth, opts.Batch, workers, res.Device)
+	on := res.Device
+	if workers > 0 {
+		on = fmt.Sprintf("%d workers, %s", workers, res.Device)
+	}
+	fmt.Fprintf(g.stdout, "bench %s: CondenseNet stages %v growth %v, batch %d, %s\n", mode, cfg.Stages, cfg.Growth, opts.Batch, on)
 	fmt.Fprintf(g.stdout, "  %.1f images/s (%.3f s per step over %d steps)\n", res.ImagesPerSec, perStep, opts.Steps)
-	fmt.Fprintf(g.stdout, "  %.1f GFLOP/s in convolutions and classifier (%.2f GFLOP per image), %.0f%% of a %.0f GFLOP/s-per-core peak\n",
-		res.GFLOPs, work/float64(opts.Batch)/1e9, 100*res.PeakShare, peakPerCore)
+	fmt.Fprintf(g.stdout, "  %.1f GFLOP/s in convolutions and classifier (%.2f GFLOP per image)", res.GFLOPs, work/float64(opts.Batch)/1e9)
+	if workers > 0 {
+		fmt.Fprintf(g.stdout, ", %.0f%% of a %.0f GFLOP/s-per-core peak", 100*res.PeakShare, peakPerCore)
+	}
+	fmt.Fprintln(g.stdout)
 	fmt.Fprintf(g.stdout, "  peak RSS %.0f MB\n", res.PeakRSSMB)
 	return nil
 }
@@ -217,7 +244,7 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 // condensedFrom condenses net's random initial weights (the masks drop the
 // least important inputs, as training would) into a condensed network for
 // batch size n: the same shapes and work as a trained one.
-func condensedFrom(net *model.Net, n int) (*model.Condensed, error) {
+func condensedFrom(net *model.Net, n int, be engine.Backend) (*model.Condensed, error) {
 	net.Condense(0.99)
 	ts := map[string]model.Named{}
 	for _, t := range net.Tensors(false) {
@@ -227,5 +254,5 @@ func condensedFrom(net *model.Net, n int) (*model.Condensed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return model.NewCondensed(arch, tensors, n, cpu.New(0))
+	return model.NewCondensed(arch, tensors, n, be)
 }

@@ -100,8 +100,8 @@ func (b *Backend) LinearForward(out, in, w, bias engine.View, n, i, o int) {
 func (b *Backend) LinearBackward(dIn, dW, dBias, dOut, in, w engine.View, n, i, o int) {
 	LinearBackward(h(dIn), h(dW), h(dBias), h(dOut), h(in), h(w), n, i, o, b.workers)
 }
-func (b *Backend) SoftmaxCrossEntropyForward(probs, logits engine.View, labels []int32, n, k int) float64 {
-	return SoftmaxCrossEntropyForward(h(probs), h(logits), labels, n, k)
+func (b *Backend) SoftmaxCrossEntropyForward(loss, probs, logits engine.View, labels []int32, n, k int) {
+	h(loss)[0] = float32(SoftmaxCrossEntropyForward(h(probs), h(logits), labels, n, k))
 }
 func (b *Backend) SoftmaxCrossEntropyBackward(dLogits, probs engine.View, labels []int32, n, k int) {
 	SoftmaxCrossEntropyBackward(h(dLogits), h(probs), labels, n, k)

@@ -1,0 +1,272 @@
+// Package cuda is the CUDA backend: the engine's kernels on an NVIDIA GPU,
+// with the CUDA libraries loaded at run time through purego, so the binary
+// needs no cgo and runs on machines without a GPU (see Open).
+//
+// Our kernels (kernels.cu) are CUDA C embedded in the binary, compiled by
+// NVRTC for the device at first use and cached as PTX on disk; GEMMs and
+// convolutions go through cuBLAS (strided-batched GEMM over groups). All
+// work is queued on one stream; only Download and Sync wait for it.
+//
+// CUDA binds a context to an OS thread: Open locks the calling goroutine
+// to its thread, and the Backend must be used from that goroutine only.
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// Backend runs the engine's kernels on one CUDA device.
+type Backend struct {
+	dev     gpu
+	name    string
+	err     error     // the first failure; later calls are skipped and Sync returns it
+	buffers []uintptr // every allocation, freed by Close
+	col     scratch   // convolution patches, shared: kernels run in stream order
+	dcol    scratch
+	ints    scratch // labels and indices uploaded for one kernel
+	stats   scratch // BatchNorm partial sums
+}
+
+var _ engine.Backend = (*Backend)(nil)
+
+// Open returns the backend for device ordinal (cuda:N). Any failure, from
+// a missing libcuda.so.1 to a kernel that does not compile, is an error
+// wrapping engine.ErrNoDevice that says what was missing and where it was
+// looked for.
+func Open(ordinal int, opt Options) (*Backend, error) {
+	runtime.LockOSThread()
+	d, err := openDevice(ordinal, opt)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("%w: %w", engine.ErrNoDevice, err)
+	}
+	return &Backend{dev: d, name: fmt.Sprintf("cuda:%d (%s)", ordinal, d.info)}, nil
+}
+
+// NoDevice reports whether err means that the machine has no GPU at all
+// (no driver or no device), as opposed to a GPU that failed to start.
+func NoDevice(err error) bool {
+	var le *LoadError
+	return errors.Is(err, errNoDevice) || errors.As(err, &le) && le.Library == libCUDA.name
+}
+
+func (b *Backend) Name() string { return b.name }
+
+// Close frees every tensor and releases the device.
+func (b *Backend) Close() error {
+	for _, p := range b.buffers {
+		b.fail(b.dev.free(p))
+	}
+	b.buffers = nil
+	if d, ok := b.dev.(*device); ok {
+		d.close()
+		runtime.UnlockOSThread()
+	}
+	return b.err
+}
+
+// fail keeps the first error.
+func (b *Backend) fail(err error) {
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *Backend) Sync() error {
+	if b.err == nil {
+		b.fail(b.dev.sync())
+	}
+	return b.err
+}
+
+// ptr returns a view's device address.
+func ptr(v engine.View) uintptr {
+	return v.T.Device.(uintptr) + uintptr(v.Off)*4
+}
+
+func (b *Backend) Alloc(n int) *engine.Tensor {
+	p := b.alloc(n)
+	return &engine.Tensor{Len: n, Device: p}
+}
+
+// alloc returns n zeroed floats of device memory (one, if n is 0, so that
+// every tensor has an address).
+func (b *Backend) alloc(n int) uintptr {
+	p, err := b.dev.alloc(4 * max(n, 1))
+	if err != nil {
+		panic(fmt.Sprintf("cuda: out of device memory for %d floats: %v", n, err))
+	}
+	b.buffers = append(b.buffers, p)
+	b.fail(b.dev.zero(p, max(n, 1)))
+	return p
+}
+
+func (b *Backend) Upload(dst engine.View, src []float32) {
+	if b.err == nil && len(src) > 0 {
+		b.check(dst, len(src))
+		b.fail(b.dev.upload(ptr(dst), unsafe.Pointer(&src[0]), 4*len(src)))
+	}
+}
+
+func (b *Backend) Download(dst []float32, src engine.View) {
+	if b.err == nil && len(dst) > 0 {
+		b.check(src, len(dst))
+		b.fail(b.dev.download(unsafe.Pointer(&dst[0]), ptr(src), 4*len(dst)))
+	}
+}
+
+func (b *Backend) Zero(v engine.View, n int) {
+	if b.err == nil && n > 0 {
+		b.check(v, n)
+		b.fail(b.dev.zero(ptr(v), n))
+	}
+}
+
+// check panics on a copy past a tensor's end, which on a device would
+// corrupt memory silently.
+func (b *Backend) check(v engine.View, n int) {
+	if v.Off+n > v.T.Len {
+		panic(fmt.Sprintf("cuda: %d values at %d of a tensor of %d", n, v.Off, v.T.Len))
+	}
+}
+
+// A scratch is device memory that grows to the largest request.
+type scratch struct {
+	p uintptr
+	n int
+}
+
+func (b *Backend) grow(s *scratch, n int) uintptr {
+	if s.n < n {
+		if s.p != 0 {
+			b.fail(b.dev.free(s.p))
+			b.buffers = remove(b.buffers, s.p)
+		}
+		s.p, s.n = b.alloc(n), n
+	}
+	return s.p
+}
+
+func remove(ps []uintptr, p uintptr) []uintptr {
+	for i, q := range ps {
+		if q == p {
+			return append(ps[:i], ps[i+1:]...)
+		}
+	}
+	return ps
+}
+
+// upInts uploads host int32s for the next kernel into the shared buffer:
+// stream order keeps the kernel that reads them ahead of the next upload.
+func (b *Backend) upInts(v []int32) uintptr {
+	p := b.grow(&b.ints, len(v))
+	if b.err == nil && len(v) > 0 {
+		b.fail(b.dev.upload(p, unsafe.Pointer(&v[0]), 4*len(v)))
+	}
+	return p
+}
+
+const threads = 256
+
+// run launches kernel over n elements with a grid-stride loop.
+func (b *Backend) run(kernel string, n int, args ...arg) {
+	if b.err != nil || n == 0 {
+		return
+	}
+	grid := min((n+threads-1)/threads, 1<<16)
+	b.fail(b.dev.launch(kernel, [3]int{grid, 1, 1}, [3]int{threads, 1, 1}, args))
+}
+
+func (b *Backend) matmul(mm matmul) {
+	if b.err == nil {
+		b.fail(b.dev.gemm(mm.call()))
+	}
+}
+
+func va(x engine.View) arg { return ptrArg(ptr(x)) }
+func ia(n int) arg         { return intArg(n) }
+
+func (b *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {
+	b.run("relu_fwd", p*c, va(out), va(in), ia(p), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) ReLUBackward(dIn, dOut, out engine.View, p, c, ldIn, ldOut int) {
+	b.run("relu_bwd", p*c, va(dIn), va(dOut), va(out), ia(p), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) AvgPool2Forward(out, in engine.View, n, h, w, c, ldIn, ldOut int) {
+	b.run("avgpool2_fwd", n*(h/2)*(w/2)*c, va(out), va(in), ia(n), ia(h), ia(w), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) AvgPool2Backward(dIn, dOut engine.View, n, h, w, c, ldIn, ldOut int) {
+	b.run("avgpool2_bwd", n*h*w*c, va(dIn), va(dOut), ia(n), ia(h), ia(w), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) GlobalAvgPoolForward(out, in engine.View, n, hw, c, ldIn int) {
+	b.run("gap_fwd", n*c, va(out), va(in), ia(n), ia(hw), ia(c), ia(ldIn))
+}
+func (b *Backend) GlobalAvgPoolBackward(dIn, dOut engine.View, n, hw, c, ldIn int) {
+	b.run("gap_bwd", n*hw*c, va(dIn), va(dOut), ia(n), ia(hw), ia(c), ia(ldIn))
+}
+
+// LinearForward: out (N, O) = in (N, I) · wᵀ + bias.
+func (b *Backend) LinearForward(out, in, w, bias engine.View, n, i, o int) {
+	b.matmul(matmul{transB: true, m: n, n: o, k: i, a: ptr(in), lda: i, b: ptr(w), ldb: i, c: ptr(out), ldc: o})
+	b.run("bias_fwd", n*o, va(out), va(bias), ia(n), ia(o))
+}
+
+func (b *Backend) LinearBackward(dIn, dW, dBias, dOut, in, w engine.View, n, i, o int) {
+	b.matmul(matmul{transA: true, m: o, n: i, k: n, a: ptr(dOut), lda: o, b: ptr(in), ldb: i, c: ptr(dW), ldc: i, beta: 1})
+	b.matmul(matmul{m: n, n: i, k: o, a: ptr(dOut), lda: o, b: ptr(w), ldb: i, c: ptr(dIn), ldc: i, beta: 1})
+	b.run("bias_bwd", o, va(dBias), va(dOut), ia(n), ia(o))
+}
+
+// SoftmaxCrossEntropyForward runs in one block of 256 threads, whose fixed
+// tree gives the mean loss.
+func (b *Backend) SoftmaxCrossEntropyForward(loss, probs, logits engine.View, labels []int32, n, k int) {
+	lp := b.upInts(labels[:n])
+	if b.err == nil {
+		b.fail(b.dev.launch("xent_fwd", [3]int{1, 1, 1}, [3]int{threads, 1, 1},
+			[]arg{va(loss), va(probs), va(logits), ptrArg(lp), ia(n), ia(k)}))
+	}
+}
+func (b *Backend) SoftmaxCrossEntropyBackward(dLogits, probs engine.View, labels []int32, n, k int) {
+	lp := b.upInts(labels[:n])
+	b.run("xent_bwd", n*k, va(dLogits), va(probs), ptrArg(lp), ia(n), ia(k))
+}
+
+// DropoutMask draws from a counter-based hash of seed and position, not
+// the CPU's PCG stream: the masks have the same law, not the same bits.
+func (b *Backend) DropoutMask(mask engine.View, n int, p float32, seed uint64) {
+	b.run("dropout_mask", n, va(mask), ia(n), f32Arg(p), u64Arg(seed))
+}
+func (b *Backend) DropoutForward(out, in, mask engine.View, p, c, ldIn, ldOut int) {
+	b.run("dropout_fwd", p*c, va(out), va(in), va(mask), ia(p), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) DropoutBackward(dIn, dOut, mask engine.View, p, c, ldIn, ldOut int) {
+	b.run("dropout_bwd", p*c, va(dIn), va(dOut), va(mask), ia(p), ia(c), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) MaskForward(wm, w, mask engine.View, n int) {
+	b.run("mask_fwd", n, va(wm), va(w), va(mask), ia(n))
+}
+func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
+	b.run("mask_bwd", n, va(dW), va(dWm), va(mask), ia(n))
+}
+func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
+	ip := b.upInts(idx)
+	b.run("index_select_fwd", p*len(idx), va(out), va(in), ptrArg(ip), ia(p), ia(len(idx)), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldIn, ldOut int) {
+	ip := b.upInts(idx)
+	b.run("index_select_bwd", p*len(idx), va(dIn), va(dOut), ptrArg(ip), ia(p), ia(len(idx)), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) ShuffleForward(out, in engine.View, p, c, g, ldIn, ldOut int) {
+	b.run("shuffle_fwd", p*c, va(out), va(in), ia(p), ia(c), ia(g), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) ShuffleBackward(dIn, dOut engine.View, p, c, g, ldIn, ldOut int) {
+	b.run("shuffle_bwd", p*c, va(dIn), va(dOut), ia(p), ia(c), ia(g), ia(ldIn), ia(ldOut))
+}
+func (b *Backend) SGDNesterov(w, g, vel engine.View, n int, lr, momentum, wd float32) {
+	b.run("sgd_nesterov", n, va(w), va(g), va(vel), ia(n), f32Arg(lr), f32Arg(momentum), f32Arg(wd))
+}

@@ -1,0 +1,100 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// batchNorm follows the CPU backend's BatchNorm (same formulas, eps 1e-5,
+// momentum 0.1): per-channel sums over blocks of bnRows rows into the
+// backend's shared partial-sum buffer, a finalize kernel that adds the
+// blocks in double and derives per-channel coefficients, and an apply
+// kernel over every element.
+type batchNorm struct {
+	b *Backend
+	engine.NormShape
+	idx        uintptr // the fused index on the device, or 0
+	mean, rstd uintptr // (C) the last training batch's statistics
+	ca, cb, cc uintptr // (C) per-channel coefficients of the current pass
+	blocks     int
+}
+
+const bnRows = 256 // BN_ROWS in kernels.cu
+
+func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
+	if s.LdOut < s.C || s.P <= 1 || (s.Index == nil && s.LdIn < s.C) {
+		panic(fmt.Sprintf("cuda: invalid BatchNorm %+v", s))
+	}
+	n := &batchNorm{b: b, NormShape: s, blocks: (s.P + bnRows - 1) / bnRows}
+	if s.Index != nil {
+		for _, j := range s.Index {
+			if j < 0 || int(j) >= s.LdIn {
+				panic(fmt.Sprintf("cuda: BatchNorm index %d outside rows of %d", j, s.LdIn))
+			}
+		}
+		n.C = len(s.Index)
+		t := b.Alloc(n.C)
+		b.Upload(t.V(), int32sAsFloats(s.Index))
+		n.idx = ptr(t.V())
+	}
+	for _, p := range []*uintptr{&n.mean, &n.rstd, &n.ca, &n.cb, &n.cc} {
+		*p = b.alloc(n.C)
+	}
+	return n
+}
+
+// int32sAsFloats reinterprets the bits, for an upload of int data.
+func int32sAsFloats(v []int32) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = math.Float32frombits(uint32(x))
+	}
+	return out
+}
+
+// sumsGrid launches a sums kernel: 32 channels × 8 row lanes per block,
+// one block row per bnRows rows.
+func (n *batchNorm) sums(kernel string, args ...arg) uintptr {
+	b := n.b
+	part := b.grow(&b.stats, 2*n.blocks*n.C)
+	if b.err == nil {
+		args = append([]arg{ptrArg(part), ptrArg(part + uintptr(4*n.blocks*n.C))}, args...)
+		b.fail(b.dev.launch(kernel, [3]int{(n.C + 31) / 32, n.blocks, 1}, [3]int{32, 8, 1}, args))
+	}
+	return part
+}
+
+func (n *batchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar engine.View) {
+	if n.idx != 0 {
+		panic("cuda: a BatchNorm index is for inference only")
+	}
+	part := n.sums("bn_sums", va(in), ia(n.P), ia(n.C), ia(n.LdIn))
+	n.b.run("bn_train_finalize", n.C, ptrArg(n.mean), ptrArg(n.rstd), ptrArg(n.ca), ptrArg(n.cb), va(runMean), va(runVar),
+		va(gamma), va(beta), ptrArg(part), ptrArg(part+uintptr(4*n.blocks*n.C)),
+		ia(n.blocks), ia(n.C), ia(n.P), f32Arg(1e-5), f32Arg(0.1))
+	n.apply(out, in)
+}
+
+func (n *batchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar engine.View) {
+	n.b.run("bn_infer_coeffs", n.C, ptrArg(n.ca), ptrArg(n.cb), va(gamma), va(beta), va(runMean), va(runVar), ia(n.C), f32Arg(1e-5))
+	n.apply(out, in)
+}
+
+func (n *batchNorm) apply(out, in engine.View) {
+	n.b.run("bn_apply", n.P*n.C, va(out), va(in), ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.idx),
+		ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
+}
+
+func (n *batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View) {
+	if n.idx != 0 {
+		panic("cuda: a BatchNorm index is for inference only")
+	}
+	part := n.sums("bn_back_sums", va(in), va(dOut), va(out), ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
+	n.b.run("bn_back_finalize", n.C, ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.cc), va(dGamma), va(dBeta),
+		ptrArg(part), ptrArg(part+uintptr(4*n.blocks*n.C)), ptrArg(n.mean), ptrArg(n.rstd), va(gamma),
+		ia(n.blocks), ia(n.C), ia(n.P))
+	n.b.run("bn_back_apply", n.P*n.C, va(dIn), va(in), va(dOut), va(out), ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.cc),
+		ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
+}

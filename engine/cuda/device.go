@@ -1,0 +1,239 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+)
+
+// gpu is what the Backend needs from a device: memory, copies, kernel
+// launches and GEMMs, all queued on one stream. The real one is *device;
+// tests without a GPU use a recorder that checks every call.
+type gpu interface {
+	alloc(bytes int) (uintptr, error)
+	free(p uintptr) error
+	upload(dst uintptr, src unsafe.Pointer, bytes int) error
+	download(dst unsafe.Pointer, src uintptr, bytes int) error // waits for the stream
+	zero(dst uintptr, n int) error                             // n float32s
+	launch(kernel string, grid, block [3]int, args []arg) error
+	gemm(c gemmCall) error
+	sync() error
+}
+
+// device is a CUDA device with its primary context, one non-blocking
+// stream, a cuBLAS handle and our compiled kernels.
+type device struct {
+	drv    *driver
+	blas   *blas
+	ord    int32
+	ctx    uintptr
+	stream uintptr
+	handle uintptr // cuBLAS
+	module uintptr
+	funcs  map[string]uintptr
+	args   packed
+	alpha  [2]float32 // cuBLAS reads alpha and beta through host pointers
+	info   string
+}
+
+// Options tune Open.
+type Options struct {
+	// CacheDir holds compiled PTX; empty means the user cache folder.
+	CacheDir string
+	// Log receives one-line notes (compiling kernels, cache hits); may be nil.
+	Log func(string)
+}
+
+// errNoDevice says that the driver works but has no device to offer.
+var errNoDevice = errors.New("no CUDA device")
+
+func openDevice(ordinal int, opt Options) (d *device, err error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	d = &device{drv: drv, ord: int32(ordinal)}
+	if r := drv.init(0); r == 100 { // CUDA_ERROR_NO_DEVICE
+		return nil, errNoDevice
+	} else if err := drv.check(r, "cuInit"); err != nil {
+		return nil, err
+	}
+	var count int32
+	if err := drv.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
+		return nil, err
+	}
+	if ordinal >= int(count) {
+		return nil, fmt.Errorf("cuda:%d asked for, but the driver sees %d device(s): %w", ordinal, count, errNoDevice)
+	}
+	var dev int32
+	if err := drv.check(drv.deviceGet(&dev, int32(ordinal)), "cuDeviceGet"); err != nil {
+		return nil, err
+	}
+	d.ord = dev
+	var major, minor, sms int32
+	drv.deviceGetAttribute(&major, attrComputeMajor, dev)
+	drv.deviceGetAttribute(&minor, attrComputeMinor, dev)
+	drv.deviceGetAttribute(&sms, attrSMCount, dev)
+	var name [256]byte
+	drv.deviceGetName(&name[0], int32(len(name)), dev)
+	var mem uint64
+	drv.deviceTotalMem(&mem, dev)
+	var ver int32
+	drv.driverGetVersion(&ver)
+	d.info = fmt.Sprintf("%s, sm_%d%d, %d SMs, %.0f GiB, driver CUDA %d.%d", goString(&name[0]), major, minor, sms, float64(mem)/(1<<30), ver/1000, ver%1000/10)
+
+	if err := drv.check(drv.primaryCtxRetain(&d.ctx, dev), "cuDevicePrimaryCtxRetain"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if err := drv.check(drv.ctxSetCurrent(d.ctx), "cuCtxSetCurrent"); err != nil {
+		return nil, err
+	}
+	if err := drv.check(drv.streamCreate(&d.stream, streamNonBlocking), "cuStreamCreate"); err != nil {
+		return nil, err
+	}
+	if d.blas, err = loadBLAS(); err != nil {
+		return nil, err
+	}
+	if err := blasCheck(d.blas.create(&d.handle), "cublasCreate"); err != nil {
+		return nil, err
+	}
+	if err := blasCheck(d.blas.setStream(d.handle, d.stream), "cublasSetStream"); err != nil {
+		return nil, err
+	}
+	if err := d.loadKernels(int(10*major+minor), opt); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadKernels compiles kernelSource (or takes it from the PTX cache) and
+// resolves every kernel. A cached file the driver rejects is compiled
+// afresh once.
+func (d *device) loadKernels(cc int, opt Options) error {
+	nvrtc, err := loadCompiler()
+	if err != nil {
+		return err
+	}
+	arch, err := nvrtc.arch(cc)
+	if err != nil {
+		return err
+	}
+	dir := opt.CacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "condensenet", "ptx")
+	}
+	cache := ptxCache{dir: dir}
+	compile := func() ([]byte, error) {
+		if opt.Log != nil {
+			opt.Log(fmt.Sprintf("cuda: compiling kernels for compute_%d with NVRTC %s (once per machine)", arch, nvrtc.Version()))
+		}
+		return nvrtc.compile(kernelSource, arch)
+	}
+	ptx, cached, err := cache.get(kernelSource, arch, nvrtc.Version(), compile)
+	if err != nil {
+		return err
+	}
+	r := d.drv.moduleLoadData(&d.module, unsafe.Pointer(&ptx[0]))
+	if r != 0 && cached {
+		if ptx, err = compile(); err != nil {
+			return err
+		}
+		cache.put(cache.path(kernelSource, arch, nvrtc.Version()), ptx)
+		r = d.drv.moduleLoadData(&d.module, unsafe.Pointer(&ptx[0]))
+	}
+	if err := d.drv.check(r, "cuModuleLoadData"); err != nil {
+		return err
+	}
+	d.funcs = map[string]uintptr{}
+	for name := range signatures {
+		var f uintptr
+		if err := d.drv.check(d.drv.moduleGetFunction(&f, d.module, name), "cuModuleGetFunction "+name); err != nil {
+			return err
+		}
+		d.funcs[name] = f
+	}
+	return nil
+}
+
+func (d *device) close() {
+	if d.handle != 0 {
+		d.blas.destroy(d.handle)
+	}
+	if d.module != 0 {
+		d.drv.moduleUnload(d.module)
+	}
+	if d.stream != 0 {
+		d.drv.streamDestroy(d.stream)
+	}
+	if d.ctx != 0 {
+		d.drv.primaryCtxRelease(d.ord)
+	}
+}
+
+func (d *device) alloc(bytes int) (uintptr, error) {
+	var p uintptr
+	return p, d.drv.check(d.drv.memAlloc(&p, uint64(bytes)), fmt.Sprintf("cuMemAlloc(%d MB)", bytes>>20))
+}
+
+// free waits for the stream first: queued kernels may still use p.
+func (d *device) free(p uintptr) error {
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return d.drv.check(d.drv.memFree(p), "cuMemFree")
+}
+
+// upload copies from pageable host memory, which the driver stages before
+// the call returns, so src may be reused at once.
+func (d *device) upload(dst uintptr, src unsafe.Pointer, bytes int) error {
+	return d.drv.check(d.drv.memcpyHtoDAsync(dst, src, uint64(bytes), d.stream), "cuMemcpyHtoDAsync")
+}
+
+func (d *device) download(dst unsafe.Pointer, src uintptr, bytes int) error {
+	if err := d.drv.check(d.drv.memcpyDtoHAsync(dst, src, uint64(bytes), d.stream), "cuMemcpyDtoHAsync"); err != nil {
+		return err
+	}
+	return d.sync()
+}
+
+func (d *device) zero(dst uintptr, n int) error {
+	return d.drv.check(d.drv.memsetD32Async(dst, 0, uint64(n), d.stream), "cuMemsetD32Async")
+}
+
+func (d *device) launch(kernel string, grid, block [3]int, args []arg) error {
+	if err := d.args.pack(kernel, args); err != nil {
+		return err
+	}
+	r := d.drv.launchKernel(d.funcs[kernel], uint32(grid[0]), uint32(grid[1]), uint32(grid[2]),
+		uint32(block[0]), uint32(block[1]), uint32(block[2]), 0, d.stream, unsafe.Pointer(&d.args.ptrs[0]), nil)
+	return d.drv.check(r, "cuLaunchKernel "+kernel)
+}
+
+func (d *device) gemm(c gemmCall) error {
+	d.alpha = [2]float32{1, c.beta}
+	op := func(t bool) int32 {
+		if t {
+			return 1 // CUBLAS_OP_T
+		}
+		return 0
+	}
+	r := d.blas.gemmStridedBatched(d.handle, op(c.transA), op(c.transB), int32(c.m), int32(c.n), int32(c.k),
+		&d.alpha[0], c.a, int32(c.lda), int64(c.strideA), c.b, int32(c.ldb), int64(c.strideB),
+		&d.alpha[1], c.c, int32(c.ldc), int64(c.strideC), int32(c.batch))
+	return blasCheck(r, "cublasSgemmStridedBatched")
+}
+
+func (d *device) sync() error {
+	return d.drv.check(d.drv.streamSynchronize(d.stream), "cuStreamSynchronize")
+}

@@ -1,0 +1,126 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ebitengine/purego"
+)
+
+// A library is one CUDA shared library and where to look for it. Search
+// order (decisions.md): the environment override, the sonames through the
+// dynamic loader's own path (LD_LIBRARY_PATH, ld.so.cache), then each
+// soname in the folders the NVIDIA container runtime and the CUDA toolkit
+// use, then the nvidia/*/lib folders of Python wheels, where PyTorch keeps
+// its CUDA libraries.
+type library struct {
+	name    string   // for messages: "libcuda"
+	env     string   // environment variable holding a path that overrides the search
+	sonames []string // newest first
+	// companions are libraries in the same folder that the library loads
+	// by soname at run time (cuBLASLt, NVRTC's builtins); loading them
+	// first, globally, saves relying on the folder being on the loader path.
+	companions []string
+}
+
+var (
+	libCUDA   = library{name: "libcuda", env: "CONDENSENET_LIBCUDA", sonames: []string{"libcuda.so.1", "libcuda.so"}}
+	libCUBLAS = library{name: "libcublas", env: "CONDENSENET_LIBCUBLAS",
+		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"},
+		companions: []string{"libcublasLt.so.*"}}
+	libNVRTC = library{name: "libnvrtc", env: "CONDENSENET_LIBNVRTC",
+		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so.11", "libnvrtc.so"},
+		companions: []string{"libnvrtc-builtins.so.*"}}
+)
+
+// systemDirs are searched after the loader's own path.
+var systemDirs = []string{"/usr/local/nvidia/lib64", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"}
+
+// wheelPatterns find the lib folders of NVIDIA's Python wheels
+// (nvidia/cublas/lib, nvidia/cuda_nvrtc/lib, and CUDA 13's nvidia/cu13/lib).
+var wheelPatterns = []string{
+	"/usr/local/lib/python3*/dist-packages/nvidia/*/lib",
+	"/usr/local/lib/python3*/site-packages/nvidia/*/lib",
+	"/usr/lib/python3/dist-packages/nvidia/*/lib",
+	"/opt/conda/lib/python3*/site-packages/nvidia/*/lib",
+	"$HOME/.local/lib/python3*/site-packages/nvidia/*/lib",
+	"$VIRTUAL_ENV/lib/python3*/site-packages/nvidia/*/lib",
+	"$CONDA_PREFIX/lib/python3*/site-packages/nvidia/*/lib",
+}
+
+// candidates returns the paths to try, in order. A path without a slash
+// is a soname for the dynamic loader to resolve.
+func (l library) candidates(getenv func(string) string, glob func(string) []string) []string {
+	if p := getenv(l.env); p != "" {
+		return []string{p}
+	}
+	out := append([]string(nil), l.sonames...)
+	var dirs []string
+	dirs = append(dirs, systemDirs...)
+	for _, pat := range wheelPatterns {
+		pat = os.Expand(pat, getenv)
+		if strings.HasPrefix(pat, "/lib/") || strings.HasPrefix(pat, "/.local/") {
+			continue // the variable is unset
+		}
+		dirs = append(dirs, glob(pat)...)
+	}
+	for _, d := range dirs {
+		for _, so := range l.sonames {
+			if p := filepath.Join(d, so); len(glob(p)) > 0 {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// A LoadError says which library could not be loaded and where the search
+// looked.
+type LoadError struct {
+	Library string
+	Env     string
+	Tried   []string // paths and sonames, in order
+	Last    error    // the loader's message for the last one
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("%s not found (tried %s; last: %v): install the NVIDIA driver and CUDA libraries, or set %s to the library's path",
+		e.Library, strings.Join(e.Tried, ", "), e.Last, e.Env)
+}
+
+// open loads the first candidate that the dynamic loader accepts.
+func (l library) open() (uintptr, string, error) {
+	glob := func(p string) []string { m, _ := filepath.Glob(p); return m }
+	tried := l.candidates(os.Getenv, glob)
+	var last error
+	for _, p := range tried {
+		if strings.Contains(p, "/") {
+			for _, c := range l.companions {
+				for _, m := range glob(filepath.Join(filepath.Dir(p), c)) {
+					purego.Dlopen(m, purego.RTLD_NOW|purego.RTLD_GLOBAL) // best effort: the library says what it misses
+				}
+			}
+		}
+		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		if err == nil {
+			return h, p, nil
+		}
+		last = err
+	}
+	return 0, "", &LoadError{Library: l.name, Env: l.env, Tried: tried, Last: last}
+}
+
+// bind resolves each symbol in lib into its function pointer: a symbol
+// missing from an old library is an error naming it, not a crash.
+func bind(lib uintptr, libName string, fns map[string]any) error {
+	for name, fp := range fns {
+		sym, err := purego.Dlsym(lib, name)
+		if err != nil {
+			return fmt.Errorf("%s has no %s (too old a version?): %v", libName, name, err)
+		}
+		purego.RegisterFunc(fp, sym)
+	}
+	return nil
+}
