@@ -290,15 +290,14 @@ func GemmNaive(transA, transB bool, M, N, K int, A []float32, lda int, B []float
 		for j := range N {
 			var s float32
 			for p := range K {
-				a := A[i*lda+p]
+				ai, bi := i*lda+p, p*ldb+j
 				if transA {
-					a = A[p*lda+i]
+					ai = p*lda + i
 				}
-				b := B[p*ldb+j]
 				if transB {
-					b = B[j*ldb+p]
+					bi = j*ldb + p
 				}
-				s += a * b
+				s += A[ai] * B[bi]
 			}
 			if beta == 0 {
 				C[i*ldc+j] = s

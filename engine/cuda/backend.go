@@ -95,11 +95,16 @@ func (b *Backend) Alloc(n int) *engine.Tensor {
 }
 
 // alloc returns n zeroed floats of device memory (one, if n is 0, so that
-// every tensor has an address).
+// every tensor has an address). A failure, such as running out of device
+// memory, becomes the backend's error, which the next Sync reports.
 func (b *Backend) alloc(n int) uintptr {
+	if b.err != nil {
+		return 0
+	}
 	p, err := b.dev.alloc(4 * max(n, 1))
 	if err != nil {
-		panic(fmt.Sprintf("cuda: out of device memory for %d floats: %v", n, err))
+		b.fail(err)
+		return 0
 	}
 	b.buffers = append(b.buffers, p)
 	b.fail(b.dev.zero(p, max(n, 1)))

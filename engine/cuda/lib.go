@@ -99,11 +99,11 @@ func (l library) open() (uintptr, string, error) {
 		if strings.Contains(p, "/") {
 			for _, c := range l.companions {
 				for _, m := range glob(filepath.Join(filepath.Dir(p), c)) {
-					purego.Dlopen(m, purego.RTLD_NOW|purego.RTLD_GLOBAL) // best effort: the library says what it misses
+					dlopen(m) // best effort: the library says what it misses
 				}
 			}
 		}
-		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+		h, err := dlopen(p)
 		if err == nil {
 			return h, p, nil
 		}
@@ -116,7 +116,7 @@ func (l library) open() (uintptr, string, error) {
 // missing from an old library is an error naming it, not a crash.
 func bind(lib uintptr, libName string, fns map[string]any) error {
 	for name, fp := range fns {
-		sym, err := purego.Dlsym(lib, name)
+		sym, err := dlsym(lib, name)
 		if err != nil {
 			return fmt.Errorf("%s has no %s (too old a version?): %v", libName, name, err)
 		}

@@ -1,0 +1,142 @@
+package cuda
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/model"
+)
+
+// testConfig is a small CondenseNet with every kind of layer: two blocks
+// (so a transition), dropout, group lasso and condensation.
+func testConfig() model.Config {
+	return model.Config{Stages: []int{2, 2}, Growth: []int{4, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 4,
+		CondenseFactor: 4, Classes: 5, Dropout: 0.1, Lasso: 1e-5}
+}
+
+// batchFor returns a deterministic batch of n images and labels.
+func batchFor(cfg model.Config, n int) ([]float32, []int32) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	images := make([]float32, n*32*32*3)
+	for i := range images {
+		images[i] = float32(rng.NormFloat64())
+	}
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(rng.IntN(cfg.Classes))
+	}
+	return images, labels
+}
+
+// trainSteps runs steps training steps, condensing as training would at
+// the given points of progress, and returns the last loss.
+func trainSteps(net *model.Net, progress []float64) float64 {
+	cfg := net.Cfg
+	images, labels := batchFor(cfg, net.N)
+	net.SetInput(images, labels)
+	var loss float64
+	for _, p := range progress {
+		net.Condense(p)
+		net.Forward(true)
+		net.ZeroGrad()
+		net.Backward()
+		lasso := net.Lasso()
+		net.Update(0.1, 0.9, 1e-4)
+		loss = net.Loss() + lasso
+	}
+	return loss
+}
+
+// condensed converts net into the inference network for batch n on be.
+func condensed(t *testing.T, net *model.Net, n int, be engine.Backend) *model.Condensed {
+	t.Helper()
+	ts := map[string]model.Named{}
+	for _, x := range net.Tensors(false) {
+		ts[x.Name] = x
+	}
+	arch, tensors, err := model.Convert(net.Cfg, ts, model.ConvertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := model.NewCondensed(arch, tensors, n, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestEveryLaunchChecked drives the training network through condensation
+// and the condensed network on hostGPU, which checks every kernel launch
+// (argument kinds against kernels.cu, pointers inside allocations) and
+// every GEMM (cuBLAS's argument rules, every element in bounds), and then
+// that every kernel was launched at least once.
+func TestEveryLaunchChecked(t *testing.T) {
+	h := newHostGPU()
+	b := &Backend{dev: h, name: "host"}
+	net, err := model.NewNet(testConfig(), 4, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainSteps(net, []float64{0, 0.2, 0.3, 0.45, 0.6})
+	net.Forward(false)
+	cn := condensed(t, net, 4, b)
+	images, _ := batchFor(net.Cfg, 4)
+	cn.Forward(make([]float32, 4*net.Cfg.Classes), images)
+	// Not used by the model's training network: the channel ops' gradients.
+	x, y := b.Alloc(4*6), b.Alloc(4*6)
+	b.IndexSelectBackward(x.V(), y.V(), []int32{5, 0, 2}, 4, 6, 6)
+	b.ShuffleBackward(x.V(), y.V(), 4, 6, 2, 6, 6)
+	b.ShuffleForward(x.V(), y.V(), 4, 6, 2, 6, 6)
+	b.ReLUForward(x.V(), y.V(), 4, 6, 6, 6)
+	b.ReLUBackward(x.V(), y.V(), y.V(), 4, 6, 6, 6)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for name := range signatures {
+		if h.launches[name] == 0 {
+			t.Errorf("kernel %s was never launched", name)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.mem) != 0 {
+		t.Errorf("Close left %d allocations", len(h.mem))
+	}
+}
+
+// A launch with the wrong arguments is an error, and the backend keeps the
+// first error and skips what follows.
+func TestLaunchErrorsStick(t *testing.T) {
+	h := newHostGPU()
+	b := &Backend{dev: h}
+	x := b.Alloc(8)
+	b.run("relu_fwd", 8, va(x.V()), va(x.V()), ia(8)) // three arguments short
+	b.MaskForward(x.V(), x.V(), x.V(), 8)
+	err := b.Sync()
+	if err == nil || h.launches["mask_fwd"] != 0 {
+		t.Fatalf("Sync = %v, mask_fwd launched %d times; want the packing error and nothing after", err, h.launches["mask_fwd"])
+	}
+	bogus := &engine.Tensor{Len: 8, Device: uintptr(0x10)}
+	b2 := &Backend{dev: newHostGPU()}
+	b2.MaskForward(bogus.V(), bogus.V(), bogus.V(), 8)
+	if b2.Sync() == nil {
+		t.Errorf("a pointer outside every allocation was not caught")
+	}
+}
+
+// Running out of device memory while building a network is an error that
+// the next Sync reports, not a crash.
+func TestOutOfMemoryIsAnError(t *testing.T) {
+	b := &Backend{dev: &hostGPU{mem: map[uintptr][]float32{}, next: 0x7f00_0000_0000, launches: map[string]int{}, limit: 1 << 20}}
+	net, err := model.NewNet(testConfig(), 16, b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Forward(true)
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "OUT_OF_MEMORY") {
+		t.Fatalf("Sync = %v, want the allocation failure", err)
+	}
+}

@@ -1,0 +1,171 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/engine/cpu"
+)
+
+// A pair runs the same operations on the CPU backend, which is the
+// reference, and on a second backend, and compares what they leave.
+type pair struct {
+	t   *testing.T
+	ref *cpu.Backend
+	dev engine.Backend
+	rng *rand.Rand
+}
+
+// twin is one tensor on both backends.
+type twin struct{ c, d *engine.Tensor }
+
+func newPair(t *testing.T, dev engine.Backend) *pair {
+	return &pair{t: t, ref: cpu.New(2), dev: dev, rng: rand.New(rand.NewPCG(7, 7))}
+}
+
+// rand returns a twin holding the same uniform values in [-1, 1).
+func (p *pair) rand(n int) twin {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*p.rng.Float32() - 1
+	}
+	return p.of(v)
+}
+
+func (p *pair) of(v []float32) twin {
+	tw := twin{p.ref.Alloc(len(v)), p.dev.Alloc(len(v))}
+	p.ref.Upload(tw.c.V(), v)
+	p.dev.Upload(tw.d.V(), v)
+	return tw
+}
+
+func (p *pair) zeros(n int) twin { return twin{p.ref.Alloc(n), p.dev.Alloc(n)} }
+
+// close fails unless every element agrees within atol + rtol·|cpu|.
+func (p *pair) close(name string, x twin, atol, rtol float64) {
+	p.t.Helper()
+	if err := p.dev.Sync(); err != nil {
+		p.t.Fatalf("%s: %v", name, err)
+	}
+	got := make([]float32, x.d.Len)
+	p.dev.Download(got, x.d.V())
+	want := x.c.Host
+	worst, at := 0.0, -1
+	for i := range want {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if math.IsNaN(float64(got[i])) != math.IsNaN(float64(want[i])) {
+			d = math.Inf(1)
+		}
+		if excess := d - (atol + rtol*math.Abs(float64(want[i]))); excess > 0 && (at < 0 || d > worst) {
+			worst, at = d, i
+		}
+	}
+	if at >= 0 {
+		p.t.Errorf("%s: [%d] = %v, CPU %v (|diff| %.3g beyond %g + %g·|cpu|)", name, at, got[at], want[at], worst, atol, rtol)
+	}
+}
+
+// Tolerances: element-wise kernels compute the same float operations as
+// the CPU (up to fused multiply-adds); reductions and GEMMs add in
+// another order.
+const (
+	exact = 1e-6
+	sums  = 1e-4
+)
+
+var convShapes = []engine.ConvShape{
+	{N: 2, H: 5, W: 5, C: 6, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 1, LdIn: 6, LdOut: 4},
+	{N: 2, H: 5, W: 4, C: 8, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 2, LdIn: 11, LdOut: 7}, // prefix of a wider buffer
+	{N: 2, H: 6, W: 6, C: 8, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 9},
+	{N: 1, H: 7, W: 6, C: 6, K: 6, R: 3, S: 3, Stride: 2, Pad: 1, G: 3, LdIn: 6, LdOut: 6},
+	{N: 2, H: 6, W: 5, C: 3, K: 5, R: 3, S: 2, Stride: 2, Pad: 0, G: 1, LdIn: 4, LdOut: 5},
+	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
+	{N: 4, H: 8, W: 8, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 40}, // CondenseNet's 3×3
+	{N: 4, H: 8, W: 8, C: 3, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: 56},  // the stem
+}
+
+// checkConvs compares forward and both gradients of every shape.
+func checkConvs(p *pair) {
+	for _, s := range convShapes {
+		name := fmt.Sprintf("conv N%d %dx%dx%d K%d %dx%d s%d p%d g%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.Pad, s.G)
+		in := p.rand(s.N * s.H * s.W * s.LdIn)
+		w := p.rand(s.Weights())
+		out := p.rand(s.N * s.OH() * s.OW() * s.LdOut) // columns past K must survive
+		cc, dc := p.ref.NewConv(s), p.dev.NewConv(s)
+		cc.Forward(out.c.V(), in.c.V(), w.c.V())
+		dc.Forward(out.d.V(), in.d.V(), w.d.V())
+		p.close(name+" forward", out, sums, sums)
+		dOut := p.rand(out.c.Len)
+		dIn, dW := p.rand(in.c.Len), p.rand(w.c.Len) // Backward accumulates
+		cc.Backward(dIn.c.V(), dW.c.V(), dOut.c.V(), in.c.V(), w.c.V())
+		dc.Backward(dIn.d.V(), dW.d.V(), dOut.d.V(), in.d.V(), w.d.V())
+		p.close(name+" dIn", dIn, sums, sums)
+		p.close(name+" dW", dW, sums, sums)
+	}
+}
+
+// TestConvLoweringOnHost checks the GEMM plan of every convolution (the
+// operands, leading dimensions, group strides and patch layout) without a
+// GPU: hostGPU runs the GEMMs and the patch kernels as cuBLAS and
+// kernels.cu define them.
+func TestConvLoweringOnHost(t *testing.T) {
+	checkConvs(newPair(t, &Backend{dev: newHostGPU(), name: "host"}))
+}
+
+// TestMatmulRowMajor checks the row-major to column-major mapping of
+// GEMMs against the CPU's naive GEMM, over transposes, leading dimensions,
+// batches and beta.
+func TestMatmulRowMajor(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	h := newHostGPU()
+	for range 60 {
+		ta, tb := rng.IntN(2) == 1, rng.IntN(2) == 1
+		m, n, k, batch := 1+rng.IntN(7), 1+rng.IntN(7), 1+rng.IntN(7), 1+rng.IntN(3)
+		beta := float32(rng.IntN(2)) // the CPU GEMM's beta is 0 or 1
+		ar, ac := m, k
+		if ta {
+			ar, ac = k, m
+		}
+		br, bc := k, n
+		if tb {
+			br, bc = n, k
+		}
+		lda, ldb, ldc := ac+rng.IntN(3), bc+rng.IntN(3), n+rng.IntN(3)
+		sa, sb, sc := ar*lda+rng.IntN(4), br*ldb+rng.IntN(4), m*ldc+rng.IntN(4)
+		A, B, C := randFloats(rng, batch*sa), randFloats(rng, batch*sb), randFloats(rng, batch*sc)
+		want := append([]float32(nil), C...)
+		for bt := range batch {
+			cpu.GemmNaive(ta, tb, m, n, k, A[bt*sa:], lda, B[bt*sb:], ldb, beta, want[bt*sc:], ldc)
+		}
+		pa, pb, pc := hostCopy(h, A), hostCopy(h, B), hostCopy(h, C)
+		mm := matmul{transA: ta, transB: tb, m: m, n: n, k: k, a: pa, lda: lda, strideA: sa,
+			b: pb, ldb: ldb, strideB: sb, c: pc, ldc: ldc, strideC: sc, batch: batch, beta: beta}
+		if err := h.gemm(mm.call()); err != nil {
+			t.Fatalf("%+v: %v", mm, err)
+		}
+		got, _ := h.at(pc)
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+				t.Fatalf("%+v: C[%d] = %v, want %v", mm, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+func randFloats(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*rng.Float32() - 1
+	}
+	return v
+}
+
+func hostCopy(h *hostGPU, v []float32) uintptr {
+	p, _ := h.alloc(4 * len(v))
+	m, _ := h.at(p)
+	copy(m, v)
+	return p
+}
