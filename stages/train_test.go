@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
@@ -446,5 +447,28 @@ func TestExport(t *testing.T) {
 	json.Unmarshal(pb, &parity)
 	if parity.Images != 8 || parity.MaxAbsDiff > 1e-4 || !parity.ArgmaxAgree {
 		t.Errorf("parity %+v", parity)
+	}
+}
+
+// Device selection on a machine without a GPU (the driver's path is
+// pointed at nothing, so this holds on a GPU machine too): auto falls back
+// to the CPU and says why; cuda is an error that names the missing driver.
+func TestNewBackendWithoutGPU(t *testing.T) {
+	t.Setenv("CONDENSENET_LIBCUDA", filepath.Join(t.TempDir(), "libcuda.so.1"))
+	be, which, err := NewBackend("auto", 1)
+	if err != nil || be.Name() != "cpu" || !strings.Contains(which, "auto: no CUDA device") {
+		t.Errorf("auto: %v, %q, %v", be, which, err)
+	}
+	if _, which, _ := NewBackend("cpu", 3); which != "cpu, 3 workers" {
+		t.Errorf("cpu: %q", which)
+	}
+	for _, d := range []string{"cuda", "cuda:1"} {
+		_, _, err := NewBackend(d, 1)
+		if !errors.Is(err, engine.ErrNoDevice) || !strings.Contains(err.Error(), "libcuda not found") || !strings.Contains(err.Error(), "CONDENSENET_LIBCUDA") {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if _, _, err := NewBackend("gpu", 1); err == nil || !strings.Contains(err.Error(), "want auto, cpu, cuda or cuda:N") {
+		t.Errorf("gpu: %v", err)
 	}
 }

@@ -55,10 +55,11 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	be, _, err := NewBackend(v.Train.Device, v.Train.Workers)
+	be, which, err := NewBackend(v.Train.Device, v.Train.Workers)
 	if err != nil {
 		return nil, err
 	}
+	env.Report.Note("verify: device " + which)
 	defer CloseBackend(be)
 	n := v.Config.Batch
 	masked, err := model.NewNet(cfg, n, be, 0)

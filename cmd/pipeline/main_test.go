@@ -351,3 +351,13 @@ func TestReportRendersInChromium(t *testing.T) {
 		t.Errorf("screenshot %s: %v (a blank page is a few KB)", shot, err)
 	}
 }
+
+// Asking for a GPU where there is none exits with status 4 and says what
+// is missing.
+func TestNoDeviceExitCode(t *testing.T) {
+	t.Setenv("CONDENSENET_LIBCUDA", filepath.Join(t.TempDir(), "libcuda.so.1"))
+	_, errs, code := execute(t, "bench", "train", "--device", "cuda", "--stages", "1-1-1", "--steps", "1")
+	if code != exitNoDevice || !strings.Contains(errs, "libcuda not found") {
+		t.Errorf("code %d, want %d; stderr:\n%s", code, exitNoDevice, errs)
+	}
+}

@@ -107,6 +107,9 @@ func openDevice(ordinal int, opt Options) (d *device, err error) {
 	if err := blasCheck(d.blas.setStream(d.handle, d.stream), "cublasSetStream"); err != nil {
 		return nil, err
 	}
+	var bv int32
+	d.blas.getVersion(d.handle, &bv)
+	d.info += fmt.Sprintf(", cuBLAS %d.%d", bv/10000, bv%10000/100)
 	if err := d.loadKernels(int(10*major+minor), opt); err != nil {
 		return nil, err
 	}

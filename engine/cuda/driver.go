@@ -27,11 +27,6 @@ type driver struct {
 	streamCreate       func(stream *uintptr, flags uint32) int32
 	streamSynchronize  func(stream uintptr) int32
 	streamDestroy      func(stream uintptr) int32
-	eventCreate        func(ev *uintptr, flags uint32) int32
-	eventRecord        func(ev, stream uintptr) int32
-	eventSynchronize   func(ev uintptr) int32
-	eventElapsedTime   func(ms *float32, start, end uintptr) int32
-	eventDestroy       func(ev uintptr) int32
 	moduleLoadData     func(mod *uintptr, image unsafe.Pointer) int32
 	moduleUnload       func(mod uintptr) int32
 	moduleGetFunction  func(fn *uintptr, mod uintptr, name string) int32
@@ -68,10 +63,7 @@ func loadDriver() (*driver, error) {
 		"cuMemcpyDtoDAsync_v2": &d.memcpyDtoDAsync, "cuMemsetD32Async": &d.memsetD32Async,
 		"cuStreamCreate": &d.streamCreate, "cuStreamSynchronize": &d.streamSynchronize,
 		"cuStreamDestroy_v2": &d.streamDestroy,
-		"cuEventCreate":      &d.eventCreate, "cuEventRecord": &d.eventRecord,
-		"cuEventSynchronize": &d.eventSynchronize, "cuEventElapsedTime": &d.eventElapsedTime,
-		"cuEventDestroy_v2": &d.eventDestroy,
-		"cuModuleLoadData":  &d.moduleLoadData, "cuModuleUnload": &d.moduleUnload,
+		"cuModuleLoadData":   &d.moduleLoadData, "cuModuleUnload": &d.moduleUnload,
 		"cuModuleGetFunction": &d.moduleGetFunction, "cuLaunchKernel": &d.launchKernel,
 		"cuGetErrorName": &d.getErrorName, "cuGetErrorString": &d.getErrorString,
 	})
