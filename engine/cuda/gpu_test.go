@@ -10,9 +10,24 @@ import (
 	"github.com/condensenet/condensenet/model"
 )
 
-// The tests in this file run on a real GPU and compare it with the CPU
-// backend; without one they skip, saying so. Each opens its own backend:
-// CUDA's context is bound to the goroutine that opened it.
+// The tests in this file compare the backend with the CPU's, on the
+// emulated GPU (kernels.cu run on the CPU, see emuGPU) and on a real GPU
+// when there is one; without one that half skips, saying so.
+
+// onDevices runs check on each device, opening it in the subtest's own
+// goroutine: CUDA's context is bound to the goroutine that opened it.
+func onDevices(t *testing.T, check func(*testing.T, *Backend)) {
+	t.Run("emulated", func(t *testing.T) {
+		b := &Backend{dev: newEmuGPU(t), name: "emulated"}
+		defer b.Close()
+		check(t, b)
+	})
+	t.Run("gpu", func(t *testing.T) {
+		b := openGPU(t)
+		defer b.Close()
+		check(t, b)
+	})
+}
 
 func openGPU(t *testing.T) *Backend {
 	t.Helper()
@@ -27,9 +42,9 @@ func openGPU(t *testing.T) *Backend {
 	return b
 }
 
-func TestGPUElementwise(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestElementwise(t *testing.T) { onDevices(t, checkElementwise) }
+
+func checkElementwise(t *testing.T, b *Backend) {
 	p := newPair(t, b)
 	const n, h, w, c, ldIn, ldOut = 3, 6, 4, 5, 7, 6
 	rows := n * h * w
@@ -102,9 +117,9 @@ func TestGPUElementwise(t *testing.T) {
 	p.close("sgd momentum", vel, exact, exact)
 }
 
-func TestGPULinearAndLoss(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestLinearAndLoss(t *testing.T) { onDevices(t, checkLinearAndLoss) }
+
+func checkLinearAndLoss(t *testing.T, b *Backend) {
 	p := newPair(t, b)
 	const n, i, o = 9, 37, 10
 	in, w, bias, out := p.rand(n*i), p.rand(o*i), p.rand(o), p.zeros(n*o)
@@ -133,9 +148,9 @@ func TestGPULinearAndLoss(t *testing.T) {
 
 // The GPU's dropout masks come from another generator than the CPU's: check
 // their law (the share of zeros, the kept value) and that seeds differ.
-func TestGPUDropoutMask(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestDropoutMask(t *testing.T) { onDevices(t, checkDropoutMask) }
+
+func checkDropoutMask(t *testing.T, b *Backend) {
 	const n, p = 1 << 20, 0.2
 	m := b.Alloc(n)
 	get := func(seed uint64) []float32 {
@@ -163,9 +178,9 @@ func TestGPUDropoutMask(t *testing.T) {
 	}
 }
 
-func TestGPUBatchNorm(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestBatchNorm(t *testing.T) { onDevices(t, checkBatchNorm) }
+
+func checkBatchNorm(t *testing.T, b *Backend) {
 	p := newPair(t, b)
 	for _, s := range []engine.NormShape{
 		{P: 40, C: 5, LdIn: 5, LdOut: 5}, {P: 40, C: 5, LdIn: 9, LdOut: 6, ReLU: true},
@@ -201,9 +216,9 @@ func TestGPUBatchNorm(t *testing.T) {
 	p.close("indexed batchnorm", out, sums, sums)
 }
 
-func TestGPUConv(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestConv(t *testing.T) { onDevices(t, checkConv) }
+
+func checkConv(t *testing.T, b *Backend) {
 	checkConvs(newPair(t, b))
 }
 
@@ -211,9 +226,9 @@ func TestGPUConv(t *testing.T) {
 // few steps through a condensing stage (without dropout, whose masks
 // differ) and compares losses and every parameter; then the condensed
 // networks' logits; then moves the training state across devices.
-func TestGPUTrainingStep(t *testing.T) {
-	b := openGPU(t)
-	defer b.Close()
+func TestTrainingStep(t *testing.T) { onDevices(t, checkTrainingStep) }
+
+func checkTrainingStep(t *testing.T, b *Backend) {
 	cfg := testConfig()
 	cfg.Dropout = 0
 	const n = 8
@@ -225,7 +240,7 @@ func TestGPUTrainingStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	progress := []float64{0, 0.1, 0.3, 0.3}
+	progress := []float64{0, 0.2, 0.4, 0.6} // through every condensing stage
 	lr, ld := trainSteps(ref, progress), trainSteps(dev, progress)
 	if math.Abs(lr-ld) > 1e-3*math.Abs(lr) {
 		t.Errorf("loss after %d steps: GPU %v, CPU %v", len(progress), ld, lr)

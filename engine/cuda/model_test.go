@@ -68,12 +68,12 @@ func condensed(t *testing.T, net *model.Net, n int, be engine.Backend) *model.Co
 }
 
 // TestEveryLaunchChecked drives the training network through condensation
-// and the condensed network on hostGPU, which checks every kernel launch
-// (argument kinds against kernels.cu, pointers inside allocations) and
-// every GEMM (cuBLAS's argument rules, every element in bounds), and then
-// that every kernel was launched at least once.
+// and the condensed network on the emulated GPU, which checks every kernel
+// launch (argument kinds against kernels.cu, pointers inside allocations)
+// and every GEMM (cuBLAS's argument rules, every element in bounds), and
+// then that every kernel was launched at least once.
 func TestEveryLaunchChecked(t *testing.T) {
-	h := newHostGPU()
+	h := newEmuGPU(t)
 	b := &Backend{dev: h, name: "host"}
 	net, err := model.NewNet(testConfig(), 4, b, 1)
 	if err != nil {
@@ -102,15 +102,15 @@ func TestEveryLaunchChecked(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.mem) != 0 {
-		t.Errorf("Close left %d allocations", len(h.mem))
+	if len(h.sizes) != 0 {
+		t.Errorf("Close left %d allocations", len(h.sizes))
 	}
 }
 
 // A launch with the wrong arguments is an error, and the backend keeps the
 // first error and skips what follows.
 func TestLaunchErrorsStick(t *testing.T) {
-	h := newHostGPU()
+	h := newEmuGPU(t)
 	b := &Backend{dev: h}
 	x := b.Alloc(8)
 	b.run("relu_fwd", 8, va(x.V()), va(x.V()), ia(8)) // three arguments short
@@ -120,7 +120,7 @@ func TestLaunchErrorsStick(t *testing.T) {
 		t.Fatalf("Sync = %v, mask_fwd launched %d times; want the packing error and nothing after", err, h.launches["mask_fwd"])
 	}
 	bogus := &engine.Tensor{Len: 8, Device: uintptr(0x10)}
-	b2 := &Backend{dev: newHostGPU()}
+	b2 := &Backend{dev: newEmuGPU(t)}
 	b2.MaskForward(bogus.V(), bogus.V(), bogus.V(), 8)
 	if b2.Sync() == nil {
 		t.Errorf("a pointer outside every allocation was not caught")
@@ -130,7 +130,9 @@ func TestLaunchErrorsStick(t *testing.T) {
 // Running out of device memory while building a network is an error that
 // the next Sync reports, not a crash.
 func TestOutOfMemoryIsAnError(t *testing.T) {
-	b := &Backend{dev: &hostGPU{mem: map[uintptr][]float32{}, next: 0x7f00_0000_0000, launches: map[string]int{}, limit: 1 << 20}}
+	h := newEmuGPU(t)
+	h.limit = 1 << 20
+	b := &Backend{dev: h}
 	net, err := model.NewNet(testConfig(), 16, b, 1)
 	if err != nil {
 		t.Fatal(err)
