@@ -108,8 +108,6 @@ func checkConvs(p *pair) {
 	}
 }
 
-
-
 // TestMatmulRowMajor checks the row-major to column-major mapping of
 // GEMMs against the CPU's naive GEMM, over transposes, leading dimensions,
 // batches and beta.
