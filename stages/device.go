@@ -34,22 +34,23 @@ func parseDevice(s string) (device, error) {
 // NewBackend returns the backend for a train.device setting (auto, cpu,
 // cuda or cuda:N) and says in words which it chose: auto takes the GPU
 // when a driver and a device are there and the CPU otherwise, giving the
-// reason. CPU backends use workers goroutines (0: one per core). Release
-// it with CloseBackend.
-func NewBackend(device string, workers int) (engine.Backend, string, error) {
+// reason. CPU backends use workers goroutines (0: one per core); note, if
+// not nil, hears of slow one-time work such as compiling GPU kernels.
+// Release it with CloseBackend.
+func NewBackend(device string, workers int, note func(string)) (engine.Backend, string, error) {
 	d, err := parseDevice(device)
 	if err != nil {
 		return nil, "", fmt.Errorf("device %q: %w", device, err)
 	}
 	switch d.kind {
 	case "cuda":
-		b, err := cuda.Open(d.index, cuda.Options{})
+		b, err := cuda.Open(d.index, cuda.Options{Log: note})
 		if err != nil {
 			return nil, "", err
 		}
 		return b, b.Name(), nil
 	case "auto":
-		g, err := cuda.Open(0, cuda.Options{})
+		g, err := cuda.Open(0, cuda.Options{Log: note})
 		if err == nil {
 			return g, g.Name() + " (auto)", nil
 		}

@@ -60,7 +60,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
-	be, which, err := NewBackend(t.Train.Device, t.Train.Workers)
+	be, which, err := NewBackend(t.Train.Device, t.Train.Workers, env.Report.Note)
 	if err != nil {
 		return nil, err
 	}

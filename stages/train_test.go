@@ -455,20 +455,20 @@ func TestExport(t *testing.T) {
 // to the CPU and says why; cuda is an error that names the missing driver.
 func TestNewBackendWithoutGPU(t *testing.T) {
 	t.Setenv("CONDENSENET_LIBCUDA", filepath.Join(t.TempDir(), "libcuda.so.1"))
-	be, which, err := NewBackend("auto", 1)
+	be, which, err := NewBackend("auto", 1, nil)
 	if err != nil || be.Name() != "cpu" || !strings.Contains(which, "auto: no CUDA device") {
 		t.Errorf("auto: %v, %q, %v", be, which, err)
 	}
-	if _, which, _ := NewBackend("cpu", 3); which != "cpu, 3 workers" {
+	if _, which, _ := NewBackend("cpu", 3, nil); which != "cpu, 3 workers" {
 		t.Errorf("cpu: %q", which)
 	}
 	for _, d := range []string{"cuda", "cuda:1"} {
-		_, _, err := NewBackend(d, 1)
+		_, _, err := NewBackend(d, 1, nil)
 		if !errors.Is(err, engine.ErrNoDevice) || !strings.Contains(err.Error(), "libcuda not found") || !strings.Contains(err.Error(), "CONDENSENET_LIBCUDA") {
 			t.Errorf("%s: %v", d, err)
 		}
 	}
-	if _, _, err := NewBackend("gpu", 1); err == nil || !strings.Contains(err.Error(), "want auto, cpu, cuda or cuda:N") {
+	if _, _, err := NewBackend("gpu", 1, nil); err == nil || !strings.Contains(err.Error(), "want auto, cpu, cuda or cuda:N") {
 		t.Errorf("gpu: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	be, which, err := NewBackend(v.Train.Device, v.Train.Workers)
+	be, which, err := NewBackend(v.Train.Device, v.Train.Workers, env.Report.Note)
 	if err != nil {
 		return nil, err
 	}

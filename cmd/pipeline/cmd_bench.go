@@ -120,7 +120,7 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		return usageError{fmt.Errorf("--condensed: the condensed network is for inference only (bench infer)")}
 	}
 	device := cmp.Or(g.Device, "auto")
-	be, which, err := stages.NewBackend(device, opts.Jobs)
+	be, which, err := stages.NewBackend(device, opts.Jobs, func(s string) { fmt.Fprintln(g.stderr, s) })
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ var wheelPatterns = []string{
 	"/usr/local/lib/python3*/site-packages/nvidia/*/lib",
 	"/usr/lib/python3/dist-packages/nvidia/*/lib",
 	"/opt/conda/lib/python3*/site-packages/nvidia/*/lib",
+	"/opt/*/lib/python3*/site-packages/nvidia/*/lib",
 	"$HOME/.local/lib/python3*/site-packages/nvidia/*/lib",
 	"$VIRTUAL_ENV/lib/python3*/site-packages/nvidia/*/lib",
 	"$CONDA_PREFIX/lib/python3*/site-packages/nvidia/*/lib",
