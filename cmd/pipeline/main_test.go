@@ -361,3 +361,13 @@ func TestNoDeviceExitCode(t *testing.T) {
 		t.Errorf("code %d, want %d; stderr:\n%s", code, exitNoDevice, errs)
 	}
 }
+
+func TestDevicesWithoutGPU(t *testing.T) {
+	t.Setenv("CONDENSENET_LIBCUDA", filepath.Join(t.TempDir(), "libcuda.so.1"))
+	out, _, code := execute(t, "devices")
+	for _, want := range []string{"cpu      ", "missing  libcuda not found", "CONDENSENET_LIBCUDA", "--device auto uses cpu"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("code %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+}

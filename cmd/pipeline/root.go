@@ -44,6 +44,6 @@ continues where it stopped when started again.`,
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitHelp)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	g.addFlags(root)
-	root.AddCommand(newRunCommand(g), newStatusCommand(g), newBenchCommand(g), newInfoCommand(g), newInspectCommand(g), newPredictCommand(g), newReportCommand(g))
+	root.AddCommand(newRunCommand(g), newStatusCommand(g), newBenchCommand(g), newInfoCommand(g), newInspectCommand(g), newPredictCommand(g), newReportCommand(g), newDevicesCommand(g))
 	return root
 }

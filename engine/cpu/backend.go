@@ -142,3 +142,12 @@ func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float
 		SGDNesterov(h(w)[lo:hi], h(g)[lo:hi], h(v)[lo:hi], lr, momentum, wd)
 	})
 }
+
+// Kernels names the micro-kernels this CPU runs: the AVX2/FMA assembly or
+// the pure-Go definitions.
+func Kernels() string {
+	if useAVX2 {
+		return "AVX2/FMA assembly kernels"
+	}
+	return "pure-Go kernels"
+}

@@ -49,29 +49,35 @@ type Options struct {
 // errNoDevice says that the driver works but has no device to offer.
 var errNoDevice = errors.New("no CUDA device")
 
-func openDevice(ordinal int, opt Options) (d *device, err error) {
+// startDriver loads libcuda and initialises it, returning the number of
+// devices; a driver without devices is errNoDevice. The driver is returned
+// whenever it loaded, even with an error.
+func startDriver() (*driver, int, error) {
 	drv, err := loadDriver()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	d = &device{drv: drv, ord: int32(ordinal)}
 	if r := drv.init(0); r == 100 { // CUDA_ERROR_NO_DEVICE
-		return nil, errNoDevice
+		return drv, 0, errNoDevice
 	} else if err := drv.check(r, "cuInit"); err != nil {
-		return nil, err
+		return drv, 0, err
 	}
 	var count int32
 	if err := drv.check(drv.deviceGetCount(&count), "cuDeviceGetCount"); err != nil {
-		return nil, err
+		return drv, 0, err
 	}
-	if ordinal >= int(count) {
-		return nil, fmt.Errorf("cuda:%d asked for, but the driver sees %d device(s): %w", ordinal, count, errNoDevice)
+	if count == 0 {
+		return drv, 0, errNoDevice
 	}
-	var dev int32
+	return drv, int(count), nil
+}
+
+// describe returns a device's handle, compute capability (10·major+minor)
+// and a one-line description.
+func (drv *driver) describe(ordinal int) (dev int32, cc int, info string, err error) {
 	if err := drv.check(drv.deviceGet(&dev, int32(ordinal)), "cuDeviceGet"); err != nil {
-		return nil, err
+		return 0, 0, "", err
 	}
-	d.ord = dev
 	var major, minor, sms int32
 	drv.deviceGetAttribute(&major, attrComputeMajor, dev)
 	drv.deviceGetAttribute(&minor, attrComputeMinor, dev)
@@ -82,8 +88,23 @@ func openDevice(ordinal int, opt Options) (d *device, err error) {
 	drv.deviceTotalMem(&mem, dev)
 	var ver int32
 	drv.driverGetVersion(&ver)
-	d.info = fmt.Sprintf("%s, sm_%d%d, %d SMs, %.0f GiB, driver CUDA %d.%d", goString(&name[0]), major, minor, sms, float64(mem)/(1<<30), ver/1000, ver%1000/10)
+	info = fmt.Sprintf("%s, sm_%d%d, %d SMs, %.0f GiB, driver CUDA %d.%d", goString(&name[0]), major, minor, sms, float64(mem)/(1<<30), ver/1000, ver%1000/10)
+	return dev, int(10*major + minor), info, nil
+}
 
+func openDevice(ordinal int, opt Options) (d *device, err error) {
+	drv, count, err := startDriver()
+	if err != nil {
+		return nil, err
+	}
+	if ordinal >= count {
+		return nil, fmt.Errorf("cuda:%d asked for, but the driver sees %d device(s): %w", ordinal, count, errNoDevice)
+	}
+	dev, cc, info, err := drv.describe(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	d = &device{drv: drv, ord: dev, info: info}
 	if err := drv.check(drv.primaryCtxRetain(&d.ctx, dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return nil, err
 	}
@@ -110,7 +131,7 @@ func openDevice(ordinal int, opt Options) (d *device, err error) {
 	var bv int32
 	d.blas.getVersion(d.handle, &bv)
 	d.info += fmt.Sprintf(", cuBLAS %d.%d", bv/10000, bv%10000/100)
-	if err := d.loadKernels(int(10*major+minor), opt); err != nil {
+	if err := d.loadKernels(cc, opt); err != nil {
 		return nil, err
 	}
 	return d, nil

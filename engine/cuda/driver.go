@@ -33,6 +33,7 @@ type driver struct {
 	launchKernel       func(fn uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params, extra unsafe.Pointer) int32
 	getErrorName       func(r int32, s **byte) int32
 	getErrorString     func(r int32, s **byte) int32
+	path               string // where libcuda was found
 }
 
 // Device attributes (CUdevice_attribute).
@@ -49,7 +50,7 @@ func loadDriver() (*driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := new(driver)
+	d := &driver{path: path}
 	err = bind(lib, path, map[string]any{
 		"cuInit": &d.init, "cuDriverGetVersion": &d.driverGetVersion,
 		"cuDeviceGetCount": &d.deviceGetCount, "cuDeviceGet": &d.deviceGet,
