@@ -57,8 +57,12 @@ func NoDevice(err error) bool {
 
 func (b *Backend) Name() string { return b.name }
 
-// Close frees every tensor and releases the device.
+// Close frees every tensor and releases the device; the backend is
+// unusable afterwards, and closing it again does nothing.
 func (b *Backend) Close() error {
+	if b.dev == nil {
+		return nil
+	}
 	for _, p := range b.buffers {
 		b.fail(b.dev.free(p))
 	}
@@ -67,7 +71,10 @@ func (b *Backend) Close() error {
 		d.close()
 		runtime.UnlockOSThread()
 	}
-	return b.err
+	err := b.err
+	b.dev = nil
+	b.fail(errors.New("cuda: backend used after Close"))
+	return err
 }
 
 // fail keeps the first error.
