@@ -154,7 +154,7 @@ type scratch struct {
 }
 
 func (b *Backend) grow(s *scratch, n int) uintptr {
-	if s.n < n {
+	if s.n < n && b.err == nil {
 		if s.p != 0 {
 			b.fail(b.dev.free(s.p))
 			b.buffers = remove(b.buffers, s.p)
