@@ -26,6 +26,7 @@ type Metric struct {
 	Stage        int      `json:"stage"` // condensation stage reached
 	Seconds      float64  `json:"seconds"`
 	ImagesPerSec float64  `json:"images_per_sec"`
+	Device       string   `json:"device,omitempty"` // where the epoch ran: a run may move between devices
 }
 
 // A TrainedModel is a trained CondenseNet: its configuration, weights

@@ -34,15 +34,13 @@ func (t *Train) Inputs() []string { return []string{"fetch"} }
 func (t *Train) WriteKey(w io.Writer) {
 	m, _ := json.Marshal(t.Model) // field order is fixed by the struct
 	c := t.Train
-	d, _ := parseDevice(c.Device)
-	// The device changes results (CPU and GPU round differently); the
-	// worker count does not, so it is left out.
-	kind := d.kind
-	if kind == "auto" {
-		kind = "cpu" // what auto resolves to in this build
-	}
+	// The device and the worker count say how to train, not what: they are
+	// left out, so a run interrupted on a GPU resumes on the CPU and a
+	// model trained on one machine is not retrained on another. (A GPU
+	// rounds differently, so results match across devices only closely;
+	// each epoch's metrics name the device it ran on.)
 	fmt.Fprintf(w, "model %s\nseed %d\ntrain.epochs %d\ntrain.batch %d\ntrain.lr %g\ntrain.momentum %g\n", m, t.Seed, c.Epochs, c.Batch, c.LR, c.Momentum)
-	fmt.Fprintf(w, "train.weight_decay %g\ntrain.images_per_epoch %d\ntrain.eval_every %d\ntrain.engine %s\n", c.WeightDecay, c.ImagesPerEpoch, c.EvalEvery, kind)
+	fmt.Fprintf(w, "train.weight_decay %g\ntrain.images_per_epoch %d\ntrain.eval_every %d\n", c.WeightDecay, c.ImagesPerEpoch, c.EvalEvery)
 }
 
 // LR returns the cosine learning rate at iteration it of total:
@@ -158,7 +156,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			e.Seconds = el
 			m := artifacts.Metric{Epoch: epoch + 1, Iteration: st.Iteration, Loss: e.Loss / float64(e.Steps),
 				TrainTop1: float64(e.Top1) / float64(e.Seen), TrainTop5: float64(e.Top5) / float64(e.Seen),
-				LR: lr, Stage: net.StageReached(), Seconds: e.Seconds, ImagesPerSec: float64(e.Seen) / e.Seconds}
+				LR: lr, Stage: net.StageReached(), Seconds: e.Seconds, ImagesPerSec: float64(e.Seen) / e.Seconds, Device: be.Name()}
 			if last := epoch+1 == tc.Epochs; last || (tc.EvalEvery > 0 && (epoch+1)%tc.EvalEvery == 0) {
 				t1, t5, err := evaluate(ctx, env, net, test, logits)
 				if err != nil {

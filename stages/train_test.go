@@ -472,3 +472,23 @@ func TestNewBackendWithoutGPU(t *testing.T) {
 		t.Errorf("gpu: %v", err)
 	}
 }
+
+// The device and worker count are left out of train's key, so a run moves
+// between devices (and its checkpoints with it); the recipe is in it.
+func TestTrainKeyLeavesOutTheDevice(t *testing.T) {
+	key := func(device string, workers, epochs int) string {
+		tr := &Train{Model: model.CondenseNet(20), Train: TrainConfig{Epochs: epochs, Batch: 64, LR: 0.1, Device: device, Workers: workers}}
+		var b bytes.Buffer
+		tr.WriteKey(&b)
+		return b.String()
+	}
+	base := key("auto", 0, 5)
+	for _, d := range []string{"cpu", "cuda", "cuda:1"} {
+		if key(d, 3, 5) != base {
+			t.Errorf("device %s changes the key", d)
+		}
+	}
+	if key("auto", 0, 6) == base {
+		t.Errorf("epochs are not in the key")
+	}
+}
