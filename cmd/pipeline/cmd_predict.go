@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
-	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
 	"github.com/condensenet/condensenet/stages"
@@ -123,7 +123,14 @@ func predictCondensed(g *Globals, dir string, images []string, top int) error {
 	if err != nil {
 		return err
 	}
-	net, err := model.NewCondensed(arch, tensors, 1, cpu.New(0))
+	// A few images run fastest on the CPU, which needs no start-up; an
+	// explicit --device (cuda, say) is obeyed.
+	be, _, err := stages.NewBackend(cmp.Or(g.Device, "cpu"), 0, func(s string) { fmt.Fprintln(g.stderr, s) })
+	if err != nil {
+		return err
+	}
+	defer stages.CloseBackend(be)
+	net, err := model.NewCondensed(arch, tensors, 1, be)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&g.Force, "force", false, "condense a model whose condensation has not finished (keeps each group's in/C most important inputs)")
 	f.IntVar(&g.Opset, "opset", 13, "ONNX opset of the exported model (13 to 17)")
 	f.BoolVar(&g.Preprocess, "include-preprocessing", false, "export: add the normalisation to the model, so it takes raw RGB in [0, 1]")
-	f.StringVar(&g.Device, "device", "", "compute device for training: auto, cpu, cuda or cuda:N (default from the preset: auto)")
+	f.StringVar(&g.Device, "device", "", "compute device: auto, cpu, cuda or cuda:N (training and verify: default from the preset, auto; bench: auto; predict: cpu)")
 	g.flags = f
 }
 
