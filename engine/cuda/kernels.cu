@@ -8,6 +8,15 @@
 	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (long long)(n); \
 	     i += (long long)blockDim.x * gridDim.x)
 
+// A Pixel is a position in an (N, H, W) grid of channels-last rows.
+struct Pixel {
+	long long b;
+	int y, x;
+};
+
+// pixel splits row q of an (N, h, w) grid.
+__device__ __forceinline__ Pixel pixel(long long q, int h, int w) { return {q / w / h, (int)(q / w % h), (int)(q % w)}; }
+
 // relu keeps NaN, as Go's max does, so a diverging net still shows a NaN loss.
 __device__ __forceinline__ float relu(float v) { return v < 0.f ? 0.f : v; }
 
@@ -31,13 +40,9 @@ extern "C" __global__ void avgpool2_fwd(float* out, const float* in, int n, int 
 	int oh = h / 2, ow = w / 2;
 	LOOP(i, (long long)n * oh * ow * c) {
 		int j = i % c;
-		long long q = i / c;
-		int ox = q % ow;
-		q /= ow;
-		int oy = q % oh;
-		long long b = q / oh;
-		long long i00 = ((b * h + 2 * oy) * w + 2 * ox) * ldIn + j;
-		out[((b * oh + oy) * ow + ox) * ldOut + j] =
+		Pixel o = pixel(i / c, oh, ow);
+		long long i00 = ((o.b * h + 2 * o.y) * w + 2 * o.x) * ldIn + j;
+		out[(i / c) * ldOut + j] =
 		    0.25f * (in[i00] + in[i00 + ldIn] + in[i00 + (long long)w * ldIn] + in[i00 + (long long)(w + 1) * ldIn]);
 	}
 }
@@ -47,14 +52,10 @@ extern "C" __global__ void avgpool2_bwd(float* dIn, const float* dOut, int n, in
 	int oh = h / 2, ow = w / 2;
 	LOOP(i, (long long)n * h * w * c) {
 		int j = i % c;
-		long long q = i / c;
-		int x = q % w;
-		q /= w;
-		int y = q % h;
-		long long b = q / h;
-		int oy = y / 2, ox = x / 2;
+		Pixel p = pixel(i / c, h, w);
+		int oy = p.y / 2, ox = p.x / 2;
 		if (oy < oh && ox < ow)
-			dIn[((b * h + y) * w + x) * ldIn + j] += 0.25f * dOut[((b * oh + oy) * ow + ox) * ldOut + j];
+			dIn[(i / c) * ldIn + j] += 0.25f * dOut[((p.b * oh + oy) * ow + ox) * ldOut + j];
 	}
 }
 
@@ -351,14 +352,10 @@ extern "C" __global__ void im2col(float* col, const float* in, int n, int h, int
 	int rs = R * S, crs = c * rs;
 	LOOP(i, (long long)n * oh * ow * crs) {
 		int t = i % crs;
-		long long q = i / crs;
-		int ox = q % ow;
-		long long q2 = q / ow;
-		int oy = q2 % oh;
-		long long b = q2 / oh;
+		Pixel o = pixel(i / crs, oh, ow);
 		int ch = t / rs, r = (t % rs) / S, s = t % S;
-		int y = oy * stride - pad + r, x = ox * stride - pad + s;
-		col[i] = (y >= 0 && y < h && x >= 0 && x < w) ? in[((b * h + y) * w + x) * ldIn + ch] : 0.f;
+		int y = o.y * stride - pad + r, x = o.x * stride - pad + s;
+		col[i] = (y >= 0 && y < h && x >= 0 && x < w) ? in[((o.b * h + y) * w + x) * ldIn + ch] : 0.f;
 	}
 }
 
@@ -369,21 +366,17 @@ extern "C" __global__ void col2im(float* dIn, const float* dCol, int n, int h, i
 	int rs = R * S, crs = c * rs;
 	LOOP(i, (long long)n * h * w * c) {
 		int ch = i % c;
-		long long q = i / c;
-		int x = q % w;
-		long long q2 = q / w;
-		int y = q2 % h;
-		long long b = q2 / h;
+		Pixel p = pixel(i / c, h, w);
 		float acc = 0.f;
 		for (int r = 0; r < R; r++) {
-			int ty = y + pad - r;
+			int ty = p.y + pad - r;
 			if (ty < 0 || ty % stride != 0 || ty / stride >= oh) continue;
 			for (int s = 0; s < S; s++) {
-				int tx = x + pad - s;
+				int tx = p.x + pad - s;
 				if (tx < 0 || tx % stride != 0 || tx / stride >= ow) continue;
-				acc += dCol[((b * oh + ty / stride) * ow + tx / stride) * crs + ch * rs + r * S + s];
+				acc += dCol[((p.b * oh + ty / stride) * ow + tx / stride) * crs + ch * rs + r * S + s];
 			}
 		}
-		dIn[q * ldIn + ch] += acc;
+		dIn[(i / c) * ldIn + ch] += acc;
 	}
 }
