@@ -95,7 +95,9 @@ func (c *compiler) compile(src string, arch int) ([]byte, error) {
 		return nil, fmt.Errorf("cuda: nvrtcCreateProgram failed (%d)", r)
 	}
 	defer c.destroyProgram(&prog)
-	opts := cStrings(fmt.Sprintf("--gpu-architecture=compute_%d", arch), "--std=c++14", "--fmad=true")
+	// The language dialect is left at NVRTC's default: the kernels are plain
+	// C++ that every version since 11.2 accepts.
+	opts := cStrings(fmt.Sprintf("--gpu-architecture=compute_%d", arch), "--fmad=true")
 	r := c.compileProgram(prog, int32(len(opts.ptrs)), unsafe.Pointer(&opts.ptrs[0]))
 	if r != 0 {
 		return nil, &CompileError{Arch: arch, Log: c.log(prog)}
