@@ -15,7 +15,13 @@ struct Pixel {
 };
 
 // pixel splits row q of an (N, h, w) grid.
-__device__ __forceinline__ Pixel pixel(long long q, int h, int w) { return {q / w / h, (int)(q / w % h), (int)(q % w)}; }
+__device__ __forceinline__ Pixel pixel(long long q, int h, int w) {
+	Pixel p;
+	p.b = q / w / h;
+	p.y = (int)(q / w % h);
+	p.x = (int)(q % w);
+	return p;
+}
 
 // relu keeps NaN, as Go's max does, so a diverging net still shows a NaN loss.
 __device__ __forceinline__ float relu(float v) { return v < 0.f ? 0.f : v; }
