@@ -1,10 +1,14 @@
 package cuda
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ebitengine/purego"
 )
@@ -19,6 +23,7 @@ type library struct {
 	name    string   // for messages: "libcuda"
 	env     string   // environment variable holding a path that overrides the search
 	sonames []string // newest first
+	wheels  bool     // ships in Python wheels (the driver's libcuda does not)
 	// companions are libraries in the same folder that the library loads
 	// by soname at run time (cuBLASLt, NVRTC's builtins); loading them
 	// first, globally, saves relying on the folder being on the loader path.
@@ -27,16 +32,16 @@ type library struct {
 
 var (
 	libCUDA   = library{name: "libcuda", env: "CONDENSENET_LIBCUDA", sonames: []string{"libcuda.so.1", "libcuda.so"}}
-	libCUBLAS = library{name: "libcublas", env: "CONDENSENET_LIBCUBLAS",
+	libCUBLAS = library{name: "libcublas", env: "CONDENSENET_LIBCUBLAS", wheels: true,
 		sonames:    []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"},
 		companions: []string{"libcublasLt.so.*"}}
-	libNVRTC = library{name: "libnvrtc", env: "CONDENSENET_LIBNVRTC",
+	libNVRTC = library{name: "libnvrtc", env: "CONDENSENET_LIBNVRTC", wheels: true,
 		sonames:    []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so.11", "libnvrtc.so"},
 		companions: []string{"libnvrtc-builtins.so.*"}}
 )
 
 // systemDirs are searched after the loader's own path.
-var systemDirs = []string{"/usr/local/nvidia/lib64", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"}
+var systemDirs = []string{"/usr/local/nvidia/lib64", "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib", "/usr/lib/wsl/lib"}
 
 // wheelPatterns find the lib folders of NVIDIA's Python wheels
 // (nvidia/cublas/lib, nvidia/cuda_nvrtc/lib, and CUDA 13's nvidia/cu13/lib).
@@ -47,6 +52,8 @@ var wheelPatterns = []string{
 	"/opt/conda/lib/python3*/site-packages/nvidia/*/lib",
 	"/opt/*/lib/python3*/site-packages/nvidia/*/lib",
 	"$HOME/.local/lib/python3*/site-packages/nvidia/*/lib",
+	"$HOME/*/lib/python3*/site-packages/nvidia/*/lib", // ~/venv
+	"$HOME/.venv/lib/python3*/site-packages/nvidia/*/lib",
 	"$VIRTUAL_ENV/lib/python3*/site-packages/nvidia/*/lib",
 	"$CONDA_PREFIX/lib/python3*/site-packages/nvidia/*/lib",
 }
@@ -58,15 +65,20 @@ func (l library) candidates(getenv func(string) string, glob func(string) []stri
 		return []string{p}
 	}
 	out := append([]string(nil), l.sonames...)
-	var dirs []string
-	dirs = append(dirs, systemDirs...)
+	dirs := append([]string(nil), systemDirs...)
 	for _, pat := range wheelPatterns {
 		pat = os.Expand(pat, getenv)
-		if strings.HasPrefix(pat, "/lib/") || strings.HasPrefix(pat, "/.local/") {
-			continue // the variable is unset
+		if !l.wheels || !strings.HasPrefix(pat, "/") || strings.HasPrefix(pat, "/lib/") || strings.HasPrefix(pat, "/.") || strings.HasPrefix(pat, "/*/") {
+			continue // a library that no wheel holds, or the variable is unset
 		}
 		dirs = append(dirs, glob(pat)...)
 	}
+	return append(out, l.in(dirs, glob)...)
+}
+
+// in returns the library's sonames present in dirs.
+func (l library) in(dirs []string, glob func(string) []string) []string {
+	var out []string
 	for _, d := range dirs {
 		for _, so := range l.sonames {
 			if p := filepath.Join(d, so); len(glob(p)) > 0 {
@@ -76,6 +88,21 @@ func (l library) candidates(getenv func(string) string, glob func(string) []stri
 	}
 	return out
 }
+
+// pythonSites returns the site-packages folders of the python3 on PATH,
+// the last place to look for the wheels: wherever PyTorch was installed,
+// its CUDA libraries are there. It costs a process start, so open asks
+// only when nothing else was found.
+var pythonSites = sync.OnceValue(func() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "python3", "-c",
+		"import site, sys; print('\\n'.join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))").Output()
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+})
 
 // A LoadError says which library could not be loaded and where the search
 // looked.
@@ -95,8 +122,29 @@ func (e *LoadError) Error() string {
 func (l library) open() (uintptr, string, error) {
 	glob := func(p string) []string { m, _ := filepath.Glob(p); return m }
 	tried := l.candidates(os.Getenv, glob)
+	h, path, err := l.first(tried, glob)
+	if err != nil && l.wheels && os.Getenv(l.env) == "" {
+		var dirs []string
+		for _, site := range pythonSites() {
+			dirs = append(dirs, glob(filepath.Join(site, "nvidia", "*", "lib"))...)
+		}
+		more := l.in(dirs, glob)
+		tried = append(tried, more...)
+		if len(more) > 0 {
+			h, path, err = l.first(more, glob)
+		}
+	}
+	if err != nil {
+		return 0, "", &LoadError{Library: l.name, Env: l.env, Tried: tried, Last: err}
+	}
+	return h, path, nil
+}
+
+// first loads the first of paths that the dynamic loader accepts,
+// returning the last loader error if none does.
+func (l library) first(paths []string, glob func(string) []string) (uintptr, string, error) {
 	var last error
-	for _, p := range tried {
+	for _, p := range paths {
 		if strings.Contains(p, "/") {
 			for _, c := range l.companions {
 				for _, m := range glob(filepath.Join(filepath.Dir(p), c)) {
@@ -110,7 +158,7 @@ func (l library) open() (uintptr, string, error) {
 		}
 		last = err
 	}
-	return 0, "", &LoadError{Library: l.name, Env: l.env, Tried: tried, Last: last}
+	return 0, "", last
 }
 
 // bind resolves each symbol in lib into its function pointer: a symbol

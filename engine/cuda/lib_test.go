@@ -3,6 +3,8 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +35,12 @@ func TestCandidatesOrder(t *testing.T) {
 	for _, p := range globbed {
 		if strings.HasPrefix(p, "/lib/") {
 			t.Errorf("an unset variable was globbed as %q", p)
+		}
+	}
+	// The driver's library is never looked for in wheels.
+	for _, c := range libCUDA.candidates(getenv, glob) {
+		if strings.Contains(c, "python") {
+			t.Errorf("libcuda looked for in a wheel: %s", c)
 		}
 	}
 	// The override is the only candidate.
@@ -114,4 +122,21 @@ func TestPackArguments(t *testing.T) {
 		}
 	}()
 	intArg(1 << 40)
+}
+
+// When nothing else is found, the wheels of python3's own site-packages are
+// searched (a stand-in here: a folder with a file that is not a library).
+func TestPythonSitesLastResort(t *testing.T) {
+	site := t.TempDir()
+	lib := filepath.Join(site, "nvidia", "fake", "lib", "libfake.so.1")
+	os.MkdirAll(filepath.Dir(lib), 0o755)
+	os.WriteFile(lib, []byte("not an ELF file"), 0o644)
+	defer func(f func() []string) { pythonSites = f }(pythonSites)
+	pythonSites = func() []string { return []string{site} }
+	fake := library{name: "libfake", env: "CONDENSENET_TEST_FAKE", sonames: []string{"libfake.so.1"}, wheels: true}
+	_, _, err := fake.open()
+	var le *LoadError
+	if !errors.As(err, &le) || le.Tried[len(le.Tried)-1] != lib {
+		t.Fatalf("open = %v; want a LoadError whose last try is %s", err, lib)
+	}
 }
