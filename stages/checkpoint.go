@@ -37,6 +37,7 @@ type trainState struct {
 	NetStep   uint64             `json:"net_step"`  // training forwards so far (seeds dropout)
 	Metrics   []artifacts.Metric `json:"metrics"`   // finished epochs
 	Epoch     epochSums          `json:"epoch"`     // the current epoch so far
+	Device    string             `json:"device,omitempty"` // the backend that wrote it
 }
 
 // epochSums accumulates an epoch's training statistics.
@@ -102,10 +103,10 @@ func checkpoints(dir string) ([]string, error) {
 	return names, nil
 }
 
-// loadCheckpoint restores the newest usable checkpoint made under key into
-// net. Damaged checkpoints and ones from other settings are reported
-// through warn and skipped; ok is false when none is usable.
-func loadCheckpoint(dir string, key artifacts.Key, net *model.Net, warn func(string)) (st trainState, ok bool, err error) {
+// loadCheckpoint restores the newest usable checkpoint made under one of
+// keys into net. Damaged checkpoints and ones from other settings are
+// reported through warn and skipped; ok is false when none is usable.
+func loadCheckpoint(dir string, keys []artifacts.Key, net *model.Net, warn func(string)) (st trainState, ok bool, err error) {
 	names, err := checkpoints(dir)
 	if err != nil {
 		return st, false, err
@@ -125,7 +126,7 @@ func loadCheckpoint(dir string, key artifacts.Key, net *model.Net, warn func(str
 			warn(fmt.Sprintf("checkpoint %s is damaged (%v); trying an older one", path, err))
 			continue
 		}
-		if meta["key"] != key.String() {
+		if !slices.ContainsFunc(keys, func(k artifacts.Key) bool { return meta["key"] == k.String() }) {
 			warn(fmt.Sprintf("checkpoint %s was made with other settings or inputs; not resuming from it", path))
 			continue
 		}

@@ -43,8 +43,8 @@ type TrainConfig struct {
 	// EvalEvery evaluates on the test split every this many epochs, and
 	// always after the last (0: only after the last).
 	EvalEvery int `json:"eval_every"`
-	// Device is auto, cpu or cuda[:N]. Neither it nor Workers is in the
-	// cache key (see Train.WriteKey).
+	// Device is auto, cpu or cuda[:N]. Its kind (cpu or cuda, auto
+	// resolved) is in the cache key and Workers is not (see Train.WriteKey).
 	Device  string `json:"device"`
 	Workers int    `json:"workers,omitempty"` // goroutines per kernel (0: every core)
 }

@@ -32,37 +32,53 @@ func parseDevice(s string) (device, error) {
 }
 
 // NewBackend returns the backend for a train.device setting (auto, cpu,
-// cuda or cuda:N) and says in words which it chose: auto takes the GPU
-// when a driver and a device are there and the CPU otherwise, giving the
-// reason. CPU backends use workers goroutines (0: one per core); note, if
-// not nil, hears of slow one-time work such as compiling GPU kernels.
+// cuda or cuda:N) and says in words which it chose. auto takes the GPU when
+// cuda.Available says it can start, and the CPU otherwise, giving the
+// reason; a GPU that is available but then fails to start is an error, not
+// a silent fall back, since the train stage's key already names it (see
+// engineKind). CPU backends use workers goroutines (0: one per core); note,
+// if not nil, hears of slow one-time work such as compiling GPU kernels.
 // Release it with CloseBackend.
 func NewBackend(device string, workers int, note func(string)) (engine.Backend, string, error) {
 	d, err := parseDevice(device)
 	if err != nil {
 		return nil, "", fmt.Errorf("device %q: %w", device, err)
 	}
-	switch d.kind {
-	case "cuda":
+	reason := ""
+	if d.kind == "auto" {
+		if err := cuda.Available(); err != nil {
+			reason = " (auto: no CUDA device)"
+			if !cuda.NoDevice(err) {
+				reason = " (auto: a GPU is there but CUDA is not usable: " + err.Error() + ")"
+			}
+			d.kind = "cpu"
+		} else {
+			d.kind = "cuda"
+		}
+	}
+	if d.kind == "cuda" {
 		b, err := cuda.Open(d.index, cuda.Options{Log: note})
 		if err != nil {
 			return nil, "", err
 		}
 		return b, b.Name(), nil
-	case "auto":
-		g, err := cuda.Open(0, cuda.Options{Log: note})
-		if err == nil {
-			return g, g.Name() + " (auto)", nil
-		}
-		why := "no CUDA device"
-		if !cuda.NoDevice(err) {
-			why = "the GPU did not start: " + err.Error()
-		}
-		b := cpu.New(workers)
-		return b, fmt.Sprintf("cpu, %d workers (auto: %s)", b.Workers(), why), nil
 	}
 	b := cpu.New(workers)
-	return b, fmt.Sprintf("cpu, %d workers", b.Workers()), nil
+	return b, fmt.Sprintf("cpu, %d workers%s", b.Workers(), reason), nil
+}
+
+// engineKind returns the kind of backend NewBackend would pick for a
+// train.device setting: "cpu" or "cuda". It goes into the train stage's key,
+// since the two round differently.
+func engineKind(device string) string {
+	d, _ := parseDevice(device)
+	if d.kind == "auto" {
+		if cuda.Available() == nil {
+			return "cuda"
+		}
+		return "cpu"
+	}
+	return d.kind
 }
 
 // CloseBackend releases a device backend's memory; the CPU's needs nothing.

@@ -31,16 +31,29 @@ func (t *Train) Name() string     { return "train" }
 func (t *Train) Version() int     { return trainVersion }
 func (t *Train) Inputs() []string { return []string{"fetch"} }
 
+// WriteKey writes the recipe and the kind of engine (cpu or cuda), since
+// the two round differently; the worker count changes nothing and is left
+// out.
 func (t *Train) WriteKey(w io.Writer) {
+	t.writeRecipe(w)
+	fmt.Fprintf(w, "train.engine %s\n", engineKind(t.Train.Device))
+}
+
+func (t *Train) writeRecipe(w io.Writer) {
 	m, _ := json.Marshal(t.Model) // field order is fixed by the struct
 	c := t.Train
-	// The device and the worker count say how to train, not what: they are
-	// left out, so a run interrupted on a GPU resumes on the CPU and a
-	// model trained on one machine is not retrained on another. (A GPU
-	// rounds differently, so results match across devices only closely;
-	// each epoch's metrics name the device it ran on.)
 	fmt.Fprintf(w, "model %s\nseed %d\ntrain.epochs %d\ntrain.batch %d\ntrain.lr %g\ntrain.momentum %g\n", m, t.Seed, c.Epochs, c.Batch, c.LR, c.Momentum)
 	fmt.Fprintf(w, "train.weight_decay %g\ntrain.images_per_epoch %d\ntrain.eval_every %d\n", c.WeightDecay, c.ImagesPerEpoch, c.EvalEvery)
+}
+
+// recipeKey is the stage's key without the engine. Checkpoints carry it,
+// so that a run interrupted on one device resumes on the other, although
+// the finished model's key names the device it was trained on.
+func (t *Train) recipeKey(dataset artifacts.ID) artifacts.Key {
+	h := pipeline.NewKeyHash(t.Name(), t.Version())
+	h.Input("fetch", dataset)
+	t.writeRecipe(h)
+	return h.Sum()
 }
 
 // LR returns the cosine learning rate at iteration it of total:
@@ -77,18 +90,25 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	}
 	total := tc.Epochs * steps
 
-	st, resumed, err := loadCheckpoint(env.StateDir, env.Key, net, func(msg string) { env.Report.Warn(env.Stage, msg) })
+	// Checkpoints from before recipe keys carry the full key.
+	recipe := t.recipeKey(env.Inputs["fetch"].ID)
+	st, resumed, err := loadCheckpoint(env.StateDir, []artifacts.Key{recipe, env.Key}, net, func(msg string) { env.Report.Warn(env.Stage, msg) })
 	if err != nil {
 		return nil, err
 	}
 	if resumed {
-		env.Report.Note(fmt.Sprintf("train: resuming from iteration %d of %d (epoch %d)", st.Iteration, total, st.Iteration/steps+1))
+		from := ""
+		if st.Device != "" && st.Device != be.Name() {
+			from = ", checkpointed on " + st.Device
+		}
+		env.Report.Note(fmt.Sprintf("train: resuming from iteration %d of %d (epoch %d%s)", st.Iteration, total, st.Iteration/steps+1, from))
 	}
+	st.Device = be.Name()
 	labels := make([]int32, tc.Batch)
 	logits := make([]float32, tc.Batch*cfg.Classes)
 	batches := prefetch(ctx, train, st.Iteration, total, steps)
 	defer batches.stop()
-	save := func() error { return saveCheckpoint(env.StateDir, env.Key, net, st) }
+	save := func() error { return saveCheckpoint(env.StateDir, recipe, net, st) }
 
 	var prog pipeline.Progress
 	epochStart := time.Now()

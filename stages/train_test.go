@@ -473,22 +473,58 @@ func TestNewBackendWithoutGPU(t *testing.T) {
 	}
 }
 
-// The device and worker count are left out of train's key, so a run moves
-// between devices (and its checkpoints with it); the recipe is in it.
-func TestTrainKeyLeavesOutTheDevice(t *testing.T) {
-	key := func(device string, workers, epochs int) string {
-		tr := &Train{Model: model.CondenseNet(20), Train: TrainConfig{Epochs: epochs, Batch: 64, LR: 0.1, Device: device, Workers: workers}}
+// Train's key names the engine (CPU and GPU round differently) but not the
+// worker count; its recipe key, which checkpoints carry, names neither, so
+// a run resumes across devices. auto resolves to what would run: here,
+// with the driver's path pointed at nothing, the CPU.
+func TestTrainKeyNamesTheEngine(t *testing.T) {
+	t.Setenv("CONDENSENET_LIBCUDA", filepath.Join(t.TempDir(), "libcuda.so.1"))
+	tr := func(device string, workers int) *Train {
+		return &Train{Model: model.CondenseNet(20), Train: TrainConfig{Epochs: 5, Batch: 64, LR: 0.1, Device: device, Workers: workers}}
+	}
+	key := func(device string, workers int) string {
 		var b bytes.Buffer
-		tr.WriteKey(&b)
+		tr(device, workers).WriteKey(&b)
 		return b.String()
 	}
-	base := key("auto", 0, 5)
-	for _, d := range []string{"cpu", "cuda", "cuda:1"} {
-		if key(d, 3, 5) != base {
-			t.Errorf("device %s changes the key", d)
-		}
+	if key("auto", 0) != key("cpu", 3) || !strings.Contains(key("auto", 0), "train.engine cpu\n") {
+		t.Errorf("auto without a GPU is not the CPU's key:\n%s", key("auto", 0))
 	}
-	if key("auto", 0, 6) == base {
-		t.Errorf("epochs are not in the key")
+	if key("cuda", 0) == key("cpu", 0) || key("cuda:1", 0) != key("cuda", 0) {
+		t.Errorf("the engine kind is not in the key, or the GPU's index is")
+	}
+	var id artifacts.ID
+	if tr("cuda:1", 0).recipeKey(id) != tr("cpu", 2).recipeKey(id) {
+		t.Errorf("the recipe key depends on the device, so checkpoints would not move")
+	}
+	longer := tr("cpu", 0)
+	longer.Train.Epochs++
+	if longer.recipeKey(id) == tr("cpu", 0).recipeKey(id) {
+		t.Errorf("epochs are not in the recipe key")
+	}
+}
+
+// A checkpoint is accepted under any of the keys given (the recipe key,
+// and the full key that checkpoints carried before recipe keys), and
+// refused under others.
+func TestCheckpointKeys(t *testing.T) {
+	cfg := tinyConfig().Model
+	net, err := model.NewNet(cfg, 4, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old, recipe, other := artifacts.Key{1}, artifacts.Key{2}, artifacts.Key{3}
+	if err := saveCheckpoint(dir, old, net, trainState{Iteration: 7, Device: "cpu"}); err != nil {
+		t.Fatal(err)
+	}
+	var warned []string
+	warn := func(s string) { warned = append(warned, s) }
+	st, ok, err := loadCheckpoint(dir, []artifacts.Key{recipe, old}, net, warn)
+	if err != nil || !ok || st.Iteration != 7 || st.Device != "cpu" {
+		t.Errorf("under [recipe, old]: %+v, %v, %v", st, ok, err)
+	}
+	if _, ok, _ := loadCheckpoint(dir, []artifacts.Key{recipe, other}, net, warn); ok || len(warned) != 1 {
+		t.Errorf("accepted under other keys (warnings %q)", warned)
 	}
 }

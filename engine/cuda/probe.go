@@ -42,3 +42,18 @@ func Detect() Probe {
 	}
 	return p
 }
+
+// Available returns nil when the backend can start: a driver with at least
+// one device, cuBLAS and NVRTC. Otherwise it says what is missing; with
+// NoDevice(err) the machine has no GPU at all. It compiles nothing and
+// creates no context, so it is cheap enough to ask before every run.
+func Available() error {
+	if _, _, err := startDriver(); err != nil {
+		return err
+	}
+	if _, _, err := libCUBLAS.open(); err != nil {
+		return err
+	}
+	_, err := loadCompiler()
+	return err
+}
