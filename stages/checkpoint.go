@@ -33,10 +33,10 @@ const (
 
 // trainState is the non-tensor part of a checkpoint.
 type trainState struct {
-	Iteration int                `json:"iteration"` // next iteration to run
-	NetStep   uint64             `json:"net_step"`  // training forwards so far (seeds dropout)
-	Metrics   []artifacts.Metric `json:"metrics"`   // finished epochs
-	Epoch     epochSums          `json:"epoch"`     // the current epoch so far
+	Iteration int                `json:"iteration"`        // next iteration to run
+	NetStep   uint64             `json:"net_step"`         // training forwards so far (seeds dropout)
+	Metrics   []artifacts.Metric `json:"metrics"`          // finished epochs
+	Epoch     epochSums          `json:"epoch"`            // the current epoch so far
 	Device    string             `json:"device,omitempty"` // the backend that wrote it
 }
 
