@@ -92,7 +92,7 @@ func (drv *driver) describe(ordinal int) (dev int32, cc int, info string, err er
 	return dev, int(10*major + minor), info, nil
 }
 
-func openDevice(ordinal int, opt Options) (d *device, err error) {
+func openDevice(ordinal int, opt Options) (*device, error) {
 	drv, count, err := startDriver()
 	if err != nil {
 		return nil, err
@@ -104,37 +104,41 @@ func openDevice(ordinal int, opt Options) (d *device, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d = &device{drv: drv, ord: dev, info: info}
+	d := &device{drv: drv, ord: dev, info: info}
 	if err := drv.check(drv.primaryCtxRetain(&d.ctx, dev), "cuDevicePrimaryCtxRetain"); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			d.close()
-		}
-	}()
-	if err := drv.check(drv.ctxSetCurrent(d.ctx), "cuCtxSetCurrent"); err != nil {
+	if err := d.start(cc, opt); err != nil {
+		d.close()
 		return nil, err
+	}
+	return d, nil
+}
+
+// start makes the retained context current and creates the stream, the
+// cuBLAS handle and the kernels; close undoes what it did.
+func (d *device) start(cc int, opt Options) error {
+	drv := d.drv
+	if err := drv.check(drv.ctxSetCurrent(d.ctx), "cuCtxSetCurrent"); err != nil {
+		return err
 	}
 	if err := drv.check(drv.streamCreate(&d.stream, streamNonBlocking), "cuStreamCreate"); err != nil {
-		return nil, err
+		return err
 	}
+	var err error
 	if d.blas, err = loadBLAS(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := blasCheck(d.blas.create(&d.handle), "cublasCreate"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := blasCheck(d.blas.setStream(d.handle, d.stream), "cublasSetStream"); err != nil {
-		return nil, err
+		return err
 	}
 	var bv int32
 	d.blas.getVersion(d.handle, &bv)
 	d.info += fmt.Sprintf(", cuBLAS %d.%d", bv/10000, bv%10000/100)
-	if err := d.loadKernels(cc, opt); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return d.loadKernels(cc, opt)
 }
 
 // loadKernels compiles kernelSource (or takes it from the PTX cache) and
@@ -201,6 +205,7 @@ func (d *device) close() {
 		d.drv.streamDestroy(d.stream)
 	}
 	if d.ctx != 0 {
+		d.drv.ctxSetCurrent(0) // the thread goes back to Go's pool without it
 		d.drv.primaryCtxRelease(d.ord)
 	}
 }

@@ -22,7 +22,6 @@ type driver struct {
 	memFree            func(ptr uintptr) int32
 	memcpyHtoDAsync    func(dst uintptr, src unsafe.Pointer, bytes uint64, stream uintptr) int32
 	memcpyDtoHAsync    func(dst unsafe.Pointer, src uintptr, bytes uint64, stream uintptr) int32
-	memcpyDtoDAsync    func(dst, src uintptr, bytes uint64, stream uintptr) int32
 	memsetD32Async     func(dst uintptr, v uint32, n uint64, stream uintptr) int32
 	streamCreate       func(stream *uintptr, flags uint32) int32
 	streamSynchronize  func(stream uintptr) int32
@@ -61,8 +60,8 @@ func loadDriver() (*driver, error) {
 		"cuCtxSetCurrent":              &d.ctxSetCurrent,
 		"cuMemAlloc_v2":                &d.memAlloc, "cuMemFree_v2": &d.memFree,
 		"cuMemcpyHtoDAsync_v2": &d.memcpyHtoDAsync, "cuMemcpyDtoHAsync_v2": &d.memcpyDtoHAsync,
-		"cuMemcpyDtoDAsync_v2": &d.memcpyDtoDAsync, "cuMemsetD32Async": &d.memsetD32Async,
-		"cuStreamCreate": &d.streamCreate, "cuStreamSynchronize": &d.streamSynchronize,
+		"cuMemsetD32Async": &d.memsetD32Async,
+		"cuStreamCreate":   &d.streamCreate, "cuStreamSynchronize": &d.streamSynchronize,
 		"cuStreamDestroy_v2": &d.streamDestroy,
 		"cuModuleLoadData":   &d.moduleLoadData, "cuModuleUnload": &d.moduleUnload,
 		"cuModuleGetFunction": &d.moduleGetFunction, "cuLaunchKernel": &d.launchKernel,

@@ -70,20 +70,9 @@ func newEmuGPU(t testing.TB) *emuGPU {
 }
 
 func buildEmu() (*emuLib, error) {
-	gxx, err := exec.LookPath("g++")
+	so, err := compileLib("libemu.so", emuSource())
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "cuda-emu-")
-	if err != nil {
-		return nil, err
-	}
-	src, so := filepath.Join(dir, "emu.cpp"), filepath.Join(dir, "libemu.so")
-	if err := os.WriteFile(src, []byte(emuSource()), 0o644); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command(gxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-o", so, src, "-lpthread").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("g++: %v\n%s", err, out)
 	}
 	h, err := dlopen(so)
 	if err != nil {
@@ -92,6 +81,29 @@ func buildEmu() (*emuLib, error) {
 	l := new(emuLib)
 	return l, bind(h, so, map[string]any{"emu_alloc": &l.alloc, "emu_free": &l.free, "emu_in": &l.in, "emu_out": &l.out,
 		"emu_zero": &l.zero, "emu_launch": &l.launch, "emu_gemm": &l.gemm})
+}
+
+// compileLib builds C++ source into a shared library named name in a
+// fresh temporary folder. -Bsymbolic binds the library's calls to its own
+// functions: several of these libraries, with the same kernel names, live
+// in one process.
+func compileLib(name, src string) (string, error) {
+	gxx, err := exec.LookPath("g++")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "cuda-emu-")
+	if err != nil {
+		return "", err
+	}
+	cpp, so := filepath.Join(dir, "src.cpp"), filepath.Join(dir, name)
+	if err := os.WriteFile(cpp, []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command(gxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-Wl,-Bsymbolic", "-o", so, cpp, "-lpthread").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("g++: %v\n%s", err, out)
+	}
+	return so, nil
 }
 
 // emuSource is kernels.cu behind a header that gives host C++ CUDA's

@@ -10,15 +10,21 @@ import (
 	"github.com/condensenet/condensenet/model"
 )
 
-// The tests in this file compare the backend with the CPU's, on the
-// emulated GPU (kernels.cu run on the CPU, see emuGPU) and on a real GPU
-// when there is one; without one that half skips, saying so.
+// The tests in this file compare the backend with the CPU's three ways: on
+// the emulated GPU (kernels.cu run on the CPU, see emuGPU), through the
+// real driver path against stand-in libraries (see driverSource), and on a
+// real GPU when there is one; without one that part skips, saying so.
 
 // onDevices runs check on each device, opening it in the subtest's own
 // goroutine: CUDA's context is bound to the goroutine that opened it.
 func onDevices(t *testing.T, check func(*testing.T, *Backend)) {
 	t.Run("emulated", func(t *testing.T) {
 		b := &Backend{dev: newEmuGPU(t), name: "emulated"}
+		defer b.Close()
+		check(t, b)
+	})
+	t.Run("driver", func(t *testing.T) {
+		b := openStandIn(t)
 		defer b.Close()
 		check(t, b)
 	})
