@@ -136,9 +136,10 @@ var (
 	fakeErr  error
 )
 
-// openStandIn opens the backend through the stand-in libraries, or skips
-// without g++ (fails under CI).
-func openStandIn(t *testing.T) *Backend {
+// useStandIn points the library search at the stand-in driver and cuBLAS
+// (the real NVRTC compiles the kernels), or skips without g++ or NVRTC
+// (fails under CI, which installs both).
+func useStandIn(t *testing.T) {
 	t.Helper()
 	fakeOnce.Do(func() {
 		if fakeLibs[0], fakeErr = compileLib("libcuda.so.1", emuSource()+driverSource); fakeErr == nil {
@@ -151,9 +152,15 @@ func openStandIn(t *testing.T) *Backend {
 		}
 		t.Skipf("no stand-in driver (g++ needed): %v", fakeErr)
 	}
-	needCompiler(t) // the real NVRTC compiles the kernels
+	needCompiler(t)
 	t.Setenv("CONDENSENET_LIBCUDA", fakeLibs[0])
 	t.Setenv("CONDENSENET_LIBCUBLAS", fakeLibs[1])
+}
+
+// openStandIn opens the backend through the stand-in libraries.
+func openStandIn(t *testing.T) *Backend {
+	t.Helper()
+	useStandIn(t)
 	var notes []string
 	b, err := Open(0, Options{CacheDir: t.TempDir(), Log: func(s string) { notes = append(notes, s) }})
 	if err != nil {

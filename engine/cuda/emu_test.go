@@ -15,9 +15,9 @@ import (
 
 // emuGPU stands in for a GPU where there is none. kernels.cu itself is
 // compiled as C++ by g++ against a small emulation of CUDA's thread model
-// (blocks run one after another; a block's threads run as OS threads with
-// a barrier for __syncthreads when the kernel synchronises, one after
-// another otherwise) and loaded through purego like the real libraries.
+// (blocks run one after another; a block's threads run as fibers that meet
+// at __syncthreads when the kernel synchronises, one after another
+// otherwise) and loaded through purego like the real libraries.
 // GEMMs run as cuBLAS defines them, in plain loops. On the Go side every
 // call is checked first: each launch's arguments against the kernel's C
 // signature, each pointer argument against the allocations, each GEMM
@@ -100,7 +100,7 @@ func compileLib(name, src string) (string, error) {
 	if err := os.WriteFile(cpp, []byte(src), 0o644); err != nil {
 		return "", err
 	}
-	if out, err := exec.Command(gxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-Wl,-Bsymbolic", "-o", so, cpp, "-lpthread").CombinedOutput(); err != nil {
+	if out, err := exec.Command(gxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-Wl,-Bsymbolic", "-o", so, cpp).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("g++: %v\n%s", err, out)
 	}
 	return so, nil
@@ -112,62 +112,76 @@ func compileLib(name, src string) (string, error) {
 func emuSource() string {
 	var b strings.Builder
 	b.WriteString(`#include <algorithm>
-#include <barrier>
 #include <cmath>
+#include <functional>
+#include <ucontext.h>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <thread>
 #include <vector>
 using std::max;
 using std::min;
 struct dim3 { unsigned x, y, z; };
-static thread_local dim3 threadIdx, blockIdx;
+static dim3 threadIdx, blockIdx;
 static dim3 blockDim, gridDim;
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
-static std::barrier<>* block_barrier;
-static void __syncthreads() { block_barrier->arrive_and_wait(); }
-static std::mutex atomic_mu;
-static float atomicAdd(float* p, float v) { std::lock_guard<std::mutex> g(atomic_mu); float o = *p; *p = o + v; return o; }
+// A block's threads run as fibers on one OS thread: __syncthreads hands
+// control back to run, which resumes every thread in turn, so each runs to
+// its next barrier before any passes it.
+static ucontext_t scheduler;
+static std::vector<ucontext_t> fibers;
+static std::vector<std::vector<char>> stacks;
+static std::vector<char> finished;
+static unsigned current_fiber;
+static std::function<void()> fiber_body;
+static void __syncthreads() { swapcontext(&fibers[current_fiber], &scheduler); }
+static void fiber_main() { fiber_body(); finished[current_fiber] = 1; }
+static float atomicAdd(float* p, float v) { float o = *p; *p = o + v; return o; } // one thread runs at a time
 `)
 	b.WriteString("#line 1 \"kernels.cu\"\n")
 	b.WriteString(kernelSource)
 	b.WriteString(`
-// run executes a grid. With threaded, each of a block's threads is an OS
-// thread and all of them meet at a barrier after each block, so static
-// (__shared__) memory is one block's at a time.
+// run executes a grid, block after block. Without threaded, a block's
+// threads run one after another; with it, as fibers (see __syncthreads).
 template <class F> static void run(dim3 g, dim3 bl, bool threaded, F f) {
 	gridDim = g, blockDim = bl;
 	unsigned nt = bl.x * bl.y * bl.z;
-	auto body = [&](unsigned t, bool sync) {
-		threadIdx = {t % bl.x, t / bl.x % bl.y, t / (bl.x * bl.y)};
-		for (unsigned z = 0; z < g.z; z++)
-			for (unsigned y = 0; y < g.y; y++)
-				for (unsigned x = 0; x < g.x; x++) {
-					blockIdx = {x, y, z};
-					f();
-					if (sync) block_barrier->arrive_and_wait();
-				}
-	};
-	if (!threaded) {
-		for (unsigned z = 0; z < g.z; z++)
-			for (unsigned y = 0; y < g.y; y++)
-				for (unsigned x = 0; x < g.x; x++)
-					for (unsigned t = 0; t < nt; t++) {
-						blockIdx = {x, y, z};
-						threadIdx = {t % bl.x, t / bl.x % bl.y, t / (bl.x * bl.y)};
-						f();
-					}
-		return;
+	auto at = [&](unsigned t) { threadIdx = {t % bl.x, t / bl.x % bl.y, t / (bl.x * bl.y)}; };
+	if (threaded) {
+		fiber_body = f;
+		fibers.resize(nt);
+		stacks.resize(nt);
+		finished.assign(nt, 0);
 	}
-	std::barrier<> bar(nt);
-	block_barrier = &bar;
-	std::vector<std::thread> ts;
-	for (unsigned t = 0; t < nt; t++) ts.emplace_back(body, t, true);
-	for (auto& th : ts) th.join();
+	for (unsigned z = 0; z < g.z; z++)
+		for (unsigned y = 0; y < g.y; y++)
+			for (unsigned x = 0; x < g.x; x++) {
+				blockIdx = {x, y, z};
+				if (!threaded) {
+					for (unsigned t = 0; t < nt; t++) at(t), f();
+					continue;
+				}
+				for (unsigned t = 0; t < nt; t++) {
+					stacks[t].resize(1 << 16);
+					getcontext(&fibers[t]);
+					fibers[t].uc_stack.ss_sp = stacks[t].data();
+					fibers[t].uc_stack.ss_size = stacks[t].size();
+					fibers[t].uc_link = &scheduler;
+					makecontext(&fibers[t], fiber_main, 0);
+					finished[t] = 0;
+				}
+				for (bool left = true; left;) {
+					left = false;
+					for (unsigned t = 0; t < nt; t++)
+						if (!finished[t]) {
+							current_fiber = t, at(t);
+							swapcontext(&scheduler, &fibers[t]);
+							left = left || !finished[t];
+						}
+				}
+			}
 }
 
 extern "C" void* emu_alloc(unsigned long long n) { return calloc(n, 1); }

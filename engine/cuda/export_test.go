@@ -1,0 +1,4 @@
+package cuda
+
+// UseStandIn is useStandIn for the external tests of this package.
+var UseStandIn = useStandIn
