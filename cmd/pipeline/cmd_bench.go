@@ -101,6 +101,7 @@ type benchResult struct {
 	GFLOPs        float64 `json:"gflops"`
 	PeakShare     float64 `json:"peak_share"`
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	DeviceMB      float64 `json:"device_mb,omitempty"` // peak device memory, on a GPU
 	Loss          float64 `json:"loss"`
 }
 
@@ -220,6 +221,9 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		ImagesPerSec: float64(opts.Batch) / perStep, SecondsPerRun: perStep, GFLOPs: work / perStep / 1e9,
 		PeakRSSMB: peakRSSMB(), Loss: net.Loss(),
 	}
+	if g, ok := be.(interface{ PeakMemory() int64 }); ok {
+		res.DeviceMB = float64(g.PeakMemory()) / 1e6
+	}
 	if workers > 0 {
 		res.PeakShare = res.GFLOPs / (peakPerCore * float64(min(workers, runtime.NumCPU())))
 	}
@@ -237,7 +241,11 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		fmt.Fprintf(g.stdout, ", %.0f%% of a %.0f GFLOP/s-per-core peak", 100*res.PeakShare, peakPerCore)
 	}
 	fmt.Fprintln(g.stdout)
-	fmt.Fprintf(g.stdout, "  peak RSS %.0f MB\n", res.PeakRSSMB)
+	fmt.Fprintf(g.stdout, "  peak RSS %.0f MB", res.PeakRSSMB)
+	if res.DeviceMB > 0 {
+		fmt.Fprintf(g.stdout, ", device memory %.0f MB", res.DeviceMB)
+	}
+	fmt.Fprintln(g.stdout)
 	return nil
 }
 

@@ -26,6 +26,8 @@ type Backend struct {
 	name    string
 	err     error     // the first failure; later calls are skipped and Sync returns it
 	buffers []uintptr // every allocation, freed by Close
+	bytes   int64     // device memory allocated now, and at most
+	peak    int64
 	col     scratch   // convolution patches, shared: kernels run in stream order
 	dcol    scratch
 	ints    scratch // labels and indices uploaded for one kernel
@@ -56,6 +58,9 @@ func NoDevice(err error) bool {
 }
 
 func (b *Backend) Name() string { return b.name }
+
+// PeakMemory returns the most device memory the backend has held, in bytes.
+func (b *Backend) PeakMemory() int64 { return b.peak }
 
 // Close frees every tensor and releases the device; the backend is
 // unusable afterwards, and closing it again does nothing.
@@ -114,6 +119,8 @@ func (b *Backend) alloc(n int) uintptr {
 		return 0
 	}
 	b.buffers = append(b.buffers, p)
+	b.bytes += int64(4 * max(n, 1))
+	b.peak = max(b.peak, b.bytes)
 	b.fail(b.dev.zero(p, max(n, 1)))
 	return p
 }
@@ -158,6 +165,7 @@ func (b *Backend) grow(s *scratch, n int) uintptr {
 		if s.p != 0 {
 			b.fail(b.dev.free(s.p))
 			b.buffers = remove(b.buffers, s.p)
+			b.bytes -= int64(4 * s.n)
 		}
 		s.p, s.n = b.alloc(n), n
 	}

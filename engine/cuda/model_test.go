@@ -99,6 +99,9 @@ func TestEveryLaunchChecked(t *testing.T) {
 			t.Errorf("kernel %s was never launched", name)
 		}
 	}
+	if p := b.PeakMemory(); p <= 0 || p > int64(h.used) {
+		t.Errorf("peak device memory %d bytes, %d allocated in all", p, h.used)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
