@@ -1,11 +1,11 @@
 package cpu
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/internal/enginetest"
 )
 
 // convNaive is the definition: out[n,oy,ox,k] = Σ_{ci,r,s} w[k,ci,r,s]·in[n,iy,ix,g·C/G+ci]
@@ -36,24 +36,9 @@ func convNaive(out, in, w []float32, s engine.ConvShape) {
 	}
 }
 
-var convShapes = []engine.ConvShape{
-	{N: 2, H: 5, W: 5, C: 6, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 1, LdIn: 6, LdOut: 4},
-	{N: 2, H: 5, W: 4, C: 8, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 2, LdIn: 11, LdOut: 7}, // prefix of a wider buffer
-	{N: 2, H: 6, W: 6, C: 8, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 9},
-	{N: 1, H: 7, W: 6, C: 6, K: 6, R: 3, S: 3, Stride: 2, Pad: 1, G: 3, LdIn: 6, LdOut: 6},
-	{N: 2, H: 6, W: 5, C: 3, K: 5, R: 3, S: 2, Stride: 2, Pad: 0, G: 1, LdIn: 4, LdOut: 5},
-	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
-	{N: 1, H: 5, W: 4, C: 16, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 2, LdIn: 18, LdOut: 17}, // 8 outputs per group: im2col
-	{N: 2, H: 4, W: 5, C: 24, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 24, LdOut: 9},   // shifted GEMMs, runs of 8
-}
-
-func convName(s engine.ConvShape) string {
-	return fmt.Sprintf("N%d_%dx%dx%d_K%d_%dx%d_s%d_p%d_g%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.Pad, s.G)
-}
-
 func TestConvForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
-	for _, s := range convShapes {
+	for _, s := range enginetest.ConvShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
 		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
 		want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
@@ -64,7 +49,7 @@ func TestConvForward(t *testing.T) {
 			for p := range s.N * s.OH() * s.OW() {
 				row := p * s.LdOut
 				if k, ok := closeTo(got[row:row+s.K], want[row:row+s.K], 1e-5, 1e-5); !ok {
-					t.Fatalf("%s workers=%d: pixel %d channel %d = %v, want %v", convName(s), workers, p, k, got[row+k], want[row+k])
+					t.Fatalf("%s workers=%d: pixel %d channel %d = %v, want %v", enginetest.ConvName(s), workers, p, k, got[row+k], want[row+k])
 				}
 			}
 		}
@@ -73,12 +58,12 @@ func TestConvForward(t *testing.T) {
 
 func TestConvGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	for _, s := range convShapes {
+	for _, s := range enginetest.ConvShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
 		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
 		c := NewConv(s, 2, nil)
 		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
-		gradCheck(t, convName(s), map[string][]float32{"in": in, "w": w},
+		gradCheck(t, enginetest.ConvName(s), map[string][]float32{"in": in, "w": w},
 			func() []float32 { c.Forward(out, in, w); return out },
 			func(r []float32) map[string][]float32 {
 				dIn, dW := make([]float32, len(in)), make([]float32, len(w))

@@ -28,7 +28,7 @@ type Backend struct {
 	buffers []uintptr // every allocation, freed by Close
 	bytes   int64     // device memory allocated now, and at most
 	peak    int64
-	col     scratch   // convolution patches, shared: kernels run in stream order
+	col     scratch // convolution patches, shared: kernels run in stream order
 	dcol    scratch
 	ints    scratch // labels and indices uploaded for one kernel
 	stats   scratch // BatchNorm partial sums

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/internal/enginetest"
 )
 
 // A pair runs the same operations on the CPU backend, which is the
@@ -77,21 +77,10 @@ const (
 	sums  = 1e-4
 )
 
-var convShapes = []engine.ConvShape{
-	{N: 2, H: 5, W: 5, C: 6, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 1, LdIn: 6, LdOut: 4},
-	{N: 2, H: 5, W: 4, C: 8, K: 4, R: 1, S: 1, Stride: 1, Pad: 0, G: 2, LdIn: 11, LdOut: 7}, // prefix of a wider buffer
-	{N: 2, H: 6, W: 6, C: 8, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 9},
-	{N: 1, H: 7, W: 6, C: 6, K: 6, R: 3, S: 3, Stride: 2, Pad: 1, G: 3, LdIn: 6, LdOut: 6},
-	{N: 2, H: 6, W: 5, C: 3, K: 5, R: 3, S: 2, Stride: 2, Pad: 0, G: 1, LdIn: 4, LdOut: 5},
-	{N: 1, H: 4, W: 4, C: 4, K: 4, R: 1, S: 1, Stride: 2, Pad: 1, G: 2, LdIn: 4, LdOut: 4},
-	{N: 4, H: 8, W: 8, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 40}, // CondenseNet's 3×3
-	{N: 4, H: 8, W: 8, C: 3, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: 56},  // the stem
-}
-
 // checkConvs compares forward and both gradients of every shape.
 func checkConvs(p *pair) {
-	for _, s := range convShapes {
-		name := fmt.Sprintf("conv N%d %dx%dx%d K%d %dx%d s%d p%d g%d", s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.Pad, s.G)
+	for _, s := range enginetest.ConvShapes {
+		name := "conv " + enginetest.ConvName(s)
 		in := p.rand(s.N * s.H * s.W * s.LdIn)
 		w := p.rand(s.Weights())
 		out := p.rand(s.N * s.OH() * s.OW() * s.LdOut) // columns past K must survive
