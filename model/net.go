@@ -385,3 +385,19 @@ func (net *Net) Step() uint64 { return net.step }
 
 // SetStep restores the training-forward count after loading a checkpoint.
 func (net *Net) SetStep(step uint64) { net.step = step }
+
+// RandomBatch returns n images (N, 32, 32, 3) of standard normal values and
+// n uniform labels below classes, the same for the same seed: work for
+// benchmarks and tests that need no data set.
+func RandomBatch(n, classes int, seed uint64) ([]float32, []int32) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	images := make([]float32, n*32*32*3)
+	for i := range images {
+		images[i] = float32(rng.NormFloat64())
+	}
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(rng.IntN(classes))
+	}
+	return images, labels
+}

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"testing"
 
@@ -13,16 +12,7 @@ func newStep(t testing.TB, cfg Config, n int) (*Net, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	images := make([]float32, n*32*32*3)
-	for i := range images {
-		images[i] = float32(rng.NormFloat64())
-	}
-	labels := make([]int32, n)
-	for i := range labels {
-		labels[i] = int32(rng.IntN(cfg.Classes))
-	}
-	net.SetInput(images, labels)
+	net.SetInput(RandomBatch(n, cfg.Classes, 1))
 	return net, func() {
 		net.Forward(true)
 		net.ZeroGrad()

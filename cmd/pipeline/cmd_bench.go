@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -136,15 +135,7 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 			return err
 		}
 	}
-	rng := rand.New(rand.NewPCG(g.Seed, 1))
-	images := make([]float32, opts.Batch*32*32*3)
-	for i := range images {
-		images[i] = float32(rng.NormFloat64())
-	}
-	labels := make([]int32, opts.Batch)
-	for i := range labels {
-		labels[i] = int32(rng.IntN(cfg.Classes))
-	}
+	images, labels := model.RandomBatch(opts.Batch, cfg.Classes, g.Seed)
 	net.SetInput(images, labels)
 	logits := make([]float32, opts.Batch*cfg.Classes)
 	// step ends with Sync, so that a device's queued work is timed too.

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -16,25 +15,11 @@ func testConfig() model.Config {
 		CondenseFactor: 4, Classes: 5, Dropout: 0.1, Lasso: 1e-5}
 }
 
-// batchFor returns a deterministic batch of n images and labels.
-func batchFor(cfg model.Config, n int) ([]float32, []int32) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	images := make([]float32, n*32*32*3)
-	for i := range images {
-		images[i] = float32(rng.NormFloat64())
-	}
-	labels := make([]int32, n)
-	for i := range labels {
-		labels[i] = int32(rng.IntN(cfg.Classes))
-	}
-	return images, labels
-}
-
 // trainSteps runs steps training steps, condensing as training would at
 // the given points of progress, and returns the last loss.
 func trainSteps(net *model.Net, progress []float64) float64 {
 	cfg := net.Cfg
-	images, labels := batchFor(cfg, net.N)
+	images, labels := model.RandomBatch(net.N, cfg.Classes, 1)
 	net.SetInput(images, labels)
 	var loss float64
 	for _, p := range progress {
@@ -82,7 +67,7 @@ func TestEveryLaunchChecked(t *testing.T) {
 	trainSteps(net, []float64{0, 0.2, 0.3, 0.45, 0.6})
 	net.Forward(false)
 	cn := condensed(t, net, 4, b)
-	images, _ := batchFor(net.Cfg, 4)
+	images, _ := model.RandomBatch(4, net.Cfg.Classes, 1)
 	cn.Forward(make([]float32, 4*net.Cfg.Classes), images)
 	// Not used by the model's training network: the channel ops' gradients.
 	x, y := b.Alloc(4*6), b.Alloc(4*6)
