@@ -42,7 +42,7 @@ type device struct {
 type Options struct {
 	// CacheDir holds compiled PTX; empty means the user cache folder.
 	CacheDir string
-	// Log receives one-line notes (compiling kernels, cache hits); may be nil.
+	// Log hears of slow one-time work (compiling the kernels); may be nil.
 	Log func(string)
 }
 
