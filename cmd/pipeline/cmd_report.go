@@ -172,8 +172,8 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}
 
 <h2>Training</h2>
 {{if .Metrics}}<img src="{{.Curves}}" alt="training curves">
-<table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th></tr>
-{{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td></tr>
+<table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th><th>device</th></tr>
+{{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
 {{end}}</table>
 <h3>Condensation schedule</h3>
 <p>Every learned group convolution keeps this share of its inputs per group at the end of each epoch (inputs → kept, first and last layer of each block).</p>
