@@ -44,18 +44,7 @@ func NewBackend(device string, workers int, note func(string)) (engine.Backend, 
 	if err != nil {
 		return nil, "", fmt.Errorf("device %q: %w", device, err)
 	}
-	reason := ""
-	if d.kind == "auto" {
-		if err := cuda.Available(); err != nil {
-			reason = " (auto: no CUDA device)"
-			if !cuda.NoDevice(err) {
-				reason = " (auto: a GPU is there but CUDA is not usable: " + err.Error() + ")"
-			}
-			d.kind = "cpu"
-		} else {
-			d.kind = "cuda"
-		}
-	}
+	d, reason := d.resolve()
 	if d.kind == "cuda" {
 		b, err := cuda.Open(d.index, cuda.Options{Log: note})
 		if err != nil {
@@ -67,17 +56,28 @@ func NewBackend(device string, workers int, note func(string)) (engine.Backend, 
 	return b, fmt.Sprintf("cpu, %d workers%s", b.Workers(), reason), nil
 }
 
+// resolve turns auto into cuda when cuda.Available says the GPU can start,
+// and into cpu otherwise, with the reason in words.
+func (d device) resolve() (device, string) {
+	if d.kind != "auto" {
+		return d, ""
+	}
+	err := cuda.Available()
+	switch {
+	case err == nil:
+		return device{kind: "cuda"}, ""
+	case cuda.NoDevice(err):
+		return device{kind: "cpu"}, " (auto: no CUDA device)"
+	}
+	return device{kind: "cpu"}, " (auto: a GPU is there but CUDA is not usable: " + err.Error() + ")"
+}
+
 // engineKind returns the kind of backend NewBackend would pick for a
 // train.device setting: "cpu" or "cuda". It goes into the train stage's key,
 // since the two round differently.
-func engineKind(device string) string {
-	d, _ := parseDevice(device)
-	if d.kind == "auto" {
-		if cuda.Available() == nil {
-			return "cuda"
-		}
-		return "cpu"
-	}
+func engineKind(setting string) string {
+	d, _ := parseDevice(setting)
+	d, _ = d.resolve()
 	return d.kind
 }
 

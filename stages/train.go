@@ -49,9 +49,11 @@ func (t *Train) writeRecipe(w io.Writer) {
 // recipeKey is the stage's key without the engine. Checkpoints carry it,
 // so that a run interrupted on one device resumes on the other, although
 // the finished model's key names the device it was trained on.
-func (t *Train) recipeKey(dataset artifacts.ID) artifacts.Key {
+func (t *Train) recipeKey(inputs map[string]*artifacts.Artifact) artifacts.Key {
 	h := pipeline.NewKeyHash(t.Name(), t.Version())
-	h.Input("fetch", dataset)
+	for _, in := range t.Inputs() {
+		h.Input(in, inputs[in].ID)
+	}
 	t.writeRecipe(h)
 	return h.Sum()
 }
@@ -91,7 +93,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	total := tc.Epochs * steps
 
 	// Checkpoints from before recipe keys carry the full key.
-	recipe := t.recipeKey(env.Inputs["fetch"].ID)
+	recipe := t.recipeKey(env.Inputs)
 	st, resumed, err := loadCheckpoint(env.StateDir, []artifacts.Key{recipe, env.Key}, net, func(msg string) { env.Report.Warn(env.Stage, msg) })
 	if err != nil {
 		return nil, err

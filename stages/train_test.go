@@ -493,7 +493,7 @@ func TestTrainKeyNamesTheEngine(t *testing.T) {
 	if key("cuda", 0) == key("cpu", 0) || key("cuda:1", 0) != key("cuda", 0) {
 		t.Errorf("the engine kind is not in the key, or the GPU's index is")
 	}
-	var id artifacts.ID
+	id := map[string]*artifacts.Artifact{"fetch": {}}
 	if tr("cuda:1", 0).recipeKey(id) != tr("cpu", 2).recipeKey(id) {
 		t.Errorf("the recipe key depends on the device, so checkpoints would not move")
 	}

@@ -212,8 +212,8 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		ImagesPerSec: float64(opts.Batch) / perStep, SecondsPerRun: perStep, GFLOPs: work / perStep / 1e9,
 		PeakRSSMB: peakRSSMB(), Loss: net.Loss(),
 	}
-	if g, ok := be.(interface{ PeakMemory() int64 }); ok {
-		res.DeviceMB = float64(g.PeakMemory()) / 1e6
+	if dev, ok := be.(interface{ PeakMemory() int64 }); ok {
+		res.DeviceMB = float64(dev.PeakMemory()) / 1e6
 	}
 	if workers > 0 {
 		res.PeakShare = res.GFLOPs / (peakPerCore * float64(min(workers, runtime.NumCPU())))

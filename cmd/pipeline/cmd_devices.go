@@ -30,7 +30,7 @@ a library file to use instead of searching.`,
 func runDevices(g *Globals) error {
 	p := cuda.Detect()
 	auto := "cpu"
-	if len(p.Devices) > 0 && p.CUBLAS != "" && p.NVRTC != "" {
+	if len(p.Problems) == 0 { // what cuda.Available requires
 		auto = "cuda:0"
 	}
 	cpuLine := fmt.Sprintf("%d cores, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpu.Kernels())

@@ -161,14 +161,14 @@ func (d *device) loadKernels(cc int, opt Options) error {
 		}
 		dir = filepath.Join(base, "condensenet", "ptx")
 	}
-	cache := ptxCache{dir: dir}
+	cache, version := ptxCache{dir: dir}, nvrtc.Version()
 	compile := func() ([]byte, error) {
 		if opt.Log != nil {
-			opt.Log(fmt.Sprintf("cuda: compiling kernels for compute_%d with NVRTC %s (once per machine)", arch, nvrtc.Version()))
+			opt.Log(fmt.Sprintf("cuda: compiling kernels for compute_%d with NVRTC %s (once per machine)", arch, version))
 		}
 		return nvrtc.compile(kernelSource, arch)
 	}
-	ptx, cached, err := cache.get(kernelSource, arch, nvrtc.Version(), compile)
+	ptx, cached, err := cache.get(kernelSource, arch, version, compile)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (d *device) loadKernels(cc int, opt Options) error {
 		if ptx, err = compile(); err != nil {
 			return err
 		}
-		cache.put(cache.path(kernelSource, arch, nvrtc.Version()), ptx)
+		cache.put(cache.path(kernelSource, arch, version), ptx)
 		r = d.drv.moduleLoadData(&d.module, unsafe.Pointer(&ptx[0]))
 	}
 	if err := d.drv.check(r, "cuModuleLoadData"); err != nil {
