@@ -185,21 +185,31 @@ func remove(ps []uintptr, p uintptr) []uintptr {
 // stream order keeps the kernel that reads them ahead of the next upload.
 func (b *Backend) upInts(v []int32) uintptr {
 	p := b.grow(&b.ints, len(v))
+	b.putInts(p, v)
+	return p
+}
+
+// putInts copies v to device memory at p.
+func (b *Backend) putInts(p uintptr, v []int32) {
 	if b.err == nil && len(v) > 0 {
 		b.fail(b.dev.upload(p, unsafe.Pointer(&v[0]), 4*len(v)))
 	}
-	return p
 }
 
 const threads = 256
 
 // run launches kernel over n elements with a grid-stride loop.
 func (b *Backend) run(kernel string, n int, args ...arg) {
-	if b.err != nil || n == 0 {
-		return
+	if n > 0 {
+		b.launch(kernel, [3]int{min((n+threads-1)/threads, 1<<16), 1, 1}, [3]int{threads, 1, 1}, args...)
 	}
-	grid := min((n+threads-1)/threads, 1<<16)
-	b.fail(b.dev.launch(kernel, [3]int{grid, 1, 1}, [3]int{threads, 1, 1}, args))
+}
+
+// launch queues kernel unless an earlier call failed.
+func (b *Backend) launch(kernel string, grid, block [3]int, args ...arg) {
+	if b.err == nil {
+		b.fail(b.dev.launch(kernel, grid, block, args))
+	}
 }
 
 func (b *Backend) matmul(mm matmul) {
@@ -246,10 +256,7 @@ func (b *Backend) LinearBackward(dIn, dW, dBias, dOut, in, w engine.View, n, i, 
 // tree gives the mean loss.
 func (b *Backend) SoftmaxCrossEntropyForward(loss, probs, logits engine.View, labels []int32, n, k int) {
 	lp := b.upInts(labels[:n])
-	if b.err == nil {
-		b.fail(b.dev.launch("xent_fwd", [3]int{1, 1, 1}, [3]int{threads, 1, 1},
-			[]arg{va(loss), va(probs), va(logits), ptrArg(lp), ia(n), ia(k)}))
-	}
+	b.launch("xent_fwd", [3]int{1, 1, 1}, [3]int{threads, 1, 1}, va(loss), va(probs), va(logits), ptrArg(lp), ia(n), ia(k))
 }
 func (b *Backend) SoftmaxCrossEntropyBackward(dLogits, probs engine.View, labels []int32, n, k int) {
 	lp := b.upInts(labels[:n])

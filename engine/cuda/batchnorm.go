@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -35,9 +34,8 @@ func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 			}
 		}
 		n.C = len(s.Index)
-		t := b.Alloc(n.C)
-		b.Upload(t.V(), int32sAsFloats(s.Index))
-		n.idx = ptr(t.V())
+		n.idx = b.alloc(n.C)
+		b.putInts(n.idx, s.Index)
 	}
 	for _, p := range []*uintptr{&n.mean, &n.rstd, &n.ca, &n.cb, &n.cc} {
 		*p = b.alloc(n.C)
@@ -45,24 +43,13 @@ func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	return n
 }
 
-// int32sAsFloats reinterprets the bits, for an upload of int data.
-func int32sAsFloats(v []int32) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = math.Float32frombits(uint32(x))
-	}
-	return out
-}
-
-// sumsGrid launches a sums kernel: 32 channels × 8 row lanes per block,
+// sums launches a sums kernel: 32 channels × 8 row lanes per block,
 // one block row per bnRows rows.
 func (n *batchNorm) sums(kernel string, args ...arg) uintptr {
 	b := n.b
 	part := b.grow(&b.stats, 2*n.blocks*n.C)
-	if b.err == nil {
-		args = append([]arg{ptrArg(part), ptrArg(part + uintptr(4*n.blocks*n.C))}, args...)
-		b.fail(b.dev.launch(kernel, [3]int{(n.C + 31) / 32, n.blocks, 1}, [3]int{32, 8, 1}, args))
-	}
+	args = append([]arg{ptrArg(part), ptrArg(part + uintptr(4*n.blocks*n.C))}, args...)
+	b.launch(kernel, [3]int{(n.C + 31) / 32, n.blocks, 1}, [3]int{32, 8, 1}, args...)
 	return part
 }
 
