@@ -17,7 +17,10 @@ func newDevicesCommand(g *Globals) *cobra.Command {
 		Short: "List the compute devices and what --device auto would choose",
 		Long: `devices shows the CPU and, for the CUDA backend, where the driver, cuBLAS
 and NVRTC were found and which GPUs the driver sees, without starting
-anything. Whatever is missing is listed with where it was looked for;
+anything, and what the kernels will be compiled to: machine code (a
+cubin) for the GPU's own architecture, with PTX for the driver to compile
+as the fallback. An NVRTC newer than the driver is skipped, since the
+driver refuses its PTX. Whatever is missing is listed with where it was looked for;
 CONDENSENET_LIBCUDA, CONDENSENET_LIBCUBLAS and CONDENSENET_LIBNVRTC name
 a library file to use instead of searching.`,
 		Example: `  pipeline devices
@@ -55,6 +58,12 @@ func runDevices(g *Globals) error {
 	}
 	if p.NVRTC != "" {
 		fmt.Fprintf(w, "NVRTC    %s\n", p.NVRTC)
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(w, "skipped  %s\n", s)
+	}
+	for _, k := range p.Kernels {
+		fmt.Fprintf(w, "kernels  %s\n", k)
 	}
 	for _, m := range p.Problems {
 		fmt.Fprintf(w, "missing  %s\n", m)

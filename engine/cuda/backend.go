@@ -3,7 +3,8 @@
 // needs no cgo and runs on machines without a GPU (see Open).
 //
 // Our kernels (kernels.cu) are CUDA C embedded in the binary, compiled by
-// NVRTC for the device at first use and cached as PTX on disk; GEMMs and
+// NVRTC for the device at first use (machine code for its architecture,
+// PTX as the fallback) and cached on disk; GEMMs and
 // convolutions go through cuBLAS (strided-batched GEMM over groups). All
 // work is queued on one stream; only Download and Sync wait for it.
 //

@@ -16,7 +16,7 @@ type blas struct {
 }
 
 func loadBLAS() (*blas, error) {
-	lib, path, err := libCUBLAS.open()
+	lib, path, err := libCUBLAS.open(nil)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ type device struct {
 
 // Options tune Open.
 type Options struct {
-	// CacheDir holds compiled PTX; empty means the user cache folder.
+	// CacheDir holds compiled kernels; empty means the user cache folder.
 	CacheDir string
 	// Log hears of slow one-time work (compiling the kernels); may be nil.
 	Log func(string)
@@ -86,9 +86,7 @@ func (drv *driver) describe(ordinal int) (dev int32, cc int, info string, err er
 	drv.deviceGetName(&name[0], int32(len(name)), dev)
 	var mem uint64
 	drv.deviceTotalMem(&mem, dev)
-	var ver int32
-	drv.driverGetVersion(&ver)
-	info = fmt.Sprintf("%s, sm_%d%d, %d SMs, %.0f GiB, driver CUDA %d.%d", goString(&name[0]), major, minor, sms, float64(mem)/(1<<30), ver/1000, ver%1000/10)
+	info = fmt.Sprintf("%s, sm_%d%d, %d SMs, %.0f GiB, driver CUDA %s", goString(&name[0]), major, minor, sms, float64(mem)/(1<<30), cudaVersion(drv.version()))
 	return dev, int(10*major + minor), info, nil
 }
 
@@ -141,15 +139,21 @@ func (d *device) start(cc int, opt Options) error {
 	return d.loadKernels(cc, opt)
 }
 
-// loadKernels compiles kernelSource (or takes it from the PTX cache) and
-// resolves every kernel. A cached file the driver rejects is compiled
-// afresh once.
+// loadKernels compiles kernelSource for the device (or takes it from the
+// cache) and resolves every kernel. It tries a cubin for the device's own
+// architecture first and PTX second (see pickTargets), and says which
+// loaded in the device's description.
 func (d *device) loadKernels(cc int, opt Options) error {
-	nvrtc, err := loadCompiler()
+	nvrtc, err := loadCompiler(d.drv.version())
 	if err != nil {
 		return err
 	}
-	arch, err := nvrtc.arch(cc)
+	for _, why := range nvrtc.Skipped {
+		if opt.Log != nil {
+			opt.Log("cuda: skipped " + why)
+		}
+	}
+	targets, err := nvrtc.targets(cc)
 	if err != nil {
 		return err
 	}
@@ -159,30 +163,48 @@ func (d *device) loadKernels(cc int, opt Options) error {
 		if err != nil {
 			base = os.TempDir()
 		}
-		dir = filepath.Join(base, "condensenet", "ptx")
+		dir = filepath.Join(base, "condensenet", "kernels")
 	}
-	cache, version := ptxCache{dir: dir}, nvrtc.Version()
-	compile := func() ([]byte, error) {
-		if opt.Log != nil {
-			opt.Log(fmt.Sprintf("cuda: compiling kernels for compute_%d with NVRTC %s (once per machine)", arch, version))
+	var errs []error
+	for _, t := range targets {
+		err := d.loadModule(nvrtc, kernelCache{dir: dir}, t, opt.Log)
+		if err == nil {
+			d.info += fmt.Sprintf(", kernels %s (NVRTC %s)", t, nvrtc.Version())
+			return d.resolveKernels()
 		}
-		return nvrtc.compile(kernelSource, arch)
+		errs = append(errs, err)
+		if opt.Log != nil {
+			opt.Log(fmt.Sprintf("cuda: kernels as %s did not load: %v", t, err))
+		}
 	}
-	ptx, cached, err := cache.get(kernelSource, arch, version, compile)
+	return errors.Join(errs...)
+}
+
+// loadModule loads the kernels compiled for t, from the cache or NVRTC;
+// a cached image the driver rejects is compiled afresh once.
+func (d *device) loadModule(nvrtc *compiler, cache kernelCache, t target, log func(string)) error {
+	compile := func() ([]byte, error) {
+		if log != nil {
+			log(fmt.Sprintf("cuda: compiling kernels to %s with NVRTC %s (once per machine)", t, nvrtc.Version()))
+		}
+		return nvrtc.compile(kernelSource, t)
+	}
+	img, cached, err := cache.get(kernelSource, t, nvrtc.Version(), compile)
 	if err != nil {
 		return err
 	}
-	r := d.drv.moduleLoadData(&d.module, unsafe.Pointer(&ptx[0]))
+	r := d.drv.moduleLoadData(&d.module, unsafe.Pointer(&img[0]))
 	if r != 0 && cached {
-		if ptx, err = compile(); err != nil {
+		if img, err = compile(); err != nil {
 			return err
 		}
-		cache.put(cache.path(kernelSource, arch, version), ptx)
-		r = d.drv.moduleLoadData(&d.module, unsafe.Pointer(&ptx[0]))
+		cache.put(cache.path(kernelSource, t, nvrtc.Version()), img)
+		r = d.drv.moduleLoadData(&d.module, unsafe.Pointer(&img[0]))
 	}
-	if err := d.drv.check(r, "cuModuleLoadData"); err != nil {
-		return err
-	}
+	return d.drv.check(r, "cuModuleLoadData ("+t.String()+")")
+}
+
+func (d *device) resolveKernels() error {
 	d.funcs = map[string]uintptr{}
 	for name := range signatures {
 		var f uintptr

@@ -45,7 +45,7 @@ const (
 const streamNonBlocking = 1
 
 func loadDriver() (*driver, error) {
-	lib, path, err := libCUDA.open()
+	lib, path, err := libCUDA.open(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +71,16 @@ func loadDriver() (*driver, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// version returns the CUDA version the driver supports, as 1000·major +
+// 10·minor (13000 for 13.0), or 0 if it does not say.
+func (d *driver) version() int32 {
+	var v int32
+	if d.driverGetVersion(&v) != 0 {
+		return 0
+	}
+	return v
 }
 
 // A DriverError is a failed driver call: the function and CUDA's own name

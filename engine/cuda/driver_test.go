@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,7 @@ const driverSource = `
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
 enum { OK = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, NOT_INITIALIZED = 3, NO_DEVICE = 100,
-       INVALID_IMAGE = 200, INVALID_CONTEXT = 201, INVALID_HANDLE = 400, NOT_FOUND = 500 };
+       INVALID_IMAGE = 200, INVALID_CONTEXT = 201, NO_BINARY_FOR_GPU = 209, INVALID_HANDLE = 400, NOT_FOUND = 500 };
 static bool inited;
 static int the_ctx, the_stream, the_module;
 static thread_local void* current;
@@ -39,7 +40,7 @@ static CUresult need(void* stream) { CUresult r = need_ctx(); return r ? r : str
 
 extern "C" {
 CUresult cuInit(unsigned flags) { if (flags) return INVALID_VALUE; inited = true; return getenv("FAKE_CUDA_NO_DEVICE") ? NO_DEVICE : OK; }
-CUresult cuDriverGetVersion(int* v) { *v = 13000; return OK; }
+CUresult cuDriverGetVersion(int* v) { const char* e = getenv("FAKE_CUDA_DRIVER_VERSION"); *v = e ? atoi(e) : 13000; return OK; }
 CUresult cuDeviceGetCount(int* n) { *n = 1; return inited ? OK : NOT_INITIALIZED; }
 CUresult cuDeviceGet(int* d, int ordinal) { if (ordinal != 0) return INVALID_VALUE; *d = 0; return OK; }
 CUresult cuDeviceGetName(char* s, int n, int d) { snprintf(s, n, "Stand-in GPU"); return d == 0 ? OK : INVALID_VALUE; }
@@ -69,8 +70,29 @@ CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned v, size_t n, void* s) {
 	for (size_t i = 0; i < n; i++) ((unsigned*)dst)[i] = v;
 	return OK;
 }
+// A cubin is an ELF file for EM_CUDA with a .text.NAME section per kernel;
+// FAKE_CUDA_NO_CUBIN makes the driver refuse cubins as one for another GPU.
+static CUresult load_cubin(const unsigned char* e) {
+	if (*(const unsigned short*)(e + 18) != 190) return INVALID_IMAGE;
+	if (getenv("FAKE_CUDA_NO_CUBIN")) return NO_BINARY_FOR_GPU;
+	unsigned long long shoff = *(const unsigned long long*)(e + 0x28);
+	unsigned shentsize = *(const unsigned short*)(e + 0x3a), shnum = *(const unsigned short*)(e + 0x3c),
+	         shstrndx = *(const unsigned short*)(e + 0x3e);
+	const unsigned char* sh = e + shoff;
+	const char* names = (const char*)e + *(const unsigned long long*)(sh + shstrndx * shentsize + 0x18);
+	for (unsigned i = 0; i < shnum; i++) {
+		std::string name = names + *(const unsigned*)(sh + i * shentsize);
+		if (name.rfind(".text.", 0) == 0) entries.insert(name.substr(6));
+	}
+	return OK;
+}
+
 CUresult cuModuleLoadData(void** m, const void* image) {
 	CUresult r = need_ctx(); if (r) return r;
+	if (!memcmp(image, "\177ELF", 4)) {
+		if ((r = load_cubin((const unsigned char*)image))) return r;
+		*m = &the_module; return OK;
+	}
 	std::string ptx((const char*)image);
 	if (ptx.find(".version ") == std::string::npos || ptx.find(".target ") == std::string::npos) return INVALID_IMAGE;
 	for (size_t at = 0; (at = ptx.find(".entry ", at)) != std::string::npos;) {
@@ -95,7 +117,10 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
 	if (extra || shared || bx * by * bz > 1024 || !gx || !gy || !gz || gy > 65535) return INVALID_VALUE;
 	return emu_launch(((std::string*)f)->c_str(), params, gx, gy, gz, bx, by, bz) ? INVALID_HANDLE : OK;
 }
-CUresult cuGetErrorName(CUresult r, const char** s) { *s = r == INVALID_CONTEXT ? "CUDA_ERROR_INVALID_CONTEXT" : "CUDA_ERROR_STAND_IN"; return OK; }
+CUresult cuGetErrorName(CUresult r, const char** s) {
+	*s = r == INVALID_CONTEXT ? "CUDA_ERROR_INVALID_CONTEXT" : r == NO_BINARY_FOR_GPU ? "CUDA_ERROR_NO_BINARY_FOR_GPU" : "CUDA_ERROR_STAND_IN";
+	return OK;
+}
 CUresult cuGetErrorString(CUresult r, const char** s) { *s = "an error of the stand-in driver"; return OK; }
 
 // For the stand-in cuBLAS, which keeps no state of its own.
@@ -138,9 +163,15 @@ var (
 
 // useStandIn points the library search at the stand-in driver and cuBLAS
 // (the real NVRTC compiles the kernels), or skips without g++ or NVRTC
-// (fails under CI, which installs both).
+// (fails under CI, which installs both). It also skips on a machine with a
+// real NVIDIA driver: the stand-ins are loaded globally, and must never
+// share a process with the real libcuda and cuBLAS (the gpu legs run
+// there instead).
 func useStandIn(t *testing.T) {
 	t.Helper()
+	if realDriverHere() {
+		t.Skip("a real NVIDIA driver is on this machine; the stand-in driver never shares a process with it")
+	}
 	fakeOnce.Do(func() {
 		if fakeLibs[0], fakeErr = compileLib("libcuda.so.1", emuSource()+driverSource); fakeErr == nil {
 			fakeLibs[1], fakeErr = compileLib("libcublas.so.12", cublasSource)
@@ -157,6 +188,17 @@ func useStandIn(t *testing.T) {
 	t.Setenv("CONDENSENET_LIBCUBLAS", fakeLibs[1])
 }
 
+// realDriverHere reports whether the NVIDIA kernel driver is loaded,
+// without loading libcuda.
+func realDriverHere() bool {
+	for _, p := range []string{"/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // openStandIn opens the backend through the stand-in libraries.
 func openStandIn(t *testing.T) *Backend {
 	t.Helper()
@@ -166,8 +208,8 @@ func openStandIn(t *testing.T) *Backend {
 	if err != nil {
 		t.Fatalf("Open through the stand-in driver: %v", err)
 	}
-	if !strings.Contains(b.Name(), "cuda:0 (Stand-in GPU, sm_90, 132 SMs, 80 GiB, driver CUDA 13.0, cuBLAS 12.4)") ||
-		len(notes) != 1 || !strings.Contains(notes[0], "compiling kernels for compute_90") {
+	if !strings.Contains(b.Name(), "cuda:0 (Stand-in GPU, sm_90, 132 SMs, 80 GiB, driver CUDA 13.0, cuBLAS 12.4, kernels sm_90 cubin (NVRTC ") ||
+		len(notes) != 1 || !strings.Contains(notes[0], "compiling kernels to sm_90 cubin") {
 		t.Errorf("name %q, notes %q", b.Name(), notes)
 	}
 	return b
@@ -194,11 +236,12 @@ func TestDriverPath(t *testing.T) {
 		}
 	}
 	// A torn cache entry is compiled afresh.
-	files, _ := filepath.Glob(filepath.Join(cache, "*.ptx"))
+	files, _ := filepath.Glob(filepath.Join(cache, "*.cubin"))
 	if len(files) != 1 {
 		t.Fatalf("cache holds %q", files)
 	}
-	os.WriteFile(files[0], []byte(".version 7.8\n.target"), 0o644)
+	whole, _ := os.ReadFile(files[0])
+	os.WriteFile(files[0], whole[:len(whole)/2], 0o644)
 	var notes []string
 	if b, err := Open(0, Options{CacheDir: cache, Log: func(s string) { notes = append(notes, s) }}); err != nil || len(notes) != 1 {
 		t.Errorf("torn cache entry: %v, notes %q", err, notes)
@@ -228,5 +271,53 @@ func TestOtherGoroutineHasNoContext(t *testing.T) {
 	}()
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "INVALID_CONTEXT") {
 		t.Errorf("from another goroutine: %v, want CUDA_ERROR_INVALID_CONTEXT", err)
+	}
+}
+
+// A driver that refuses the cubin (one built for another GPU, say) gets
+// the PTX instead, and the backend says which it runs.
+func TestKernelsFallBackToPTX(t *testing.T) {
+	useStandIn(t)
+	t.Setenv("FAKE_CUDA_NO_CUBIN", "1")
+	var notes []string
+	b, err := Open(0, Options{CacheDir: t.TempDir(), Log: func(s string) { notes = append(notes, s) }})
+	if err != nil {
+		t.Fatalf("Open with cubins refused: %v", err)
+	}
+	defer b.Close()
+	if !strings.Contains(b.Name(), "kernels compute_90 PTX") {
+		t.Errorf("name %q does not say the PTX runs", b.Name())
+	}
+	if text := strings.Join(notes, "\n"); !strings.Contains(text, "sm_90 cubin did not load") ||
+		!strings.Contains(text, "CUDA_ERROR_NO_BINARY_FOR_GPU") || !strings.Contains(text, "compiling kernels to compute_90 PTX") {
+		t.Errorf("notes do not tell the fallback:\n%s", text)
+	}
+	checkElementwise(t, b)
+}
+
+// A driver older than every NVRTC on the machine cannot run what NVRTC
+// makes: Open and Available say so, naming both versions, and it is not
+// mistaken for a machine without a GPU.
+func TestDriverOlderThanNVRTC(t *testing.T) {
+	useStandIn(t)
+	c := needCompiler(t)
+	old := c.number() - 1000
+	t.Setenv("FAKE_CUDA_DRIVER_VERSION", fmt.Sprint(old))
+	want := fmt.Sprintf("newer than the driver's CUDA %s", cudaVersion(old))
+	_, err := Open(0, Options{CacheDir: t.TempDir()})
+	if err == nil || NoDevice(err) || !strings.Contains(err.Error(), want) {
+		t.Errorf("Open: %v, want an error saying %q", err, want)
+	}
+	if err := Available(); err == nil || NoDevice(err) || !strings.Contains(err.Error(), want) {
+		t.Errorf("Available: %v, want an error saying %q", err, want)
+	}
+	p := Detect()
+	if p.NVRTC != "" || len(p.Kernels) != 0 || !strings.Contains(strings.Join(p.Problems, "\n"), want) {
+		t.Errorf("Detect: %+v", p)
+	}
+	t.Setenv("FAKE_CUDA_DRIVER_VERSION", fmt.Sprint(c.number()))
+	if p := Detect(); len(p.Problems) != 0 || fmt.Sprint(p.Kernels) != "[cuda:0: sm_90 cubin, then compute_90 PTX]" ||
+		!strings.Contains(p.NVRTC, "not newer than the driver's CUDA "+c.Version()) {
+		t.Errorf("Detect with a driver as new as NVRTC: %+v", p)
 	}
 }

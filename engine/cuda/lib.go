@@ -111,18 +111,35 @@ type LoadError struct {
 	Env     string
 	Tried   []string // paths and sonames, in order
 	Last    error    // the loader's message for the last one
+	Refused []string // libraries that loaded but did not fit, and why
 }
 
 func (e *LoadError) Error() string {
+	if len(e.Refused) > 0 {
+		return fmt.Sprintf("no usable %s: %s (tried %s): install a version that fits, or set %s to the library's path",
+			e.Library, strings.Join(e.Refused, "; "), strings.Join(e.Tried, ", "), e.Env)
+	}
 	return fmt.Sprintf("%s not found (tried %s; last: %v): install the NVIDIA driver and CUDA libraries, or set %s to the library's path",
 		e.Library, strings.Join(e.Tried, ", "), e.Last, e.Env)
 }
 
-// open loads the first candidate that the dynamic loader accepts.
-func (l library) open() (uintptr, string, error) {
+// open loads the first candidate that the dynamic loader accepts and, if
+// accept is not nil, that accept approves (it says why not otherwise).
+func (l library) open(accept func(h uintptr, path string) error) (uintptr, string, error) {
 	glob := func(p string) []string { m, _ := filepath.Glob(p); return m }
+	var refused []string
+	if accept != nil {
+		check := accept
+		accept = func(h uintptr, path string) error {
+			err := check(h, path)
+			if err != nil {
+				refused = append(refused, err.Error())
+			}
+			return err
+		}
+	}
 	tried := l.candidates(os.Getenv, glob)
-	h, path, err := l.first(tried, glob)
+	h, path, err := l.first(tried, glob, accept)
 	if err != nil && l.wheels && os.Getenv(l.env) == "" {
 		var dirs []string
 		for _, site := range pythonSites() {
@@ -131,18 +148,18 @@ func (l library) open() (uintptr, string, error) {
 		more := l.in(dirs, glob)
 		tried = append(tried, more...)
 		if len(more) > 0 {
-			h, path, err = l.first(more, glob)
+			h, path, err = l.first(more, glob, accept)
 		}
 	}
 	if err != nil {
-		return 0, "", &LoadError{Library: l.name, Env: l.env, Tried: tried, Last: err}
+		return 0, "", &LoadError{Library: l.name, Env: l.env, Tried: tried, Last: err, Refused: refused}
 	}
 	return h, path, nil
 }
 
-// first loads the first of paths that the dynamic loader accepts,
-// returning the last loader error if none does.
-func (l library) first(paths []string, glob func(string) []string) (uintptr, string, error) {
+// first loads the first of paths that the dynamic loader and accept
+// accept, returning the last refusal if none does.
+func (l library) first(paths []string, glob func(string) []string, accept func(uintptr, string) error) (uintptr, string, error) {
 	var last error
 	for _, p := range paths {
 		if strings.Contains(p, "/") {
@@ -153,6 +170,9 @@ func (l library) first(paths []string, glob func(string) []string) (uintptr, str
 			}
 		}
 		h, err := dlopen(p)
+		if err == nil && accept != nil {
+			err = accept(h, p)
+		}
 		if err == nil {
 			return h, p, nil
 		}

@@ -76,7 +76,7 @@ func TestMissingLibrary(t *testing.T) {
 // A library that loads but lacks a symbol is an error naming the symbol.
 func TestMissingSymbol(t *testing.T) {
 	lib := library{name: "libc", env: "CONDENSENET_TEST_LIBC", sonames: []string{"libc.so.6"}}
-	h, path, err := lib.open()
+	h, path, err := lib.open(nil)
 	if err != nil {
 		t.Skipf("no libc.so.6 to load: %v", err)
 	}
@@ -134,7 +134,7 @@ func TestPythonSitesLastResort(t *testing.T) {
 	defer func(f func() []string) { pythonSites = f }(pythonSites)
 	pythonSites = func() []string { return []string{site} }
 	fake := library{name: "libfake", env: "CONDENSENET_TEST_FAKE", sonames: []string{"libfake.so.1"}, wheels: true}
-	_, _, err := fake.open()
+	_, _, err := fake.open(nil)
 	var le *LoadError
 	if !errors.As(err, &le) || le.Tried[len(le.Tried)-1] != lib {
 		t.Fatalf("open = %v; want a LoadError whose last try is %s", err, lib)

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"unsafe"
 )
 
-// compiler holds NVRTC, which turns our CUDA C into PTX for the device's
-// architecture; the driver then loads the PTX.
+// compiler holds NVRTC, which turns our CUDA C into machine code for the
+// device (a cubin, which the driver loads as is) or into PTX (which the
+// driver compiles itself, where NVRTC does not know the device).
 type compiler struct {
 	version           func(major, minor *int32) int32
 	numSupportedArchs func(n *int32) int32
@@ -20,76 +22,124 @@ type compiler struct {
 	compileProgram    func(prog uintptr, nOptions int32, options unsafe.Pointer) int32
 	getPTXSize        func(prog uintptr, n *uint64) int32
 	getPTX            func(prog uintptr, ptx *byte) int32
+	getCUBINSize      func(prog uintptr, n *uint64) int32
+	getCUBIN          func(prog uintptr, cubin *byte) int32
 	getLogSize        func(prog uintptr, n *uint64) int32
 	getLog            func(prog uintptr, log *byte) int32
 	destroyProgram    func(prog *uintptr) int32
 	path              string
+	// Skipped says which NVRTCs were passed over for being newer than the
+	// driver, and why.
+	Skipped []string
 }
 
-func loadCompiler() (*compiler, error) {
-	lib, path, err := libNVRTC.open()
-	if err != nil {
+// loadCompiler loads the first NVRTC (in the library search order) that is
+// not newer than the driver; driver is cuDriverGetVersion's 1000·major +
+// 10·minor, or 0 when there is no driver to compare with. A newer NVRTC
+// writes PTX that the driver refuses (CUDA_ERROR_UNSUPPORTED_PTX_VERSION).
+func loadCompiler(driver int32) (*compiler, error) {
+	var c *compiler
+	var skipped []string
+	accept := func(lib uintptr, path string) error {
+		cand := &compiler{path: path}
+		if err := bind(lib, path, map[string]any{
+			"nvrtcVersion": &cand.version, "nvrtcGetNumSupportedArchs": &cand.numSupportedArchs,
+			"nvrtcGetSupportedArchs": &cand.supportedArchs, "nvrtcCreateProgram": &cand.createProgram,
+			"nvrtcCompileProgram": &cand.compileProgram, "nvrtcGetPTXSize": &cand.getPTXSize,
+			"nvrtcGetPTX": &cand.getPTX, "nvrtcGetCUBINSize": &cand.getCUBINSize, "nvrtcGetCUBIN": &cand.getCUBIN,
+			"nvrtcGetProgramLogSize": &cand.getLogSize, "nvrtcGetProgramLog": &cand.getLog,
+			"nvrtcDestroyProgram": &cand.destroyProgram,
+		}); err != nil {
+			return err
+		}
+		if v := cand.number(); driver > 0 && v > driver {
+			why := fmt.Sprintf("%s is NVRTC %s, newer than the driver's CUDA %s", path, cand.Version(), cudaVersion(driver))
+			skipped = append(skipped, why)
+			return errors.New(why)
+		}
+		c = cand
+		return nil
+	}
+	if _, _, err := libNVRTC.open(accept); err != nil {
 		return nil, err
 	}
-	c := &compiler{path: path}
-	err = bind(lib, path, map[string]any{
-		"nvrtcVersion": &c.version, "nvrtcGetNumSupportedArchs": &c.numSupportedArchs,
-		"nvrtcGetSupportedArchs": &c.supportedArchs, "nvrtcCreateProgram": &c.createProgram,
-		"nvrtcCompileProgram": &c.compileProgram, "nvrtcGetPTXSize": &c.getPTXSize,
-		"nvrtcGetPTX": &c.getPTX, "nvrtcGetProgramLogSize": &c.getLogSize,
-		"nvrtcGetProgramLog": &c.getLog, "nvrtcDestroyProgram": &c.destroyProgram,
-	})
-	if err != nil {
-		return nil, err
-	}
+	c.Skipped = skipped
 	return c, nil
 }
 
-// Version returns NVRTC's version as "major.minor".
-func (c *compiler) Version() string {
+// number returns NVRTC's version as the driver counts: 1000·major + 10·minor.
+func (c *compiler) number() int32 {
 	var major, minor int32
 	c.version(&major, &minor)
-	return fmt.Sprintf("%d.%d", major, minor)
+	return 1000*major + 10*minor
 }
 
-// arch returns the newest virtual architecture NVRTC supports that is
-// not newer than the device's (compute capability as 10·major+minor), so
-// an older NVRTC still serves a newer GPU through the driver's JIT.
-func (c *compiler) arch(device int) (int, error) {
+// Version returns NVRTC's version as "major.minor".
+func (c *compiler) Version() string { return cudaVersion(c.number()) }
+
+// cudaVersion writes 1000·major + 10·minor as "major.minor".
+func cudaVersion(v int32) string { return fmt.Sprintf("%d.%d", v/1000, v%1000/10) }
+
+// A target is what NVRTC compiles for: machine code for one architecture
+// (a cubin) or PTX for a virtual one.
+type target struct {
+	arch  int // 10·major + minor
+	cubin bool
+}
+
+func (t target) String() string {
+	if t.cubin {
+		return fmt.Sprintf("sm_%d cubin", t.arch)
+	}
+	return fmt.Sprintf("compute_%d PTX", t.arch)
+}
+
+// targets returns what to try for a device (compute capability as
+// 10·major + minor), best first.
+func (c *compiler) targets(device int) ([]target, error) {
 	var n int32
 	if r := c.numSupportedArchs(&n); r != 0 || n == 0 {
-		return 0, fmt.Errorf("cuda: %s lists no supported architectures (nvrtc error %d)", c.path, r)
+		return nil, fmt.Errorf("cuda: %s lists no supported architectures (nvrtc error %d)", c.path, r)
 	}
 	archs := make([]int32, n)
 	c.supportedArchs(&archs[0])
-	return pickArch(archs, device)
+	return pickTargets(archs, device)
 }
 
-func pickArch(archs []int32, device int) (int, error) {
-	best := 0
+// pickTargets prefers a cubin for the device's exact architecture, which
+// the driver loads without compiling anything, and falls back to PTX for
+// the newest architecture not newer than the device's, so that an NVRTC
+// older than the GPU still serves it through the driver's compiler.
+func pickTargets(archs []int32, device int) ([]target, error) {
+	best, exact := 0, false
 	for _, a := range archs {
+		exact = exact || int(a) == device
 		if int(a) <= device && int(a) > best {
 			best = int(a)
 		}
 	}
 	if best == 0 {
-		return 0, fmt.Errorf("cuda: NVRTC supports architectures %v, none at or below the device's sm_%d", archs, device)
+		return nil, fmt.Errorf("cuda: NVRTC supports architectures %v, none at or below the device's sm_%d", archs, device)
 	}
-	return best, nil
+	var ts []target
+	if exact {
+		ts = append(ts, target{arch: device, cubin: true})
+	}
+	return append(ts, target{arch: best}), nil
 }
 
 // A CompileError carries NVRTC's log.
 type CompileError struct {
-	Arch int
-	Log  string
+	Target string
+	Log    string
 }
 
 func (e *CompileError) Error() string {
-	return fmt.Sprintf("cuda: NVRTC could not compile the kernels for compute_%d:\n%s", e.Arch, e.Log)
+	return fmt.Sprintf("cuda: NVRTC could not compile the kernels to %s:\n%s", e.Target, e.Log)
 }
 
-// compile returns the PTX of src for virtual architecture compute_arch.
-func (c *compiler) compile(src string, arch int) ([]byte, error) {
+// compile returns src compiled for t: a cubin, or NUL-terminated PTX.
+func (c *compiler) compile(src string, t target) ([]byte, error) {
 	var prog uintptr
 	if r := c.createProgram(&prog, src, "kernels.cu", 0, nil, nil); r != 0 {
 		return nil, fmt.Errorf("cuda: nvrtcCreateProgram failed (%d)", r)
@@ -97,20 +147,25 @@ func (c *compiler) compile(src string, arch int) ([]byte, error) {
 	defer c.destroyProgram(&prog)
 	// The language dialect is left at NVRTC's default: the kernels are plain
 	// C++ that every version since 11.2 accepts.
-	opts := cStrings(fmt.Sprintf("--gpu-architecture=compute_%d", arch), "--fmad=true")
-	r := c.compileProgram(prog, int32(len(opts.ptrs)), unsafe.Pointer(&opts.ptrs[0]))
-	if r != 0 {
-		return nil, &CompileError{Arch: arch, Log: c.log(prog)}
+	arch := fmt.Sprintf("--gpu-architecture=compute_%d", t.arch)
+	size, get, what := c.getPTXSize, c.getPTX, "nvrtcGetPTX"
+	if t.cubin {
+		arch = fmt.Sprintf("--gpu-architecture=sm_%d", t.arch)
+		size, get, what = c.getCUBINSize, c.getCUBIN, "nvrtcGetCUBIN"
+	}
+	opts := cStrings(arch, "--fmad=true")
+	if r := c.compileProgram(prog, int32(len(opts.ptrs)), unsafe.Pointer(&opts.ptrs[0])); r != 0 {
+		return nil, &CompileError{Target: t.String(), Log: c.log(prog)}
 	}
 	var n uint64
-	if r := c.getPTXSize(prog, &n); r != 0 || n == 0 {
-		return nil, fmt.Errorf("cuda: nvrtcGetPTXSize failed (%d)", r)
+	if r := size(prog, &n); r != 0 || n == 0 {
+		return nil, fmt.Errorf("cuda: %sSize failed (%d)", what, r)
 	}
-	ptx := make([]byte, n)
-	if r := c.getPTX(prog, &ptx[0]); r != 0 {
-		return nil, fmt.Errorf("cuda: nvrtcGetPTX failed (%d)", r)
+	img := make([]byte, n)
+	if r := get(prog, &img[0]); r != 0 {
+		return nil, fmt.Errorf("cuda: %s failed (%d)", what, r)
 	}
-	return ptx, nil // NUL-terminated, as cuModuleLoadData wants it
+	return img, nil
 }
 
 func (c *compiler) log(prog uintptr) string {
@@ -140,47 +195,51 @@ func cStrings(ss ...string) *cStrs {
 	return c
 }
 
-// ptxCache keeps compiled PTX on disk, one file per (source, architecture,
-// NVRTC version), so only the first run on a machine pays for NVRTC.
-type ptxCache struct{ dir string }
+// kernelCache keeps compiled kernels on disk, one file per (source,
+// target, NVRTC version), so only the first run on a machine pays for
+// NVRTC. A file is the image followed by its SHA-256, so a torn or
+// damaged file is recognised and compiled afresh.
+type kernelCache struct{ dir string }
 
-func (p ptxCache) path(src string, arch int, nvrtc string) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "nvrtc %s\ncompute_%d\n%s", nvrtc, arch, src))
-	return filepath.Join(p.dir, hex.EncodeToString(h[:16])+".ptx")
+func (k kernelCache) path(src string, t target, nvrtc string) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "nvrtc %s\n%s\n%s", nvrtc, t, src))
+	ext := ".ptx"
+	if t.cubin {
+		ext = ".cubin"
+	}
+	return filepath.Join(k.dir, hex.EncodeToString(h[:16])+ext)
 }
 
-// get returns the cached PTX, or compiles it and stores it. A cache that
-// cannot be written costs a compile per run, not a failure. A file that
-// is not NUL-terminated PTX (cut short) is compiled afresh.
-func (p ptxCache) get(src string, arch int, nvrtc string, compile func() ([]byte, error)) (ptx []byte, cached bool, err error) {
-	path := p.path(src, arch, nvrtc)
-	if b, err := os.ReadFile(path); err == nil && validPTX(b) {
-		return b, true, nil
+// get returns the cached image, or compiles it and stores it. A cache that
+// cannot be written costs a compile per run, not a failure.
+func (k kernelCache) get(src string, t target, nvrtc string, compile func() ([]byte, error)) (img []byte, cached bool, err error) {
+	path := k.path(src, t, nvrtc)
+	if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size {
+		img, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+		if h := sha256.Sum256(img); bytes.Equal(h[:], sum) {
+			return img, true, nil
+		}
 	}
-	ptx, err = compile()
+	img, err = compile()
 	if err != nil {
 		return nil, false, err
 	}
-	p.put(path, ptx)
-	return ptx, false, nil
+	k.put(path, img)
+	return img, false, nil
 }
 
-// validPTX checks what a torn write would break: the header and the
-// terminating NUL.
-func validPTX(b []byte) bool {
-	return len(b) > 16 && b[len(b)-1] == 0 && bytes.Contains(b[:min(len(b), 4096)], []byte("\n.version "))
-}
-
-// put writes the PTX atomically: a temporary file renamed into place.
-func (p ptxCache) put(path string, ptx []byte) {
-	if os.MkdirAll(p.dir, 0o755) != nil {
+// put writes the image and its hash atomically: a temporary file renamed
+// into place.
+func (k kernelCache) put(path string, img []byte) {
+	if os.MkdirAll(k.dir, 0o755) != nil {
 		return
 	}
-	f, err := os.CreateTemp(p.dir, ".tmp-*.ptx")
+	f, err := os.CreateTemp(k.dir, ".tmp-*")
 	if err != nil {
 		return
 	}
-	_, err = f.Write(ptx)
+	h := sha256.Sum256(img)
+	_, err = f.Write(append(img[:len(img):len(img)], h[:]...))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -1,7 +1,11 @@
 package cuda
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,7 +17,7 @@ import (
 // fails, since .ci/run installs it.
 func needCompiler(t *testing.T) *compiler {
 	t.Helper()
-	c, err := loadCompiler()
+	c, err := loadCompiler(0)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("NVRTC is required under CI (.ci/run installs Debian's libnvrtc11.2): %v", err)
@@ -24,8 +28,9 @@ func needCompiler(t *testing.T) *compiler {
 }
 
 // TestKernelsCompile compiles kernels.cu for every architecture this NVRTC
-// supports from Volta on, and checks that the PTX defines every kernel with
-// as many parameters as the launcher packs.
+// supports from Volta on, as PTX and as a cubin, and checks that each
+// defines every kernel: the PTX with as many parameters as the launcher
+// packs, the cubin (read as ELF) with a code section per kernel.
 func TestKernelsCompile(t *testing.T) {
 	c := needCompiler(t)
 	var n int32
@@ -39,12 +44,12 @@ func TestKernelsCompile(t *testing.T) {
 		if a < 70 {
 			continue
 		}
-		ptx, err := c.compile(kernelSource, int(a))
+		ptx, err := c.compile(kernelSource, target{arch: int(a)})
 		if err != nil {
 			t.Fatalf("compute_%d: %v", a, err)
 		}
-		if !validPTX(ptx) {
-			t.Fatalf("compute_%d: NVRTC's output does not look like PTX", a)
+		if ptx[len(ptx)-1] != 0 || !strings.Contains(string(ptx), "\n.version ") {
+			t.Fatalf("compute_%d: NVRTC's output does not look like NUL-terminated PTX", a)
 		}
 		found := map[string]int{}
 		for _, m := range entry.FindAllStringSubmatch(string(ptx), -1) {
@@ -55,6 +60,25 @@ func TestKernelsCompile(t *testing.T) {
 				t.Errorf("compute_%d: kernel %s missing from the PTX (not extern \"C\"?)", a, name)
 			} else if got != len(sig) {
 				t.Errorf("compute_%d: kernel %s has %d parameters in PTX, %d in its signature", a, name, got, len(sig))
+			}
+		}
+		cubin, err := c.compile(kernelSource, target{arch: int(a), cubin: true})
+		if err != nil {
+			t.Fatalf("sm_%d: %v", a, err)
+		}
+		// A cubin keeps its own ABI number in e_version (offset 20), which
+		// debug/elf refuses; read it with the standard one.
+		binary.LittleEndian.PutUint32(cubin[20:], uint32(elf.EV_CURRENT))
+		f, err := elf.NewFile(bytes.NewReader(cubin))
+		if err != nil {
+			t.Fatalf("sm_%d: the cubin is not ELF: %v", a, err)
+		}
+		if f.Machine != 190 { // EM_CUDA
+			t.Errorf("sm_%d: ELF machine %v, want EM_CUDA", a, f.Machine)
+		}
+		for name := range signatures {
+			if f.Section(".text."+name) == nil {
+				t.Errorf("sm_%d: kernel %s has no code section in the cubin", a, name)
 			}
 		}
 		compiled++
@@ -69,73 +93,103 @@ func TestKernelsCompile(t *testing.T) {
 
 func TestCompileErrorCarriesLog(t *testing.T) {
 	c := needCompiler(t)
-	_, err := c.compile(`extern "C" __global__ void broken(float* x) { x[0] = undeclared; }`, 70)
+	_, err := c.compile(`extern "C" __global__ void broken(float* x) { x[0] = undeclared; }`, target{arch: 70})
 	var ce *CompileError
-	if !errors.As(err, &ce) || !strings.Contains(ce.Log, "undeclared") {
+	if !errors.As(err, &ce) || !strings.Contains(ce.Log, "undeclared") || ce.Target != "compute_70 PTX" {
 		t.Fatalf("got %v, want a CompileError whose log names the undeclared identifier", err)
 	}
 }
 
-func TestPickArch(t *testing.T) {
+// An NVRTC newer than the driver is passed over, saying why: its PTX
+// would be refused.
+func TestNewerNVRTCSkipped(t *testing.T) {
+	c := needCompiler(t)
+	v := c.number()
+	if _, err := loadCompiler(v); err != nil {
+		t.Fatalf("a driver as new as NVRTC %s: %v", c.Version(), err)
+	}
+	if c, err := loadCompiler(v + 1000); err != nil || len(c.Skipped) != 0 {
+		t.Fatalf("a newer driver: %v, skipped %q", err, c.Skipped)
+	}
+	older := v - 10*(v%1000/10) - 1000 // the previous major version
+	_, err := loadCompiler(older)
+	var le *LoadError
+	want := fmt.Sprintf("is NVRTC %s, newer than the driver's CUDA %s", c.Version(), cudaVersion(older))
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), want) {
+		t.Errorf("a driver older than every NVRTC: got %v, want a LoadError saying %q", err, want)
+	}
+}
+
+func TestPickTargets(t *testing.T) {
 	archs := []int32{50, 60, 70, 75, 80, 86, 89, 90}
-	for _, tc := range []struct{ device, want int }{{90, 90}, {100, 90}, {86, 86}, {87, 86}, {70, 70}} {
-		if got, err := pickArch(archs, tc.device); err != nil || got != tc.want {
-			t.Errorf("device sm_%d: got compute_%d, %v; want compute_%d", tc.device, got, err, tc.want)
+	for _, tc := range []struct {
+		device int
+		want   string
+	}{{90, "[sm_90 cubin compute_90 PTX]"}, {100, "[compute_90 PTX]"}, {86, "[sm_86 cubin compute_86 PTX]"},
+		{87, "[compute_86 PTX]"}, {70, "[sm_70 cubin compute_70 PTX]"}} {
+		if got, err := pickTargets(archs, tc.device); err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("device sm_%d: got %v, %v; want %s", tc.device, got, err, tc.want)
 		}
 	}
-	if _, err := pickArch([]int32{80, 90}, 75); err == nil || !strings.Contains(err.Error(), "sm_75") {
+	if _, err := pickTargets([]int32{80, 90}, 75); err == nil || !strings.Contains(err.Error(), "sm_75") {
 		t.Errorf("a device older than every architecture: got %v", err)
 	}
 }
 
-const fakePTX = "//\n.version 7.8\n.target sm_90\n.address_size 64\n\x00"
+const fakeImage = "//\n.version 7.8\n.target sm_90\n.address_size 64\n\x00"
 
-func TestPTXCache(t *testing.T) {
-	cache := ptxCache{dir: filepath.Join(t.TempDir(), "ptx")}
+func TestKernelCache(t *testing.T) {
+	cache := kernelCache{dir: filepath.Join(t.TempDir(), "kernels")}
 	compiles := 0
-	compile := func() ([]byte, error) { compiles++; return []byte(fakePTX), nil }
+	compile := func() ([]byte, error) { compiles++; return []byte(fakeImage), nil }
+	sm90 := target{arch: 90, cubin: true}
 
-	ptx, cached, err := cache.get("src", 90, "12.4", compile)
-	if err != nil || cached || string(ptx) != fakePTX || compiles != 1 {
+	img, cached, err := cache.get("src", sm90, "12.4", compile)
+	if err != nil || cached || string(img) != fakeImage || compiles != 1 {
 		t.Fatalf("first get: cached %v, err %v, %d compiles", cached, err, compiles)
 	}
-	if _, cached, _ = cache.get("src", 90, "12.4", compile); !cached || compiles != 1 {
-		t.Fatalf("second get compiled again (cached %v, %d compiles)", cached, compiles)
+	if img, cached, _ = cache.get("src", sm90, "12.4", compile); !cached || compiles != 1 || string(img) != fakeImage {
+		t.Fatalf("second get compiled again or changed the image (cached %v, %d compiles)", cached, compiles)
 	}
-	// Another source, architecture or NVRTC version is another entry.
+	// Another source, target or NVRTC version is another entry.
 	for _, k := range []struct {
 		src   string
-		arch  int
+		t     target
 		nvrtc string
-	}{{"src2", 90, "12.4"}, {"src", 80, "12.4"}, {"src", 90, "11.8"}} {
-		if _, cached, _ := cache.get(k.src, k.arch, k.nvrtc, compile); cached {
+	}{{"src2", sm90, "12.4"}, {"src", target{arch: 80, cubin: true}, "12.4"}, {"src", target{arch: 90}, "12.4"}, {"src", sm90, "11.8"}} {
+		if _, cached, _ := cache.get(k.src, k.t, k.nvrtc, compile); cached {
 			t.Errorf("%+v: served from another key's entry", k)
 		}
 	}
-	// A torn file (no NUL at the end) is compiled afresh and replaced.
-	path := cache.path("src", 90, "12.4")
-	os.WriteFile(path, []byte(fakePTX[:20]), 0o644)
-	before := compiles
-	if ptx, cached, _ = cache.get("src", 90, "12.4", compile); cached || compiles != before+1 || string(ptx) != fakePTX {
-		t.Fatalf("torn entry: cached %v, compiles %d → %d", cached, before, compiles)
-	}
-	if b, _ := os.ReadFile(path); string(b) != fakePTX {
-		t.Errorf("torn entry not replaced")
+	// A torn or damaged file is compiled afresh and replaced.
+	path := cache.path("src", sm90, "12.4")
+	whole, _ := os.ReadFile(path)
+	damaged := bytes.Clone(whole)
+	damaged[3] ^= 1
+	for name, b := range map[string][]byte{"torn": whole[:20], "damaged": damaged, "empty": nil} {
+		os.WriteFile(path, b, 0o644)
+		before := compiles
+		if img, cached, _ = cache.get("src", sm90, "12.4", compile); cached || compiles != before+1 || string(img) != fakeImage {
+			t.Fatalf("%s entry: cached %v, compiles %d → %d", name, cached, before, compiles)
+		}
+		if b, _ := os.ReadFile(path); !bytes.Equal(b, whole) {
+			t.Errorf("%s entry not replaced", name)
+		}
 	}
 	if left, _ := filepath.Glob(filepath.Join(cache.dir, ".tmp-*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 	// An unwritable cache costs a compile, not a failure.
-	ro := ptxCache{dir: "/proc/no-such-dir/ptx"}
-	if _, _, err := ro.get("src", 90, "12.4", compile); err != nil {
+	ro := kernelCache{dir: "/proc/no-such-dir/kernels"}
+	if _, _, err := ro.get("src", sm90, "12.4", compile); err != nil {
 		t.Errorf("unwritable cache: %v", err)
 	}
 	// A compile error is returned, and nothing is cached.
-	bad := func() ([]byte, error) { return nil, &CompileError{Arch: 90, Log: "boom"} }
-	if _, _, err := cache.get("other", 90, "12.4", bad); err == nil {
+	bad := func() ([]byte, error) { return nil, &CompileError{Target: "sm_90 cubin", Log: "boom"} }
+	if _, _, err := cache.get("other", sm90, "12.4", bad); err == nil {
 		t.Errorf("compile error swallowed")
 	}
-	if _, err := os.Stat(cache.path("other", 90, "12.4")); err == nil {
+	if _, err := os.Stat(cache.path("other", sm90, "12.4")); err == nil {
 		t.Errorf("a failed compile left a cache entry")
 	}
 }

@@ -64,7 +64,7 @@ func tinyRun(t *testing.T, dir, device, target string, stopAt int) (*recorder, e
 // interrupted on the GPU resumes on the CPU from its checkpoint.
 func TestPipelineOnStandIn(t *testing.T) {
 	cuda.UseStandIn(t)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the PTX cache
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // the kernel cache
 
 	rec, err := tinyRun(t, t.TempDir(), "auto", "verify", 0)
 	if err != nil {
