@@ -15,7 +15,9 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/condensenet/condensenet/engine"
@@ -23,16 +25,18 @@ import (
 
 // Backend runs the engine's kernels on one CUDA device.
 type Backend struct {
-	dev     gpu
-	name    string
-	err     error     // the first failure; later calls are skipped and Sync returns it
-	buffers []uintptr // every allocation, freed by Close
-	bytes   int64     // device memory allocated now, and at most
-	peak    int64
-	col     scratch // convolution patches, shared: kernels run in stream order
-	dcol    scratch
-	ints    scratch // labels and indices uploaded for one kernel
-	stats   scratch // BatchNorm partial sums
+	dev      gpu
+	name     string
+	err      error           // the first failure; later calls are skipped and Sync returns it
+	sizes    map[uintptr]int // every allocation's bytes, freed by Close
+	bytes    int64           // device memory allocated now, and at most
+	peak     int64
+	args     packed  // the next launch's arguments
+	syncEach bool    // Options.SyncEach
+	col      scratch // convolution patches, shared: kernels run in stream order
+	dcol     scratch
+	ints     scratch // labels and indices uploaded for one kernel
+	stats    scratch // BatchNorm partial sums
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -48,7 +52,7 @@ func Open(ordinal int, opt Options) (*Backend, error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("%w: %w", engine.ErrNoDevice, err)
 	}
-	return &Backend{dev: d, name: fmt.Sprintf("cuda:%d (%s)", ordinal, d.info)}, nil
+	return &Backend{dev: d, name: fmt.Sprintf("cuda:%d (%s)", ordinal, d.info), syncEach: opt.SyncEach}, nil
 }
 
 // NoDevice reports whether err means that the machine has no GPU at all
@@ -69,10 +73,10 @@ func (b *Backend) Close() error {
 	if b.dev == nil {
 		return nil
 	}
-	for _, p := range b.buffers {
+	for p := range b.sizes {
 		b.fail(b.dev.free(p))
 	}
-	b.buffers = nil
+	b.sizes = nil
 	if d, ok := b.dev.(*device); ok {
 		d.close()
 		runtime.UnlockOSThread()
@@ -119,7 +123,10 @@ func (b *Backend) alloc(n int) uintptr {
 		b.fail(err)
 		return 0
 	}
-	b.buffers = append(b.buffers, p)
+	if b.sizes == nil {
+		b.sizes = map[uintptr]int{}
+	}
+	b.sizes[p] = 4 * max(n, 1)
 	b.bytes += int64(4 * max(n, 1))
 	b.peak = max(b.peak, b.bytes)
 	b.fail(b.dev.zero(p, max(n, 1)))
@@ -165,21 +172,12 @@ func (b *Backend) grow(s *scratch, n int) uintptr {
 	if s.n < n && b.err == nil {
 		if s.p != 0 {
 			b.fail(b.dev.free(s.p))
-			b.buffers = remove(b.buffers, s.p)
+			delete(b.sizes, s.p)
 			b.bytes -= int64(4 * s.n)
 		}
 		s.p, s.n = b.alloc(n), n
 	}
 	return s.p
-}
-
-func remove(ps []uintptr, p uintptr) []uintptr {
-	for i, q := range ps {
-		if q == p {
-			return append(ps[:i], ps[i+1:]...)
-		}
-	}
-	return ps
 }
 
 // upInts uploads host int32s for the next kernel into the shared buffer:
@@ -206,17 +204,73 @@ func (b *Backend) run(kernel string, n int, args ...arg) {
 	}
 }
 
-// launch queues kernel unless an earlier call failed.
+// launch queues kernel unless an earlier call failed. It packs the
+// arguments into the backend's own buffer, so a launch allocates nothing.
 func (b *Backend) launch(kernel string, grid, block [3]int, args ...arg) {
-	if b.err == nil {
-		b.fail(b.dev.launch(kernel, grid, block, args))
+	if b.err != nil {
+		return
+	}
+	if b.fail(b.args.pack(kernel, args)); b.err == nil {
+		b.fail(b.dev.launch(kernel, grid, block, &b.args))
+		b.settle(func() string { return b.describeLaunch(kernel, grid, block, args) })
 	}
 }
 
 func (b *Backend) matmul(mm matmul) {
 	if b.err == nil {
-		b.fail(b.dev.gemm(mm.call()))
+		c := mm.call()
+		b.fail(b.dev.gemm(c))
+		b.settle(func() string { return b.describeGEMM(c) })
 	}
+}
+
+// settle, with Options.SyncEach, waits for the work just queued and names
+// it in the error if it failed: without it, a kernel's fault surfaces at
+// the next sync, far from its cause.
+func (b *Backend) settle(what func() string) {
+	if b.syncEach && b.err == nil {
+		if err := b.dev.sync(); err != nil {
+			b.fail(fmt.Errorf("cuda: %s failed: %w", what(), err))
+		}
+	}
+}
+
+// describeLaunch names a kernel, its grid and its arguments, each pointer
+// as the allocation it points into.
+func (b *Backend) describeLaunch(kernel string, grid, block [3]int, args []arg) string {
+	var parts []string
+	for _, a := range args {
+		switch a.kind {
+		case pPtr:
+			parts = append(parts, b.describePtr(uintptr(a.bits)))
+		case pF32:
+			parts = append(parts, fmt.Sprint(math.Float32frombits(uint32(a.bits))))
+		case pInt:
+			parts = append(parts, fmt.Sprint(int32(uint32(a.bits))))
+		default:
+			parts = append(parts, fmt.Sprint(a.bits))
+		}
+	}
+	return fmt.Sprintf("kernel %s (grid %v, block %v; %s)", kernel, grid, block, strings.Join(parts, ", "))
+}
+
+func (b *Backend) describeGEMM(c gemmCall) string {
+	return fmt.Sprintf("GEMM (transA %v, transB %v, m %d, n %d, k %d, batch %d; A %s lda %d stride %d; B %s ldb %d stride %d; C %s ldc %d stride %d, beta %g)",
+		c.transA, c.transB, c.m, c.n, c.k, c.batch, b.describePtr(c.a), c.lda, c.strideA,
+		b.describePtr(c.b), c.ldb, c.strideB, b.describePtr(c.c), c.ldc, c.strideC, c.beta)
+}
+
+// describePtr says where a device address points: "float 12 of 4096".
+func (b *Backend) describePtr(p uintptr) string {
+	if p == 0 {
+		return "null"
+	}
+	for base, n := range b.sizes {
+		if p >= base && p < base+uintptr(n) {
+			return fmt.Sprintf("float %d of %d", (p-base)/4, n/4)
+		}
+	}
+	return fmt.Sprintf("%#x (in no allocation)", p)
 }
 
 func va(x engine.View) arg { return ptrArg(ptr(x)) }

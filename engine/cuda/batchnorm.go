@@ -8,9 +8,9 @@ import (
 
 // batchNorm follows the CPU backend's BatchNorm (same formulas, eps 1e-5,
 // momentum 0.1): per-channel sums over blocks of bnRows rows into the
-// backend's shared partial-sum buffer, a finalize kernel that adds the
-// blocks in double and derives per-channel coefficients, and an apply
-// kernel over every element.
+// backend's shared partial-sum buffer, a finalize kernel in which a warp
+// per channel adds the blocks in double and derives per-channel
+// coefficients, and an apply kernel over every element.
 type batchNorm struct {
 	b *Backend
 	engine.NormShape
@@ -43,24 +43,28 @@ func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	return n
 }
 
-// sums launches a sums kernel: 32 channels × 8 row lanes per block,
-// one block row per bnRows rows.
-func (n *batchNorm) sums(kernel string, args ...arg) uintptr {
-	b := n.b
-	part := b.grow(&b.stats, 2*n.blocks*n.C)
-	args = append([]arg{ptrArg(part), ptrArg(part + uintptr(4*n.blocks*n.C))}, args...)
-	b.launch(kernel, [3]int{(n.C + 31) / 32, n.blocks, 1}, [3]int{32, 8, 1}, args...)
-	return part
+// partials returns the shared buffer for the per-block sums, as two
+// (C, blocks) halves.
+func (n *batchNorm) partials() (arg, arg) {
+	part := n.b.grow(&n.b.stats, 2*n.blocks*n.C)
+	return ptrArg(part), ptrArg(part + uintptr(4*n.blocks*n.C))
 }
+
+// The sums kernels run 32 channels × 8 row lanes per block, one block row
+// per bnRows rows; the finalize kernels 32 lanes × 8 channels per block.
+func (n *batchNorm) sumsGrid() [3]int     { return [3]int{(n.C + 31) / 32, n.blocks, 1} }
+func (n *batchNorm) finalizeGrid() [3]int { return [3]int{(n.C + 7) / 8, 1, 1} }
+
+var bnBlock = [3]int{32, 8, 1}
 
 func (n *batchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar engine.View) {
 	if n.idx != 0 {
 		panic("cuda: a BatchNorm index is for inference only")
 	}
-	part := n.sums("bn_sums", va(in), ia(n.P), ia(n.C), ia(n.LdIn))
-	n.b.run("bn_train_finalize", n.C, ptrArg(n.mean), ptrArg(n.rstd), ptrArg(n.ca), ptrArg(n.cb), va(runMean), va(runVar),
-		va(gamma), va(beta), ptrArg(part), ptrArg(part+uintptr(4*n.blocks*n.C)),
-		ia(n.blocks), ia(n.C), ia(n.P), f32Arg(1e-5), f32Arg(0.1))
+	s1, s2 := n.partials()
+	n.b.launch("bn_sums", n.sumsGrid(), bnBlock, s1, s2, va(in), ia(n.P), ia(n.C), ia(n.LdIn))
+	n.b.launch("bn_train_finalize", n.finalizeGrid(), bnBlock, ptrArg(n.mean), ptrArg(n.rstd), ptrArg(n.ca), ptrArg(n.cb),
+		va(runMean), va(runVar), va(gamma), va(beta), s1, s2, ia(n.blocks), ia(n.C), ia(n.P), f32Arg(1e-5), f32Arg(0.1))
 	n.apply(out, in)
 }
 
@@ -78,10 +82,11 @@ func (n *batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.Vie
 	if n.idx != 0 {
 		panic("cuda: a BatchNorm index is for inference only")
 	}
-	part := n.sums("bn_back_sums", va(in), va(dOut), va(out), ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
-	n.b.run("bn_back_finalize", n.C, ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.cc), va(dGamma), va(dBeta),
-		ptrArg(part), ptrArg(part+uintptr(4*n.blocks*n.C)), ptrArg(n.mean), ptrArg(n.rstd), va(gamma),
-		ia(n.blocks), ia(n.C), ia(n.P))
+	s1, s2 := n.partials()
+	n.b.launch("bn_back_sums", n.sumsGrid(), bnBlock, s1, s2, va(in), va(dOut), va(out),
+		ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
+	n.b.launch("bn_back_finalize", n.finalizeGrid(), bnBlock, ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.cc), va(dGamma), va(dBeta),
+		s1, s2, ptrArg(n.mean), ptrArg(n.rstd), va(gamma), ia(n.blocks), ia(n.C), ia(n.P))
 	n.b.run("bn_back_apply", n.P*n.C, va(dIn), va(in), va(dOut), va(out), ptrArg(n.ca), ptrArg(n.cb), ptrArg(n.cc),
 		ia(n.P), ia(n.C), ia(n.LdIn), ia(n.LdOut), boolArg(n.ReLU))
 }

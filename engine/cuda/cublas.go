@@ -5,14 +5,13 @@ import "fmt"
 // blas holds the cuBLAS functions the backend calls; each returns a
 // cublasStatus_t (0 is success).
 type blas struct {
-	create             func(h *uintptr) int32
-	destroy            func(h uintptr) int32
-	setStream          func(h, stream uintptr) int32
-	getVersion         func(h uintptr, v *int32) int32
-	gemmStridedBatched func(h uintptr, transa, transb int32, m, n, k int32,
-		alpha *float32, a uintptr, lda int32, strideA int64,
-		b uintptr, ldb int32, strideB int64,
-		beta *float32, c uintptr, ldc int32, strideC int64, batch int32) int32
+	create     func(h *uintptr) int32
+	destroy    func(h uintptr) int32
+	setStream  func(h, stream uintptr) int32
+	getVersion func(h uintptr, v *int32) int32
+	// (h, transa, transb, m, n, k, alpha *float32, a, lda, strideA int64,
+	// b, ldb, strideB, beta *float32, c, ldc, strideC, batch), through call
+	gemmStridedBatched uintptr
 }
 
 func loadBLAS() (*blas, error) {

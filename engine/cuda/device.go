@@ -17,7 +17,7 @@ type gpu interface {
 	upload(dst uintptr, src unsafe.Pointer, bytes int) error
 	download(dst unsafe.Pointer, src uintptr, bytes int) error // waits for the stream
 	zero(dst uintptr, n int) error                             // n float32s
-	launch(kernel string, grid, block [3]int, args []arg) error
+	launch(kernel string, grid, block [3]int, args *packed) error
 	gemm(c gemmCall) error
 	sync() error
 }
@@ -33,7 +33,7 @@ type device struct {
 	handle uintptr // cuBLAS
 	module uintptr
 	funcs  map[string]uintptr
-	args   packed
+	caller            // for the launches and GEMMs
 	alpha  [2]float32 // cuBLAS reads alpha and beta through host pointers
 	info   string
 }
@@ -44,6 +44,11 @@ type Options struct {
 	CacheDir string
 	// Log hears of slow one-time work (compiling the kernels); may be nil.
 	Log func(string)
+	// SyncEach waits for every kernel and GEMM as it is queued, so that a
+	// fault is reported with the kernel, its grid and its arguments rather
+	// than at the next sync without a name. It is slow: for finding faults
+	// (the CLI sets it from CONDENSENET_CUDA_SYNC=1).
+	SyncEach bool
 }
 
 // errNoDevice says that the driver works but has no device to offer.
@@ -262,26 +267,27 @@ func (d *device) zero(dst uintptr, n int) error {
 	return d.drv.check(d.drv.memsetD32Async(dst, 0, uint64(n), d.stream), "cuMemsetD32Async")
 }
 
-func (d *device) launch(kernel string, grid, block [3]int, args []arg) error {
-	if err := d.args.pack(kernel, args); err != nil {
-		return err
+func (d *device) launch(kernel string, grid, block [3]int, args *packed) error {
+	r := d.call(d.drv.launchKernel, d.funcs[kernel], uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), 0, d.stream, uintptr(unsafe.Pointer(&args.ptrs[0])), 0)
+	if r != 0 { // the name is joined only on failure: launches allocate nothing
+		return d.drv.check(r, "cuLaunchKernel "+kernel)
 	}
-	r := d.drv.launchKernel(d.funcs[kernel], uint32(grid[0]), uint32(grid[1]), uint32(grid[2]),
-		uint32(block[0]), uint32(block[1]), uint32(block[2]), 0, d.stream, unsafe.Pointer(&d.args.ptrs[0]), nil)
-	return d.drv.check(r, "cuLaunchKernel "+kernel)
+	return nil
 }
 
 func (d *device) gemm(c gemmCall) error {
 	d.alpha = [2]float32{1, c.beta}
-	op := func(t bool) int32 {
+	op := func(t bool) uintptr {
 		if t {
 			return 1 // CUBLAS_OP_T
 		}
 		return 0
 	}
-	r := d.blas.gemmStridedBatched(d.handle, op(c.transA), op(c.transB), int32(c.m), int32(c.n), int32(c.k),
-		&d.alpha[0], c.a, int32(c.lda), int64(c.strideA), c.b, int32(c.ldb), int64(c.strideB),
-		&d.alpha[1], c.c, int32(c.ldc), int64(c.strideC), int32(c.batch))
+	// Every value is non-negative and fits its C type (int, long long).
+	r := d.call(d.blas.gemmStridedBatched, d.handle, op(c.transA), op(c.transB), uintptr(c.m), uintptr(c.n), uintptr(c.k),
+		uintptr(unsafe.Pointer(&d.alpha[0])), c.a, uintptr(c.lda), uintptr(c.strideA), c.b, uintptr(c.ldb), uintptr(c.strideB),
+		uintptr(unsafe.Pointer(&d.alpha[1])), c.c, uintptr(c.ldc), uintptr(c.strideC), uintptr(c.batch))
 	return blasCheck(r, "cublasSgemmStridedBatched")
 }
 

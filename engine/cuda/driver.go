@@ -29,7 +29,7 @@ type driver struct {
 	moduleLoadData     func(mod *uintptr, image unsafe.Pointer) int32
 	moduleUnload       func(mod uintptr) int32
 	moduleGetFunction  func(fn *uintptr, mod uintptr, name string) int32
-	launchKernel       func(fn uintptr, gx, gy, gz, bx, by, bz, shared uint32, stream uintptr, params, extra unsafe.Pointer) int32
+	launchKernel       uintptr // (fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra), through call
 	getErrorName       func(r int32, s **byte) int32
 	getErrorString     func(r int32, s **byte) int32
 	path               string // where libcuda was found

@@ -32,7 +32,8 @@ type emuGPU struct {
 	bases    []uintptr // sorted
 	sizes    map[uintptr]int
 	launches map[string]int
-	packed   packed
+	fault    string // a kernel whose launch makes the next sync fail, as a GPU fault does
+	faulted  bool
 	limit    int // bytes it may hand out; 0: no limit
 	used     int
 }
@@ -336,11 +337,17 @@ func (h *emuGPU) zero(dst uintptr, n int) error {
 	return nil
 }
 
-func (h *emuGPU) sync() error { return nil }
+func (h *emuGPU) sync() error {
+	if h.faulted {
+		return &DriverError{Call: "cuStreamSynchronize", Code: 700, Name: "CUDA_ERROR_ILLEGAL_ADDRESS", Desc: "an illegal memory access was encountered"}
+	}
+	return nil
+}
 
-func (h *emuGPU) launch(kernel string, grid, block [3]int, args []arg) error {
-	if err := h.packed.pack(kernel, args); err != nil {
-		return err
+func (h *emuGPU) launch(kernel string, grid, block [3]int, p *packed) error {
+	var args []arg
+	for i, kind := range signatures[kernel] {
+		args = append(args, arg{kind, p.vals[i]})
 	}
 	if t := block[0] * block[1] * block[2]; t < 1 || t > 1024 || grid[0] < 1 || grid[1] < 1 || grid[2] < 1 || grid[1] > 65535 {
 		return fmt.Errorf("%s: launch grid %v block %v", kernel, grid, block)
@@ -354,7 +361,8 @@ func (h *emuGPU) launch(kernel string, grid, block [3]int, args []arg) error {
 		}
 	}
 	h.launches[kernel]++
-	if h.lib.launch(kernel, unsafe.Pointer(&h.packed.ptrs[0]), uint32(grid[0]), uint32(grid[1]), uint32(grid[2]),
+	h.faulted = h.faulted || kernel == h.fault
+	if h.lib.launch(kernel, unsafe.Pointer(&p.ptrs[0]), uint32(grid[0]), uint32(grid[1]), uint32(grid[2]),
 		uint32(block[0]), uint32(block[1]), uint32(block[2])) != 0 {
 		return fmt.Errorf("the emulation has no kernel %s", kernel)
 	}
@@ -383,6 +391,7 @@ func (h *emuGPU) gemm(c gemmCall) error {
 			return fmt.Errorf("%v (%+v)", err, c)
 		}
 	}
+	h.faulted = h.faulted || h.fault == "gemm"
 	b2i := func(b bool) int32 {
 		if b {
 			return 1

@@ -191,6 +191,7 @@ func checkBatchNorm(t *testing.T, b *Backend) {
 	for _, s := range []engine.NormShape{
 		{P: 40, C: 5, LdIn: 5, LdOut: 5}, {P: 40, C: 5, LdIn: 9, LdOut: 6, ReLU: true},
 		{P: 700, C: 70, LdIn: 80, LdOut: 70, ReLU: true}, {P: 4096, C: 33, LdIn: 33, LdOut: 40},
+		{P: 9000, C: 9, LdIn: 9, LdOut: 9, ReLU: true}, // more blocks than a warp has lanes
 	} {
 		in := p.rand(s.P * s.LdIn)
 		gamma, beta, rm := p.rand(s.C), p.rand(s.C), p.rand(s.C)

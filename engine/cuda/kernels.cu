@@ -219,9 +219,10 @@ extern "C" __global__ void sgd_nesterov(float* w, const float* g, float* v, int 
 }
 
 // BatchNorm. Per-channel sums are taken in float over blocks of BN_ROWS
-// rows (grid.y), one partial per (block, channel), and the partials are
-// added in double in block order by a finalize kernel: no atomics, so the
-// result is the same on every run. Blocks are 32 channels × 8 row lanes.
+// rows (grid.y), one partial per (channel, block), and a finalize kernel
+// adds each channel's partials in double with a fixed tree: no atomics, so
+// the result is the same on every run. Sums blocks are 32 channels × 8 row
+// lanes; finalize blocks are 32 lanes × 8 channels.
 #define BN_ROWS 256
 
 __device__ __forceinline__ void bn_reduce(float* b1, float* b2, float s1, float s2, int c, int ch) {
@@ -235,9 +236,34 @@ __device__ __forceinline__ void bn_reduce(float* b1, float* b2, float s1, float 
 			a += t1[y][threadIdx.x];
 			b += t2[y][threadIdx.x];
 		}
-		b1[(long long)blockIdx.y * c + ch] = a;
-		b2[(long long)blockIdx.y * c + ch] = b;
+		b1[(long long)ch * gridDim.y + blockIdx.y] = a;
+		b2[(long long)ch * gridDim.y + blockIdx.y] = b;
 	}
+}
+
+// bn_total returns channel ch's totals of the (C, blocks) partials to
+// every lane: lane l adds blocks l, l+32, ..., then a fixed tree adds the
+// 32 lanes, so the sum's order never depends on timing.
+__device__ __forceinline__ void bn_total(double* s1, double* s2, const float* b1, const float* b2, int blocks, int c, int ch) {
+	__shared__ double t1[8][32], t2[8][32];
+	double a = 0, b = 0;
+	if (ch < c)
+		for (int k = threadIdx.x; k < blocks; k += 32) {
+			a += b1[(long long)ch * blocks + k];
+			b += b2[(long long)ch * blocks + k];
+		}
+	t1[threadIdx.y][threadIdx.x] = a;
+	t2[threadIdx.y][threadIdx.x] = b;
+	__syncthreads();
+	for (int half = 16; half > 0; half /= 2) {
+		if (threadIdx.x < half) {
+			t1[threadIdx.y][threadIdx.x] += t1[threadIdx.y][threadIdx.x + half];
+			t2[threadIdx.y][threadIdx.x] += t2[threadIdx.y][threadIdx.x + half];
+		}
+		__syncthreads();
+	}
+	*s1 = t1[threadIdx.y][0];
+	*s2 = t2[threadIdx.y][0];
 }
 
 extern "C" __global__ void bn_sums(float* b1, float* b2, const float* x, int p, int c, int ldx) {
@@ -275,12 +301,10 @@ extern "C" __global__ void bn_back_sums(float* b1, float* b2, const float* x, co
 extern "C" __global__ void bn_train_finalize(float* mean, float* rstd, float* ca, float* cb, float* runMean, float* runVar,
                                              const float* gamma, const float* beta, const float* b1, const float* b2,
                                              int blocks, int c, int p, float eps, float momentum) {
-	LOOP(ch, c) {
-		double s1 = 0, s2 = 0;
-		for (int k = 0; k < blocks; k++) {
-			s1 += b1[(long long)k * c + ch];
-			s2 += b2[(long long)k * c + ch];
-		}
+	int ch = blockIdx.x * 8 + threadIdx.y;
+	double s1, s2;
+	bn_total(&s1, &s2, b1, b2, blocks, c, ch);
+	if (threadIdx.x == 0 && ch < c) {
 		double cnt = p, m = s1 / cnt;
 		double v = fmax(s2 / cnt - m * m, 0.0);
 		float mf = (float)m, rf = (float)(1.0 / sqrt(v + (double)eps));
@@ -322,12 +346,10 @@ extern "C" __global__ void bn_apply(float* y, const float* x, const float* ca, c
 extern "C" __global__ void bn_back_finalize(float* ca, float* cb, float* cc, float* dGamma, float* dBeta,
                                             const float* b1, const float* b2, const float* mean, const float* rstd,
                                             const float* gamma, int blocks, int c, int p) {
-	LOOP(ch, c) {
-		double sg = 0, sgx = 0;
-		for (int k = 0; k < blocks; k++) {
-			sg += b1[(long long)k * c + ch];
-			sgx += b2[(long long)k * c + ch];
-		}
+	int ch = blockIdx.x * 8 + threadIdx.y;
+	double sg, sgx;
+	bn_total(&sg, &sgx, b1, b2, blocks, c, ch);
+	if (threadIdx.x == 0 && ch < c) {
 		double m = mean[ch], rs = rstd[ch], cnt = p;
 		double sgxhat = rs * (sgx - m * sg);
 		dBeta[ch] += (float)sg;

@@ -88,7 +88,8 @@ type packed struct {
 
 const maxArgs = 24
 
-// pack checks args against kernel's signature and fills p.
+// pack checks args against kernel's signature and fills p; it keeps no
+// reference to args.
 func (p *packed) pack(kernel string, args []arg) error {
 	sig, ok := signatures[kernel]
 	if !ok {

@@ -181,15 +181,33 @@ func (l library) first(paths []string, glob func(string) []string, accept func(u
 	return 0, "", last
 }
 
-// bind resolves each symbol in lib into its function pointer: a symbol
-// missing from an old library is an error naming it, not a crash.
+// bind resolves each symbol in lib into its function pointer, or into a
+// *uintptr as the bare address for purego.SyscallN: a symbol missing from
+// an old library is an error naming it, not a crash.
 func bind(lib uintptr, libName string, fns map[string]any) error {
 	for name, fp := range fns {
 		sym, err := dlsym(lib, name)
 		if err != nil {
 			return fmt.Errorf("%s has no %s (too old a version?): %v", libName, name, err)
 		}
+		if p, ok := fp.(*uintptr); ok {
+			*p = sym
+			continue
+		}
 		purego.RegisterFunc(fp, sym)
 	}
 	return nil
+}
+
+// A caller calls bare C functions whose arguments are all integers or
+// pointers and which return an int (CUresult, cublasStatus_t). The hot
+// calls go this way: a registered function goes through reflection and
+// allocates about 12 times a call, and SyscallN's own variadic slice
+// would escape, so the arguments are copied into the caller's array.
+type caller struct{ args [32]uintptr }
+
+func (c *caller) call(fn uintptr, args ...uintptr) int32 {
+	n := copy(c.args[:], args)
+	r, _, _ := purego.SyscallN(fn, c.args[:n]...)
+	return int32(r)
 }

@@ -130,3 +130,64 @@ func TestOutOfMemoryIsAnError(t *testing.T) {
 		t.Fatalf("Sync = %v, want the allocation failure", err)
 	}
 }
+
+// With SyncEach, a GPU fault is reported with the kernel or GEMM that
+// caused it, its grid and its arguments; without it, only the sync that
+// saw it is named.
+func TestSyncEachNamesTheFault(t *testing.T) {
+	for _, tc := range []struct {
+		fault string
+		want  []string
+	}{
+		{"bn_apply", []string{"kernel bn_apply (grid [", "block [256 1 1]", "float 0 of ", "null"}},
+		{"gemm", []string{"GEMM (transA ", "m 8, n 4096, k 27", "A float 0 of "}},
+	} {
+		for _, each := range []bool{true, false} {
+			h := newEmuGPU(t)
+			h.fault = tc.fault
+			b := &Backend{dev: h, syncEach: each}
+			net, err := model.NewNet(testConfig(), 4, b, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			net.Forward(false)
+			err = b.Sync()
+			if err == nil || !strings.Contains(err.Error(), "CUDA_ERROR_ILLEGAL_ADDRESS") {
+				t.Fatalf("fault in %s, SyncEach %v: Sync = %v", tc.fault, each, err)
+			}
+			for _, w := range tc.want {
+				if strings.Contains(err.Error(), w) != each {
+					t.Errorf("fault in %s, SyncEach %v: %q says %q: %v", tc.fault, each, err, w, !each)
+				}
+			}
+		}
+	}
+}
+
+// A launch and a GEMM allocate nothing on the host once the backend's
+// scratch buffers have grown: a training step makes about 1,200 of them.
+func TestLaunchesDoNotAllocate(t *testing.T) {
+	useStandIn(t)
+	b, err := Open(0, Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := engine.ConvShape{N: 2, H: 6, W: 6, C: 8, K: 4, G: 2, R: 3, S: 3, Stride: 1, Pad: 1, LdIn: 8, LdOut: 4}
+	conv := b.NewConv(s)
+	norm := b.NewBatchNorm(engine.NormShape{P: 72, C: 8, LdIn: 8, LdOut: 8, ReLU: true})
+	x, y, w, z := b.Alloc(72*8), b.Alloc(72*8), b.Alloc(4*4*9), b.Alloc(72*4)
+	gamma, beta, rm, rv := b.Alloc(8), b.Alloc(8), b.Alloc(8), b.Alloc(8)
+	step := func() {
+		norm.ForwardTrain(y.V(), x.V(), gamma.V(), beta.V(), rm.V(), rv.V())
+		conv.Forward(z.V(), y.V(), w.V())
+		b.ReLUForward(z.V(), z.V(), 72, 4, 4, 4)
+	}
+	step()
+	if allocs := testing.AllocsPerRun(20, step); allocs != 0 {
+		t.Errorf("%v host allocations per BatchNorm + convolution + ReLU", allocs)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
