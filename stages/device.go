@@ -3,6 +3,7 @@ package stages
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -46,7 +47,9 @@ func NewBackend(device string, workers int, note func(string)) (engine.Backend, 
 	}
 	d, reason := d.resolve()
 	if d.kind == "cuda" {
-		b, err := cuda.Open(d.index, cuda.Options{Log: note})
+		// CONDENSENET_CUDA_SYNC=1 locates a GPU fault: the run is slower,
+		// and the error names the kernel that failed.
+		b, err := cuda.Open(d.index, cuda.Options{Log: note, SyncEach: os.Getenv("CONDENSENET_CUDA_SYNC") == "1"})
 		if err != nil {
 			return nil, "", err
 		}

@@ -52,7 +52,11 @@ func Open(ordinal int, opt Options) (*Backend, error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("%w: %w", engine.ErrNoDevice, err)
 	}
-	return &Backend{dev: d, name: fmt.Sprintf("cuda:%d (%s)", ordinal, d.info), syncEach: opt.SyncEach}, nil
+	name := fmt.Sprintf("cuda:%d (%s)", ordinal, d.info)
+	if opt.SyncEach {
+		name += " syncing after every launch"
+	}
+	return &Backend{dev: d, name: name, syncEach: opt.SyncEach}, nil
 }
 
 // NoDevice reports whether err means that the machine has no GPU at all

@@ -35,9 +35,11 @@ func onDevices(t *testing.T, check func(*testing.T, *Backend)) {
 	})
 }
 
+// openGPU opens the real GPU, synchronising after every launch so that a
+// fault names its kernel and does not poison the tests after it.
 func openGPU(t *testing.T) *Backend {
 	t.Helper()
-	b, err := Open(0, Options{Log: func(s string) { t.Log(s) }})
+	b, err := Open(0, Options{Log: func(s string) { t.Log(s) }, SyncEach: true})
 	if err != nil {
 		if NoDevice(err) {
 			t.Skipf("no GPU on this machine; the GPU parity suite did not run (%v)", err)

@@ -76,8 +76,13 @@ func TestPipelineOnStandIn(t *testing.T) {
 		}
 	}
 
+	// The run that is interrupted also synchronises after every launch.
+	t.Setenv("CONDENSENET_CUDA_SYNC", "1")
 	dir := t.TempDir()
 	rec, err = tinyRun(t, dir, "cuda", "train", 5)
+	if !strings.Contains(rec.text(), "syncing after every launch") {
+		t.Errorf("CONDENSENET_CUDA_SYNC=1 is not in effect:\n%s", rec.text())
+	}
 	if err == nil {
 		t.Fatalf("the run was not interrupted:\n%s", rec.text())
 	}
