@@ -35,6 +35,7 @@ type Backend struct {
 	syncEach bool    // Options.SyncEach
 	col      scratch // convolution patches, shared: kernels run in stream order
 	dcol     scratch
+	wt       scratch // rearranged convolution weights and their gradient
 	ints     scratch // labels and indices uploaded for one kernel
 	stats    scratch // BatchNorm partial sums
 }

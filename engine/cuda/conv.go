@@ -6,12 +6,19 @@ import (
 	"github.com/condensenet/condensenet/engine"
 )
 
-// conv lowers a convolution to one strided-batched GEMM over its groups.
+// conv lowers a convolution to strided-batched GEMMs over its groups.
 // A pointwise convolution (1×1, stride 1, no padding) multiplies the
 // channels-last input in place; any other builds the patch matrix (im2col)
 // in the backend's shared scratch first. With J = C/G·R·S, group g's
 // output columns are out[:, g·K/G:(g+1)·K/G] = patches[:, g·J:(g+1)·J] · W_gᵀ,
 // W_g being rows g·K/G… of PyTorch's (K, C/G, R, S) weights.
+//
+// Backward of a stride-1 convolution needs no input patches: with D the
+// patches of dOut per input pixel (see the patches kernel), which have
+// K·R·S columns instead of C·R·S, dIn_g += D_g · Wt_g and
+// dWt_g = D_gᵀ · in_g, Wt being W with each group's block rearranged to
+// (K/G·R·S, C/G). Other strides build the input patches again, take
+// dW from them and scatter the patch gradient back with col2im.
 type conv struct {
 	b *Backend
 	engine.ConvShape
@@ -35,8 +42,8 @@ func (c *conv) patches(in engine.View) (uintptr, int) {
 	}
 	crs := c.C * c.R * c.S
 	col := c.b.grow(&c.b.col, c.pixels()*crs)
-	c.b.run("im2col", c.pixels()*crs, ptrArg(col), va(in), ia(c.N), ia(c.H), ia(c.W), ia(c.C), ia(c.OH()), ia(c.OW()),
-		ia(c.R), ia(c.S), ia(c.Stride), ia(c.Pad), ia(c.LdIn))
+	c.b.run("patches", c.pixels()*c.C, ptrArg(col), va(in), ia(c.N), ia(c.OH()), ia(c.OW()), ia(c.C), ia(c.H), ia(c.W),
+		ia(c.R), ia(c.S), ia(c.Stride), ia(-c.Pad), ia(1), ia(c.LdIn))
 	return col, crs
 }
 
@@ -48,6 +55,10 @@ func (c *conv) Forward(out, in, w engine.View) {
 }
 
 func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
+	if !c.pointwise && c.Stride == 1 {
+		c.backwardStride1(dIn, dW, dOut, in, w)
+		return
+	}
 	col, ld := c.patches(in)
 	kg, j, p := c.K/c.G, c.j(), c.pixels()
 	// dW_g += dOut_gᵀ · patches_g
@@ -65,4 +76,23 @@ func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
 		c.b.run("col2im", c.N*c.H*c.W*c.C, va(dIn), ptrArg(dcol), ia(c.N), ia(c.H), ia(c.W), ia(c.C), ia(c.OH()), ia(c.OW()),
 			ia(c.R), ia(c.S), ia(c.Stride), ia(c.Pad), ia(c.LdIn))
 	}
+}
+
+func (c *conv) backwardStride1(dIn, dW, dOut, in, w engine.View) {
+	b := c.b
+	rs, cg, kg := c.R*c.S, c.C/c.G, c.K/c.G
+	p, jd, nw := c.N*c.H*c.W, kg*rs, c.K*cg*rs // input pixels, D_g's columns, weights
+	d := b.grow(&b.dcol, p*c.K*rs)
+	b.run("patches", p*c.K, ptrArg(d), va(dOut), ia(c.N), ia(c.H), ia(c.W), ia(c.K), ia(c.OH()), ia(c.OW()),
+		ia(c.R), ia(c.S), ia(1), ia(c.Pad), ia(-1), ia(c.LdOut))
+	wt := b.grow(&b.wt, 2*nw)
+	dwt := wt + uintptr(4*nw)
+	b.run("weight_t", nw, ptrArg(wt), va(w), ia(c.K), ia(cg), ia(rs))
+	// dIn_g += D_g · Wt_g
+	b.matmul(matmul{m: p, n: cg, k: jd, a: d, lda: c.K * rs, strideA: jd, b: wt, ldb: cg, strideB: jd * cg,
+		c: ptr(dIn), ldc: c.LdIn, strideC: cg, batch: c.G, beta: 1})
+	// dWt_g = D_gᵀ · in_g, then dW += dWt rearranged
+	b.matmul(matmul{transA: true, m: jd, n: cg, k: p, a: d, lda: c.K * rs, strideA: jd, b: ptr(in), ldb: c.LdIn, strideB: cg,
+		c: dwt, ldc: cg, strideC: jd * cg, batch: c.G})
+	b.run("weight_t_bwd", nw, va(dW), ptrArg(dwt), ia(c.K), ia(cg), ia(rs))
 }

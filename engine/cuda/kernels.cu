@@ -372,18 +372,48 @@ extern "C" __global__ void bn_back_apply(float* dx, const float* x, const float*
 	}
 }
 
-// Patch matrix of a convolution: row q is output pixel q, column
-// t = channel·R·S + r·S + s, which puts each group's C/G·R·S columns
-// together in the order of PyTorch's (K, C/G, R, S) weights.
-extern "C" __global__ void im2col(float* col, const float* in, int n, int h, int w, int c, int oh, int ow,
-                                  int R, int S, int stride, int pad, int ldIn) {
-	int rs = R * S, crs = c * rs;
-	LOOP(i, (long long)n * oh * ow * crs) {
-		int t = i % crs;
-		Pixel o = pixel(i / crs, oh, ow);
-		int ch = t / rs, r = (t % rs) / S, s = t % S;
-		int y = o.y * stride - pad + r, x = o.x * stride - pad + s;
-		col[i] = (y >= 0 && y < h && x >= 0 && x < w) ? in[((o.b * h + y) * w + x) * ldIn + ch] : 0.f;
+// Patch matrix: row q is pixel q of an (n, h, w) grid; column
+// t = ch·R·S + r·S + s holds channel ch of src, an (n, sh, sw) grid, at
+// (y·stride + off + sign·r, x·stride + off + sign·s), or 0 outside it.
+// A convolution's input patches (im2col) have sign +1 and off −pad, which
+// puts each group's C/G·R·S columns together in the order of PyTorch's
+// (K, C/G, R, S) weights. The output gradient of a stride-1 convolution,
+// per input pixel, has sign −1 and off +pad: tap (r, s) of input pixel q
+// fed output pixel (y + pad − r, x + pad − s). One thread per (row,
+// channel) writes that channel's R·S columns.
+extern "C" __global__ void patches(float* col, const float* src, int n, int h, int w, int c, int sh, int sw,
+                                   int R, int S, int stride, int off, int sign, int ldSrc) {
+	int rs = R * S;
+	LOOP(i, (long long)n * h * w * c) {
+		int ch = i % c;
+		long long q = i / c;
+		Pixel p = pixel(q, h, w);
+		float* dst = col + (q * c + ch) * rs;
+		for (int r = 0; r < R; r++) {
+			int y = p.y * stride + off + sign * r;
+			for (int s = 0; s < S; s++) {
+				int x = p.x * stride + off + sign * s;
+				dst[r * S + s] = (y >= 0 && y < sh && x >= 0 && x < sw) ? src[((p.b * sh + y) * sw + x) * ldSrc + ch] : 0.f;
+			}
+		}
+	}
+}
+
+// wt = w with each group's (K/G, C/G·R·S) block rearranged to
+// (K/G·R·S, C/G): wt[(k·RS + t)·cg + c] = w[(k·cg + c)·RS + t] for k over
+// all K outputs, since group g's block starts at g·K/G·cg·RS in both.
+extern "C" __global__ void weight_t(float* wt, const float* w, int k, int cg, int rs) {
+	LOOP(i, (long long)k * cg * rs) {
+		long long t = i % rs, c = i / rs % cg, kk = i / rs / cg;
+		wt[(kk * rs + t) * cg + c] = w[i];
+	}
+}
+
+// The gradient of weight_t: dW += dwt, rearranged back.
+extern "C" __global__ void weight_t_bwd(float* dW, const float* dwt, int k, int cg, int rs) {
+	LOOP(i, (long long)k * cg * rs) {
+		long long t = i % rs, c = i / rs % cg, kk = i / rs / cg;
+		dW[i] += dwt[(kk * rs + t) * cg + c];
 	}
 }
 

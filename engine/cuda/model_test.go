@@ -76,6 +76,10 @@ func TestEveryLaunchChecked(t *testing.T) {
 	b.ShuffleForward(x.V(), y.V(), 4, 6, 2, 6, 6)
 	b.ReLUForward(x.V(), y.V(), 4, 6, 6, 6)
 	b.ReLUBackward(x.V(), y.V(), y.V(), 4, 6, 6, 6)
+	// Nor a strided convolution's backward (col2im); the ImageNet stem has one.
+	s := engine.ConvShape{N: 1, H: 4, W: 4, C: 3, K: 2, R: 3, S: 3, Stride: 2, Pad: 1, G: 1, LdIn: 3, LdOut: 2}
+	in, out, w := b.Alloc(16*3), b.Alloc(4*2), b.Alloc(2*3*9)
+	b.NewConv(s).Backward(in.V(), w.V(), out.V(), in.V(), w.V())
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
