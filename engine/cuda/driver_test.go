@@ -315,6 +315,23 @@ func TestDriverOlderThanNVRTC(t *testing.T) {
 	if p.NVRTC != "" || len(p.Kernels) != 0 || !strings.Contains(strings.Join(p.Problems, "\n"), want) {
 		t.Errorf("Detect: %+v", p)
 	}
+	// Of the same major version but an older minor one, NVRTC still serves
+	// through cubins, which the driver loads; its PTX is never offered.
+	if minor := c.number() % 1000 / 10; minor > 0 {
+		t.Setenv("FAKE_CUDA_DRIVER_VERSION", fmt.Sprint(c.number()-10*minor))
+		b, err := Open(0, Options{CacheDir: t.TempDir()})
+		if err != nil || !strings.HasSuffix(b.Name(), "kernels sm_90 cubin (NVRTC "+c.Version()+"))") {
+			t.Errorf("a driver of an older minor version: %v", err)
+		}
+		if b != nil {
+			b.Close()
+		}
+		t.Setenv("FAKE_CUDA_NO_CUBIN", "1")
+		if _, err := Open(0, Options{CacheDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "NO_BINARY_FOR_GPU") {
+			t.Errorf("a refused cubin with an NVRTC newer than the driver: Open = %v, want the refusal and no PTX", err)
+		}
+		os.Unsetenv("FAKE_CUDA_NO_CUBIN")
+	}
 	t.Setenv("FAKE_CUDA_DRIVER_VERSION", fmt.Sprint(c.number()))
 	if p := Detect(); len(p.Problems) != 0 || fmt.Sprint(p.Kernels) != "[cuda:0: sm_90 cubin, then compute_90 PTX]" ||
 		!strings.Contains(p.NVRTC, "not newer than the driver's CUDA "+c.Version()) {

@@ -31,14 +31,20 @@ type compiler struct {
 	// Skipped says which NVRTCs were passed over for being newer than the
 	// driver, and why.
 	Skipped []string
+	// cubinOnly marks an NVRTC newer than the driver in its minor version
+	// only, taken when no other fits: the driver loads its cubins (CUDA's
+	// minor version compatibility) but refuses its PTX.
+	cubinOnly bool
 }
 
 // loadCompiler loads the first NVRTC (in the library search order) that is
 // not newer than the driver; driver is cuDriverGetVersion's 1000·major +
 // 10·minor, or 0 when there is no driver to compare with. A newer NVRTC
-// writes PTX that the driver refuses (CUDA_ERROR_UNSUPPORTED_PTX_VERSION).
+// writes PTX that the driver refuses (CUDA_ERROR_UNSUPPORTED_PTX_VERSION),
+// so it is skipped, and said so; one of the driver's major version is
+// still taken, for cubins only, when nothing else is found.
 func loadCompiler(driver int32) (*compiler, error) {
-	var c *compiler
+	var c, minorNewer *compiler
 	var skipped []string
 	accept := func(lib uintptr, path string) error {
 		cand := &compiler{path: path}
@@ -55,13 +61,22 @@ func loadCompiler(driver int32) (*compiler, error) {
 		if v := cand.number(); driver > 0 && v > driver {
 			why := fmt.Sprintf("%s is NVRTC %s, newer than the driver's CUDA %s", path, cand.Version(), cudaVersion(driver))
 			skipped = append(skipped, why)
+			if minorNewer == nil && v/1000 == driver/1000 {
+				minorNewer = cand
+			}
 			return errors.New(why)
 		}
 		c = cand
 		return nil
 	}
-	if _, _, err := libNVRTC.open(accept); err != nil {
+	_, _, err := libNVRTC.open(accept)
+	if err != nil && minorNewer == nil {
 		return nil, err
+	}
+	if err != nil {
+		c = minorNewer
+		c.cubinOnly = true
+		skipped = append(skipped, fmt.Sprintf("yet %s is taken, for cubins only, as nothing older was found", c.path))
 	}
 	c.Skipped = skipped
 	return c, nil
@@ -103,7 +118,14 @@ func (c *compiler) targets(device int) ([]target, error) {
 	}
 	archs := make([]int32, n)
 	c.supportedArchs(&archs[0])
-	return pickTargets(archs, device)
+	ts, err := pickTargets(archs, device)
+	if err == nil && c.cubinOnly {
+		if !ts[0].cubin {
+			return nil, fmt.Errorf("cuda: NVRTC %s at %s cannot build a cubin for sm_%d, and the driver would refuse its PTX: install an NVRTC no newer than the driver, or update the driver", c.Version(), c.path, device)
+		}
+		ts = ts[:1]
+	}
+	return ts, err
 }
 
 // pickTargets prefers a cubin for the device's exact architecture, which

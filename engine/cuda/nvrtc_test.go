@@ -113,6 +113,18 @@ func TestNewerNVRTCSkipped(t *testing.T) {
 	} else if len(c.Skipped) != 0 {
 		t.Fatalf("a newer driver: skipped %q", c.Skipped)
 	}
+	if minor := v % 1000 / 10; minor > 0 { // a driver of the same major version, older minor
+		c, err := loadCompiler(v - 10*minor)
+		if err != nil || !c.cubinOnly || len(c.Skipped) != 2 || !strings.Contains(c.Skipped[1], "for cubins only") {
+			t.Fatalf("an older minor driver: %v, %+v", err, c)
+		}
+		if ts, err := c.targets(90); err != nil || fmt.Sprint(ts) != "[sm_90 cubin]" {
+			t.Errorf("an older minor driver: targets %v, %v; want the cubin alone", ts, err)
+		}
+		if _, err := c.targets(100); err == nil || !strings.Contains(err.Error(), "cannot build a cubin for sm_100") {
+			t.Errorf("an older minor driver, a GPU NVRTC does not know: %v", err)
+		}
+	}
 	older := v - 10*(v%1000/10) - 1000 // the previous major version
 	_, err := loadCompiler(older)
 	var le *LoadError
