@@ -33,7 +33,7 @@ static int the_ctx, the_stream, the_module;
 static thread_local void* current;
 static std::set<std::string> entries;
 static std::map<const void*, std::string> functions;
-static std::string names[512];
+static std::set<std::string> names; // a function handle points at its name; set elements stay put
 
 static CUresult need_ctx() { return !inited ? NOT_INITIALIZED : current != &the_ctx ? INVALID_CONTEXT : OK; }
 static CUresult need(void* stream) { CUresult r = need_ctx(); return r ? r : stream != &the_stream ? INVALID_HANDLE : OK; }
@@ -79,9 +79,9 @@ static CUresult load_cubin(const unsigned char* e) {
 	unsigned shentsize = *(const unsigned short*)(e + 0x3a), shnum = *(const unsigned short*)(e + 0x3c),
 	         shstrndx = *(const unsigned short*)(e + 0x3e);
 	const unsigned char* sh = e + shoff;
-	const char* names = (const char*)e + *(const unsigned long long*)(sh + shstrndx * shentsize + 0x18);
+	const char* shstrtab = (const char*)e + *(const unsigned long long*)(sh + shstrndx * shentsize + 0x18);
 	for (unsigned i = 0; i < shnum; i++) {
-		std::string name = names + *(const unsigned*)(sh + i * shentsize);
+		std::string name = shstrtab + *(const unsigned*)(sh + i * shentsize);
 		if (name.rfind(".text.", 0) == 0) entries.insert(name.substr(6));
 	}
 	return OK;
@@ -106,9 +106,7 @@ CUresult cuModuleGetFunction(void** f, void* m, const char* name) {
 	CUresult r = need_ctx(); if (r) return r;
 	if (m != &the_module) return INVALID_HANDLE;
 	if (!entries.count(name)) return NOT_FOUND;
-	static int next;
-	names[next] = name;
-	*f = &names[next++];
+	*f = (void*)&*names.insert(name).first;
 	return OK;
 }
 CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
