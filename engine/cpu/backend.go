@@ -146,6 +146,9 @@ func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float
 // Kernels names the micro-kernels this CPU runs: the AVX2/FMA assembly or
 // the pure-Go definitions.
 func Kernels() string {
+	if useAVX512 {
+		return "AVX-512 and AVX2/FMA assembly kernels"
+	}
 	if useAVX2 {
 		return "AVX2/FMA assembly kernels"
 	}

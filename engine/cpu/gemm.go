@@ -144,6 +144,9 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 				}
 				for jr := 0; jr < ncur; jr += nr {
 					n := min(nr, ncur-jr)
+					// Two full strips make a 2·nr-wide tile when the 512-bit
+					// kernel is there: A is read once for both.
+					pair := useAVX512 && ncur-jr >= 2*nr
 					bp := s.b[jr*kcur:]
 					for ir := 0; ir < mcur; ir += mr {
 						m := min(mr, mcur-ir)
@@ -152,29 +155,41 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 							a, aStep, aRow = g.A[(ic+ir)*g.lda+pc:], 1, g.lda
 						}
 						c := g.C[(ic+ir)*g.ldc+jc+jr:]
-						if m == mr && n == nr {
+						switch {
+						case m == mr && pair:
+							kernelPair(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
+						case m == mr && n == nr:
 							kernel(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
-							continue
-						}
-						if m == mr && n == 8 && hasKernel8 && kcur > 0 {
+						case m == mr && n == 8 && hasKernel8 && kcur > 0:
 							kernel8(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
-							continue
+						case pair:
+							g.edgeTile(kcur, a, aStep, aRow, bp, c, m, nr, accumulate, s)
+							g.edgeTile(kcur, a, aStep, aRow, bp[nr*kcur:], c[nr:], m, nr, accumulate, s)
+						default:
+							g.edgeTile(kcur, a, aStep, aRow, bp, c, m, n, accumulate, s)
 						}
-						// A partial tile goes through a full-size buffer.
-						kernel(kcur, a, aStep, aRow, bp, s.tile[:], nr, false)
-						for i := range m {
-							row, t := c[i*g.ldc:i*g.ldc+n], s.tile[i*nr:i*nr+n]
-							if accumulate {
-								for j := range row {
-									row[j] += t[j]
-								}
-							} else {
-								copy(row, t)
-							}
-						}
+					}
+					if pair {
+						jr += nr
 					}
 				}
 			}
+		}
+	}
+}
+
+// edgeTile computes an m×n corner of a tile (m ≤ mr, n ≤ nr) through a
+// full-size buffer.
+func (g *gemmArgs) edgeTile(k int, a []float32, aStep, aRow int, b, c []float32, m, n int, accumulate bool, s *scratch) {
+	kernel(k, a, aStep, aRow, b, s.tile[:], nr, false)
+	for i := range m {
+		row, t := c[i*g.ldc:i*g.ldc+n], s.tile[i*nr:i*nr+n]
+		if accumulate {
+			for j := range row {
+				row[j] += t[j]
+			}
+		} else {
+			copy(row, t)
 		}
 	}
 }
@@ -282,6 +297,13 @@ func kernelGo(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accu
 			copy(row, acc[i][:])
 		}
 	}
+}
+
+// kernelPairGo is the definition of kernelPair: kernel on two adjacent
+// packed strips of B.
+func kernelPairGo(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	kernel(k, a, aStep, aRow, b, c, ldc, accumulate)
+	kernel(k, a, aStep, aRow, b[k*nr:], c[nr:], ldc, accumulate)
 }
 
 // GemmNaive is the definition Gemm is tested against: a plain triple loop.

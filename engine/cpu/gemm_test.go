@@ -99,6 +99,54 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 	}
 }
 
+// The 512-bit kernel over two strips gives the same bits as the AVX2
+// kernel on each, and touches nothing outside its 6×32 tile.
+func TestKernelPairMatchesKernel(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 on this CPU: kernelPair is kernel twice")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	const ldc = 2*nr + 5
+	for _, k := range []int{1, 2, 7, 256} {
+		for _, layout := range []struct {
+			name        string
+			aStep, aRow int
+		}{{"packed A", mr, 1}, {"A rows in place", 1, k + 3}} {
+			a, b := randSlice(rng, k*layout.aStep+mr*layout.aRow), randSlice(rng, 2*k*nr)
+			for _, acc := range []bool{false, true} {
+				c0 := randSlice(rng, (mr+1)*ldc)
+				want, got := slices.Clone(c0), slices.Clone(c0)
+				kernelPairGo(k, a, layout.aStep, layout.aRow, b, want, ldc, acc)
+				kernelPair(k, a, layout.aStep, layout.aRow, b, got, ldc, acc)
+				if !slices.Equal(got, want) {
+					i, _ := closeTo(got, want, 0, 0)
+					t.Errorf("%s k=%d accumulate=%v: c[%d] = %v, two AVX2 kernels %v", layout.name, k, acc, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// Gemm gives the same bits with and without the 512-bit kernel.
+func TestGemmSameBitsWithoutAVX512(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, s := range [][3]int{{7, 33, 9}, {64, 100, 300}, {13, 48, 1}, {300, 2100, 70}} {
+		M, N, K := s[0], s[1], s[2]
+		A, B, C0 := randSlice(rng, M*K), randSlice(rng, K*N), randSlice(rng, M*N)
+		with, without := slices.Clone(C0), slices.Clone(C0)
+		Gemm(false, false, M, N, K, A, K, B, N, 1, with, N, 2)
+		useAVX512 = false
+		Gemm(false, false, M, N, K, A, K, B, N, 1, without, N, 2)
+		useAVX512 = true
+		if !slices.Equal(with, without) {
+			t.Errorf("M%d N%d K%d: AVX-512 and AVX2 differ", M, N, K)
+		}
+	}
+}
+
 // The GEMMs of CondenseNet-86 training at batch 64 in channels-last layout:
 // P = 64·H·W pixel rows.
 var gemmShapes = []struct {

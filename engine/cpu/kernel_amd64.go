@@ -5,6 +5,10 @@ import "golang.org/x/sys/cpu"
 // useAVX2 selects the assembly micro-kernel.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useAVX512 selects the 512-bit micro-kernel for pairs of B strips
+// (kernelPair). GODEBUG=cpu.avx512f=off turns it off.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F
+
 //go:noescape
 func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 
@@ -18,6 +22,20 @@ func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumu
 	// The assembly trusts these lengths; check them here.
 	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[k*nr-1], c[(mr-1)*ldc+nr-1]
 	kernelAVX2(k, &a[0], aStep, aRow, &b[0], &c[0], ldc, accumulate)
+}
+
+//go:noescape
+func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ldc int, accumulate bool)
+
+// kernelPair is kernel over two adjacent packed strips of B, b and
+// b[k·nr:], into C[0:mr, 0:2·nr]; see kernelPairGo.
+func kernelPair(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	if !useAVX512 || k == 0 {
+		kernelPairGo(k, a, aStep, aRow, b, c, ldc, accumulate)
+		return
+	}
+	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[2*k*nr-1], c[(mr-1)*ldc+2*nr-1]
+	kernel6x32AVX512(k, &a[0], aStep, aRow, &b[0], &b[k*nr], &c[0], ldc, accumulate)
 }
 
 //go:noescape

@@ -350,3 +350,115 @@ gatherCol:
 	DECQ    DX
 	JNZ     gatherRow
 	RET
+
+// func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ldc int, accumulate bool)
+//
+// kernelAVX2 over two adjacent packed strips of B at once, with 512-bit
+// registers: C[0:6, 0:16] from strip b0 and C[0:6, 16:32] from strip b1.
+// Z0..Z11 hold the 6×32 tile (two registers per row), Z12/Z13 a row of
+// each strip, Z14 a broadcast element of A, which serves both strips. Each
+// element is summed in the same order with the same FMAs as kernelAVX2, so
+// the two give the same bits.
+TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aStep+16(FP), R11
+	SHLQ $2, R11
+	MOVQ aRow+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b0+32(FP), BX
+	MOVQ b1+40(FP), R12
+	MOVQ c+48(FP), DI
+	MOVQ ldc+56(FP), DX
+	SHLQ $2, DX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10                 // R10 = row 3 of A
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+	TESTQ CX, CX
+	JE    store512
+
+loop512:
+	VMOVUPS (BX), Z12
+	VMOVUPS (R12), Z13
+	VBROADCASTSS (SI), Z14
+	VFMADD231PS  Z12, Z14, Z0
+	VFMADD231PS  Z13, Z14, Z1
+	VBROADCASTSS (SI)(R9*1), Z14
+	VFMADD231PS  Z12, Z14, Z2
+	VFMADD231PS  Z13, Z14, Z3
+	VBROADCASTSS (SI)(R9*2), Z14
+	VFMADD231PS  Z12, Z14, Z4
+	VFMADD231PS  Z13, Z14, Z5
+	VBROADCASTSS (R10), Z14
+	VFMADD231PS  Z12, Z14, Z6
+	VFMADD231PS  Z13, Z14, Z7
+	VBROADCASTSS (R10)(R9*1), Z14
+	VFMADD231PS  Z12, Z14, Z8
+	VFMADD231PS  Z13, Z14, Z9
+	VBROADCASTSS (R10)(R9*2), Z14
+	VFMADD231PS  Z12, Z14, Z10
+	VFMADD231PS  Z13, Z14, Z11
+	ADDQ         R11, SI
+	ADDQ         R11, R10
+	ADDQ         $64, BX
+	ADDQ         $64, R12
+	DECQ         CX
+	JNE          loop512
+
+store512:
+	MOVBQZX accumulate+64(FP), R8
+	TESTQ   R8, R8
+	JE      overwrite512
+
+	VADDPS (DI), Z0, Z0
+	VADDPS 64(DI), Z1, Z1
+	ADDQ   DX, DI
+	VADDPS (DI), Z2, Z2
+	VADDPS 64(DI), Z3, Z3
+	ADDQ   DX, DI
+	VADDPS (DI), Z4, Z4
+	VADDPS 64(DI), Z5, Z5
+	ADDQ   DX, DI
+	VADDPS (DI), Z6, Z6
+	VADDPS 64(DI), Z7, Z7
+	ADDQ   DX, DI
+	VADDPS (DI), Z8, Z8
+	VADDPS 64(DI), Z9, Z9
+	ADDQ   DX, DI
+	VADDPS (DI), Z10, Z10
+	VADDPS 64(DI), Z11, Z11
+	MOVQ   c+48(FP), DI
+
+overwrite512:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	VZEROUPPER
+	RET

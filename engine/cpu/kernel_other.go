@@ -2,10 +2,14 @@
 
 package cpu
 
-var useAVX2 = false
+var useAVX2, useAVX512 = false, false
 
 func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
+}
+
+func kernelPair(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+	kernelPairGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 }
 
 func copyRowsB(dst, src []float32, k, ld int) {
