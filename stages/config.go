@@ -170,6 +170,11 @@ func (c *Config) ReadConfigFile(path string) error {
 	return c.ReadConfig(f, path)
 }
 
+// ErrConfig marks an error in the configuration found only when a stage
+// runs (a batch larger than the dataset, say): the CLI exits with its
+// usage status for it, as for errors Check finds.
+var ErrConfig = errors.New("invalid configuration")
+
 // Check reports every invalid field, naming the field, its value and what
 // would be valid.
 func (c *Config) Check() error {
@@ -204,6 +209,9 @@ func (c *Config) Check() error {
 		if f.v < f.lo || f.v > f.hi {
 			bad(f.name, f.v, fmt.Sprintf("want %d..%d", f.lo, f.hi))
 		}
+	}
+	if d.Dataset == "synthetic" && t.Batch > d.SyntheticTrain {
+		bad("train.batch", t.Batch, fmt.Sprintf("want at most data.synthetic_train (%d): a batch larger than the training set trains nothing", d.SyntheticTrain))
 	}
 	if t.ImagesPerEpoch != 0 && t.ImagesPerEpoch < t.Batch {
 		bad("train.images_per_epoch", t.ImagesPerEpoch, fmt.Sprintf("want 0 (all) or at least train.batch (%d)", t.Batch))

@@ -73,13 +73,17 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
+	tc := t.Train
+	if n := len(ds.Train.Labels); tc.Batch > n {
+		return nil, fmt.Errorf("%w: train.batch is %d but the %s dataset has %d training images: a batch larger than the training set trains nothing; set train.batch to at most %d",
+			ErrConfig, tc.Batch, ds.Name, n, n)
+	}
 	be, which, err := NewBackend(t.Train.Device, t.Train.Workers, env.Report.Note)
 	if err != nil {
 		return nil, err
 	}
 	env.Report.Note("train: device " + which)
 	defer CloseBackend(be)
-	tc := t.Train
 	net, err := model.NewNet(cfg, tc.Batch, be, t.Seed)
 	if err != nil {
 		return nil, err

@@ -259,6 +259,21 @@ func TestCheckpointFromOtherSettingsIgnored(t *testing.T) {
 	}
 }
 
+// A batch larger than the training set is a configuration error naming
+// both numbers, found by Check and, for a dataset Check cannot see, by the
+// train stage before it trains nothing.
+func TestBatchLargerThanTrainingSet(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Train.Batch = 1000
+	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "train.batch = 1000: want at most data.synthetic_train (640)") {
+		t.Errorf("Check: %v", err)
+	}
+	err := runTiny(context.Background(), t.TempDir(), cfg, pipeline.Discard)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.batch is 1000 but the synthetic dataset has 640 training images") {
+		t.Errorf("train stage: %v, want ErrConfig naming 1000 and 640", err)
+	}
+}
+
 func TestNonFiniteLossStops(t *testing.T) {
 	// lr up to 10 does not diverge here (BatchNorm keeps it in check), so the
 	// check itself is tested: it must refuse NaN and both infinities.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,7 +79,15 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 	if err != nil {
 		return err
 	}
+	if g.remembered {
+		rep.Note("settings: as this workdir was last run (" + describe(cfg) + "); --preset starts from a preset instead")
+	}
 	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache})
+	if !errors.Is(err, pipeline.ErrLocked) {
+		if serr := saveSettings(r.Store.Dir(), cfg); serr != nil {
+			rep.Warn("run", serr.Error())
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,13 @@ func runStatus(g *Globals) error {
 	}
 	if g.JSON {
 		return json.NewEncoder(g.stdout).Encode(map[string]any{
-			"message_type": "status", "workdir": g.Workdir, "preset": g.Preset, "stages": rows})
+			"message_type": "status", "workdir": g.Workdir, "preset": g.Preset, "remembered_settings": g.remembered, "stages": rows})
 	}
-	fmt.Fprintf(g.stdout, "workdir %s, preset %s\n\n", workdirPath(r.Store.Dir()), g.Preset)
+	from := ""
+	if g.remembered {
+		from = " (the settings of its last run: " + describe(cfg) + ")"
+	}
+	fmt.Fprintf(g.stdout, "workdir %s, preset %s%s\n\n", workdirPath(r.Store.Dir()), g.Preset, from)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tSTATE\tARTIFACT\tWHY")
 	for _, row := range rows {

@@ -49,6 +49,10 @@ type Globals struct {
 	Opset                                           int
 	Preprocess                                      bool
 
+	// remembered is set when config started from the workdir's settings
+	// (settings.json) rather than from a preset.
+	remembered bool
+
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars.
 	interactive bool
@@ -84,13 +88,24 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	g.flags = f
 }
 
-// config builds the run's configuration: preset, then config file, then the
-// flags the user set, then checks it.
+// config builds the run's configuration: the preset named by --preset, or
+// else the settings the workdir was last run with, or else the default
+// preset; then the config file, then the flags the user set; then checks it.
 func (g *Globals) config() (stages.Config, error) {
 	cfg, err := stages.Preset(g.Preset)
 	if err != nil {
 		return cfg, usageError{err}
 	}
+	if !g.flags.Changed("preset") {
+		saved, ok, err := loadSettings(g.Workdir)
+		if err != nil {
+			return cfg, usageError{err}
+		}
+		if ok {
+			cfg, g.remembered = saved, true
+		}
+	}
+	g.Preset = cfg.Preset
 	if g.ConfigFile != "" {
 		if err := cfg.ReadConfigFile(g.ConfigFile); err != nil {
 			return cfg, usageError{err}

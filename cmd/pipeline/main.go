@@ -16,6 +16,7 @@ import (
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/stages"
 )
 
 // Exit codes; documented in the root command's help.
@@ -85,7 +86,7 @@ func exitCode(g *Globals, err error, sig os.Signal) int {
 			code = exitTerminated
 		}
 		hint = "finished stages are kept; run the same command again to continue"
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, stages.ErrConfig):
 		code = exitUsage
 	case errors.Is(err, pipeline.ErrVerifyFailed):
 		code = exitVerify

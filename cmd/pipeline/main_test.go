@@ -76,6 +76,43 @@ func TestRunFetchThenNothingToDo(t *testing.T) {
 	}
 }
 
+// A workdir remembers the settings of its last run: later commands in it
+// need no flags, say so, and a flag or --preset still overrides them.
+func TestWorkdirRemembersSettings(t *testing.T) {
+	w := t.TempDir()
+	if out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", smallSynthetic(t)); code != 0 {
+		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
+	}
+	out, _, _ := execute(t, "status", "--workdir", w)
+	if !strings.Contains(out, "preset quick (the settings of its last run: preset quick, synthetic, 2 epochs") ||
+		strings.Count(out, " fresh ") != 5 {
+		t.Errorf("status right after the run:\n%s", out)
+	}
+	out, errs, code := execute(t, "run", "verify", "--workdir", w)
+	if code != 0 || !strings.Contains(errs, "settings: as this workdir was last run") || !strings.Contains(out, "nothing to do") {
+		t.Errorf("run verify without flags: code %d\n%s%s", code, out, errs)
+	}
+	// A flag changes the remembered settings for what follows.
+	if out, errs, code = execute(t, "run", "fetch", "--workdir", w, "--seed", "5"); code != 0 {
+		t.Fatalf("run fetch --seed 5: code %d\n%s%s", code, out, errs)
+	}
+	out, _, _ = execute(t, "status", "--workdir", w)
+	if !strings.Contains(out, "fetch     fresh") || !strings.Contains(out, "train     stale") {
+		t.Errorf("status after --seed 5:\n%s", out)
+	}
+	// --preset starts from the preset.
+	out, _, _ = execute(t, "status", "--workdir", w, "--preset", "quick")
+	if strings.Contains(out, "last run") || !strings.Contains(out, "data.dataset changed: synthetic → cifar10") {
+		t.Errorf("status --preset quick:\n%s", out)
+	}
+	// A damaged settings file is a usage error naming it, not a silent reset.
+	os.WriteFile(filepath.Join(w, settingsFile), []byte(`{"preset": "quick", "config": {"seed": "x"}}`), 0o644)
+	_, errs, code = execute(t, "status", "--workdir", w)
+	if code != exitUsage || !strings.Contains(errs, settingsFile) || !strings.Contains(errs, "--preset") {
+		t.Errorf("damaged settings: code %d, %s", code, errs)
+	}
+}
+
 func TestStatusJSON(t *testing.T) {
 	w := t.TempDir()
 	cfg := smallSynthetic(t)
@@ -128,6 +165,8 @@ func TestRunJSON(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(bad, []byte(`{"data": {"dataset": "svhn"}}`), 0o644)
+	big := filepath.Join(t.TempDir(), "big.json")
+	os.WriteFile(big, []byte(`{"data": {"dataset": "synthetic", "synthetic_train": 640}, "train": {"batch": 4096}}`), 0o644)
 	typo := filepath.Join(t.TempDir(), "typo.json")
 	os.WriteFile(typo, []byte(`{"sed": 1}`), 0o644)
 	for _, tc := range []struct {
@@ -143,6 +182,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--preset", "huge"}, `unknown preset "huge"`},
 		{[]string{"status", "--config", bad}, `data.dataset = "svhn": want one of cifar10, cifar100, synthetic`},
 		{[]string{"status", "--config", typo}, `unknown field "sed"`},
+		{[]string{"run", "train", "--config", big}, "train.batch = 4096: want at most data.synthetic_train (640)"},
 		{[]string{"status", "--dataset", "synthetic", "--data-url", "x"}, "the synthetic dataset is generated"},
 		{[]string{"status", "--data-sha256", "123"}, `data.sha256 = "123": want 64 hex digits`},
 	} {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/condensenet/condensenet/stages"
+)
+
+// settingsFile is where a workdir remembers the settings its last run used
+// (preset, config file and flags, resolved into one configuration), so a
+// later command in it needs none of them again.
+const settingsFile = "settings.json"
+
+type savedSettings struct {
+	Preset string          `json:"preset"`
+	Config json.RawMessage `json:"config"`
+}
+
+// loadSettings returns the configuration the workdir was last run with;
+// ok is false when it has none.
+func loadSettings(workdir string) (cfg stages.Config, ok bool, err error) {
+	path := filepath.Join(workdir, settingsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, false, nil
+	}
+	var s savedSettings
+	if err == nil {
+		err = json.Unmarshal(b, &s)
+	}
+	if err == nil {
+		_, err = stages.Preset(s.Preset)
+	}
+	if err == nil {
+		// Into a zero configuration: the file holds every field but those
+		// left out for being empty, which must stay empty.
+		cfg = stages.Config{Preset: s.Preset}
+		err = cfg.ReadConfig(bytes.NewReader(s.Config), path)
+	}
+	if err != nil {
+		return cfg, false, fmt.Errorf("%s: %w (the settings of the workdir's last run; delete the file or give --preset to start from a preset)", path, err)
+	}
+	return cfg, true, nil
+}
+
+// saveSettings records cfg as the workdir's settings, atomically.
+func saveSettings(workdir string, cfg stages.Config) error {
+	c, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(savedSettings{Preset: cfg.Preset, Config: c}, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(workdir, ".tmp-settings-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(workdir, settingsFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("remembering the settings in %s: %w", workdir, err)
+	}
+	return nil
+}
+
+// describe says in a few words what a configuration trains on what.
+func describe(cfg stages.Config) string {
+	data := cfg.Data.Dataset
+	if cfg.Data.URL != "" {
+		data += " from " + cfg.Data.URL
+	}
+	return fmt.Sprintf("preset %s, %s, %d epochs on device %s", cfg.Preset, data, cfg.Train.Epochs, cfg.Train.Device)
+}
