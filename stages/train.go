@@ -174,7 +174,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		st.Iteration++
 		st.NetStep = net.Step()
 		el := e.Seconds + time.Since(epochStart).Seconds()
-		prog.Status(fmt.Sprintf("loss %.4f top-1 %.1f%% lr %.4f %.0f img/s", e.Loss/float64(e.Steps), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
+		prog.Status(fmt.Sprintf("loss %.4f, train top-1 %.1f%%, lr %.4f, %.0f images/s", e.Loss/float64(e.Steps), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
 		prog.Add(1)
 
 		if st.Iteration%steps == 0 {
@@ -230,6 +230,7 @@ func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *cifa
 		net.Logits(logits)
 		a, b := topK(logits, labels[:real], len(logits)/test.Batch, real)
 		c1, c5, n = c1+a, c5+b, n+real
+		prog.Status(fmt.Sprintf("test top-1 %.2f%%, top-5 %.2f%% on %d images", 100*float64(c1)/float64(n), 100*float64(c5)/float64(n), n))
 		prog.Add(1)
 	}
 	return float64(c1) / float64(n), float64(c5) / float64(n), nil

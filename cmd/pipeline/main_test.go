@@ -80,15 +80,23 @@ func TestRunFetchThenNothingToDo(t *testing.T) {
 // need no flags, say so, and a flag or --preset still overrides them.
 func TestWorkdirRemembersSettings(t *testing.T) {
 	w := t.TempDir()
-	if out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", smallSynthetic(t)); code != 0 {
+	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", smallSynthetic(t))
+	if code != 0 {
 		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
 	}
-	out, _, _ := execute(t, "status", "--workdir", w)
+	// Each epoch's line says what it counts and the train top-1; the
+	// evaluation's, the test top-1.
+	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("the console lacks %q:\n%s", want, errs)
+		}
+	}
+	out, _, _ = execute(t, "status", "--workdir", w)
 	if !strings.Contains(out, "preset quick (the settings of its last run: preset quick, synthetic, 2 epochs") ||
 		strings.Count(out, " fresh ") != 5 {
 		t.Errorf("status right after the run:\n%s", out)
 	}
-	out, errs, code := execute(t, "run", "verify", "--workdir", w)
+	out, errs, code = execute(t, "run", "verify", "--workdir", w)
 	if code != 0 || !strings.Contains(errs, "settings: as this workdir was last run") || !strings.Contains(out, "nothing to do") {
 		t.Errorf("run verify without flags: code %d\n%s%s", code, out, errs)
 	}
@@ -234,7 +242,7 @@ func TestInterruptDuringDownload(t *testing.T) {
 		}
 		entries, _ := os.ReadDir(w)
 		for _, e := range entries {
-			if e.Name() != ".lock" {
+			if e.Name() != ".lock" && e.Name() != settingsFile {
 				t.Errorf("%v: workdir holds %s after the interruption", sig.sig, e.Name())
 			}
 		}

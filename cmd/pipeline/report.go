@@ -155,15 +155,22 @@ func (p *textProgress) Done() {
 	}
 	el := time.Since(p.start)
 	rate := float64(p.n) / max(el.Seconds(), 1e-9)
-	if p.status != "" {
-		p.t.printf(p.t.err, "%s: %d in %s: %s\n", p.label, p.n, el.Round(time.Millisecond), p.status)
-		return
-	}
-	if p.bytes {
+	// Counted tasks are batches (an epoch's steps, an evaluation's passes).
+	switch {
+	case p.bytes:
 		p.t.printf(p.t.err, "%s: %.1f MB in %s (%.1f MB/s)\n", p.label, float64(p.n)/1e6, el.Round(time.Millisecond), rate/1e6)
-	} else {
-		p.t.printf(p.t.err, "%s: %d in %s (%.1f/s)\n", p.label, p.n, el.Round(time.Millisecond), rate)
+	case p.status != "":
+		p.t.printf(p.t.err, "%s: %s in %s: %s\n", p.label, batches(p.n), el.Round(time.Millisecond), p.status)
+	default:
+		p.t.printf(p.t.err, "%s: %s in %s (%.1f batches/s)\n", p.label, batches(p.n), el.Round(time.Millisecond), rate)
 	}
+}
+
+func batches(n int64) string {
+	if n == 1 {
+		return "1 batch"
+	}
+	return fmt.Sprintf("%d batches", n)
 }
 
 // jsonReporter writes one JSON object per line, each with a message_type.
