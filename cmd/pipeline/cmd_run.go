@@ -44,7 +44,7 @@ stale and the next run redoes them.`,
   pipeline run fetch --dataset synthetic
   pipeline run train --redo
   pipeline run all --from condense`,
-		Args:      usageArgs(cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)),
+		Args:      usageArgs(oneStage),
 		ValidArgs: append([]string{"all"}, stageNames...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRun(cmd.Context(), opts, g, args[0])
@@ -52,6 +52,20 @@ stale and the next run redoes them.`,
 	}
 	opts.AddFlags(cmd)
 	return cmd
+}
+
+// oneStage checks run's argument: all or one stage's name.
+func oneStage(cmd *cobra.Command, args []string) error {
+	want := "all, " + strings.Join(stageNames, ", ")
+	switch {
+	case len(args) == 0:
+		return fmt.Errorf("run needs what to run: one of %s", want)
+	case len(args) > 1:
+		return fmt.Errorf("run takes one of %s, got %d arguments (%s)", want, len(args), strings.Join(args, " "))
+	case args[0] != "all" && !slices.Contains(stageNames, args[0]):
+		return fmt.Errorf("unknown stage %q: want one of %s", args[0], want)
+	}
+	return nil
 }
 
 func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) error {

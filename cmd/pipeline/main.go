@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/condensenet/condensenet/cifar"
@@ -86,7 +87,7 @@ func exitCode(g *Globals, err error, sig os.Signal) int {
 			code = exitTerminated
 		}
 		hint = "finished stages are kept; run the same command again to continue"
-	case errors.Is(err, errUsage), errors.Is(err, stages.ErrConfig):
+	case errors.Is(err, errUsage), errors.Is(err, stages.ErrConfig), strings.HasPrefix(err.Error(), "unknown command "): // cobra's own
 		code = exitUsage
 	case errors.Is(err, pipeline.ErrVerifyFailed):
 		code = exitVerify

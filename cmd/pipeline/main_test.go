@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/condensenet/condensenet/pipeline"
 )
 
 // TestMain lets a test run this binary as the real command (see command).
@@ -181,8 +184,12 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run"}, "accepts 1 arg"},
-		{[]string{"run", "fetchh"}, `invalid argument "fetchh"`},
+		{[]string{"run"}, "run needs what to run: one of all, fetch, train, condense, verify, export"},
+		{[]string{"run", "fetchh"}, `unknown stage "fetchh": want one of all, fetch, train`},
+		{[]string{"run", "fetch", "train"}, "got 2 arguments (fetch train)"},
+		{[]string{"rnu", "all"}, `unknown command "rnu"`},
+		{[]string{"status", "--seed", "-1"}, "--seed -1: want a whole number, 0 or more"},
+		{[]string{"bench", "train", "--batch", "x"}, "--batch x: want a whole number"},
 		{[]string{"run", "all", "--from", "nope"}, `--from "nope"`},
 		{[]string{"run", "fetch", "--from", "train"}, "--from train comes after the target fetch"},
 		{[]string{"run", "all", "--redo", "--from", "train"}, "give one"},
@@ -417,5 +424,16 @@ func TestDevicesWithoutGPU(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("code %d, output lacks %q:\n%s", code, want, out)
 		}
+	}
+}
+
+// An error from the pipeline package, which starts with its name, is
+// printed with the program's name once.
+func TestErrorsNameTheProgramOnce(t *testing.T) {
+	var out, errb bytes.Buffer
+	g := newGlobals(&out, &errb)
+	if code := exitCode(g, fmt.Errorf("%w: work is used by pid 7", pipeline.ErrLocked), nil); code != exitError ||
+		errb.String() != "pipeline: workdir in use: work is used by pid 7\n" {
+		t.Errorf("code %d, stderr %q", code, errb.String())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,7 +38,9 @@ func (g *Globals) reportError(err error, hint string, code int) {
 		json.NewEncoder(g.stdout).Encode(msg)
 		return
 	}
-	fmt.Fprintf(g.stderr, "pipeline: %v\n", err)
+	// The program's name comes first; the package pipeline's errors start
+	// with it already.
+	fmt.Fprintf(g.stderr, "pipeline: %s\n", strings.TrimPrefix(err.Error(), "pipeline: "))
 	if hint != "" {
 		fmt.Fprintf(g.stderr, "hint: %s\n", hint)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"regexp"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -42,8 +44,21 @@ continues where it stopped when started again.`,
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitHelp)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{plainFlagError(err)} })
 	g.addFlags(root)
 	root.AddCommand(newRunCommand(g), newStatusCommand(g), newBenchCommand(g), newInfoCommand(g), newInspectCommand(g), newPredictCommand(g), newReportCommand(g), newDevicesCommand(g))
 	return root
+}
+
+// numberFlag matches pflag's message for a number that did not parse.
+var numberFlag = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)" flag: strconv\.Parse(Uint|Int|Float)`)
+
+// plainFlagError says what a number flag wants instead of quoting strconv.
+func plainFlagError(err error) error {
+	m := numberFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	want := map[string]string{"Uint": "a whole number, 0 or more", "Int": "a whole number", "Float": "a number"}[m[3]]
+	return fmt.Errorf("%s %s: want %s", m[2], m[1], want)
 }
