@@ -65,10 +65,17 @@ func ReadArchive(r io.Reader, name string, f Format) (*Dataset, error) {
 	}
 	members := map[string][]byte{}
 	tr := tar.NewReader(zr)
-	for {
+	for first := true; ; first = false {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
+		}
+		if err != nil && first && errors.Is(err, io.ErrUnexpectedEOF) {
+			// The tar header ended early: a cut download also does this,
+			// but then the gzip stream itself is cut short.
+			if _, gerr := io.Copy(io.Discard, zr); gerr == nil {
+				return nil, bad("", -1, "not a tar archive: the file is whole gzip data, but what it holds is not a tar archive (CIFAR comes as a .tar.gz)")
+			}
 		}
 		if err != nil {
 			return nil, bad("", -1, "%s", readError(err))

@@ -139,6 +139,8 @@ func TestReadArchiveRejects(t *testing.T) {
 		{"repeated member", makeArchive(t, append(cifar10Members(3), cifar10Members(3)[2])...), "appears twice"},
 		{"not gzip", []byte("PK\x03\x04 this is a zip"), "not a gzip file"},
 		{"empty file", nil, "not a gzip file"},
+		{"gzip, not tar", gzipped(t, []byte("hello, not a tar file\n")), "not a tar archive: the file is whole gzip data"},
+		{"gzip of zeros", gzipped(t, make([]byte, 600)), "not a tar archive"},
 		{"truncated at 100", valid[:100], "truncated"},
 		{"truncated mid-way", valid[:len(valid)/2], "truncated"},
 		{"truncated trailer", valid[:len(valid)-4], "truncated"},
@@ -151,6 +153,15 @@ func TestReadArchiveRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func flipByte(b []byte, i int) []byte {

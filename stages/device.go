@@ -59,6 +59,20 @@ func NewBackend(device string, workers int, note func(string)) (engine.Backend, 
 	return b, fmt.Sprintf("cpu, %d workers%s", b.Workers(), reason), nil
 }
 
+// CheckDevice returns an error wrapping engine.ErrNoDevice when a
+// train.device setting asks for a GPU that cannot start, so that a command
+// can refuse before doing any work.
+func CheckDevice(setting string) error {
+	d, err := parseDevice(setting)
+	if err != nil || d.kind != "cuda" {
+		return err
+	}
+	if err := cuda.Available(); err != nil {
+		return fmt.Errorf("%w: device %s: %w", engine.ErrNoDevice, setting, err)
+	}
+	return nil
+}
+
 // resolve turns auto into cuda when cuda.Available says the GPU can start,
 // and into cpu otherwise, with the reason in words.
 func (d device) resolve() (device, string) {

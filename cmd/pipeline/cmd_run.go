@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/stages"
 )
 
 // RunOptions are the run command's own flags.
@@ -87,6 +88,11 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 	cfg, err := g.config()
 	if err != nil {
 		return err
+	}
+	if target != "fetch" { // every other stage may need the device
+		if err := stages.CheckDevice(cfg.Train.Device); err != nil {
+			return err
+		}
 	}
 	rep := g.reporter()
 	r, err := g.runner(cfg, rep)

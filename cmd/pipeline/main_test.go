@@ -415,6 +415,15 @@ func TestNoDeviceExitCode(t *testing.T) {
 	if code != exitNoDevice || !strings.Contains(errs, "libcuda not found") {
 		t.Errorf("code %d, want %d; stderr:\n%s", code, exitNoDevice, errs)
 	}
+	// run refuses before any stage, fetch included, does work.
+	w := t.TempDir()
+	_, errs, code = execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "--device", "cuda")
+	if code != exitNoDevice || !strings.Contains(errs, "device cuda: libcuda not found") {
+		t.Errorf("run all --device cuda: code %d, want %d; stderr:\n%s", code, exitNoDevice, errs)
+	}
+	if _, err := os.Stat(filepath.Join(w, "fetch")); err == nil {
+		t.Errorf("fetch ran before the missing GPU was noticed")
+	}
 }
 
 func TestDevicesWithoutGPU(t *testing.T) {
