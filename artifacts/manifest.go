@@ -12,7 +12,8 @@ import (
 )
 
 const (
-	manifestName   = "manifest.json"
+	// ManifestName is the manifest's file name in an artifact's folder.
+	ManifestName   = "manifest.json"
 	manifestFormat = "condensenet-artifact" // the magic string
 	// manifestVersion is the version of the manifest's own layout; each kind
 	// versions its files separately through Manifest.Schema.
@@ -107,7 +108,7 @@ func encodeManifest(m *Manifest) []byte {
 // validFileName accepts clean relative slash paths that stay inside the
 // artifact folder and do not collide with the manifest.
 func validFileName(name string) bool {
-	return name != "" && name != manifestName && path.Clean(name) == name &&
+	return name != "" && name != ManifestName && path.Clean(name) == name &&
 		!path.IsAbs(name) && name != ".." && !strings.HasPrefix(name, "../") &&
 		!strings.ContainsAny(name, "\\\x00")
 }

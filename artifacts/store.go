@@ -129,7 +129,7 @@ func (a *Artifact) Has(file string) bool {
 // or, unless NoVerify is set, any file differs from the manifest.
 func (s *Store) Get(name string) (*Artifact, error) {
 	dir := s.Path(name)
-	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, dir)
 	}
@@ -138,7 +138,7 @@ func (s *Store) Get(name string) (*Artifact, error) {
 	}
 	m, err := decodeManifest(b)
 	if err != nil {
-		return nil, &CorruptError{Dir: dir, File: manifestName, Reason: err.Error()}
+		return nil, &CorruptError{Dir: dir, File: ManifestName, Reason: err.Error()}
 	}
 	a := &Artifact{Dir: dir, Manifest: *m}
 	for _, f := range m.Files {
@@ -359,7 +359,7 @@ func (w *Writer) Commit() (*Artifact, error) {
 
 // writeManifest is the last write into the temporary folder.
 func (w *Writer) writeManifest(b []byte) error {
-	p := filepath.Join(w.tmp, manifestName)
+	p := filepath.Join(w.tmp, ManifestName)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err == nil {
 		_, err = f.Write(b)

@@ -83,9 +83,9 @@ func TestCorruptionDetected(t *testing.T) {
 		{"flipped byte", func(dir string) { flip(t, filepath.Join(dir, "data"), 3) }, "data"},
 		{"truncated file", func(dir string) { os.Truncate(filepath.Join(dir, "data"), 2) }, "data"},
 		{"missing file", func(dir string) { os.Remove(filepath.Join(dir, "data")) }, "data"},
-		{"edited manifest", func(dir string) { flip(t, filepath.Join(dir, manifestName), 40) }, manifestName},
-		{"truncated manifest", func(dir string) { os.Truncate(filepath.Join(dir, manifestName), 30) }, manifestName},
-		{"empty manifest", func(dir string) { os.Truncate(filepath.Join(dir, manifestName), 0) }, manifestName},
+		{"edited manifest", func(dir string) { flip(t, filepath.Join(dir, ManifestName), 40) }, ManifestName},
+		{"truncated manifest", func(dir string) { os.Truncate(filepath.Join(dir, ManifestName), 30) }, ManifestName},
+		{"empty manifest", func(dir string) { os.Truncate(filepath.Join(dir, ManifestName), 0) }, ManifestName},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testStore(t)

@@ -8,6 +8,7 @@ import (
 	"image"
 	_ "image/jpeg" // decoders for image.Decode
 	_ "image/png"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
+	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
 
@@ -32,17 +34,25 @@ type PredictOptions struct {
 func newPredictCommand(g *Globals) *cobra.Command {
 	var opts PredictOptions
 	cmd := &cobra.Command{
-		Use:   "predict IMAGE...",
+		Use:   "predict IMAGE|FOLDER...",
 		Short: "Classify images with the exported model",
 		Long: `predict classifies PNG or JPEG images of any size with an exported ONNX
 model, run by this program's own evaluator (no other runtime needed), or
 with a condensed model on the engine (--model work/condense), and prints the
 most likely classes with their probabilities.
 
+A folder stands for the PNG and JPEG files in it and its subfolders. An
+image that cannot be read is reported by name and the others are still
+classified; the exit status is then 1. A model that is one of a workdir's
+artifacts is checked against its manifest first (a damaged file is
+refused, naming it), and predict warns when the workdir's settings would
+rebuild it.
+
 Each image is resized to 32×32 by bilinear interpolation of the whole
 picture (the aspect ratio is not kept; crop first for better results),
 then normalised as in training unless the model includes that step.`,
 		Example: `  pipeline predict cat.png dog.jpg
+  pipeline predict photos/
   pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg
   pipeline predict --model work/condense photo.jpg`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
@@ -64,82 +74,217 @@ type class struct {
 	Probability float64 `json:"probability"`
 }
 
-func runPredict(opts PredictOptions, g *Globals, images []string) error {
+// failure is an image that could not be classified.
+type failure struct {
+	Image string `json:"image"`
+	Error string `json:"error"`
+}
+
+// classifier classifies one image file.
+type classifier func(path string) ([]class, error)
+
+func runPredict(opts PredictOptions, g *Globals, args []string) error {
+	if opts.Top < 1 {
+		return usageError{fmt.Errorf("--top %d: want 1 or more", opts.Top)}
+	}
+	images, failed := expandImages(args)
 	path := opts.Model
 	if path == "" {
 		path = filepath.Join(g.Workdir, "export", "model.onnx")
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return predictCondensed(g, path, images, opts.Top)
-	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && opts.Model == "" {
-		return fmt.Errorf("no exported model at %s: run \"pipeline run export\" first, or pass --model", path)
+	var classify classifier
+	var err error
+	if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+		classify, err = condensedClassifier(g, path, opts.Top)
+	} else {
+		classify, err = onnxClassifier(g, path, opts)
 	}
 	if err != nil {
 		return err
 	}
+	var results []prediction
+	for _, p := range images {
+		cs, err := classify(p)
+		if err != nil {
+			failed = append(failed, failure{p, err.Error()})
+			continue
+		}
+		results = append(results, prediction{Image: p, Classes: cs})
+	}
+	if err := printPredictions(g, path, results, failed); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images could not be classified (see above)", len(failed), len(results)+len(failed))
+	}
+	return nil
+}
+
+// expandImages turns the arguments into image files: a folder stands for
+// the PNG and JPEG files in it and its subfolders, in name order (links to
+// folders are not followed). A path that cannot be read is a failure.
+func expandImages(args []string) (images []string, failed []failure) {
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			failed = append(failed, failure{a, err.Error()})
+			continue
+		}
+		if !st.IsDir() {
+			images = append(images, a)
+			continue
+		}
+		n := len(images)
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				failed = append(failed, failure{p, err.Error()})
+				return nil
+			}
+			switch strings.ToLower(filepath.Ext(p)) {
+			case ".png", ".jpg", ".jpeg":
+				if d.Type().IsRegular() {
+					images = append(images, p)
+				}
+			}
+			return nil
+		})
+		if err == nil && len(images) == n {
+			failed = append(failed, failure{a, "a folder with no PNG or JPEG images in it"})
+		}
+	}
+	return images, failed
+}
+
+// onnxClassifier loads an exported model for this program's ONNX
+// evaluator. The workdir's own export is verified against its manifest
+// first, and a warning says when it is stale.
+func onnxClassifier(g *Globals, path string, opts PredictOptions) (classifier, error) {
+	if g.flags.Changed("device") && g.Device != "cpu" {
+		return nil, usageError{fmt.Errorf("--device %s: an ONNX model runs on this program's CPU evaluator; give a condensed model (--model %s) to run on a device",
+			g.Device, filepath.Join(g.Workdir, "condense"))}
+	}
+	if err := checkArtifactFile(g, path); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && opts.Model == "" {
+		return nil, fmt.Errorf("no exported model at %s: run \"pipeline run export\" first, or pass --model", path)
+	}
+	if err != nil {
+		return nil, err
+	}
 	m, err := onnxio.Unmarshal(b)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	s := onnxio.Summarize(m)
 	var names []string
 	if err := json.Unmarshal([]byte(s.Metadata["classes"]), &names); err != nil || len(names) == 0 {
-		return fmt.Errorf("%s has no class names in its metadata: was it exported by this program?", path)
+		return nil, fmt.Errorf("%s has no class names in its metadata: was it exported by this program?", path)
 	}
 	raw := strings.Contains(s.Metadata["input_layout"], "raw")
-	var results []prediction
-	for _, p := range images {
+	return func(p string) ([]class, error) {
 		x, err := loadImage(p, raw)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out, err := onnxio.Eval(m, map[string]onnxio.Tensor{"input": {Dims: []int{1, 3, 32, 32}, Data: x}})
 		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return nil, err
 		}
-		results = append(results, prediction{Image: p, Classes: topClasses(out["logits"].Data, names, opts.Top)})
-	}
-	return printPredictions(g, path, results)
+		return topClasses(out["logits"].Data, names, opts.Top), nil
+	}, nil
 }
 
-// predictCondensed classifies images with a CondensedModel artifact on the
-// engine; the class names come from the same workdir's dataset.
-func predictCondensed(g *Globals, dir string, images []string, top int) error {
+// checkArtifactFile verifies a file that lies in an artifact's folder (one
+// with a manifest) against the manifest, and warns when that artifact is
+// not what the workdir's settings would make now.
+func checkArtifactFile(g *Globals, path string) error {
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(filepath.Join(dir, artifacts.ManifestName)); err != nil {
+		return nil // a file of the user's own
+	}
+	if _, err := openArtifact(dir); err != nil {
+		return err
+	}
+	warnStale(g, dir)
+	return nil
+}
+
+// openArtifact opens and verifies the artifact in dir.
+func openArtifact(dir string) (*artifacts.Artifact, error) {
 	store, err := artifacts.Open(filepath.Dir(dir))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a, err := store.Get(filepath.Base(dir))
 	if err != nil {
-		return fmt.Errorf("--model %s: %w", dir, err)
+		return nil, fmt.Errorf("%s: %w; run \"pipeline run all\" to rebuild it", dir, err)
 	}
+	return a, nil
+}
+
+// warnStale warns when dir is one of the workdir's artifacts and a run
+// with the workdir's settings would rebuild it.
+func warnStale(g *Globals, dir string) {
+	abs, err1 := filepath.Abs(filepath.Dir(dir))
+	wd, err2 := filepath.Abs(g.Workdir)
+	if err1 != nil || err2 != nil || abs != wd {
+		return
+	}
+	cfg, err := g.config()
+	if err != nil {
+		return
+	}
+	r, err := g.runner(cfg, pipeline.Discard)
+	if err != nil {
+		return
+	}
+	r.Store.NoVerify = true // the artifact itself was verified
+	for _, s := range r.Status() {
+		if s.Stage == filepath.Base(dir) && s.State != pipeline.Fresh {
+			fmt.Fprintf(g.stderr, "pipeline: warning: %s is %s for the workdir's settings (%s): run \"pipeline run all\" to bring it up to date\n",
+				workdirPath(dir), s.State, s.Reason)
+		}
+	}
+}
+
+// condensedClassifier runs a CondensedModel artifact on the engine; the
+// class names come from the same workdir's dataset.
+func condensedClassifier(g *Globals, dir string, top int) (classifier, error) {
+	a, err := openArtifact(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--model %w", err)
+	}
+	warnStale(g, dir)
 	arch, tensors, err := stages.LoadCondensed(a)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	store, err := artifacts.Open(filepath.Dir(dir))
+	if err != nil {
+		return nil, err
 	}
 	names, err := datasetClasses(store)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A few images run fastest on the CPU, which needs no start-up; an
 	// explicit --device (cuda, say) is obeyed.
 	be, _, err := stages.NewBackend(cmp.Or(g.Device, "cpu"), 0, func(s string) { fmt.Fprintln(g.stderr, s) })
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer stages.CloseBackend(be)
 	net, err := model.NewCondensed(arch, tensors, 1, be)
 	if err != nil {
-		return err
+		stages.CloseBackend(be)
+		return nil, err
 	}
-	var results []prediction
 	logits := make([]float32, arch.Config.Classes)
-	for _, p := range images {
+	return func(p string) ([]class, error) {
 		x, err := loadImage(p, false)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		nhwc := make([]float32, len(x)) // the engine is channels-last
 		for c := range cifar.C {
@@ -148,9 +293,11 @@ func predictCondensed(g *Globals, dir string, images []string, top int) error {
 			}
 		}
 		net.Forward(logits, nhwc)
-		results = append(results, prediction{Image: p, Classes: topClasses(logits, names, top)})
-	}
-	return printPredictions(g, dir, results)
+		if err := be.Sync(); err != nil {
+			return nil, err
+		}
+		return topClasses(logits, names, top), nil
+	}, nil
 }
 
 // datasetClasses reads the class names of the workdir's dataset.
@@ -170,15 +317,22 @@ func datasetClasses(store *artifacts.Store) ([]string, error) {
 	return d.Classes, nil
 }
 
-func printPredictions(g *Globals, model string, results []prediction) error {
+func printPredictions(g *Globals, model string, results []prediction, failed []failure) error {
 	if g.JSON {
-		return json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "predict", "model": model, "predictions": results})
+		msg := map[string]any{"message_type": "predict", "model": model, "predictions": results}
+		if len(failed) > 0 {
+			msg["failed"] = failed
+		}
+		return json.NewEncoder(g.stdout).Encode(msg)
 	}
 	for _, r := range results {
 		fmt.Fprintf(g.stdout, "%s\n", r.Image)
 		for _, c := range r.Classes {
 			fmt.Fprintf(g.stdout, "  %-20s %6.2f%%\n", c.Name, 100*c.Probability)
 		}
+	}
+	for _, f := range failed {
+		fmt.Fprintf(g.stderr, "pipeline: %s: %s\n", f.Image, f.Error)
 	}
 	return nil
 }
@@ -193,11 +347,11 @@ func loadImage(path string, raw bool) ([]float32, error) {
 	defer f.Close()
 	img, format, err := image.Decode(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a readable PNG or JPEG image (%v)", path, err)
+		return nil, fmt.Errorf("not a readable PNG or JPEG image (%v)", err)
 	}
 	r := img.Bounds()
 	if r.Dx() < 1 || r.Dy() < 1 {
-		return nil, fmt.Errorf("%s: empty %s image", path, format)
+		return nil, fmt.Errorf("empty %s image", format)
 	}
 	x := make([]float32, cifar.ImageSize)
 	for y := range cifar.H {

@@ -354,6 +354,42 @@ func TestPredict(t *testing.T) {
 			t.Errorf("predict %s: code %d, %s", filepath.Base(p), code, errs)
 		}
 	}
+	// One bad file among good ones: the good are classified, the bad named,
+	// and the exit status says not all went well.
+	out, errs, code = execute(t, "predict", "--workdir", w, odd, broken, tall)
+	if code != exitError || !strings.Contains(out, odd) || !strings.Contains(out, tall) || strings.Contains(out, broken) ||
+		!strings.Contains(errs, broken+": not a readable") || !strings.Contains(errs, "1 of 3 images could not be classified") {
+		t.Errorf("predict with one bad file: code %d\n%s%s", code, out, errs)
+	}
+	// A folder stands for the images in it.
+	out, errs, code = execute(t, "predict", "--workdir", w, "--json", dir)
+	var folder struct {
+		Predictions []struct{ Image string }
+		Failed      []struct{ Image, Error string }
+	}
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&folder); err != nil || code != exitError || len(folder.Predictions) != 2 || len(folder.Failed) != 1 ||
+		folder.Failed[0].Image != broken {
+		t.Errorf("predict FOLDER: code %d, %+v\n%s%s", code, folder, out, errs)
+	}
+	for _, args := range [][]string{{"--top", "0"}, {"--top", "-3"}, {"--device", "cuda"}} {
+		_, errs, code := execute(t, append([]string{"predict", "--workdir", w, odd}, args...)...)
+		if code != exitUsage {
+			t.Errorf("predict %v: code %d, want %d: %s", args, code, exitUsage, errs)
+		}
+	}
+	// A stale export is used, with a warning; a damaged one is refused.
+	execute(t, "run", "fetch", "--workdir", w, "--seed", "5", "-q")
+	_, errs, code = execute(t, "predict", "--workdir", w, odd)
+	if code != 0 || !strings.Contains(errs, "warning: "+filepath.Join(w, "export")+" is stale for the workdir's settings") {
+		t.Errorf("predict with a stale export: code %d, %s", code, errs)
+	}
+	onnxPath := filepath.Join(w, "export", "model.onnx")
+	m, _ := os.ReadFile(onnxPath)
+	os.WriteFile(onnxPath, flip(m, len(m)/2), 0o644)
+	_, errs, code = execute(t, "predict", "--workdir", w, odd)
+	if code != exitError || !strings.Contains(errs, "model.onnx") || !strings.Contains(errs, "rebuild") {
+		t.Errorf("predict with a damaged export: code %d, %s", code, errs)
+	}
 	_, errs, code = execute(t, "predict", "--workdir", t.TempDir(), odd)
 	if code != exitError || !strings.Contains(errs, "run \"pipeline run export\" first") {
 		t.Errorf("predict without a model: code %d, %s", code, errs)
@@ -445,4 +481,10 @@ func TestErrorsNameTheProgramOnce(t *testing.T) {
 		errb.String() != "pipeline: workdir in use: work is used by pid 7\n" {
 		t.Errorf("code %d, stderr %q", code, errb.String())
 	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 1
+	return c
 }
