@@ -32,6 +32,9 @@ type Report struct {
 	// Difference is the condensed top-1 error minus the trained one.
 	Difference float64 `json:"top1_error_difference"`
 	Tolerance  float64 `json:"tolerance"`
+	// Passed says whether Difference is within Tolerance (in points). A
+	// failed verification is kept as a report too, so that it is seen.
+	Passed bool `json:"passed"`
 	// Confusion counts the condensed network's predictions: row = true
 	// class, column = predicted.
 	Confusion [][]int `json:"confusion"`
@@ -43,8 +46,12 @@ type Report struct {
 func (r *Report) Info() Info { return Info{Kind: KindReport, Schema: reportSchema} }
 
 func (r *Report) Summary() string {
-	return fmt.Sprintf("top-1 error %.2f%% trained, %.2f%% condensed (%+.2f points); condensed %.1fx the trained network's speed",
-		100*r.Trained.Top1Error, 100*r.Condensed.Top1Error, 100*r.Difference, r.Condensed.ImagesPerSec/r.Trained.ImagesPerSec)
+	verdict := ""
+	if !r.Passed {
+		verdict = fmt.Sprintf("FAILED (tolerance %.2f points): ", r.Tolerance)
+	}
+	return fmt.Sprintf("%stop-1 error %.2f%% trained, %.2f%% condensed (%+.2f points); condensed %.1fx the trained network's speed",
+		verdict, 100*r.Trained.Top1Error, 100*r.Condensed.Top1Error, 100*r.Difference, r.Condensed.ImagesPerSec/r.Trained.ImagesPerSec)
 }
 
 func (r *Report) Write(w *Writer) error {
@@ -52,8 +59,19 @@ func (r *Report) Write(w *Writer) error {
 	if err != nil {
 		return err
 	}
-	// The report measures speed: all of it is volatile, and a re-run that
-	// only timed differently does not invalidate what follows.
+	// The report measures speed too: report.json and report.md are
+	// volatile, so that a re-run that only timed differently does not
+	// invalidate what follows. The measurement without the speeds is
+	// accuracy.json, which gives the artifact its ID.
+	acc := *r
+	acc.Trained.ImagesPerSec, acc.Condensed.ImagesPerSec = 0, 0
+	a, err := json.MarshalIndent(&acc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := w.WriteFile("accuracy.json", append(a, '\n')); err != nil {
+		return err
+	}
 	if err := w.WriteVolatile("report.json", append(b, '\n')); err != nil {
 		return err
 	}

@@ -29,7 +29,9 @@ type Stage interface {
 	// changing them does not re-run it.
 	WriteKey(w io.Writer)
 	// Run does the work and returns the artifact to store. It must return
-	// promptly with ctx.Err() once ctx is cancelled.
+	// promptly with ctx.Err() once ctx is cancelled. A result that is also a
+	// failure (a measurement below its bar) is returned with the error: the
+	// runner stores it, so it can be seen, and then stops with the error.
 	Run(ctx context.Context, env *Env) (Output, error)
 }
 
@@ -295,7 +297,8 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	start := time.Now()
 	stateDir := filepath.Join(r.Store.Dir(), "state", s.Name())
 	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report, Key: key, StateDir: stateDir})
-	if err != nil {
+	failed := err // with an output too: a result that is a failure, kept and then returned
+	if err != nil && out == nil {
 		// A stage's error after cancellation is a consequence of it,
 		// however the stage worded it.
 		if ctxErr := ctx.Err(); ctxErr != nil {
@@ -328,5 +331,8 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	}
 	os.Remove(filepath.Dir(stateDir)) // only if no other stage keeps state there
 	r.Report.StageDone(s.Name(), a, out.Summary(), time.Since(start))
+	if failed != nil {
+		return a, fmt.Errorf("%s: %w", s.Name(), failed)
+	}
 	return a, nil
 }

@@ -27,6 +27,8 @@ type toy struct {
 	vary bool
 	// run, if set, replaces the normal work (to block, fail or crash).
 	run func(ctx context.Context) error
+	// verdict, if set, is returned with the output: a result that fails.
+	verdict error
 }
 
 func (s *toy) Name() string     { return s.name }
@@ -66,7 +68,7 @@ func (s *toy) Run(ctx context.Context, env *Env) (Output, error) {
 		fmt.Fprintf(&b, " run=%d", s.runs)
 	}
 	b.WriteString("]")
-	return toyOutput(b.String()), nil
+	return toyOutput(b.String()), s.verdict
 }
 
 type toyOutput string
@@ -150,6 +152,19 @@ func TestSkipWhenFresh(t *testing.T) {
 	f.run(t, Options{Target: "all"})
 	expect(t, "second run", f.ev.take(), "skip a, skip b, skip c")
 	expect(t, "status after", f.states(), "a=fresh b=fresh c=fresh")
+}
+
+// A stage that returns its output with an error has the output stored and
+// the run stopped with the error; the output then counts as fresh.
+func TestFailedResultIsKept(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.b.verdict = ErrVerifyFailed
+	err := f.r.Run(context.Background(), Options{Target: "all"})
+	if !errors.Is(err, ErrVerifyFailed) || !strings.HasPrefix(err.Error(), "b: ") {
+		t.Fatalf("Run = %v, want b's ErrVerifyFailed", err)
+	}
+	expect(t, "run", f.ev.take(), "start a, done a, start b, done b")
+	expect(t, "status", f.states(), "a=fresh b=fresh c=missing")
 }
 
 func TestConfigChangeRerunsDownstream(t *testing.T) {

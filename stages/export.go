@@ -58,6 +58,9 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
+	if !rep.Passed {
+		return nil, fmt.Errorf("the verify report is a failure, so this model is not exported: %w", verifyFailed(rep))
+	}
 	cfgJSON, _ := json.Marshal(arch.Config)
 	classes, _ := json.Marshal(ds.Classes)
 	meta := map[string]string{

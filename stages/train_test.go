@@ -381,14 +381,36 @@ func TestCondenseAndVerify(t *testing.T) {
 	if math.Abs(rep.Difference-(rep.Condensed.Top1Error-rep.Trained.Top1Error)) > 1e-12 {
 		t.Errorf("difference %v does not match the errors", rep.Difference)
 	}
-	// A strict tolerance turns a loss of accuracy into ErrVerifyFailed.
-	if rep.Difference > 0 {
-		cfg.Verify.Tolerance = 0
-		r.Stages = All(cfg)[:4]
-		err := r.Run(context.Background(), pipeline.Options{Target: "verify"})
-		if !errors.Is(err, pipeline.ErrVerifyFailed) || !strings.Contains(err.Error(), "points above") {
-			t.Errorf("verify with tolerance 0 = %v, want ErrVerifyFailed naming the numbers", err)
-		}
+	// The report's ID comes from its numbers, not its timings: measuring
+	// again gives the same ID.
+	if err := r.Run(context.Background(), pipeline.Options{Target: "verify", From: "verify"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := store.Get("verify"); err != nil || again.ID != a.ID {
+		t.Errorf("a second measurement of the same networks has ID %v (%v), the first %v", again.ID, err, a.ID)
+	}
+	// A tolerance the networks cannot meet turns the report into a failure,
+	// which is kept (with another ID) and shown, and which export refuses.
+	cfg.Verify.Tolerance = -200
+	r.Stages = All(cfg)
+	err = r.Run(context.Background(), pipeline.Options{Target: "export"})
+	if !errors.Is(err, pipeline.ErrVerifyFailed) || !strings.Contains(err.Error(), "points above") {
+		t.Errorf("verify with tolerance -200 = %v, want ErrVerifyFailed naming the numbers", err)
+	}
+	failed, err := store.Get("verify")
+	if err != nil || failed.ID == a.ID {
+		t.Fatalf("the failed report was not kept: %v (ID %v, the passing one %v)", err, failed.ID, a.ID)
+	}
+	if rep, err := artifacts.LoadReport(failed); err != nil || rep.Passed || !bytes.Contains(rep.Markdown, []byte("**FAILED:**")) {
+		t.Errorf("the failed report: %v, passed %v\n%s", err, rep.Passed, rep.Markdown)
+	}
+	if _, err := store.Get("export"); err == nil {
+		t.Errorf("export ran although verify failed")
+	}
+	// Run again: verify is fresh (the same failure), export still refuses.
+	err = r.Run(context.Background(), pipeline.Options{Target: "export"})
+	if !errors.Is(err, pipeline.ErrVerifyFailed) || !strings.Contains(err.Error(), "not exported") {
+		t.Errorf("export after a failed verify = %v", err)
 	}
 }
 

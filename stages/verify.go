@@ -22,15 +22,16 @@ type VerifyConfig struct {
 }
 
 // Verify measures the trained (masked) and the condensed network on the
-// test split and outputs an artifacts.Report. It fails with
-// pipeline.ErrVerifyFailed when the condensed network is worse than the
-// tolerance allows.
+// test split and outputs an artifacts.Report. When the condensed network is
+// worse than the tolerance allows, the report says so and is kept, and the
+// stage also fails with pipeline.ErrVerifyFailed.
 type Verify struct {
 	Config VerifyConfig
 	Train  TrainConfig // for the device
 }
 
-const verifyVersion = 1
+// verifyVersion 2: a failed verification is kept as a report.
+const verifyVersion = 2
 
 func (v *Verify) Name() string     { return "verify" }
 func (v *Verify) Version() int     { return verifyVersion }
@@ -87,16 +88,22 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	r.Trained.FLOPs, r.Trained.Params = tc.FLOPs, tc.Params
 	r.Condensed.FLOPs, r.Condensed.Params = cc.FLOPs, cc.Params
 	r.Difference = r.Condensed.Top1Error - r.Trained.Top1Error
+	r.Passed = 100*r.Difference <= v.Config.Tolerance
 	r.Confusion = conf
 	r.Markdown = reportMarkdown(r)
 	if r.ConfusionPNG, err = plotConfusion(conf, ds.Classes); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
-	if 100*r.Difference > v.Config.Tolerance {
-		return nil, fmt.Errorf("%w: the condensed network's top-1 error is %.2f%%, %.2f points above the trained network's %.2f%% (tolerance %.2f; set verify.tolerance to accept)",
-			pipeline.ErrVerifyFailed, 100*r.Condensed.Top1Error, 100*r.Difference, 100*r.Trained.Top1Error, v.Config.Tolerance)
+	if !r.Passed { // kept as the stage's output, and an error
+		return r, verifyFailed(r)
 	}
 	return r, nil
+}
+
+// verifyFailed words a failed verification.
+func verifyFailed(r *artifacts.Report) error {
+	return fmt.Errorf("%w: the condensed network's top-1 error is %.2f%%, %.2f points above the trained network's %.2f%% (tolerance %.2f; set verify.tolerance to accept)",
+		pipeline.ErrVerifyFailed, 100*r.Condensed.Top1Error, 100*r.Difference, 100*r.Trained.Top1Error, r.Tolerance)
 }
 
 // measure runs net over the test split and returns its errors, speed,
@@ -154,6 +161,10 @@ func argmax(v []float32) int {
 func reportMarkdown(r *artifacts.Report) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Verification on %s (%d test images, batch %d)\n\n", r.Dataset, r.Images, r.Batch)
+	if !r.Passed {
+		fmt.Fprintf(&b, "**FAILED:** condensing raised the top-1 error by %.2f points, more than the tolerance of %.2f; export refuses this model.\n\n",
+			100*r.Difference, r.Tolerance)
+	}
 	fmt.Fprintf(&b, "| network | top-1 error | top-5 error | FLOPs | params | images/s |\n|---|---|---|---|---|---|\n")
 	for _, row := range []struct {
 		name string

@@ -165,7 +165,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}
+pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{color:#b00;font-weight:bold}
 </style></head><body>
 <h1>CondenseNet run</h1>
 <p>Workdir <code>{{.Workdir}}</code>, report made {{.Made}}.</p>
@@ -184,7 +184,8 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}
 {{else}}<p class="missing">Not trained yet.</p>{{end}}
 
 <h2>Verification</h2>
-{{with .Verify}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
+{{with .Verify}}{{if not .Passed}}<p class="failed">FAILED: condensing raised the top-1 error by {{printf "%.2f" (mul100 .Difference)}} points, more than the tolerance of {{.Tolerance}}; export refuses this model.</p>
+{{end}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
 <table><tr><th>network</th><th>top-1 error</th><th>top-5 error</th><th>FLOPs</th><th>params</th><th>images/s</th></tr>
 <tr><td>trained (masked)</td><td>{{pct .Trained.Top1Error}}</td><td>{{pct .Trained.Top5Error}}</td><td>{{mill .Trained.FLOPs}}</td><td>{{mill .Trained.Params}}</td><td>{{f1 .Trained.ImagesPerSec}}</td></tr>
 <tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{pct .Condensed.Top5Error}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr></table>
