@@ -80,6 +80,11 @@ const (
 	Missing State = "missing" // never produced
 	Stale   State = "stale"   // exists but a setting, input or the code changed
 	Corrupt State = "corrupt" // exists but fails verification
+	// Running: not fresh, and a run holding the workdir is at it.
+	Running State = "running"
+	// Interrupted: not fresh, and a checkpoint under the current key lets
+	// the next run resume it.
+	Interrupted State = "interrupted"
 )
 
 // A Status describes one stage's artifact.
@@ -159,6 +164,9 @@ func (r *Runner) Status() []Status {
 		if err == nil {
 			st.Artifact = a
 		}
+		if st.State != Fresh {
+			r.inProgress(&st, s, key, len(pending) == 0)
+		}
 		if st.State == Fresh {
 			current[s.Name()] = a
 		} else {
@@ -167,6 +175,26 @@ func (r *Runner) Status() []Status {
 		out[i] = st
 	}
 	return out
+}
+
+// inProgress marks a stage that is not fresh as running, when a live run
+// holds the workdir and this is the first stage it has to do, or as
+// interrupted, when a checkpoint made under its key waits to be resumed.
+func (r *Runner) inProgress(st *Status, s Stage, key artifacts.Key, first bool) {
+	p, ok := readResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name()))
+	resumable := ok && p.Key == key
+	if first {
+		if pid, held, _ := filelock.Holder(filepath.Join(r.Store.Dir(), ".lock")); held {
+			st.State, st.Reason = Running, fmt.Sprintf("in process %d", pid)
+			if resumable {
+				st.Reason += "; last checkpoint at " + p.String()
+			}
+			return
+		}
+	}
+	if resumable {
+		st.State, st.Reason = Interrupted, fmt.Sprintf("checkpoint at %s; the next run resumes from it", p)
+	}
 }
 
 // judge decides whether a stage's stored artifact (a, or the error getting

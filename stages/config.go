@@ -47,12 +47,16 @@ type TrainConfig struct {
 	// resolved) is in the cache key and Workers is not (see Train.WriteKey).
 	Device  string `json:"device"`
 	Workers int    `json:"workers,omitempty"` // goroutines per kernel (0: every core)
+	// CheckpointMinutes is how often training saves a checkpoint besides
+	// each epoch's end (0: at epoch ends only). It changes no result, so it
+	// is not part of the stage's key.
+	CheckpointMinutes float64 `json:"checkpoint_minutes"`
 }
 
 // paperTraining is the paper's CIFAR recipe: 300 epochs of batch 64, SGD
 // with Nesterov momentum 0.9, weight decay 1e-4, cosine learning rate from 0.1.
 func paperTraining() TrainConfig {
-	return TrainConfig{Epochs: 300, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, EvalEvery: 1, Device: "auto"}
+	return TrainConfig{Epochs: 300, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, EvalEvery: 1, Device: "auto", CheckpointMinutes: 10}
 }
 
 func paperPreset(depth int) Config {
@@ -102,7 +106,7 @@ var presets = map[string]Config{
 	// development machine: 6 epochs took 5m20s and reached 59.7% test
 	// top-1), condensing in the first half as the paper does.
 	"quick": {Data: defaultData(), Model: model.CondenseNet(20), Train: TrainConfig{
-		Epochs: 5, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 0, Device: "auto"},
+		Epochs: 5, Batch: 64, LR: 0.1, Momentum: 0.9, WeightDecay: 1e-4, ImagesPerEpoch: 10000, EvalEvery: 0, Device: "auto", CheckpointMinutes: 10},
 		// Halving the classifier of so small and briefly trained a network
 		// costs more than the paper's half point: 3.2 points measured.
 		Verify: VerifyConfig{Tolerance: 5, Batch: 64}, Export: defaultExport()},
@@ -215,6 +219,9 @@ func (c *Config) Check() error {
 	}
 	if t.ImagesPerEpoch != 0 && t.ImagesPerEpoch < t.Batch {
 		bad("train.images_per_epoch", t.ImagesPerEpoch, fmt.Sprintf("want 0 (all) or at least train.batch (%d)", t.Batch))
+	}
+	if !(t.CheckpointMinutes >= 0 && t.CheckpointMinutes <= 1e6) {
+		bad("train.checkpoint_minutes", t.CheckpointMinutes, "want 0 (at epoch ends only) or more minutes")
 	}
 	if !(t.LR > 0 && t.LR < 10) {
 		bad("train.lr", t.LR, "want 0 < lr < 10")

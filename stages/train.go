@@ -114,7 +114,20 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	logits := make([]float32, tc.Batch*cfg.Classes)
 	batches := prefetch(ctx, train, st.Iteration, total, steps)
 	defer batches.stop()
-	save := func() error { return saveCheckpoint(env.StateDir, recipe, net, st) }
+	// save checkpoints s, and says how far it is for status.
+	save := func(s trainState) error {
+		if err := saveCheckpoint(env.StateDir, recipe, net, s); err != nil {
+			return err
+		}
+		note := fmt.Sprintf("epoch %d of %d", s.Iteration/steps+1, tc.Epochs)
+		if s.Iteration%steps == 0 {
+			note = fmt.Sprintf("%d of %d epochs done", s.Iteration/steps, tc.Epochs)
+		}
+		return pipeline.WriteResumePoint(env.StateDir, pipeline.ResumePoint{Key: env.Key, Done: s.Iteration, Total: total,
+			Unit: "iteration", Note: note, Saved: time.Now()})
+	}
+	every := time.Duration(tc.CheckpointMinutes * float64(time.Minute))
+	lastSave := time.Now()
 
 	var prog pipeline.Progress
 	epochStart := time.Now()
@@ -124,7 +137,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		if st.Iteration%steps != 0 {
 			st.Epoch.Seconds += time.Since(epochStart).Seconds()
 			prog.Done()
-			if serr := save(); serr != nil {
+			if serr := save(st); serr != nil {
 				return fmt.Errorf("interrupted, and the checkpoint failed: %w", serr)
 			}
 		}
@@ -192,10 +205,19 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			}
 			st.Metrics = append(st.Metrics, m)
 			st.Epoch = epochSums{}
-			if err := save(); err != nil {
+			if err := save(st); err != nil {
 				return nil, err
 			}
-			epochStart = time.Now()
+			epochStart, lastSave = time.Now(), time.Now()
+		} else if every > 0 && time.Since(lastSave) >= every {
+			// A checkpoint on time too, so that kill -9 loses at most
+			// `every` of a long epoch; resuming from it is exact.
+			snap := st
+			snap.Epoch.Seconds = el
+			if err := save(snap); err != nil {
+				return nil, err
+			}
+			lastSave = time.Now()
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, interrupted(err)

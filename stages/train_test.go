@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/condensenet/condensenet/internal/filelock"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -194,6 +196,72 @@ func TestResumeAfterCancelMidEpoch(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state", "train")); !os.IsNotExist(err) {
 		t.Errorf("checkpoints left after the stage finished: %v", err)
+	}
+}
+
+// With checkpoints on time, what a kill -9 leaves behind (the workdir
+// copied at that moment) resumes from the last step's checkpoint to the
+// same weights; status calls it interrupted, or running while a run holds
+// the workdir.
+func TestCheckpointOnTime(t *testing.T) {
+	want := reference(t)
+	cfg := tinyConfig()
+	cfg.Train.CheckpointMinutes = 1e-9 // after every step
+	dir, killed := t.TempDir(), t.TempDir()
+	steps := 0
+	rep := &notes{Reporter: pipeline.Discard, onStep: func() {
+		if steps++; steps == 27 { // epoch 2, step 7: the last save was after step 26
+			copyTree(t, dir, killed)
+		}
+	}}
+	if err := runTiny(context.Background(), dir, cfg, rep); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := artifacts.Open(killed)
+	r := &pipeline.Runner{Store: store, Stages: All(cfg)[:2], Report: pipeline.Discard}
+	st := r.Status()[1]
+	if st.State != pipeline.Interrupted || !strings.Contains(st.Reason, "iteration 26 of 60 (epoch 2 of 3)") {
+		t.Errorf("status after the kill: %s, %s", st.State, st.Reason)
+	}
+	l, err := filelock.TryLock(filepath.Join(killed, ".lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = r.Status()[1]
+	l.Unlock()
+	if st.State != pipeline.Running || !strings.Contains(st.Reason, fmt.Sprintf("in process %d; last checkpoint at iteration 26", os.Getpid())) {
+		t.Errorf("status while a run holds the workdir: %s, %s", st.State, st.Reason)
+	}
+	rep = &notes{Reporter: pipeline.Discard}
+	if err := runTiny(context.Background(), killed, cfg, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.all(), "resuming from iteration 26 of 60") {
+		t.Errorf("notes %q, want a resume from iteration 26", rep.all())
+	}
+	if !bytes.Equal(finalWeights(t, killed), want) {
+		t.Error("final weights after resuming a checkpoint made on time differ from an uninterrupted run")
+	}
+}
+
+// copyTree copies the files under src into dst.
+func copyTree(t *testing.T, src, dst string) {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

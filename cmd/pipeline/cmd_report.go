@@ -56,6 +56,9 @@ type scheduleRow struct {
 }
 
 func runReport(g *Globals) error {
+	if err := g.needWorkdir(); err != nil {
+		return err
+	}
 	store, err := artifacts.Open(g.Workdir)
 	if err != nil {
 		return err

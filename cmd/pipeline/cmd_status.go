@@ -40,6 +40,9 @@ type stageStatus struct {
 }
 
 func runStatus(g *Globals) error {
+	if err := g.needWorkdir(); err != nil {
+		return err
+	}
 	cfg, err := g.config()
 	if err != nil {
 		return err

@@ -140,6 +140,16 @@ func (g *Globals) config() (stages.Config, error) {
 	return cfg, nil
 }
 
+// needWorkdir refuses a workdir that does not exist, for the commands that
+// only read one: a mistyped --workdir must not leave an empty folder.
+func (g *Globals) needWorkdir() error {
+	st, err := os.Stat(g.Workdir)
+	if err == nil && st.IsDir() {
+		return nil
+	}
+	return fmt.Errorf("no workdir at %s: check --workdir, or make one with \"pipeline run all --workdir %s\"", g.Workdir, g.Workdir)
+}
+
 // runner opens the workdir's store and wires the stages to rep.
 func (g *Globals) runner(cfg stages.Config, rep pipeline.Reporter) (*pipeline.Runner, error) {
 	store, err := artifacts.Open(g.Workdir)

@@ -488,3 +488,17 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 1
 	return c
 }
+
+// status and report with a mistyped --workdir say so and create nothing.
+func TestMissingWorkdir(t *testing.T) {
+	w := filepath.Join(t.TempDir(), "wrok")
+	for _, cmd := range []string{"status", "report"} {
+		_, errs, code := execute(t, cmd, "--workdir", w)
+		if code != exitError || !strings.Contains(errs, "no workdir at "+w) {
+			t.Errorf("%s: code %d, %s", cmd, code, errs)
+		}
+		if _, err := os.Stat(w); err == nil {
+			t.Fatalf("%s created %s", cmd, w)
+		}
+	}
+}

@@ -93,3 +93,24 @@ func readPID(path string) int {
 	}
 	return pid
 }
+
+// Holder reports whether another process (or another Lock in this one)
+// holds the lock at path, and its PID, without taking the lock for longer
+// than the check and without recording itself in the file.
+func Holder(path string) (pid int, held bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		if errors.Is(err, errWouldBlock) {
+			return readPID(path), true, nil
+		}
+		return 0, false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return 0, false, unlockFile(f)
+}

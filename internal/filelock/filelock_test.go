@@ -99,3 +99,29 @@ func TestOtherProcess(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// Holder sees a held lock and its PID, and asking leaves no trace: the
+// lock stays free and a dead holder's PID stays recorded.
+func TestHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	if pid, held, err := Holder(path); err != nil || held || pid != 0 {
+		t.Fatalf("no lock file: %d %v %v", pid, held, err)
+	}
+	l, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, held, err := Holder(path); err != nil || !held || pid != os.Getpid() {
+		t.Errorf("while held: %d %v %v", pid, held, err)
+	}
+	l.Unlock()
+	os.WriteFile(path, []byte("424242\n"), 0o644) // a holder that died
+	if pid, held, err := Holder(path); err != nil || held || pid != 0 {
+		t.Errorf("after release: %d %v %v", pid, held, err)
+	}
+	l, err = TryLock(path)
+	if err != nil || l.Stale != 424242 {
+		t.Fatalf("TryLock after Holder: %v, stale %d", err, l.Stale)
+	}
+	l.Unlock()
+}
