@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
@@ -127,6 +128,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			Unit: "iteration", Note: note, Saved: time.Now()})
 	}
 	every := time.Duration(tc.CheckpointMinutes * float64(time.Minute))
+	rate := runRate{start: st.Iteration}
 	lastSave := time.Now()
 
 	var prog pipeline.Progress
@@ -187,7 +189,12 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		st.Iteration++
 		st.NetStep = net.Step()
 		el := e.Seconds + time.Since(epochStart).Seconds()
-		prog.Status(fmt.Sprintf("loss %.4f, train top-1 %.1f%%, lr %.4f, %.0f images/s", e.Loss/float64(e.Steps), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
+		rate.step(st.Iteration)
+		if line := rate.estimate(st.Iteration, total, tc.Batch, be.Name()); line != "" {
+			env.Report.Note("train: " + fmt.Sprintf("%d epochs × %d batches of %d = %s images; ", tc.Epochs, steps, tc.Batch, count(total*tc.Batch)) + line)
+		}
+		prog.Status(fmt.Sprintf("loss %.4f, run ETA %s, train top-1 %.1f%%, lr %.4f, %.0f images/s", e.Loss/float64(e.Steps),
+			rate.eta(st.Iteration, total), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
 		prog.Add(1)
 
 		if st.Iteration%steps == 0 {
@@ -224,6 +231,76 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		}
 	}
 	return t.output(net, st.Metrics)
+}
+
+// runRate measures a run's speed in steps, for its ETA and the estimate
+// of its length that it gives once, after its first steps.
+type runRate struct {
+	start     int // the iteration the run started at
+	t0        time.Time
+	at0       int
+	estimated bool
+}
+
+// warm is how many steps are left out of the measure (the first allocates),
+// probe how many are measured before the estimate.
+const warm, probe = 1, 3
+
+func (r *runRate) step(it int) {
+	if it-r.start == warm {
+		r.t0, r.at0 = time.Now(), it
+	}
+}
+
+// perStep returns the time a step takes, or 0 before there is a measure.
+func (r *runRate) perStep(it int) time.Duration {
+	if r.t0.IsZero() || it <= r.at0 {
+		return 0
+	}
+	return time.Since(r.t0) / time.Duration(it-r.at0)
+}
+
+// eta is the time the rest of the run should take.
+func (r *runRate) eta(it, total int) string {
+	d := r.perStep(it)
+	if d == 0 {
+		return "…"
+	}
+	return duration(d * time.Duration(total-it))
+}
+
+// estimate returns, once, the words on how long the whole run takes on
+// device, with a hint when that is hours on a CPU.
+func (r *runRate) estimate(it, total, batch int, device string) string {
+	if r.estimated || it-r.at0 < probe || r.t0.IsZero() {
+		return ""
+	}
+	r.estimated = true
+	d := r.perStep(it)
+	line := fmt.Sprintf("at %.0f images/s (the first steps), about %s in all on %s", float64(batch)/d.Seconds(), duration(d*time.Duration(total)), device)
+	if d*time.Duration(total) > time.Hour && strings.HasPrefix(device, "cpu") {
+		line += "; for a first try, --preset quick trains a small network in minutes"
+	}
+	return line
+}
+
+// duration rounds a duration for people: 3h12m, 12m30s, 45s.
+func duration(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%ds", int(d.Seconds()+0.5))
+}
+
+// count writes a large count for people: 15.0M, 640.
+func count(n int) string {
+	if n >= 1_000_000 {
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	}
+	return fmt.Sprint(n)
 }
 
 // checkLoss stops training on a loss that is not finite, before a

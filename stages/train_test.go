@@ -356,6 +356,30 @@ func TestNonFiniteLossStops(t *testing.T) {
 	}
 }
 
+// The run's estimate is given once, after its first steps, with the hint
+// to try the quick preset when it is hours on a CPU.
+func TestRunEstimate(t *testing.T) {
+	for _, tc := range []struct {
+		device string
+		hint   bool
+	}{{"cpu", true}, {"cuda:0 (H100)", false}} {
+		r := runRate{t0: time.Now().Add(-3 * time.Second), at0: 1} // 1 s a step
+		line := r.estimate(4, 100000, 64, tc.device)
+		if !strings.Contains(line, "at 64 images/s (the first steps), about 27h4") || strings.Contains(line, "--preset quick") != tc.hint {
+			t.Errorf("%s: %q", tc.device, line)
+		}
+		if again := r.estimate(5, 100000, 64, tc.device); again != "" {
+			t.Errorf("a second estimate: %q", again)
+		}
+		if eta := r.eta(4, 100); !strings.HasPrefix(eta, "1m3") {
+			t.Errorf("ETA of 96 steps of a second: %s", eta)
+		}
+	}
+	if d := duration(90 * time.Second); d != "1m30s" {
+		t.Errorf("duration(90s) = %s", d)
+	}
+}
+
 func TestCosineSchedule(t *testing.T) {
 	for _, tc := range []struct {
 		it, total int

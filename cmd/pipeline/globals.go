@@ -54,8 +54,10 @@ type Globals struct {
 	remembered bool
 
 	stdout, stderr io.Writer
-	// interactive is set when stderr is a terminal: live progress bars.
+	// interactive is set when stderr is a terminal: live progress bars,
+	// fitted to its width in columns.
 	interactive bool
+	columns     int
 	flags       interface{ Changed(string) bool }
 }
 
@@ -63,6 +65,9 @@ func newGlobals(stdout, stderr io.Writer) *Globals {
 	g := &Globals{stdout: stdout, stderr: stderr}
 	if f, ok := stderr.(*os.File); ok {
 		g.interactive = term.IsTerminal(int(f.Fd()))
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil {
+			g.columns = w
+		}
 	}
 	return g
 }

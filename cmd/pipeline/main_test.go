@@ -89,7 +89,8 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 	}
 	// Each epoch's line says what it counts and the train top-1; the
 	// evaluation's, the test top-1.
-	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images"} {
+	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", ", run ETA ",
+		"note: train: 2 epochs × 6 batches of 16 = 192 images; at ", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("the console lacks %q:\n%s", want, errs)
 		}
@@ -500,5 +501,29 @@ func TestMissingWorkdir(t *testing.T) {
 		if _, err := os.Stat(w); err == nil {
 			t.Fatalf("%s created %s", cmd, w)
 		}
+	}
+}
+
+// On an 80-column terminal a training epoch's bar stays on one line, fitted
+// by dropping status fields, and an interrupted task keeps its true count
+// instead of jumping to 100%.
+func TestProgressFitsTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	rep := &textReporter{err: &buf, live: true, columns: 80}
+	p := rep.Progress("train", "epoch 12/300", 781, false)
+	for i := range 3 {
+		p.Status(fmt.Sprintf("loss 2.%04d, train top-1 13.0%%, lr 0.0539, 975 images/s, run ETA 64h12m", i))
+		p.Add(100)
+		time.Sleep(120 * time.Millisecond) // past the bar's throttle
+	}
+	p.Done()
+	out := buf.String()
+	for _, line := range strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if n := len([]rune(strings.TrimRight(line, " "))); n > 80 {
+			t.Errorf("a line of %d columns: %q", n, line)
+		}
+	}
+	if !strings.Contains(out, "train: epoch 12/300 loss 2.0002") || strings.Contains(out, "100%") || !strings.Contains(out, "300/781") {
+		t.Errorf("the bar at 80 columns:\n%q", out)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
 
@@ -25,7 +27,7 @@ func (g *Globals) reporter() reporter {
 	if g.JSON {
 		return &jsonReporter{enc: json.NewEncoder(g.stdout), now: time.Now}
 	}
-	return &textReporter{out: g.stdout, err: g.stderr, quiet: g.Quiet, live: g.interactive && !g.Quiet}
+	return &textReporter{out: g.stdout, err: g.stderr, quiet: g.Quiet, live: g.interactive && !g.Quiet, columns: cmp.Or(g.columns, 80)}
 }
 
 // reportError prints the error that ends the command.
@@ -55,6 +57,7 @@ type textReporter struct {
 	err     io.Writer
 	quiet   bool
 	live    bool
+	columns int // the terminal's width, when live
 	ran     int
 	skipped int
 }
@@ -110,22 +113,37 @@ func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pip
 	if t.quiet {
 		return pipeline.Discard.Progress(stage, task, total, bytes)
 	}
-	p := &textProgress{t: t, label: stage + ": " + task, bytes: bytes, start: time.Now()}
+	p := &textProgress{t: t, label: stage + ": " + task, bytes: bytes, start: time.Now(), total: total}
 	if t.live {
+		// A line wider than the terminal wraps, and every update then
+		// scrolls: the bar narrows on small terminals and the description
+		// is fitted to what is left (see describe).
+		barWidth, fixed := 30, progressFixed
+		if t.columns < 100 {
+			barWidth = 10
+		}
+		if bytes {
+			fixed += 16 // "12 MB/170 MB, 3.2 MB/s" against "1234/1234"
+		}
+		p.room = max(12, t.columns-barWidth-fixed)
 		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(t.err),
-			progressbar.OptionSetDescription(p.label),
+			progressbar.OptionSetDescription(p.describe()),
 			progressbar.OptionShowBytes(bytes),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionShowElapsedTimeOnFinish(),
 			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetWidth(barWidth),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.err) }),
 		)
 	}
 	return p
 }
+
+// progressFixed is what a bar's line holds besides the description and the
+// bar: " 100% ||", the counts " (1234/1234)" and the times " [1m2s:3h4m5s]".
+const progressFixed = 38
 
 type textProgress struct {
 	t      *textReporter
@@ -134,13 +152,32 @@ type textProgress struct {
 	bar    *progressbar.ProgressBar
 	start  time.Time
 	n      int64
+	total  int64
 	status string
+	room   int // columns for the description, when live
+}
+
+// describe returns the label and status, fitted to the room there is:
+// status fields (", "-separated) are dropped from the end first.
+func (p *textProgress) describe() string {
+	fields := strings.Split(p.status, ", ")
+	for len(fields) > 0 {
+		d := strings.TrimSpace(p.label + " " + strings.Join(fields, ", "))
+		if utf8.RuneCountInString(d) <= p.room {
+			return d
+		}
+		fields = fields[:len(fields)-1]
+	}
+	if r := []rune(p.label); len(r) > p.room {
+		return string(r[:p.room])
+	}
+	return p.label
 }
 
 func (p *textProgress) Status(s string) {
 	p.status = s
 	if p.bar != nil {
-		p.bar.Describe(p.label + " " + s)
+		p.bar.Describe(p.describe())
 	}
 }
 
@@ -153,6 +190,12 @@ func (p *textProgress) Add(n int64) {
 
 func (p *textProgress) Done() {
 	if p.bar != nil {
+		if p.total > 0 && p.n < p.total {
+			// Interrupted: the bar shows where it got to, not 100%.
+			p.bar.RenderBlank()
+			p.bar.Exit()
+			return
+		}
 		p.bar.Finish()
 		return
 	}
