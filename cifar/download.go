@@ -57,7 +57,7 @@ func (d *Downloader) Get(ctx context.Context, src Source) (string, error) {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("cifar: %w", err)
 		}
-		return p, src.Verify(p)
+		return p, d.verify(src, p)
 	}
 	u, err := url.Parse(src.URL)
 	if err != nil || u.Host == "" || path.Base(u.Path) == "" || path.Base(u.Path) == "/" {
@@ -75,7 +75,7 @@ func (d *Downloader) Get(ctx context.Context, src Source) (string, error) {
 
 	final := filepath.Join(dir, path.Base(u.Path))
 	if _, err := os.Stat(final); err == nil {
-		err := src.Verify(final)
+		err := d.verify(src, final)
 		if err == nil {
 			return final, nil
 		}
@@ -92,6 +92,16 @@ func (d *Downloader) Get(ctx context.Context, src Source) (string, error) {
 		return "", err
 	}
 	return final, nil
+}
+
+// verify checks a file against src and records its digests in the
+// cache's book (see SHA256Of).
+func (d *Downloader) verify(src Source, path string) error {
+	got, err := src.verify(path)
+	if err == nil {
+		record(d.CacheDir, got)
+	}
+	return err
 }
 
 // lock waits for any other process downloading into dir, so that a file is
@@ -131,7 +141,7 @@ func (d *Downloader) download(ctx context.Context, src Source, final string) err
 	for n := 1; ; n++ {
 		resumed, err := d.attempt(ctx, src.URL, part)
 		if err == nil {
-			err = src.Verify(part)
+			err = d.verify(src, part)
 			if err == nil {
 				if err := os.Rename(part, final); err != nil {
 					return fmt.Errorf("cifar: %w", err)

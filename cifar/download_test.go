@@ -389,8 +389,15 @@ func TestLocalSource(t *testing.T) {
 	if _, err := d.Get(context.Background(), Source{URL: p + ".nope", MD5: md5hex(body)}); err == nil {
 		t.Error("Get of a missing file succeeded")
 	}
-	if entries, _ := os.ReadDir(d.CacheDir); len(entries) != 0 {
-		t.Error("a local source was copied into the download cache")
+	if entries, _ := os.ReadDir(d.CacheDir); len(entries) != 1 || entries[0].Name() != bookDir {
+		t.Errorf("a local source was copied into the download cache: %v", entries)
+	}
+	// The file is in the book: named by its md5, it is known by its sha256.
+	if sum, ok := SHA256Of(d.CacheDir, Source{URL: p, MD5: md5hex(body)}); !ok || sum != sha(body) {
+		t.Errorf("SHA256Of by md5 = %q, %v; want %s", sum, ok, sha(body))
+	}
+	if _, ok := SHA256Of(d.CacheDir, Source{URL: p, MD5: md5hex([]byte("other"))}); ok {
+		t.Error("SHA256Of knows an md5 never verified")
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -70,22 +70,68 @@ func (s Source) cacheName() string {
 // Verify checks the file at path against every checksum the source gives.
 // It returns a *ChecksumError on a mismatch.
 func (s Source) Verify(path string) error {
+	_, err := s.verify(path)
+	return err
+}
+
+// sums are a file's digests, hex.
+type sums struct{ sha256, md5 string }
+
+// verify is Verify, returning both of the file's digests when it passes.
+func (s Source) verify(path string) (sums, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return sums{}, err
 	}
 	defer f.Close()
 	sh, mh := sha256.New(), md5.New()
 	if _, err := io.Copy(io.MultiWriter(sh, mh), f); err != nil {
-		return fmt.Errorf("cifar: read %s: %w", path, err)
+		return sums{}, fmt.Errorf("cifar: read %s: %w", path, err)
 	}
-	for _, c := range []struct {
-		algo, want string
-		h          hash.Hash
-	}{{"sha256", s.SHA256, sh}, {"md5", s.MD5, mh}} {
-		if got := hex.EncodeToString(c.h.Sum(nil)); c.want != "" && got != strings.ToLower(c.want) {
-			return &ChecksumError{Path: path, Algorithm: c.algo, Got: got, Want: strings.ToLower(c.want)}
+	got := sums{hex.EncodeToString(sh.Sum(nil)), hex.EncodeToString(mh.Sum(nil))}
+	for _, c := range []struct{ algo, want, got string }{{"sha256", s.SHA256, got.sha256}, {"md5", s.MD5, got.md5}} {
+		if c.want != "" && c.got != strings.ToLower(c.want) {
+			return sums{}, &ChecksumError{Path: path, Algorithm: c.algo, Got: c.got, Want: strings.ToLower(c.want)}
 		}
 	}
-	return nil
+	return got, nil
+}
+
+// The download cache keeps a book of the files it has verified: for each
+// md5, the sha256 of the same bytes. It lets a source named by md5 be
+// known as the same archive as one named by sha256.
+const bookDir = "checksums"
+
+// SHA256Of returns the sha256 of the archive a source names: its own, or
+// the one the cache's book holds for its md5 once a file with that md5 has
+// been verified; ok is false when neither is known.
+func SHA256Of(cacheDir string, s Source) (sum string, ok bool) {
+	if s.SHA256 != "" {
+		return strings.ToLower(s.SHA256), true
+	}
+	b, err := os.ReadFile(filepath.Join(cacheDir, bookDir, "md5-"+strings.ToLower(s.MD5)))
+	if err != nil || len(b) != 64 {
+		return "", false
+	}
+	return string(b), true
+}
+
+// record writes a verified file's digests into the cache's book; a book
+// that cannot be written costs only the equivalence.
+func record(cacheDir string, got sums) {
+	dir := filepath.Join(cacheDir, bookDir)
+	if os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, err = f.WriteString(got.sha256)
+	if cerr := f.Close(); err == nil && cerr == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, "md5-"+got.md5))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
 }

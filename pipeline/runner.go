@@ -334,6 +334,10 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 		}
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
+	// The key again: it may name what the run itself established (the
+	// sha256 of an archive first known by its md5), and the manifest must
+	// hold what the next status computes.
+	key, lines = r.key(s, inputs)
 	info := out.Info()
 	info.Stage, info.Key, info.KeyLines = s.Name(), key, slices.Clone(lines)
 	w, err := r.Store.Create(s.Name(), info)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
@@ -33,8 +34,10 @@ func (f *Fetch) Version() int     { return fetchVersion }
 func (f *Fetch) Inputs() []string { return nil }
 
 // WriteKey names what decides the dataset's bytes: for a download, the
-// checksum (the URL is only where to find them, so a mirror with the same
-// checksum is the same dataset); for synthetic data, the seed and sizes.
+// archive's content by its sha256 (the URL is only where to find it, so a
+// mirror is the same dataset, and an archive named by its md5 is known by
+// its sha256 once verified, see cifar.SHA256Of); for synthetic data, the
+// seed and sizes.
 func (f *Fetch) WriteKey(w io.Writer) {
 	d := f.Data
 	fmt.Fprintf(w, "data.dataset %s\n", d.Dataset)
@@ -43,7 +46,24 @@ func (f *Fetch) WriteKey(w io.Writer) {
 		return
 	}
 	src := f.source()
-	fmt.Fprintf(w, "data.sha256 %s\ndata.md5 %s\n", src.SHA256, src.MD5)
+	cache, _ := f.cacheDir()
+	if sum, ok := cifar.SHA256Of(cache, src); ok {
+		fmt.Fprintf(w, "data.archive sha256 %s\n", sum)
+		return
+	}
+	fmt.Fprintf(w, "data.archive md5 %s\n", strings.ToLower(src.MD5))
+}
+
+// cacheDir is the download cache: data.cache_dir, or the user cache folder.
+func (f *Fetch) cacheDir() (string, error) {
+	if f.Data.CacheDir != "" {
+		return f.Data.CacheDir, nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no download cache folder (%v): set data.cache_dir", err)
+	}
+	return filepath.Join(dir, "condensenet", "downloads"), nil
 }
 
 // source is the archive to fetch: the official one unless a URL is given.
@@ -87,13 +107,9 @@ func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset
 	if src.SHA256 == "" && src.MD5 == "" {
 		return nil, f.missingChecksum(src)
 	}
-	cache := f.Data.CacheDir
-	if cache == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("no download cache folder (%v): set data.cache_dir", err)
-		}
-		cache = filepath.Join(dir, "condensenet", "downloads")
+	cache, err := f.cacheDir()
+	if err != nil {
+		return nil, err
 	}
 	name := path.Base(src.URL)
 	dl := &cifar.Downloader{

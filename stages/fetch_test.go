@@ -3,6 +3,7 @@ package stages
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -96,6 +97,29 @@ func TestFetchOverHTTP(t *testing.T) {
 	r.Stages[0].(*Fetch).Data = data
 	if s := r.Status()[0]; s.State != pipeline.Fresh {
 		t.Errorf("after changing only the URL and cache: %s (%s), want fresh", s.State, s.Reason)
+	}
+}
+
+// An archive named by its md5 is the same input as when named by its
+// sha256: once fetched either way, the other way is fresh too.
+func TestFetchChecksumNamesOneArchive(t *testing.T) {
+	src := cifar.Synthetic(2, 50, 20)
+	src.Name, src.Classes = "cifar10", strings.Fields("airplane automobile bird cat deer dog frog horse ship truck")
+	body := cifarArchive(t, src)
+	path := filepath.Join(t.TempDir(), "c.tar.gz")
+	os.WriteFile(path, body, 0o644)
+	m := md5.Sum(body)
+	byMD5 := DataConfig{Dataset: "cifar10", URL: path, MD5: hex.EncodeToString(m[:]), CacheDir: t.TempDir()}
+	bySHA := DataConfig{Dataset: "cifar10", URL: path, SHA256: sha(body), CacheDir: byMD5.CacheDir}
+	r, err := runFetch(t, t.TempDir(), byMD5) // md5 first: sha256 not known before the run
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]DataConfig{"md5": byMD5, "sha256": bySHA} {
+		r.Stages[0].(*Fetch).Data = d
+		if s := r.Status()[0]; s.State != pipeline.Fresh {
+			t.Errorf("named by its %s: %s (%s), want fresh", name, s.State, s.Reason)
+		}
 	}
 }
 
