@@ -15,6 +15,7 @@ import (
 
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
 )
 
 func newReportCommand(g *Globals) *cobra.Command {
@@ -44,6 +45,9 @@ type reportPage struct {
 	Confusion template.URL
 	Parity    *artifacts.Parity
 	ONNXSize  string
+	// Stale says, per stage, why its results are not what a run with the
+	// workdir's settings would make now.
+	Stale map[string]string
 }
 
 // scheduleRow is one epoch of the condensation schedule: the share of its
@@ -63,7 +67,7 @@ func runReport(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04")}
+	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: staleStages(g)}
 	get := func(name string) *artifacts.Artifact {
 		a, err := store.Get(name)
 		if err != nil {
@@ -147,6 +151,27 @@ func schedule(cfg model.Config, metrics []artifacts.Metric) []scheduleRow {
 	return rows
 }
 
+// staleStages returns why each stage that has an artifact is not fresh for
+// the workdir's settings; nothing when those cannot be read.
+func staleStages(g *Globals) map[string]string {
+	cfg, err := g.config()
+	if err != nil {
+		return nil
+	}
+	r, err := g.runner(cfg, pipeline.Discard)
+	if err != nil {
+		return nil
+	}
+	r.Store.NoVerify = true // what the page shows is verified as it is read
+	out := map[string]string{}
+	for _, s := range r.Status() {
+		if s.State != pipeline.Fresh && s.State != pipeline.Missing {
+			out[s.Stage] = fmt.Sprintf("%s: %s", s.State, s.Reason)
+		}
+	}
+	return out
+}
+
 func pct(v float64) string { return fmt.Sprintf("%.2f%%", 100*v) }
 
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -161,19 +186,21 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	},
 	"ratio":  func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) },
 	"mul100": func(v float64) float64 { return 100 * v },
-}).Parse(`<!DOCTYPE html>
+}).Parse(`{{define "stale"}}{{with .}}<p class="stale">Out of date ({{.}}): these are an earlier run's results, not what "pipeline run all" would make now.</p>
+{{end}}{{end}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>CondenseNet run: {{.Workdir}}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{color:#b00;font-weight:bold}
+pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{color:#b00;font-weight:bold}.stale{background:#fff3cd;padding:.4em .6em}
 </style></head><body>
 <h1>CondenseNet run</h1>
 <p>Workdir <code>{{.Workdir}}</code>, report made {{.Made}}.</p>
 
 <h2>Training</h2>
+{{template "stale" index $.Stale "train"}}
 {{if .Metrics}}<img src="{{.Curves}}" alt="training curves">
 <table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th><th>device</th></tr>
 {{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
@@ -187,6 +214,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{else}}<p class="missing">Not trained yet.</p>{{end}}
 
 <h2>Verification</h2>
+{{template "stale" index $.Stale "verify"}}
 {{with .Verify}}{{if not .Passed}}<p class="failed">FAILED: condensing raised the top-1 error by {{printf "%.2f" (mul100 .Difference)}} points, more than the tolerance of {{.Tolerance}}; export refuses this model.</p>
 {{end}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
 <table><tr><th>network</th><th>top-1 error</th><th>top-5 error</th><th>FLOPs</th><th>params</th><th>images/s</th></tr>
@@ -196,6 +224,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{end}}{{if .Verify}}<img src="{{.Confusion}}" alt="confusion matrix">{{else}}<p class="missing">Not verified yet.</p>{{end}}
 
 <h2>Export</h2>
+{{template "stale" index $.Stale "export"}}
 {{with .Parity}}<p>model.onnx ({{$.ONNXSize}}) reproduces the condensed network on {{.Images}} test images to {{printf "%.2g" .MaxAbsDiff}} (tolerance {{.Tolerance}}); classes agree: {{.ArgmaxAgree}}. Checked with {{.Evaluator}}.</p>
 {{else}}<p class="missing">Not exported yet.</p>{{end}}
 </body></html>

@@ -112,6 +112,14 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 	if !strings.Contains(out, "fetch     fresh") || !strings.Contains(out, "train     stale") {
 		t.Errorf("status after --seed 5:\n%s", out)
 	}
+	// The report marks the sections that are now out of date.
+	if _, errs, code := execute(t, "report", "--workdir", w); code != 0 {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	page, _ := os.ReadFile(filepath.Join(w, "report.html"))
+	if n := strings.Count(string(page), `<p class="stale">Out of date (stale: `); n != 3 {
+		t.Errorf("report.html marks %d sections out of date, want train, verify and export", n)
+	}
 	// --preset starts from the preset.
 	out, _, _ = execute(t, "status", "--workdir", w, "--preset", "quick")
 	if strings.Contains(out, "last run") || !strings.Contains(out, "data.dataset changed: synthetic → cifar10") {
