@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/internal/atomicfile"
 )
 
 // A ResumePoint says how far a stage's resumable state (its checkpoints)
@@ -31,21 +32,7 @@ func WriteResumePoint(stateDir string, p ResumePoint) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(stateDir, ".tmp-resume-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(stateDir, resumeFile))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteFile(filepath.Join(stateDir, resumeFile), b)
 }
 
 // readResumePoint returns the stage's resume point, if it has a readable one.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/internal/atomicfile"
 	"github.com/condensenet/condensenet/model"
 )
 
@@ -70,7 +71,7 @@ func saveCheckpoint(dir string, key artifacts.Key, net *model.Net, st trainState
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	path := filepath.Join(dir, checkpointName(st.Iteration))
-	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	names, err := checkpoints(dir)
@@ -142,40 +143,4 @@ func loadCheckpoint(dir string, keys []artifacts.Key, net *model.Net, warn func(
 		return st, true, nil
 	}
 	return st, false, nil
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and
-// a rename, so that path never holds a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o644); err != nil { // CreateTemp makes it private
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/internal/atomicfile"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -115,11 +116,7 @@ func runReport(g *Globals) error {
 		return err
 	}
 	path := filepath.Join(store.Dir(), "report.html")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))

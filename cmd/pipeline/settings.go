@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/condensenet/condensenet/internal/atomicfile"
 	"github.com/condensenet/condensenet/stages"
 )
 
@@ -59,22 +60,7 @@ func saveSettings(workdir string, cfg stages.Config) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(workdir, ".tmp-settings-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(workdir, settingsFile))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteFile(filepath.Join(workdir, settingsFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("remembering the settings in %s: %w", workdir, err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"unsafe"
+
+	"github.com/condensenet/condensenet/internal/atomicfile"
 )
 
 // compiler holds NVRTC, which turns our CUDA C into machine code for the
@@ -250,25 +252,11 @@ func (k kernelCache) get(src string, t target, nvrtc string, compile func() ([]b
 	return img, false, nil
 }
 
-// put writes the image and its hash atomically: a temporary file renamed
-// into place.
+// put writes the image and its hash atomically; a cache that cannot be
+// written only costs compiles.
 func (k kernelCache) put(path string, img []byte) {
-	if os.MkdirAll(k.dir, 0o755) != nil {
-		return
-	}
-	f, err := os.CreateTemp(k.dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	h := sha256.Sum256(img)
-	_, err = f.Write(append(img[:len(img):len(img)], h[:]...))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if os.MkdirAll(k.dir, 0o755) == nil {
+		h := sha256.Sum256(img)
+		atomicfile.WriteFile(path, append(img[:len(img):len(img)], h[:]...))
 	}
 }
