@@ -1,5 +1,37 @@
 #include "textflag.h"
 
+// The 6-row micro-kernels (kernelAVX2, kernel6x32AVX512) share their steps,
+// with Y registers (16 floats in two) or Z registers (32 in two):
+//   LOAD_A    CX = k; SI, R10 = rows 0 and 3 of A; R9 = a row's stride in
+//             bytes; R11 = the step from one p to the next in bytes
+//   FMA2      broadcast A[row, p] into t and add t·(b0, b1) into (c0, c1)
+//   ADD2/PUT2 add C's row at DI into (c0, c1), or store them there; then
+//             move DI to the next row (DX = C's row stride in bytes)
+#define LOAD_A \
+	MOVQ k+0(FP), CX \
+	MOVQ a+8(FP), SI \
+	MOVQ aStep+16(FP), R11 \
+	SHLQ $2, R11 \
+	MOVQ aRow+24(FP), R9 \
+	SHLQ $2, R9 \
+	LEAQ (SI)(R9*2), R10 \
+	ADDQ R9, R10
+
+#define FMA2(a, b0, b1, t, c0, c1) \
+	VBROADCASTSS a, t \
+	VFMADD231PS  b0, t, c0 \
+	VFMADD231PS  b1, t, c1
+
+#define ADD2(off, c0, c1) \
+	VADDPS (DI), c0, c0 \
+	VADDPS off(DI), c1, c1 \
+	ADDQ   DX, DI
+
+#define PUT2(off, c0, c1) \
+	VMOVUPS c0, (DI) \
+	VMOVUPS c1, off(DI) \
+	ADDQ    DX, DI
+
 // func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 //
 // C[0:6, 0:16] (+)= Σ_{p<k} A[i, p]·B[p, j], where A[i, p] is at
@@ -8,19 +40,11 @@
 // floats per p. Y0..Y11 hold the 6×16 tile (two registers per row),
 // Y12/Y13 a row of B, Y14 a broadcast element of A.
 TEXT ·kernelAVX2(SB), NOSPLIT, $0-57
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ aStep+16(FP), R11
-	SHLQ $2, R11
-	MOVQ aRow+24(FP), R9
-	SHLQ $2, R9
+	LOAD_A
 	MOVQ b+32(FP), BX
 	MOVQ c+40(FP), DI
 	MOVQ ldc+48(FP), DX
 	SHLQ $2, DX
-	LEAQ (SI)(R9*2), R10
-	ADDQ R9, R10                 // R10 = row 3 of A
-
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -38,74 +62,39 @@ TEXT ·kernelAVX2(SB), NOSPLIT, $0-57
 	JE    store
 
 loop:
-	VMOVUPS      (BX), Y12
-	VMOVUPS      32(BX), Y13
-	VBROADCASTSS (SI), Y14
-	VFMADD231PS  Y12, Y14, Y0
-	VFMADD231PS  Y13, Y14, Y1
-	VBROADCASTSS (SI)(R9*1), Y14
-	VFMADD231PS  Y12, Y14, Y2
-	VFMADD231PS  Y13, Y14, Y3
-	VBROADCASTSS (SI)(R9*2), Y14
-	VFMADD231PS  Y12, Y14, Y4
-	VFMADD231PS  Y13, Y14, Y5
-	VBROADCASTSS (R10), Y14
-	VFMADD231PS  Y12, Y14, Y6
-	VFMADD231PS  Y13, Y14, Y7
-	VBROADCASTSS (R10)(R9*1), Y14
-	VFMADD231PS  Y12, Y14, Y8
-	VFMADD231PS  Y13, Y14, Y9
-	VBROADCASTSS (R10)(R9*2), Y14
-	VFMADD231PS  Y12, Y14, Y10
-	VFMADD231PS  Y13, Y14, Y11
-	ADDQ         R11, SI
-	ADDQ         R11, R10
-	ADDQ         $64, BX
-	DECQ         CX
-	JNE          loop
+	VMOVUPS (BX), Y12
+	VMOVUPS 32(BX), Y13
+	FMA2((SI), Y12, Y13, Y14, Y0, Y1)
+	FMA2((SI)(R9*1), Y12, Y13, Y14, Y2, Y3)
+	FMA2((SI)(R9*2), Y12, Y13, Y14, Y4, Y5)
+	FMA2((R10), Y12, Y13, Y14, Y6, Y7)
+	FMA2((R10)(R9*1), Y12, Y13, Y14, Y8, Y9)
+	FMA2((R10)(R9*2), Y12, Y13, Y14, Y10, Y11)
+	ADDQ R11, SI
+	ADDQ R11, R10
+	ADDQ $64, BX
+	DECQ CX
+	JNE  loop
 
 store:
 	MOVBQZX accumulate+56(FP), R8
 	TESTQ   R8, R8
 	JE      overwrite
-
-	VADDPS (DI), Y0, Y0
-	VADDPS 32(DI), Y1, Y1
-	ADDQ   DX, DI
-	VADDPS (DI), Y2, Y2
-	VADDPS 32(DI), Y3, Y3
-	ADDQ   DX, DI
-	VADDPS (DI), Y4, Y4
-	VADDPS 32(DI), Y5, Y5
-	ADDQ   DX, DI
-	VADDPS (DI), Y6, Y6
-	VADDPS 32(DI), Y7, Y7
-	ADDQ   DX, DI
-	VADDPS (DI), Y8, Y8
-	VADDPS 32(DI), Y9, Y9
-	ADDQ   DX, DI
-	VADDPS (DI), Y10, Y10
-	VADDPS 32(DI), Y11, Y11
-	MOVQ   c+40(FP), DI
+	ADD2(32, Y0, Y1)
+	ADD2(32, Y2, Y3)
+	ADD2(32, Y4, Y5)
+	ADD2(32, Y6, Y7)
+	ADD2(32, Y8, Y9)
+	ADD2(32, Y10, Y11)
+	MOVQ    c+40(FP), DI
 
 overwrite:
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y2, (DI)
-	VMOVUPS Y3, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y4, (DI)
-	VMOVUPS Y5, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y6, (DI)
-	VMOVUPS Y7, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y8, (DI)
-	VMOVUPS Y9, 32(DI)
-	ADDQ    DX, DI
-	VMOVUPS Y10, (DI)
-	VMOVUPS Y11, 32(DI)
+	PUT2(32, Y0, Y1)
+	PUT2(32, Y2, Y3)
+	PUT2(32, Y4, Y5)
+	PUT2(32, Y6, Y7)
+	PUT2(32, Y8, Y9)
+	PUT2(32, Y10, Y11)
 	VZEROUPPER
 	RET
 
@@ -360,20 +349,12 @@ gatherCol:
 // element is summed in the same order with the same FMAs as kernelAVX2, so
 // the two give the same bits.
 TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ aStep+16(FP), R11
-	SHLQ $2, R11
-	MOVQ aRow+24(FP), R9
-	SHLQ $2, R9
+	LOAD_A
 	MOVQ b0+32(FP), BX
 	MOVQ b1+40(FP), R12
 	MOVQ c+48(FP), DI
 	MOVQ ldc+56(FP), DX
 	SHLQ $2, DX
-	LEAQ (SI)(R9*2), R10
-	ADDQ R9, R10                 // R10 = row 3 of A
-
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -393,72 +374,37 @@ TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
 loop512:
 	VMOVUPS (BX), Z12
 	VMOVUPS (R12), Z13
-	VBROADCASTSS (SI), Z14
-	VFMADD231PS  Z12, Z14, Z0
-	VFMADD231PS  Z13, Z14, Z1
-	VBROADCASTSS (SI)(R9*1), Z14
-	VFMADD231PS  Z12, Z14, Z2
-	VFMADD231PS  Z13, Z14, Z3
-	VBROADCASTSS (SI)(R9*2), Z14
-	VFMADD231PS  Z12, Z14, Z4
-	VFMADD231PS  Z13, Z14, Z5
-	VBROADCASTSS (R10), Z14
-	VFMADD231PS  Z12, Z14, Z6
-	VFMADD231PS  Z13, Z14, Z7
-	VBROADCASTSS (R10)(R9*1), Z14
-	VFMADD231PS  Z12, Z14, Z8
-	VFMADD231PS  Z13, Z14, Z9
-	VBROADCASTSS (R10)(R9*2), Z14
-	VFMADD231PS  Z12, Z14, Z10
-	VFMADD231PS  Z13, Z14, Z11
-	ADDQ         R11, SI
-	ADDQ         R11, R10
-	ADDQ         $64, BX
-	ADDQ         $64, R12
-	DECQ         CX
-	JNE          loop512
+	FMA2((SI), Z12, Z13, Z14, Z0, Z1)
+	FMA2((SI)(R9*1), Z12, Z13, Z14, Z2, Z3)
+	FMA2((SI)(R9*2), Z12, Z13, Z14, Z4, Z5)
+	FMA2((R10), Z12, Z13, Z14, Z6, Z7)
+	FMA2((R10)(R9*1), Z12, Z13, Z14, Z8, Z9)
+	FMA2((R10)(R9*2), Z12, Z13, Z14, Z10, Z11)
+	ADDQ R11, SI
+	ADDQ R11, R10
+	ADDQ $64, BX
+	ADDQ $64, R12
+	DECQ CX
+	JNE  loop512
 
 store512:
 	MOVBQZX accumulate+64(FP), R8
 	TESTQ   R8, R8
 	JE      overwrite512
-
-	VADDPS (DI), Z0, Z0
-	VADDPS 64(DI), Z1, Z1
-	ADDQ   DX, DI
-	VADDPS (DI), Z2, Z2
-	VADDPS 64(DI), Z3, Z3
-	ADDQ   DX, DI
-	VADDPS (DI), Z4, Z4
-	VADDPS 64(DI), Z5, Z5
-	ADDQ   DX, DI
-	VADDPS (DI), Z6, Z6
-	VADDPS 64(DI), Z7, Z7
-	ADDQ   DX, DI
-	VADDPS (DI), Z8, Z8
-	VADDPS 64(DI), Z9, Z9
-	ADDQ   DX, DI
-	VADDPS (DI), Z10, Z10
-	VADDPS 64(DI), Z11, Z11
-	MOVQ   c+48(FP), DI
+	ADD2(64, Z0, Z1)
+	ADD2(64, Z2, Z3)
+	ADD2(64, Z4, Z5)
+	ADD2(64, Z6, Z7)
+	ADD2(64, Z8, Z9)
+	ADD2(64, Z10, Z11)
+	MOVQ    c+48(FP), DI
 
 overwrite512:
-	VMOVUPS Z0, (DI)
-	VMOVUPS Z1, 64(DI)
-	ADDQ    DX, DI
-	VMOVUPS Z2, (DI)
-	VMOVUPS Z3, 64(DI)
-	ADDQ    DX, DI
-	VMOVUPS Z4, (DI)
-	VMOVUPS Z5, 64(DI)
-	ADDQ    DX, DI
-	VMOVUPS Z6, (DI)
-	VMOVUPS Z7, 64(DI)
-	ADDQ    DX, DI
-	VMOVUPS Z8, (DI)
-	VMOVUPS Z9, 64(DI)
-	ADDQ    DX, DI
-	VMOVUPS Z10, (DI)
-	VMOVUPS Z11, 64(DI)
+	PUT2(64, Z0, Z1)
+	PUT2(64, Z2, Z3)
+	PUT2(64, Z4, Z5)
+	PUT2(64, Z6, Z7)
+	PUT2(64, Z8, Z9)
+	PUT2(64, Z10, Z11)
 	VZEROUPPER
 	RET
