@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -27,7 +28,7 @@ import (
 // TestMain lets a test run this binary as the real command (see command).
 func TestMain(m *testing.M) {
 	if os.Getenv("PIPELINE_TEST_MAIN") == "1" {
-		os.Args = append([]string{"pipeline"}, strings.Fields(os.Getenv("PIPELINE_TEST_ARGS"))...)
+		os.Args = append([]string{"pipeline"}, strings.Split(os.Getenv("PIPELINE_TEST_ARGS"), argSep)...)
 		main()
 	}
 	os.Exit(m.Run())
@@ -83,7 +84,7 @@ func TestRunFetchThenNothingToDo(t *testing.T) {
 // need no flags, say so, and a flag or --preset still overrides them.
 func TestWorkdirRemembersSettings(t *testing.T) {
 	w := t.TempDir()
-	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", smallSynthetic(t))
+	out, errs, code := subprocess(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", smallSynthetic(t))
 	if code != 0 {
 		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
 	}
@@ -95,25 +96,25 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 			t.Errorf("the console lacks %q:\n%s", want, errs)
 		}
 	}
-	out, _, _ = execute(t, "status", "--workdir", w)
+	out, _, _ = subprocess(t, "status", "--workdir", w)
 	if !strings.Contains(out, "preset quick (the settings of its last run: preset quick, synthetic, 2 epochs") ||
 		strings.Count(out, " fresh ") != 5 {
 		t.Errorf("status right after the run:\n%s", out)
 	}
-	out, errs, code = execute(t, "run", "verify", "--workdir", w)
+	out, errs, code = subprocess(t, "run", "verify", "--workdir", w)
 	if code != 0 || !strings.Contains(errs, "settings: as this workdir was last run") || !strings.Contains(out, "nothing to do") {
 		t.Errorf("run verify without flags: code %d\n%s%s", code, out, errs)
 	}
 	// A flag changes the remembered settings for what follows.
-	if out, errs, code = execute(t, "run", "fetch", "--workdir", w, "--seed", "5"); code != 0 {
+	if out, errs, code = subprocess(t, "run", "fetch", "--workdir", w, "--seed", "5"); code != 0 {
 		t.Fatalf("run fetch --seed 5: code %d\n%s%s", code, out, errs)
 	}
-	out, _, _ = execute(t, "status", "--workdir", w)
+	out, _, _ = subprocess(t, "status", "--workdir", w)
 	if !strings.Contains(out, "fetch     fresh") || !strings.Contains(out, "train     stale") {
 		t.Errorf("status after --seed 5:\n%s", out)
 	}
 	// The report marks the sections that are now out of date.
-	if _, errs, code := execute(t, "report", "--workdir", w); code != 0 {
+	if _, errs, code := subprocess(t, "report", "--workdir", w); code != 0 {
 		t.Fatalf("report: %d %s", code, errs)
 	}
 	page, _ := os.ReadFile(filepath.Join(w, "report.html"))
@@ -121,13 +122,13 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 		t.Errorf("report.html marks %d sections out of date, want train, verify and export", n)
 	}
 	// --preset starts from the preset.
-	out, _, _ = execute(t, "status", "--workdir", w, "--preset", "quick")
+	out, _, _ = subprocess(t, "status", "--workdir", w, "--preset", "quick")
 	if strings.Contains(out, "last run") || !strings.Contains(out, "data.dataset changed: synthetic → cifar10") {
 		t.Errorf("status --preset quick:\n%s", out)
 	}
 	// A damaged settings file is a usage error naming it, not a silent reset.
 	os.WriteFile(filepath.Join(w, settingsFile), []byte(`{"preset": "quick", "config": {"seed": "x"}}`), 0o644)
-	_, errs, code = execute(t, "status", "--workdir", w)
+	_, errs, code = subprocess(t, "status", "--workdir", w)
 	if code != exitUsage || !strings.Contains(errs, settingsFile) || !strings.Contains(errs, "--preset") {
 		t.Errorf("damaged settings: code %d, %s", code, errs)
 	}
@@ -210,7 +211,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"status", "--dataset", "synthetic", "--data-url", "x"}, "the synthetic dataset is generated"},
 		{[]string{"status", "--data-sha256", "123"}, `data.sha256 = "123": want 64 hex digits`},
 	} {
-		_, errs, code := execute(t, append(tc.args, "--workdir", t.TempDir())...)
+		_, errs, code := subprocess(t, append(tc.args, "--workdir", t.TempDir())...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: code %d, stderr %q; want %d and %q", tc.args, code, errs, exitUsage, tc.want)
 		}
@@ -220,8 +221,27 @@ func TestUsageErrors(t *testing.T) {
 // command starts this test binary as the pipeline command with args.
 func command(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PIPELINE_TEST_MAIN=1", "PIPELINE_TEST_ARGS="+strings.Join(args, " "))
+	cmd.Env = append(os.Environ(), "PIPELINE_TEST_MAIN=1", "PIPELINE_TEST_ARGS="+strings.Join(args, argSep))
 	return cmd
+}
+
+// argSep separates the arguments passed to the child (ASCII's unit
+// separator: no argument holds it).
+const argSep = "\x1f"
+
+// subprocess runs the pipeline command in a child process, as a user
+// would, and returns its output and exit status.
+func subprocess(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := command(t, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("pipeline %v: %v", args, err)
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
 func TestInterruptDuringDownload(t *testing.T) {
@@ -365,13 +385,13 @@ func TestPredict(t *testing.T) {
 	}
 	// One bad file among good ones: the good are classified, the bad named,
 	// and the exit status says not all went well.
-	out, errs, code = execute(t, "predict", "--workdir", w, odd, broken, tall)
+	out, errs, code = subprocess(t, "predict", "--workdir", w, odd, broken, tall)
 	if code != exitError || !strings.Contains(out, odd) || !strings.Contains(out, tall) || strings.Contains(out, broken) ||
 		!strings.Contains(errs, broken+": not a readable") || !strings.Contains(errs, "1 of 3 images could not be classified") {
 		t.Errorf("predict with one bad file: code %d\n%s%s", code, out, errs)
 	}
 	// A folder stands for the images in it.
-	out, errs, code = execute(t, "predict", "--workdir", w, "--json", dir)
+	out, errs, code = subprocess(t, "predict", "--workdir", w, "--json", dir)
 	var folder struct {
 		Predictions []struct{ Image string }
 		Failed      []struct{ Image, Error string }
@@ -381,25 +401,25 @@ func TestPredict(t *testing.T) {
 		t.Errorf("predict FOLDER: code %d, %+v\n%s%s", code, folder, out, errs)
 	}
 	for _, args := range [][]string{{"--top", "0"}, {"--top", "-3"}, {"--device", "cuda"}} {
-		_, errs, code := execute(t, append([]string{"predict", "--workdir", w, odd}, args...)...)
+		_, errs, code := subprocess(t, append([]string{"predict", "--workdir", w, odd}, args...)...)
 		if code != exitUsage {
 			t.Errorf("predict %v: code %d, want %d: %s", args, code, exitUsage, errs)
 		}
 	}
 	// A stale export is used, with a warning; a damaged one is refused.
-	execute(t, "run", "fetch", "--workdir", w, "--seed", "5", "-q")
-	_, errs, code = execute(t, "predict", "--workdir", w, odd)
+	subprocess(t, "run", "fetch", "--workdir", w, "--seed", "5", "-q")
+	_, errs, code = subprocess(t, "predict", "--workdir", w, odd)
 	if code != 0 || !strings.Contains(errs, "warning: "+filepath.Join(w, "export")+" is stale for the workdir's settings") {
 		t.Errorf("predict with a stale export: code %d, %s", code, errs)
 	}
 	onnxPath := filepath.Join(w, "export", "model.onnx")
 	m, _ := os.ReadFile(onnxPath)
 	os.WriteFile(onnxPath, flip(m, len(m)/2), 0o644)
-	_, errs, code = execute(t, "predict", "--workdir", w, odd)
+	_, errs, code = subprocess(t, "predict", "--workdir", w, odd)
 	if code != exitError || !strings.Contains(errs, "model.onnx") || !strings.Contains(errs, "rebuild") {
 		t.Errorf("predict with a damaged export: code %d, %s", code, errs)
 	}
-	_, errs, code = execute(t, "predict", "--workdir", t.TempDir(), odd)
+	_, errs, code = subprocess(t, "predict", "--workdir", t.TempDir(), odd)
 	if code != exitError || !strings.Contains(errs, "run \"pipeline run export\" first") {
 		t.Errorf("predict without a model: code %d, %s", code, errs)
 	}
@@ -502,7 +522,7 @@ func flip(b []byte, i int) []byte {
 func TestMissingWorkdir(t *testing.T) {
 	w := filepath.Join(t.TempDir(), "wrok")
 	for _, cmd := range []string{"status", "report"} {
-		_, errs, code := execute(t, cmd, "--workdir", w)
+		_, errs, code := subprocess(t, cmd, "--workdir", w)
 		if code != exitError || !strings.Contains(errs, "no workdir at "+w) {
 			t.Errorf("%s: code %d, %s", cmd, code, errs)
 		}
