@@ -214,3 +214,16 @@ func gather(v []float32, index []int32) []float32 {
 	}
 	return out
 }
+
+// ConvertCurrent condenses the network's current weights, finishing its
+// masks first as the rest of training would (the least important inputs
+// dropped): from a fresh network, a condensed one of the real shapes and
+// work, for benchmarks.
+func (n *Net) ConvertCurrent() (*Architecture, []Named, error) {
+	n.Condense(0.99)
+	ts := map[string]Named{}
+	for _, t := range n.Tensors(false) {
+		ts[t.Name] = t
+	}
+	return Convert(n.Cfg, ts, ConvertOptions{})
+}

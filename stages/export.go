@@ -91,6 +91,13 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 		e.Config.Opset, float64(len(b))/1e6, parity.MaxAbsDiff, parity.Images)}, nil
 }
 
+// ONNX returns a condensed network as an ONNX file without metadata, for
+// benchmarks and tests against other runtimes; the export stage's file
+// adds the class names and normalisation.
+func ONNX(arch *model.Architecture, tensors []model.Named, c ExportConfig) ([]byte, error) {
+	return onnxio.Marshal(exportGraph(arch, tensors, c, nil))
+}
+
 // exportGraph builds the condensed network as an ONNX graph over NCHW
 // tensors with a symbolic batch: input "input" (N, 3, 32, 32), output
 // "logits" (N, classes). Initializers keep the PyTorch module names.

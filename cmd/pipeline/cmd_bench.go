@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/stages"
@@ -131,7 +130,11 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	}
 	var condensed *model.Condensed
 	if opts.Condensed {
-		if condensed, err = condensedFrom(net, opts.Batch, be); err != nil {
+		arch, tensors, err := net.ConvertCurrent()
+		if err != nil {
+			return err
+		}
+		if condensed, err = model.NewCondensed(arch, tensors, opts.Batch, be); err != nil {
 			return err
 		}
 	}
@@ -238,20 +241,4 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	}
 	fmt.Fprintln(g.stdout)
 	return nil
-}
-
-// condensedFrom condenses net's random initial weights (the masks drop the
-// least important inputs, as training would) into a condensed network for
-// batch size n: the same shapes and work as a trained one.
-func condensedFrom(net *model.Net, n int, be engine.Backend) (*model.Condensed, error) {
-	net.Condense(0.99)
-	ts := map[string]model.Named{}
-	for _, t := range net.Tensors(false) {
-		ts[t.Name] = t
-	}
-	arch, tensors, err := model.Convert(net.Cfg, ts, model.ConvertOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return model.NewCondensed(arch, tensors, n, be)
 }

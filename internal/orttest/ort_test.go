@@ -31,7 +31,7 @@ import (
 	"github.com/condensenet/condensenet/stages"
 )
 
-func runtimeLibrary(t *testing.T) string {
+func runtimeLibrary(t testing.TB) string {
 	p := os.Getenv("ONNXRUNTIME_LIB")
 	if p == "" {
 		p = "../../.ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
