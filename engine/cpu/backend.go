@@ -73,12 +73,12 @@ func (n batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View
 }
 
 func (b *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {
-	parallel(b.workers, p, func(lo, hi int) {
+	parallel(b.workers, p, 2*p*c, func(lo, hi int) {
 		ReLUForward(h(out)[lo*ldOut:], h(in)[lo*ldIn:], hi-lo, c, ldIn, ldOut)
 	})
 }
 func (b *Backend) ReLUBackward(dIn, dOut, out engine.View, p, c, ldIn, ldOut int) {
-	parallel(b.workers, p, func(lo, hi int) {
+	parallel(b.workers, p, 3*p*c, func(lo, hi int) {
 		ReLUBackward(h(dIn)[lo*ldIn:], h(dOut)[lo*ldOut:], h(out)[lo*ldOut:], hi-lo, c, ldIn, ldOut)
 	})
 }
@@ -122,7 +122,7 @@ func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
 	MaskBackward(h(dW)[:n], h(dWm)[:n], h(mask)[:n])
 }
 func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
-	parallel(b.workers, p, func(lo, hi int) {
+	parallel(b.workers, p, 2*p*len(idx), func(lo, hi int) {
 		gatherRows(h(out)[lo*ldOut:], h(in)[lo*ldIn:], idx, hi-lo, ldIn, ldOut)
 	})
 }
@@ -130,7 +130,7 @@ func (b *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldI
 	IndexSelectBackward(h(dIn), h(dOut), idx, p, ldIn, ldOut)
 }
 func (b *Backend) ShuffleForward(out, in engine.View, p, c, g, ldIn, ldOut int) {
-	parallel(b.workers, p, func(lo, hi int) {
+	parallel(b.workers, p, 2*p*c, func(lo, hi int) {
 		ShuffleForward(h(out)[lo*ldOut:], h(in)[lo*ldIn:], hi-lo, c, g, ldIn, ldOut)
 	})
 }
@@ -138,7 +138,7 @@ func (b *Backend) ShuffleBackward(dIn, dOut engine.View, p, c, g, ldIn, ldOut in
 	ShuffleBackward(h(dIn), h(dOut), p, c, g, ldIn, ldOut)
 }
 func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float32) {
-	parallel(b.workers, n, func(lo, hi int) {
+	parallel(b.workers, n, 4*n, func(lo, hi int) {
 		SGDNesterov(h(w)[lo:hi], h(g)[lo:hi], h(v)[lo:hi], lr, momentum, wd)
 	})
 }

@@ -76,7 +76,7 @@ func (b *BatchNorm) floor() float32 {
 // zeroed (C) vectors, then totals the blocks into s1 and s2 in block order.
 func (b *BatchNorm) sums(add func(f1, f2 []float32, r0, r1 int)) {
 	blocks := (b.P + sumBlock - 1) / sumBlock
-	parallel(b.Workers, blocks, func(lo, hi int) {
+	parallel(b.Workers, blocks, 2*b.P*b.C, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			f1, f2 := b.b1[k*b.C:(k+1)*b.C], b.b2[k*b.C:(k+1)*b.C]
 			clear(f1)
@@ -97,7 +97,7 @@ func (b *BatchNorm) sums(add func(f1, f2 []float32, r0, r1 int)) {
 }
 
 // rows runs f over ranges of rows split between the workers.
-func (b *BatchNorm) rows(f func(r0, r1 int)) { parallel(b.Workers, b.P, f) }
+func (b *BatchNorm) rows(f func(r0, r1 int)) { parallel(b.Workers, b.P, 2*b.P*b.C, f) }
 
 // ForwardTrain normalises with batch statistics and updates runMean and
 // runVar in place.

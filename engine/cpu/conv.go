@@ -190,7 +190,7 @@ func (c *Conv) im2col(col, in []float32, r0, r1 int) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
-	parallel(c.Workers, r1-r0, func(lo, hi int) {
+	parallel(c.Workers, r1-r0, 2*(r1-r0)*s.G*kk, func(lo, hi int) {
 		for row := r0 + lo; row < r0+hi; row++ {
 			n, oy, ox := row/(oh*ow), row/ow%oh, row%ow
 			dst := col[(row-r0)*s.G*kk:]
@@ -219,7 +219,7 @@ func (c *Conv) col2im(dIn, dcol []float32, r0, r1 int) {
 	s := c.ConvShape
 	cg, kk := s.C/s.G, s.R*s.S*s.C/s.G
 	oh, ow := s.OH(), s.OW()
-	parallel(c.Workers, s.G, func(g0, g1 int) {
+	parallel(c.Workers, s.G, 2*(r1-r0)*s.G*kk, func(g0, g1 int) {
 		for row := r0; row < r1; row++ {
 			n, oy, ox := row/(oh*ow), row/ow%oh, row%ow
 			src := dcol[(row-r0)*s.G*kk:]

@@ -41,7 +41,7 @@ func (c *Conv) padRows(dst, src []float32, ch, ld int) {
 	hp, wp, pp, margin := c.padded()
 	clear(dst[:margin*ch])
 	clear(dst[(margin+pp)*ch:])
-	parallel(c.Workers, s.N*hp, func(lo, hi int) {
+	parallel(c.Workers, s.N*hp, 2*s.N*hp*wp*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/hp, row%hp-s.Pad
 			d := dst[(margin+row*wp)*ch : (margin+(row+1)*wp)*ch]
@@ -62,7 +62,7 @@ func (c *Conv) padRows(dst, src []float32, ch, ld int) {
 func (c *Conv) interior(f func(padPix, pix int)) {
 	s := c.ConvShape
 	hp, wp, _, margin := c.padded()
-	parallel(c.Workers, s.N*s.H, func(lo, hi int) {
+	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*max(s.C, s.K), func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
 			f(margin+(n*hp+y+s.Pad)*wp+s.Pad, row*s.W)

@@ -4,9 +4,17 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 )
+
+// TestMain splits all work between workers, however small, so that the
+// tests comparing worker counts compare something.
+func TestMain(m *testing.M) {
+	parallelGrain, gemmGrain = 1, 1
+	os.Exit(m.Run())
+}
 
 func randSlice(rng *rand.Rand, n int) []float32 {
 	s := make([]float32, n)

@@ -2,11 +2,13 @@ package cpu
 
 import "sync"
 
-// parallel runs f over [0, n) split into at most workers contiguous ranges.
-// The split depends only on n and workers, so work that writes disjoint
-// outputs per index is deterministic.
-func parallel(workers, n int, f func(lo, hi int)) {
-	workers = max(1, min(workers, n))
+// parallel runs f over [0, n) split into at most workers contiguous ranges,
+// and into fewer when the call's work (about how many floats it reads and
+// writes) is too small to pay for waking another core: each worker gets
+// at least parallelGrain of it. The split depends only on n, work and
+// workers, so work that writes disjoint outputs per index is deterministic.
+func parallel(workers, n, work int, f func(lo, hi int)) {
+	workers = max(1, min(workers, n, work/parallelGrain+1))
 	if workers == 1 {
 		f(0, n)
 		return
@@ -22,3 +24,9 @@ func parallel(workers, n int, f func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// parallelGrain is the least work worth a worker of its own: waking a
+// goroutine on another core costs about as much as touching this many
+// floats (CondenseNet-86 at batch 1 ran 1.5x faster on one worker than on
+// two before this rule).
+var parallelGrain = 1 << 18

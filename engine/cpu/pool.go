@@ -4,7 +4,7 @@ package cpu
 // pixels ldIn apart, out (N, H/2, W/2, C) with pixels ldOut apart.
 func AvgPool2Forward(out, in []float32, n, h, w, c, ldIn, ldOut int, workers int) {
 	oh, ow := h/2, w/2
-	parallel(workers, n*oh, func(lo, hi int) {
+	parallel(workers, n*oh, 5*n*oh*ow*c, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			b, oy := row/oh, row%oh
 			for ox := range ow {
@@ -24,7 +24,7 @@ func AvgPool2Forward(out, in []float32, n, h, w, c, ldIn, ldOut int, workers int
 // four inputs of its window.
 func AvgPool2Backward(dIn, dOut []float32, n, h, w, c, ldIn, ldOut int, workers int) {
 	oh, ow := h/2, w/2
-	parallel(workers, n*oh, func(lo, hi int) {
+	parallel(workers, n*oh, 9*n*oh*ow*c, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			b, oy := row/oh, row%oh
 			for ox := range ow {
