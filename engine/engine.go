@@ -60,6 +60,10 @@ type ConvShape struct {
 	Stride, Pad int
 	G           int
 	LdIn, LdOut int
+	// Fixed promises that the weights passed to Forward never change (an
+	// inference network): a backend may rearrange them once, on the first
+	// call, instead of on every call.
+	Fixed bool
 }
 
 func (s ConvShape) OH() int { return (s.H+2*s.Pad-s.R)/s.Stride + 1 }

@@ -125,7 +125,7 @@ func (m *Condensed) alloc() {
 	be, cfg, n := m.be, m.Arch.Config, m.N
 	m.x = be.Alloc(n * 32 * 32 * 3)
 	b0 := m.blocks[0]
-	m.stem = be.NewConv(engine.ConvShape{N: n, H: 32, W: 32, C: 3, K: 2 * cfg.Growth[0], R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: b0.width})
+	m.stem = be.NewConv(engine.ConvShape{N: n, H: 32, W: 32, C: 3, K: 2 * cfg.Growth[0], R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: b0.width, Fixed: true})
 	maxSel, maxK4 := 0, 0
 	for _, bk := range m.blocks {
 		bk.buf = be.Alloc(bk.p * bk.width)
@@ -135,9 +135,9 @@ func (m *Condensed) alloc() {
 			// The index-select is fused into the first BatchNorm, and the
 			// shuffle into the second, as a permuted read.
 			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: sel, LdIn: bk.width, LdOut: sel, ReLU: true, Index: ly.index})
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: sel, LdOut: k4})
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: sel, LdOut: k4, Fixed: true})
 			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true, Index: shuffleIndex(k4, cfg.Group1x1)})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true})
 		}
 	}
 	m.a1 = be.Alloc(maxSel)

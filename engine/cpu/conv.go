@@ -30,6 +30,20 @@ type Conv struct {
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
 	dbt     []float32 // (C, K): one tap's gradient (shifted only)
+	// prepared is the weights wt or bt were made from, for a Fixed shape.
+	prepared *float32
+}
+
+// prepare runs rearrange on w unless the shape is Fixed and w is what was
+// rearranged last time.
+func (c *Conv) prepare(w []float32, rearrange func([]float32)) {
+	if c.Fixed && c.prepared == &w[0] {
+		return
+	}
+	rearrange(w)
+	if c.Fixed {
+		c.prepared = &w[0]
+	}
 }
 
 // Scratch holds the patch matrices of convolutions that run one at a time.
@@ -93,14 +107,15 @@ func (c *Conv) Forward(out, in, w []float32) {
 		c.shiftedForward(out, in, w)
 		return
 	}
-	c.permuteWeights(w)
 	if pointwise(s) {
 		for g := range s.G {
-			// out[:, g] = in[:, g] · w[g]ᵀ
-			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, c.wt[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
+			// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are
+			// in patch order already
+			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
 		}
 		return
 	}
+	c.prepare(w, c.permuteWeights)
 	blk := c.block()
 	col, _ := c.scratch.get(blk * s.G * kk)
 	for r0 := 0; r0 < p; r0 += blk {

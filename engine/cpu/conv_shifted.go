@@ -88,7 +88,7 @@ func (c *Conv) blockDiagonal(w []float32) {
 func (c *Conv) shiftedForward(out, in, w []float32) {
 	s := c.ConvShape
 	_, wp, pp, margin := c.padded()
-	c.blockDiagonal(w)
+	c.prepare(w, c.blockDiagonal)
 	inPad := grow(&c.scratch.in, (pp+2*margin)*s.C)
 	outPad := grow(&c.scratch.out, pp*s.K)
 	c.padRows(inPad, in, s.C, s.LdIn)

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/condensenet/condensenet/engine"
@@ -51,6 +52,29 @@ func TestConvForward(t *testing.T) {
 				if k, ok := closeTo(got[row:row+s.K], want[row:row+s.K], 1e-5, 1e-5); !ok {
 					t.Fatalf("%s workers=%d: pixel %d channel %d = %v, want %v", enginetest.ConvName(s), workers, p, k, got[row+k], want[row+k])
 				}
+			}
+		}
+	}
+}
+
+// A Fixed convolution rearranges its weights once and gives the same bits
+// as one that does so every call; other weights (another slice) are
+// rearranged afresh.
+func TestConvFixedWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, s := range enginetest.ConvShapes {
+		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
+		w1, w2 := randSlice(rng, s.Weights()), randSlice(rng, s.Weights())
+		n := s.N * s.OH() * s.OW() * s.LdOut
+		fixedShape := s
+		fixedShape.Fixed = true
+		fixed, plain := NewConv(fixedShape, 2, nil), NewConv(s, 2, nil)
+		for i, w := range [][]float32{w1, w1, w2, w1} {
+			got, want := make([]float32, n), make([]float32, n)
+			fixed.Forward(got, in, w)
+			plain.Forward(want, in, w)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s call %d: a Fixed convolution differs from a plain one", enginetest.ConvName(s), i)
 			}
 		}
 	}
