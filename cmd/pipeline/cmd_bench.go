@@ -5,16 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/engine/timing"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/stages"
 )
@@ -26,6 +29,7 @@ type BenchOptions struct {
 	Warmup, Jobs   int
 	Profile        string
 	Condensed      bool
+	Layers         bool
 }
 
 func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
@@ -38,11 +42,8 @@ func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Jobs, "jobs", 0, "worker goroutines per kernel (0: one per core)")
 	f.StringVar(&o.Profile, "profile", "", "write a CPU profile of the timed steps to this file (go tool pprof reads it)")
 	f.BoolVar(&o.Condensed, "condensed", false, "infer: time the condensed network instead of the masked one")
+	f.BoolVar(&o.Layers, "layers", false, "also time each kind of layer (waiting for the device after each operation) and its share of the peak")
 }
-
-// peakPerCore is this project's reference fp32 peak: 2 FMA units × 8 lanes ×
-// 2 FLOPs × ~3 GHz on the development machines' Zen 4 cores.
-const peakPerCore = 96.0
 
 func newBenchCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -52,7 +53,10 @@ func newBenchCommand(g *Globals) *cobra.Command {
   pipeline bench infer --condensed --batch 1 --steps 50 --json`,
 		Long: `bench times the engine on random input after a warm-up and prints images/s,
 the GFLOP/s the convolutions and classifier achieved (a training step
-counts three forward passes of work), and the process's peak RSS.`,
+counts three forward passes of work) and their share of the CPU's peak
+(measured: one core's rate with its widest FMAs, times the workers), and
+the process's peak RSS. --layers adds the time of each kind of layer per
+step, so the next bottleneck is visible.`,
 	}
 	for _, mode := range []string{"train", "infer"} {
 		var opts BenchOptions
@@ -86,21 +90,65 @@ func parseInts(flag, s string) ([]int, error) {
 
 // benchResult is bench --json's output.
 type benchResult struct {
-	MessageType   string  `json:"message_type"`
-	Mode          string  `json:"mode"`
-	Device        string  `json:"device"`
-	Stages        []int   `json:"stages"`
-	Growth        []int   `json:"growth"`
-	Batch         int     `json:"batch"`
-	Steps         int     `json:"steps"`
-	Workers       int     `json:"workers"`
-	ImagesPerSec  float64 `json:"images_per_sec"`
-	SecondsPerRun float64 `json:"seconds_per_step"`
-	GFLOPs        float64 `json:"gflops"`
-	PeakShare     float64 `json:"peak_share"`
-	PeakRSSMB     float64 `json:"peak_rss_mb"`
-	DeviceMB      float64 `json:"device_mb,omitempty"` // peak device memory, on a GPU
-	Loss          float64 `json:"loss"`
+	MessageType   string     `json:"message_type"`
+	Mode          string     `json:"mode"`
+	Device        string     `json:"device"`
+	Stages        []int      `json:"stages"`
+	Growth        []int      `json:"growth"`
+	Batch         int        `json:"batch"`
+	Steps         int        `json:"steps"`
+	Workers       int        `json:"workers"`
+	ImagesPerSec  float64    `json:"images_per_sec"`
+	SecondsPerRun float64    `json:"seconds_per_step"`
+	GFLOPs        float64    `json:"gflops"`
+	PeakShare     float64    `json:"peak_share"`
+	PeakRSSMB     float64    `json:"peak_rss_mb"`
+	DeviceMB      float64    `json:"device_mb,omitempty"` // peak device memory, on a GPU
+	Loss          float64    `json:"loss"`
+	Layers        []layerRow `json:"layers,omitempty"` // with --layers
+}
+
+// layerRow is one kind of layer in bench --layers, per step.
+type layerRow struct {
+	Kind      string  `json:"kind"`
+	Calls     int     `json:"calls_per_step"`
+	Millis    float64 `json:"ms_per_step"`
+	Share     float64 `json:"share_of_step"`
+	GFLOPs    float64 `json:"gflops,omitempty"`
+	PeakShare float64 `json:"peak_share,omitempty"`
+}
+
+// layerRows turns timed kinds into rows per step; peak is the workers'
+// GFLOP/s (0 on a device).
+func layerRows(kinds []timing.Kind, steps int, perStep, peak float64) []layerRow {
+	var rows []layerRow
+	for _, k := range kinds {
+		r := layerRow{Kind: k.Name, Calls: k.Calls / steps, Millis: 1e3 * k.Seconds / float64(steps), Share: k.Seconds / float64(steps) / perStep}
+		if k.FLOPs > 0 && k.Seconds > 0 {
+			r.GFLOPs = k.FLOPs / k.Seconds / 1e9
+			if peak > 0 {
+				r.PeakShare = r.GFLOPs / peak
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func printLayers(w io.Writer, rows []layerRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  layer kind\tcalls\tms/step\tof step\tGFLOP/s\tof peak\t")
+	for _, r := range rows {
+		gf, pk := "", ""
+		if r.GFLOPs > 0 {
+			gf = fmt.Sprintf("%.1f", r.GFLOPs)
+		}
+		if r.PeakShare > 0 {
+			pk = fmt.Sprintf("%.0f%%", 100*r.PeakShare)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%.2f\t%.1f%%\t%s\t%s\t\n", r.Kind, r.Calls, r.Millis, 100*r.Share, gf, pk)
+	}
+	tw.Flush()
 }
 
 func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) error {
@@ -124,6 +172,11 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		return err
 	}
 	defer stages.CloseBackend(be)
+	var timed *timing.Backend
+	if opts.Layers {
+		timed = timing.New(be)
+		be = timed
+	}
 	net, err := model.NewNet(cfg, opts.Batch, be, g.Seed)
 	if err != nil {
 		return usageError{err}
@@ -180,6 +233,9 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	if g.JSON {
 		rep = &textReporter{quiet: true} // --json prints the one result object only
 	}
+	if timed != nil {
+		timed.Reset()
+	}
 	prog := rep.Progress("bench", mode+" steps", int64(opts.Steps), false)
 	start := time.Now()
 	for range opts.Steps {
@@ -205,6 +261,9 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 		work = 2 * float64(cfg.CondensedCost().FLOPs) * float64(opts.Batch) // 2 per multiply-add, as above
 	}
 	workers := 0 // a device backend has none
+	if timed != nil {
+		be = timed.Backend
+	}
 	if c, ok := be.(*cpu.Backend); ok {
 		workers = c.Workers()
 		which = fmt.Sprintf("cpu (%s/%s)", runtime.GOOS, runtime.GOARCH)
@@ -218,8 +277,13 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	if dev, ok := be.(interface{ PeakMemory() int64 }); ok {
 		res.DeviceMB = float64(dev.PeakMemory()) / 1e6
 	}
+	peak := 0.0 // GFLOP/s of the workers' cores
 	if workers > 0 {
-		res.PeakShare = res.GFLOPs / (peakPerCore * float64(min(workers, runtime.NumCPU())))
+		peak = cpu.PeakGFLOPs() * float64(min(workers, runtime.NumCPU()))
+		res.PeakShare = res.GFLOPs / peak
+	}
+	if timed != nil {
+		res.Layers = layerRows(timed.Kinds(), opts.Steps, perStep, peak)
 	}
 	if g.JSON {
 		return json.NewEncoder(g.stdout).Encode(res)
@@ -232,9 +296,12 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 	fmt.Fprintf(g.stdout, "  %.1f images/s (%.3f s per step over %d steps)\n", res.ImagesPerSec, perStep, opts.Steps)
 	fmt.Fprintf(g.stdout, "  %.1f GFLOP/s in convolutions and classifier (%.2f GFLOP per image)", res.GFLOPs, work/float64(opts.Batch)/1e9)
 	if workers > 0 {
-		fmt.Fprintf(g.stdout, ", %.0f%% of a %.0f GFLOP/s-per-core peak", 100*res.PeakShare, peakPerCore)
+		fmt.Fprintf(g.stdout, ", %.0f%% of the %.0f GFLOP/s peak of %d cores (%s)", 100*res.PeakShare, peak, min(workers, runtime.NumCPU()), cpu.Kernels())
 	}
 	fmt.Fprintln(g.stdout)
+	if res.Layers != nil {
+		printLayers(g.stdout, res.Layers)
+	}
 	fmt.Fprintf(g.stdout, "  peak RSS %.0f MB", res.PeakRSSMB)
 	if res.DeviceMB > 0 {
 		fmt.Fprintf(g.stdout, ", device memory %.0f MB", res.DeviceMB)

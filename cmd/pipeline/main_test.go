@@ -555,3 +555,27 @@ func TestProgressFitsTerminal(t *testing.T) {
 		t.Errorf("the bar at 80 columns:\n%q", out)
 	}
 }
+
+// bench --layers books each kind of layer per step; the kinds' shares add
+// up to no more than the step.
+func TestBenchLayers(t *testing.T) {
+	out, errs, code := execute(t, "bench", "train", "--device", "cpu", "--stages", "1-1-1", "--batch", "8", "--steps", "2", "--layers", "--json")
+	var res benchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("bench --layers --json: code %d, %v\n%s%s", code, err, out, errs)
+	}
+	var share float64
+	kinds := map[string]bool{}
+	for _, l := range res.Layers {
+		share += l.Share
+		kinds[l.Kind] = true
+	}
+	for _, want := range []string{"conv 3×3 G=4 forward", "conv 3×3 G=4 backward", "SGD update"} {
+		if !kinds[want] {
+			t.Errorf("no %q in %+v", want, res.Layers)
+		}
+	}
+	if share <= 0.3 || share > 1.05 || res.PeakShare <= 0 {
+		t.Errorf("layers cover %.2f of the step, peak share %.3f", share, res.PeakShare)
+	}
+}

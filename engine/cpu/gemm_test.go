@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestMain splits all work between workers, however small, so that the
@@ -202,4 +203,25 @@ func BenchmarkGemmNaive(b *testing.B) {
 		GemmNaive(false, false, n, n, n, A, n, B, n, 0, C, n)
 	}
 	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// The measured peak is at least what a GEMM reaches on one core, and
+// within what any CPU of this decade can do.
+func TestPeakGFLOPs(t *testing.T) {
+	p := PeakGFLOPs()
+	if p < 1 || p > 2000 {
+		t.Fatalf("PeakGFLOPs = %.1f", p)
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	const n = 256
+	A, B, C := randSlice(rng, n*n), randSlice(rng, n*n), make([]float32, n*n)
+	start := time.Now()
+	for range 10 {
+		Gemm(false, false, n, n, n, A, n, B, n, 0, C, n, 1)
+	}
+	gemm := 10 * 2 * n * n * n / time.Since(start).Seconds() / 1e9
+	if gemm > 1.2*p {
+		t.Errorf("a GEMM ran at %.1f GFLOP/s, above the %.1f peak", gemm, p)
+	}
+	t.Logf("peak %.1f GFLOP/s per core; a 256³ GEMM on one worker %.1f", p, gemm)
 }

@@ -126,3 +126,23 @@ func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 		IndexSelectForward(out[n8:], in, idx[n8:], p, ldIn, ldOut)
 	}
 }
+
+//go:noescape
+func fmaLoop512(n int)
+
+//go:noescape
+func fmaLoop256(n int)
+
+// fmaRounds runs n rounds of 12 FMAs of the widest vectors the kernels
+// use and returns the floating-point operations done.
+func fmaRounds(n int) float64 {
+	switch {
+	case useAVX512:
+		fmaLoop512(n)
+		return float64(n) * 12 * 16 * 2
+	case useAVX2:
+		fmaLoop256(n)
+		return float64(n) * 12 * 8 * 2
+	}
+	return fmaRoundsGo(n)
+}

@@ -42,3 +42,5 @@ func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accum
 func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 	IndexSelectForward(out, in, idx, p, ldIn, ldOut)
 }
+
+func fmaRounds(n int) float64 { return fmaRoundsGo(n) }

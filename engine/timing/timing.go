@@ -1,0 +1,179 @@
+// Package timing is an engine.Backend that times another one by kind of
+// work (each convolution shape class, BatchNorm, pooling, the update...),
+// for `pipeline bench --layers`. It waits for the backend after every
+// operation, so a GPU's times are each operation's own, at some cost to
+// the whole.
+package timing
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// A Kind is the time spent on one kind of operation.
+type Kind struct {
+	Name    string  `json:"kind"`
+	Calls   int     `json:"calls"`
+	Seconds float64 `json:"seconds"`
+	FLOPs   float64 `json:"flops"` // convolutions and the classifier; 0 for the rest
+}
+
+// Backend times the operations of the backend it wraps.
+type Backend struct {
+	engine.Backend
+	kinds map[string]*Kind
+}
+
+// New wraps b.
+func New(b engine.Backend) *Backend { return &Backend{Backend: b, kinds: map[string]*Kind{}} }
+
+// Kinds returns the time per kind since the last Reset, largest first.
+func (t *Backend) Kinds() []Kind {
+	var out []Kind
+	for _, k := range t.kinds {
+		out = append(out, *k)
+	}
+	slices.SortFunc(out, func(a, b Kind) int {
+		return cmp.Or(cmp.Compare(b.Seconds, a.Seconds), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// Reset forgets what was timed (a warm-up, say).
+func (t *Backend) Reset() { clear(t.kinds) }
+
+// time runs f, waits for the backend and books the time under kind.
+func (t *Backend) time(kind string, flops float64, f func()) {
+	start := time.Now()
+	f()
+	t.Backend.Sync()
+	k := t.kinds[kind]
+	if k == nil {
+		k = &Kind{Name: kind}
+		t.kinds[kind] = k
+	}
+	k.Calls++
+	k.Seconds += time.Since(start).Seconds()
+	k.FLOPs += flops
+}
+
+type conv struct {
+	t    *Backend
+	c    engine.Conv
+	name string
+	fl   float64
+}
+
+// NewConv names a convolution by its kernel, groups and stride.
+func (t *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	name := fmt.Sprintf("conv %d×%d", s.R, s.S)
+	if s.G > 1 {
+		name += fmt.Sprintf(" G=%d", s.G)
+	}
+	if s.Stride > 1 {
+		name += fmt.Sprintf(" stride %d", s.Stride)
+	}
+	return &conv{t: t, c: t.Backend.NewConv(s), name: name, fl: float64(s.FLOPs())}
+}
+
+func (c *conv) Forward(out, in, w engine.View) {
+	c.t.time(c.name+" forward", c.fl, func() { c.c.Forward(out, in, w) })
+}
+func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
+	c.t.time(c.name+" backward", 2*c.fl, func() { c.c.Backward(dIn, dW, dOut, in, w) })
+}
+
+type batchNorm struct {
+	t    *Backend
+	n    engine.BatchNorm
+	name string
+}
+
+func (t *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
+	name := "batchnorm"
+	if s.Index != nil {
+		name += " with index-select"
+	}
+	if s.ReLU {
+		name += "+relu"
+	}
+	return &batchNorm{t: t, n: t.Backend.NewBatchNorm(s), name: name}
+}
+
+func (n *batchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar engine.View) {
+	n.t.time(n.name+" forward", 0, func() { n.n.ForwardTrain(out, in, gamma, beta, runMean, runVar) })
+}
+func (n *batchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar engine.View) {
+	n.t.time(n.name+" forward", 0, func() { n.n.ForwardInfer(out, in, gamma, beta, runMean, runVar) })
+}
+func (n *batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View) {
+	n.t.time(n.name+" backward", 0, func() { n.n.Backward(dIn, dGamma, dBeta, dOut, in, out, gamma) })
+}
+
+func (t *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {
+	t.time("relu forward", 0, func() { t.Backend.ReLUForward(out, in, p, c, ldIn, ldOut) })
+}
+func (t *Backend) ReLUBackward(dIn, dOut, out engine.View, p, c, ldIn, ldOut int) {
+	t.time("relu backward", 0, func() { t.Backend.ReLUBackward(dIn, dOut, out, p, c, ldIn, ldOut) })
+}
+func (t *Backend) AvgPool2Forward(out, in engine.View, n, h, w, c, ldIn, ldOut int) {
+	t.time("pooling forward", 0, func() { t.Backend.AvgPool2Forward(out, in, n, h, w, c, ldIn, ldOut) })
+}
+func (t *Backend) AvgPool2Backward(dIn, dOut engine.View, n, h, w, c, ldIn, ldOut int) {
+	t.time("pooling backward", 0, func() { t.Backend.AvgPool2Backward(dIn, dOut, n, h, w, c, ldIn, ldOut) })
+}
+func (t *Backend) GlobalAvgPoolForward(out, in engine.View, n, hw, c, ldIn int) {
+	t.time("pooling forward", 0, func() { t.Backend.GlobalAvgPoolForward(out, in, n, hw, c, ldIn) })
+}
+func (t *Backend) GlobalAvgPoolBackward(dIn, dOut engine.View, n, hw, c, ldIn int) {
+	t.time("pooling backward", 0, func() { t.Backend.GlobalAvgPoolBackward(dIn, dOut, n, hw, c, ldIn) })
+}
+func (t *Backend) LinearForward(out, in, w, bias engine.View, n, i, o int) {
+	t.time("classifier forward", float64(2*n*i*o), func() { t.Backend.LinearForward(out, in, w, bias, n, i, o) })
+}
+func (t *Backend) LinearBackward(dIn, dW, dBias, dOut, in, w engine.View, n, i, o int) {
+	t.time("classifier backward", float64(4*n*i*o), func() { t.Backend.LinearBackward(dIn, dW, dBias, dOut, in, w, n, i, o) })
+}
+func (t *Backend) SoftmaxCrossEntropyForward(loss, probs, logits engine.View, labels []int32, n, k int) {
+	t.time("loss", 0, func() { t.Backend.SoftmaxCrossEntropyForward(loss, probs, logits, labels, n, k) })
+}
+func (t *Backend) SoftmaxCrossEntropyBackward(dLogits, probs engine.View, labels []int32, n, k int) {
+	t.time("loss", 0, func() { t.Backend.SoftmaxCrossEntropyBackward(dLogits, probs, labels, n, k) })
+}
+func (t *Backend) DropoutMask(mask engine.View, n int, p float32, seed uint64) {
+	t.time("dropout", 0, func() { t.Backend.DropoutMask(mask, n, p, seed) })
+}
+func (t *Backend) DropoutForward(out, in, mask engine.View, p, c, ldIn, ldOut int) {
+	t.time("dropout", 0, func() { t.Backend.DropoutForward(out, in, mask, p, c, ldIn, ldOut) })
+}
+func (t *Backend) DropoutBackward(dIn, dOut, mask engine.View, p, c, ldIn, ldOut int) {
+	t.time("dropout", 0, func() { t.Backend.DropoutBackward(dIn, dOut, mask, p, c, ldIn, ldOut) })
+}
+func (t *Backend) MaskForward(wm, w, mask engine.View, n int) {
+	t.time("weight masks", 0, func() { t.Backend.MaskForward(wm, w, mask, n) })
+}
+func (t *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
+	t.time("weight masks", 0, func() { t.Backend.MaskBackward(dW, dWm, mask, n) })
+}
+func (t *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
+	t.time("index-select forward", 0, func() { t.Backend.IndexSelectForward(out, in, idx, p, ldIn, ldOut) })
+}
+func (t *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldIn, ldOut int) {
+	t.time("index-select backward", 0, func() { t.Backend.IndexSelectBackward(dIn, dOut, idx, p, ldIn, ldOut) })
+}
+func (t *Backend) ShuffleForward(out, in engine.View, p, c, g, ldIn, ldOut int) {
+	t.time("shuffle forward", 0, func() { t.Backend.ShuffleForward(out, in, p, c, g, ldIn, ldOut) })
+}
+func (t *Backend) ShuffleBackward(dIn, dOut engine.View, p, c, g, ldIn, ldOut int) {
+	t.time("shuffle backward", 0, func() { t.Backend.ShuffleBackward(dIn, dOut, p, c, g, ldIn, ldOut) })
+}
+func (t *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float32) {
+	t.time("SGD update", 0, func() { t.Backend.SGDNesterov(w, g, v, n, lr, momentum, wd) })
+}
+func (t *Backend) Zero(v engine.View, n int) {
+	t.time("zeroing", 0, func() { t.Backend.Zero(v, n) })
+}

@@ -1,0 +1,65 @@
+package timing
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/model"
+)
+
+// A training step through the timing backend computes what it does
+// without it, and books every operation under a kind, the convolutions'
+// and classifier's FLOPs adding up to the network's.
+func TestTimedStep(t *testing.T) {
+	cfg := model.CondenseNet(20)
+	cfg.Stages, cfg.Growth = []int{1, 1, 1}, []int{4, 4, 4}
+	run := func(timed bool) ([]float32, *Backend, *model.Net) {
+		var tb *Backend
+		be := cpu.New(2)
+		net, err := model.NewNet(cfg, 4, be, 1)
+		if timed {
+			tb = New(be)
+			net, err = model.NewNet(cfg, 4, tb, 1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		images, labels := model.RandomBatch(4, cfg.Classes, 1)
+		net.SetInput(images, labels)
+		if tb != nil {
+			tb.Reset() // building the network zeroed its buffers
+		}
+		net.Forward(true)
+		net.ZeroGrad()
+		net.Backward()
+		net.Update(0.1, 0.9, 1e-4)
+		logits := make([]float32, 4*cfg.Classes)
+		net.Logits(logits)
+		return logits, tb, net
+	}
+	want, _, _ := run(false)
+	got, tb, net := run(true)
+	if !slices.Equal(got, want) {
+		t.Fatal("timing changed the results")
+	}
+	kinds := tb.Kinds()
+	var flops, seconds float64
+	names := map[string]bool{}
+	for i, k := range kinds {
+		flops += k.FLOPs
+		seconds += k.Seconds
+		names[k.Name] = true
+		if i > 0 && k.Seconds > kinds[i-1].Seconds {
+			t.Errorf("kinds not in order of time: %v", kinds)
+		}
+	}
+	for _, want := range []string{"conv 3×3 G=4 forward", "conv 1×1 backward", "batchnorm+relu forward", "SGD update", "pooling forward", "classifier forward"} {
+		if !names[want] {
+			t.Errorf("no %q among %v", want, kinds)
+		}
+	}
+	if w := 3 * float64(net.FLOPs()); flops != w || seconds <= 0 {
+		t.Errorf("booked %g FLOPs in %g s; the step has %g", flops, seconds, w)
+	}
+}
