@@ -29,7 +29,6 @@ type Conv struct {
 	wt      []float32 // (K, R·S·C/G): weights in patch order
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
-	dbt     []float32 // (C, K): one tap's gradient (shifted only)
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }
@@ -53,8 +52,7 @@ type Scratch struct {
 	col  []float32 // (block, G·R·S·C/G): input patches, group by group
 	dcol []float32 // same shape: their gradient
 	in   []float32 // a zero-padded input (see shifted)
-	out  []float32 // a zero-padded output or output gradient
-	din  []float32 // a padded input gradient
+	out  []float32 // a zero-padded output (see shifted)
 }
 
 func (s *Scratch) get(n int) (col, dcol []float32) {
@@ -85,7 +83,6 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K*kk)}
 	if useShifted(s) {
 		c.bt = make([]float32, s.R*s.S*s.C*s.K)
-		c.dbt = make([]float32, s.C*s.K)
 	}
 	return c
 }
@@ -134,8 +131,8 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
-	if c.bt != nil {
-		c.shiftedBackward(dIn, dW, dOut, in, w)
+	if s.Stride == 1 && !pointwise(s) {
+		c.backwardByOutputPatches(dIn, dW, dOut, in, w)
 		return
 	}
 	c.permuteWeights(w)

@@ -5,8 +5,10 @@ import "github.com/condensenet/condensenet/engine"
 // A "same" convolution with few output channels per group (CondenseNet's
 // grouped 3×3 in its first blocks: 2 or 4 per group) makes im2col's GEMMs
 // too narrow to use the micro-kernel, and its patch matrix costs more to
-// build than the arithmetic. Such a convolution is done instead as R·S
-// pointwise GEMMs on shifted views of a zero-padded input:
+// build than the arithmetic. Its forward pass is done instead as R·S
+// pointwise GEMMs on shifted views of a zero-padded input (its backward
+// pass, as every stride-1 convolution's, from output-gradient patches:
+// see conv_outpatches.go):
 //
 //	outPad[q] = Σ_t inPad[q + off_t] · B_t
 //
@@ -106,35 +108,3 @@ func (c *Conv) shiftedForward(out, in, w []float32) {
 	})
 }
 
-func (c *Conv) shiftedBackward(dIn, dW, dOut, in, w []float32) {
-	s := c.ConvShape
-	_, wp, pp, margin := c.padded()
-	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
-	c.blockDiagonal(w)
-	inPad := grow(&c.scratch.in, (pp+2*margin)*s.C)
-	dOutPad := grow(&c.scratch.out, (pp+2*margin)*s.K)
-	dInPad := grow(&c.scratch.din, pp*s.C)
-	c.padRows(inPad, in, s.C, s.LdIn)
-	// Border outputs were dropped: their gradient is zero.
-	c.padRows(dOutPad, dOut, s.K, s.LdOut)
-	for r := range s.R {
-		for q := range s.S {
-			t, off := r*s.S+q, c.tapOffset(r, q, wp)
-			// forward: outPad[q] += inPad[q + off] · B_t, so
-			// dInPad[q] += dOutPad[q − off] · B_tᵀ
-			Gemm(false, true, pp, s.C, s.K, dOutPad[(margin-off)*s.K:], s.K, c.bt[t*s.C*s.K:], s.K, float32(min(t, 1)), dInPad, s.C, c.Workers)
-			// and dB_t = shift(inPad, off)ᵀ · dOutPad, of which only the
-			// diagonal blocks are weights.
-			Gemm(true, false, s.C, s.K, pp, inPad[(margin+off)*s.C:], s.C, dOutPad[margin*s.K:], s.K, 0, c.dbt, s.K, c.Workers)
-			for o := range s.K {
-				g := o / kg
-				for ci := range cg {
-					dW[(o*cg+ci)*rs+t] += c.dbt[(g*cg+ci)*s.K+o]
-				}
-			}
-		}
-	}
-	c.interior(func(padPix, pix int) {
-		addRuns(dIn[pix*s.LdIn:], dInPad[(padPix-margin)*s.C:], s.W, s.C, s.LdIn, s.C)
-	})
-}
