@@ -107,4 +107,3 @@ func (c *Conv) shiftedForward(out, in, w []float32) {
 		copyRuns(out[pix*s.LdOut:], outPad[(padPix-margin)*s.K:], s.W, s.K, s.LdOut, s.K)
 	})
 }
-
