@@ -85,15 +85,7 @@ func ortSession(b *testing.B, arch *model.Architecture, tensors []model.Named, n
 	if err != nil {
 		b.Fatal(err)
 	}
-	x := make([]float32, len(images))
-	for i := range n {
-		for c := range 3 {
-			for p := range 1024 {
-				x[(i*3+c)*1024+p] = images[(i*1024+p)*3+c]
-			}
-		}
-	}
-	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, 32, 32), x)
+	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, 32, 32), relayout(images, n, false))
 	if err != nil {
 		b.Fatal(err)
 	}

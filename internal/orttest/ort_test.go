@@ -144,16 +144,8 @@ func engineLogits(t *testing.T, workdir string, x []float32, n int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nhwc := make([]float32, len(x))
-	for i := range n {
-		for c := range 3 {
-			for p := range 1024 {
-				nhwc[(i*1024+p)*3+c] = x[(i*3+c)*1024+p]
-			}
-		}
-	}
 	logits := make([]float32, n*arch.Config.Classes)
-	net.Forward(logits, nhwc)
+	net.Forward(logits, relayout(x, n, true))
 	return logits
 }
 
@@ -165,4 +157,23 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// relayout converts n CIFAR images between NCHW (ONNX's input) and NHWC
+// (the engine's); fromNCHW says which x is.
+func relayout(x []float32, n int, fromNCHW bool) []float32 {
+	y := make([]float32, len(x))
+	for i := range n {
+		for c := range 3 {
+			for p := range 1024 {
+				chw, hwc := (i*3+c)*1024+p, (i*1024+p)*3+c
+				if fromNCHW {
+					y[hwc] = x[chw]
+				} else {
+					y[chw] = x[hwc]
+				}
+			}
+		}
+	}
+	return y
 }
