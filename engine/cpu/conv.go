@@ -29,6 +29,7 @@ type Conv struct {
 	wt      []float32 // (K, R·S·C/G): weights in patch order
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
+	wk      []float32 // the direct micro-kernel's weights (see pairWeights)
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }
@@ -100,6 +101,10 @@ func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
+	if useDirect(s) {
+		c.directForward(out, in, w)
+		return
+	}
 	if c.bt != nil { // shifted GEMMs use their own weight layout
 		c.shiftedForward(out, in, w)
 		return

@@ -146,3 +146,6 @@ func fmaRounds(n int) float64 {
 	}
 	return fmaRoundsGo(n)
 }
+
+//go:noescape
+func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)

@@ -481,3 +481,74 @@ fma256:
 	JNE  fma256
 	VZEROUPPER
 	RET
+
+// func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+//
+// Two output channels of a 3×3 convolution over 64 consecutive positions q
+// of zero-padded planes (see conv_direct.go): for j < 2, lane q,
+//   acc[j·64 + q] = Σ_{ci<cg} Σ_{r,s<3} plane[ci·planeStride + q + r·rowStride + s] · wk[(ci·9 + r·3 + s)·2 + j]
+// Z0..Z3 and Z4..Z7 accumulate the two channels (four vectors of 16
+// positions each), Z8..Z11 hold a tap's input vectors, Z12/Z13 its two
+// weights. R8, R9, R10 point at rows 0, 1, 2 of the taps.
+//
+// TAP(row, s, t) adds tap t (row, column s) for one input channel.
+#define TAP(row, s, t) \
+	VMOVUPS      (s*4)(row), Z8 \
+	VMOVUPS      (s*4+64)(row), Z9 \
+	VMOVUPS      (s*4+128)(row), Z10 \
+	VMOVUPS      (s*4+192)(row), Z11 \
+	VBROADCASTSS (t*8)(SI), Z12 \
+	VBROADCASTSS (t*8+4)(SI), Z13 \
+	VFMADD231PS  Z8, Z12, Z0 \
+	VFMADD231PS  Z9, Z12, Z1 \
+	VFMADD231PS  Z10, Z12, Z2 \
+	VFMADD231PS  Z11, Z12, Z3 \
+	VFMADD231PS  Z8, Z13, Z4 \
+	VFMADD231PS  Z9, Z13, Z5 \
+	VFMADD231PS  Z10, Z13, Z6 \
+	VFMADD231PS  Z11, Z13, Z7
+
+TEXT ·conv3x3Pair512(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DI
+	MOVQ plane+8(FP), R8
+	MOVQ wk+16(FP), SI
+	MOVQ cg+24(FP), CX
+	MOVQ planeStride+32(FP), DX
+	SHLQ $2, DX
+	MOVQ rowStride+40(FP), BX
+	SHLQ $2, BX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+pairLoop:
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	TAP(R8, 0, 0)
+	TAP(R8, 1, 1)
+	TAP(R8, 2, 2)
+	TAP(R9, 0, 3)
+	TAP(R9, 1, 4)
+	TAP(R9, 2, 5)
+	TAP(R10, 0, 6)
+	TAP(R10, 1, 7)
+	TAP(R10, 2, 8)
+	ADDQ DX, R8
+	ADDQ $72, SI
+	DECQ CX
+	JNE  pairLoop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VZEROUPPER
+	RET
