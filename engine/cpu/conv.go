@@ -30,6 +30,7 @@ type Conv struct {
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
 	wk      []float32 // the direct micro-kernel's weights (see pairWeights)
+	wkT     []float32 // the same for the input gradient (see flippedPairWeights)
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }
@@ -136,6 +137,10 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
+	if useDirect(s) {
+		c.directBackward(dIn, dW, dOut, in, w)
+		return
+	}
 	if s.Stride == 1 && !pointwise(s) {
 		c.backwardByOutputPatches(dIn, dW, dOut, in, w)
 		return

@@ -31,6 +31,44 @@ func (c *Conv) directPlanes() (positions, planeLen int) {
 	return positions, positions + 2*rowStride + 2
 }
 
+// toPlanes copies src (N·H·W pixels of ch channels, ld apart) into
+// zero-padded planes, one per (image, channel), in buf.
+func (c *Conv) toPlanes(buf *[]float32, src []float32, ch, ld int) []float32 {
+	s := c.ConvShape
+	rowStride := s.W + 2
+	_, planeLen := c.directPlanes()
+	planes := grow(buf, s.N*ch*planeLen)
+	// A pixel row at a time: each pixel's channels go to their planes; the
+	// borders, which the buffer may not hold as zeros, are cleared.
+	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/s.H, row%s.H
+			for k := range ch {
+				plane := planes[(n*ch+k)*planeLen : (n*ch+k+1)*planeLen]
+				if y == 0 {
+					clear(plane[:rowStride+1])
+				}
+				if y == s.H-1 {
+					clear(plane[(s.H+1)*rowStride-1:])
+				}
+				plane[(y+1)*rowStride] = 0   // left border
+				plane[(y+2)*rowStride-1] = 0 // right border
+			}
+			// A channel at a time: the pixel row stays in cache while
+			// each plane's row is written in order.
+			px := src[(n*s.H+y)*s.W*ld:][:(s.W-1)*ld+ch]
+			at := n*ch*planeLen + (y+1)*rowStride + 1
+			for k := range ch {
+				dst := planes[at+k*planeLen:][:s.W]
+				for x := range dst {
+					dst[x] = px[x*ld+k]
+				}
+			}
+		}
+	})
+	return planes
+}
+
 // pairWeights rearranges w (K, C/G, 3, 3) for the micro-kernel: for each
 // group and pair of its output channels, (C/G, 9, 2), a missing second
 // channel (an odd K/G) zero.
@@ -59,66 +97,128 @@ func (c *Conv) pairWeights(w []float32) {
 func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
-	pairs, rowStride := (kg+1)/2, s.W+2
-	positions, planeLen := c.directPlanes()
+	pairs := (kg + 1) / 2
 	if len(c.wk) == 0 {
 		c.wk = make([]float32, s.G*pairs*cg*18)
 	}
 	c.prepare(w, c.pairWeights)
-	planes := grow(&c.scratch.in, s.N*s.C*planeLen)
-	// The planes, a pixel row at a time: each pixel's channels go to their
-	// planes; the borders, which the scratch may not hold as zeros, are
-	// cleared.
-	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*s.C, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			n, y := row/s.H, row%s.H
-			for ch := range s.C {
-				plane := planes[(n*s.C+ch)*planeLen : (n*s.C+ch+1)*planeLen]
-				if y == 0 {
-					clear(plane[:rowStride+1])
-				}
-				if y == s.H-1 {
-					clear(plane[(s.H+1)*rowStride-1:])
-				}
-				plane[(y+1)*rowStride] = 0   // left border
-				plane[(y+2)*rowStride-1] = 0 // right border
-			}
-			src := in[(n*s.H+y)*s.W*s.LdIn:]
-			at := (n*s.C)*planeLen + (y+1)*rowStride + 1
-			for x := range s.W {
-				for ch, v := range src[x*s.LdIn : x*s.LdIn+s.C] {
-					planes[at+ch*planeLen+x] = v
-				}
-			}
-		}
-	})
-	// The convolution, an (image, group, pair of channels) at a time; the
-	// work counts multiply-adds as the row kernels count floats, about
-	// twelve to one in time.
-	parallel(c.Workers, s.N*s.G*pairs, s.N*positions*s.K*cg*9/12, func(lo, hi int) {
+	planes := c.toPlanes(&c.scratch.in, in, s.C, s.LdIn)
+	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, c.wk)
+}
+
+// pairs runs conv3x3Pair512 over every (image, group, pair of output
+// channels): planes hold chIn channels per image, red of them per group
+// (the reduction), and each group has per outputs, written to dst (ld
+// apart) or, with add, added to it. The work counts multiply-adds as the
+// row kernels count floats, about twelve to one in time.
+func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
+	s := c.ConvShape
+	pairs, rowStride := (per+1)/2, s.W+2
+	positions, planeLen := c.directPlanes()
+	parallel(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, func(lo, hi int) {
 		var acc [2 * directBlock]float32
 		for item := lo; item < hi; item++ {
 			n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
-			wk := c.wk[(g*pairs+p)*cg*18:][:cg*18]
-			base := (n*s.C + g*cg) * planeLen
-			o, two := g*kg+2*p, 2*p+1 < kg
+			w := wk[(g*pairs+p)*red*18:][:red*18]
+			base := (n*chIn + g*red) * planeLen
+			o, two := g*per+2*p, 2*p+1 < per
 			for q0 := 0; q0 < positions; q0 += directBlock {
-				_ = planes[base+(cg-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
-				conv3x3Pair512(&acc[0], &planes[base+q0], &wk[0], cg, planeLen, rowStride)
+				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
+				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 				y, x := q0/rowStride, q0%rowStride
 				for i := range directBlock {
 					if y >= s.H {
 						break
 					}
 					if x < s.W {
-						at := ((n*s.H+y)*s.W+x)*s.LdOut + o
-						out[at] = acc[i]
-						if two {
-							out[at+1] = acc[directBlock+i]
+						at := ((n*s.H+y)*s.W+x)*ld + o
+						if add {
+							dst[at] += acc[i]
+							if two {
+								dst[at+1] += acc[directBlock+i]
+							}
+						} else {
+							dst[at] = acc[i]
+							if two {
+								dst[at+1] = acc[directBlock+i]
+							}
 						}
 					}
 					if x++; x == rowStride {
 						y, x = y+1, 0
+					}
+				}
+			}
+		}
+	})
+}
+
+// flippedPairWeights arranges w for the input gradient as pairWeights
+// does for the output: the gradient is a 3×3 convolution of dOut with the
+// taps flipped and input and output channels swapped, per group.
+func (c *Conv) flippedPairWeights(w []float32) {
+	s := c.ConvShape
+	cg, kg := s.C/s.G, s.K/s.G
+	pairs := (cg + 1) / 2
+	for g := range s.G {
+		for p := range pairs {
+			dst := c.wkT[(g*pairs+p)*kg*18:][:kg*18]
+			for o := range kg {
+				for t := range 9 {
+					for j := range 2 {
+						v := float32(0)
+						if ci := 2*p + j; ci < cg {
+							v = w[((g*kg+o)*cg+ci)*9+8-t]
+						}
+						dst[(o*9+t)*2+j] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+// directBackward is Backward for a convolution useDirect takes: dIn with
+// the same micro-kernel on dOut's planes, dW with conv3x3GradPair512, both
+// exact; results do not depend on the worker count (each dW entry is
+// summed over the images in order).
+func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
+	s := c.ConvShape
+	cg, kg := s.C/s.G, s.K/s.G
+	positions, planeLen := c.directPlanes()
+	rowStride := s.W + 2
+	if len(c.wkT) == 0 {
+		c.wkT = make([]float32, s.G*(cg+1)/2*kg*18)
+	}
+	c.flippedPairWeights(w)
+	inPlanes := c.toPlanes(&c.scratch.in, in, s.C, s.LdIn)
+	outPlanes := c.toPlanes(&c.scratch.out, dOut, s.K, s.LdOut)
+	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, c.wkT)
+	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
+	// plane's dOut at q is its padded plane at q + rowStride + 1.
+	pairs := (kg + 1) / 2
+	zero := make([]float32, planeLen) // the second gradient of an odd pair
+	parallel(c.Workers, s.G*pairs*cg, s.N*positions*s.K*cg*9/12, func(lo, hi int) {
+		var acc [18 * 16]float32
+		for item := lo; item < hi; item++ {
+			g, p, ci := item/(pairs*cg), item/cg%pairs, item%cg
+			o := g*kg + 2*p
+			for n := range s.N {
+				d0 := outPlanes[(n*s.K+o)*planeLen+rowStride+1:]
+				d1 := zero[rowStride+1:]
+				if 2*p+1 < kg {
+					d1 = outPlanes[(n*s.K+o+1)*planeLen+rowStride+1:]
+				}
+				src := inPlanes[(n*s.C+g*cg+ci)*planeLen:]
+				_, _, _ = d0[positions-1], d1[positions-1], src[positions-1+2*rowStride+2]
+				conv3x3GradPair512(&acc[0], &d0[0], &d1[0], &src[0], positions/16, rowStride)
+				for j := range min(2, kg-2*p) {
+					for t := range 9 {
+						var sum float32
+						for _, v := range acc[(j*9+t)*16 : (j*9+t+1)*16] {
+							sum += v
+						}
+						dW[((o+j)*cg+ci)*9+t] += sum
 					}
 				}
 			}

@@ -37,7 +37,25 @@ func convNaive(out, in, w []float32, s engine.ConvShape) {
 	}
 }
 
-func TestConvForward(t *testing.T) {
+func TestConvForward(t *testing.T) { forEachISA(t, testConvForward) }
+
+// forEachISA runs test with the AVX-512 kernels (where the CPU has them)
+// and without, since convolutions choose their lowering by them.
+func forEachISA(t *testing.T, test func(*testing.T)) {
+	t.Run("avx512", func(t *testing.T) {
+		if !useAVX512 {
+			t.Skip("no AVX-512 on this CPU")
+		}
+		test(t)
+	})
+	t.Run("without-avx512", func(t *testing.T) {
+		defer func(was bool) { useAVX512 = was }(useAVX512)
+		useAVX512 = false
+		test(t)
+	})
+}
+
+func testConvForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	for _, s := range enginetest.ConvShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
@@ -60,7 +78,9 @@ func TestConvForward(t *testing.T) {
 // A Fixed convolution rearranges its weights once and gives the same bits
 // as one that does so every call; other weights (another slice) are
 // rearranged afresh.
-func TestConvFixedWeights(t *testing.T) {
+func TestConvFixedWeights(t *testing.T) { forEachISA(t, testConvFixedWeights) }
+
+func testConvFixedWeights(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for _, s := range enginetest.ConvShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
@@ -80,7 +100,9 @@ func TestConvFixedWeights(t *testing.T) {
 	}
 }
 
-func TestConvGradient(t *testing.T) {
+func TestConvGradient(t *testing.T) { forEachISA(t, testConvGradient) }
+
+func testConvGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	for _, s := range enginetest.ConvShapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)

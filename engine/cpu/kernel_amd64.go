@@ -149,3 +149,6 @@ func fmaRounds(n int) float64 {
 
 //go:noescape
 func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+
+//go:noescape
+func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)

@@ -552,3 +552,83 @@ pairLoop:
 	VMOVUPS Z7, 448(DI)
 	VZEROUPPER
 	RET
+
+// func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
+//
+// The weight gradient of conv3x3Pair512 for two output channels and one
+// input channel, over nvec vectors of 16 positions q: for tap t = 3r + s,
+//   acc[t·16 + lane]     = Σ_q dout0[q] · in[q + r·rowStride + s]
+//   acc[(9+t)·16 + lane] = Σ_q dout1[q] · in[q + r·rowStride + s]
+// summed lane by lane (the caller adds the 16 lanes). Z0..Z17 accumulate,
+// Z18/Z19 hold the two output gradients, Z20 an input vector.
+#define GRADTAP(row, s, a0, a1) \
+	VMOVUPS     (s*4)(row), Z20 \
+	VFMADD231PS Z18, Z20, a0 \
+	VFMADD231PS Z19, Z20, a1
+
+TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DI
+	MOVQ dout0+8(FP), AX
+	MOVQ dout1+16(FP), DX
+	MOVQ in+24(FP), R8
+	MOVQ nvec+32(FP), CX
+	MOVQ rowStride+40(FP), BX
+	SHLQ $2, BX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+
+gradLoop:
+	VMOVUPS (AX), Z18
+	VMOVUPS (DX), Z19
+	LEAQ    (R8)(BX*1), R9
+	LEAQ    (R9)(BX*1), R10
+	GRADTAP(R8, 0, Z0, Z9)
+	GRADTAP(R8, 1, Z1, Z10)
+	GRADTAP(R8, 2, Z2, Z11)
+	GRADTAP(R9, 0, Z3, Z12)
+	GRADTAP(R9, 1, Z4, Z13)
+	GRADTAP(R9, 2, Z5, Z14)
+	GRADTAP(R10, 0, Z6, Z15)
+	GRADTAP(R10, 1, Z7, Z16)
+	GRADTAP(R10, 2, Z8, Z17)
+	ADDQ $64, AX
+	ADDQ $64, DX
+	ADDQ $64, R8
+	DECQ CX
+	JNE  gradLoop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VMOVUPS Z8, 512(DI)
+	VMOVUPS Z9, 576(DI)
+	VMOVUPS Z10, 640(DI)
+	VMOVUPS Z11, 704(DI)
+	VMOVUPS Z12, 768(DI)
+	VMOVUPS Z13, 832(DI)
+	VMOVUPS Z14, 896(DI)
+	VMOVUPS Z15, 960(DI)
+	VMOVUPS Z16, 1024(DI)
+	VMOVUPS Z17, 1088(DI)
+	VZEROUPPER
+	RET
