@@ -55,6 +55,25 @@ type Scratch struct {
 	dcol []float32 // same shape: their gradient
 	in   []float32 // a zero-padded input (see shifted)
 	out  []float32 // a zero-padded output (see shifted)
+	// planeBufs hold the direct convolutions' planes (see toPlanes), by
+	// role and plane length: their borders stay zero between calls.
+	planeBufs map[[2]int][]float32
+}
+
+// planes returns n planes of planeLen floats for role whose borders are
+// zero: the buffer is kept per (role, planeLen), and toPlanes only ever
+// writes the planes' insides.
+func (s *Scratch) planes(role, planeLen, n int) []float32 {
+	if s.planeBufs == nil {
+		s.planeBufs = map[[2]int][]float32{}
+	}
+	key := [2]int{role, planeLen}
+	buf := s.planeBufs[key]
+	if len(buf) < n*planeLen {
+		buf = append(buf, make([]float32, n*planeLen-len(buf))...)
+		s.planeBufs[key] = buf
+	}
+	return buf[:n*planeLen]
 }
 
 func (s *Scratch) get(n int) (col, dcol []float32) {

@@ -31,42 +31,40 @@ func (c *Conv) directPlanes() (positions, planeLen int) {
 	return positions, positions + 2*rowStride + 2
 }
 
+// Plane roles: a convolution's input, and its output gradient (both at
+// once in Backward).
+const (
+	inputPlanes = iota
+	gradientPlanes
+)
+
 // toPlanes copies src (N·H·W pixels of ch channels, ld apart) into
-// zero-padded planes, one per (image, channel), in buf.
-func (c *Conv) toPlanes(buf *[]float32, src []float32, ch, ld int) []float32 {
+// zero-padded planes, one per (image, channel), kept for role.
+func (c *Conv) toPlanes(role int, src []float32, ch, ld int) []float32 {
 	s := c.ConvShape
 	rowStride := s.W + 2
 	_, planeLen := c.directPlanes()
-	planes := grow(buf, s.N*ch*planeLen)
-	// A pixel row at a time: each pixel's channels go to their planes; the
-	// borders, which the buffer may not hold as zeros, are cleared.
+	planes := c.scratch.planes(role, planeLen, s.N*ch)
+	// A pixel row and a channel at a time: the pixel row stays in cache
+	// while each plane's row is written in order.
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
-			for k := range ch {
-				plane := planes[(n*ch+k)*planeLen : (n*ch+k+1)*planeLen]
-				if y == 0 {
-					clear(plane[:rowStride+1])
-				}
-				if y == s.H-1 {
-					clear(plane[(s.H+1)*rowStride-1:])
-				}
-				plane[(y+1)*rowStride] = 0   // left border
-				plane[(y+2)*rowStride-1] = 0 // right border
-			}
-			// A channel at a time: the pixel row stays in cache while
-			// each plane's row is written in order.
 			px := src[(n*s.H+y)*s.W*ld:][:(s.W-1)*ld+ch]
 			at := n*ch*planeLen + (y+1)*rowStride + 1
 			for k := range ch {
-				dst := planes[at+k*planeLen:][:s.W]
-				for x := range dst {
-					dst[x] = px[x*ld+k]
-				}
+				stridedCopy(planes[at+k*planeLen:][:s.W], px[k:], ld)
 			}
 		}
 	})
 	return planes
+}
+
+// stridedCopyGo is stridedCopy's definition.
+func stridedCopyGo(dst, src []float32, stride int) {
+	for i := range dst {
+		dst[i] = src[i*stride]
+	}
 }
 
 // pairWeights rearranges w (K, C/G, 3, 3) for the micro-kernel: for each
@@ -102,7 +100,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 		c.wk = make([]float32, s.G*pairs*cg*18)
 	}
 	c.prepare(w, c.pairWeights)
-	planes := c.toPlanes(&c.scratch.in, in, s.C, s.LdIn)
+	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, c.wk)
 }
 
@@ -191,8 +189,8 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 		c.wkT = make([]float32, s.G*(cg+1)/2*kg*18)
 	}
 	c.flippedPairWeights(w)
-	inPlanes := c.toPlanes(&c.scratch.in, in, s.C, s.LdIn)
-	outPlanes := c.toPlanes(&c.scratch.out, dOut, s.K, s.LdOut)
+	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn)
+	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut)
 	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, c.wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.

@@ -149,3 +149,20 @@ func BenchmarkConv(b *testing.B) {
 		})
 	}
 }
+
+// stridedCopy's gather gives what its definition gives, tails included,
+// and writes nothing past n.
+func TestStridedCopy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, stride := range []int{1, 3, 17, 544} {
+		for n := range 40 {
+			src := randSlice(rng, max(1, n*stride))
+			got, want := make([]float32, n+3), make([]float32, n+3)
+			stridedCopy(got[:n], src, stride)
+			stridedCopyGo(want[:n], src, stride)
+			if !slices.Equal(got, want) {
+				t.Fatalf("stride %d, n %d: %v, want %v", stride, n, got, want)
+			}
+		}
+	}
+}

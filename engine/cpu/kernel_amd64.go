@@ -152,3 +152,19 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 
 //go:noescape
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
+
+//go:noescape
+func stridedCopy512(dst, src *float32, n, stride int)
+
+// stridedCopy sets dst[i] = src[i·stride] for every i of dst.
+func stridedCopy(dst, src []float32, stride int) {
+	if len(dst) == 0 {
+		return
+	}
+	if !useAVX512 || stride > 1<<24 {
+		stridedCopyGo(dst, src, stride)
+		return
+	}
+	_ = src[(len(dst)-1)*stride]
+	stridedCopy512(&dst[0], &src[0], len(dst), stride)
+}

@@ -632,3 +632,59 @@ gradLoop:
 	VMOVUPS Z17, 1088(DI)
 	VZEROUPPER
 	RET
+
+DATA iota16<>+0(SB)/4, $0
+DATA iota16<>+4(SB)/4, $1
+DATA iota16<>+8(SB)/4, $2
+DATA iota16<>+12(SB)/4, $3
+DATA iota16<>+16(SB)/4, $4
+DATA iota16<>+20(SB)/4, $5
+DATA iota16<>+24(SB)/4, $6
+DATA iota16<>+28(SB)/4, $7
+DATA iota16<>+32(SB)/4, $8
+DATA iota16<>+36(SB)/4, $9
+DATA iota16<>+40(SB)/4, $10
+DATA iota16<>+44(SB)/4, $11
+DATA iota16<>+48(SB)/4, $12
+DATA iota16<>+52(SB)/4, $13
+DATA iota16<>+56(SB)/4, $14
+DATA iota16<>+60(SB)/4, $15
+GLOBL iota16<>(SB), RODATA, $64
+
+// func stridedCopy512(dst, src *float32, n, stride int)
+// dst[i] = src[i·stride] for i < n: 16 at a time with a gather, the rest
+// under a mask.
+TEXT ·stridedCopy512(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVQ         stride+24(FP), DX
+	VPBROADCASTD DX, Z1
+	VPMULLD      iota16<>(SB), Z1, Z2
+	SHLQ         $6, DX
+
+strided16:
+	CMPQ       CX, $16
+	JLT        stridedTail
+	KXNORW     K1, K1, K1
+	VGATHERDPS (SI)(Z2*4), K1, Z0
+	VMOVUPS    Z0, (DI)
+	ADDQ       DX, SI
+	ADDQ       $64, DI
+	SUBQ       $16, CX
+	JMP        strided16
+
+stridedTail:
+	TESTQ      CX, CX
+	JE         stridedDone
+	MOVQ       $1, AX
+	SHLQ       CX, AX
+	DECQ       AX
+	KMOVW      AX, K1
+	KMOVW      AX, K2
+	VGATHERDPS (SI)(Z2*4), K1, Z0
+	VMOVUPS    Z0, K2, (DI)
+
+stridedDone:
+	VZEROUPPER
+	RET
