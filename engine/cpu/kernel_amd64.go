@@ -107,9 +107,25 @@ func addRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
 //go:noescape
 func gatherRowsAVX2(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
 
-// gatherRows is IndexSelectForward in assembly for whole groups of 8
-// indices (no bounds check per element); the rest goes through the Go loop.
+//go:noescape
+func gatherRows512(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
+
+// gatherRows is IndexSelectForward in assembly for whole groups of 16
+// indices with AVX-512 gathers, then of 8 with plain loads (no bounds check
+// per element); the rest goes through the Go loop.
 func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
+	if n16 := len(idx) &^ 15; useAVX512 && n16 > 0 && p > 0 {
+		hi := int32(0)
+		for _, k := range idx[:n16] {
+			hi = max(hi, k)
+		}
+		_, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+int(hi)]
+		gatherRows512(&out[0], &in[0], &idx[0], n16, p, ldIn, ldOut)
+		if n16 == len(idx) {
+			return
+		}
+		out, idx = out[n16:], idx[n16:]
+	}
 	n8 := len(idx) &^ 7
 	if !useAVX2 || n8 == 0 || p == 0 {
 		IndexSelectForward(out, in, idx, p, ldIn, ldOut)

@@ -688,3 +688,36 @@ stridedTail:
 stridedDone:
 	VZEROUPPER
 	RET
+
+// func gatherRows512(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
+// gatherRowsAVX2 with VGATHERDPS, sixteen at a time (n a positive multiple
+// of 16).
+TEXT ·gatherRows512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ idx+16(FP), BX
+	MOVQ n+24(FP), R10
+	SHLQ $2, R10
+	MOVQ rows+32(FP), DX
+	MOVQ ldSrc+40(FP), R8
+	SHLQ $2, R8
+	MOVQ ldDst+48(FP), R9
+	SHLQ $2, R9
+
+gather512Row:
+	XORQ AX, AX
+
+gather512Col:
+	VMOVDQU32  (BX)(AX*1), Z1
+	KXNORW     K1, K1, K1
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS    Z0, (DI)(AX*1)
+	ADDQ       $64, AX
+	CMPQ       AX, R10
+	JLT        gather512Col
+	ADDQ       R8, SI
+	ADDQ       R9, DI
+	DECQ       DX
+	JNZ        gather512Row
+	VZEROUPPER
+	RET

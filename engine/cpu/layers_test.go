@@ -403,12 +403,15 @@ func TestBatchNormWorkersAgree(t *testing.T) {
 	}
 }
 
-// The AVX2 gather agrees with the Go index-select, tails included.
-func TestGatherRows(t *testing.T) {
+// The assembly gathers (AVX-512 by sixteens, AVX2 by eights) agree with the
+// Go index-select, tails included.
+func TestGatherRows(t *testing.T) { forEachISA(t, testGatherRows) }
+
+func testGatherRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 16))
 	const p, ld = 9, 40
 	in := randSlice(rng, p*ld)
-	for _, n := range []int{3, 8, 21} {
+	for _, n := range []int{3, 8, 16, 21, 40, 45} {
 		idx := make([]int32, n)
 		for i := range idx {
 			idx[i] = int32(rng.IntN(ld))
