@@ -64,6 +64,29 @@ type ConvShape struct {
 	// inference network): a backend may rearrange them once, on the first
 	// call, instead of on every call.
 	Fixed bool
+	// Input, if set, is applied to the input as the convolution reads it:
+	// input channel j is then Input's output j of rows LdIn floats apart
+	// (inference only).
+	Input *Affine
+}
+
+// An Affine is a per-channel transform of channels-last rows,
+// y[j] = max(x[Index[j]]·Scale[j] + Shift[j], floor), floor 0 with ReLU
+// and −∞ without; Index nil reads x[j]. It is an inference BatchNorm (with
+// its ReLU, and any channel shuffle or selection before it) folded into
+// the convolution after it, which saves writing and reading its output.
+type Affine struct {
+	Index        []int32
+	Scale, Shift []float32
+	ReLU         bool
+}
+
+// Source returns the input channel that output channel j reads.
+func (a *Affine) Source(j int) int {
+	if a.Index == nil {
+		return j
+	}
+	return int(a.Index[j])
 }
 
 func (s ConvShape) OH() int { return (s.H+2*s.Pad-s.R)/s.Stride + 1 }

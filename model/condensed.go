@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -31,7 +32,7 @@ type Condensed struct {
 	fcB    int
 	logits *engine.Tensor
 	// Scratch shared by every layer, sized for the widest.
-	a1, h, a2 *engine.Tensor
+	a1, h *engine.Tensor
 }
 
 type cblock struct {
@@ -41,13 +42,15 @@ type cblock struct {
 }
 
 type clayer struct {
-	c, k     int
-	index    []int32 // selected input channels
-	bn1, bn2 engine.BatchNorm
-	n1, n2   normParams
-	conv1    engine.Conv // 1×1, G groups
-	conv2    engine.Conv // 3×3, group_3x3 groups
-	w1, w2   int
+	c, k   int
+	index  []int32 // selected input channels
+	bn1    engine.BatchNorm
+	n1, n2 normParams
+	norm2  string         // the second BatchNorm's tensors' prefix
+	in2    *engine.Affine // that BatchNorm, ReLU and shuffle, folded into conv2
+	conv1  engine.Conv    // 1×1, G groups
+	conv2  engine.Conv    // 3×3, group_3x3 groups
+	w1, w2 int
 }
 
 // NewCondensed builds the condensed network for batch size n from its
@@ -86,7 +89,7 @@ func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 			ly := &clayer{c: ch, k: k, index: arch.Layers[li]}
 			ly.n1 = norm(pre+"conv_1.norm", sel)
 			ly.w1 = t.add(pre+"conv_1.conv.weight", initConv, cfg.Bottleneck*k, ch/cfg.CondenseFactor, 1, 1)
-			ly.n2 = norm(pre+"conv_2.norm", cfg.Bottleneck*k)
+			ly.n2, ly.norm2 = norm(pre+"conv_2.norm", cfg.Bottleneck*k), pre+"conv_2.norm"
 			ly.w2 = t.add(pre+"conv_2.conv.weight", initConv, k, cfg.Bottleneck*k/cfg.Group3x3, 3, 3)
 			bk.layers = append(bk.layers, ly)
 			ch += k
@@ -113,6 +116,11 @@ func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 	if err := checkNames(byName, t.params, ""); err != nil {
 		return nil, err
 	}
+	for _, bk := range m.blocks {
+		for _, ly := range bk.layers {
+			ly.in2 = foldNorm(byName, ly.norm2, shuffleIndex(cfg.Bottleneck*ly.k, cfg.Group1x1))
+		}
+	}
 	m.W = be.Alloc(t.size)
 	for _, p := range t.params {
 		be.Upload(m.W.At(p.Off), byName[p.Name].Data)
@@ -133,15 +141,14 @@ func (m *Condensed) alloc() {
 			k4, sel := cfg.Bottleneck*ly.k, len(ly.index)
 			maxSel, maxK4 = max(maxSel, bk.p*sel), max(maxK4, bk.p*k4)
 			// The index-select is fused into the first BatchNorm, and the
-			// shuffle into the second, as a permuted read.
+			// shuffle and second BatchNorm into the 3×3 convolution's read.
 			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: sel, LdIn: bk.width, LdOut: sel, ReLU: true, Index: ly.index})
 			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: sel, LdOut: k4, Fixed: true})
-			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true, Index: shuffleIndex(k4, cfg.Group1x1)})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true, Input: ly.in2})
 		}
 	}
 	m.a1 = be.Alloc(maxSel)
-	m.h, m.a2 = be.Alloc(maxK4), be.Alloc(maxK4)
+	m.h = be.Alloc(maxK4)
 	bl := m.blocks[len(m.blocks)-1]
 	m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
 	m.aLast = be.Alloc(bl.p * bl.width)
@@ -164,11 +171,10 @@ func (m *Condensed) Forward(logits, images []float32) {
 	m.stem.Forward(m.blocks[0].buf.V(), m.x.V(), m.w(m.stemW))
 	for b, bk := range m.blocks {
 		for _, ly := range bk.layers {
-			// select → BN → ReLU (fused); grouped 1×1; shuffle → BN → ReLU (fused); 3×3
+			// select → BN → ReLU (fused); grouped 1×1; shuffle → BN → ReLU → 3×3 (fused)
 			m.norm(ly.bn1, m.a1.V(), bk.buf.V(), ly.n1)
 			ly.conv1.Forward(m.h.V(), m.a1.V(), m.w(ly.w1))
-			m.norm(ly.bn2, m.a2.V(), m.h.V(), ly.n2)
-			ly.conv2.Forward(bk.buf.At(ly.c), m.a2.V(), m.w(ly.w2))
+			ly.conv2.Forward(bk.buf.At(ly.c), m.h.V(), m.w(ly.w2))
 		}
 		if b+1 < len(m.blocks) {
 			nb := m.blocks[b+1]
@@ -190,6 +196,21 @@ func (net *Net) Infer(logits, images []float32) {
 	net.be.Upload(net.x.V(), images)
 	net.Forward(false) // its loss uses stale labels and is ignored
 	net.Logits(logits)
+}
+
+// foldNorm returns the inference BatchNorm at prefix with its ReLU, read
+// through idx, as an input transform; its coefficients are computed as the
+// CPU backend's BatchNorm computes them.
+func foldNorm(byName map[string]Named, prefix string, idx []int32) *engine.Affine {
+	gamma, beta := byName[prefix+".weight"].Data, byName[prefix+".bias"].Data
+	mean, vari := byName[prefix+".running_mean"].Data, byName[prefix+".running_var"].Data
+	a := &engine.Affine{Index: idx, Scale: make([]float32, len(gamma)), Shift: make([]float32, len(gamma)), ReLU: true}
+	for j := range gamma {
+		rstd := float32(1 / math.Sqrt(float64(vari[j])+1e-5))
+		a.Scale[j] = gamma[j] * rstd
+		a.Shift[j] = beta[j] - mean[j]*a.Scale[j]
+	}
+	return a
 }
 
 // shuffleIndex is the channel shuffle with g groups of c channels as an

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -55,6 +56,8 @@ type Scratch struct {
 	dcol []float32 // same shape: their gradient
 	in   []float32 // a zero-padded input (see shifted)
 	out  []float32 // a zero-padded output (see shifted)
+	// input is an input after its transform (engine.ConvShape.Input).
+	input []float32
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by
 	// role and plane length: their borders stay zero between calls.
 	planeBufs map[[2]int][]float32
@@ -108,6 +111,23 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	return c
 }
 
+// applyAffine writes y (rows of c channels, ldy apart) = a(x) for p rows
+// of x (ldx apart).
+func applyAffine(y, x []float32, a *engine.Affine, p, c, ldx, ldy, workers int) {
+	floor := float32(math.Inf(-1))
+	if a.ReLU {
+		floor = 0
+	}
+	parallel(workers, p, 2*p*c, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := x[r*ldx:], y[r*ldy:r*ldy+c]
+			for j := range yr {
+				yr[j] = max(xr[a.Source(j)]*a.Scale[j]+a.Shift[j], floor)
+			}
+		}
+	})
+}
+
 // block returns the number of output pixels per patch block, a multiple of
 // the GEMM's row tile.
 func (c *Conv) block() int {
@@ -119,6 +139,17 @@ func (c *Conv) block() int {
 // Forward computes out = conv(in, w), overwriting out.
 func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
+	if s.Input != nil && !useDirect(s) {
+		// The input's transform into a buffer first, then the convolution
+		// of that (the direct one applies it as it copies the input).
+		x := grow(&c.scratch.input, s.N*s.H*s.W*s.C)
+		applyAffine(x, in, s.Input, s.N*s.H*s.W, s.C, s.LdIn, s.C, c.Workers)
+		plain := *c
+		plain.Input, plain.LdIn = nil, s.C
+		plain.Forward(out, x, w)
+		c.prepared = plain.prepared
+		return
+	}
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	if useDirect(s) {
@@ -154,6 +185,9 @@ func (c *Conv) Forward(out, in, w []float32) {
 // into dIn, given the output gradient dOut and the forward input in.
 func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
+	if s.Input != nil {
+		panic("conv: an input transform is for inference only")
+	}
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	if useDirect(s) {

@@ -1,6 +1,10 @@
 package cpu
 
-import "github.com/condensenet/condensenet/engine"
+import (
+	"math"
+
+	"github.com/condensenet/condensenet/engine"
+)
 
 // A grouped 3×3 convolution (stride 1, padding 1) is done directly where
 // the CPU has AVX-512, with a grouped convolution's exact arithmetic. The
@@ -39,21 +43,31 @@ const (
 )
 
 // toPlanes copies src (N·H·W pixels of ch channels, ld apart) into
-// zero-padded planes, one per (image, channel), kept for role.
-func (c *Conv) toPlanes(role int, src []float32, ch, ld int) []float32 {
+// zero-padded planes, one per (image, channel), kept for role, applying a
+// if it is not nil.
+func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) []float32 {
 	s := c.ConvShape
 	rowStride := s.W + 2
 	_, planeLen := c.directPlanes()
 	planes := c.scratch.planes(role, planeLen, s.N*ch)
+	floor := float32(math.Inf(-1))
+	if a != nil && a.ReLU {
+		floor = 0
+	}
 	// A pixel row and a channel at a time: the pixel row stays in cache
 	// while each plane's row is written in order.
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
-			px := src[(n*s.H+y)*s.W*ld:][:(s.W-1)*ld+ch]
+			px := src[(n*s.H+y)*s.W*ld:]
 			at := n*ch*planeLen + (y+1)*rowStride + 1
 			for k := range ch {
-				stridedCopy(planes[at+k*planeLen:][:s.W], px[k:], ld)
+				dst := planes[at+k*planeLen:][:s.W]
+				if a == nil {
+					stridedCopy(dst, px[k:], ld)
+					continue
+				}
+				stridedAffine(dst, px[a.Source(k):], ld, a.Scale[k], a.Shift[k], floor)
 			}
 		}
 	})
@@ -64,6 +78,14 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int) []float32 {
 func stridedCopyGo(dst, src []float32, stride int) {
 	for i := range dst {
 		dst[i] = src[i*stride]
+	}
+}
+
+// stridedAffineGo is stridedAffine's definition (fused multiply-add, as
+// the assembly does).
+func stridedAffineGo(dst, src []float32, stride int, scale, shift, floor float32) {
+	for i := range dst {
+		dst[i] = max(float32(math.FMA(float64(src[i*stride]), float64(scale), float64(shift))), floor)
 	}
 }
 
@@ -100,7 +122,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 		c.wk = make([]float32, s.G*pairs*cg*18)
 	}
 	c.prepare(w, c.pairWeights)
-	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn)
+	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, c.wk)
 }
 
@@ -189,8 +211,8 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 		c.wkT = make([]float32, s.G*(cg+1)/2*kg*18)
 	}
 	c.flippedPairWeights(w)
-	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn)
-	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut)
+	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
+	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
 	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, c.wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.

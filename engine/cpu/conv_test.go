@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -162,6 +163,71 @@ func TestStridedCopy(t *testing.T) {
 			stridedCopyGo(want[:n], src, stride)
 			if !slices.Equal(got, want) {
 				t.Fatalf("stride %d, n %d: %v, want %v", stride, n, got, want)
+			}
+		}
+	}
+}
+
+// A convolution with an input transform equals the transform (an indexed
+// inference BatchNorm with ReLU) followed by the plain convolution.
+func TestConvInputTransform(t *testing.T) { forEachISA(t, testConvInputTransform) }
+
+func testConvInputTransform(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	for _, s := range enginetest.ConvShapes {
+		const extra = 3 // the raw input is wider than the convolution's
+		raw := s.C + extra
+		p := s.N * s.H * s.W
+		x := randSlice(rng, p*raw)
+		idx := make([]int32, s.C)
+		for j := range idx {
+			idx[j] = int32(rng.IntN(raw))
+		}
+		gamma, beta, mean := randSlice(rng, s.C), randSlice(rng, s.C), randSlice(rng, s.C)
+		vari := make([]float32, s.C)
+		for j := range vari {
+			vari[j] = 0.5 + rng.Float32()
+		}
+		a := &engine.Affine{Index: idx, Scale: make([]float32, s.C), Shift: make([]float32, s.C), ReLU: true}
+		for j := range s.C {
+			a.Scale[j] = gamma[j] * float32(1/math.Sqrt(float64(vari[j])+1e-5))
+			a.Shift[j] = beta[j] - mean[j]*a.Scale[j]
+		}
+		w := randSlice(rng, s.Weights())
+		normed := make([]float32, p*s.C)
+		NewIndexedBatchNorm(p, idx, raw, s.C, true, 2).ForwardInfer(normed, x, gamma, beta, mean, vari)
+		plain := s
+		plain.LdIn = s.C
+		want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		NewConv(plain, 2, nil).Forward(want, normed, w)
+		fused := s
+		fused.LdIn, fused.Input, fused.Fixed = raw, a, true
+		got := make([]float32, len(want))
+		c := NewConv(fused, 2, nil)
+		for range 2 {
+			c.Forward(got, x, w)
+			if i, ok := closeTo(got, want, 1e-5, 1e-5); !ok {
+				t.Fatalf("%s: [%d] = %v with the transform fused, %v after BatchNorm", enginetest.ConvName(s), i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// stridedAffine's gather, multiply-add and floor give its definition's
+// results (to the last bit but one: the definition rounds through float64),
+// tails included, and write nothing past n.
+func TestStridedAffine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	for _, floor := range []float32{0, float32(math.Inf(-1))} {
+		for _, stride := range []int{1, 5, 544} {
+			for n := range 40 {
+				src := randSlice(rng, max(1, n*stride))
+				got, want := make([]float32, n+3), make([]float32, n+3)
+				stridedAffine(got[:n], src, stride, 0.7, -0.2, floor)
+				stridedAffineGo(want[:n], src, stride, 0.7, -0.2, floor)
+				if i, ok := closeTo(got, want, 1e-7, 1e-7); !ok {
+					t.Fatalf("floor %v stride %d n %d: [%d] = %v, want %v", floor, stride, n, i, got[i], want[i])
+				}
 			}
 		}
 	}

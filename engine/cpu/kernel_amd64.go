@@ -184,3 +184,19 @@ func stridedCopy(dst, src []float32, stride int) {
 	_ = src[(len(dst)-1)*stride]
 	stridedCopy512(&dst[0], &src[0], len(dst), stride)
 }
+
+//go:noescape
+func stridedAffine512(dst, src *float32, n, stride int, scale, shift, floor float32)
+
+// stridedAffine sets dst[i] = max(src[i·stride]·scale + shift, floor).
+func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) {
+	if len(dst) == 0 {
+		return
+	}
+	if !useAVX512 || stride > 1<<24 {
+		stridedAffineGo(dst, src, stride, scale, shift, floor)
+		return
+	}
+	_ = src[(len(dst)-1)*stride]
+	stridedAffine512(&dst[0], &src[0], len(dst), stride, scale, shift, floor)
+}

@@ -722,3 +722,48 @@ gather512Col:
 	JNZ        gather512Row
 	VZEROUPPER
 	RET
+
+// func stridedAffine512(dst, src *float32, n, stride int, scale, shift, floor float32)
+// dst[i] = max(src[i·stride]·scale + shift, floor) for i < n: stridedCopy512
+// with a channel's BatchNorm and ReLU applied on the way.
+TEXT ·stridedAffine512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	MOVQ         stride+24(FP), DX
+	VBROADCASTSS scale+32(FP), Z3
+	VBROADCASTSS shift+36(FP), Z4
+	VBROADCASTSS floor+40(FP), Z5
+	VPBROADCASTD DX, Z1
+	VPMULLD      iota16<>(SB), Z1, Z2
+	SHLQ         $6, DX
+
+affine16:
+	CMPQ        CX, $16
+	JLT         affineTail
+	KXNORW      K1, K1, K1
+	VGATHERDPS  (SI)(Z2*4), K1, Z0
+	VFMADD213PS Z4, Z3, Z0
+	VMAXPS      Z5, Z0, Z0
+	VMOVUPS     Z0, (DI)
+	ADDQ        DX, SI
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JMP         affine16
+
+affineTail:
+	TESTQ       CX, CX
+	JE          affineDone
+	MOVQ        $1, AX
+	SHLQ        CX, AX
+	DECQ        AX
+	KMOVW       AX, K1
+	KMOVW       AX, K2
+	VGATHERDPS  (SI)(Z2*4), K1, Z0
+	VFMADD213PS Z4, Z3, Z0
+	VMAXPS      Z5, Z0, Z0
+	VMOVUPS     Z0, K2, (DI)
+
+affineDone:
+	VZEROUPPER
+	RET

@@ -36,6 +36,7 @@ type Backend struct {
 	col      scratch // convolution patches, shared: kernels run in stream order
 	dcol     scratch
 	wt       scratch // rearranged convolution weights and their gradient
+	input    scratch // a convolution's input after its transform
 	ints     scratch // labels and indices uploaded for one kernel
 	stats    scratch // BatchNorm partial sums
 }
@@ -191,6 +192,13 @@ func (b *Backend) upInts(v []int32) uintptr {
 	p := b.grow(&b.ints, len(v))
 	b.putInts(p, v)
 	return p
+}
+
+// putFloats copies v to device memory at p.
+func (b *Backend) putFloats(p uintptr, v []float32) {
+	if b.err == nil && len(v) > 0 {
+		b.fail(b.dev.upload(p, unsafe.Pointer(&v[0]), 4*len(v)))
+	}
 }
 
 // putInts copies v to device memory at p.

@@ -26,6 +26,9 @@ type conv struct {
 }
 
 func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	if s.Input != nil {
+		return b.newAffineConv(s)
+	}
 	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < s.C || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
 		panic(fmt.Sprintf("cuda: invalid convolution %+v", s))
 	}
@@ -95,4 +98,48 @@ func (c *conv) backwardStride1(dIn, dW, dOut, in, w engine.View) {
 	b.matmul(matmul{transA: true, m: jd, n: cg, k: p, a: d, lda: c.K * rs, strideA: jd, b: ptr(in), ldb: c.LdIn, strideB: cg,
 		c: dwt, ldc: cg, strideC: jd * cg, batch: c.G})
 	b.run("weight_t_bwd", nw, va(dW), ptrArg(dwt), ia(c.K), ia(cg), ia(rs))
+}
+
+// affineConv applies its shape's Input transform with bn_apply into the
+// backend's shared buffer, then convolves that.
+type affineConv struct {
+	b                 *Backend
+	s                 engine.ConvShape
+	inner             engine.Conv
+	idx, scale, shift uintptr
+}
+
+func (b *Backend) newAffineConv(s engine.ConvShape) engine.Conv {
+	a := s.Input
+	if len(a.Scale) != s.C || len(a.Shift) != s.C || (a.Index != nil && len(a.Index) != s.C) {
+		panic(fmt.Sprintf("cuda: input transform of %d, %d, %d channels for a convolution of %d", len(a.Scale), len(a.Shift), len(a.Index), s.C))
+	}
+	plain := s
+	plain.Input, plain.LdIn = nil, s.C
+	c := &affineConv{b: b, s: s, inner: b.NewConv(plain), scale: b.alloc(s.C), shift: b.alloc(s.C)}
+	b.putFloats(c.scale, a.Scale)
+	b.putFloats(c.shift, a.Shift)
+	if a.Index != nil {
+		for _, j := range a.Index {
+			if j < 0 || int(j) >= s.LdIn {
+				panic(fmt.Sprintf("cuda: input transform index %d outside rows of %d", j, s.LdIn))
+			}
+		}
+		c.idx = b.alloc(s.C)
+		b.putInts(c.idx, a.Index)
+	}
+	return c
+}
+
+func (c *affineConv) Forward(out, in, w engine.View) {
+	b, s := c.b, c.s
+	p := s.N * s.H * s.W
+	x := b.grow(&b.input, p*s.C)
+	b.run("bn_apply", p*s.C, ptrArg(x), va(in), ptrArg(c.scale), ptrArg(c.shift), ptrArg(c.idx),
+		ia(p), ia(s.C), ia(s.LdIn), ia(s.C), boolArg(s.Input.ReLU))
+	c.inner.Forward(out, engine.View{T: &engine.Tensor{Len: p * s.C, Device: x}}, w)
+}
+
+func (c *affineConv) Backward(dIn, dW, dOut, in, w engine.View) {
+	panic("cuda: an input transform is for inference only")
 }

@@ -94,6 +94,20 @@ func checkConvs(p *pair) {
 		dc.Backward(dIn.d.V(), dW.d.V(), dOut.d.V(), in.d.V(), w.d.V())
 		p.close(name+" dIn", dIn, sums, sums)
 		p.close(name+" dW", dW, sums, sums)
+
+		// With an input transform (an indexed BatchNorm + ReLU folded in),
+		// reading rows wider than the convolution's channels.
+		fused := s
+		fused.LdIn, fused.Fixed = s.C+3, true
+		a := &engine.Affine{Index: make([]int32, s.C), Scale: randFloats(p.rng, s.C), Shift: randFloats(p.rng, s.C), ReLU: true}
+		for j := range a.Index {
+			a.Index[j] = int32((j*7 + 2) % fused.LdIn)
+		}
+		fused.Input = a
+		raw := p.rand(s.N * s.H * s.W * fused.LdIn)
+		p.ref.NewConv(fused).Forward(out.c.V(), raw.c.V(), w.c.V())
+		p.dev.NewConv(fused).Forward(out.d.V(), raw.d.V(), w.d.V())
+		p.close(name+" forward with an input transform", out, sums, sums)
 	}
 }
 
