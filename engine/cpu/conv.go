@@ -30,8 +30,8 @@ type Conv struct {
 	wt      []float32 // (K, R·S·C/G): weights in patch order
 	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
-	wk      []float32 // the direct micro-kernel's weights (see pairWeights)
-	wkT     []float32 // the same for the input gradient (see flippedPairWeights)
+	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
+	wkT     []float32 // the same for the input gradient
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }

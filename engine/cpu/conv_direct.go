@@ -89,24 +89,32 @@ func stridedAffineGo(dst, src []float32, stride int, scale, shift, floor float32
 	}
 }
 
-// pairWeights rearranges w (K, C/G, 3, 3) for the micro-kernel: for each
-// group and pair of its output channels, (C/G, 9, 2), a missing second
-// channel (an odd K/G) zero.
-func (c *Conv) pairWeights(w []float32) {
+// arrangePairs lays out w (K, C/G, 3, 3) in dst for conv3x3Pair512: per
+// group and pair of the kernel's outputs, (reduction channels, 9 taps, 2),
+// a missing second output (an odd count) zero. For the output the kernel's
+// outputs are w's output channels and the reduction its input channels;
+// for the input gradient (flip) the other way round, the taps reversed.
+func (c *Conv) arrangePairs(dst, w []float32, flip bool) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
-	pairs := (kg + 1) / 2
+	outs, red := kg, cg
+	if flip {
+		outs, red = cg, kg
+	}
+	pairs := (outs + 1) / 2
 	for g := range s.G {
 		for p := range pairs {
-			dst := c.wk[(g*pairs+p)*cg*18:][:cg*18]
-			for ci := range cg {
+			d := dst[(g*pairs+p)*red*18:][:red*18]
+			for r := range red {
 				for t := range 9 {
 					for j := range 2 {
 						v := float32(0)
-						if o := 2*p + j; o < kg {
-							v = w[((g*kg+o)*cg+ci)*9+t]
+						if o := 2*p + j; o < outs && flip {
+							v = w[((g*kg+r)*cg+o)*9+8-t]
+						} else if o < outs {
+							v = w[((g*kg+o)*cg+r)*9+t]
 						}
-						dst[(ci*9+t)*2+j] = v
+						d[(r*9+t)*2+j] = v
 					}
 				}
 			}
@@ -121,7 +129,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 	if len(c.wk) == 0 {
 		c.wk = make([]float32, s.G*pairs*cg*18)
 	}
-	c.prepare(w, c.pairWeights)
+	c.prepare(w, func(w []float32) { c.arrangePairs(c.wk, w, false) })
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, c.wk)
 }
@@ -173,31 +181,6 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 	})
 }
 
-// flippedPairWeights arranges w for the input gradient as pairWeights
-// does for the output: the gradient is a 3×3 convolution of dOut with the
-// taps flipped and input and output channels swapped, per group.
-func (c *Conv) flippedPairWeights(w []float32) {
-	s := c.ConvShape
-	cg, kg := s.C/s.G, s.K/s.G
-	pairs := (cg + 1) / 2
-	for g := range s.G {
-		for p := range pairs {
-			dst := c.wkT[(g*pairs+p)*kg*18:][:kg*18]
-			for o := range kg {
-				for t := range 9 {
-					for j := range 2 {
-						v := float32(0)
-						if ci := 2*p + j; ci < cg {
-							v = w[((g*kg+o)*cg+ci)*9+8-t]
-						}
-						dst[(o*9+t)*2+j] = v
-					}
-				}
-			}
-		}
-	}
-}
-
 // directBackward is Backward for a convolution useDirect takes: dIn with
 // the same micro-kernel on dOut's planes, dW with conv3x3GradPair512, both
 // exact; results do not depend on the worker count (each dW entry is
@@ -210,7 +193,7 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	if len(c.wkT) == 0 {
 		c.wkT = make([]float32, s.G*(cg+1)/2*kg*18)
 	}
-	c.flippedPairWeights(w)
+	c.arrangePairs(c.wkT, w, true)
 	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
 	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, c.wkT)

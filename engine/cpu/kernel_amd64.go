@@ -170,33 +170,24 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
 
 //go:noescape
-func stridedCopy512(dst, src *float32, n, stride int)
+func strided512(dst, src *float32, n, stride int, affine bool, scale, shift, floor float32)
 
 // stridedCopy sets dst[i] = src[i·stride] for every i of dst.
 func stridedCopy(dst, src []float32, stride int) {
-	if len(dst) == 0 {
-		return
-	}
-	if !useAVX512 || stride > 1<<24 {
+	if !useAVX512 || len(dst) == 0 || stride > 1<<24 {
 		stridedCopyGo(dst, src, stride)
 		return
 	}
 	_ = src[(len(dst)-1)*stride]
-	stridedCopy512(&dst[0], &src[0], len(dst), stride)
+	strided512(&dst[0], &src[0], len(dst), stride, false, 0, 0, 0)
 }
-
-//go:noescape
-func stridedAffine512(dst, src *float32, n, stride int, scale, shift, floor float32)
 
 // stridedAffine sets dst[i] = max(src[i·stride]·scale + shift, floor).
 func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) {
-	if len(dst) == 0 {
-		return
-	}
-	if !useAVX512 || stride > 1<<24 {
+	if !useAVX512 || len(dst) == 0 || stride > 1<<24 {
 		stridedAffineGo(dst, src, stride, scale, shift, floor)
 		return
 	}
 	_ = src[(len(dst)-1)*stride]
-	stridedAffine512(&dst[0], &src[0], len(dst), stride, scale, shift, floor)
+	strided512(&dst[0], &src[0], len(dst), stride, true, scale, shift, floor)
 }

@@ -652,44 +652,6 @@ DATA iota16<>+56(SB)/4, $14
 DATA iota16<>+60(SB)/4, $15
 GLOBL iota16<>(SB), RODATA, $64
 
-// func stridedCopy512(dst, src *float32, n, stride int)
-// dst[i] = src[i·stride] for i < n: 16 at a time with a gather, the rest
-// under a mask.
-TEXT ·stridedCopy512(SB), NOSPLIT, $0-32
-	MOVQ         dst+0(FP), DI
-	MOVQ         src+8(FP), SI
-	MOVQ         n+16(FP), CX
-	MOVQ         stride+24(FP), DX
-	VPBROADCASTD DX, Z1
-	VPMULLD      iota16<>(SB), Z1, Z2
-	SHLQ         $6, DX
-
-strided16:
-	CMPQ       CX, $16
-	JLT        stridedTail
-	KXNORW     K1, K1, K1
-	VGATHERDPS (SI)(Z2*4), K1, Z0
-	VMOVUPS    Z0, (DI)
-	ADDQ       DX, SI
-	ADDQ       $64, DI
-	SUBQ       $16, CX
-	JMP        strided16
-
-stridedTail:
-	TESTQ      CX, CX
-	JE         stridedDone
-	MOVQ       $1, AX
-	SHLQ       CX, AX
-	DECQ       AX
-	KMOVW      AX, K1
-	KMOVW      AX, K2
-	VGATHERDPS (SI)(Z2*4), K1, Z0
-	VMOVUPS    Z0, K2, (DI)
-
-stridedDone:
-	VZEROUPPER
-	RET
-
 // func gatherRows512(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
 // gatherRowsAVX2 with VGATHERDPS, sixteen at a time (n a positive multiple
 // of 16).
@@ -723,17 +685,19 @@ gather512Col:
 	VZEROUPPER
 	RET
 
-// func stridedAffine512(dst, src *float32, n, stride int, scale, shift, floor float32)
-// dst[i] = max(src[i·stride]·scale + shift, floor) for i < n: stridedCopy512
-// with a channel's BatchNorm and ReLU applied on the way.
-TEXT ·stridedAffine512(SB), NOSPLIT, $0-44
+// func strided512(dst, src *float32, n, stride int, affine bool, scale, shift, floor float32)
+// dst[i] = src[i·stride] for i < n, 16 at a time with a gather and the
+// rest under a mask; with affine, max(src[i·stride]·scale + shift, floor)
+// instead (a channel's BatchNorm and ReLU applied on the way).
+TEXT ·strided512(SB), NOSPLIT, $0-48
 	MOVQ         dst+0(FP), DI
 	MOVQ         src+8(FP), SI
 	MOVQ         n+16(FP), CX
 	MOVQ         stride+24(FP), DX
-	VBROADCASTSS scale+32(FP), Z3
-	VBROADCASTSS shift+36(FP), Z4
-	VBROADCASTSS floor+40(FP), Z5
+	MOVBQZX      affine+32(FP), R8
+	VBROADCASTSS scale+36(FP), Z3
+	VBROADCASTSS shift+40(FP), Z4
+	VBROADCASTSS floor+44(FP), Z5
 	VPBROADCASTD DX, Z1
 	VPMULLD      iota16<>(SB), Z1, Z2
 	SHLQ         $6, DX
@@ -743,8 +707,12 @@ affine16:
 	JLT         affineTail
 	KXNORW      K1, K1, K1
 	VGATHERDPS  (SI)(Z2*4), K1, Z0
+	TESTQ       R8, R8
+	JE          affineStore
 	VFMADD213PS Z4, Z3, Z0
 	VMAXPS      Z5, Z0, Z0
+
+affineStore:
 	VMOVUPS     Z0, (DI)
 	ADDQ        DX, SI
 	ADDQ        $64, DI
@@ -760,8 +728,12 @@ affineTail:
 	KMOVW       AX, K1
 	KMOVW       AX, K2
 	VGATHERDPS  (SI)(Z2*4), K1, Z0
+	TESTQ       R8, R8
+	JE          affineTailStore
 	VFMADD213PS Z4, Z3, Z0
 	VMAXPS      Z5, Z0, Z0
+
+affineTailStore:
 	VMOVUPS     Z0, K2, (DI)
 
 affineDone:
