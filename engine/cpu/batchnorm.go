@@ -142,14 +142,20 @@ func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
 		})
 		return
 	}
-	// Gather a few rows, then normalise them in place while they are
-	// still in L1: one pass over memory instead of two.
+	// With AVX-512, whole sixteens of channels in one pass; then gather a
+	// few rows of the rest and normalise them in place while they are
+	// still in L1.
 	b.rows(func(r0, r1 int) {
+		done := gatherNorm(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.ca, b.cb, r1-r0, b.LdIn, b.LdOut, b.floor())
+		if done == b.C {
+			return
+		}
+		idx, ca, cb, c := b.Index[done:], b.ca[done:], b.cb[done:], b.C-done
 		for q0 := r0; q0 < r1; q0 += gatherRowsBlock {
 			q1 := min(r1, q0+gatherRowsBlock)
-			y := out[q0*b.LdOut:]
-			gatherRows(y, in[q0*b.LdIn:], b.Index, q1-q0, b.LdIn, b.LdOut)
-			bnApply(y, y, b.ca, b.cb, b.C, q1-q0, b.LdOut, b.LdOut, b.floor())
+			y := out[q0*b.LdOut+done:]
+			gatherRows(y, in[q0*b.LdIn:], idx, q1-q0, b.LdIn, b.LdOut)
+			bnApply(y, y, ca, cb, c, q1-q0, b.LdOut, b.LdOut, b.floor())
 		}
 	})
 }

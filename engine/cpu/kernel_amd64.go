@@ -191,3 +191,23 @@ func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) 
 	_ = src[(len(dst)-1)*stride]
 	strided512(&dst[0], &src[0], len(dst), stride, true, scale, shift, floor)
 }
+
+//go:noescape
+func gatherNorm512(dst, src *float32, idx *int32, scale, shift *float32, n, rows, ldSrc, ldDst int, floor float32)
+
+// gatherNorm writes out = max(in[:, idx]·scale + shift, floor) for the
+// whole sixteens of idx in one AVX-512 pass, and returns how many channels
+// it did (0 without AVX-512); the caller does the rest.
+func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn, ldOut int, floor float32) int {
+	n16 := len(idx) &^ 15
+	if !useAVX512 || n16 == 0 || p == 0 {
+		return 0
+	}
+	hi := int32(0)
+	for _, k := range idx[:n16] {
+		hi = max(hi, k)
+	}
+	_, _, _, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+int(hi)], scale[n16-1], shift[n16-1]
+	gatherNorm512(&out[0], &in[0], &idx[0], &scale[0], &shift[0], n16, p, ldIn, ldOut, floor)
+	return n16
+}

@@ -739,3 +739,43 @@ affineTailStore:
 affineDone:
 	VZEROUPPER
 	RET
+
+// func gatherNorm512(dst, src *float32, idx *int32, scale, shift *float32, n, rows, ldSrc, ldDst int, floor float32)
+// dst[r·ldDst + j] = max(src[r·ldSrc + idx[j]]·scale[j] + shift[j], floor)
+// for every row r and j < n (a positive multiple of 16): an indexed
+// inference BatchNorm (with its ReLU) in one pass.
+TEXT ·gatherNorm512(SB), NOSPLIT, $0-76
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         idx+16(FP), BX
+	MOVQ         scale+24(FP), R11
+	MOVQ         shift+32(FP), R12
+	MOVQ         n+40(FP), R10
+	SHLQ         $2, R10
+	MOVQ         rows+48(FP), DX
+	MOVQ         ldSrc+56(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldDst+64(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+72(FP), Z5
+
+normRow:
+	XORQ AX, AX
+
+normCol:
+	VMOVDQU32   (BX)(AX*1), Z1
+	KXNORW      K1, K1, K1
+	VGATHERDPS  (SI)(Z1*4), K1, Z0
+	VMOVUPS     (R11)(AX*1), Z3
+	VFMADD213PS (R12)(AX*1), Z3, Z0
+	VMAXPS      Z5, Z0, Z0
+	VMOVUPS     Z0, (DI)(AX*1)
+	ADDQ        $64, AX
+	CMPQ        AX, R10
+	JLT         normCol
+	ADDQ        R8, SI
+	ADDQ        R9, DI
+	DECQ        DX
+	JNZ         normRow
+	VZEROUPPER
+	RET

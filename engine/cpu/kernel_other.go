@@ -54,3 +54,7 @@ func stridedCopy(dst, src []float32, stride int) { stridedCopyGo(dst, src, strid
 func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) {
 	stridedAffineGo(dst, src, stride, scale, shift, floor)
 }
+
+func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn, ldOut int, floor float32) int {
+	return 0
+}

@@ -425,12 +425,15 @@ func testGatherRows(t *testing.T) {
 	}
 }
 
-// A BatchNorm with an index equals index-select followed by BatchNorm.
-func TestBatchNormIndexed(t *testing.T) {
+// A BatchNorm with an index equals index-select followed by BatchNorm,
+// with the AVX-512 one-pass kernel and without.
+func TestBatchNormIndexed(t *testing.T) { forEachISA(t, testBatchNormIndexed) }
+
+func testBatchNormIndexed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 17))
 	const p, ld = 50, 37
 	in := randSlice(rng, p*ld)
-	for _, n := range []int{5, 16, 27} {
+	for _, n := range []int{5, 16, 27, 32, 40} {
 		idx := make([]int32, n)
 		for i := range idx {
 			idx[i] = int32(rng.IntN(ld))
