@@ -211,3 +211,6 @@ func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn,
 	gatherNorm512(&out[0], &in[0], &idx[0], &scale[0], &shift[0], n16, p, ldIn, ldOut, floor)
 	return n16
 }
+
+//go:noescape
+func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32)

@@ -779,3 +779,91 @@ normCol:
 	JNZ         normRow
 	VZEROUPPER
 	RET
+
+// func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32)
+//
+// Six output rows of a grouped 1×1 convolution with 4 groups of 8 outputs:
+// out[r, g·8 + j] = Σ_{i<cg} a[r·lda + g·cg + i] · w[i·32 + g·8 + j].
+// Z0..Z11 hold the rows (groups 0-1 and 2-3 of a row in two registers),
+// Z12/Z13 a row of w. For each i and row, Z14 gets group 0's element in
+// its low eight lanes and group 1's in its high eight (a masked
+// broadcast), Z15 groups 2 and 3. Each output is summed in input order
+// with FMAs, as the GEMM micro-kernels sum it, so the bits are theirs.
+#define G4ROW(row, lo, hi) \
+	VBROADCASTSS (row), Z14 \
+	VBROADCASTSS (row)(R12*1), K1, Z14 \
+	VBROADCASTSS (row)(R12*2), Z15 \
+	VBROADCASTSS (row)(R13*1), K1, Z15 \
+	VFMADD231PS  Z12, Z14, lo \
+	VFMADD231PS  Z13, Z15, hi
+
+TEXT ·conv1x1G4x8AVX512(SB), NOSPLIT, $0-48
+	MOVQ  a+16(FP), SI
+	MOVQ  lda+24(FP), R9
+	SHLQ  $2, R9
+	MOVQ  cg+32(FP), CX
+	MOVQ  w+40(FP), BX
+	MOVQ  CX, R12
+	SHLQ  $2, R12           // one group's inputs, in bytes
+	LEAQ  (R12)(R12*2), R13 // three groups'
+	LEAQ  (SI)(R9*1), DI
+	LEAQ  (DI)(R9*1), R8
+	LEAQ  (R8)(R9*1), R10
+	LEAQ  (R10)(R9*1), R11
+	LEAQ  (R11)(R9*1), R9   // rows 0..5: SI, DI, R8, R10, R11, R9
+	MOVQ  $0xff00, AX
+	KMOVW AX, K1
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+g4Loop:
+	VMOVUPS (BX), Z12
+	VMOVUPS 64(BX), Z13
+	G4ROW(SI, Z0, Z1)
+	G4ROW(DI, Z2, Z3)
+	G4ROW(R8, Z4, Z5)
+	G4ROW(R10, Z6, Z7)
+	G4ROW(R11, Z8, Z9)
+	G4ROW(R9, Z10, Z11)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $4, R8
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R9
+	ADDQ $128, BX
+	DECQ CX
+	JNE  g4Loop
+
+	MOVQ out+0(FP), DI
+	MOVQ ldOut+8(FP), DX
+	SHLQ $2, DX
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	VZEROUPPER
+	RET

@@ -58,3 +58,7 @@ func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) 
 func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn, ldOut int, floor float32) int {
 	return 0
 }
+
+func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32) {
+	panic("unreachable")
+}

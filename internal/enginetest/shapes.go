@@ -23,6 +23,7 @@ var ConvShapes = []engine.ConvShape{
 	{N: 4, H: 8, W: 8, C: 3, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: 56},   // the stem
 	{N: 2, H: 5, W: 6, C: 4, K: 6, R: 2, S: 3, Stride: 1, Pad: 0, G: 2, LdIn: 5, LdOut: 6},     // unpadded, not square
 	{N: 1, H: 4, W: 3, C: 2, K: 4, R: 3, S: 3, Stride: 1, Pad: 2, G: 2, LdIn: 2, LdOut: 4},     // padded past the kernel's middle
+	{N: 2, H: 5, W: 7, C: 40, K: 32, R: 1, S: 1, Stride: 1, Pad: 0, G: 4, LdIn: 44, LdOut: 35}, // the condensed first block's grouped 1×1
 }
 
 // ConvName names a shape in test messages.
