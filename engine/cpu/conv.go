@@ -32,7 +32,7 @@ type Conv struct {
 	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
 	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
 	wkT     []float32 // the same for the input gradient
-	w4      []float32 // a grouped 1×1's weights for conv1x1G4x8AVX512 (see arrangeG4x8)
+	w4      []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
 	plain   *Conv     // with an Input transform but no direct lowering: the convolution of its result
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
@@ -165,9 +165,9 @@ func (c *Conv) Forward(out, in, w []float32) {
 		return
 	}
 	if pointwise(s) {
-		if useG4x8(s) {
-			c.prepare(w, c.arrangeG4x8)
-			c.forwardG4x8(out, in, w)
+		if useG4(s) {
+			c.prepare(w, c.arrangeG4)
+			c.forwardG4(out, in, w)
 			return
 		}
 		for g := range s.G {
@@ -342,42 +342,46 @@ func addRunsGo(dst, src []float32, runs, n, dstStride, srcStride int) {
 	}
 }
 
-// useG4x8 reports a 1×1 convolution of 4 groups of 8 outputs, which a
-// GEMM per group does on a narrow tile with a handful of multiply-adds per
-// call (the condensed CondenseNet's first block): with AVX-512 one kernel
-// does all four groups of six rows at a time instead.
-func useG4x8(s engine.ConvShape) bool {
-	return useAVX512 && pointwise(s) && s.G == 4 && s.K == 32
+// useG4 reports a 1×1 convolution of 4 groups of 8 or 16 outputs, which
+// a GEMM per group does on a narrow tile with a handful of multiply-adds
+// per call (the condensed CondenseNet's first two blocks): with AVX-512
+// one kernel does all four groups of six rows at a time instead.
+func useG4(s engine.ConvShape) bool {
+	return useAVX512 && pointwise(s) && s.G == 4 && (s.K == 32 || s.K == 64)
 }
 
-// arrangeG4x8 lays out w (32, C/4) as (C/4, 32): row i holds every
-// output's weight for its group's input i.
-func (c *Conv) arrangeG4x8(w []float32) {
+// arrangeG4 lays out w (K, C/4) as (C/4, K): row i holds every output's
+// weight for its group's input i.
+func (c *Conv) arrangeG4(w []float32) {
 	cg := c.C / 4
-	c.w4 = grow(&c.w4, cg*32)
+	c.w4 = grow(&c.w4, cg*c.K)
 	for i := range cg {
-		for o := range 32 {
-			c.w4[i*32+o] = w[o*cg+i]
+		for o := range c.K {
+			c.w4[i*c.K+o] = w[o*cg+i]
 		}
 	}
 }
 
-// forwardG4x8 runs conv1x1G4x8AVX512 over whole tiles of six rows and the
-// GEMMs over the last few, which sum in the same order.
-func (c *Conv) forwardG4x8(out, in, w []float32) {
+// forwardG4 runs the four-group kernel over whole tiles of six rows and
+// the GEMMs over the last few, which sum in the same order.
+func (c *Conv) forwardG4(out, in, w []float32) {
 	s := c.ConvShape
-	cg, p := s.C/4, s.N*s.H*s.W
+	cg, kg, p := s.C/4, s.K/4, s.N*s.H*s.W
+	kernel := conv1x1G4x8AVX512
+	if kg == 16 {
+		kernel = conv1x1G4x16AVX512
+	}
 	tiles := p / 6
 	parallel(c.Workers, tiles, p*s.K*cg/12, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			r := 6 * t
-			_, _ = in[(r+5)*s.LdIn+s.C-1], out[(r+5)*s.LdOut+31]
-			conv1x1G4x8AVX512(&out[r*s.LdOut], s.LdOut, &in[r*s.LdIn], s.LdIn, cg, &c.w4[0])
+			_, _ = in[(r+5)*s.LdIn+s.C-1], out[(r+5)*s.LdOut+s.K-1]
+			kernel(&out[r*s.LdOut], s.LdOut, &in[r*s.LdIn], s.LdIn, cg, &c.w4[0])
 		}
 	})
 	if r := 6 * tiles; r < p {
 		for g := range 4 {
-			Gemm(false, true, p-r, 8, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*8*cg:], cg, 0, out[r*s.LdOut+g*8:], s.LdOut, c.Workers)
+			Gemm(false, true, p-r, kg, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[r*s.LdOut+g*kg:], s.LdOut, c.Workers)
 		}
 	}
 }

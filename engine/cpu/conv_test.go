@@ -233,13 +233,19 @@ func TestStridedAffine(t *testing.T) {
 	}
 }
 
-// The four-group 1×1 kernel gives the bits of the per-group GEMMs.
-func TestConvG4x8SameBits(t *testing.T) {
+// The four-group 1×1 kernels give the bits of the per-group GEMMs.
+func TestConvG4SameBits(t *testing.T) {
 	if !useAVX512 {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
-	s := engine.ConvShape{N: 3, H: 5, W: 7, C: 64, K: 32, R: 1, S: 1, Stride: 1, G: 4, LdIn: 70, LdOut: 40}
+	for _, k := range []int{32, 64} {
+		s := engine.ConvShape{N: 3, H: 5, W: 7, C: 64, K: k, R: 1, S: 1, Stride: 1, G: 4, LdIn: 70, LdOut: k + 8}
+		checkG4SameBits(t, s, rng)
+	}
+}
+
+func checkG4SameBits(t *testing.T, s engine.ConvShape, rng *rand.Rand) {
 	in, w := randSlice(rng, s.N*s.H*s.W*s.LdIn), randSlice(rng, s.Weights())
 	kernel, gemm := make([]float32, s.N*s.H*s.W*s.LdOut), make([]float32, s.N*s.H*s.W*s.LdOut)
 	NewConv(s, 2, nil).Forward(kernel, in, w)
@@ -248,6 +254,6 @@ func TestConvG4x8SameBits(t *testing.T) {
 	useAVX512 = true
 	if !slices.Equal(kernel, gemm) {
 		i, _ := closeTo(kernel, gemm, 0, 0)
-		t.Errorf("[%d] = %v, the GEMMs give %v", i, kernel[i], gemm[i])
+		t.Errorf("K=%d: [%d] = %v, the GEMMs give %v", s.K, i, kernel[i], gemm[i])
 	}
 }

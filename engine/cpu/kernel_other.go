@@ -62,3 +62,7 @@ func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn,
 func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32) {
 	panic("unreachable")
 }
+
+func conv1x1G4x16AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32) {
+	panic("unreachable")
+}
