@@ -61,18 +61,18 @@ type Scratch struct {
 	// input is an input after its transform (engine.ConvShape.Input).
 	input []float32
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by
-	// role and plane length: their borders stay zero between calls.
-	planeBufs map[[2]int][]float32
+	// role and image size: their borders stay zero between calls.
+	planeBufs map[[3]int][]float32
 }
 
-// planes returns n planes of planeLen floats for role whose borders are
-// zero: the buffer is kept per (role, planeLen), and toPlanes only ever
-// writes the planes' insides.
-func (s *Scratch) planes(role, planeLen, n int) []float32 {
+// planes returns n planes of planeLen floats for role and h×w images
+// whose borders are zero: the buffer is kept per (role, h, w), which fixes
+// where the borders are, and toPlanes only ever writes the insides.
+func (s *Scratch) planes(role, h, w, planeLen, n int) []float32 {
 	if s.planeBufs == nil {
-		s.planeBufs = map[[2]int][]float32{}
+		s.planeBufs = map[[3]int][]float32{}
 	}
-	key := [2]int{role, planeLen}
+	key := [3]int{role, h, w}
 	buf := s.planeBufs[key]
 	if len(buf) < n*planeLen {
 		buf = append(buf, make([]float32, n*planeLen-len(buf))...)

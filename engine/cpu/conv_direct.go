@@ -49,7 +49,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	s := c.ConvShape
 	rowStride := s.W + 2
 	_, planeLen := c.directPlanes()
-	planes := c.scratch.planes(role, planeLen, s.N*ch)
+	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
 	floor := float32(math.Inf(-1))
 	if a != nil && a.ReLU {
 		floor = 0

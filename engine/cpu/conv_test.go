@@ -257,3 +257,23 @@ func checkG4SameBits(t *testing.T, s engine.ConvShape, rng *rand.Rand) {
 		t.Errorf("K=%d: [%d] = %v, the GEMMs give %v", s.K, i, kernel[i], gemm[i])
 	}
 }
+
+// Two convolutions of different image sizes whose planes have the same
+// length share a scratch without one's image landing on the other's
+// border.
+func TestDirectPlanesKeptApart(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	scratch := new(Scratch)
+	for range 2 {
+		for _, h := range []int{4, 3} { // 14 wide: both planes are 98 floats
+			s := engine.ConvShape{N: 1, H: h, W: 14, C: 4, K: 4, R: 3, S: 3, Stride: 1, Pad: 1, G: 2, LdIn: 4, LdOut: 4}
+			in, w := randSlice(rng, h*14*4), randSlice(rng, s.Weights())
+			want, got := make([]float32, h*14*4), make([]float32, h*14*4)
+			convNaive(want, in, w, s)
+			NewConv(s, 1, scratch).Forward(got, in, w)
+			if i, ok := closeTo(got, want, 1e-5, 1e-5); !ok {
+				t.Fatalf("%d×14: [%d] = %v, want %v", h, i, got[i], want[i])
+			}
+		}
+	}
+}
