@@ -65,8 +65,11 @@ func newBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
 		b1: f(blocks * c), b2: f(blocks * c), ca: f(c), cb: f(c), cc: f(c)}
 }
 
-func (b *BatchNorm) floor() float32 {
-	if b.ReLU {
+func (b *BatchNorm) floor() float32 { return reluFloor(b.ReLU) }
+
+// reluFloor is the least value an output may take: 0 after a ReLU.
+func reluFloor(relu bool) float32 {
+	if relu {
 		return 0
 	}
 	return float32(math.Inf(-1))
@@ -136,28 +139,31 @@ func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
 		b.ca[c] = gamma[c] * b.rstd[c]
 		b.cb[c] = beta[c] - b.mean[c]*b.ca[c]
 	}
-	if b.Index == nil {
-		b.rows(func(r0, r1 int) {
-			bnApply(out[r0*b.LdOut:], in[r0*b.LdIn:], b.ca, b.cb, b.C, r1-r0, b.LdIn, b.LdOut, b.floor())
-		})
+	b.rows(func(r0, r1 int) {
+		normRows(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.ca, b.cb, r1-r0, b.C, b.LdIn, b.LdOut, b.floor())
+	})
+}
+
+// normRows writes out = max(in[:, idx]·scale + shift, floor) for p rows of
+// c channels (idx nil: channel j reads channel j). With an index and
+// AVX-512, whole sixteens of channels go in one pass; then a few rows of
+// the rest are gathered and normalised in place while still in L1.
+func normRows(out, in []float32, idx []int32, scale, shift []float32, p, c, ldIn, ldOut int, floor float32) {
+	if idx == nil {
+		bnApply(out, in, scale, shift, c, p, ldIn, ldOut, floor)
 		return
 	}
-	// With AVX-512, whole sixteens of channels in one pass; then gather a
-	// few rows of the rest and normalise them in place while they are
-	// still in L1.
-	b.rows(func(r0, r1 int) {
-		done := gatherNorm(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.ca, b.cb, r1-r0, b.LdIn, b.LdOut, b.floor())
-		if done == b.C {
-			return
-		}
-		idx, ca, cb, c := b.Index[done:], b.ca[done:], b.cb[done:], b.C-done
-		for q0 := r0; q0 < r1; q0 += gatherRowsBlock {
-			q1 := min(r1, q0+gatherRowsBlock)
-			y := out[q0*b.LdOut+done:]
-			gatherRows(y, in[q0*b.LdIn:], idx, q1-q0, b.LdIn, b.LdOut)
-			bnApply(y, y, ca, cb, c, q1-q0, b.LdOut, b.LdOut, b.floor())
-		}
-	})
+	done := gatherNorm(out, in, idx, scale, shift, p, ldIn, ldOut, floor)
+	if done == c {
+		return
+	}
+	idx, scale, shift = idx[done:], scale[done:], shift[done:]
+	for q0 := 0; q0 < p; q0 += gatherRowsBlock {
+		q := min(p-q0, gatherRowsBlock)
+		y := out[q0*ldOut+done:]
+		gatherRows(y, in[q0*ldIn:], idx, q, ldIn, ldOut)
+		bnApply(y, y, scale, shift, c-done, q, ldOut, ldOut, floor)
+	}
 }
 
 // gatherRowsBlock rows of gathered channels fit in L1 at CondenseNet's widths.

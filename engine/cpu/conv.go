@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -113,23 +112,6 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	return c
 }
 
-// applyAffine writes y (rows of c channels, ldy apart) = a(x) for p rows
-// of x (ldx apart).
-func applyAffine(y, x []float32, a *engine.Affine, p, c, ldx, ldy, workers int) {
-	floor := float32(math.Inf(-1))
-	if a.ReLU {
-		floor = 0
-	}
-	parallel(workers, p, 2*p*c, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, yr := x[r*ldx:], y[r*ldy:r*ldy+c]
-			for j := range yr {
-				yr[j] = max(xr[a.Source(j)]*a.Scale[j]+a.Shift[j], floor)
-			}
-		}
-	})
-}
-
 // block returns the number of output pixels per patch block, a multiple of
 // the GEMM's row tile.
 func (c *Conv) block() int {
@@ -145,7 +127,10 @@ func (c *Conv) Forward(out, in, w []float32) {
 		// The input's transform into a buffer first, then the convolution
 		// of that (the direct one applies it as it copies the input).
 		x := grow(&c.scratch.input, s.N*s.H*s.W*s.C)
-		applyAffine(x, in, s.Input, s.N*s.H*s.W, s.C, s.LdIn, s.C, c.Workers)
+		a, p := s.Input, s.N*s.H*s.W
+		parallel(c.Workers, p, 2*p*s.C, func(lo, hi int) {
+			normRows(x[lo*s.C:], in[lo*s.LdIn:], a.Index, a.Scale, a.Shift, hi-lo, s.C, s.LdIn, s.C, reluFloor(a.ReLU))
+		})
 		if c.plain == nil {
 			plain := *c
 			plain.Input, plain.LdIn = nil, s.C

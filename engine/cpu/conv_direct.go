@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"math"
-
 	"github.com/condensenet/condensenet/engine"
 )
 
@@ -50,10 +48,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	rowStride := s.W + 2
 	_, planeLen := c.directPlanes()
 	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
-	floor := float32(math.Inf(-1))
-	if a != nil && a.ReLU {
-		floor = 0
-	}
+	floor := reluFloor(a != nil && a.ReLU)
 	// A pixel row and a channel at a time: the pixel row stays in cache
 	// while each plane's row is written in order.
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
@@ -81,11 +76,10 @@ func stridedCopyGo(dst, src []float32, stride int) {
 	}
 }
 
-// stridedAffineGo is stridedAffine's definition (fused multiply-add, as
-// the assembly does).
+// stridedAffineGo is stridedAffine's definition.
 func stridedAffineGo(dst, src []float32, stride int, scale, shift, floor float32) {
 	for i := range dst {
-		dst[i] = max(float32(math.FMA(float64(src[i*stride]), float64(scale), float64(shift))), floor)
+		dst[i] = max(src[i*stride]*scale+shift, floor)
 	}
 }
 
@@ -126,12 +120,10 @@ func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	pairs := (kg + 1) / 2
-	if len(c.wk) == 0 {
-		c.wk = make([]float32, s.G*pairs*cg*18)
-	}
-	c.prepare(w, func(w []float32) { c.arrangePairs(c.wk, w, false) })
+	wk := grow(&c.wk, s.G*pairs*cg*18)
+	c.prepare(w, func(w []float32) { c.arrangePairs(wk, w, false) })
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
-	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, c.wk)
+	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, wk)
 }
 
 // pairs runs conv3x3Pair512 over every (image, group, pair of output
@@ -149,7 +141,7 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
 			w := wk[(g*pairs+p)*red*18:][:red*18]
 			base := (n*chIn + g*red) * planeLen
-			o, two := g*per+2*p, 2*p+1 < per
+			o, outs := g*per+2*p, min(2, per-2*p)
 			for q0 := 0; q0 < positions; q0 += directBlock {
 				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
 				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
@@ -159,17 +151,13 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 						break
 					}
 					if x < s.W {
-						at := ((n*s.H+y)*s.W+x)*ld + o
-						if add {
-							dst[at] += acc[i]
-							if two {
-								dst[at+1] += acc[directBlock+i]
+						d := dst[((n*s.H+y)*s.W+x)*ld+o:][:outs]
+						for j := range d {
+							v := acc[j*directBlock+i]
+							if add {
+								v += d[j]
 							}
-						} else {
-							dst[at] = acc[i]
-							if two {
-								dst[at+1] = acc[directBlock+i]
-							}
+							d[j] = v
 						}
 					}
 					if x++; x == rowStride {
@@ -190,25 +178,24 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	cg, kg := s.C/s.G, s.K/s.G
 	positions, planeLen := c.directPlanes()
 	rowStride := s.W + 2
-	if len(c.wkT) == 0 {
-		c.wkT = make([]float32, s.G*(cg+1)/2*kg*18)
-	}
-	c.arrangePairs(c.wkT, w, true)
+	wkT := grow(&c.wkT, s.G*(cg+1)/2*kg*18)
+	c.arrangePairs(wkT, w, true)
 	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
-	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, c.wkT)
+	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.
 	pairs := (kg + 1) / 2
-	zero := make([]float32, planeLen) // the second gradient of an odd pair
 	parallel(c.Workers, s.G*pairs*cg, s.N*positions*s.K*cg*9/12, func(lo, hi int) {
 		var acc [18 * 16]float32
 		for item := lo; item < hi; item++ {
 			g, p, ci := item/(pairs*cg), item/cg%pairs, item%cg
 			o := g*kg + 2*p
 			for n := range s.N {
+				// An odd last pair's second gradient repeats the first;
+				// its sums are not kept.
 				d0 := outPlanes[(n*s.K+o)*planeLen+rowStride+1:]
-				d1 := zero[rowStride+1:]
+				d1 := d0
 				if 2*p+1 < kg {
 					d1 = outPlanes[(n*s.K+o+1)*planeLen+rowStride+1:]
 				}

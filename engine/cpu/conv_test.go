@@ -214,7 +214,7 @@ func testConvInputTransform(t *testing.T) {
 }
 
 // stridedAffine's gather, multiply-add and floor give its definition's
-// results (to the last bit but one: the definition rounds through float64),
+// results (to within a rounding: the assembly fuses the multiply-add),
 // tails included, and write nothing past n.
 func TestStridedAffine(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))

@@ -114,33 +114,34 @@ func gatherRows512(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
 // indices with AVX-512 gathers, then of 8 with plain loads (no bounds check
 // per element); the rest goes through the Go loop.
 func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
-	if n16 := len(idx) &^ 15; useAVX512 && n16 > 0 && p > 0 {
-		hi := int32(0)
-		for _, k := range idx[:n16] {
-			hi = max(hi, k)
-		}
-		_, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+int(hi)]
-		gatherRows512(&out[0], &in[0], &idx[0], n16, p, ldIn, ldOut)
-		if n16 == len(idx) {
-			return
-		}
-		out, idx = out[n16:], idx[n16:]
+	n16, n8 := len(idx)&^15, len(idx)&^7
+	if !useAVX512 {
+		n16 = 0
 	}
-	n8 := len(idx) &^ 7
 	if !useAVX2 || n8 == 0 || p == 0 {
 		IndexSelectForward(out, in, idx, p, ldIn, ldOut)
 		return
 	}
+	// The gathers trust every index: the last row must hold the largest.
+	_, _ = out[(p-1)*ldOut+n8-1], in[(p-1)*ldIn+maxIndex(idx[:n8])]
+	if n16 > 0 {
+		gatherRows512(&out[0], &in[0], &idx[0], n16, p, ldIn, ldOut)
+	}
+	if n16 < n8 {
+		gatherRowsAVX2(&out[n16], &in[0], &idx[n16], n8-n16, p, ldIn, ldOut)
+	}
+	if n8 < len(idx) {
+		IndexSelectForward(out[n8:], in, idx[n8:], p, ldIn, ldOut)
+	}
+}
+
+// maxIndex returns the largest of idx (0 if empty).
+func maxIndex(idx []int32) int {
 	hi := int32(0)
 	for _, k := range idx {
 		hi = max(hi, k)
 	}
-	// The gather trusts every index: the last row must hold the largest.
-	_, _ = out[(p-1)*ldOut+len(idx)-1], in[(p-1)*ldIn+int(hi)]
-	gatherRowsAVX2(&out[0], &in[0], &idx[0], n8, p, ldIn, ldOut)
-	if n8 < len(idx) {
-		IndexSelectForward(out[n8:], in, idx[n8:], p, ldIn, ldOut)
-	}
+	return int(hi)
 }
 
 //go:noescape
@@ -203,11 +204,7 @@ func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn,
 	if !useAVX512 || n16 == 0 || p == 0 {
 		return 0
 	}
-	hi := int32(0)
-	for _, k := range idx[:n16] {
-		hi = max(hi, k)
-	}
-	_, _, _, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+int(hi)], scale[n16-1], shift[n16-1]
+	_, _, _, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+maxIndex(idx[:n16])], scale[n16-1], shift[n16-1]
 	gatherNorm512(&out[0], &in[0], &idx[0], &scale[0], &shift[0], n16, p, ldIn, ldOut, floor)
 	return n16
 }
