@@ -21,7 +21,6 @@ import (
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
-	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
 
@@ -204,24 +203,25 @@ func checkArtifactFile(g *Globals, path string) error {
 	if _, err := os.Stat(filepath.Join(dir, artifacts.ManifestName)); err != nil {
 		return nil // a file of the user's own
 	}
-	if _, err := openArtifact(dir); err != nil {
+	if _, _, err := openArtifact(dir); err != nil {
 		return err
 	}
 	warnStale(g, dir)
 	return nil
 }
 
-// openArtifact opens and verifies the artifact in dir.
-func openArtifact(dir string) (*artifacts.Artifact, error) {
+// openArtifact opens and verifies the artifact in dir, and the store that
+// holds it.
+func openArtifact(dir string) (*artifacts.Store, *artifacts.Artifact, error) {
 	store, err := artifacts.Open(filepath.Dir(dir))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a, err := store.Get(filepath.Base(dir))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w; run \"pipeline run all\" to rebuild it", dir, err)
+		return nil, nil, fmt.Errorf("%s: %w; run \"pipeline run all\" to rebuild it", dir, err)
 	}
-	return a, nil
+	return store, a, nil
 }
 
 // warnStale warns when dir is one of the workdir's artifacts and a run
@@ -232,36 +232,21 @@ func warnStale(g *Globals, dir string) {
 	if err1 != nil || err2 != nil || abs != wd {
 		return
 	}
-	cfg, err := g.config()
-	if err != nil {
-		return
-	}
-	r, err := g.runner(cfg, pipeline.Discard)
-	if err != nil {
-		return
-	}
-	r.Store.NoVerify = true // the artifact itself was verified
-	for _, s := range r.Status() {
-		if s.Stage == filepath.Base(dir) && s.State != pipeline.Fresh {
-			fmt.Fprintf(g.stderr, "pipeline: warning: %s is %s for the workdir's settings (%s): run \"pipeline run all\" to bring it up to date\n",
-				workdirPath(dir), s.State, s.Reason)
-		}
+	if s, ok := staleStages(g)[filepath.Base(dir)]; ok {
+		fmt.Fprintf(g.stderr, "pipeline: warning: %s is %s for the workdir's settings (%s): run \"pipeline run all\" to bring it up to date\n",
+			workdirPath(dir), s.State, s.Reason)
 	}
 }
 
 // condensedClassifier runs a CondensedModel artifact on the engine; the
 // class names come from the same workdir's dataset.
 func condensedClassifier(g *Globals, dir string, top int) (classifier, error) {
-	a, err := openArtifact(dir)
+	store, a, err := openArtifact(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--model %w", err)
 	}
 	warnStale(g, dir)
 	arch, tensors, err := stages.LoadCondensed(a)
-	if err != nil {
-		return nil, err
-	}
-	store, err := artifacts.Open(filepath.Dir(dir))
 	if err != nil {
 		return nil, err
 	}

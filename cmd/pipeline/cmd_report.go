@@ -47,7 +47,7 @@ type reportPage struct {
 	Parity    *artifacts.Parity
 	ONNXSize  string
 	// Stale says, per stage, why its results are not what a run with the
-	// workdir's settings would make now.
+	// workdir's settings would make now ("stale: the config changed").
 	Stale map[string]string
 }
 
@@ -68,7 +68,10 @@ func runReport(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: staleStages(g)}
+	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: map[string]string{}}
+	for stage, s := range staleStages(g) {
+		page.Stale[stage] = fmt.Sprintf("%s: %s", s.State, s.Reason)
+	}
 	get := func(name string) *artifacts.Artifact {
 		a, err := store.Get(name)
 		if err != nil {
@@ -148,9 +151,10 @@ func schedule(cfg model.Config, metrics []artifacts.Metric) []scheduleRow {
 	return rows
 }
 
-// staleStages returns why each stage that has an artifact is not fresh for
-// the workdir's settings; nothing when those cannot be read.
-func staleStages(g *Globals) map[string]string {
+// staleStages returns, by stage, the stages that have an artifact that is
+// not what a run with the workdir's settings would make now; nothing when
+// those settings cannot be read.
+func staleStages(g *Globals) map[string]pipeline.Status {
 	cfg, err := g.config()
 	if err != nil {
 		return nil
@@ -159,11 +163,11 @@ func staleStages(g *Globals) map[string]string {
 	if err != nil {
 		return nil
 	}
-	r.Store.NoVerify = true // what the page shows is verified as it is read
-	out := map[string]string{}
+	r.Store.NoVerify = true // the artifacts shown are verified as they are read
+	out := map[string]pipeline.Status{}
 	for _, s := range r.Status() {
 		if s.State != pipeline.Fresh && s.State != pipeline.Missing {
-			out[s.Stage] = fmt.Sprintf("%s: %s", s.State, s.Reason)
+			out[s.Stage] = s
 		}
 	}
 	return out
