@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/condensenet/condensenet/internal/atomicfile"
 )
 
 // A Source is where an archive comes from and how to check it. At least one
@@ -120,18 +122,7 @@ func SHA256Of(cacheDir string, s Source) (sum string, ok bool) {
 // that cannot be written costs only the equivalence.
 func record(cacheDir string, got sums) {
 	dir := filepath.Join(cacheDir, bookDir)
-	if os.MkdirAll(dir, 0o755) != nil {
-		return
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, err = f.WriteString(got.sha256)
-	if cerr := f.Close(); err == nil && cerr == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, "md5-"+got.md5))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if os.MkdirAll(dir, 0o755) == nil {
+		atomicfile.WriteFile(filepath.Join(dir, "md5-"+got.md5), []byte(got.sha256))
 	}
 }
