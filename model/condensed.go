@@ -45,7 +45,7 @@ type clayer struct {
 	c, k   int
 	index  []int32 // selected input channels
 	bn1    engine.BatchNorm
-	n1, n2 normParams
+	n1     normParams
 	norm2  string         // the second BatchNorm's tensors' prefix
 	in2    *engine.Affine // that BatchNorm, ReLU and shuffle, folded into conv2
 	conv1  engine.Conv    // 1×1, G groups
@@ -89,7 +89,8 @@ func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 			ly := &clayer{c: ch, k: k, index: arch.Layers[li]}
 			ly.n1 = norm(pre+"conv_1.norm", sel)
 			ly.w1 = t.add(pre+"conv_1.conv.weight", initConv, cfg.Bottleneck*k, ch/cfg.CondenseFactor, 1, 1)
-			ly.n2, ly.norm2 = norm(pre+"conv_2.norm", cfg.Bottleneck*k), pre+"conv_2.norm"
+			ly.norm2 = pre + "conv_2.norm"
+			norm(ly.norm2, cfg.Bottleneck*k) // checked by name and shape; folded into conv2 below
 			ly.w2 = t.add(pre+"conv_2.conv.weight", initConv, k, cfg.Bottleneck*k/cfg.Group3x3, 3, 3)
 			bk.layers = append(bk.layers, ly)
 			ch += k
