@@ -141,7 +141,7 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
 			w := wk[(g*pairs+p)*red*18:][:red*18]
 			base := (n*chIn + g*red) * planeLen
-			o, outs := g*per+2*p, min(2, per-2*p)
+			o, two := g*per+2*p, 2*p+1 < per
 			for q0 := 0; q0 < positions; q0 += directBlock {
 				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
 				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
@@ -151,13 +151,17 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 						break
 					}
 					if x < s.W {
-						d := dst[((n*s.H+y)*s.W+x)*ld+o:][:outs]
-						for j := range d {
-							v := acc[j*directBlock+i]
-							if add {
-								v += d[j]
+						at := ((n*s.H+y)*s.W+x)*ld + o
+						v0, v1 := acc[i], acc[directBlock+i]
+						if add {
+							v0 += dst[at]
+							if two {
+								v1 += dst[at+1]
 							}
-							d[j] = v
+						}
+						dst[at] = v0
+						if two {
+							dst[at+1] = v1
 						}
 					}
 					if x++; x == rowStride {
