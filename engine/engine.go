@@ -169,3 +169,13 @@ type Backend interface {
 	ShuffleBackward(dIn, dOut View, p, c, g, ldIn, ldOut int)
 	SGDNesterov(w, g, v View, n int, lr, momentum, wd float32)
 }
+
+// A Splitter is a backend whose cores do more apart than together on
+// independent work: Split returns one backend per core, each running its
+// kernels on that core alone, to be used side by side. A batch of
+// inference then runs as one small batch per core, whose activations stay
+// in that core's cache and whose layers never wait for another core (the
+// CPU). It returns nil when there is a single core.
+type Splitter interface {
+	Split() []Backend
+}

@@ -81,6 +81,20 @@ func TestCondensedMatchesMasked(t *testing.T) {
 		if maxDiff > 1e-5*maxRef {
 			t.Errorf("G=%d C=%d: condensed logits differ from the masked net's by %.3g (max |logit| %.3g)", cfg.Group1x1, cfg.CondenseFactor, maxDiff, maxRef)
 		}
+		// An image at a time on each of two cores, or the whole batch on
+		// one: the same bits.
+		if len(cn.lanes) != 2 {
+			t.Fatalf("%d lanes on two cores, want 2", len(cn.lanes))
+		}
+		whole, err := NewCondensed(arch, tensors, n, cpu.New(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]float32, len(got))
+		whole.Forward(batch, images)
+		if !slices.Equal(batch, got) {
+			t.Errorf("G=%d C=%d: logits %v a batch at a time, %v an image at a time", cfg.Group1x1, cfg.CondenseFactor, batch, got)
+		}
 		// With the classifier condensed the outputs change, as they should.
 		arch2, tensors2, _ := Convert(cfg, ts, ConvertOptions{})
 		if len(arch2.Classifier) != cfg.Width()/2 {

@@ -29,6 +29,18 @@ func New(workers int) *Backend {
 
 func (b *Backend) Name() string { return "cpu" }
 
+// Split returns a one-worker backend per worker (see engine.Splitter).
+func (b *Backend) Split() []engine.Backend {
+	if b.workers == 1 {
+		return nil
+	}
+	lanes := make([]engine.Backend, b.workers)
+	for i := range lanes {
+		lanes[i] = New(1)
+	}
+	return lanes
+}
+
 // Workers returns the number of goroutines per kernel.
 func (b *Backend) Workers() int { return b.workers }
 

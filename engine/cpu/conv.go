@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -11,7 +13,14 @@ import (
 func pointwise(s engine.ConvShape) bool { return s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0 }
 
 func checkConv(s engine.ConvShape) {
-	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < s.C || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
+	width := s.C // floats of an input row read
+	if a := s.Input; a != nil && a.Index != nil {
+		width = int(slices.Max(a.Index)) + 1 // a selection may repeat channels
+		if slices.Min(a.Index) < 0 {
+			width = math.MaxInt
+		}
+	}
+	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }
@@ -124,6 +133,15 @@ func (c *Conv) block() int {
 func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
 	if s.Input != nil && !useDirect(s) {
+		if c.plain == nil {
+			plain := *c
+			plain.Input, plain.LdIn = nil, s.C
+			c.plain = &plain
+		}
+		if pointwise(s) {
+			c.pointwiseInputForward(out, in, w)
+			return
+		}
 		// The input's transform into a buffer first, then the convolution
 		// of that (the direct one applies it as it copies the input).
 		x := grow(&c.scratch.input, s.N*s.H*s.W*s.C)
@@ -131,15 +149,10 @@ func (c *Conv) Forward(out, in, w []float32) {
 		parallel(c.Workers, p, 2*p*s.C, func(lo, hi int) {
 			normRows(x[lo*s.C:], in[lo*s.LdIn:], a.Index, a.Scale, a.Shift, hi-lo, s.C, s.LdIn, s.C, reluFloor(a.ReLU))
 		})
-		if c.plain == nil {
-			plain := *c
-			plain.Input, plain.LdIn = nil, s.C
-			c.plain = &plain
-		}
 		c.plain.Forward(out, x, w)
 		return
 	}
-	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
+	kg, kk := s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
 	if useDirect(s) {
 		c.directForward(out, in, w)
@@ -152,14 +165,8 @@ func (c *Conv) Forward(out, in, w []float32) {
 	if pointwise(s) {
 		if useG4(s) {
 			c.prepare(w, c.arrangeG4)
-			c.forwardG4(out, in, w)
-			return
 		}
-		for g := range s.G {
-			// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are
-			// in patch order already
-			Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*kk:], kk, 0, out[g*kg:], s.LdOut, c.Workers)
-		}
+		c.pointwiseForward(out, in, w, p, c.Workers)
 		return
 	}
 	c.prepare(w, c.permuteWeights)
@@ -347,17 +354,64 @@ func (c *Conv) arrangeG4(w []float32) {
 	}
 }
 
+// pointwiseForward computes the first p rows of a 1×1 convolution's
+// output with up to workers goroutines (the four-group kernel's weights
+// prepared already).
+func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
+	s := c.ConvShape
+	if useG4(s) {
+		c.forwardG4(out, in, w, p, workers)
+		return
+	}
+	cg, kg := s.C/s.G, s.K/s.G
+	for g := range s.G {
+		// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are in
+		// patch order already
+		Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[g*kg:], s.LdOut, workers)
+	}
+}
+
+// pointwiseInputForward computes a 1×1 convolution of its input's
+// transform a chunk of rows at a time: each worker transforms a chunk
+// into a buffer that stays in cache and multiplies it there, instead of
+// writing the whole transformed input to memory and reading it back
+// (the condensed CondenseNet's index-select, BatchNorm and ReLU before
+// each grouped 1×1). The sums are those of the unfused convolution.
+func (c *Conv) pointwiseInputForward(out, in, w []float32) {
+	s, a, plain := c.ConvShape, c.Input, c.plain
+	if useG4(s) {
+		plain.prepare(w, plain.arrangeG4)
+	}
+	p := s.N * s.H * s.W
+	rows := max(mr, inputChunkFloats/s.C/mr*mr)
+	chunks := (p + rows - 1) / rows
+	parallel(c.Workers, chunks, p*(s.C+s.K), func(lo, hi int) {
+		buf := getScratch()
+		x := buf.b[:rows*s.C]
+		for r0 := lo * rows; r0 < min(p, hi*rows); r0 += rows {
+			n := min(rows, p-r0)
+			normRows(x, in[r0*s.LdIn:], a.Index, a.Scale, a.Shift, n, s.C, s.LdIn, s.C, reluFloor(a.ReLU))
+			plain.pointwiseForward(out[r0*s.LdOut:], x, w, n, 1)
+		}
+		putScratch(buf)
+	})
+}
+
+// inputChunkFloats is the size of pointwiseInputForward's chunks: with the
+// GEMM's packed block of A beside it, it stays in L2.
+const inputChunkFloats = 64 << 10
+
 // forwardG4 runs the four-group kernel over whole tiles of six rows and
 // the GEMMs over the last few, which sum in the same order.
-func (c *Conv) forwardG4(out, in, w []float32) {
+func (c *Conv) forwardG4(out, in, w []float32, p, workers int) {
 	s := c.ConvShape
-	cg, kg, p := s.C/4, s.K/4, s.N*s.H*s.W
+	cg, kg := s.C/4, s.K/4
 	kernel := conv1x1G4x8AVX512
 	if kg == 16 {
 		kernel = conv1x1G4x16AVX512
 	}
 	tiles := p / 6
-	parallel(c.Workers, tiles, p*s.K*cg/12, func(lo, hi int) {
+	parallel(workers, tiles, p*s.K*cg/12, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			r := 6 * t
 			_, _ = in[(r+5)*s.LdIn+s.C-1], out[(r+5)*s.LdOut+s.K-1]
@@ -366,7 +420,7 @@ func (c *Conv) forwardG4(out, in, w []float32) {
 	})
 	if r := 6 * tiles; r < p {
 		for g := range 4 {
-			Gemm(false, true, p-r, kg, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[r*s.LdOut+g*kg:], s.LdOut, c.Workers)
+			Gemm(false, true, p-r, kg, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[r*s.LdOut+g*kg:], s.LdOut, workers)
 		}
 	}
 }

@@ -174,7 +174,13 @@ func TestConvInputTransform(t *testing.T) { forEachISA(t, testConvInputTransform
 
 func testConvInputTransform(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
-	for _, s := range enginetest.ConvShapes {
+	// 1×1 convolutions of several chunks with a short last one, for the
+	// four-group kernel and for the GEMMs (see pointwiseInputForward).
+	chunked := []engine.ConvShape{
+		{N: 3, H: 10, W: 11, C: 160, K: 64, R: 1, S: 1, Stride: 1, G: 4, LdIn: 160, LdOut: 70},
+		{N: 2, H: 16, W: 15, C: 96, K: 128, R: 1, S: 1, Stride: 1, G: 4, LdIn: 96, LdOut: 128},
+	}
+	for _, s := range append(chunked, enginetest.ConvShapes...) {
 		const extra = 3 // the raw input is wider than the convolution's
 		raw := s.C + extra
 		p := s.N * s.H * s.W
