@@ -26,15 +26,53 @@ type Kind struct {
 type Backend struct {
 	engine.Backend
 	kinds map[string]*Kind
+	cores []*Backend // what Split returned, each timing its own core
 }
 
 // New wraps b.
 func New(b engine.Backend) *Backend { return &Backend{Backend: b, kinds: map[string]*Kind{}} }
 
+// Split splits the backend it wraps, if that is an engine.Splitter, and
+// times each core on its own.
+func (t *Backend) Split() []engine.Backend {
+	s, ok := t.Backend.(engine.Splitter)
+	if !ok {
+		return nil
+	}
+	var cores []engine.Backend
+	for _, b := range s.Split() {
+		core := New(b)
+		t.cores = append(t.cores, core)
+		cores = append(cores, core)
+	}
+	return cores
+}
+
 // Kinds returns the time per kind since the last Reset, largest first.
+// Work that ran split between cores counts its seconds divided by the
+// cores: the time of the whole machine on it, as for the rest.
 func (t *Backend) Kinds() []Kind {
-	var out []Kind
+	all := map[string]*Kind{}
+	add := func(k *Kind, share float64) {
+		a := all[k.Name]
+		if a == nil {
+			a = &Kind{Name: k.Name}
+			all[k.Name] = a
+		}
+		a.Calls += k.Calls
+		a.Seconds += k.Seconds * share
+		a.FLOPs += k.FLOPs
+	}
 	for _, k := range t.kinds {
+		add(k, 1)
+	}
+	for _, core := range t.cores {
+		for _, k := range core.kinds {
+			add(k, 1/float64(len(t.cores)))
+		}
+	}
+	var out []Kind
+	for _, k := range all {
 		out = append(out, *k)
 	}
 	slices.SortFunc(out, func(a, b Kind) int {
@@ -44,7 +82,12 @@ func (t *Backend) Kinds() []Kind {
 }
 
 // Reset forgets what was timed (a warm-up, say).
-func (t *Backend) Reset() { clear(t.kinds) }
+func (t *Backend) Reset() {
+	clear(t.kinds)
+	for _, core := range t.cores {
+		core.Reset()
+	}
+}
 
 // time runs f, waits for the backend and books the time under kind.
 func (t *Backend) time(kind string, flops float64, f func()) {

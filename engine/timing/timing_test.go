@@ -63,3 +63,51 @@ func TestTimedStep(t *testing.T) {
 		t.Errorf("booked %g FLOPs in %g s; the step has %g", flops, seconds, w)
 	}
 }
+
+// A condensed network split between cores books, through the cores'
+// timers, the calls and FLOPs it books on one core, and its results are
+// the same.
+func TestTimedSplit(t *testing.T) {
+	cfg := model.CondenseNet(20)
+	cfg.Stages, cfg.Growth = []int{1, 1, 1}, []int{4, 4, 4}
+	net, err := model.NewNet(cfg, 3, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, tensors, err := net.ConvertCurrent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, _ := model.RandomBatch(3, cfg.Classes, 1)
+	run := func(workers int) ([]float32, *Backend) {
+		tb := New(cpu.New(workers))
+		cn, err := model.NewCondensed(arch, tensors, 3, tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.Reset()
+		logits := make([]float32, 3*cfg.Classes)
+		cn.Forward(logits, images)
+		return logits, tb
+	}
+	want, one := run(1)
+	got, two := run(2)
+	if len(two.cores) != 2 || len(one.cores) != 0 {
+		t.Fatalf("%d and %d cores timed, want 0 and 2", len(one.cores), len(two.cores))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatal("splitting changed the results")
+	}
+	sum := func(kinds []Kind) (calls int, flops float64) {
+		for _, k := range kinds {
+			calls += k.Calls
+			flops += k.FLOPs
+		}
+		return calls, flops
+	}
+	c1, f1 := sum(one.Kinds())
+	c2, f2 := sum(two.Kinds())
+	if f1 != f2 || f1 == 0 || c2 != 3*c1 {
+		t.Errorf("split: %d calls, %g FLOPs; whole batch: %d calls, %g FLOPs (want three times the calls, one per image, and the same FLOPs)", c2, f2, c1, f1)
+	}
+}
