@@ -195,6 +195,7 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 		for item := lo; item < hi; item++ {
 			g, p, ci := item/(pairs*cg), item/cg%pairs, item%cg
 			o := g*kg + 2*p
+			clear(acc[:])
 			for n := range s.N {
 				// An odd last pair's second gradient repeats the first;
 				// its sums are not kept.
@@ -206,14 +207,14 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 				src := inPlanes[(n*s.C+g*cg+ci)*planeLen:]
 				_, _, _ = d0[positions-1], d1[positions-1], src[positions-1+2*rowStride+2]
 				conv3x3GradPair512(&acc[0], &d0[0], &d1[0], &src[0], positions/16, rowStride)
-				for j := range min(2, kg-2*p) {
-					for t := range 9 {
-						var sum float32
-						for _, v := range acc[(j*9+t)*16 : (j*9+t+1)*16] {
-							sum += v
-						}
-						dW[((o+j)*cg+ci)*9+t] += sum
+			}
+			for j := range min(2, kg-2*p) {
+				for t := range 9 {
+					var sum float32
+					for _, v := range acc[(j*9+t)*16 : (j*9+t+1)*16] {
+						sum += v
 					}
+					dW[((o+j)*cg+ci)*9+t] += sum
 				}
 			}
 		}

@@ -558,9 +558,10 @@ pairLoop:
 //
 // The weight gradient of conv3x3Pair512 for two output channels and one
 // input channel, over nvec vectors of 16 positions q: for tap t = 3r + s,
-//   acc[t·16 + lane]     = Σ_q dout0[q] · in[q + r·rowStride + s]
-//   acc[(9+t)·16 + lane] = Σ_q dout1[q] · in[q + r·rowStride + s]
-// summed lane by lane (the caller adds the 16 lanes). Z0..Z17 accumulate,
+//   acc[t·16 + lane]     += Σ_q dout0[q] · in[q + r·rowStride + s]
+//   acc[(9+t)·16 + lane] += Σ_q dout1[q] · in[q + r·rowStride + s]
+// summed lane by lane (the caller adds the 16 lanes once, after the last
+// image). Z0..Z17 accumulate,
 // Z18/Z19 hold the two output gradients, Z20 an input vector.
 #define GRADTAP(row, s, a0, a1) \
 	VMOVUPS     (s*4)(row), Z20 \
@@ -575,24 +576,24 @@ TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-48
 	MOVQ nvec+32(FP), CX
 	MOVQ rowStride+40(FP), BX
 	SHLQ $2, BX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
+	VMOVUPS 0(DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	VMOVUPS 320(DI), Z5
+	VMOVUPS 384(DI), Z6
+	VMOVUPS 448(DI), Z7
+	VMOVUPS 512(DI), Z8
+	VMOVUPS 576(DI), Z9
+	VMOVUPS 640(DI), Z10
+	VMOVUPS 704(DI), Z11
+	VMOVUPS 768(DI), Z12
+	VMOVUPS 832(DI), Z13
+	VMOVUPS 896(DI), Z14
+	VMOVUPS 960(DI), Z15
+	VMOVUPS 1024(DI), Z16
+	VMOVUPS 1088(DI), Z17
 
 gradLoop:
 	VMOVUPS (AX), Z18
