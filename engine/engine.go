@@ -124,7 +124,8 @@ type BatchNorm interface {
 	ForwardTrain(out, in, gamma, beta, runMean, runVar View)
 	ForwardInfer(out, in, gamma, beta, runMean, runVar View)
 	// Backward accumulates into dIn, dGamma and dBeta; out is the forward
-	// output, read for the fused ReLU's mask.
+	// output, for the fused ReLU's mask (a backend may compute the mask
+	// again from in instead).
 	Backward(dIn, dGamma, dBeta, dOut, in, out, gamma View)
 }
 

@@ -80,8 +80,10 @@ func (n batchNorm) ForwardTrain(out, in, gamma, beta, rm, rv engine.View) {
 func (n batchNorm) ForwardInfer(out, in, gamma, beta, rm, rv engine.View) {
 	n.n.ForwardInfer(h(out), h(in), h(gamma), h(beta), h(rm), h(rv))
 }
+
+// Backward does not read out: the CPU computes the ReLU's mask again.
 func (n batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View) {
-	n.n.Backward(h(dIn), h(dGamma), h(dBeta), h(dOut), h(in), h(out), h(gamma))
+	n.n.Backward(h(dIn), h(dGamma), h(dBeta), h(dOut), h(in), h(gamma))
 }
 
 func (b *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {

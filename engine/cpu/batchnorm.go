@@ -28,7 +28,10 @@ type BatchNorm struct {
 	mean, rstd []float32 // (C): the last training batch's statistics, for Backward
 	s1, s2     []float64 // (C): sums
 	b1, b2     []float32 // (blocks, C): each block's sums
-	ca, cb, cc []float32 // (C): per-channel coefficients of the current pass
+	// scale and shift are the last forward's y = x·scale + shift, which
+	// Backward computes again for the ReLU's mask instead of reading y.
+	scale, shift []float32
+	ca, cb, cc   []float32 // (C): Backward's coefficients
 }
 
 const sumBlock = 256
@@ -62,7 +65,7 @@ func newBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
 	blocks := (p + sumBlock - 1) / sumBlock
 	return &BatchNorm{P: p, C: c, LdIn: ldIn, LdOut: ldOut, ReLU: relu, Eps: 1e-5, Momentum: 0.1, Workers: workers,
 		mean: f(c), rstd: f(c), s1: make([]float64, c), s2: make([]float64, c),
-		b1: f(blocks * c), b2: f(blocks * c), ca: f(c), cb: f(c), cc: f(c)}
+		b1: f(blocks * c), b2: f(blocks * c), scale: f(c), shift: f(c), ca: f(c), cb: f(c), cc: f(c)}
 }
 
 func (b *BatchNorm) floor() float32 { return reluFloor(b.ReLU) }
@@ -136,11 +139,11 @@ func (b *BatchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar []float32
 // apply writes out = [relu](gamma·(in−mean)·rstd + beta).
 func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
 	for c := range b.C {
-		b.ca[c] = gamma[c] * b.rstd[c]
-		b.cb[c] = beta[c] - b.mean[c]*b.ca[c]
+		b.scale[c] = gamma[c] * b.rstd[c]
+		b.shift[c] = beta[c] - b.mean[c]*b.scale[c]
 	}
 	b.rows(func(r0, r1 int) {
-		normRows(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.ca, b.cb, r1-r0, b.C, b.LdIn, b.LdOut, b.floor())
+		normRows(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.scale, b.shift, r1-r0, b.C, b.LdIn, b.LdOut, b.floor())
 	})
 }
 
@@ -169,17 +172,18 @@ func normRows(out, in []float32, idx []int32, scale, shift []float32, p, c, ldIn
 // gatherRowsBlock rows of gathered channels fit in L1 at CondenseNet's widths.
 const gatherRowsBlock = 16
 
-// Backward accumulates into dIn, dGamma and dBeta, given dOut, the forward
-// input in and output out (out is read only for the fused ReLU's mask).
-// It uses the statistics of the last ForwardTrain.
-func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma []float32) {
+// Backward accumulates into dIn, dGamma and dBeta, given dOut and the
+// forward input in. It uses the statistics and coefficients of the last
+// ForwardTrain, with which it finds the fused ReLU's mask again, so the
+// forward's output (engine.BatchNorm's out) is not read.
+func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, gamma []float32) {
 	if b.Index != nil {
 		panic("batchnorm: an index is for inference only")
 	}
 	floor := b.floor()
 	// forward: xhat = (x−mean)·rstd; y = relu(gamma·xhat + beta); g = dy·[y > 0]
 	b.sums(func(f1, f2 []float32, r0, r1 int) {
-		bnBackSums(f1, f2, in[r0*b.LdIn:], dOut[r0*b.LdOut:], out[r0*b.LdOut:], b.C, r1-r0, b.LdIn, b.LdOut, floor)
+		bnBackSums(f1, f2, in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.C, r1-r0, b.LdIn, b.LdOut, floor)
 	})
 	// dbeta = Σg; dgamma = Σg·xhat = rstd·(Σg·x − mean·Σg);
 	// dx = gamma·rstd·(g − Σg/P − xhat·Σg·xhat/P), which is a·g + b·x + c.
@@ -197,6 +201,6 @@ func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma []float32)
 		b.cc[c] = float32(gr * (mean*rstd*k2 - k1))
 	}
 	b.rows(func(r0, r1 int) {
-		bnBackApply(dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], out[r0*b.LdOut:], b.ca, b.cb, b.cc, b.C, r1-r0, b.LdIn, b.LdOut, floor)
+		bnBackApply(dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.cb, b.cc, b.C, r1-r0, b.LdIn, b.LdOut, floor)
 	})
 }

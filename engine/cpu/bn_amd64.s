@@ -72,76 +72,85 @@ applyCol:
 	VZEROUPPER
 	RET
 
-// func bnBackSumsAVX2(sg, sgx, x, dy, y *float32, n, rows, ldx, ldy int, floor float32)
-// g = dy where y > floor, else 0; sg += g; sgx += g·x.
-TEXT ·bnBackSumsAVX2(SB), NOSPLIT, $0-76
+// The backward kernels take the forward's scale and shift: its output
+// before the floor, x·scale + shift, is computed again as the forward
+// computed it, instead of reading the output back from memory.
+
+// GRADAVX2 leaves x in Y2 and g in Y1: dy where x·scale + shift is above
+// floor, else 0.
+#define GRADAVX2 \
+	VMOVUPS     (SI)(AX*1), Y2 \
+	VMOVUPS     (R15)(AX*1), Y3 \
+	VFMADD231PS (R12)(AX*1), Y2, Y3 \
+	VCMPPS      $0x1e, Y15, Y3, Y4 \
+	VANDPS      (BX)(AX*1), Y4, Y1
+
+// func bnBackSumsAVX2(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
+// sg += g; sgx += g·x.
+TEXT ·bnBackSumsAVX2(SB), NOSPLIT, $0-84
 	MOVQ         sg+0(FP), DI
 	MOVQ         sgx+8(FP), R11
 	MOVQ         x+16(FP), SI
 	MOVQ         dy+24(FP), BX
-	MOVQ         y+32(FP), R12
-	MOVQ         n+40(FP), R10
+	MOVQ         scale+32(FP), R12
+	MOVQ         shift+40(FP), R15
+	MOVQ         n+48(FP), R10
 	SHLQ         $2, R10
-	MOVQ         rows+48(FP), DX
-	MOVQ         ldx+56(FP), R8
+	MOVQ         rows+56(FP), DX
+	MOVQ         ldx+64(FP), R8
 	SHLQ         $2, R8
-	MOVQ         ldy+64(FP), R9
+	MOVQ         ldy+72(FP), R9
 	SHLQ         $2, R9
-	VBROADCASTSS floor+72(FP), Y15
+	VBROADCASTSS floor+80(FP), Y15
 
 sumsRow:
 	XORQ AX, AX
 
 sumsCol:
-	VMOVUPS     (R12)(AX*1), Y3
-	VCMPPS      $0x1e, Y15, Y3, Y4       // y > floor
-	VANDPS      (BX)(AX*1), Y4, Y1       // g
+	GRADAVX2
 	VADDPS      (DI)(AX*1), Y1, Y5
 	VMOVUPS     Y5, (DI)(AX*1)
 	VMOVUPS     (R11)(AX*1), Y6
-	VFMADD231PS (SI)(AX*1), Y1, Y6
+	VFMADD231PS Y2, Y1, Y6
 	VMOVUPS     Y6, (R11)(AX*1)
 	ADDQ        $32, AX
 	CMPQ        AX, R10
 	JLT         sumsCol
 	ADDQ        R8, SI
 	ADDQ        R9, BX
-	ADDQ        R9, R12
 	DECQ        DX
 	JNZ         sumsRow
 	VZEROUPPER
 	RET
 
-// func bnBackApplyAVX2(dx, x, dy, y, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
-// g = dy where y > floor, else 0; dx += a·g + b·x + c.
-TEXT ·bnBackApplyAVX2(SB), NOSPLIT, $0-92
+// func bnBackApplyAVX2(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
+// dx += a·g + b·x + c.
+TEXT ·bnBackApplyAVX2(SB), NOSPLIT, $0-100
 	MOVQ         dx+0(FP), DI
 	MOVQ         x+8(FP), SI
 	MOVQ         dy+16(FP), BX
-	MOVQ         y+24(FP), R12
-	MOVQ         a+32(FP), R11
-	MOVQ         b+40(FP), R13
-	MOVQ         c+48(FP), CX
-	MOVQ         n+56(FP), R10
+	MOVQ         scale+24(FP), R12
+	MOVQ         shift+32(FP), R15
+	MOVQ         a+40(FP), R11
+	MOVQ         b+48(FP), R13
+	MOVQ         c+56(FP), CX
+	MOVQ         n+64(FP), R10
 	SHLQ         $2, R10
-	MOVQ         rows+64(FP), DX
-	MOVQ         ldx+72(FP), R8
+	MOVQ         rows+72(FP), DX
+	MOVQ         ldx+80(FP), R8
 	SHLQ         $2, R8
-	MOVQ         ldy+80(FP), R9
+	MOVQ         ldy+88(FP), R9
 	SHLQ         $2, R9
-	VBROADCASTSS floor+88(FP), Y15
+	VBROADCASTSS floor+96(FP), Y15
 
 backRow:
 	XORQ AX, AX
 
 backCol:
-	VMOVUPS     (R12)(AX*1), Y3
-	VCMPPS      $0x1e, Y15, Y3, Y4
-	VANDPS      (BX)(AX*1), Y4, Y1       // g
+	GRADAVX2
 	VMOVUPS     (DI)(AX*1), Y0
 	VADDPS      (CX)(AX*1), Y0, Y0
 	VFMADD231PS (R11)(AX*1), Y1, Y0
-	VMOVUPS     (SI)(AX*1), Y2
 	VFMADD231PS (R13)(AX*1), Y2, Y0
 	VMOVUPS     Y0, (DI)(AX*1)
 	ADDQ        $32, AX
@@ -150,8 +159,211 @@ backCol:
 	ADDQ        R8, SI
 	ADDQ        R8, DI
 	ADDQ        R9, BX
-	ADDQ        R9, R12
 	DECQ        DX
 	JNZ         backRow
+	VZEROUPPER
+	RET
+
+// The AVX-512 row kernels compute what the AVX2 ones do, sixteen channels
+// at a time and any n: the last few channels of a row go through the same
+// code under the mask K1 (the full vectors under K2, all ones), so every
+// channel gets the same instructions and the results are the AVX2
+// kernels' bits. BNCOLS(body) runs body over a row's columns: AX is the
+// column's byte offset, R10 the full vectors' bytes.
+#define BNMASKS(n) \
+	MOVQ  n, CX \
+	ANDQ  $15, CX \
+	MOVQ  $1, AX \
+	SHLQ  CX, AX \
+	DECQ  AX \
+	KMOVW AX, K1 \
+	MOVQ  $0xffff, AX \
+	KMOVW AX, K2 \
+	MOVQ  n, R10 \
+	ANDQ  $-16, R10 \
+	SHLQ  $2, R10
+
+// func bnStats512(s1, s2, x *float32, n, rows, ldx int)
+#define STATS(k) \
+	VMOVUPS.Z   (SI)(AX*1), k, Z0 \
+	VMOVUPS.Z   (DI)(AX*1), k, Z1 \
+	VADDPS      Z1, Z0, Z1 \
+	VMOVUPS     Z1, k, (DI)(AX*1) \
+	VMOVUPS.Z   (R8)(AX*1), k, Z2 \
+	VFMADD231PS Z0, Z0, Z2 \
+	VMOVUPS     Z2, k, (R8)(AX*1)
+
+TEXT ·bnStats512(SB), NOSPLIT, $0-48
+	MOVQ s1+0(FP), DI
+	MOVQ s2+8(FP), R8
+	MOVQ x+16(FP), SI
+	BNMASKS(n+24(FP))
+	MOVQ rows+32(FP), DX
+	MOVQ ldx+40(FP), R9
+	SHLQ $2, R9
+
+stats512Row:
+	XORQ AX, AX
+	CMPQ AX, R10
+	JEQ  stats512Tail
+
+stats512Col:
+	STATS(K2)
+	ADDQ $64, AX
+	CMPQ AX, R10
+	JLT  stats512Col
+
+stats512Tail:
+	STATS(K1)
+	ADDQ R9, SI
+	DECQ DX
+	JNZ  stats512Row
+	VZEROUPPER
+	RET
+
+// func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
+#define APPLY(k) \
+	VMOVUPS.Z   (SI)(AX*1), k, Z0 \
+	VMOVUPS.Z   (R11)(AX*1), k, Z1 \
+	VMOVUPS.Z   (R12)(AX*1), k, Z2 \
+	VFMADD231PS Z1, Z0, Z2 \
+	VMAXPS      Z15, Z2, Z2 \
+	VMOVUPS     Z2, k, (DI)(AX*1)
+
+TEXT ·bnApply512(SB), NOSPLIT, $0-68
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         scale+16(FP), R11
+	MOVQ         shift+24(FP), R12
+	BNMASKS(n+32(FP))
+	MOVQ         rows+40(FP), DX
+	MOVQ         ldx+48(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldy+56(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+64(FP), Z15
+
+apply512Row:
+	XORQ AX, AX
+	CMPQ AX, R10
+	JEQ  apply512Tail
+
+apply512Col:
+	APPLY(K2)
+	ADDQ $64, AX
+	CMPQ AX, R10
+	JLT  apply512Col
+
+apply512Tail:
+	APPLY(K1)
+	ADDQ R8, SI
+	ADDQ R9, DI
+	DECQ DX
+	JNZ  apply512Row
+	VZEROUPPER
+	RET
+
+// GRAD512(k) leaves x in Z2 and g in Z1: dy where x·scale + shift (the
+// forward's output before its floor) is above floor, else 0.
+#define GRAD512(k) \
+	VMOVUPS.Z   (SI)(AX*1), k, Z2 \
+	VMOVUPS.Z   (R12)(AX*1), k, Z4 \
+	VMOVUPS.Z   (R15)(AX*1), k, Z3 \
+	VFMADD231PS Z4, Z2, Z3 \
+	VCMPPS      $0x1e, Z15, Z3, k, K3 \
+	VMOVUPS.Z   (BX)(AX*1), K3, Z1
+
+// func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
+#define BACKSUMS(k) \
+	GRAD512(k) \
+	VMOVUPS.Z   (DI)(AX*1), k, Z5 \
+	VADDPS      Z5, Z1, Z5 \
+	VMOVUPS     Z5, k, (DI)(AX*1) \
+	VMOVUPS.Z   (R11)(AX*1), k, Z6 \
+	VFMADD231PS Z2, Z1, Z6 \
+	VMOVUPS     Z6, k, (R11)(AX*1)
+
+TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
+	MOVQ         sg+0(FP), DI
+	MOVQ         sgx+8(FP), R11
+	MOVQ         x+16(FP), SI
+	MOVQ         dy+24(FP), BX
+	MOVQ         scale+32(FP), R12
+	MOVQ         shift+40(FP), R15
+	BNMASKS(n+48(FP))
+	MOVQ         rows+56(FP), DX
+	MOVQ         ldx+64(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldy+72(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+80(FP), Z15
+
+sums512Row:
+	XORQ AX, AX
+	CMPQ AX, R10
+	JEQ  sums512Tail
+
+sums512Col:
+	BACKSUMS(K2)
+	ADDQ $64, AX
+	CMPQ AX, R10
+	JLT  sums512Col
+
+sums512Tail:
+	BACKSUMS(K1)
+	ADDQ R8, SI
+	ADDQ R9, BX
+	DECQ DX
+	JNZ  sums512Row
+	VZEROUPPER
+	RET
+
+// func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
+#define BACKAPPLY(k) \
+	GRAD512(k) \
+	VMOVUPS.Z   (DI)(AX*1), k, Z0 \
+	VMOVUPS.Z   (CX)(AX*1), k, Z5 \
+	VADDPS      Z5, Z0, Z0 \
+	VMOVUPS.Z   (R11)(AX*1), k, Z6 \
+	VFMADD231PS Z6, Z1, Z0 \
+	VMOVUPS.Z   (R13)(AX*1), k, Z7 \
+	VFMADD231PS Z7, Z2, Z0 \
+	VMOVUPS     Z0, k, (DI)(AX*1)
+
+TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
+	MOVQ         dx+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         dy+16(FP), BX
+	MOVQ         scale+24(FP), R12
+	MOVQ         shift+32(FP), R15
+	MOVQ         a+40(FP), R11
+	MOVQ         b+48(FP), R13
+	BNMASKS(n+64(FP))
+	MOVQ         c+56(FP), CX
+	MOVQ         rows+72(FP), DX
+	MOVQ         ldx+80(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldy+88(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+96(FP), Z15
+
+back512Row:
+	XORQ AX, AX
+	CMPQ AX, R10
+	JEQ  back512Tail
+
+back512Col:
+	BACKAPPLY(K2)
+	ADDQ $64, AX
+	CMPQ AX, R10
+	JLT  back512Col
+
+back512Tail:
+	BACKAPPLY(K1)
+	ADDQ R8, SI
+	ADDQ R8, DI
+	ADDQ R9, BX
+	DECQ DX
+	JNZ  back512Row
 	VZEROUPPER
 	RET

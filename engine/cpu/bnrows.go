@@ -1,20 +1,25 @@
 package cpu
 
 // Row kernels of BatchNorm: each walks `rows` rows of n channels. They run
-// in assembly on whole groups of 8 channels where the CPU allows, and in Go
-// on the rest; both compute the same thing, the Go code being the
-// definition. floor is 0 for a fused ReLU and -Inf without one.
+// in assembly where the CPU allows (with AVX-512 on every channel, with
+// AVX2 on whole groups of 8) and in Go on the rest; all compute the same
+// thing, the Go code being the definition. floor is 0 for a fused ReLU
+// and -Inf without one.
 
 // bnStats adds each row's values to s1 and their squares to s2.
 func bnStats(s1, s2, x []float32, n, rows, ldx int) {
-	n8 := avxChannels(n, rows)
-	if n8 > 0 {
-		_, _, _ = s1[n8-1], s2[n8-1], x[(rows-1)*ldx+n8-1]
-		bnStatsAVX2(&s1[0], &s2[0], &x[0], n8, rows, ldx)
+	if done := asmChannels(n, rows); done > 0 {
+		_, _, _ = s1[done-1], s2[done-1], x[(rows-1)*ldx+done-1]
+		if useAVX512 {
+			bnStats512(&s1[0], &s2[0], &x[0], n, rows, ldx)
+			return
+		}
+		bnStatsAVX2(&s1[0], &s2[0], &x[0], done, rows, ldx)
+		s1, s2, x, n = s1[done:], s2[done:], x[done:], n-done
 	}
 	for r := range rows {
 		xr := x[r*ldx : r*ldx+n]
-		for c := n8; c < n; c++ {
+		for c := range n {
 			s1[c] += xr[c]
 			s2[c] += xr[c] * xr[c]
 		}
@@ -23,31 +28,44 @@ func bnStats(s1, s2, x []float32, n, rows, ldx int) {
 
 // bnApply writes y = max(x·scale + shift, floor).
 func bnApply(y, x, scale, shift []float32, n, rows, ldx, ldy int, floor float32) {
-	n8 := avxChannels(n, rows)
-	if n8 > 0 {
-		_, _, _, _ = y[(rows-1)*ldy+n8-1], x[(rows-1)*ldx+n8-1], scale[n8-1], shift[n8-1]
-		bnApplyAVX2(&y[0], &x[0], &scale[0], &shift[0], n8, rows, ldx, ldy, floor)
+	if done := asmChannels(n, rows); done > 0 {
+		_, _, _, _ = y[(rows-1)*ldy+done-1], x[(rows-1)*ldx+done-1], scale[done-1], shift[done-1]
+		if useAVX512 {
+			bnApply512(&y[0], &x[0], &scale[0], &shift[0], n, rows, ldx, ldy, floor)
+			return
+		}
+		bnApplyAVX2(&y[0], &x[0], &scale[0], &shift[0], done, rows, ldx, ldy, floor)
+		y, x, scale, shift, n = y[done:], x[done:], scale[done:], shift[done:], n-done
 	}
 	for r := range rows {
 		xr, yr := x[r*ldx:r*ldx+n], y[r*ldy:r*ldy+n]
-		for c := n8; c < n; c++ {
-			yr[c] = max(xr[c]*scale[c]+shift[c], floor)
+		for c := range n {
+			yr[c] = max(affine(xr[c], scale[c], shift[c]), floor)
 		}
 	}
 }
 
-// bnBackSums adds g and g·x to sg and sgx, where g is dy where y > floor
-// and 0 elsewhere.
-func bnBackSums(sg, sgx, x, dy, y []float32, n, rows, ldx, ldy int, floor float32) {
-	n8 := avxChannels(n, rows)
-	if n8 > 0 {
-		_, _, _, _, _ = sg[n8-1], sgx[n8-1], x[(rows-1)*ldx+n8-1], dy[(rows-1)*ldy+n8-1], y[(rows-1)*ldy+n8-1]
-		bnBackSumsAVX2(&sg[0], &sgx[0], &x[0], &dy[0], &y[0], n8, rows, ldx, ldy, floor)
+// affine is the forward's output before its floor; the backward kernels
+// compute it again, with the same instructions, for the ReLU's mask.
+func affine(x, scale, shift float32) float32 { return x*scale + shift }
+
+// bnBackSums adds g and g·x to sg and sgx, where g is dy where the
+// forward's x·scale + shift is above floor and 0 elsewhere.
+func bnBackSums(sg, sgx, x, dy, scale, shift []float32, n, rows, ldx, ldy int, floor float32) {
+	if done := asmChannels(n, rows); done > 0 {
+		_, _, _, _ = sg[done-1], sgx[done-1], x[(rows-1)*ldx+done-1], dy[(rows-1)*ldy+done-1]
+		_, _ = scale[done-1], shift[done-1]
+		if useAVX512 {
+			bnBackSums512(&sg[0], &sgx[0], &x[0], &dy[0], &scale[0], &shift[0], n, rows, ldx, ldy, floor)
+			return
+		}
+		bnBackSumsAVX2(&sg[0], &sgx[0], &x[0], &dy[0], &scale[0], &shift[0], done, rows, ldx, ldy, floor)
+		sg, sgx, x, dy, scale, shift, n = sg[done:], sgx[done:], x[done:], dy[done:], scale[done:], shift[done:], n-done
 	}
 	for r := range rows {
-		xr, dyr, yr := x[r*ldx:r*ldx+n], dy[r*ldy:r*ldy+n], y[r*ldy:r*ldy+n]
-		for c := n8; c < n; c++ {
-			if yr[c] > floor {
+		xr, dyr := x[r*ldx:r*ldx+n], dy[r*ldy:r*ldy+n]
+		for c := range n {
+			if affine(xr[c], scale[c], shift[c]) > floor {
 				sg[c] += dyr[c]
 				sgx[c] += dyr[c] * xr[c]
 			}
@@ -56,18 +74,23 @@ func bnBackSums(sg, sgx, x, dy, y []float32, n, rows, ldx, ldy int, floor float3
 }
 
 // bnBackApply adds a·g + b·x + c to dx, g as in bnBackSums.
-func bnBackApply(dx, x, dy, y, a, b, c []float32, n, rows, ldx, ldy int, floor float32) {
-	n8 := avxChannels(n, rows)
-	if n8 > 0 {
-		_, _, _, _ = dx[(rows-1)*ldx+n8-1], x[(rows-1)*ldx+n8-1], dy[(rows-1)*ldy+n8-1], y[(rows-1)*ldy+n8-1]
-		_, _, _ = a[n8-1], b[n8-1], c[n8-1]
-		bnBackApplyAVX2(&dx[0], &x[0], &dy[0], &y[0], &a[0], &b[0], &c[0], n8, rows, ldx, ldy, floor)
+func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy int, floor float32) {
+	if done := asmChannels(n, rows); done > 0 {
+		_, _, _ = dx[(rows-1)*ldx+done-1], x[(rows-1)*ldx+done-1], dy[(rows-1)*ldy+done-1]
+		_, _, _, _, _ = scale[done-1], shift[done-1], a[done-1], b[done-1], c[done-1]
+		if useAVX512 {
+			bnBackApply512(&dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], &b[0], &c[0], n, rows, ldx, ldy, floor)
+			return
+		}
+		bnBackApplyAVX2(&dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], &b[0], &c[0], done, rows, ldx, ldy, floor)
+		dx, x, dy, n = dx[done:], x[done:], dy[done:], n-done
+		scale, shift, a, b, c = scale[done:], shift[done:], a[done:], b[done:], c[done:]
 	}
 	for r := range rows {
-		dxr, xr, dyr, yr := dx[r*ldx:r*ldx+n], x[r*ldx:r*ldx+n], dy[r*ldy:r*ldy+n], y[r*ldy:r*ldy+n]
-		for ch := n8; ch < n; ch++ {
+		dxr, xr, dyr := dx[r*ldx:r*ldx+n], x[r*ldx:r*ldx+n], dy[r*ldy:r*ldy+n]
+		for ch := range n {
 			g := float32(0)
-			if yr[ch] > floor {
+			if affine(xr[ch], scale[ch], shift[ch]) > floor {
 				g = dyr[ch]
 			}
 			dxr[ch] += a[ch]*g + b[ch]*xr[ch] + c[ch]
@@ -75,10 +98,14 @@ func bnBackApply(dx, x, dy, y, a, b, c []float32, n, rows, ldx, ldy int, floor f
 	}
 }
 
-// avxChannels returns how many leading channels the assembly handles.
-func avxChannels(n, rows int) int {
-	if !useAVX2 || rows == 0 {
+// asmChannels returns how many leading channels of rows rows the assembly
+// handles: all of them with AVX-512, whole eights with AVX2.
+func asmChannels(n, rows int) int {
+	switch {
+	case rows == 0 || !useAVX2:
 		return 0
+	case useAVX512:
+		return n
 	}
 	return n &^ 7
 }
