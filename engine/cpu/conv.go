@@ -68,6 +68,8 @@ type Scratch struct {
 	out  []float32 // a zero-padded output (see shifted)
 	// input is an input after its transform (engine.ConvShape.Input).
 	input []float32
+	// partial holds GemmLongK's products of chunks.
+	partial []float32
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by
 	// role and image size: their borders stay zero between calls.
 	planeBufs map[[3]int][]float32
@@ -204,7 +206,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		for g := range s.G {
 			// forward: out[:, g] = in[:, g] · w[g]ᵀ, so
 			// dw[g] = dOut[:, g]ᵀ · in[:, g] and dIn[:, g] += dOut[:, g] · w[g]
-			Gemm(true, false, kg, cg, p, dOut[g*kg:], s.LdOut, in[g*cg:], s.LdIn, 0, c.dwt[g*kg*kk:], kk, c.Workers)
+			GemmLongK(kg, cg, p, dOut[g*kg:], s.LdOut, in[g*cg:], s.LdIn, c.dwt[g*kg*kk:], kk, c.Workers, &c.scratch.partial)
 			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		c.addWeightGrad(dW)

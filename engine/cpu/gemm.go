@@ -65,6 +65,42 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 	wg.Wait()
 }
 
+// GemmLongK computes C = Aᵀ·B, overwriting C, for A (K×M) and B (K×N)
+// row-major with K far larger than M and N: a 1×1 convolution's weight
+// gradient, whose K is every pixel of the batch. Gemm would split C
+// between the workers, each packing all of one operand; here the workers
+// take fixed chunks of K instead, and the chunks' products (kept in
+// partial) are added in chunk order, so the result does not depend on the
+// worker count either.
+func GemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, workers int, partial *[]float32) {
+	chunks := (K + longKChunk - 1) / longKChunk
+	if chunks <= 1 {
+		Gemm(true, false, M, N, K, A, lda, B, ldb, 0, C, ldc, workers)
+		return
+	}
+	part := grow(partial, chunks*M*N)
+	parallel(workers, chunks, K*(M+N)+M*N*K/16, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			k0 := k * longKChunk
+			Gemm(true, false, M, N, min(longKChunk, K-k0), A[k0*lda:], lda, B[k0*ldb:], ldb, 0, part[k*M*N:], N, 1)
+		}
+	})
+	for i := range M {
+		row := C[i*ldc : i*ldc+N]
+		copy(row, part[i*N:(i+1)*N])
+		for k := 1; k < chunks; k++ {
+			for j, v := range part[(k*M+i)*N : (k*M+i+1)*N] {
+				row[j] += v
+			}
+		}
+	}
+}
+
+// longKChunk rows of K make one of GemmLongK's chunks: small enough that
+// the last block of CondenseNet-86 at batch 64 (4096 pixels) still gives
+// each of several workers some.
+const longKChunk = 1024
+
 // gemmGrain is the least number of multiply-adds worth a worker (see
 // Gemm). The tests set it, and parallelGrain, to 1, so that every shape
 // they try is split between workers.

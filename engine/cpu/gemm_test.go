@@ -137,6 +137,34 @@ func TestKernelPairMatchesKernel(t *testing.T) {
 }
 
 // Gemm gives the same bits with and without the 512-bit kernel.
+// GemmLongK against the definition, on one chunk and on several with a
+// short last one, with the same bits for any worker count.
+func TestGemmLongK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 16))
+	for _, s := range [][3]int{{5, 7, 300}, {32, 40, 3 * longKChunk}, {13, 70, 2*longKChunk + 77}} {
+		M, N, K := s[0], s[1], s[2]
+		lda, ldb, ldc := M+3, N+5, N+2
+		A, B := randSlice(rng, K*lda), randSlice(rng, K*ldb)
+		C0 := randSlice(rng, M*ldc) // overwritten, apart from the row padding
+		want := slices.Clone(C0)
+		GemmNaive(true, false, M, N, K, A, lda, B, ldb, 0, want, ldc)
+		var first []float32
+		for _, workers := range []int{1, 2, 3} {
+			got := slices.Clone(C0)
+			var partial []float32
+			GemmLongK(M, N, K, A, lda, B, ldb, got, ldc, workers, &partial)
+			if i, ok := closeTo(got, want, 1e-4*math.Sqrt(float64(K)), 1e-5); !ok {
+				t.Fatalf("M%d N%d K%d workers=%d: C[%d] = %v, want %v", M, N, K, workers, i, got[i], want[i])
+			}
+			if first == nil {
+				first = got
+			} else if !slices.Equal(first, got) {
+				t.Fatalf("M%d N%d K%d: %d workers gave different bits than 1", M, N, K, workers)
+			}
+		}
+	}
+}
+
 func TestGemmSameBitsWithoutAVX512(t *testing.T) {
 	if !useAVX512 {
 		t.Skip("no AVX-512 on this CPU")
