@@ -145,32 +145,55 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			for q0 := 0; q0 < positions; q0 += directBlock {
 				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
 				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+				// The block's positions, row by row: the first W of a
+				// padded row are pixels, the last two padding.
 				y, x := q0/rowStride, q0%rowStride
-				for i := range directBlock {
-					if y >= s.H {
-						break
-					}
-					if x < s.W {
+				for i := 0; i < directBlock && y < s.H; {
+					run := min(directBlock-i, rowStride-x)
+					if m := min(run, s.W-x); m > 0 {
 						at := ((n*s.H+y)*s.W+x)*ld + o
-						v0, v1 := acc[i], acc[directBlock+i]
-						if add {
-							v0 += dst[at]
-							if two {
-								v1 += dst[at+1]
-							}
-						}
-						dst[at] = v0
-						if two {
-							dst[at+1] = v1
-						}
+						scatterPair(dst[at:at+(m-1)*ld+1+b2i(two)], ld, acc[i:i+m], acc[directBlock+i:directBlock+i+m], add, two)
 					}
-					if x++; x == rowStride {
+					i, x = i+run, x+run
+					if x == rowStride {
 						y, x = y+1, 0
 					}
 				}
 			}
 		}
 	})
+}
+
+// scatterPair stores (or with add, adds) v0[j] at dst[j·ld] and, with
+// two, v1[j] at dst[j·ld + 1].
+func scatterPair(dst []float32, ld int, v0, v1 []float32, add, two bool) {
+	switch {
+	case add && two:
+		for j, v := range v0 {
+			dst[j*ld] += v
+			dst[j*ld+1] += v1[j]
+		}
+	case add:
+		for j, v := range v0 {
+			dst[j*ld] += v
+		}
+	case two:
+		for j, v := range v0 {
+			dst[j*ld] = v
+			dst[j*ld+1] = v1[j]
+		}
+	default:
+		for j, v := range v0 {
+			dst[j*ld] = v
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // directBackward is Backward for a convolution useDirect takes: dIn with
