@@ -9,7 +9,7 @@ import (
 // KindDataset is the kind of a Dataset artifact.
 const (
 	KindDataset   = "dataset"
-	datasetSchema = 1
+	datasetSchema = 2
 )
 
 // A Dataset is an image classification dataset in memory: uint8 images in
@@ -18,8 +18,12 @@ type Dataset struct {
 	Name    string   // "cifar10", "cifar100" or "synthetic"
 	Classes []string // class names, indexed by label
 	C, H, W int      // image shape: 3, 32, 32 for CIFAR
-	Train   Split
-	Test    Split
+	// Mean and Std normalise images scaled to [0, 1], per channel: the
+	// published constants for CIFAR, the training split's own for an
+	// image folder (unless the configuration sets them).
+	Mean, Std []float32
+	Train     Split
+	Test      Split
 }
 
 // A Split is one part of a dataset (train or test).
@@ -34,13 +38,15 @@ func (s *Split) Len() int { return len(s.Labels) }
 // datasetMeta is dataset.json. Counts are kept for people and tools reading
 // the folder; Load checks them against the files.
 type datasetMeta struct {
-	Name        string   `json:"name"`
-	Classes     []string `json:"classes"`
-	Shape       [3]int   `json:"shape"` // C, H, W
-	TrainCount  int      `json:"train_count"`
-	TestCount   int      `json:"test_count"`
-	TrainPerCls []int    `json:"train_per_class"`
-	TestPerCls  []int    `json:"test_per_class"`
+	Name        string    `json:"name"`
+	Classes     []string  `json:"classes"`
+	Shape       [3]int    `json:"shape"` // C, H, W
+	TrainCount  int       `json:"train_count"`
+	TestCount   int       `json:"test_count"`
+	TrainPerCls []int     `json:"train_per_class"`
+	TestPerCls  []int     `json:"test_per_class"`
+	Mean        []float32 `json:"mean"`
+	Std         []float32 `json:"std"`
 }
 
 // The files of a Dataset artifact.
@@ -80,6 +86,7 @@ func (d *Dataset) Write(w *Writer) error {
 		Name: d.Name, Classes: d.Classes, Shape: [3]int{d.C, d.H, d.W},
 		TrainCount: d.Train.Len(), TestCount: d.Test.Len(),
 		TrainPerCls: d.PerClass(&d.Train), TestPerCls: d.PerClass(&d.Test),
+		Mean: d.Mean, Std: d.Std,
 	}
 	b, _ := json.MarshalIndent(meta, "", "  ")
 	for _, f := range []struct {
@@ -102,28 +109,18 @@ func (d *Dataset) Write(w *Writer) error {
 // LoadDataset reads a Dataset artifact. It returns a *CorruptError if the
 // artifact is of another kind or its files disagree with one another.
 func LoadDataset(a *Artifact) (*Dataset, error) {
-	if err := a.expect(KindDataset, datasetSchema); err != nil {
+	d, meta, err := loadDatasetMeta(a)
+	if err != nil {
 		return nil, err
 	}
-	var files [5][]byte
-	for i, name := range []string{datasetMetaFile, trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile} {
-		b, err := a.ReadFile(name)
-		if err != nil {
+	var files [4][]byte
+	for i, name := range []string{trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile} {
+		if files[i], err = a.ReadFile(name); err != nil {
 			return nil, err
 		}
-		files[i] = b
 	}
-	var meta datasetMeta
-	dec := json.NewDecoder(bytes.NewReader(files[0]))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&meta); err != nil {
-		return nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
-	}
-	d := &Dataset{
-		Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2],
-		Train: Split{Images: files[1], Labels: files[2]},
-		Test:  Split{Images: files[3], Labels: files[4]},
-	}
+	d.Train = Split{Images: files[0], Labels: files[1]}
+	d.Test = Split{Images: files[2], Labels: files[3]}
 	if err := d.check(); err != nil {
 		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
 	}
@@ -134,6 +131,38 @@ func LoadDataset(a *Artifact) (*Dataset, error) {
 	return d, nil
 }
 
+// LoadDatasetInfo reads what a Dataset artifact says of itself (names,
+// classes, shape, normalisation) without reading its images: the splits
+// of the result are empty.
+func LoadDatasetInfo(a *Artifact) (*Dataset, error) {
+	d, _, err := loadDatasetMeta(a)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.check(); err != nil {
+		return nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
+	}
+	return d, nil
+}
+
+func loadDatasetMeta(a *Artifact) (*Dataset, *datasetMeta, error) {
+	if err := a.expect(KindDataset, datasetSchema); err != nil {
+		return nil, nil, err
+	}
+	b, err := a.ReadFile(datasetMetaFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var meta datasetMeta
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&meta); err != nil {
+		return nil, nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
+	}
+	d := &Dataset{Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2], Mean: meta.Mean, Std: meta.Std}
+	return d, &meta, nil
+}
+
 // check reports the first inconsistency in d.
 func (d *Dataset) check() error {
 	if len(d.Classes) == 0 || len(d.Classes) > 256 {
@@ -141,6 +170,14 @@ func (d *Dataset) check() error {
 	}
 	if d.C <= 0 || d.H <= 0 || d.W <= 0 {
 		return fmt.Errorf("dataset %q has image shape %dx%dx%d", d.Name, d.C, d.H, d.W)
+	}
+	if len(d.Mean) != d.C || len(d.Std) != d.C {
+		return fmt.Errorf("dataset %q has %d means and %d standard deviations for %d channels", d.Name, len(d.Mean), len(d.Std), d.C)
+	}
+	for _, s := range d.Std {
+		if !(s > 0) {
+			return fmt.Errorf("dataset %q has a standard deviation of %v", d.Name, s)
+		}
 	}
 	for _, s := range []struct {
 		name string

@@ -3,12 +3,14 @@ package artifacts
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
 func tinyDataset() *Dataset {
 	return &Dataset{
 		Name: "tiny", Classes: []string{"a", "b", "c"}, C: 3, H: 2, W: 2,
+		Mean: []float32{0.5, 0.4, 0.3}, Std: []float32{0.2, 0.25, 0.3},
 		Train: Split{Images: bytes.Repeat([]byte{1, 2, 3}, 4*4), Labels: []byte{0, 1, 2, 2}},
 		Test:  Split{Images: bytes.Repeat([]byte{9}, 12), Labels: []byte{1}},
 	}
@@ -38,12 +40,17 @@ func TestDatasetRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Name != d.Name || len(got.Classes) != 3 || got.C != 3 || got.H != 2 || got.W != 2 ||
+		!slices.Equal(got.Mean, d.Mean) || !slices.Equal(got.Std, d.Std) ||
 		!bytes.Equal(got.Train.Images, d.Train.Images) || !bytes.Equal(got.Train.Labels, d.Train.Labels) ||
 		!bytes.Equal(got.Test.Images, d.Test.Images) || !bytes.Equal(got.Test.Labels, d.Test.Labels) {
 		t.Errorf("LoadDataset = %+v, want %+v", got, d)
 	}
 	if a.Key != (Key{1}) || a.Stage != "fetch" || a.KeyLines[0] != "line" {
 		t.Errorf("manifest = %+v", a.Manifest)
+	}
+	desc, err := LoadDatasetInfo(a)
+	if err != nil || desc.Name != d.Name || !slices.Equal(desc.Classes, d.Classes) || !slices.Equal(desc.Std, d.Std) || desc.H != 2 || desc.Train.Len() != 0 {
+		t.Errorf("LoadDatasetInfo = %+v, %v", desc, err)
 	}
 }
 
@@ -53,7 +60,7 @@ func TestLoadDatasetRejects(t *testing.T) {
 	s := testStore(t)
 	w, _ := s.Create("dataset", Info{Kind: KindDataset, Schema: datasetSchema})
 	d := tinyDataset()
-	w.WriteFile(datasetMetaFile, []byte(`{"name":"tiny","classes":["a"],"shape":[3,2,2],"train_count":4,"test_count":1}`))
+	w.WriteFile(datasetMetaFile, []byte(`{"name":"tiny","classes":["a"],"shape":[3,2,2],"train_count":4,"test_count":1,"mean":[0,0,0],"std":[1,1,1]}`))
 	w.WriteFile(trainImagesFile, d.Train.Images)
 	w.WriteFile(trainLabelsFile, d.Train.Labels)
 	w.WriteFile(testImagesFile, d.Test.Images)

@@ -18,6 +18,9 @@ type Batcher struct {
 	Labels []byte
 	Batch  int
 	Seed   uint64
+	// Mean and Std normalise each channel of the images scaled to [0, 1]:
+	// the dataset's (artifacts.Dataset), Mean and Std for CIFAR.
+	Mean, Std []float32
 	// Augment applies a random 32×32 crop of the image padded by 4 zero
 	// pixels and a random horizontal flip, and shuffles every epoch.
 	Augment bool
@@ -93,7 +96,7 @@ func (b *Batcher) write(dst []float32, src []byte, dy, dx int, flip bool) {
 				if sy >= 0 && sy < H && sx >= 0 && sx < W {
 					v = float32(src[c*H*W+sy*W+sx]) / 255
 				}
-				dst[(y*W+x)*C+c] = (v - Mean[c]) / Std[c]
+				dst[(y*W+x)*C+c] = (v - b.Mean[c]) / b.Std[c]
 			}
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 func TestBatcherEvaluation(t *testing.T) {
 	d := Synthetic(1, 10, 5)
-	b := &Batcher{Images: d.Test.Images, Labels: d.Test.Labels, Batch: 2}
+	b := &Batcher{Images: d.Test.Images, Labels: d.Test.Labels, Batch: 2, Mean: Mean[:], Std: Std[:]}
 	if b.Steps() != 3 {
 		t.Fatalf("Steps = %d for 5 examples in batches of 2, want 3 (last one padded)", b.Steps())
 	}
@@ -30,12 +30,12 @@ func TestBatcherEvaluation(t *testing.T) {
 
 func TestBatcherAugmentation(t *testing.T) {
 	d := Synthetic(2, 64, 0)
-	b := &Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true}
+	b := &Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true, Mean: Mean[:], Std: Std[:]}
 	x1, l1 := make([]float32, 16*ImageSize), make([]int32, 16)
 	x2, l2 := make([]float32, 16*ImageSize), make([]int32, 16)
 	b.Fill(x1, l1, 3, 1)
 	// A fresh batcher (as after a restart) rebuilds the same batch.
-	(&Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true}).Fill(x2, l2, 3, 1)
+	(&Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true, Mean: Mean[:], Std: Std[:]}).Fill(x2, l2, 3, 1)
 	if !slices.Equal(x1, x2) || !slices.Equal(l1, l2) {
 		t.Fatal("the same (seed, epoch, step) gave different batches")
 	}
@@ -65,7 +65,7 @@ func TestBatcherCropFlip(t *testing.T) {
 	for i := range src {
 		src[i] = byte(i * 7)
 	}
-	b := &Batcher{}
+	b := &Batcher{Mean: []float32{0.1, 0.2, 0.3}, Std: []float32{0.5, 0.6, 0.7}} // not CIFAR's
 	dst := make([]float32, ImageSize)
 	for _, tc := range []struct {
 		dy, dx int
@@ -84,7 +84,7 @@ func TestBatcherCropFlip(t *testing.T) {
 					if py >= 0 && py < H && px >= 0 && px < W {
 						raw = float32(src[c*1024+py*32+px]) / 255
 					}
-					if want := (raw - Mean[c]) / Std[c]; dst[(y*W+x)*C+c] != want {
+					if want := (raw - b.Mean[c]) / b.Std[c]; dst[(y*W+x)*C+c] != want {
 						t.Fatalf("%+v: out(%d,%d,%d) = %v, want %v", tc, y, x, c, dst[(y*W+x)*C+c], want)
 					}
 				}

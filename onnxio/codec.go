@@ -89,6 +89,31 @@ func opset(m *onnxpb.ModelProto) int64 {
 	return 0
 }
 
+// An Initializer is one of a graph's constants: float32 or int64 values
+// (exactly one of the two is non-nil) of shape Dims.
+type Initializer struct {
+	Dims   []int
+	Floats []float32
+	Ints   []int64
+}
+
+// Initializers returns m's graph constants by name.
+func Initializers(m *onnxpb.ModelProto) (map[string]Initializer, error) {
+	out := map[string]Initializer{}
+	for _, t := range m.GetGraph().GetInitializer() {
+		f, i, err := tensorData(t)
+		if err != nil {
+			return nil, err
+		}
+		dims := make([]int, len(t.GetDims()))
+		for k, d := range t.GetDims() {
+			dims[k] = int(d)
+		}
+		out[t.GetName()] = Initializer{Dims: dims, Floats: f, Ints: i}
+	}
+	return out, nil
+}
+
 // tensorData decodes an initializer as float32 or int64 values (exactly
 // one of the two is non-nil), checking the count against the dims.
 func tensorData(t *onnxpb.TensorProto) ([]float32, []int64, error) {

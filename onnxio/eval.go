@@ -36,14 +36,13 @@ func Eval(m *onnxpb.ModelProto, inputs map[string]Tensor) (map[string]Tensor, er
 	if err := check(m); err != nil {
 		return nil, err
 	}
+	inits, err := Initializers(m)
+	if err != nil {
+		return nil, err
+	}
 	env := map[string]value{}
-	for _, t := range m.GetGraph().GetInitializer() {
-		f, i, _ := tensorData(t) // checked above
-		dims := make([]int, len(t.GetDims()))
-		for k, d := range t.GetDims() {
-			dims[k] = int(d)
-		}
-		env[t.GetName()] = value{dims: dims, f: f, i: i}
+	for name, t := range inits {
+		env[name] = value{dims: t.Dims, f: t.Floats, i: t.Ints}
 	}
 	for name, t := range inputs {
 		if size(t.Dims) != len(t.Data) {

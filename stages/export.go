@@ -65,8 +65,8 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	classes, _ := json.Marshal(ds.Classes)
 	meta := map[string]string{
 		"classes":            string(classes),
-		"normalization_mean": fmt.Sprint(cifar.Mean[:]),
-		"normalization_std":  fmt.Sprint(cifar.Std[:]),
+		"normalization_mean": fmt.Sprint(ds.Mean),
+		"normalization_std":  fmt.Sprint(ds.Std),
 		"preset":             e.Preset,
 		"model_config":       string(cfgJSON),
 		"dataset":            ds.Name,
@@ -74,7 +74,7 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 		"test_top5":          fmt.Sprintf("%.4f", 1-rep.Condensed.Top5Error),
 		"input_layout":       "NCHW float32; " + map[bool]string{true: "raw RGB in [0, 1]", false: "normalised with mean and std"}[e.Config.IncludePreprocessing],
 	}
-	m := exportGraph(arch, tensors, e.Config, meta)
+	m := exportGraph(arch, tensors, e.Config, ds, meta)
 	b, err := onnxio.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -91,17 +91,18 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 		e.Config.Opset, float64(len(b))/1e6, parity.MaxAbsDiff, parity.Images)}, nil
 }
 
-// ONNX returns a condensed network as an ONNX file without metadata, for
-// benchmarks and tests against other runtimes; the export stage's file
-// adds the class names and normalisation.
-func ONNX(arch *model.Architecture, tensors []model.Named, c ExportConfig) ([]byte, error) {
-	return onnxio.Marshal(exportGraph(arch, tensors, c, nil))
+// ONNX returns a condensed network as an ONNX file without metadata or
+// preprocessing, for benchmarks and tests against other runtimes; the
+// export stage's file adds the class names and normalisation.
+func ONNX(arch *model.Architecture, tensors []model.Named, opset int) ([]byte, error) {
+	return onnxio.Marshal(exportGraph(arch, tensors, ExportConfig{Opset: opset}, nil, nil))
 }
 
 // exportGraph builds the condensed network as an ONNX graph over NCHW
 // tensors with a symbolic batch: input "input" (N, 3, 32, 32), output
-// "logits" (N, classes). Initializers keep the PyTorch module names.
-func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig, meta map[string]string) *onnxpb.ModelProto {
+// "logits" (N, classes). Initializers keep the PyTorch module names. With
+// c.IncludePreprocessing, ds's normalisation comes first.
+func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig, ds *artifacts.Dataset, meta map[string]string) *onnxpb.ModelProto {
 	cfg := arch.Config
 	t := map[string]model.Named{}
 	for _, v := range tensors {
@@ -124,8 +125,8 @@ func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig
 	}
 	x := "input"
 	if c.IncludePreprocessing {
-		b.Float("preprocess.mean", []int64{1, 3, 1, 1}, cifar.Mean[:])
-		b.Float("preprocess.std", []int64{1, 3, 1, 1}, cifar.Std[:])
+		b.Float("preprocess.mean", []int64{1, 3, 1, 1}, ds.Mean)
+		b.Float("preprocess.std", []int64{1, 3, 1, 1}, ds.Std)
 		b.Node("Sub", []string{x, "preprocess.mean"}, []string{"preprocess.centred"})
 		b.Node("Div", []string{"preprocess.centred", "preprocess.std"}, []string{"preprocess"})
 		x = "preprocess"
@@ -201,7 +202,7 @@ func checkParity(b []byte, arch *model.Architecture, tensors []model.Named, ds *
 	if err != nil {
 		return artifacts.Parity{}, fmt.Errorf("the written model does not read back: %w", err)
 	}
-	batch := &cifar.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Batch: n}
+	batch := batcher(ds, &ds.Test, n)
 	nhwc, labels := make([]float32, n*cifar.ImageSize), make([]int32, n)
 	batch.Fill(nhwc, labels, 0, 0)
 	// The same images in NCHW, normalised or raw as the model expects.
@@ -211,7 +212,7 @@ func checkParity(b []byte, arch *model.Architecture, tensors []model.Named, ds *
 			for ch := range 3 {
 				v := nhwc[(i*1024+p)*3+ch]
 				if raw {
-					v = v*cifar.Std[ch] + cifar.Mean[ch]
+					v = v*ds.Std[ch] + ds.Mean[ch]
 				}
 				nchw[(i*3+ch)*1024+p] = v
 			}

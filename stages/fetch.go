@@ -27,7 +27,7 @@ type Fetch struct {
 	Backoff      func(n int) time.Duration
 }
 
-const fetchVersion = 1
+const fetchVersion = 2 // 2: the dataset records its normalisation
 
 func (f *Fetch) Name() string     { return "fetch" }
 func (f *Fetch) Version() int     { return fetchVersion }
@@ -96,7 +96,7 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		}
 	}
 	return &artifacts.Dataset{
-		Name: d.Name, Classes: d.Classes, C: cifar.C, H: cifar.H, W: cifar.W,
+		Name: d.Name, Classes: d.Classes, C: cifar.C, H: cifar.H, W: cifar.W, Mean: cifar.Mean[:], Std: cifar.Std[:],
 		Train: artifacts.Split{Images: d.Train.Images, Labels: d.Train.Labels},
 		Test:  artifacts.Split{Images: d.Test.Images, Labels: d.Test.Labels},
 	}, nil
@@ -157,6 +157,11 @@ func (f *Fetch) missingChecksum(src cifar.Source) error {
 		return fmt.Errorf("%w; reading it: %v", err, herr)
 	}
 	return fmt.Errorf("%w; that file's sha256 is %s", err, sum)
+}
+
+// batcher batches split of ds, normalised as ds says.
+func batcher(ds *artifacts.Dataset, split *artifacts.Split, batch int) *cifar.Batcher {
+	return &cifar.Batcher{Images: split.Images, Labels: split.Labels, Batch: batch, Mean: ds.Mean, Std: ds.Std}
 }
 
 // progressReader reports bytes read and stops reading once ctx is done.

@@ -89,8 +89,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if err != nil {
 		return nil, err
 	}
-	train := &cifar.Batcher{Images: ds.Train.Images, Labels: ds.Train.Labels, Batch: tc.Batch, Seed: t.Seed, Augment: true}
-	test := &cifar.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Batch: tc.Batch}
+	train := batcher(ds, &ds.Train, tc.Batch)
+	train.Seed, train.Augment = t.Seed, true
+	test := batcher(ds, &ds.Test, tc.Batch)
 	steps := train.Steps()
 	if tc.ImagesPerEpoch > 0 {
 		steps = min(steps, tc.ImagesPerEpoch/tc.Batch)

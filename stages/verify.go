@@ -74,7 +74,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	test := &cifar.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Batch: n}
+	test := batcher(ds, &ds.Test, n)
 	k := len(ds.Classes)
 	r := &artifacts.Report{Dataset: ds.Name, Classes: ds.Classes, Images: ds.Test.Len(), Batch: n, Tolerance: v.Config.Tolerance}
 	var conf [][]int

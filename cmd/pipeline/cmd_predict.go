@@ -1,27 +1,19 @@
 package main
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // decoders for image.Decode
-	_ "image/png"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/condensenet/condensenet/artifacts"
-	"github.com/condensenet/condensenet/cifar"
-	"github.com/condensenet/condensenet/model"
-	"github.com/condensenet/condensenet/onnxio"
-	"github.com/condensenet/condensenet/stages"
+	"github.com/condensenet/condensenet/classify"
+	"github.com/condensenet/condensenet/imageprep"
 )
 
 // PredictOptions are the predict command's flags.
@@ -47,9 +39,11 @@ artifacts is checked against its manifest first (a damaged file is
 refused, naming it), and predict warns when the workdir's settings would
 rebuild it.
 
-Each image is resized to 32×32 by bilinear interpolation of the whole
-picture (the aspect ratio is not kept; crop first for better results),
-then normalised as in training unless the model includes that step.`,
+Each image is resized to the network's input (32×32), each pixel the
+average of the picture under it (the aspect ratio is not kept; crop first
+for better results), and normalised with the training data's mean and
+std. The model runs on this program's engine, on the CPU, as package
+classify runs it for Go programs: no ONNX runtime is needed.`,
 		Example: `  pipeline predict cat.png dog.jpg
   pipeline predict photos/
   pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg
@@ -85,6 +79,9 @@ type classifier func(path string) ([]class, error)
 func runPredict(opts PredictOptions, g *Globals, args []string) error {
 	if opts.Top < 1 {
 		return usageError{fmt.Errorf("--top %d: want 1 or more", opts.Top)}
+	}
+	if g.flags.Changed("device") && g.Device != "cpu" {
+		return usageError{fmt.Errorf("--device %s: predict runs on the CPU, an image at a time per core, which a few images need no device for", g.Device)}
 	}
 	images, failed := expandImages(args)
 	path := opts.Model
@@ -154,14 +151,10 @@ func expandImages(args []string) (images []string, failed []failure) {
 	return images, failed
 }
 
-// onnxClassifier loads an exported model for this program's ONNX
-// evaluator. The workdir's own export is verified against its manifest
-// first, and a warning says when it is stale.
+// onnxClassifier loads an exported model onto the engine. The workdir's
+// own export is verified against its manifest first, and a warning says
+// when it is stale.
 func onnxClassifier(g *Globals, path string, opts PredictOptions) (classifier, error) {
-	if g.flags.Changed("device") && g.Device != "cpu" {
-		return nil, usageError{fmt.Errorf("--device %s: an ONNX model runs on this program's CPU evaluator; give a condensed model (--model %s) to run on a device",
-			g.Device, filepath.Join(g.Workdir, "condense"))}
-	}
 	if err := checkArtifactFile(g, path); err != nil {
 		return nil, err
 	}
@@ -172,27 +165,11 @@ func onnxClassifier(g *Globals, path string, opts PredictOptions) (classifier, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := onnxio.Unmarshal(b)
+	m, err := classify.FromONNX(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s := onnxio.Summarize(m)
-	var names []string
-	if err := json.Unmarshal([]byte(s.Metadata["classes"]), &names); err != nil || len(names) == 0 {
-		return nil, fmt.Errorf("%s has no class names in its metadata: was it exported by this program?", path)
-	}
-	raw := strings.Contains(s.Metadata["input_layout"], "raw")
-	return func(p string) ([]class, error) {
-		x, err := loadImage(p, raw)
-		if err != nil {
-			return nil, err
-		}
-		out, err := onnxio.Eval(m, map[string]onnxio.Tensor{"input": {Dims: []int{1, 3, 32, 32}, Data: x}})
-		if err != nil {
-			return nil, err
-		}
-		return topClasses(out["logits"].Data, names, opts.Top), nil
-	}, nil
+	return modelClassifier(m, opts.Top), nil
 }
 
 // checkArtifactFile verifies a file that lies in an artifact's folder (one
@@ -239,67 +216,37 @@ func warnStale(g *Globals, dir string) {
 }
 
 // condensedClassifier runs a CondensedModel artifact on the engine; the
-// class names come from the same workdir's dataset.
+// class names and normalisation come from the same workdir's dataset.
 func condensedClassifier(g *Globals, dir string, top int) (classifier, error) {
-	store, a, err := openArtifact(dir)
-	if err != nil {
+	if _, _, err := openArtifact(dir); err != nil {
 		return nil, fmt.Errorf("--model %w", err)
 	}
 	warnStale(g, dir)
-	arch, tensors, err := stages.LoadCondensed(a)
+	m, err := classify.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	names, err := datasetClasses(store)
-	if err != nil {
-		return nil, err
-	}
-	// A few images run fastest on the CPU, which needs no start-up; an
-	// explicit --device (cuda, say) is obeyed.
-	be, _, err := stages.NewBackend(cmp.Or(g.Device, "cpu"), 0, func(s string) { fmt.Fprintln(g.stderr, s) })
-	if err != nil {
-		return nil, err
-	}
-	net, err := model.NewCondensed(arch, tensors, 1, be)
-	if err != nil {
-		stages.CloseBackend(be)
-		return nil, err
-	}
-	logits := make([]float32, arch.Config.Classes)
+	return modelClassifier(m, top), nil
+}
+
+// modelClassifier classifies image files with m, prepared as package
+// classify prepares them for any Go program.
+func modelClassifier(m *classify.Model, top int) classifier {
 	return func(p string) ([]class, error) {
-		x, err := loadImage(p, false)
+		img, err := imageprep.Open(p)
 		if err != nil {
 			return nil, err
 		}
-		nhwc := make([]float32, len(x)) // the engine is channels-last
-		for c := range cifar.C {
-			for i := range cifar.H * cifar.W {
-				nhwc[i*cifar.C+c] = x[c*cifar.H*cifar.W+i]
-			}
-		}
-		net.Forward(logits, nhwc)
-		if err := be.Sync(); err != nil {
+		res, err := m.Classify(img)
+		if err != nil {
 			return nil, err
 		}
-		return topClasses(logits, names, top), nil
-	}, nil
-}
-
-// datasetClasses reads the class names of the workdir's dataset.
-func datasetClasses(store *artifacts.Store) ([]string, error) {
-	a, err := store.Get("fetch")
-	if err != nil {
-		return nil, fmt.Errorf("class names: %w", err)
+		var cs []class
+		for _, c := range res.Top(top) {
+			cs = append(cs, class{Name: c.Class, Probability: c.Probability})
+		}
+		return cs, nil
 	}
-	b, err := a.ReadFile("dataset.json")
-	if err != nil {
-		return nil, err
-	}
-	var d struct{ Classes []string }
-	if err := json.Unmarshal(b, &d); err != nil {
-		return nil, err
-	}
-	return d.Classes, nil
 }
 
 func printPredictions(g *Globals, model string, results []prediction, failed []failure) error {
@@ -320,78 +267,4 @@ func printPredictions(g *Globals, model string, results []prediction, failed []f
 		fmt.Fprintf(g.stderr, "pipeline: %s: %s\n", f.Image, f.Error)
 	}
 	return nil
-}
-
-// loadImage decodes an image, resizes it to 32×32 and returns it NCHW,
-// normalised unless raw.
-func loadImage(path string, raw bool) ([]float32, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, format, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("not a readable PNG or JPEG image (%v)", err)
-	}
-	r := img.Bounds()
-	if r.Dx() < 1 || r.Dy() < 1 {
-		return nil, fmt.Errorf("empty %s image", format)
-	}
-	x := make([]float32, cifar.ImageSize)
-	for y := range cifar.H {
-		for xx := range cifar.W {
-			rgb := bilinear(img, (float64(xx)+0.5)*float64(r.Dx())/cifar.W-0.5, (float64(y)+0.5)*float64(r.Dy())/cifar.H-0.5)
-			for c := range cifar.C {
-				v := float32(rgb[c])
-				if !raw {
-					v = (v - cifar.Mean[c]) / cifar.Std[c]
-				}
-				x[(c*cifar.H+y)*cifar.W+xx] = v
-			}
-		}
-	}
-	return x, nil
-}
-
-// bilinear samples img at (fx, fy), pixel centres at integers, edges
-// clamped, as RGB in [0, 1].
-func bilinear(img image.Image, fx, fy float64) [3]float64 {
-	r := img.Bounds()
-	clamp := func(v, lo, hi int) int { return max(lo, min(hi, v)) }
-	x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
-	ax, ay := fx-float64(x0), fy-float64(y0)
-	var out [3]float64
-	for _, s := range []struct {
-		dx, dy int
-		w      float64
-	}{{0, 0, (1 - ax) * (1 - ay)}, {1, 0, ax * (1 - ay)}, {0, 1, (1 - ax) * ay}, {1, 1, ax * ay}} {
-		px := clamp(r.Min.X+x0+s.dx, r.Min.X, r.Max.X-1)
-		py := clamp(r.Min.Y+y0+s.dy, r.Min.Y, r.Max.Y-1)
-		cr, cg, cb, _ := img.At(px, py).RGBA()
-		out[0] += s.w * float64(cr) / 65535
-		out[1] += s.w * float64(cg) / 65535
-		out[2] += s.w * float64(cb) / 65535
-	}
-	return out
-}
-
-// topClasses returns the k most probable classes under softmax(logits).
-func topClasses(logits []float32, names []string, k int) []class {
-	m := logits[0]
-	for _, v := range logits {
-		m = max(m, v)
-	}
-	var sum float64
-	p := make([]float64, len(logits))
-	for i, v := range logits {
-		p[i] = math.Exp(float64(v - m))
-		sum += p[i]
-	}
-	cs := make([]class, len(logits))
-	for i := range cs {
-		cs[i] = class{Name: names[i], Probability: p[i] / sum}
-	}
-	sort.SliceStable(cs, func(a, b int) bool { return cs[a].Probability > cs[b].Probability })
-	return cs[:min(max(k, 1), len(cs))]
 }

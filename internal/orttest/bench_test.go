@@ -81,7 +81,7 @@ func imagesPerSec(f func(), n int) float64 {
 // ortSession returns one ONNX Runtime pass over images (NHWC, as the engine
 // takes them; converted to the exported model's NCHW once).
 func ortSession(b *testing.B, arch *model.Architecture, tensors []model.Named, n, threads int, images []float32) func() {
-	onnx, err := stages.ONNX(arch, tensors, stages.ExportConfig{Opset: 13})
+	onnx, err := stages.ONNX(arch, tensors, 13)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,8 +14,8 @@
 package orttest
 
 import (
-	"context"
 	"encoding/json"
+	"image"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -25,9 +25,10 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/classify"
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/internal/pipelinetest"
 	"github.com/condensenet/condensenet/model"
-	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
 
@@ -49,21 +50,8 @@ func runtimeLibrary(t testing.TB) string {
 
 // exportTiny runs the pipeline to the export stage on synthetic data.
 func exportTiny(t *testing.T) (onnxPath string, cfg stages.Config) {
-	cfg, _ = stages.Preset("quick")
-	cfg.Data = stages.DataConfig{Dataset: "synthetic", SyntheticTrain: 640, SyntheticTest: 64}
-	cfg.Model.Stages, cfg.Model.Growth = []int{1, 2, 1}, []int{4, 8, 8}
-	cfg.Train.Epochs, cfg.Train.Batch, cfg.Train.ImagesPerEpoch = 2, 32, 0
-	cfg.Verify.Tolerance = 100
-	dir := t.TempDir()
-	store, err := artifacts.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &pipeline.Runner{Store: store, Stages: stages.All(cfg), Report: pipeline.Discard}
-	if err := r.Run(context.Background(), pipeline.Options{Target: "all"}); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "export", "model.onnx"), cfg
+	cfg = pipelinetest.Config()
+	return pipelinetest.Run(t, t.TempDir(), cfg), cfg
 }
 
 func TestExportRunsInONNXRuntime(t *testing.T) {
@@ -176,4 +164,57 @@ func relayout(x []float32, n int, fromNCHW bool) []float32 {
 		}
 	}
 	return y
+}
+
+// Package classify, which runs an exported file on the engine, agrees
+// with ONNX Runtime running the same file on the same prepared images.
+func TestClassifyAgreesWithONNXRuntime(t *testing.T) {
+	ort.SetSharedLibraryPath(runtimeLibrary(t))
+	if err := ort.InitializeEnvironment(); err != nil {
+		t.Fatal(err)
+	}
+	defer ort.DestroyEnvironment()
+	path, cfg := exportTiny(t)
+	m, err := classify.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.NewDynamicAdvancedSession(path, []string{"input"}, []string{"logits"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destroy()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 5 {
+		img := image.NewNRGBA(image.Rect(0, 0, 20+9*i, 32))
+		for k := range img.Pix {
+			img.Pix[k] = byte(rng.IntN(256))
+		}
+		res, err := m.Classify(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := ort.NewTensor(ort.NewShape(1, 3, 32, 32), m.Prepare(img))
+		out, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(cfg.Model.Classes)))
+		if err := s.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+			t.Fatal(err)
+		}
+		logits := out.GetData()
+		top := logits[0]
+		for _, v := range logits {
+			top = max(top, v)
+		}
+		var sum float64
+		for _, v := range logits {
+			sum += math.Exp(float64(v - top))
+		}
+		for k, v := range logits {
+			want := math.Exp(float64(v-top)) / sum
+			if math.Abs(res.Probabilities[k]-want) > 1e-5 {
+				t.Errorf("image %d class %d: classify %v, ONNX Runtime %v", i, k, res.Probabilities[k], want)
+			}
+		}
+		in.Destroy()
+		out.Destroy()
+	}
 }

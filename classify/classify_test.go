@@ -1,0 +1,181 @@
+package classify
+
+import (
+	"image"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/imageprep"
+	"github.com/condensenet/condensenet/internal/pipelinetest"
+	"github.com/condensenet/condensenet/onnxio"
+	"github.com/condensenet/condensenet/stages"
+)
+
+// randomImage is w×h pixels of noise.
+func randomImage(rng *rand.Rand, w, h int) image.Image {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.IntN(256))
+	}
+	return img
+}
+
+// The model rebuilt from an ONNX file computes what the file computes:
+// the probabilities equal softmax of the reference evaluator's logits on
+// the same prepared input, with and without the normalisation in the
+// graph; and the workdir's condensed folder gives the same bits.
+func TestMatchesReferenceEvaluator(t *testing.T) {
+	dir := t.TempDir()
+	cfg := pipelinetest.Config()
+	// Each export replaces the last: keep copies.
+	plain, withPre := filepath.Join(t.TempDir(), "plain.onnx"), filepath.Join(t.TempDir(), "pre.onnx")
+	b, _ := os.ReadFile(pipelinetest.Run(t, dir, cfg))
+	os.WriteFile(plain, b, 0o644)
+	cfg.Export.IncludePreprocessing = true
+	b, _ = os.ReadFile(pipelinetest.Run(t, dir, cfg))
+	os.WriteFile(withPre, b, 0o644)
+	rng := rand.New(rand.NewPCG(1, 2))
+	imgs := []image.Image{randomImage(rng, 32, 32), randomImage(rng, 50, 41), randomImage(rng, 7, 9)}
+	folder, err := Open(filepath.Join(dir, "condense"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{plain, withPre} {
+		m, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = os.ReadFile(path)
+		graph, err := onnxio.Unmarshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := path == withPre
+		for i, img := range imgs {
+			res, err := m.Classify(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := m.Prepare(img)
+			if raw {
+				x = imageprep.Pixels(img, m.InputSize())
+			}
+			out, err := onnxio.Eval(graph, map[string]onnxio.Tensor{"input": {Dims: []int{1, 3, 32, 32}, Data: x}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := softmax(out["logits"].Data)
+			for k := range want {
+				if math.Abs(res.Probabilities[k]-want[k]) > 1e-5 {
+					t.Fatalf("%s image %d: P(%s) = %v, the file gives %v", filepath.Base(path), i, m.Classes()[k], res.Probabilities[k], want[k])
+				}
+			}
+			other, err := folder.Classify(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(other.Probabilities, res.Probabilities) {
+				t.Errorf("image %d: the condensed folder gives %v, %s %v", i, other.Probabilities, filepath.Base(path), res.Probabilities)
+			}
+		}
+	}
+	if got, want := folder.Classes(), []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}; len(got) != cfg.Model.Classes {
+		t.Errorf("classes %v, want %d like %v", got, cfg.Model.Classes, want)
+	}
+}
+
+// Many calls at once, and ClassifyAll, give each image the result it gets
+// alone.
+func TestConcurrentCalls(t *testing.T) {
+	m, err := Open(pipelinetest.Run(t, t.TempDir(), pipelinetest.Config()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var imgs []image.Image
+	var want []Result
+	for range 12 {
+		img := randomImage(rng, 32+rng.IntN(20), 32)
+		r, err := m.Classify(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs, want = append(imgs, img), append(want, r)
+	}
+	all, err := m.ClassifyAll(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	got := make([]Result, len(imgs))
+	for i, img := range imgs {
+		wg.Go(func() { got[i], _ = m.Classify(img) })
+	}
+	wg.Wait()
+	for i := range imgs {
+		if !slices.Equal(all[i].Probabilities, want[i].Probabilities) || !slices.Equal(got[i].Probabilities, want[i].Probabilities) {
+			t.Errorf("image %d: alone %v, in ClassifyAll %v, concurrently %v", i, want[i].Probabilities, all[i].Probabilities, got[i].Probabilities)
+		}
+	}
+	top := want[0].Top(3)
+	if len(top) != 3 || top[0].Probability < top[1].Probability || top[0].Class != m.Classes()[top[0].Index] {
+		t.Errorf("Top(3) = %+v", top)
+	}
+}
+
+// Files that are not this program's exports are refused with a reason.
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	path := pipelinetest.Run(t, dir, pipelinetest.Config())
+	store, _ := artifacts.Open(dir)
+	a, _ := store.Get("condense")
+	arch, tensors, err := stages.LoadCondensed(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := stages.ONNX(arch, tensors, 13) // no metadata
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"no metadata", bare, "exported by this program"},
+		{"truncated", b[:len(b)/2], "invalid"},
+		{"not ONNX", []byte("hello"), "invalid"},
+	} {
+		p := filepath.Join(t.TempDir(), "model.onnx")
+		os.WriteFile(p, tc.data, 0o644)
+		if _, err := Open(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Open = %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := Open(filepath.Join(dir, "nothing")); err == nil {
+		t.Error("Open of a missing file succeeded")
+	}
+}
+
+// TestWriteTestdata rewrites testdata/tiny.onnx, which the example reads,
+// when UPDATE_TESTDATA=1.
+func TestWriteTestdata(t *testing.T) {
+	if os.Getenv("UPDATE_TESTDATA") != "1" {
+		t.Skip("UPDATE_TESTDATA=1 rewrites testdata/tiny.onnx")
+	}
+	b, err := os.ReadFile(pipelinetest.Run(t, t.TempDir(), pipelinetest.Config()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("testdata/tiny.onnx", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

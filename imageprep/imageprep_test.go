@@ -1,0 +1,115 @@
+package imageprep
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func encodePNG(t *testing.T, img image.Image) []byte {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A PNG whose header claims 100,000 × 100,000 pixels is refused from the
+// header, before anything is decoded; a small one decodes.
+func TestDecodeRefusesHugeImages(t *testing.T) {
+	b := encodePNG(t, image.NewGray(image.Rect(0, 0, 4, 4)))
+	if _, err := Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	// IHDR is the first chunk: length (4), "IHDR", width, height, ..., CRC.
+	huge := bytes.Clone(b)
+	binary.BigEndian.PutUint32(huge[16:], 100_000)
+	binary.BigEndian.PutUint32(huge[20:], 100_000)
+	binary.BigEndian.PutUint32(huge[29:], crc32.ChecksumIEEE(huge[12:29]))
+	_, err := Decode(huge)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Decode of a 100,000² PNG = %v, want ErrTooLarge", err)
+	}
+	p := filepath.Join(t.TempDir(), "huge.png")
+	os.WriteFile(p, huge, 0o644)
+	if _, err := Open(p); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Open of a 100,000² PNG = %v, want ErrTooLarge", err)
+	}
+	for _, bad := range [][]byte{b[:len(b)/2], []byte("not an image")} {
+		if _, err := Decode(bad); err == nil || errors.Is(err, ErrTooLarge) {
+			t.Errorf("Decode of %d damaged bytes = %v", len(bad), err)
+		}
+	}
+}
+
+// Pixels keeps an image of the right size as it is, and shrinks by
+// averaging the pixels under each output pixel: a 96×96 checkerboard
+// becomes 32×32 pixels of 5/9 and 4/9.
+func TestPixels(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	x := Pixels(img, 32)
+	for y := range 32 {
+		for xx := range 32 {
+			for c := range 3 {
+				want := float32(img.Pix[(y*32+xx)*4+c]) / 255
+				if got := x[(c*32+y)*32+xx]; math.Abs(float64(got-want)) > 1e-6 {
+					t.Fatalf("same size: (%d,%d,%d) = %v, want %v", c, y, xx, got, want)
+				}
+			}
+		}
+	}
+	board := image.NewGray(image.Rect(0, 0, 96, 96))
+	for y := range 96 {
+		for xx := range 96 {
+			if (xx+y)%2 == 0 {
+				board.SetGray(xx, y, color.Gray{Y: 255})
+			}
+		}
+	}
+	x = Pixels(board, 32)
+	for y := range 32 {
+		for xx := range 32 {
+			want := 4.0 / 9
+			if (xx+y)%2 == 0 { // the block's corner is white: 5 of 9
+				want = 5.0 / 9
+			}
+			if got := x[y*32+xx]; math.Abs(float64(got)-want) > 1e-6 {
+				t.Fatalf("checkerboard (%d,%d) = %v, want %v", y, xx, got, want)
+			}
+		}
+	}
+}
+
+func TestNormalizeAndBytes(t *testing.T) {
+	x := []float32{0, 0.5, 1, 0.25, 0.75, 0}
+	Normalize(x, []float32{0.5, 0.25, 0}, []float32{0.5, 0.25, 2})
+	if want := []float32{-1, 0, 3, 0, 0.375, 0}; !equal(x, want) { // (C=3, 2 pixels)
+		t.Errorf("Normalize = %v, want %v", x, want)
+	}
+	if got := Bytes([]float32{0, 0.5, 1, -1, 2}); !bytes.Equal(got, []byte{0, 128, 255, 0, 255}) {
+		t.Errorf("Bytes = %v", got)
+	}
+}
+
+func equal(a, b []float32) bool {
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 1e-6 {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
