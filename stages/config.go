@@ -74,8 +74,19 @@ func defaultData() DataConfig {
 
 // DataConfig is the fetch stage's section.
 type DataConfig struct {
-	// Dataset is cifar10, cifar100 or synthetic.
+	// Dataset is cifar10, cifar100, synthetic, or folder:PATH for an
+	// image-folder dataset (PATH/train/<class>/*.png and PATH/val/...).
 	Dataset string `json:"dataset"`
+	// ImageSize is the side an image folder's images are resized to (0:
+	// the network's input, 32 × 32).
+	ImageSize int `json:"image_size,omitempty"`
+	// Mean and Std normalise an image folder's images (per channel, on
+	// [0, 1]) instead of the statistics of its training split.
+	Mean []float32 `json:"mean,omitempty"`
+	Std  []float32 `json:"std,omitempty"`
+	// Strict refuses an image folder with images that cannot be read,
+	// instead of leaving them out.
+	Strict bool `json:"strict,omitempty"`
 	// URL overrides the official download: http(s)://, file:// or a path.
 	URL string `json:"url,omitempty"`
 	// SHA256 and MD5 check the archive; one is required with URL.
@@ -89,8 +100,14 @@ type DataConfig struct {
 	SyntheticTest  int `json:"synthetic_test"`
 }
 
-// Datasets are the valid values of data.dataset.
+// Datasets are the valid values of data.dataset, besides folder:PATH.
 var Datasets = []string{"cifar10", "cifar100", "synthetic"}
+
+// FolderPath returns the PATH of a data.dataset of folder:PATH.
+func FolderPath(dataset string) (string, bool) {
+	p, ok := strings.CutPrefix(dataset, "folder:")
+	return p, ok
+}
 
 // presets are the named starting configurations: the paper's networks
 // with its recipe, and quick.
@@ -187,8 +204,30 @@ func (c *Config) Check() error {
 		errs = append(errs, fmt.Errorf("%s = %v: %s", field, val, want))
 	}
 	d := &c.Data
-	if !slices.Contains(Datasets, d.Dataset) {
-		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "want one of "+strings.Join(Datasets, ", "))
+	folder, isFolder := FolderPath(d.Dataset)
+	switch {
+	case isFolder && folder == "":
+		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "want folder:PATH, the folder holding train/ and val/")
+	case !isFolder && !slices.Contains(Datasets, d.Dataset):
+		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "want one of "+strings.Join(Datasets, ", ")+", or folder:PATH")
+	}
+	if d.ImageSize != 0 && d.ImageSize != 32 {
+		bad("data.image_size", d.ImageSize, "want 32 (or 0), the input of the CIFAR CondenseNets")
+	}
+	if !isFolder && (d.ImageSize != 0 || d.Mean != nil || d.Std != nil || d.Strict) {
+		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "data.image_size, mean, std and strict are for image folders (folder:PATH)")
+	}
+	if d.Mean != nil || d.Std != nil {
+		ok := len(d.Mean) == 3 && len(d.Std) == 3
+		for _, v := range d.Std {
+			ok = ok && v > 0
+		}
+		if !ok {
+			bad("data.mean/data.std", fmt.Sprintf("%v/%v", d.Mean, d.Std), "want three numbers each (R, G, B), the standard deviations above 0")
+		}
+	}
+	if isFolder && (d.URL != "" || d.SHA256 != "" || d.MD5 != "") {
+		bad("data.url", fmt.Sprintf("%q", d.URL), "an image folder is read in place, not downloaded: leave url and checksums empty")
 	}
 	if d.Dataset == "synthetic" {
 		if d.SyntheticTrain < 10 || d.SyntheticTrain > 1_000_000 {

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/imagefolder"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -40,6 +42,16 @@ func (f *Fetch) Inputs() []string { return nil }
 // seed and sizes.
 func (f *Fetch) WriteKey(w io.Writer) {
 	d := f.Data
+	if root, ok := FolderPath(d.Dataset); ok {
+		// The folder by content, not by where it is.
+		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\n", f.imageSize(), d.Mean, d.Std, d.Strict)
+		if l, err := imagefolder.List(root); err != nil {
+			fmt.Fprintf(w, "data.folder unreadable: %v\n", err) // Run says so
+		} else {
+			fmt.Fprintf(w, "data.folder sha256 %s\n", l.Fingerprint())
+		}
+		return
+	}
 	fmt.Fprintf(w, "data.dataset %s\n", d.Dataset)
 	if d.Dataset == "synthetic" {
 		fmt.Fprintf(w, "seed %d\ndata.synthetic_train %d\ndata.synthetic_test %d\n", f.Seed, d.SyntheticTrain, d.SyntheticTest)
@@ -86,6 +98,13 @@ func (f *Fetch) source() cifar.Source {
 }
 
 func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	if root, ok := FolderPath(f.Data.Dataset); ok {
+		d, err := f.readFolder(ctx, env, root)
+		if err != nil {
+			return nil, err // not a nil *Dataset in an interface
+		}
+		return d, nil
+	}
 	var d *cifar.Dataset
 	if f.Data.Dataset == "synthetic" {
 		d = cifar.Synthetic(f.Seed, f.Data.SyntheticTrain, f.Data.SyntheticTest)
@@ -100,6 +119,67 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		Train: artifacts.Split{Images: d.Train.Images, Labels: d.Train.Labels},
 		Test:  artifacts.Split{Images: d.Test.Images, Labels: d.Test.Labels},
 	}, nil
+}
+
+// imageSize is the side images are prepared at.
+func (f *Fetch) imageSize() int { return cmp.Or(f.Data.ImageSize, cifar.H) }
+
+// readFolder prepares an image-folder dataset: every image decoded once,
+// resized, and normalised by the training split's statistics unless the
+// configuration gives them.
+func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) (*artifacts.Dataset, error) {
+	l, err := imagefolder.List(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range l.Skipped {
+		env.Report.Warn(env.Stage, p.String())
+	}
+	size := f.imageSize()
+	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), false)
+	done := func() { prog.Add(1) }
+	train, bad, err := imagefolder.Read(ctx, l.Train, size, done)
+	if err != nil {
+		prog.Done()
+		return nil, err
+	}
+	test, badTest, err := imagefolder.Read(ctx, l.Test, size, done)
+	prog.Done()
+	if err != nil {
+		return nil, err
+	}
+	if bad = append(bad, badTest...); len(bad) > 0 {
+		list := make([]string, 0, 5)
+		for _, p := range bad[:min(5, len(bad))] {
+			list = append(list, p.String())
+		}
+		more := ""
+		if len(bad) > len(list) {
+			more = fmt.Sprintf("; and %d more", len(bad)-len(list))
+		}
+		if f.Data.Strict {
+			return nil, fmt.Errorf("%d of %d images in %s cannot be read (data.strict refuses them): %s%s",
+				len(bad), len(l.Train)+len(l.Test), root, strings.Join(list, "; "), more)
+		}
+		env.Report.Warn(env.Stage, fmt.Sprintf("%d images cannot be read and are left out (data.strict refuses them instead): %s%s", len(bad), strings.Join(list, "; "), more))
+	}
+	d := &artifacts.Dataset{
+		Name: "folder:" + filepath.Base(filepath.Clean(root)), Classes: l.Classes, C: 3, H: size, W: size, Mean: f.Data.Mean, Std: f.Data.Std,
+		Train: artifacts.Split{Images: train.Images, Labels: train.Labels},
+		Test:  artifacts.Split{Images: test.Images, Labels: test.Labels},
+	}
+	for i, n := range d.PerClass(&d.Train) {
+		if n == 0 {
+			return nil, fmt.Errorf("class %s has no readable training images in %s", l.Classes[i], root)
+		}
+	}
+	if d.Test.Len() == 0 {
+		return nil, fmt.Errorf("no readable images in %s", filepath.Join(root, l.TestDir))
+	}
+	if d.Mean == nil {
+		d.Mean, d.Std = imagefolder.Normalization(d.Train.Images, size*size)
+	}
+	return d, nil
 }
 
 func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset, error) {

@@ -74,6 +74,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
+	if ds.C != cifar.C || ds.H != cifar.H || ds.W != cifar.W {
+		return nil, fmt.Errorf("%w: the %s dataset's images are %d×%d×%d, and these CondenseNets take %d×%d×%d", ErrConfig, ds.Name, ds.C, ds.H, ds.W, cifar.C, cifar.H, cifar.W)
+	}
 	tc := t.Train
 	if n := len(ds.Train.Labels); tc.Batch > n {
 		return nil, fmt.Errorf("%w: train.batch is %d but the %s dataset has %d training images: a batch larger than the training set trains nothing; set train.batch to at most %d",

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/imagefolder"
 	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
@@ -81,7 +82,7 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&g.Quiet, "quiet", "q", false, "print only warnings and errors")
 	f.BoolVar(&g.JSON, "json", false, "machine-readable output: one JSON object per line")
 	f.BoolVar(&g.NoVerify, "no-verify", false, "trust artifact files' sizes without re-hashing them")
-	f.StringVar(&g.Dataset, "dataset", "", "dataset: cifar10, cifar100 or synthetic (default from the preset)")
+	f.StringVar(&g.Dataset, "dataset", "", "dataset: cifar10, cifar100, synthetic, or folder:PATH for PATH/train/<class>/ and PATH/val/<class>/ folders of PNG or JPEG images (default from the preset)")
 	f.StringVar(&g.DataURL, "data-url", "", "download the archive from this http(s) or file:// URL or path instead")
 	f.StringVar(&g.DataSHA256, "data-sha256", "", "expected sha256 of the archive at --data-url")
 	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
@@ -138,6 +139,14 @@ func (g *Globals) config() (stages.Config, error) {
 	}
 	if g.flags.Changed("seed") {
 		cfg.Seed = g.Seed
+	}
+	if root, ok := stages.FolderPath(cfg.Data.Dataset); ok && root != "" {
+		// The network has a class per class folder.
+		classes, err := imagefolder.Classes(root)
+		if err != nil {
+			return cfg, usageError{fmt.Errorf("--dataset %s: %w", cfg.Data.Dataset, err)}
+		}
+		cfg.Model.Classes = len(classes)
 	}
 	if err := cfg.Check(); err != nil {
 		return cfg, usageError{fmt.Errorf("invalid configuration:\n%w", err)}

@@ -579,3 +579,41 @@ func TestBenchLayers(t *testing.T) {
 		t.Errorf("layers cover %.2f of the step, peak share %.3f", share, res.PeakShare)
 	}
 }
+
+// Every stage runs on an image folder: the network gets a class per class
+// folder, and predict names those classes.
+func TestRunAllOnImageFolder(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "shapes")
+	for ci, class := range []string{"circle", "square", "triangle"} {
+		for i := range 15 {
+			split, name := "train", fmt.Sprintf("%d.png", i)
+			if i >= 12 {
+				split = "val"
+			}
+			img := image.NewRGBA(image.Rect(0, 0, 24+i, 32))
+			for k := range img.Pix {
+				img.Pix[k] = uint8(k*(ci+3) + i)
+			}
+			p := filepath.Join(root, split, class, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			f, _ := os.Create(p)
+			png.Encode(f, img)
+			f.Close()
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "tiny.json")
+	os.WriteFile(cfg, []byte(`{"model": {"stages": [1, 1, 1], "growth": [4, 4, 4]}, "train": {"epochs": 2, "batch": 8, "images_per_epoch": 0}, "verify": {"tolerance": 100}}`), 0o644)
+	w := t.TempDir()
+	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "quick", "--config", cfg, "--dataset", "folder:"+root)
+	if code != 0 || !strings.Contains(out, "folder:shapes: 36 train, 9 test images of 3x32x32, 3 classes") {
+		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = execute(t, "predict", "--workdir", w, "--json", filepath.Join(root, "val", "square", "13.png"))
+	if code != 0 || !strings.Contains(out, `"name":"square"`) && !strings.Contains(out, `"name":"circle"`) {
+		t.Errorf("predict: code %d\n%s%s", code, out, errs)
+	}
+	out, _, _ = execute(t, "status", "--workdir", w)
+	if strings.Count(out, "fresh") != 5 {
+		t.Errorf("status after run all:\n%s", out)
+	}
+}

@@ -1,0 +1,322 @@
+// Package imagefolder reads an image classification dataset laid out as
+// folders, the common layout of torchvision's ImageFolder:
+//
+//	ROOT/train/<class>/*.png|*.jpg|*.jpeg
+//	ROOT/val/<class>/...    (or ROOT/test/<class>/...)
+//
+// Class names are the train folder's subfolders, sorted. Each image is
+// decoded once (with imageprep's pixel limit), resized to a square and
+// stored as bytes. A split's images are ordered by class and then by
+// content, so renaming a file changes nothing, and the content hash of the
+// whole set (Listing.Fingerprint) says when anything else changed.
+package imagefolder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/condensenet/condensenet/imageprep"
+)
+
+// A File is one image file of a split.
+type File struct {
+	Path  string
+	Label int
+	Sum   [32]byte // sha256 of the file's bytes
+}
+
+// A Problem is a file left out, and why.
+type Problem struct {
+	Path   string
+	Reason string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Reason }
+
+// A Listing is what a dataset folder holds.
+type Listing struct {
+	Root        string
+	Classes     []string
+	Train, Test []File // ordered by label, then content
+	TestDir     string // "val" or "test"
+	// Skipped are files not read: links that lead out of the folder.
+	Skipped []Problem
+}
+
+// ErrLayout is wrapped by the errors for a folder without the layout.
+var ErrLayout = errors.New("not an image-folder dataset")
+
+func layoutError(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrLayout, fmt.Sprintf(format, a...))
+}
+
+// Classes returns the class names of the dataset at root: the folders in
+// root/train, sorted.
+func Classes(root string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(root, "train"))
+	if err != nil {
+		return nil, layoutError("%v (want %s/train/<class>/ and %s/val/<class>/ folders of PNG or JPEG images)", err, root, root)
+	}
+	var classes []string
+	for _, e := range ents {
+		if e.IsDir() || e.Type()&os.ModeSymlink != 0 && isDir(filepath.Join(root, "train", e.Name())) {
+			classes = append(classes, e.Name())
+		}
+	}
+	if len(classes) == 0 {
+		return nil, layoutError("%s has no class folders", filepath.Join(root, "train"))
+	}
+	if len(classes) > 256 {
+		return nil, fmt.Errorf("%s has %d class folders: at most 256 are supported (labels are stored as bytes)", filepath.Join(root, "train"), len(classes))
+	}
+	slices.Sort(classes)
+	return classes, nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// List finds the images of the dataset at root and hashes their content.
+func List(root string) (*Listing, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, layoutError("%v", err)
+	}
+	classes, err := Classes(root)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listing{Root: root, Classes: classes}
+	for _, dir := range []string{"val", "test"} {
+		if isDir(filepath.Join(root, dir)) {
+			l.TestDir = dir
+			break
+		}
+	}
+	if l.TestDir == "" {
+		return nil, layoutError("no %s or %s folder: put some images of each class there, to measure accuracy on", filepath.Join(root, "val"), filepath.Join(root, "test"))
+	}
+	if l.Train, err = l.split(real, "train", true); err != nil {
+		return nil, err
+	}
+	if l.Test, err = l.split(real, l.TestDir, false); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// split lists root/dir's images, every class needing some with all.
+func (l *Listing) split(real, dir string, all bool) ([]File, error) {
+	ents, err := os.ReadDir(filepath.Join(l.Root, dir))
+	if err != nil {
+		return nil, layoutError("%v", err)
+	}
+	var files []File
+	for _, e := range ents {
+		p := filepath.Join(l.Root, dir, e.Name())
+		if !e.IsDir() && !(e.Type()&os.ModeSymlink != 0 && isDir(p)) {
+			continue // a stray file beside the class folders
+		}
+		label, ok := slices.BinarySearch(l.Classes, e.Name())
+		if !ok {
+			return nil, layoutError("%s is not a class of %s (its classes: %s)", p, filepath.Join(l.Root, "train"), strings.Join(l.Classes, ", "))
+		}
+		if !l.inside(real, p) {
+			continue
+		}
+		n := len(files)
+		if files, err = l.class(real, files, p, label); err != nil {
+			return nil, err
+		}
+		if len(files) == n {
+			return nil, layoutError("class folder %s has no PNG or JPEG images", p)
+		}
+	}
+	if all {
+		seen := map[int]bool{}
+		for _, f := range files {
+			seen[f.Label] = true
+		}
+		for i, c := range l.Classes {
+			if !seen[i] {
+				return nil, layoutError("class folder %s has no PNG or JPEG images", filepath.Join(l.Root, dir, c))
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, layoutError("%s has no images", filepath.Join(l.Root, dir))
+	}
+	slices.SortFunc(files, func(a, b File) int {
+		if a.Label != b.Label {
+			return a.Label - b.Label
+		}
+		return strings.Compare(string(a.Sum[:]), string(b.Sum[:]))
+	})
+	return files, nil
+}
+
+// class adds the images in folder dir (and its subfolders) to files.
+func (l *Listing) class(real string, files []File, dir string, label int) ([]File, error) {
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".png", ".jpg", ".jpeg":
+		default:
+			return nil
+		}
+		if d.Type()&os.ModeSymlink != 0 && !l.inside(real, p) {
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		sum, err := hashFile(p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: p, Label: label, Sum: sum})
+		return nil
+	})
+	return files, err
+}
+
+// inside reports whether p, a link or not, leads to somewhere within the
+// dataset's folder (real, with links resolved); if not it is skipped.
+func (l *Listing) inside(real, p string) bool {
+	to, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		if rel, err := filepath.Rel(real, to); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return true
+		}
+	}
+	l.Skipped = append(l.Skipped, Problem{p, "a link that leads out of the dataset's folder: not followed"})
+	return false
+}
+
+func hashFile(p string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// Fingerprint is a hash of what the dataset holds: its classes and each
+// split's images by content. Renaming files does not change it.
+func (l *Listing) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "classes %q\n", l.Classes)
+	for _, s := range []struct {
+		name  string
+		files []File
+	}{{"train", l.Train}, {"test", l.Test}} {
+		fmt.Fprintf(h, "%s %d\n", s.name, len(s.files))
+		for _, f := range s.files {
+			fmt.Fprintf(h, "%d %x\n", f.Label, f.Sum)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// A Split is images of size × size as bytes, (N, 3, size, size), with
+// their labels.
+type Split struct {
+	Images []byte
+	Labels []byte
+}
+
+// Read decodes files and resizes them to size × size, on every core,
+// calling done after each (one call at a time). An image that cannot be read is left out and
+// returned as a Problem.
+func Read(ctx context.Context, files []File, size int, done func()) (Split, []Problem, error) {
+	n := 3 * size * size
+	images := make([]byte, len(files)*n)
+	ok := make([]bool, len(files))
+	reasons := make([]string, len(files))
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(files) {
+					return
+				}
+				img, err := imageprep.Open(files[i].Path)
+				if err != nil {
+					reasons[i] = err.Error()
+				} else {
+					copy(images[i*n:], imageprep.Bytes(imageprep.Pixels(img, size)))
+					ok[i] = true
+				}
+				mu.Lock()
+				done()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Split{}, nil, err
+	}
+	var s Split
+	var bad []Problem
+	for i, f := range files {
+		if !ok[i] {
+			bad = append(bad, Problem{f.Path, reasons[i]})
+			continue
+		}
+		s.Images = append(s.Images, images[i*n:(i+1)*n]...)
+		s.Labels = append(s.Labels, byte(f.Label))
+	}
+	return s, bad, nil
+}
+
+// Normalization returns the per-channel mean and standard deviation of
+// images (N, 3, H, W) scaled to [0, 1].
+func Normalization(images []byte, hw int) (mean, std []float32) {
+	var sum, sq [3]float64
+	for i, v := range images {
+		c := i / hw % 3
+		x := float64(v) / 255
+		sum[c] += x
+		sq[c] += x * x
+	}
+	n := float64(len(images) / 3)
+	for c := range 3 {
+		m := sum[c] / n
+		mean = append(mean, float32(m))
+		std = append(std, float32(max(1e-6, math.Sqrt(max(0, sq[c]/n-m*m)))))
+	}
+	return mean, std
+}

@@ -1,0 +1,208 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/imagefolder"
+	"github.com/condensenet/condensenet/imageprep"
+	"github.com/condensenet/condensenet/pipeline"
+)
+
+// writeImage writes a w×h image of noise as PNG, or JPEG by the name.
+func writeImage(t *testing.T, path string, w, h int, rng *rand.Rand) {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.IntN(256))
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	var buf bytes.Buffer
+	var err error
+	if strings.HasSuffix(path, ".jpg") {
+		err = jpeg.Encode(&buf, img, nil)
+	} else {
+		err = png.Encode(&buf, img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// imageFolder writes a dataset of three classes in PNG and JPEG, of
+// several sizes, with a stray text file, and returns its root.
+func imageFolder(t *testing.T) string {
+	root := filepath.Join(t.TempDir(), "pets")
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, f := range []struct {
+		path string
+		w, h int
+	}{
+		{"train/cat/1.png", 32, 32}, {"train/cat/2.png", 40, 20}, {"train/cat/sub/3.jpg", 7, 7},
+		{"train/dog/a.jpg", 64, 48}, {"train/dog/b.png", 33, 31},
+		{"train/bird/x.PNG", 32, 32}, {"train/bird/y.jpeg", 100, 80},
+		{"val/cat/v.png", 32, 32}, {"val/dog/v.jpg", 50, 50}, {"val/bird/v.png", 16, 16},
+	} {
+		writeImage(t, filepath.Join(root, f.path), f.w, f.h, rng)
+	}
+	os.WriteFile(filepath.Join(root, "train", "cat", "notes.txt"), []byte("not an image"), 0o644)
+	return root
+}
+
+func loadFetched(t *testing.T, workdir string) (*artifacts.Dataset, *artifacts.Artifact) {
+	t.Helper()
+	store, _ := artifacts.Open(workdir)
+	a, err := store.Get("fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := artifacts.LoadDataset(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, a
+}
+
+// An image folder becomes a dataset: classes sorted, every image resized
+// as imageprep resizes it, ordered by class and content, normalised by
+// its training split. Renaming a file changes nothing; adding one makes
+// the dataset stale.
+func TestFetchImageFolder(t *testing.T) {
+	root := imageFolder(t)
+	w := t.TempDir()
+	data := DataConfig{Dataset: "folder:" + root}
+	if _, err := runFetch(t, w, data); err != nil {
+		t.Fatal(err)
+	}
+	d, a := loadFetched(t, w)
+	if !slices.Equal(d.Classes, []string{"bird", "cat", "dog"}) || d.Train.Len() != 7 || d.Test.Len() != 3 || d.H != 32 || d.Name != "folder:pets" {
+		t.Fatalf("dataset %s, classes %v", d.Summary(), d.Classes)
+	}
+	// Each stored image is its file, prepared; in label order.
+	l, err := imagefolder.List(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range l.Train {
+		img, err := imageprep.Open(f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := imageprep.Bytes(imageprep.Pixels(img, 32))
+		if !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], want) || int(d.Train.Labels[i]) != f.Label {
+			t.Errorf("training image %d is not %s, label %d", i, f.Path, f.Label)
+		}
+	}
+	if !slices.IsSorted(d.Train.Labels) {
+		t.Errorf("labels %v not in class order", d.Train.Labels)
+	}
+	mean, std := imagefolder.Normalization(d.Train.Images, 1024)
+	if !slices.Equal(d.Mean, mean) || !slices.Equal(d.Std, std) || mean[0] < 0.3 || mean[0] > 0.7 {
+		t.Errorf("normalisation %v / %v, the training split's is %v / %v", d.Mean, d.Std, mean, std)
+	}
+	// Renaming is nothing new.
+	os.Rename(filepath.Join(root, "train/dog/a.jpg"), filepath.Join(root, "train/dog/renamed.jpg"))
+	if _, err := runFetch(t, w, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, b := loadFetched(t, w); b.ID != a.ID {
+		t.Errorf("renaming a file made a new dataset (%s, was %s)", b.ID, a.ID)
+	}
+	// A new image is.
+	writeImage(t, filepath.Join(root, "train/dog/c.png"), 32, 32, rand.New(rand.NewPCG(9, 9)))
+	if _, err := runFetch(t, w, data); err != nil {
+		t.Fatal(err)
+	}
+	if d2, _ := loadFetched(t, w); d2.Train.Len() != 8 {
+		t.Errorf("after adding an image: %s", d2.Summary())
+	}
+	// Normalisation given in the configuration is used as it is.
+	data.Mean, data.Std = []float32{0.4914, 0.4824, 0.4467}, []float32{0.2471, 0.2435, 0.2616}
+	if _, err := runFetch(t, w, data); err != nil {
+		t.Fatal(err)
+	}
+	if d3, _ := loadFetched(t, w); !slices.Equal(d3.Mean, data.Mean) || !slices.Equal(d3.Std, data.Std) {
+		t.Errorf("configured normalisation %v / %v stored as %v / %v", data.Mean, data.Std, d3.Mean, d3.Std)
+	}
+}
+
+// hugePNG is a valid PNG whose header claims 100,000 × 100,000 pixels.
+func hugePNG(t *testing.T) []byte {
+	var buf bytes.Buffer
+	png.Encode(&buf, image.NewGray(image.Rect(0, 0, 2, 2)))
+	b := buf.Bytes()
+	binary.BigEndian.PutUint32(b[16:], 100_000)
+	binary.BigEndian.PutUint32(b[20:], 100_000)
+	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+	return b
+}
+
+// Images that cannot be read are left out and named, or with data.strict
+// refuse the dataset; links out of the folder are not followed.
+func TestFetchImageFolderBadImages(t *testing.T) {
+	root := imageFolder(t)
+	good, _ := os.ReadFile(filepath.Join(root, "train/cat/1.png"))
+	os.WriteFile(filepath.Join(root, "train/cat/broken.png"), good[:len(good)/2], 0o644)
+	os.WriteFile(filepath.Join(root, "train/dog/huge.png"), hugePNG(t), 0o644)
+	outside := filepath.Join(t.TempDir(), "outside.png")
+	writeImage(t, outside, 32, 32, rand.New(rand.NewPCG(1, 1)))
+	if err := os.Symlink(outside, filepath.Join(root, "train/bird/link.png")); err != nil {
+		t.Fatal(err)
+	}
+	w := t.TempDir()
+	store, _ := artifacts.Open(w)
+	rep := &notes{Reporter: pipeline.Discard}
+	r := &pipeline.Runner{Store: store, Stages: []pipeline.Stage{&Fetch{Data: DataConfig{Dataset: "folder:" + root}}}, Report: rep}
+	if err := r.Run(context.Background(), pipeline.Options{Target: "all"}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := loadFetched(t, w)
+	msgs := rep.all()
+	if d.Train.Len() != 7 || !strings.Contains(msgs, "2 images cannot be read and are left out") || !strings.Contains(msgs, "broken.png") ||
+		!strings.Contains(msgs, "huge.png: image too large") || !strings.Contains(msgs, "link.png: a link that leads out") {
+		t.Errorf("%s; reported:\n%s", d.Summary(), msgs)
+	}
+	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, Strict: true})
+	if err == nil || !strings.Contains(err.Error(), "2 of 12 images") || !strings.Contains(err.Error(), "broken.png") {
+		t.Errorf("strict: %v", err)
+	}
+}
+
+// A folder without the layout gets an error that says what is missing.
+func TestFetchImageFolderLayout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(root string)
+		want   string
+	}{
+		{"no val", func(r string) { os.RemoveAll(filepath.Join(r, "val")) }, "no " + "val or "},
+		{"empty class", func(r string) { os.MkdirAll(filepath.Join(r, "train", "fish"), 0o755) }, "train/fish has no PNG or JPEG images"},
+		{"unknown val class", func(r string) { writeImage(t, filepath.Join(r, "val/cow/1.png"), 8, 8, rand.New(rand.NewPCG(2, 2))) }, "val/cow is not a class"},
+		{"no train", func(r string) { os.RemoveAll(filepath.Join(r, "train")) }, "train/<class>/"},
+	} {
+		root := imageFolder(t)
+		tc.change(root)
+		_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root})
+		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), root+"/", ""), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", tc.name, err, tc.want)
+		}
+	}
+}
