@@ -21,7 +21,7 @@ type Condensed struct {
 	W     *engine.Tensor // all weights and BN statistics, one slab
 	table *table
 
-	x      *engine.Tensor // (N, 32, 32, 3)
+	x      *engine.Tensor // (N, size, size, 3)
 	stem   engine.Conv
 	stemW  int
 	blocks []*cblock
@@ -99,9 +99,9 @@ func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 	}
 	ch := 2 * cfg.Growth[0]
 	m.stemW = t.add("features.init_conv.weight", initConv, ch, 3, 3, 3)
-	h, li := 32, 0
+	li, sides := 0, cfg.Sides()
 	for b, layers := range cfg.Stages {
-		k := cfg.Growth[b]
+		k, h := cfg.Growth[b], sides[b]
 		bk := &cblock{h: h, w: h, p: n * h * h, width: ch + layers*k}
 		for l := range layers {
 			if li >= len(arch.Layers) || len(arch.Layers[li]) != ch*cfg.Group1x1/cfg.CondenseFactor {
@@ -126,9 +126,6 @@ func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 			li++
 		}
 		m.blocks = append(m.blocks, bk)
-		if b < len(cfg.Stages)-1 {
-			h /= 2
-		}
 	}
 	for _, j := range arch.Classifier {
 		if j < 0 || int(j) >= ch {
@@ -162,9 +159,8 @@ func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 
 func (m *Condensed) alloc() {
 	be, cfg, n := m.be, m.Arch.Config, m.N
-	m.x = be.Alloc(n * 32 * 32 * 3)
-	b0 := m.blocks[0]
-	m.stem = be.NewConv(engine.ConvShape{N: n, H: 32, W: 32, C: 3, K: 2 * cfg.Growth[0], R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: b0.width, Fixed: true})
+	m.x = be.Alloc(n * cfg.ImageFloats())
+	m.stem = be.NewConv(cfg.stemShape(n, m.blocks[0].width, true))
 	maxK4 := 0
 	for _, bk := range m.blocks {
 		bk.buf = be.Alloc(bk.p * bk.width)
@@ -193,7 +189,7 @@ func (m *Condensed) norm(bn engine.BatchNorm, out, in engine.View, p normParams)
 	bn.ForwardInfer(out, in, m.w(p.weight), m.w(p.bias), m.w(p.mean), m.w(p.vari))
 }
 
-// Forward computes logits (N, classes) for images (N, 32, 32, 3),
+// Forward computes logits (N, classes) for images (N, size, size, 3),
 // normalised and channels last, into logits.
 func (m *Condensed) Forward(logits, images []float32) {
 	if m.lanes != nil {

@@ -5,11 +5,16 @@
 package model
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/condensenet/condensenet/engine"
 )
 
-// Config is a CondenseNet architecture for 32×32 inputs.
+// Config is a CondenseNet architecture: the CIFAR form (32×32 inputs, a
+// stride-1 stem) unless InputSize and StemStride say otherwise.
 type Config struct {
 	Stages         []int   `json:"stages"`          // layers per dense block, e.g. 14-14-14
 	Growth         []int   `json:"growth"`          // growth rate per block, e.g. 8-16-32
@@ -20,6 +25,39 @@ type Config struct {
 	Dropout        float32 `json:"dropout"`         // before each learned group conv (0)
 	Lasso          float32 `json:"group_lasso"`     // group-lasso weight λ until the last condensing stage (0)
 	Classes        int     `json:"classes"`         // 10 for CIFAR-10
+	// InputSize is the side of the square input images (0: 32) and
+	// StemStride the first convolution's stride (0: 1); the ImageNet form
+	// takes 224 × 224 with a stride-2 stem.
+	InputSize  int `json:"input_size,omitempty"`
+	StemStride int `json:"stem_stride,omitempty"`
+}
+
+// Input returns the side of the square input images.
+func (c *Config) Input() int { return cmp.Or(c.InputSize, 32) }
+
+// Stride returns the stem's stride.
+func (c *Config) Stride() int { return cmp.Or(c.StemStride, 1) }
+
+// ImageFloats returns the floats of one input image, 3 × Input()².
+func (c *Config) ImageFloats() int { return 3 * c.Input() * c.Input() }
+
+// stemShape is the first convolution, for batch n, writing rows ldOut
+// apart.
+func (c *Config) stemShape(n, ldOut int, fixed bool) engine.ConvShape {
+	return engine.ConvShape{N: n, H: c.Input(), W: c.Input(), C: 3, K: 2 * c.Growth[0], R: 3, S: 3,
+		Stride: c.Stride(), Pad: 1, G: 1, LdIn: 3, LdOut: ldOut, Fixed: fixed}
+}
+
+// Sides returns the side of each block's feature maps: the stem's output,
+// halved by each transition.
+func (c *Config) Sides() []int {
+	h := (c.Input()-1)/c.Stride() + 1 // a 3×3 convolution padded by 1
+	sides := make([]int, len(c.Stages))
+	for b := range sides {
+		sides[b] = h
+		h /= 2
+	}
+	return sides
 }
 
 // CondenseNet86 is the paper's CIFAR-10 network.
@@ -32,6 +70,14 @@ func CondenseNet(depth int) Config {
 	n := (depth - 2) / 6
 	return Config{Stages: []int{n, n, n}, Growth: []int{8, 16, 32}, Bottleneck: 4,
 		Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 10}
+}
+
+// ImageNetCondenseNet returns the paper's ImageNet network with G = C =
+// groups (4 or 8): a stride-2 stem on 224 × 224 inputs, blocks of 4-6-8-10-8
+// layers with growth 8-16-32-64-128, 1000 classes.
+func ImageNetCondenseNet(groups int) Config {
+	return Config{Stages: []int{4, 6, 8, 10, 8}, Growth: []int{8, 16, 32, 64, 128}, Bottleneck: 4,
+		Group1x1: groups, Group3x3: groups, CondenseFactor: groups, Classes: 1000, InputSize: 224, StemStride: 2}
 }
 
 // Check reports every inconsistency, naming the field or layer and numbers.
@@ -75,8 +121,11 @@ func (c *Config) Check() error {
 			ch += k
 		}
 	}
-	if len(c.Stages) > 3 {
-		bad("stages %v: 32×32 inputs allow at most 3 blocks (each transition halves the image)", c.Stages)
+	if c.InputSize < 0 || c.InputSize > 1024 || c.StemStride < 0 || c.StemStride > 4 {
+		bad("input_size %d, stem_stride %d: want 0 (32) to 1024, and 0 (1) to 4", c.InputSize, c.StemStride)
+	} else if sides := c.Sides(); sides[len(sides)-1] < 1 {
+		bad("stages %v: %d×%d inputs and a stem of stride %d allow at most %d blocks (each transition halves the image)",
+			c.Stages, c.Input(), c.Input(), c.Stride(), len(c.Stages)-slices.Index(sides, 0))
 	}
 	return errors.Join(errs...)
 }

@@ -25,11 +25,13 @@ func (c *Config) TrainingCost() Cost { return c.cost(false) }
 func (c *Config) cost(condensed bool) Cost {
 	var f, p int64
 	ch := int64(2 * c.Growth[0])
-	f += 3 * ch * 9 * 32 * 32 // stem
+	sides := c.Sides()
+	h := int64(sides[0])
+	f += 3 * ch * 9 * h * h // stem
 	p += 3 * ch * 9
-	h := int64(32)
 	for b, layers := range c.Stages {
 		k4, k := int64(c.Bottleneck*c.Growth[b]), int64(c.Growth[b])
+		h = int64(sides[b])
 		hw := h * h
 		for range layers {
 			in, groups := ch, int64(1)
@@ -47,8 +49,7 @@ func (c *Config) cost(condensed bool) Cost {
 			ch += k
 		}
 		if b+1 < len(c.Stages) {
-			h /= 2
-			f += 4 * ch * h * h // 2×2 average pool
+			f += 4 * ch * (h / 2) * (h / 2) // 2×2 average pool
 		}
 	}
 	p += 2 * ch     // last BN

@@ -31,7 +31,7 @@ type Net struct {
 	V      *engine.Tensor // SGD momentum
 	S      *engine.Tensor // (State.size) state
 
-	x       *engine.Tensor // (N, 32, 32, 3) input images, normalised
+	x       *engine.Tensor // (N, size, size, 3) input images, normalised
 	dx      *engine.Tensor // its gradient (computed, unused)
 	stem    engine.Conv
 	stemW   int
@@ -97,9 +97,9 @@ func NewNet(cfg Config, n int, be engine.Backend, seed uint64) (*Net, error) {
 	}
 	ch := 2 * cfg.Growth[0]
 	net.stemW = net.Params.add("features.init_conv.weight", initConv, ch, 3, 3, 3)
-	h := 32
+	sides := cfg.Sides()
 	for b, layers := range cfg.Stages {
-		k := cfg.Growth[b]
+		k, h := cfg.Growth[b], sides[b]
 		bk := &block{h: h, w: h, p: n * h * h, width: ch + layers*k}
 		for l := range layers {
 			pre := fmt.Sprintf("features.denseblock_%d.denselayer_%d.", b+1, l+1)
@@ -115,9 +115,6 @@ func NewNet(cfg Config, n int, be engine.Backend, seed uint64) (*Net, error) {
 			ch += k
 		}
 		net.blocks = append(net.blocks, bk)
-		if b < len(cfg.Stages)-1 {
-			h /= 2
-		}
 	}
 	net.last = norm("features.norm_last", ch)
 	net.fcW = net.Params.add("classifier.weight", initLinear, cfg.Classes, ch)
@@ -137,10 +134,9 @@ func NewNet(cfg Config, n int, be engine.Backend, seed uint64) (*Net, error) {
 
 func (net *Net) allocActivations() {
 	be, cfg, n := net.be, net.Cfg, net.N
-	net.x = be.Alloc(n * 32 * 32 * 3)
-	net.dx = be.Alloc(n * 32 * 32 * 3)
-	b0 := net.blocks[0]
-	net.stem = be.NewConv(engine.ConvShape{N: n, H: 32, W: 32, C: 3, K: 2 * cfg.Growth[0], R: 3, S: 3, Stride: 1, Pad: 1, G: 1, LdIn: 3, LdOut: b0.width})
+	net.x = be.Alloc(n * cfg.ImageFloats())
+	net.dx = be.Alloc(n * cfg.ImageFloats())
+	net.stem = be.NewConv(cfg.stemShape(n, net.blocks[0].width, false))
 	for _, bk := range net.blocks {
 		bk.buf, bk.dbuf = be.Alloc(bk.p*bk.width), be.Alloc(bk.p*bk.width)
 		maxC, k4 := 0, 0
@@ -177,7 +173,7 @@ func (net *Net) allocActivations() {
 func (net *Net) w(off int) engine.View { return net.W.At(off) }
 func (net *Net) s(off int) engine.View { return net.S.At(off) }
 
-// SetInput copies a batch of normalised images (N, 32, 32, 3), channels
+// SetInput copies a batch of normalised images (N, size, size, 3), channels
 // last, and its labels.
 func (net *Net) SetInput(images []float32, labels []int32) {
 	if len(images) != net.x.Len || len(labels) != net.N {
@@ -316,7 +312,8 @@ func (net *Net) StateList() []Param { return net.State.params }
 // step does about three times this.
 func (net *Net) FLOPs() int64 {
 	cfg, n := net.Cfg, int64(net.N)
-	f := 2 * n * 32 * 32 * 27 * int64(2*cfg.Growth[0])
+	h0 := int64(net.blocks[0].h)
+	f := 2 * n * h0 * h0 * 27 * int64(2*cfg.Growth[0])
 	for _, bk := range net.blocks {
 		for _, ly := range bk.layers {
 			k4 := int64(cfg.Bottleneck * ly.k)
@@ -386,12 +383,12 @@ func (net *Net) Step() uint64 { return net.step }
 // SetStep restores the training-forward count after loading a checkpoint.
 func (net *Net) SetStep(step uint64) { net.step = step }
 
-// RandomBatch returns n images (N, 32, 32, 3) of standard normal values and
-// n uniform labels below classes, the same for the same seed: work for
-// benchmarks and tests that need no data set.
-func RandomBatch(n, classes int, seed uint64) ([]float32, []int32) {
+// RandomBatch returns n images (N, size, size, 3) of standard normal
+// values and n uniform labels below classes, the same for the same seed:
+// work for benchmarks and tests that need no data set.
+func RandomBatch(n, size, classes int, seed uint64) ([]float32, []int32) {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	images := make([]float32, n*32*32*3)
+	images := make([]float32, n*size*size*3)
 	for i := range images {
 		images[i] = float32(rng.NormFloat64())
 	}

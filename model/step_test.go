@@ -12,7 +12,7 @@ func newStep(t testing.TB, cfg Config, n int) (*Net, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.SetInput(RandomBatch(n, cfg.Classes, 1))
+	net.SetInput(RandomBatch(n, 32, cfg.Classes, 1))
 	return net, func() {
 		net.Forward(true)
 		net.ZeroGrad()

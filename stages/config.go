@@ -129,6 +129,22 @@ var presets = map[string]Config{
 		Verify: VerifyConfig{Tolerance: 5, Batch: 64}, Export: defaultExport()},
 }
 
+// imagenetPreset is the paper's ImageNet network with G = C = groups and
+// the official recipe (condensenet.md): 120 epochs of batch 256, cosine
+// learning rate from 0.1, ImageNet's normalisation, on an image folder
+// that --dataset names.
+func imagenetPreset(groups int) Config {
+	train := paperTraining()
+	train.Epochs, train.Batch = 120, 256
+	return Config{Data: DataConfig{Mean: []float32{0.485, 0.456, 0.406}, Std: []float32{0.229, 0.224, 0.225}},
+		Model: model.ImageNetCondenseNet(groups), Train: train, Verify: defaultVerify(), Export: defaultExport()}
+}
+
+func init() {
+	presets["condensenet-imagenet"] = imagenetPreset(4)
+	presets["condensenet-imagenet-g8"] = imagenetPreset(8)
+}
+
 // DefaultPreset is used when none is named.
 const DefaultPreset = "condensenet86"
 
@@ -208,13 +224,17 @@ func (c *Config) Check() error {
 	switch {
 	case isFolder && folder == "":
 		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "want folder:PATH, the folder holding train/ and val/")
+	case d.Dataset == "": // the ImageNet presets: Fetch asks for a folder (info needs none)
 	case !isFolder && !slices.Contains(Datasets, d.Dataset):
 		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "want one of "+strings.Join(Datasets, ", ")+", or folder:PATH")
 	}
-	if d.ImageSize != 0 && d.ImageSize != 32 {
-		bad("data.image_size", d.ImageSize, "want 32 (or 0), the input of the CIFAR CondenseNets")
+	if in := c.Model.Input(); d.ImageSize != 0 && d.ImageSize != in {
+		bad("data.image_size", d.ImageSize, fmt.Sprintf("want 0 or %d, the network's input (model.input_size)", in))
 	}
-	if !isFolder && (d.ImageSize != 0 || d.Mean != nil || d.Std != nil || d.Strict) {
+	if in := c.Model.Input(); !isFolder && in != 32 && d.Dataset != "" {
+		bad("model.input_size", in, fmt.Sprintf("the %s dataset's images are 32×32: want 32, or an image folder (folder:PATH)", d.Dataset))
+	}
+	if !isFolder && d.Dataset != "" && (d.ImageSize != 0 || d.Mean != nil || d.Std != nil || d.Strict) {
 		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "data.image_size, mean, std and strict are for image folders (folder:PATH)")
 	}
 	if d.Mean != nil || d.Std != nil {

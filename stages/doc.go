@@ -11,8 +11,12 @@ import (
 
 // All returns the pipeline's stages in order, configured by cfg.
 func All(cfg Config) []pipeline.Stage {
+	data := cfg.Data
+	if _, ok := FolderPath(data.Dataset); ok && data.ImageSize == 0 {
+		data.ImageSize = cfg.Model.Input() // prepared at the network's input size
+	}
 	return []pipeline.Stage{
-		&Fetch{Data: cfg.Data, Seed: cfg.Seed},
+		&Fetch{Data: data, Seed: cfg.Seed},
 		&Train{Model: cfg.Model, Train: cfg.Train, Seed: cfg.Seed},
 		&Condense{Config: cfg.Condense},
 		&Verify{Config: cfg.Verify, Train: cfg.Train},

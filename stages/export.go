@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 
 	"github.com/condensenet/condensenet/artifacts"
-	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
@@ -99,7 +98,7 @@ func ONNX(arch *model.Architecture, tensors []model.Named, opset int) ([]byte, e
 }
 
 // exportGraph builds the condensed network as an ONNX graph over NCHW
-// tensors with a symbolic batch: input "input" (N, 3, 32, 32), output
+// tensors with a symbolic batch: input "input" (N, 3, size, size), output
 // "logits" (N, classes). Initializers keep the PyTorch module names. With
 // c.IncludePreprocessing, ds's normalisation comes first.
 func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig, ds *artifacts.Dataset, meta map[string]string) *onnxpb.ModelProto {
@@ -109,7 +108,8 @@ func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig
 		t[v.Name] = v
 	}
 	b := onnxio.NewBuilder("condensenet")
-	b.Input("input", "N", 3, 32, 32)
+	size := cfg.Input()
+	b.Input("input", "N", 3, size, size)
 	float := func(name string) string {
 		v := t[name]
 		dims := make([]int64, len(v.Shape))
@@ -138,12 +138,13 @@ func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig
 		b.Node("Relu", []string{out}, []string{out + ".relu"})
 		return out + ".relu"
 	}
+	stride := int64(cfg.Stride())
 	b.Node("Conv", []string{x, float("features.init_conv.weight")}, []string{"features.init_conv"},
-		onnxio.Ints("kernel_shape", 3, 3), onnxio.Ints("pads", 1, 1, 1, 1), onnxio.Int("group", 1))
+		onnxio.Ints("kernel_shape", 3, 3), onnxio.Ints("pads", 1, 1, 1, 1), onnxio.Ints("strides", stride, stride), onnxio.Int("group", 1))
 	x = "features.init_conv"
-	h, li := 32, 0
+	li, sides := 0, cfg.Sides()
 	for bl, layers := range cfg.Stages {
-		k := cfg.Growth[bl]
+		k, h := cfg.Growth[bl], sides[bl]
 		k4 := int64(cfg.Bottleneck * k)
 		for l := range layers {
 			pre := fmt.Sprintf("features.denseblock_%d.denselayer_%d.", bl+1, l+1)
@@ -170,7 +171,7 @@ func exportGraph(arch *model.Architecture, tensors []model.Named, c ExportConfig
 		if bl+1 < len(cfg.Stages) {
 			name := fmt.Sprintf("features.transition_%d.pool", bl+1)
 			b.Node("AveragePool", []string{x}, []string{name}, onnxio.Ints("kernel_shape", 2, 2), onnxio.Ints("strides", 2, 2))
-			x, h = name, h/2
+			x = name
 		}
 	}
 	r := norm("features.norm_last", x)
@@ -202,23 +203,25 @@ func checkParity(b []byte, arch *model.Architecture, tensors []model.Named, ds *
 	if err != nil {
 		return artifacts.Parity{}, fmt.Errorf("the written model does not read back: %w", err)
 	}
-	batch := batcher(ds, &ds.Test, n)
-	nhwc, labels := make([]float32, n*cifar.ImageSize), make([]int32, n)
+	batch := batcher(ds, &ds.Test, n, &arch.Config)
+	nhwc, labels := make([]float32, batch.Floats()), make([]int32, n)
 	batch.Fill(nhwc, labels, 0, 0)
 	// The same images in NCHW, normalised or raw as the model expects.
 	nchw := make([]float32, len(nhwc))
+	size := arch.Config.Input()
+	hw := size * size
 	for i := range n {
-		for p := range 1024 {
+		for p := range hw {
 			for ch := range 3 {
-				v := nhwc[(i*1024+p)*3+ch]
+				v := nhwc[(i*hw+p)*3+ch]
 				if raw {
 					v = v*ds.Std[ch] + ds.Mean[ch]
 				}
-				nchw[(i*3+ch)*1024+p] = v
+				nchw[(i*3+ch)*hw+p] = v
 			}
 		}
 	}
-	out, err := onnxio.Eval(m, map[string]onnxio.Tensor{"input": {Dims: []int{n, 3, 32, 32}, Data: nchw}})
+	out, err := onnxio.Eval(m, map[string]onnxio.Tensor{"input": {Dims: []int{n, 3, size, size}, Data: nchw}})
 	if err != nil {
 		return artifacts.Parity{}, err
 	}

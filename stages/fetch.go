@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/imagefolder"
+	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -98,6 +100,9 @@ func (f *Fetch) source() cifar.Source {
 }
 
 func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, error) {
+	if f.Data.Dataset == "" {
+		return nil, fmt.Errorf("%w: no data.dataset: this preset trains on an image folder; give --dataset folder:PATH, the folder holding train/<class>/ and val/<class>/ (ImageNet's layout)", ErrConfig)
+	}
 	if root, ok := FolderPath(f.Data.Dataset); ok {
 		d, err := f.readFolder(ctx, env, root)
 		if err != nil {
@@ -121,7 +126,8 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	}, nil
 }
 
-// imageSize is the side images are prepared at.
+// imageSize is the side images are prepared at (All sets it to the
+// network's input).
 func (f *Fetch) imageSize() int { return cmp.Or(f.Data.ImageSize, cifar.H) }
 
 // readFolder prepares an image-folder dataset: every image decoded once,
@@ -239,9 +245,11 @@ func (f *Fetch) missingChecksum(src cifar.Source) error {
 	return fmt.Errorf("%w; that file's sha256 is %s", err, sum)
 }
 
-// batcher batches split of ds, normalised as ds says.
-func batcher(ds *artifacts.Dataset, split *artifacts.Split, batch int) *cifar.Batcher {
-	return &cifar.Batcher{Images: split.Images, Labels: split.Labels, Batch: batch, Mean: ds.Mean, Std: ds.Std}
+// batcher batches split of ds for a network of configuration cfg:
+// normalised as ds says, augmented in the regime of cfg's form (CIFAR's,
+// or ImageNet's for a strided stem, as the official code chooses).
+func batcher(ds *artifacts.Dataset, split *artifacts.Split, n int, cfg *model.Config) *batch.Batcher {
+	return &batch.Batcher{Images: split.Images, Labels: split.Labels, Size: ds.H, Batch: n, Mean: ds.Mean, Std: ds.Std, Resized: cfg.Stride() > 1}
 }
 
 // progressReader reports bytes read and stops reading once ctx is done.

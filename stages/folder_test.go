@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"image"
 	"image/jpeg"
@@ -204,5 +205,15 @@ func TestFetchImageFolderLayout(t *testing.T) {
 		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), root+"/", ""), tc.want) {
 			t.Errorf("%s: %v, want it to say %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The ImageNet presets name no dataset; fetching without one asks for an
+// image folder, as a configuration error.
+func TestFetchWithoutDataset(t *testing.T) {
+	c, _ := Preset("condensenet-imagenet")
+	_, err := runFetch(t, t.TempDir(), c.Data)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--dataset folder:PATH") {
+		t.Errorf("fetch without a dataset: %v", err)
 	}
 }

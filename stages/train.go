@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
-	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -74,8 +74,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
-	if ds.C != cifar.C || ds.H != cifar.H || ds.W != cifar.W {
-		return nil, fmt.Errorf("%w: the %s dataset's images are %d×%d×%d, and these CondenseNets take %d×%d×%d", ErrConfig, ds.Name, ds.C, ds.H, ds.W, cifar.C, cifar.H, cifar.W)
+	if ds.C != 3 || ds.H != cfg.Input() || ds.W != cfg.Input() {
+		return nil, fmt.Errorf("%w: the %s dataset's images are %d×%d×%d, and the network takes 3×%d×%d: set data.image_size to %d",
+			ErrConfig, ds.Name, ds.C, ds.H, ds.W, cfg.Input(), cfg.Input(), cfg.Input())
 	}
 	tc := t.Train
 	if n := len(ds.Train.Labels); tc.Batch > n {
@@ -92,9 +93,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if err != nil {
 		return nil, err
 	}
-	train := batcher(ds, &ds.Train, tc.Batch)
+	train := batcher(ds, &ds.Train, tc.Batch, &cfg)
 	train.Seed, train.Augment = t.Seed, true
-	test := batcher(ds, &ds.Test, tc.Batch)
+	test := batcher(ds, &ds.Test, tc.Batch, &cfg)
 	steps := train.Steps()
 	if tc.ImagesPerEpoch > 0 {
 		steps = min(steps, tc.ImagesPerEpoch/tc.Batch)
@@ -317,8 +318,8 @@ func checkLoss(loss float64, it, epoch int) error {
 }
 
 // evaluate returns test top-1 and top-5 accuracy with running BN statistics.
-func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *cifar.Batcher, logits []float32) (top1, top5 float64, err error) {
-	x := make([]float32, test.Batch*cifar.ImageSize)
+func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *batch.Batcher, logits []float32) (top1, top5 float64, err error) {
+	x := make([]float32, test.Floats())
 	labels := make([]int32, test.Batch)
 	prog := env.Progress("evaluate", int64(test.Steps()), false)
 	defer prog.Done()
@@ -377,8 +378,8 @@ func (t *Train) output(net *model.Net, metrics []artifacts.Metric) (pipeline.Out
 	return &artifacts.TrainedModel{Config: append(cfg, '\n'), Weights: weights.Bytes(), Metrics: metrics, Plot: plot}, nil
 }
 
-// A batch is one step's augmented images and labels.
-type batch struct {
+// A stepBatch is one step's augmented images and labels.
+type stepBatch struct {
 	images []float32
 	labels []int32
 }
@@ -387,20 +388,20 @@ type batch struct {
 // cropping and flipping the next batch overlaps the work on this one. Two
 // batches circulate: one being filled, one being used.
 type batchQueue struct {
-	full, free chan batch
+	full, free chan stepBatch
 	ctx        context.Context
 	stop       context.CancelFunc
 }
 
-func prefetch(ctx context.Context, b *cifar.Batcher, from, total, steps int) *batchQueue {
+func prefetch(ctx context.Context, b *batch.Batcher, from, total, steps int) *batchQueue {
 	ctx, cancel := context.WithCancel(ctx)
-	q := &batchQueue{full: make(chan batch, 1), free: make(chan batch, 2), ctx: ctx, stop: cancel}
+	q := &batchQueue{full: make(chan stepBatch, 1), free: make(chan stepBatch, 2), ctx: ctx, stop: cancel}
 	for range 2 {
-		q.free <- batch{make([]float32, b.Batch*cifar.ImageSize), make([]int32, b.Batch)}
+		q.free <- stepBatch{make([]float32, b.Floats()), make([]int32, b.Batch)}
 	}
 	go func() {
 		for it := from; it < total; it++ {
-			var bt batch
+			var bt stepBatch
 			select {
 			case bt = <-q.free:
 			case <-ctx.Done():
@@ -418,14 +419,14 @@ func prefetch(ctx context.Context, b *cifar.Batcher, from, total, steps int) *ba
 }
 
 // next returns the next batch, or false once cancelled.
-func (q *batchQueue) next() (batch, bool) {
+func (q *batchQueue) next() (stepBatch, bool) {
 	select {
 	case bt := <-q.full:
 		return bt, true
 	case <-q.ctx.Done():
-		return batch{}, false
+		return stepBatch{}, false
 	}
 }
 
 // done hands a batch back for filling; its contents must not be read again.
-func (q *batchQueue) done(bt batch) { q.free <- bt }
+func (q *batchQueue) done(bt stepBatch) { q.free <- bt }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
-	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -74,7 +74,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	test := batcher(ds, &ds.Test, n)
+	test := batcher(ds, &ds.Test, n, &arch.Config)
 	k := len(ds.Classes)
 	r := &artifacts.Report{Dataset: ds.Name, Classes: ds.Classes, Images: ds.Test.Len(), Batch: n, Tolerance: v.Config.Tolerance}
 	var conf [][]int
@@ -108,8 +108,8 @@ func verifyFailed(r *artifacts.Report) error {
 
 // measure runs net over the test split and returns its errors, speed,
 // per-class accuracy and confusion matrix.
-func measure(ctx context.Context, env *pipeline.Env, name string, net classifier, test *cifar.Batcher, k int) (artifacts.NetResult, [][]int, error) {
-	x := make([]float32, test.Batch*cifar.ImageSize)
+func measure(ctx context.Context, env *pipeline.Env, name string, net classifier, test *batch.Batcher, k int) (artifacts.NetResult, [][]int, error) {
+	x := make([]float32, test.Floats())
 	labels := make([]int32, test.Batch)
 	logits := make([]float32, test.Batch*k)
 	conf := make([][]int, k)

@@ -191,7 +191,7 @@ func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) er
 			return err
 		}
 	}
-	images, labels := model.RandomBatch(opts.Batch, cfg.Classes, g.Seed)
+	images, labels := model.RandomBatch(opts.Batch, cfg.Input(), cfg.Classes, g.Seed)
 	net.SetInput(images, labels)
 	logits := make([]float32, opts.Batch*cfg.Classes)
 	// step ends with Sync, so that a device's queued work is timed too.

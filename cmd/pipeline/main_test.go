@@ -295,6 +295,18 @@ func TestInfoReproducesPaper(t *testing.T) {
 			t.Errorf("info --stages %s: code %d\n%s%s\nwant condensed %s", tc.stages, code, out, errs, tc.want)
 		}
 	}
+	// The official measure_model on the converted ImageNet networks at
+	// 224×224 (condensenet.md).
+	for _, tc := range []struct{ preset, want string }{
+		{"condensenet-imagenet", "529.3M FLOPs    4.77M params"},
+		{"condensenet-imagenet-g8", "274.2M FLOPs    2.94M params"},
+	} {
+		out, errs, code := execute(t, "info", "--preset", tc.preset, "--workdir", t.TempDir())
+		_, condensed, _ := strings.Cut(out, "condensed network:")
+		if code != 0 || !strings.HasPrefix(strings.TrimSpace(condensed), tc.want) {
+			t.Errorf("info --preset %s: code %d\n%s%s\nwant condensed %s", tc.preset, code, out, errs, tc.want)
+		}
+	}
 	out, _, _ := execute(t, "info", "--json")
 	var res struct{ Condensed struct{ FLOPs, Params int64 } }
 	if err := json.Unmarshal([]byte(out), &res); err != nil || (res.Condensed.FLOPs+50_000)/100_000 != 658 {
@@ -615,5 +627,44 @@ func TestRunAllOnImageFolder(t *testing.T) {
 	out, _, _ = execute(t, "status", "--workdir", w)
 	if strings.Count(out, "fresh") != 5 {
 		t.Errorf("status after run all:\n%s", out)
+	}
+}
+
+// The paper's ImageNet network (stride-2 stem, five blocks, 224×224 input)
+// goes through every stage on a small image folder, and predict and the
+// exported model take 224×224 images.
+func TestImageNetPresetOnImageFolder(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "tiny-imagenet")
+	for ci, class := range []string{"n01", "n02"} {
+		for i := range 6 {
+			split := "train"
+			if i >= 4 {
+				split = "val"
+			}
+			img := image.NewRGBA(image.Rect(0, 0, 180+10*i, 240))
+			for k := range img.Pix {
+				img.Pix[k] = uint8(k/(ci+1) + 3*i)
+			}
+			p := filepath.Join(root, split, class, fmt.Sprintf("%d.jpg", i))
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			f, _ := os.Create(p)
+			jpeg.Encode(f, img, nil)
+			f.Close()
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "short.json")
+	os.WriteFile(cfg, []byte(`{"train": {"epochs": 1, "batch": 2}, "verify": {"tolerance": 100, "batch": 2}}`), 0o644)
+	w := t.TempDir()
+	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "condensenet-imagenet", "--config", cfg, "--dataset", "folder:"+root)
+	if code != 0 || !strings.Contains(out, "8 train, 4 test images of 3x224x224, 2 classes") || !strings.Contains(out, "export   done") {
+		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = execute(t, "predict", "--workdir", w, "--json", filepath.Join(root, "val", "n02", "5.jpg"))
+	if code != 0 || !strings.Contains(out, `"name":"n0`) {
+		t.Errorf("predict: code %d\n%s%s", code, out, errs)
+	}
+	out, _, _ = execute(t, "inspect", filepath.Join(w, "export", "model.onnx"))
+	if !strings.Contains(out, "224") {
+		t.Errorf("inspect of the export:\n%s", out)
 	}
 }

@@ -268,7 +268,7 @@ func checkTrainingStep(t *testing.T, b *Backend) {
 		}
 	}
 
-	images, _ := model.RandomBatch(n, cfg.Classes, 1)
+	images, _ := model.RandomBatch(n, 32, cfg.Classes, 1)
 	lc, lg := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
 	condensed(t, ref, n, cpu.New(2)).Forward(lc, images)
 	condensed(t, ref, n, b).Forward(lg, images) // the same weights on both

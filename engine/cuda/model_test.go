@@ -19,7 +19,7 @@ func testConfig() model.Config {
 // the given points of progress, and returns the last loss.
 func trainSteps(net *model.Net, progress []float64) float64 {
 	cfg := net.Cfg
-	images, labels := model.RandomBatch(net.N, cfg.Classes, 1)
+	images, labels := model.RandomBatch(net.N, 32, cfg.Classes, 1)
 	net.SetInput(images, labels)
 	var loss float64
 	for _, p := range progress {
@@ -67,7 +67,7 @@ func TestEveryLaunchChecked(t *testing.T) {
 	trainSteps(net, []float64{0, 0.2, 0.3, 0.45, 0.6})
 	net.Forward(false)
 	cn := condensed(t, net, 4, b)
-	images, _ := model.RandomBatch(4, net.Cfg.Classes, 1)
+	images, _ := model.RandomBatch(4, 32, net.Cfg.Classes, 1)
 	cn.Forward(make([]float32, 4*net.Cfg.Classes), images)
 	// Not used by the model's training network: the channel ops' gradients.
 	x, y := b.Alloc(4*6), b.Alloc(4*6)

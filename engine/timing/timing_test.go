@@ -25,7 +25,7 @@ func TestTimedStep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		images, labels := model.RandomBatch(4, cfg.Classes, 1)
+		images, labels := model.RandomBatch(4, 32, cfg.Classes, 1)
 		net.SetInput(images, labels)
 		if tb != nil {
 			tb.Reset() // building the network zeroed its buffers
@@ -78,7 +78,7 @@ func TestTimedSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, _ := model.RandomBatch(3, cfg.Classes, 1)
+	images, _ := model.RandomBatch(3, 32, cfg.Classes, 1)
 	run := func(workers int) ([]float32, *Backend) {
 		tb := New(cpu.New(workers))
 		cn, err := model.NewCondensed(arch, tensors, 3, tb)

@@ -36,7 +36,7 @@ func BenchmarkCondensedAgainstORT(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		images, labels := model.RandomBatch(n, cfg.Classes, 1)
+		images, labels := model.RandomBatch(n, 32, cfg.Classes, 1)
 		net.SetInput(images, labels)
 		masked := func() { net.Forward(false) }
 		arch, tensors, err := net.ConvertCurrent()
