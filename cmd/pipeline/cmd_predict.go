@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"runtime"
+	"sync"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 type PredictOptions struct {
 	Model string
 	Top   int
+	Batch int
 }
 
 func newPredictCommand(g *Globals) *cobra.Command {
@@ -45,7 +49,7 @@ for better results), and normalised with the training data's mean and
 std. The model runs on this program's engine, on the CPU, as package
 classify runs it for Go programs: no ONNX runtime is needed.`,
 		Example: `  pipeline predict cat.png dog.jpg
-  pipeline predict photos/
+  pipeline predict --batch 256 photos/
   pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg
   pipeline predict --model work/condense photo.jpg`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
@@ -53,6 +57,7 @@ classify runs it for Go programs: no ONNX runtime is needed.`,
 	}
 	cmd.Flags().StringVar(&opts.Model, "model", "", "an ONNX file, or a condensed model's folder (work/condense) to run on the engine (default: the workdir's export, work/export/model.onnx)")
 	cmd.Flags().IntVar(&opts.Top, "top", 5, "how many classes to print per image")
+	cmd.Flags().IntVar(&opts.Batch, "batch", 64, "how many images to decode and classify at once (all cores share them)")
 	return cmd
 }
 
@@ -73,12 +78,9 @@ type failure struct {
 	Error string `json:"error"`
 }
 
-// classifier classifies one image file.
-type classifier func(path string) ([]class, error)
-
 func runPredict(opts PredictOptions, g *Globals, args []string) error {
-	if opts.Top < 1 {
-		return usageError{fmt.Errorf("--top %d: want 1 or more", opts.Top)}
+	if opts.Top < 1 || opts.Batch < 1 {
+		return usageError{fmt.Errorf("--top %d, --batch %d: want 1 or more", opts.Top, opts.Batch)}
 	}
 	if g.flags.Changed("device") && g.Device != "cpu" {
 		return usageError{fmt.Errorf("--device %s: predict runs on the CPU, an image at a time per core, which a few images need no device for", g.Device)}
@@ -88,24 +90,40 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 	if path == "" {
 		path = filepath.Join(g.Workdir, "export", "model.onnx")
 	}
-	var classify classifier
+	var m *classify.Model
 	var err error
 	if st, serr := os.Stat(path); serr == nil && st.IsDir() {
-		classify, err = condensedClassifier(g, path, opts.Top)
+		m, err = openCondensed(g, path)
 	} else {
-		classify, err = onnxClassifier(g, path, opts)
+		m, err = openONNX(g, path, opts)
 	}
 	if err != nil {
 		return err
 	}
 	var results []prediction
-	for _, p := range images {
-		cs, err := classify(p)
-		if err != nil {
-			failed = append(failed, failure{p, err.Error()})
-			continue
+	for start := 0; start < len(images); start += opts.Batch {
+		batch := images[start:min(len(images), start+opts.Batch)]
+		imgs, errs := decodeAll(batch)
+		var ok []image.Image
+		var names []string
+		for i, p := range batch {
+			if errs[i] != nil {
+				failed = append(failed, failure{p, errs[i].Error()})
+				continue
+			}
+			ok, names = append(ok, imgs[i]), append(names, p)
 		}
-		results = append(results, prediction{Image: p, Classes: cs})
+		res, err := m.ClassifyAll(ok)
+		if err != nil {
+			return err
+		}
+		for i, r := range res {
+			var cs []class
+			for _, c := range r.Top(opts.Top) {
+				cs = append(cs, class{Name: c.Class, Probability: c.Probability})
+			}
+			results = append(results, prediction{Image: names[i], Classes: cs})
+		}
 	}
 	if err := printPredictions(g, path, results, failed); err != nil {
 		return err
@@ -114,6 +132,22 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 		return fmt.Errorf("%d of %d images could not be classified (see above)", len(failed), len(results)+len(failed))
 	}
 	return nil
+}
+
+// decodeAll reads image files, a core each at a time.
+func decodeAll(paths []string) ([]image.Image, []error) {
+	imgs, errs := make([]image.Image, len(paths)), make([]error, len(paths))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Go(func() {
+			slots <- struct{}{}
+			imgs[i], errs[i] = imageprep.Open(p)
+			<-slots
+		})
+	}
+	wg.Wait()
+	return imgs, errs
 }
 
 // expandImages turns the arguments into image files: a folder stands for
@@ -151,10 +185,10 @@ func expandImages(args []string) (images []string, failed []failure) {
 	return images, failed
 }
 
-// onnxClassifier loads an exported model onto the engine. The workdir's
-// own export is verified against its manifest first, and a warning says
-// when it is stale.
-func onnxClassifier(g *Globals, path string, opts PredictOptions) (classifier, error) {
+// openONNX loads an exported model onto the engine. The workdir's own
+// export is verified against its manifest first, and a warning says when
+// it is stale.
+func openONNX(g *Globals, path string, opts PredictOptions) (*classify.Model, error) {
 	if err := checkArtifactFile(g, path); err != nil {
 		return nil, err
 	}
@@ -169,7 +203,7 @@ func onnxClassifier(g *Globals, path string, opts PredictOptions) (classifier, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return modelClassifier(m, opts.Top), nil
+	return m, nil
 }
 
 // checkArtifactFile verifies a file that lies in an artifact's folder (one
@@ -215,38 +249,14 @@ func warnStale(g *Globals, dir string) {
 	}
 }
 
-// condensedClassifier runs a CondensedModel artifact on the engine; the
-// class names and normalisation come from the same workdir's dataset.
-func condensedClassifier(g *Globals, dir string, top int) (classifier, error) {
+// openCondensed loads a CondensedModel artifact onto the engine; the class
+// names and normalisation come from the same workdir's dataset.
+func openCondensed(g *Globals, dir string) (*classify.Model, error) {
 	if _, _, err := openArtifact(dir); err != nil {
 		return nil, fmt.Errorf("--model %w", err)
 	}
 	warnStale(g, dir)
-	m, err := classify.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	return modelClassifier(m, top), nil
-}
-
-// modelClassifier classifies image files with m, prepared as package
-// classify prepares them for any Go program.
-func modelClassifier(m *classify.Model, top int) classifier {
-	return func(p string) ([]class, error) {
-		img, err := imageprep.Open(p)
-		if err != nil {
-			return nil, err
-		}
-		res, err := m.Classify(img)
-		if err != nil {
-			return nil, err
-		}
-		var cs []class
-		for _, c := range res.Top(top) {
-			cs = append(cs, class{Name: c.Class, Probability: c.Probability})
-		}
-		return cs, nil
-	}
+	return classify.Open(dir)
 }
 
 func printPredictions(g *Globals, model string, results []prediction, failed []failure) error {

@@ -403,7 +403,7 @@ func TestPredict(t *testing.T) {
 		t.Errorf("predict with one bad file: code %d\n%s%s", code, out, errs)
 	}
 	// A folder stands for the images in it.
-	out, errs, code = subprocess(t, "predict", "--workdir", w, "--json", dir)
+	out, errs, code = subprocess(t, "predict", "--workdir", w, "--json", "--batch", "2", dir)
 	var folder struct {
 		Predictions []struct{ Image string }
 		Failed      []struct{ Image, Error string }
@@ -412,7 +412,11 @@ func TestPredict(t *testing.T) {
 		folder.Failed[0].Image != broken {
 		t.Errorf("predict FOLDER: code %d, %+v\n%s%s", code, folder, out, errs)
 	}
-	for _, args := range [][]string{{"--top", "0"}, {"--top", "-3"}, {"--device", "cuda"}} {
+	// In batches of any size, the same answers.
+	if one, _, _ := subprocess(t, "predict", "--workdir", w, "--json", "--batch", "1", dir); one != out {
+		t.Errorf("predict --batch 1:\n%s\n--batch 2:\n%s", one, out)
+	}
+	for _, args := range [][]string{{"--top", "0"}, {"--top", "-3"}, {"--device", "cuda"}, {"--batch", "0"}} {
 		_, errs, code := subprocess(t, append([]string{"predict", "--workdir", w, odd}, args...)...)
 		if code != exitUsage {
 			t.Errorf("predict %v: code %d, want %d: %s", args, code, exitUsage, errs)
