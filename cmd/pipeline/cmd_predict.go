@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"runtime"
-	"sync"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
