@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 )
@@ -29,7 +30,7 @@ type Dataset struct {
 // A Split is one part of a dataset (train or test).
 type Split struct {
 	Images []byte // (N, C, H, W)
-	Labels []byte // (N), each < len(Classes)
+	Labels []uint16 // (N), each < len(Classes)
 }
 
 // Len returns the number of examples in the split.
@@ -49,14 +50,50 @@ type datasetMeta struct {
 	Std         []float32 `json:"std"`
 }
 
-// The files of a Dataset artifact.
+// The files of a Dataset artifact. Labels are a byte each for up to 256
+// classes (.u8), else two, little-endian (.u16).
 const (
 	datasetMetaFile = "dataset.json"
 	trainImagesFile = "train-images.u8"
-	trainLabelsFile = "train-labels.u8"
 	testImagesFile  = "test-images.u8"
-	testLabelsFile  = "test-labels.u8"
+	maxClasses      = 1 << 16
 )
+
+// labelFiles returns the names of the label files for a dataset of
+// classes classes, and the bytes per label.
+func labelFiles(classes int) (train, test string, width int) {
+	if classes <= 256 {
+		return "train-labels.u8", "test-labels.u8", 1
+	}
+	return "train-labels.u16", "test-labels.u16", 2
+}
+
+func encodeLabels(labels []uint16, width int) []byte {
+	b := make([]byte, 0, len(labels)*width)
+	for _, l := range labels {
+		if width == 1 {
+			b = append(b, byte(l))
+		} else {
+			b = binary.LittleEndian.AppendUint16(b, l)
+		}
+	}
+	return b
+}
+
+func decodeLabels(b []byte, width int) ([]uint16, error) {
+	if len(b)%width != 0 {
+		return nil, fmt.Errorf("%d bytes of %d-byte labels", len(b), width)
+	}
+	labels := make([]uint16, len(b)/width)
+	for i := range labels {
+		if width == 1 {
+			labels[i] = uint16(b[i])
+		} else {
+			labels[i] = binary.LittleEndian.Uint16(b[2*i:])
+		}
+	}
+	return labels, nil
+}
 
 // Info returns the Dataset's kind and schema for a Writer.
 func (d *Dataset) Info() Info { return Info{Kind: KindDataset, Schema: datasetSchema} }
@@ -89,15 +126,16 @@ func (d *Dataset) Write(w *Writer) error {
 		Mean: d.Mean, Std: d.Std,
 	}
 	b, _ := json.MarshalIndent(meta, "", "  ")
+	trainLabels, testLabels, width := labelFiles(len(d.Classes))
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{
 		{datasetMetaFile, append(b, '\n')},
 		{trainImagesFile, d.Train.Images},
-		{trainLabelsFile, d.Train.Labels},
+		{trainLabels, encodeLabels(d.Train.Labels, width)},
 		{testImagesFile, d.Test.Images},
-		{testLabelsFile, d.Test.Labels},
+		{testLabels, encodeLabels(d.Test.Labels, width)},
 	} {
 		if err := w.WriteFile(f.name, f.data); err != nil {
 			return err
@@ -113,14 +151,20 @@ func LoadDataset(a *Artifact) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	trainLabels, testLabels, width := labelFiles(len(d.Classes))
 	var files [4][]byte
-	for i, name := range []string{trainImagesFile, trainLabelsFile, testImagesFile, testLabelsFile} {
+	for i, name := range []string{trainImagesFile, trainLabels, testImagesFile, testLabels} {
 		if files[i], err = a.ReadFile(name); err != nil {
 			return nil, err
 		}
 	}
-	d.Train = Split{Images: files[0], Labels: files[1]}
-	d.Test = Split{Images: files[2], Labels: files[3]}
+	d.Train.Images, d.Test.Images = files[0], files[2]
+	if d.Train.Labels, err = decodeLabels(files[1], width); err == nil {
+		d.Test.Labels, err = decodeLabels(files[3], width)
+	}
+	if err != nil {
+		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
+	}
 	if err := d.check(); err != nil {
 		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
 	}
@@ -165,8 +209,8 @@ func loadDatasetMeta(a *Artifact) (*Dataset, *datasetMeta, error) {
 
 // check reports the first inconsistency in d.
 func (d *Dataset) check() error {
-	if len(d.Classes) == 0 || len(d.Classes) > 256 {
-		return fmt.Errorf("dataset %q has %d classes, want 1..256", d.Name, len(d.Classes))
+	if len(d.Classes) == 0 || len(d.Classes) > maxClasses {
+		return fmt.Errorf("dataset %q has %d classes, want 1..%d", d.Name, len(d.Classes), maxClasses)
 	}
 	if d.C <= 0 || d.H <= 0 || d.W <= 0 {
 		return fmt.Errorf("dataset %q has image shape %dx%dx%d", d.Name, d.C, d.H, d.W)

@@ -3,6 +3,7 @@ package artifacts
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -11,8 +12,8 @@ func tinyDataset() *Dataset {
 	return &Dataset{
 		Name: "tiny", Classes: []string{"a", "b", "c"}, C: 3, H: 2, W: 2,
 		Mean: []float32{0.5, 0.4, 0.3}, Std: []float32{0.2, 0.25, 0.3},
-		Train: Split{Images: bytes.Repeat([]byte{1, 2, 3}, 4*4), Labels: []byte{0, 1, 2, 2}},
-		Test:  Split{Images: bytes.Repeat([]byte{9}, 12), Labels: []byte{1}},
+		Train: Split{Images: bytes.Repeat([]byte{1, 2, 3}, 4*4), Labels: []uint16{0, 1, 2, 2}},
+		Test:  Split{Images: bytes.Repeat([]byte{9}, 12), Labels: []uint16{1}},
 	}
 }
 
@@ -41,8 +42,8 @@ func TestDatasetRoundTrip(t *testing.T) {
 	}
 	if got.Name != d.Name || len(got.Classes) != 3 || got.C != 3 || got.H != 2 || got.W != 2 ||
 		!slices.Equal(got.Mean, d.Mean) || !slices.Equal(got.Std, d.Std) ||
-		!bytes.Equal(got.Train.Images, d.Train.Images) || !bytes.Equal(got.Train.Labels, d.Train.Labels) ||
-		!bytes.Equal(got.Test.Images, d.Test.Images) || !bytes.Equal(got.Test.Labels, d.Test.Labels) {
+		!bytes.Equal(got.Train.Images, d.Train.Images) || !slices.Equal(got.Train.Labels, d.Train.Labels) ||
+		!bytes.Equal(got.Test.Images, d.Test.Images) || !slices.Equal(got.Test.Labels, d.Test.Labels) {
 		t.Errorf("LoadDataset = %+v, want %+v", got, d)
 	}
 	if a.Key != (Key{1}) || a.Stage != "fetch" || a.KeyLines[0] != "line" {
@@ -62,9 +63,9 @@ func TestLoadDatasetRejects(t *testing.T) {
 	d := tinyDataset()
 	w.WriteFile(datasetMetaFile, []byte(`{"name":"tiny","classes":["a"],"shape":[3,2,2],"train_count":4,"test_count":1,"mean":[0,0,0],"std":[1,1,1]}`))
 	w.WriteFile(trainImagesFile, d.Train.Images)
-	w.WriteFile(trainLabelsFile, d.Train.Labels)
+	w.WriteFile("train-labels.u8", []byte{0, 1, 2, 2})
 	w.WriteFile(testImagesFile, d.Test.Images)
-	w.WriteFile(testLabelsFile, d.Test.Labels)
+	w.WriteFile("test-labels.u8", []byte{1})
 	a, err := w.Commit()
 	if err != nil {
 		t.Fatal(err)
@@ -75,5 +76,37 @@ func TestLoadDatasetRejects(t *testing.T) {
 	other := put(t, s, "other", map[string]string{"f": "x"})
 	if _, err := LoadDataset(other); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("LoadDataset of a toy artifact = %v, want ErrCorrupt", err)
+	}
+}
+
+// More than 256 classes (ImageNet's 1000) store two-byte labels.
+func TestDatasetManyClasses(t *testing.T) {
+	s := testStore(t)
+	d := tinyDataset()
+	d.Classes = make([]string, 1000)
+	for i := range d.Classes {
+		d.Classes[i] = fmt.Sprintf("n%05d", i)
+	}
+	d.Train.Labels = []uint16{999, 0, 256, 511}
+	w, err := s.Create("dataset", d.Info())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	a, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadDataset(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Train.Labels, d.Train.Labels) || len(got.Classes) != 1000 {
+		t.Errorf("labels %v, want %v", got.Train.Labels, d.Train.Labels)
+	}
+	if b, err := a.ReadFile("train-labels.u16"); err != nil || len(b) != 8 {
+		t.Errorf("train-labels.u16: %d bytes, %v", len(b), err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // after a restart without saving generator state.
 type Batcher struct {
 	Images []byte // (N, 3, Size, Size) as stored
-	Labels []byte
+	Labels []uint16
 	Size   int // the side of the images, stored and produced
 	Batch  int
 	Seed   uint64

@@ -15,7 +15,7 @@ const (
 
 func TestBatcherEvaluation(t *testing.T) {
 	d := cifar.Synthetic(1, 10, 5)
-	b := &Batcher{Images: d.Test.Images, Labels: d.Test.Labels, Batch: 2, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
+	b := &Batcher{Images: d.Test.Images, Labels: widen(d.Test.Labels), Batch: 2, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
 	if b.Steps() != 3 {
 		t.Fatalf("Steps = %d for 5 examples in batches of 2, want 3 (last one padded)", b.Steps())
 	}
@@ -37,12 +37,12 @@ func TestBatcherEvaluation(t *testing.T) {
 
 func TestBatcherAugmentation(t *testing.T) {
 	d := cifar.Synthetic(2, 64, 0)
-	b := &Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
+	b := &Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
 	x1, l1 := make([]float32, 16*imageSize), make([]int32, 16)
 	x2, l2 := make([]float32, 16*imageSize), make([]int32, 16)
 	b.Fill(x1, l1, 3, 1)
 	// A fresh batcher (as after a restart) rebuilds the same batch.
-	(&Batcher{Images: d.Train.Images, Labels: d.Train.Labels, Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}).Fill(x2, l2, 3, 1)
+	(&Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}).Fill(x2, l2, 3, 1)
 	if !slices.Equal(x1, x2) || !slices.Equal(l1, l2) {
 		t.Fatal("the same (seed, epoch, step) gave different batches")
 	}
@@ -115,7 +115,7 @@ func TestBatcherResized(t *testing.T) {
 	}
 	one := []float32{1, 1, 1}
 	zero := []float32{0, 0, 0}
-	b := &Batcher{Images: img, Labels: []byte{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true}
+	b := &Batcher{Images: img, Labels: []uint16{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true}
 	x, l := make([]float32, 3*n*n), make([]int32, 1)
 	b.Fill(x, l, 0, 0)
 	// Output column j samples input column x0 + (j+0.5)·w/n − 0.5.
@@ -130,7 +130,7 @@ func TestBatcherResized(t *testing.T) {
 	b.Augment, b.Seed = true, 3
 	y1, y2 := make([]float32, 3*n*n), make([]float32, 3*n*n)
 	b.Fill(y1, l, 2, 0)
-	(&Batcher{Images: img, Labels: []byte{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
+	(&Batcher{Images: img, Labels: []uint16{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
 	if !slices.Equal(y1, y2) {
 		t.Fatal("the same (seed, epoch, position) gave different crops")
 	}
@@ -147,4 +147,12 @@ func TestBatcherResized(t *testing.T) {
 	if len(distinct) < 5 {
 		t.Errorf("20 epochs gave %d different first pixels: crops do not vary", len(distinct))
 	}
+}
+
+func widen(b []byte) []uint16 {
+	out := make([]uint16, len(b))
+	for i, v := range b {
+		out[i] = uint16(v)
+	}
+	return out
 }

@@ -77,8 +77,8 @@ func Classes(root string) ([]string, error) {
 	if len(classes) == 0 {
 		return nil, layoutError("%s has no class folders", filepath.Join(root, "train"))
 	}
-	if len(classes) > 256 {
-		return nil, fmt.Errorf("%s has %d class folders: at most 256 are supported (labels are stored as bytes)", filepath.Join(root, "train"), len(classes))
+	if len(classes) > 1<<16 {
+		return nil, fmt.Errorf("%s has %d class folders: at most 65536 are supported", filepath.Join(root, "train"), len(classes))
 	}
 	slices.Sort(classes)
 	return classes, nil
@@ -248,7 +248,7 @@ func (l *Listing) Fingerprint() string {
 // their labels.
 type Split struct {
 	Images []byte
-	Labels []byte
+	Labels []uint16
 }
 
 // Read decodes files and resizes them to size × size, on every core,
@@ -297,7 +297,7 @@ func Read(ctx context.Context, files []File, size int, done func()) (Split, []Pr
 			continue
 		}
 		s.Images = append(s.Images, images[i*n:(i+1)*n]...)
-		s.Labels = append(s.Labels, byte(f.Label))
+		s.Labels = append(s.Labels, uint16(f.Label))
 	}
 	return s, bad, nil
 }

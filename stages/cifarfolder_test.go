@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/artifacts"
 )
 
 // TestCIFARAsImageFolder is the check on real data: CIFAR-10 written out
@@ -34,8 +34,8 @@ func TestCIFARAsImageFolder(t *testing.T) {
 	}
 	for _, s := range []struct {
 		dir   string
-		split *cifar.Split
-	}{{"train", &cifar.Split{Images: bin.Train.Images, Labels: bin.Train.Labels}}, {"test", &cifar.Split{Images: bin.Test.Images, Labels: bin.Test.Labels}}} {
+		split *artifacts.Split
+	}{{"train", &bin.Train}, {"test", &bin.Test}} {
 		for i, l := range s.split.Labels {
 			img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
 			src := s.split.Images[i*3072:]
@@ -60,7 +60,7 @@ func TestCIFARAsImageFolder(t *testing.T) {
 	}
 	dir, _ := loadFetched(t, w2)
 	// The same (class name, image) pairs, each as often.
-	count := func(images, labels []byte, classes []string) map[[32]byte]int {
+	count := func(images []byte, labels []uint16, classes []string) map[[32]byte]int {
 		m := map[[32]byte]int{}
 		for i, l := range labels {
 			h := sha256.New()

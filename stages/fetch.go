@@ -121,9 +121,18 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	}
 	return &artifacts.Dataset{
 		Name: d.Name, Classes: d.Classes, C: cifar.C, H: cifar.H, W: cifar.W, Mean: cifar.Mean[:], Std: cifar.Std[:],
-		Train: artifacts.Split{Images: d.Train.Images, Labels: d.Train.Labels},
-		Test:  artifacts.Split{Images: d.Test.Images, Labels: d.Test.Labels},
+		Train: artifacts.Split{Images: d.Train.Images, Labels: widen(d.Train.Labels)},
+		Test:  artifacts.Split{Images: d.Test.Images, Labels: widen(d.Test.Labels)},
 	}, nil
+}
+
+// widen turns byte labels into a Dataset artifact's.
+func widen(labels []byte) []uint16 {
+	out := make([]uint16, len(labels))
+	for i, l := range labels {
+		out[i] = uint16(l)
+	}
+	return out
 }
 
 // imageSize is the side images are prepared at (All sets it to the
