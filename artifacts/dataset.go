@@ -29,7 +29,7 @@ type Dataset struct {
 
 // A Split is one part of a dataset (train or test).
 type Split struct {
-	Images []byte // (N, C, H, W)
+	Images []byte   // (N, C, H, W)
 	Labels []uint16 // (N), each < len(Classes)
 }
 
