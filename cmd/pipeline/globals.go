@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -141,10 +142,22 @@ func (g *Globals) config() (stages.Config, error) {
 		cfg.Seed = g.Seed
 	}
 	if root, ok := stages.FolderPath(cfg.Data.Dataset); ok && root != "" {
+		// Remembered as an absolute path, for commands run from elsewhere;
+		// "~/" is the home folder, which a shell does not expand after
+		// "folder:".
+		if rest, ok := strings.CutPrefix(root, "~/"); ok {
+			if home, err := os.UserHomeDir(); err == nil {
+				root = filepath.Join(home, rest)
+			}
+		}
+		if abs, err := filepath.Abs(root); err == nil {
+			root = abs
+		}
+		cfg.Data.Dataset = "folder:" + root
 		// The network has a class per class folder.
 		classes, err := imagefolder.Classes(root)
 		if err != nil {
-			return cfg, usageError{fmt.Errorf("--dataset %s: %w", cfg.Data.Dataset, err)}
+			return cfg, usageError{fmt.Errorf("--dataset folder:%s: %w", root, err)}
 		}
 		cfg.Model.Classes = len(classes)
 	}

@@ -632,6 +632,12 @@ func TestRunAllOnImageFolder(t *testing.T) {
 	if strings.Count(out, "fresh") != 5 {
 		t.Errorf("status after run all:\n%s", out)
 	}
+	// The workdir remembers the folder by its absolute path: a relative
+	// one names the same folder from anywhere.
+	b, _ := os.ReadFile(filepath.Join(w, "settings.json"))
+	if !strings.Contains(string(b), `"dataset": "folder:`+root+`"`) && !strings.Contains(string(b), `"dataset":"folder:`+root+`"`) {
+		t.Errorf("settings.json does not name %s:\n%s", root, b)
+	}
 }
 
 // The paper's ImageNet network (stride-2 stem, five blocks, 224×224 input)
