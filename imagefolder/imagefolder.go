@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/condensenet/condensenet/imageprep"
+	"github.com/condensenet/condensenet/internal/atomicfile"
 )
 
 // A File is one image file of a split.
@@ -89,8 +92,9 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-// List finds the images of the dataset at root and hashes their content.
-func List(root string) (*Listing, error) {
+// List finds the images of the dataset at root and hashes their content,
+// taking the sums of files unchanged since sums saw them (sums may be nil).
+func List(root string, sums *Sums) (*Listing, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -113,17 +117,17 @@ func List(root string) (*Listing, error) {
 	if l.TestDir == "" {
 		return nil, layoutError("no %s or %s folder: put some images of each class there, to measure accuracy on", filepath.Join(root, "val"), filepath.Join(root, "test"))
 	}
-	if l.Train, err = l.split(real, "train", true); err != nil {
+	if l.Train, err = l.split(real, "train", true, sums); err != nil {
 		return nil, err
 	}
-	if l.Test, err = l.split(real, l.TestDir, false); err != nil {
+	if l.Test, err = l.split(real, l.TestDir, false, sums); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
 // split lists root/dir's images, every class needing some with all.
-func (l *Listing) split(real, dir string, all bool) ([]File, error) {
+func (l *Listing) split(real, dir string, all bool, sums *Sums) ([]File, error) {
 	ents, err := os.ReadDir(filepath.Join(l.Root, dir))
 	if err != nil {
 		return nil, layoutError("%v", err)
@@ -148,6 +152,9 @@ func (l *Listing) split(real, dir string, all bool) ([]File, error) {
 		if len(files) == n {
 			return nil, layoutError("class folder %s has no PNG or JPEG images", p)
 		}
+	}
+	if err := hash(files, sums); err != nil {
+		return nil, err
 	}
 	if all {
 		seen := map[int]bool{}
@@ -189,14 +196,27 @@ func (l *Listing) class(real string, files []File, dir string, label int) ([]Fil
 		if d.IsDir() {
 			return nil
 		}
-		sum, err := hashFile(p)
-		if err != nil {
-			return err
-		}
-		files = append(files, File{Path: p, Label: label, Sum: sum})
+		files = append(files, File{Path: p, Label: label})
 		return nil
 	})
 	return files, err
+}
+
+// hash fills in the files' sums, on every core, from sums where it knows
+// them.
+func hash(files []File, sums *Sums) error {
+	errs := make([]error, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				files[i].Sum, errs[i] = sums.sum(files[i].Path)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // inside reports whether p, a link or not, leads to somewhere within the
@@ -210,6 +230,85 @@ func (l *Listing) inside(real, p string) bool {
 	}
 	l.Skipped = append(l.Skipped, Problem{p, "a link that leads out of the dataset's folder: not followed"})
 	return false
+}
+
+// Sums remembers files' sha256 by path, size and modification time, so
+// that listing a large folder again reads only what changed. A file
+// rewritten with the same size and time stamp would go unnoticed, as in
+// git's index; deleting the cache file forgets everything.
+type Sums struct {
+	path  string
+	mu    sync.Mutex
+	known map[string]knownSum
+	used  map[string]bool // the files asked for: only these are saved
+	dirty bool
+}
+
+type knownSum struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	Sum     string `json:"sha256"`
+}
+
+// OpenSums reads the sums kept at path; a missing or damaged file is an
+// empty cache.
+func OpenSums(path string) *Sums {
+	s := &Sums{path: path, known: map[string]knownSum{}, used: map[string]bool{}}
+	if b, err := os.ReadFile(path); err == nil {
+		if json.Unmarshal(b, &s.known) != nil {
+			s.known = map[string]knownSum{}
+		}
+	}
+	return s
+}
+
+// Save writes the sums back, atomically, if any changed.
+func (s *Sums) Save() error {
+	if s == nil || !s.dirty && len(s.used) == len(s.known) {
+		return nil
+	}
+	s.mu.Lock()
+	keep := map[string]knownSum{}
+	for p := range s.used {
+		keep[p] = s.known[p]
+	}
+	b, err := json.Marshal(keep)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(s.path, b)
+}
+
+// sum returns p's sha256, from the cache if p is unchanged.
+func (s *Sums) sum(p string) ([32]byte, error) {
+	var sum [32]byte
+	st, err := os.Stat(p)
+	if err != nil {
+		return sum, err
+	}
+	if s != nil {
+		s.mu.Lock()
+		k, ok := s.known[p]
+		s.used[p] = true
+		s.mu.Unlock()
+		if ok && k.Size == st.Size() && k.ModTime == st.ModTime().UnixNano() {
+			if b, err := hex.DecodeString(k.Sum); err == nil && len(b) == 32 {
+				return [32]byte(b), nil
+			}
+		}
+	}
+	if sum, err = hashFile(p); err != nil || s == nil {
+		return sum, err
+	}
+	s.mu.Lock()
+	s.known[p] = knownSum{Size: st.Size(), ModTime: st.ModTime().UnixNano(), Sum: hex.EncodeToString(sum[:])}
+	s.dirty = true
+	s.mu.Unlock()
+	return sum, nil
 }
 
 func hashFile(p string) ([32]byte, error) {

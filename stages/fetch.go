@@ -47,7 +47,7 @@ func (f *Fetch) WriteKey(w io.Writer) {
 	if root, ok := FolderPath(d.Dataset); ok {
 		// The folder by content, not by where it is.
 		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\n", f.imageSize(), d.Mean, d.Std, d.Strict)
-		if l, err := imagefolder.List(root); err != nil {
+		if l, err := f.listFolder(root); err != nil {
 			fmt.Fprintf(w, "data.folder unreadable: %v\n", err) // Run says so
 		} else {
 			fmt.Fprintf(w, "data.folder sha256 %s\n", l.Fingerprint())
@@ -126,6 +126,24 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	}, nil
 }
 
+// listFolder lists an image folder, with its files' sums remembered in
+// the download cache (folders/), so that only changed files are read
+// again when the stage's key is computed.
+func (f *Fetch) listFolder(root string) (*imagefolder.Listing, error) {
+	var sums *imagefolder.Sums
+	if cache, err := f.cacheDir(); err == nil {
+		abs, _ := filepath.Abs(root)
+		id := sha256.Sum256([]byte(abs))
+		sums = imagefolder.OpenSums(filepath.Join(cache, "folders", hex.EncodeToString(id[:8])+".json"))
+	}
+	l, err := imagefolder.List(root, sums)
+	if err != nil {
+		return nil, err
+	}
+	sums.Save() // a cache: failing to write it loses nothing
+	return l, nil
+}
+
 // widen turns byte labels into a Dataset artifact's.
 func widen(labels []byte) []uint16 {
 	out := make([]uint16, len(labels))
@@ -143,7 +161,7 @@ func (f *Fetch) imageSize() int { return cmp.Or(f.Data.ImageSize, cifar.H) }
 // resized, and normalised by the training split's statistics unless the
 // configuration gives them.
 func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) (*artifacts.Dataset, error) {
-	l, err := imagefolder.List(root)
+	l, err := f.listFolder(root)
 	if err != nil {
 		return nil, err
 	}

@@ -89,16 +89,21 @@ func loadFetched(t *testing.T, workdir string) (*artifacts.Dataset, *artifacts.A
 func TestFetchImageFolder(t *testing.T) {
 	root := imageFolder(t)
 	w := t.TempDir()
-	data := DataConfig{Dataset: "folder:" + root}
+	cache := t.TempDir()
+	data := DataConfig{Dataset: "folder:" + root, CacheDir: cache}
 	if _, err := runFetch(t, w, data); err != nil {
 		t.Fatal(err)
 	}
 	d, a := loadFetched(t, w)
+	// The files' sums are remembered in the cache, for the next key.
+	if kept, _ := filepath.Glob(filepath.Join(cache, "folders", "*.json")); len(kept) != 1 {
+		t.Errorf("sums kept in %v, want one file", kept)
+	}
 	if !slices.Equal(d.Classes, []string{"bird", "cat", "dog"}) || d.Train.Len() != 7 || d.Test.Len() != 3 || d.H != 32 || d.Name != "folder:pets" {
 		t.Fatalf("dataset %s, classes %v", d.Summary(), d.Classes)
 	}
 	// Each stored image is its file, prepared; in label order.
-	l, err := imagefolder.List(root)
+	l, err := imagefolder.List(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +132,21 @@ func TestFetchImageFolder(t *testing.T) {
 	if _, b := loadFetched(t, w); b.ID != a.ID {
 		t.Errorf("renaming a file made a new dataset (%s, was %s)", b.ID, a.ID)
 	}
-	// A new image is.
+	// A new image is, and so is a changed one.
 	writeImage(t, filepath.Join(root, "train/dog/c.png"), 32, 32, rand.New(rand.NewPCG(9, 9)))
 	if _, err := runFetch(t, w, data); err != nil {
 		t.Fatal(err)
 	}
-	if d2, _ := loadFetched(t, w); d2.Train.Len() != 8 {
+	d2, b := loadFetched(t, w)
+	if d2.Train.Len() != 8 || b.ID == a.ID {
 		t.Errorf("after adding an image: %s", d2.Summary())
+	}
+	writeImage(t, filepath.Join(root, "train/dog/c.png"), 32, 32, rand.New(rand.NewPCG(10, 10)))
+	if _, err := runFetch(t, w, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, c := loadFetched(t, w); c.ID == b.ID {
+		t.Error("changing an image's content kept the dataset")
 	}
 	// Normalisation given in the configuration is used as it is.
 	data.Mean, data.Std = []float32{0.4914, 0.4824, 0.4467}, []float32{0.2471, 0.2435, 0.2616}
@@ -171,7 +184,7 @@ func TestFetchImageFolderBadImages(t *testing.T) {
 	w := t.TempDir()
 	store, _ := artifacts.Open(w)
 	rep := &notes{Reporter: pipeline.Discard}
-	r := &pipeline.Runner{Store: store, Stages: []pipeline.Stage{&Fetch{Data: DataConfig{Dataset: "folder:" + root}}}, Report: rep}
+	r := &pipeline.Runner{Store: store, Stages: []pipeline.Stage{&Fetch{Data: DataConfig{Dataset: "folder:" + root, CacheDir: t.TempDir()}}}, Report: rep}
 	if err := r.Run(context.Background(), pipeline.Options{Target: "all"}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +194,7 @@ func TestFetchImageFolderBadImages(t *testing.T) {
 		!strings.Contains(msgs, "huge.png: image too large") || !strings.Contains(msgs, "link.png: a link that leads out") {
 		t.Errorf("%s; reported:\n%s", d.Summary(), msgs)
 	}
-	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, Strict: true})
+	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, Strict: true, CacheDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "2 of 12 images") || !strings.Contains(err.Error(), "broken.png") {
 		t.Errorf("strict: %v", err)
 	}
@@ -201,7 +214,7 @@ func TestFetchImageFolderLayout(t *testing.T) {
 	} {
 		root := imageFolder(t)
 		tc.change(root)
-		_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root})
+		_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, CacheDir: t.TempDir()})
 		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), root+"/", ""), tc.want) {
 			t.Errorf("%s: %v, want it to say %q", tc.name, err, tc.want)
 		}
