@@ -59,7 +59,7 @@ func openCondensed(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}
-	return newModel(arch, tensors, info.Classes, info.Mean[:], info.Std[:], info.H)
+	return newModel(arch, tensors, info.Classes, info.Mean, info.Std, arch.Config.Input())
 }
 
 // FromONNX loads an ONNX file exported by this program: the condensed
@@ -119,13 +119,7 @@ func FromONNX(b []byte) (*Model, error) {
 			tensors = append(tensors, model.Named{Name: name, Shape: t.Dims, Data: t.Floats})
 		}
 	}
-	size := 32
-	if in := m.GetGraph().GetInput(); len(in) == 1 {
-		if d := in[0].GetType().GetTensorType().GetShape().GetDim(); len(d) == 4 {
-			size = int(d[3].GetDimValue())
-		}
-	}
-	return newModel(arch, tensors, classes, mean, std, size)
+	return newModel(arch, tensors, classes, mean, std, cfg.Input())
 }
 
 // newModel checks that the network can be built and keeps what builds it.
