@@ -34,8 +34,8 @@ type BenchOptions struct {
 
 func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.Stages, "stages", "14-14-14", "layers per dense block")
-	f.StringVar(&o.Growth, "growth", "8-16-32", "growth rate per block")
+	f.StringVar(&o.Stages, "stages", "14-14-14", "layers per dense block (default with --preset: the preset's)")
+	f.StringVar(&o.Growth, "growth", "8-16-32", "growth rate per block (default with --preset: the preset's)")
 	f.IntVar(&o.Batch, "batch", 64, "batch size")
 	f.IntVar(&o.Steps, "steps", 5, "timed steps")
 	f.IntVar(&o.Warmup, "warmup", 1, "untimed steps first")
@@ -50,7 +50,8 @@ func newBenchCommand(g *Globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Time training steps or inference passes on synthetic input",
 		Example: `  pipeline bench train --stages 14-14-14 --growth 8-16-32 --batch 64 --steps 5
-  pipeline bench infer --condensed --batch 1 --steps 50 --json`,
+  pipeline bench infer --condensed --batch 1 --steps 50 --json
+  pipeline bench infer --preset condensenet-imagenet --condensed --batch 1`,
 		Long: `bench times the engine on random input after a warm-up and prints images/s,
 the GFLOP/s the convolutions and classifier achieved (a training step
 counts three forward passes of work) and their share of the CPU's peak
@@ -67,7 +68,7 @@ step, so the next bottleneck is visible.`,
   pipeline bench %s --stages 8-8-8 --batch 32 --steps 10 --json`, mode, mode),
 			Args: usageArgs(cobra.NoArgs),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return runBench(cmd.Context(), opts, g, mode == "train")
+				return runBench(cmd.Context(), opts, cmd.Flags().Changed, g, mode == "train")
 			},
 		}
 		opts.AddFlags(c)
@@ -151,14 +152,28 @@ func printLayers(w io.Writer, rows []layerRow) {
 	tw.Flush()
 }
 
-func runBench(ctx context.Context, opts BenchOptions, g *Globals, train bool) error {
+func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) bool, g *Globals, train bool) error {
+	// CondenseNet-86, or the network of a --preset given; --stages and
+	// --growth change either.
 	cfg := model.CondenseNet86()
 	var err error
-	if cfg.Stages, err = parseInts("stages", opts.Stages); err != nil {
-		return err
+	fromPreset := g.flags.Changed("preset")
+	if fromPreset {
+		p, err := stages.Preset(g.Preset)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg = p.Model
 	}
-	if cfg.Growth, err = parseInts("growth", opts.Growth); err != nil {
-		return err
+	if !fromPreset || changed("stages") {
+		if cfg.Stages, err = parseInts("stages", opts.Stages); err != nil {
+			return err
+		}
+	}
+	if !fromPreset || changed("growth") {
+		if cfg.Growth, err = parseInts("growth", opts.Growth); err != nil {
+			return err
+		}
 	}
 	if opts.Batch < 1 || opts.Steps < 1 || opts.Warmup < 0 {
 		return usageError{fmt.Errorf("--batch %d, --steps %d, --warmup %d: want ≥ 1, ≥ 1, ≥ 0", opts.Batch, opts.Steps, opts.Warmup)}
