@@ -678,3 +678,15 @@ func TestImageNetPresetOnImageFolder(t *testing.T) {
 		t.Errorf("inspect of the export:\n%s", out)
 	}
 }
+
+// bench --preset times the preset's network; --stages still changes it.
+func TestBenchPreset(t *testing.T) {
+	out, errs, code := execute(t, "bench", "infer", "--device", "cpu", "--preset", "quick", "--batch", "2", "--steps", "1", "--workdir", t.TempDir())
+	if code != 0 || !strings.Contains(out, "stages [3 3 3] growth [8 16 32]") {
+		t.Errorf("bench --preset quick: code %d\n%s%s", code, out, errs)
+	}
+	out, errs, code = execute(t, "bench", "infer", "--device", "cpu", "--preset", "condensenet-imagenet-g8", "--stages", "1-1-1-1-1", "--condensed", "--batch", "1", "--steps", "1", "--workdir", t.TempDir())
+	if code != 0 || !strings.Contains(out, "stages [1 1 1 1 1] growth [8 16 32 64 128]") {
+		t.Errorf("bench --preset condensenet-imagenet-g8 --stages 1-1-1-1-1: code %d\n%s%s", code, out, errs)
+	}
+}
