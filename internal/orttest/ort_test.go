@@ -16,6 +16,7 @@ package orttest
 import (
 	"encoding/json"
 	"image"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -169,12 +170,41 @@ func relayout(x []float32, n int, fromNCHW bool) []float32 {
 // Package classify, which runs an exported file on the engine, agrees
 // with ONNX Runtime running the same file on the same prepared images.
 func TestClassifyAgreesWithONNXRuntime(t *testing.T) {
+	path, _ := exportTiny(t)
+	classifyAgrees(t, path)
+}
+
+// The ImageNet form (a stride-2 stem on 224×224, five blocks) exports to
+// a file that ONNX Runtime runs as the engine does.
+func TestImageNetFormInONNXRuntime(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "folder")
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, p := range []string{"train/a/1.png", "train/a/2.png", "train/b/1.png", "train/b/2.png", "val/a/1.png", "val/b/1.png"} {
+		img := image.NewNRGBA(image.Rect(0, 0, 230, 240))
+		for k := range img.Pix {
+			img.Pix[k] = byte(rng.IntN(256))
+		}
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		f, _ := os.Create(filepath.Join(root, p))
+		png.Encode(f, img)
+		f.Close()
+	}
+	cfg, _ := stages.Preset("condensenet-imagenet")
+	cfg.Data.Dataset = "folder:" + root
+	cfg.Model.Stages, cfg.Model.Classes = []int{1, 1, 1, 1, 1}, 2
+	cfg.Train.Epochs, cfg.Train.Batch = 1, 2
+	cfg.Verify.Tolerance, cfg.Verify.Batch = 100, 2
+	classifyAgrees(t, pipelinetest.Run(t, t.TempDir(), cfg))
+}
+
+// classifyAgrees checks classify's probabilities against ONNX Runtime's
+// softmax on the model at path, for images of several sizes.
+func classifyAgrees(t *testing.T, path string) {
 	ort.SetSharedLibraryPath(runtimeLibrary(t))
 	if err := ort.InitializeEnvironment(); err != nil {
 		t.Fatal(err)
 	}
 	defer ort.DestroyEnvironment()
-	path, cfg := exportTiny(t)
 	m, err := classify.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +215,7 @@ func TestClassifyAgreesWithONNXRuntime(t *testing.T) {
 	}
 	defer s.Destroy()
 	rng := rand.New(rand.NewPCG(5, 6))
+	size, k := int64(m.InputSize()), int64(len(m.Classes()))
 	for i := range 5 {
 		img := image.NewNRGBA(image.Rect(0, 0, 20+9*i, 32))
 		for k := range img.Pix {
@@ -194,8 +225,8 @@ func TestClassifyAgreesWithONNXRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, _ := ort.NewTensor(ort.NewShape(1, 3, 32, 32), m.Prepare(img))
-		out, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, int64(cfg.Model.Classes)))
+		in, _ := ort.NewTensor(ort.NewShape(1, 3, size, size), m.Prepare(img))
+		out, _ := ort.NewEmptyTensor[float32](ort.NewShape(1, k))
 		if err := s.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
 			t.Fatal(err)
 		}
@@ -208,10 +239,10 @@ func TestClassifyAgreesWithONNXRuntime(t *testing.T) {
 		for _, v := range logits {
 			sum += math.Exp(float64(v - top))
 		}
-		for k, v := range logits {
+		for c, v := range logits {
 			want := math.Exp(float64(v-top)) / sum
-			if math.Abs(res.Probabilities[k]-want) > 1e-5 {
-				t.Errorf("image %d class %d: classify %v, ONNX Runtime %v", i, k, res.Probabilities[k], want)
+			if math.Abs(res.Probabilities[c]-want) > 1e-5 {
+				t.Errorf("image %d class %d: classify %v, ONNX Runtime %v", i, c, res.Probabilities[c], want)
 			}
 		}
 		in.Destroy()
