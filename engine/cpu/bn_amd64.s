@@ -168,8 +168,10 @@ backCol:
 // at a time and any n: the last few channels of a row go through the same
 // code under the mask K1 (the full vectors under K2, all ones), so every
 // channel gets the same instructions and the results are the AVX2
-// kernels' bits. BNCOLS(body) runs body over a row's columns: AX is the
-// column's byte offset, R10 the full vectors' bytes.
+// kernels' bits. BNMASKS sets the masks and R10, the bytes of a row's
+// full vectors; BNCOLS(body, col, tail) runs body(K2) over them and
+// body(K1) over the rest, AX the column's byte offset (col and tail are
+// the labels it needs).
 #define BNMASKS(n) \
 	MOVQ  n, CX \
 	ANDQ  $15, CX \
@@ -182,6 +184,18 @@ backCol:
 	MOVQ  n, R10 \
 	ANDQ  $-16, R10 \
 	SHLQ  $2, R10
+
+#define BNCOLS(body, col, tail) \
+	XORQ AX, AX \
+	CMPQ AX, R10 \
+	JEQ  tail \
+col: \
+	body(K2) \
+	ADDQ $64, AX \
+	CMPQ AX, R10 \
+	JLT  col \
+tail: \
+	body(K1)
 
 // func bnStats512(s1, s2, x *float32, n, rows, ldx int)
 #define STATS(k) \
@@ -203,18 +217,7 @@ TEXT ·bnStats512(SB), NOSPLIT, $0-48
 	SHLQ $2, R9
 
 stats512Row:
-	XORQ AX, AX
-	CMPQ AX, R10
-	JEQ  stats512Tail
-
-stats512Col:
-	STATS(K2)
-	ADDQ $64, AX
-	CMPQ AX, R10
-	JLT  stats512Col
-
-stats512Tail:
-	STATS(K1)
+	BNCOLS(STATS, stats512Col, stats512Tail)
 	ADDQ R9, SI
 	DECQ DX
 	JNZ  stats512Row
@@ -244,18 +247,7 @@ TEXT ·bnApply512(SB), NOSPLIT, $0-68
 	VBROADCASTSS floor+64(FP), Z15
 
 apply512Row:
-	XORQ AX, AX
-	CMPQ AX, R10
-	JEQ  apply512Tail
-
-apply512Col:
-	APPLY(K2)
-	ADDQ $64, AX
-	CMPQ AX, R10
-	JLT  apply512Col
-
-apply512Tail:
-	APPLY(K1)
+	BNCOLS(APPLY, apply512Col, apply512Tail)
 	ADDQ R8, SI
 	ADDQ R9, DI
 	DECQ DX
@@ -299,18 +291,7 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	VBROADCASTSS floor+80(FP), Z15
 
 sums512Row:
-	XORQ AX, AX
-	CMPQ AX, R10
-	JEQ  sums512Tail
-
-sums512Col:
-	BACKSUMS(K2)
-	ADDQ $64, AX
-	CMPQ AX, R10
-	JLT  sums512Col
-
-sums512Tail:
-	BACKSUMS(K1)
+	BNCOLS(BACKSUMS, sums512Col, sums512Tail)
 	ADDQ R8, SI
 	ADDQ R9, BX
 	DECQ DX
@@ -348,18 +329,7 @@ TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
 	VBROADCASTSS floor+96(FP), Z15
 
 back512Row:
-	XORQ AX, AX
-	CMPQ AX, R10
-	JEQ  back512Tail
-
-back512Col:
-	BACKAPPLY(K2)
-	ADDQ $64, AX
-	CMPQ AX, R10
-	JLT  back512Col
-
-back512Tail:
-	BACKAPPLY(K1)
+	BNCOLS(BACKAPPLY, back512Col, back512Tail)
 	ADDQ R8, SI
 	ADDQ R8, DI
 	ADDQ R9, BX
