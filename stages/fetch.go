@@ -144,6 +144,24 @@ func (f *Fetch) listFolder(root string) (*imagefolder.Listing, error) {
 	return l, nil
 }
 
+// availableMemory returns the bytes of memory the system can give (Linux's
+// MemAvailable), or 0 where it does not say. A test replaces it.
+var availableMemory = func() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 // widen turns byte labels into a Dataset artifact's.
 func widen(labels []byte) []uint16 {
 	out := make([]uint16, len(labels))
@@ -169,6 +187,12 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		env.Report.Warn(env.Stage, p.String())
 	}
 	size := f.imageSize()
+	if need, have := int64(len(l.Train)+len(l.Test))*int64(3*size*size), availableMemory(); have > 0 && need > have*3/4 {
+		// Every stage holds the dataset in memory: refuse before hours of
+		// decoding end in running out of it.
+		return nil, fmt.Errorf("%w: %d images of %d×%d take %.1f GB in memory, and this machine has %.1f GB available: use fewer images or a network with a smaller input",
+			ErrConfig, len(l.Train)+len(l.Test), size, size, float64(need)/1e9, float64(have)/1e9)
+	}
 	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), false)
 	done := func() { prog.Add(1) }
 	train, bad, err := imagefolder.Read(ctx, l.Train, size, done)

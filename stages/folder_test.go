@@ -230,3 +230,22 @@ func TestFetchWithoutDataset(t *testing.T) {
 		t.Errorf("fetch without a dataset: %v", err)
 	}
 }
+
+// This machine's available memory is read (Linux), which the image-folder
+// fetch checks the dataset's size against.
+func TestAvailableMemory(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	if m := availableMemory(); m < 1<<20 || m > 1<<50 {
+		t.Errorf("available memory %d bytes", m)
+	}
+	// A dataset larger than three quarters of it is refused before
+	// anything is decoded.
+	defer func(f func() int64) { availableMemory = f }(availableMemory)
+	availableMemory = func() int64 { return 40_000 } // 10 images of 3×32×32 take 30,720 bytes
+	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + imageFolder(t), CacheDir: t.TempDir()})
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "10 images of 32×32 take 0.0 GB in memory") {
+		t.Errorf("fetch beyond the memory: %v", err)
+	}
+}
