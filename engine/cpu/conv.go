@@ -41,6 +41,7 @@ type Conv struct {
 	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
 	wkT     []float32 // the same for the input gradient
 	w4      []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
+	wg      []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
 	plain   *Conv     // with an Input transform but no direct lowering: the convolution of its result
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
@@ -165,9 +166,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 		return
 	}
 	if pointwise(s) {
-		if useG4(s) {
-			c.prepare(w, c.arrangeG4)
-		}
+		c.preparePointwise(w)
 		c.pointwiseForward(out, in, w, p, c.Workers)
 		return
 	}
@@ -364,9 +363,38 @@ func (c *Conv) arrangeG4(w []float32) {
 	}
 }
 
+// preparePointwise rearranges a 1×1 convolution's weights for
+// pointwiseForward: for the four-group kernel, or, when they are Fixed,
+// each group's transposed.
+func (c *Conv) preparePointwise(w []float32) {
+	switch {
+	case useG4(c.ConvShape):
+		c.prepare(w, c.arrangeG4)
+	case c.Fixed:
+		c.prepare(w, c.arrangeGroups)
+	}
+}
+
+// arrangeGroups lays out each group's weights w[g] (K/G, C/G) as (C/G,
+// K/G): B of the group's GEMM row-major, which packing copies a row at a
+// time instead of transposing (at batch 1 that packing is much of the
+// GEMM).
+func (c *Conv) arrangeGroups(w []float32) {
+	s := c.ConvShape
+	cg, kg := s.C/s.G, s.K/s.G
+	c.wg = grow(&c.wg, s.K*cg)
+	for g := range s.G {
+		for o := range kg {
+			for i := range cg {
+				c.wg[(g*cg+i)*kg+o] = w[(g*kg+o)*cg+i]
+			}
+		}
+	}
+}
+
 // pointwiseForward computes the first p rows of a 1×1 convolution's
-// output with up to workers goroutines (the four-group kernel's weights
-// prepared already).
+// output with up to workers goroutines (weights prepared already; the
+// sums are the same with either arrangement).
 func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
 	s := c.ConvShape
 	if useG4(s) {
@@ -377,6 +405,10 @@ func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
 	for g := range s.G {
 		// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are in
 		// patch order already
+		if s.Fixed {
+			Gemm(false, false, p, kg, cg, in[g*cg:], s.LdIn, c.wg[g*cg*kg:], kg, 0, out[g*kg:], s.LdOut, workers)
+			continue
+		}
 		Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[g*kg:], s.LdOut, workers)
 	}
 }
@@ -389,9 +421,7 @@ func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
 // each grouped 1×1). The sums are those of the unfused convolution.
 func (c *Conv) pointwiseInputForward(out, in, w []float32) {
 	s, a, plain := c.ConvShape, c.Input, c.plain
-	if useG4(s) {
-		plain.prepare(w, plain.arrangeG4)
-	}
+	plain.preparePointwise(w)
 	p := s.N * s.H * s.W
 	rows := max(mr, inputChunkFloats/s.C/mr*mr)
 	chunks := (p + rows - 1) / rows
