@@ -6,7 +6,8 @@
 // network's input and normalised with the dataset's mean and std.
 //
 // A Model is safe for concurrent use: each call runs on a network of its
-// own, taken from a pool that grows to the number of calls at once.
+// own, one core's, taken from a pool of at most GOMAXPROCS networks (a
+// call beyond that waits for one, since it could not run sooner anyway).
 package classify
 
 import (
@@ -31,8 +32,9 @@ type Model struct {
 	arch      *model.Architecture
 	tensors   []model.Named
 
-	mu   sync.Mutex
-	idle []*network
+	mu    sync.Mutex
+	idle  []*network
+	slots chan struct{} // one per network that may exist
 }
 
 // network is a batch-1 condensed network on one core, with its buffers.
@@ -145,8 +147,10 @@ func softmax(logits []float32) []float64 {
 	return p
 }
 
-// get takes an idle network, or builds one.
+// get takes an idle network, or builds one, waiting while every network
+// that may exist is in use.
 func (m *Model) get() (*network, error) {
+	m.slots <- struct{}{}
 	m.mu.Lock()
 	if k := len(m.idle); k > 0 {
 		n := m.idle[k-1]
@@ -157,6 +161,7 @@ func (m *Model) get() (*network, error) {
 	m.mu.Unlock()
 	net, err := model.NewCondensed(m.arch, m.tensors, 1, cpu.New(1))
 	if err != nil {
+		<-m.slots
 		return nil, fmt.Errorf("classify: %w", err)
 	}
 	return &network{net: net, x: make([]float32, m.size*m.size*3), logits: make([]float32, len(m.classes))}, nil
@@ -166,4 +171,5 @@ func (m *Model) put(n *network) {
 	m.mu.Lock()
 	m.idle = append(m.idle, n)
 	m.mu.Unlock()
+	<-m.slots
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -123,6 +124,9 @@ func TestConcurrentCalls(t *testing.T) {
 		if !slices.Equal(all[i].Probabilities, want[i].Probabilities) || !slices.Equal(got[i].Probabilities, want[i].Probabilities) {
 			t.Errorf("image %d: alone %v, in ClassifyAll %v, concurrently %v", i, want[i].Probabilities, all[i].Probabilities, got[i].Probabilities)
 		}
+	}
+	if n := len(m.idle); n > runtime.GOMAXPROCS(0) {
+		t.Errorf("%d networks after 12 calls at once; at most GOMAXPROCS (%d) may exist", n, runtime.GOMAXPROCS(0))
 	}
 	top := want[0].Top(3)
 	if len(top) != 3 || top[0].Probability < top[1].Probability || top[0].Class != m.Classes()[top[0].Index] {

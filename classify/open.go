@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -127,7 +128,8 @@ func newModel(arch *model.Architecture, tensors []model.Named, classes []string,
 	if len(classes) != arch.Config.Classes {
 		return nil, fmt.Errorf("classify: %d class names for a network of %d classes", len(classes), arch.Config.Classes)
 	}
-	m := &Model{classes: classes, mean: mean, std: std, size: size, arch: arch, tensors: tensors}
+	m := &Model{classes: classes, mean: mean, std: std, size: size, arch: arch, tensors: tensors,
+		slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	n, err := m.get() // the first network, which also checks the tensors
 	if err != nil {
 		return nil, err
