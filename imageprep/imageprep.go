@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	_ "image/jpeg" // decoders for image.Decode
 	_ "image/png"
 	"io"
@@ -64,60 +65,95 @@ func Open(path string) (image.Image, error) {
 }
 
 // Pixels resizes img to size × size and returns it as RGB in [0, 1],
-// channel by channel (C, H, W). Each output pixel averages the input
-// pixels under it (its footprint, at least one input pixel wide, sampled
-// bilinearly), so shrinking a photo does not alias and enlarging a small
-// image interpolates.
+// channel by channel (C, H, W). Each axis is resampled on its own: where
+// it shrinks, an output pixel is the average of the input pixels it
+// covers (partly covered ones weighted by how much), so a photo does not
+// alias; where it grows, it is interpolated linearly between the two
+// nearest input pixels, edges clamped.
 func Pixels(img image.Image, size int) []float32 {
-	r := img.Bounds()
-	sx, sy := float64(r.Dx())/float64(size), float64(r.Dy())/float64(size)
-	// taps per axis: enough to cover a footprint of s input pixels
-	tx, ty := max(1, int(math.Ceil(sx))), max(1, int(math.Ceil(sy)))
+	src := toRGBA(img)
+	w, h := src.Bounds().Dx(), src.Bounds().Dy()
+	wx, wy := taps(w, size), taps(h, size)
+	// Rows first: (h, size, 3), then columns into (3, size, size).
+	rows := make([]float64, h*size*3)
+	for y := range h {
+		line := src.Pix[y*src.Stride:]
+		for ox, t := range wx {
+			var r, g, b float64
+			for k, wt := range t.w {
+				p := line[4*(t.first+k):]
+				r, g, b = r+wt*float64(p[0]), g+wt*float64(p[1]), b+wt*float64(p[2])
+			}
+			o := (y*size + ox) * 3
+			rows[o], rows[o+1], rows[o+2] = r, g, b
+		}
+	}
 	out := make([]float32, 3*size*size)
-	for y := range size {
-		for x := range size {
-			var sum [3]float64
-			for j := range ty {
-				fy := float64(y)*sy + (float64(j)+0.5)*sy/float64(ty) - 0.5
-				for i := range tx {
-					fx := float64(x)*sx + (float64(i)+0.5)*sx/float64(tx) - 0.5
-					rgb := bilinear(img, fx, fy)
-					for c := range 3 {
-						sum[c] += rgb[c]
-					}
+	for oy, t := range wy {
+		for ox := range size {
+			var rgb [3]float64
+			for k, wt := range t.w {
+				p := rows[((t.first+k)*size+ox)*3:]
+				for c := range 3 {
+					rgb[c] += wt * p[c]
 				}
 			}
 			for c := range 3 {
-				out[(c*size+y)*size+x] = float32(sum[c] / float64(tx*ty))
+				out[(c*size+oy)*size+ox] = float32(rgb[c] / 255)
 			}
 		}
 	}
 	return out
 }
 
-// bilinear samples img at (fx, fy), pixel centres at integers, edges
-// clamped, as RGB in [0, 1].
-func bilinear(img image.Image, fx, fy float64) [3]float64 {
-	r := img.Bounds()
-	clamp := func(v, lo, hi int) int { return max(lo, min(hi, v)) }
-	x0, y0 := int(math.Floor(fx)), int(math.Floor(fy))
-	ax, ay := fx-float64(x0), fy-float64(y0)
-	var out [3]float64
-	for _, s := range []struct {
-		dx, dy int
-		w      float64
-	}{{0, 0, (1 - ax) * (1 - ay)}, {1, 0, ax * (1 - ay)}, {0, 1, (1 - ax) * ay}, {1, 1, ax * ay}} {
-		if s.w == 0 {
+// tap is one output pixel's weights over consecutive input pixels from
+// first.
+type tap struct {
+	first int
+	w     []float64
+}
+
+// taps returns each of out output pixels' weights over in input pixels
+// (see Pixels).
+func taps(in, out int) []tap {
+	s := float64(in) / float64(out)
+	ts := make([]tap, out)
+	for o := range ts {
+		if s >= 1 { // the input interval [o·s, (o+1)·s), by overlap
+			lo, hi := float64(o)*s, float64(o+1)*s
+			first := int(lo)
+			for i := first; float64(i) < hi && i < in; i++ {
+				cover := min(hi, float64(i+1)) - max(lo, float64(i))
+				ts[o].w = append(ts[o].w, cover/s)
+			}
+			ts[o].first = first
 			continue
 		}
-		px := clamp(r.Min.X+x0+s.dx, r.Min.X, r.Max.X-1)
-		py := clamp(r.Min.Y+y0+s.dy, r.Min.Y, r.Max.Y-1)
-		cr, cg, cb, _ := img.At(px, py).RGBA()
-		out[0] += s.w * float64(cr) / 65535
-		out[1] += s.w * float64(cg) / 65535
-		out[2] += s.w * float64(cb) / 65535
+		c := (float64(o)+0.5)*s - 0.5 // pixel centres at integers
+		i0 := int(math.Floor(c))
+		a := c - float64(i0)
+		lo, hi := max(0, min(in-1, i0)), max(0, min(in-1, i0+1))
+		if lo == hi {
+			ts[o] = tap{first: lo, w: []float64{1}}
+		} else {
+			ts[o] = tap{first: lo, w: []float64{1 - a, a}}
+		}
 	}
-	return out
+	return ts
+}
+
+// toRGBA returns img as 8-bit RGBA pixels in memory. Reading a decoded
+// JPEG (YCbCr) through At converts and allocates for every sample, which
+// made shrinking a 12-megapixel photo take seconds; image/draw converts
+// the whole image at once.
+func toRGBA(img image.Image) *image.RGBA {
+	if r, ok := img.(*image.RGBA); ok {
+		return r
+	}
+	b := img.Bounds()
+	r := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(r, r.Bounds(), img, b.Min, draw.Src)
+	return r
 }
 
 // Bytes quantises Pixels' values to bytes (0 to 255), as datasets store

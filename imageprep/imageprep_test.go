@@ -94,6 +94,25 @@ func TestPixels(t *testing.T) {
 	}
 }
 
+// Growing interpolates between the nearest pixels, edges clamped; a
+// shrink by a fraction weighs a partly covered pixel by its coverage.
+func TestPixelsAxes(t *testing.T) {
+	grow := image.NewGray(image.Rect(0, 0, 2, 2))
+	grow.Pix = []byte{0, 255, 0, 255}
+	x := Pixels(grow, 4)
+	if want := []float32{0, 0.25, 0.75, 1}; !equal(x[4:8], want) { // channel 0, row 1
+		t.Errorf("2 → 4: %v, want %v", x[4:8], want)
+	}
+	shrink := image.NewGray(image.Rect(0, 0, 3, 3))
+	for y := range 3 {
+		copy(shrink.Pix[y*3:], []byte{0, 90, 180})
+	}
+	x = Pixels(shrink, 2)
+	if want := []float32{30.0 / 255, 150.0 / 255}; !equal(x[:2], want) { // 0 and ½·90 over 1.5; ½·90 and 180 over 1.5
+		t.Errorf("3 → 2: %v, want %v", x[:2], want)
+	}
+}
+
 func TestNormalizeAndBytes(t *testing.T) {
 	x := []float32{0, 0.5, 1, 0.25, 0.75, 0}
 	Normalize(x, []float32{0.5, 0.25, 0}, []float32{0.5, 0.25, 2})

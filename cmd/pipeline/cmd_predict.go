@@ -43,9 +43,10 @@ artifacts is checked against its manifest first (a damaged file is
 refused, naming it), and predict warns when the workdir's settings would
 rebuild it.
 
-Each image is resized to the network's input (32×32), each pixel the
-average of the picture under it (the aspect ratio is not kept; crop first
-for better results), and normalised with the training data's mean and
+Each image is resized to the network's input (32×32, or 224×224 for the
+ImageNet networks), each pixel the average of the picture under it, or
+interpolated where the picture is smaller (the aspect ratio is not kept;
+crop first for better results), and normalised with the training data's mean and
 std. The model runs on this program's engine, on the CPU, as package
 classify runs it for Go programs: no ONNX runtime is needed.`,
 		Example: `  pipeline predict cat.png dog.jpg
