@@ -18,6 +18,10 @@ import (
 	"os"
 )
 
+// Version changes whenever Pixels computes other values, so that what was
+// prepared by an older one is prepared again.
+const Version = 2
+
 // MaxPixels is the largest image decoded, width times height: a PNG of
 // 100,000 × 100,000 pixels is a few KB on disk and 40 GB decoded.
 const MaxPixels = 50_000_000

@@ -17,6 +17,7 @@ import (
 	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/imagefolder"
+	"github.com/condensenet/condensenet/imageprep"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -46,7 +47,7 @@ func (f *Fetch) WriteKey(w io.Writer) {
 	d := f.Data
 	if root, ok := FolderPath(d.Dataset); ok {
 		// The folder by content, not by where it is.
-		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\n", f.imageSize(), d.Mean, d.Std, d.Strict)
+		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\nimageprep %d\n", f.imageSize(), d.Mean, d.Std, d.Strict, imageprep.Version)
 		if l, err := f.listFolder(root); err != nil {
 			fmt.Fprintf(w, "data.folder unreadable: %v\n", err) // Run says so
 		} else {
