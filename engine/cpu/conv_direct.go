@@ -50,12 +50,26 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
 	floor := reluFloor(a != nil && a.ReLU)
 	// A pixel row and a channel at a time: the pixel row stays in cache
-	// while each plane's row is written in order.
+	// while each plane's row is written in order. Without a transform,
+	// whole 16×16 blocks of (pixels, channels) are transposed in registers
+	// instead (on CondenseNet-86's first block, half the time of gathering
+	// a channel at a time).
+	blocks := useAVX512 && a == nil && s.W%16 == 0 && ch%16 == 0
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
 			px := src[(n*s.H+y)*s.W*ld:]
 			at := n*ch*planeLen + (y+1)*rowStride + 1
+			if blocks {
+				for k0 := 0; k0 < ch; k0 += 16 {
+					for x0 := 0; x0 < s.W; x0 += 16 {
+						d, p := planes[at+k0*planeLen+x0:], px[x0*ld+k0:]
+						_, _ = d[15*planeLen+15], p[15*ld+15]
+						transpose16x16(&d[0], planeLen, &p[0], ld)
+					}
+				}
+				continue
+			}
 			for k := range ch {
 				dst := planes[at+k*planeLen:][:s.W]
 				if a == nil {
