@@ -71,6 +71,9 @@ type Scratch struct {
 	input []float32
 	// partial holds GemmLongK's products of chunks.
 	partial []float32
+	// outPlanes holds a direct convolution's outputs as planes (see
+	// pairs).
+	outPlanes []float32
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by
 	// role and image size: their borders stay zero between calls.
 	planeBufs map[[3]int][]float32

@@ -54,7 +54,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	// whole 16×16 blocks of (pixels, channels) are transposed in registers
 	// instead (on CondenseNet-86's first block, half the time of gathering
 	// a channel at a time).
-	blocks := useAVX512 && a == nil && s.W%16 == 0 && ch%16 == 0
+	blocks := useAVX512 && a == nil && s.W%16 == 0 && ch%8 == 0
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
@@ -62,10 +62,9 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 			at := n*ch*planeLen + (y+1)*rowStride + 1
 			if blocks {
 				for k0 := 0; k0 < ch; k0 += 16 {
+					cols := min(16, ch-k0)
 					for x0 := 0; x0 < s.W; x0 += 16 {
-						d, p := planes[at+k0*planeLen+x0:], px[x0*ld+k0:]
-						_, _ = d[15*planeLen+15], p[15*ld+15]
-						transpose16x16(&d[0], planeLen, &p[0], ld)
+						transpose(planes[at+k0*planeLen+x0:], planeLen, px[x0*ld+k0:], ld, 16, cols, false)
 					}
 				}
 				continue
@@ -81,6 +80,26 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 		}
 	})
 	return planes
+}
+
+// transpose is transposeBlock on slices, checked: dst[j·dstStride + i]
+// (+)= src[i·srcStride + j] for i < rows, j < cols, each 8 or 16.
+func transpose(dst []float32, dstStride int, src []float32, srcStride, rows, cols int, add bool) {
+	_, _ = dst[(cols-1)*dstStride+rows-1], src[(rows-1)*srcStride+cols-1]
+	transposeBlock(&dst[0], dstStride, &src[0], srcStride, rows, cols, add)
+}
+
+// transposeGo is transpose's definition.
+func transposeGo(dst []float32, dstStride int, src []float32, srcStride, rows, cols int, add bool) {
+	for i := range rows {
+		for j := range cols {
+			v := src[i*srcStride+j]
+			if add {
+				v += dst[j*dstStride+i]
+			}
+			dst[j*dstStride+i] = v
+		}
+	}
 }
 
 // stridedCopyGo is stridedCopy's definition.
@@ -149,6 +168,14 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 	s := c.ConvShape
 	pairs, rowStride := (per+1)/2, s.W+2
 	positions, planeLen := c.directPlanes()
+	// With rows of 16 pixels and outputs in eights, the outputs go to
+	// planes of their own first, and from there into dst by register
+	// transposes, 16 pixels at a time, instead of two floats a pixel.
+	k := s.G * per
+	var outPlanes []float32
+	if s.W%16 == 0 && k%8 == 0 {
+		outPlanes = grow(&c.scratch.outPlanes, s.N*k*positions)
+	}
 	parallel(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, func(lo, hi int) {
 		var acc [2 * directBlock]float32
 		for item := lo; item < hi; item++ {
@@ -158,6 +185,15 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			o, two := g*per+2*p, 2*p+1 < per
 			for q0 := 0; q0 < positions; q0 += directBlock {
 				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
+				if outPlanes != nil {
+					at := (n*k+o)*positions + q0
+					conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+					copy(outPlanes[at:at+directBlock], acc[:directBlock])
+					if two {
+						copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
+					}
+					continue
+				}
 				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 				// The block's positions, row by row: the first W of a
 				// padded row are pixels, the last two padding.
@@ -172,6 +208,20 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 					if x == rowStride {
 						y, x = y+1, 0
 					}
+				}
+			}
+		}
+	})
+	if outPlanes == nil {
+		return
+	}
+	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*k, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/s.H, row%s.H
+			for k0 := 0; k0 < k; k0 += 16 {
+				rows := min(16, k-k0)
+				for x0 := 0; x0 < s.W; x0 += 16 {
+					transpose(dst[((n*s.H+y)*s.W+x0)*ld+k0:], ld, outPlanes[(n*k+k0)*positions+y*rowStride+x0:], positions, rows, 16, add)
 				}
 			}
 		}

@@ -113,8 +113,16 @@ func testConvGradient(t *testing.T) {
 		gradCheck(t, enginetest.ConvName(s), map[string][]float32{"in": in, "w": w},
 			func() []float32 { c.Forward(out, in, w); return out },
 			func(r []float32) map[string][]float32 {
-				dIn, dW := make([]float32, len(in)), make([]float32, len(w))
+				// Backward adds to what the gradients hold.
+				dIn, dW := randSlice(rng, len(in)), randSlice(rng, len(w))
+				in0, w0 := slices.Clone(dIn), slices.Clone(dW)
 				c.Backward(dIn, dW, r, in, w)
+				for i := range dIn {
+					dIn[i] -= in0[i]
+				}
+				for i := range dW {
+					dW[i] -= w0[i]
+				}
 				return map[string][]float32{"in": dIn, "w": dW}
 			}, 30)
 	}
@@ -279,6 +287,30 @@ func TestDirectPlanesKeptApart(t *testing.T) {
 			NewConv(s, 1, scratch).Forward(got, in, w)
 			if i, ok := closeTo(got, want, 1e-5, 1e-5); !ok {
 				t.Fatalf("%d×14: [%d] = %v, want %v", h, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// The register transpose does what its definition does, for each block
+// shape and with add, and writes nothing else.
+func TestTranspose(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(17, 17))
+	for _, rows := range []int{8, 16} {
+		for _, cols := range []int{8, 16} {
+			for _, add := range []bool{false, true} {
+				src := randSlice(rng, 16*21)
+				dst0 := randSlice(rng, 16*19)
+				got, want := slices.Clone(dst0), slices.Clone(dst0)
+				transpose(got, 19, src, 21, rows, cols, add)
+				transposeGo(want, 19, src, 21, rows, cols, add)
+				if !slices.Equal(got, want) {
+					i, _ := closeTo(got, want, 0, 0)
+					t.Errorf("rows %d cols %d add %v: [%d] = %v, want %v", rows, cols, add, i, got[i], want[i])
+				}
 			}
 		}
 	}

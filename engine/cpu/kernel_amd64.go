@@ -216,4 +216,4 @@ func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *floa
 func conv1x1G4x16AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32)
 
 //go:noescape
-func transpose16x16(dst *float32, dstStride int, src *float32, srcStride int)
+func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int, add bool)

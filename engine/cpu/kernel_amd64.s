@@ -980,49 +980,76 @@ g16Loop:
 	VZEROUPPER
 	RET
 
-// func transpose16x16(dst *float32, dstStride int, src *float32, srcStride int)
+// func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int, add bool)
 //
-// dst[j·dstStride + i] = src[i·srcStride + j] for i, j < 16 (strides in
-// floats): sixteen rows of sixteen channels become sixteen channel rows,
-// as a convolution's input planes want them. Rows go into Z0..Z15; 32-bit
-// then 64-bit unpacks leave, in each 128-bit lane L of u[4g+m], rows
-// 4g..4g+3 at column 4L+m; two rounds of 128-bit lane shuffles gather the
-// four row groups of each column.
-TEXT ·transpose16x16(SB), NOSPLIT, $0-32
-	MOVQ src+16(FP), SI
-	MOVQ srcStride+24(FP), BX
-	SHLQ $2, BX
-	VMOVUPS (SI), Z0
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z1
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z2
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z3
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z4
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z5
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z6
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z7
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z8
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z9
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z10
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z11
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z12
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z13
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z14
-	ADDQ    BX, SI
-	VMOVUPS (SI), Z15
+// dst[j·dstStride + i] = src[i·srcStride + j] for i < rows, j < cols
+// (strides in floats; rows and cols 8 or 16), or += with add: a block of
+// pixels × channels becomes channels × pixels, as a convolution's planes
+// want it, or back. Rows go into Z0..Z15 (zeros past rows, lanes past
+// cols masked off by K2); 32-bit then 64-bit unpacks leave, in each
+// 128-bit lane L of u[4g+m], rows 4g..4g+3 at column 4L+m; two rounds of
+// 128-bit lane shuffles gather the four row groups of each column, stored
+// under K1, rows lanes.
+TEXT ·transposeBlock(SB), NOSPLIT, $0-49
+	MOVQ  src+16(FP), SI
+	MOVQ  srcStride+24(FP), BX
+	SHLQ  $2, BX
+	MOVQ  rows+32(FP), CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	MOVQ  cols+40(FP), CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K2
+	VMOVUPS.Z (SI), K2, Z0
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z1
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z2
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z3
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z4
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z5
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z6
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z7
+	ADDQ      BX, SI
+	CMPQ rows+32(FP), $16
+	JEQ  rows16
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	JMP  shuffle
+
+rows16:
+	VMOVUPS.Z (SI), K2, Z8
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z9
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z10
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z11
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z12
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z13
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z14
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z15
+
+shuffle:
 	VUNPCKLPS Z1, Z0, Z16
 	VUNPCKHPS Z1, Z0, Z17
 	VUNPCKLPS Z3, Z2, Z18
@@ -1071,9 +1098,6 @@ TEXT ·transpose16x16(SB), NOSPLIT, $0-32
 	VSHUFF32X4 $0xEE, Z7, Z3, Z29
 	VSHUFF32X4 $0x44, Z15, Z11, Z30
 	VSHUFF32X4 $0xEE, Z15, Z11, Z31
-	MOVQ dst+0(FP), DI
-	MOVQ dstStride+8(FP), DX
-	SHLQ $2, DX
 	VSHUFF32X4 $0x88, Z18, Z16, Z0
 	VSHUFF32X4 $0x88, Z22, Z20, Z1
 	VSHUFF32X4 $0x88, Z26, Z24, Z2
@@ -1090,36 +1114,39 @@ TEXT ·transpose16x16(SB), NOSPLIT, $0-32
 	VSHUFF32X4 $0xDD, Z23, Z21, Z13
 	VSHUFF32X4 $0xDD, Z27, Z25, Z14
 	VSHUFF32X4 $0xDD, Z31, Z29, Z15
-	VMOVUPS Z0, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z1, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z2, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z3, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z4, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z5, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z6, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z7, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z8, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z9, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z10, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z11, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z12, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z13, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z14, (DI)
-	ADDQ    DX, DI
-	VMOVUPS Z15, (DI)
+	MOVQ    dst+0(FP), DI
+	MOVQ    dstStride+8(FP), DX
+	SHLQ    $2, DX
+	MOVBQZX add+48(FP), R8
+	MOVQ    cols+40(FP), R9
+
+#define PUTROW(z) \
+	TESTQ     R8, R8 \
+	JEQ       3(PC) \
+	VMOVUPS.Z (DI), K1, Z16 \
+	VADDPS    Z16, z, z \
+	VMOVUPS   z, K1, (DI) \
+	ADDQ      DX, DI
+
+	PUTROW(Z0)
+	PUTROW(Z1)
+	PUTROW(Z2)
+	PUTROW(Z3)
+	PUTROW(Z4)
+	PUTROW(Z5)
+	PUTROW(Z6)
+	PUTROW(Z7)
+	CMPQ R9, $16
+	JNE  done
+	PUTROW(Z8)
+	PUTROW(Z9)
+	PUTROW(Z10)
+	PUTROW(Z11)
+	PUTROW(Z12)
+	PUTROW(Z13)
+	PUTROW(Z14)
+	PUTROW(Z15)
+
+done:
 	VZEROUPPER
 	RET

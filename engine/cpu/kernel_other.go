@@ -67,6 +67,6 @@ func conv1x1G4x16AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *flo
 	panic("unreachable")
 }
 
-func transpose16x16(dst *float32, dstStride int, src *float32, srcStride int) {
+func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int, add bool) {
 	panic("unreachable")
 }
