@@ -290,6 +290,12 @@ func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
 		strip := dst[s*k : (s+nr)*k]
 		cols := min(nr, n-s)
 		if g.transB { // B is N×K: op(B)[p, j] = B[j, p]
+			done := 0 // a full strip goes 16 p at a time through registers
+			if useAVX512 && cols == nr {
+				for ; done+16 <= k; done += 16 {
+					transpose(strip[done*nr:], nr, g.B[(j0+s)*g.ldb+p0+done:], g.ldb, nr, 16, false)
+				}
+			}
 			for c := range nr {
 				if c >= cols {
 					for p := range k {
@@ -298,8 +304,8 @@ func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
 					continue
 				}
 				src := g.B[(j0+s+c)*g.ldb+p0 : (j0+s+c)*g.ldb+p0+k]
-				for p, v := range src {
-					strip[p*nr+c] = v
+				for p := done; p < k; p++ {
+					strip[p*nr+c] = src[p]
 				}
 			}
 			continue
