@@ -11,7 +11,8 @@
 //
 // Conventions, as in llm.c: arguments go outputs first, then inputs; every
 // Backward accumulates (+=) into its input and parameter gradients, and
-// zeroing gradients is the caller's explicit step.
+// zeroing gradients is the caller's explicit step (a convolution may be
+// told to overwrite its input gradient instead: ConvShape.OverwriteDIn).
 package engine
 
 import (
@@ -64,6 +65,10 @@ type ConvShape struct {
 	// inference network): a backend may rearrange them once, on the first
 	// call, instead of on every call.
 	Fixed bool
+	// OverwriteDIn makes Backward write dIn instead of adding to it: the
+	// caller's buffer holds nothing to keep, so it need be neither cleared
+	// first nor read. It requires LdIn == C.
+	OverwriteDIn bool
 	// Input, if set, is applied to the input as the convolution reads it:
 	// input channel j is then Input's output j of rows LdIn floats apart
 	// (inference only).

@@ -149,11 +149,14 @@ func (net *Net) allocActivations() {
 				ly.d1, ly.dmask = be.Alloc(bk.p*ly.c), be.Alloc(bk.p*ly.c)
 			}
 			ly.w1m = be.Alloc(k4 * ly.c)
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: ly.c, K: k4, R: 1, S: 1, Stride: 1, G: 1, LdIn: ly.c, LdOut: k4})
+			// Both convolutions overwrite their input gradient, in a
+			// buffer shared by the block's layers, instead of adding to it
+			// after it is cleared.
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: ly.c, K: k4, R: 1, S: 1, Stride: 1, G: 1, LdIn: ly.c, LdOut: k4, OverwriteDIn: true})
 			ly.h1 = be.Alloc(bk.p * k4)
 			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true})
 			ly.a2 = be.Alloc(bk.p * k4)
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, OverwriteDIn: true})
 		}
 		bk.dA1, bk.dH1, bk.dA2 = be.Alloc(bk.p*maxC), be.Alloc(bk.p*k4), be.Alloc(bk.p*k4)
 		bk.dW1m = be.Alloc(k4 * maxC)
@@ -256,7 +259,6 @@ func (net *Net) Backward() {
 			ly := bk.layers[l]
 			k4 := cfg.Bottleneck * ly.k
 			// forward: buf[:, c:c+k] = conv2(a2)
-			be.Zero(bk.dA2.V(), bk.p*k4)
 			ly.conv2.Backward(bk.dA2.V(), net.DW.At(ly.w2), bk.dbuf.At(ly.c), ly.a2.V(), net.w(ly.w2))
 			// forward: a2 = relu(bn2(h1))
 			be.Zero(bk.dH1.V(), bk.p*k4)
@@ -266,7 +268,6 @@ func (net *Net) Backward() {
 			if ly.d1 != nil {
 				in1, dIn1 = ly.d1, bk.dD1
 			}
-			be.Zero(dIn1.V(), bk.p*ly.c)
 			be.Zero(bk.dW1m.V(), k4*ly.c)
 			ly.conv1.Backward(dIn1.V(), bk.dW1m.V(), bk.dH1.V(), in1.V(), ly.w1m.V())
 			be.MaskBackward(net.DW.At(ly.w1), bk.dW1m.V(), net.s(ly.mask), k4*ly.c)

@@ -20,7 +20,7 @@ func checkConv(s engine.ConvShape) {
 			width = math.MaxInt
 		}
 	}
-	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
+	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }
@@ -199,6 +199,15 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.directBackward(dIn, dW, dOut, in, w)
 		return
 	}
+	// dIn's GEMMs overwrite it with beta 0; the paths that add up
+	// patches clear it first.
+	beta := float32(1)
+	if s.OverwriteDIn {
+		beta = 0
+		if s.Stride != 1 && !pointwise(s) {
+			c.zero(dIn)
+		}
+	}
 	if s.Stride == 1 && !pointwise(s) {
 		c.backwardByOutputPatches(dIn, dW, dOut, in, w)
 		return
@@ -218,7 +227,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 					dW[(g*kg+o)*cg+ci] += v
 				}
 			}
-			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 1, dIn[g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, beta, dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		return
 	}
@@ -240,6 +249,12 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.col2im(dIn, dcol, r0, r1)
 	}
 	c.addWeightGrad(dW)
+}
+
+// zero clears the input gradient (LdIn is C with OverwriteDIn).
+func (c *Conv) zero(dIn []float32) {
+	x := dIn[:c.N*c.H*c.W*c.C]
+	parallel(c.Workers, len(x), len(x), func(lo, hi int) { clear(x[lo:hi]) })
 }
 
 // permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of

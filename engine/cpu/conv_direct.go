@@ -273,7 +273,7 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	c.arrangePairs(wkT, w, true)
 	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
-	c.pairs(dIn, s.LdIn, true, outPlanes, s.K, kg, cg, wkT)
+	c.pairs(dIn, s.LdIn, !s.OverwriteDIn, outPlanes, s.K, kg, cg, wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.
 	pairs := (kg + 1) / 2

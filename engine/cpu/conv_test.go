@@ -105,17 +105,33 @@ func TestConvGradient(t *testing.T) { forEachISA(t, testConvGradient) }
 
 func testConvGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
+	var shapes []engine.ConvShape
 	for _, s := range enginetest.ConvShapes {
+		shapes = append(shapes, s)
+		if s.LdIn == s.C {
+			s.OverwriteDIn = true
+			shapes = append(shapes, s)
+		}
+	}
+	for _, s := range shapes {
 		in := randSlice(rng, s.N*s.H*s.W*s.LdIn)
 		w := randSlice(rng, s.K*s.C/s.G*s.R*s.S)
 		c := NewConv(s, 2, nil)
 		out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
-		gradCheck(t, enginetest.ConvName(s), map[string][]float32{"in": in, "w": w},
+		name := enginetest.ConvName(s)
+		if s.OverwriteDIn {
+			name += " overwriting dIn"
+		}
+		gradCheck(t, name, map[string][]float32{"in": in, "w": w},
 			func() []float32 { c.Forward(out, in, w); return out },
 			func(r []float32) map[string][]float32 {
-				// Backward adds to what the gradients hold.
+				// Backward adds to what the gradients hold, or with
+				// OverwriteDIn replaces dIn.
 				dIn, dW := randSlice(rng, len(in)), randSlice(rng, len(w))
 				in0, w0 := slices.Clone(dIn), slices.Clone(dW)
+				if s.OverwriteDIn {
+					clear(in0)
+				}
 				c.Backward(dIn, dW, r, in, w)
 				for i := range dIn {
 					dIn[i] -= in0[i]

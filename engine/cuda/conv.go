@@ -29,7 +29,7 @@ func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
 	if s.Input != nil {
 		return b.newAffineConv(s)
 	}
-	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < s.C || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 {
+	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < s.C || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C {
 		panic(fmt.Sprintf("cuda: invalid convolution %+v", s))
 	}
 	return &conv{b: b, ConvShape: s, pointwise: s.R == 1 && s.S == 1 && s.Stride == 1 && s.Pad == 0}
@@ -62,13 +62,16 @@ func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
 		c.backwardStride1(dIn, dW, dOut, in, w)
 		return
 	}
+	if c.OverwriteDIn && !c.pointwise { // col2im adds up patches
+		c.b.Zero(dIn, c.N*c.H*c.W*c.C)
+	}
 	col, ld := c.patches(in)
 	kg, j, p := c.K/c.G, c.j(), c.pixels()
 	// dW_g += dOut_gᵀ · patches_g
 	c.b.matmul(matmul{transA: true, m: kg, n: j, k: p,
 		a: ptr(dOut), lda: c.LdOut, strideA: kg, b: col, ldb: ld, strideB: j, c: ptr(dW), ldc: j, strideC: kg * j, batch: c.G, beta: 1})
 	// dPatches_g = dOut_g · W_g, straight into dIn when pointwise
-	dcol, ldd, beta := ptr(dIn), c.LdIn, float32(1)
+	dcol, ldd, beta := ptr(dIn), c.LdIn, c.dInBeta()
 	if !c.pointwise {
 		ldd, beta = c.C*c.R*c.S, 0
 		dcol = c.b.grow(&c.b.dcol, p*ldd)
@@ -79,6 +82,14 @@ func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
 		c.b.run("col2im", c.N*c.H*c.W*c.C, va(dIn), ptrArg(dcol), ia(c.N), ia(c.H), ia(c.W), ia(c.C), ia(c.OH()), ia(c.OW()),
 			ia(c.R), ia(c.S), ia(c.Stride), ia(c.Pad), ia(c.LdIn))
 	}
+}
+
+// dInBeta is the beta of a GEMM writing dIn: 0 to overwrite it.
+func (c *conv) dInBeta() float32 {
+	if c.OverwriteDIn {
+		return 0
+	}
+	return 1
 }
 
 func (c *conv) backwardStride1(dIn, dW, dOut, in, w engine.View) {
@@ -93,7 +104,7 @@ func (c *conv) backwardStride1(dIn, dW, dOut, in, w engine.View) {
 	b.run("weight_t", nw, ptrArg(wt), va(w), ia(c.K), ia(cg), ia(rs))
 	// dIn_g += D_g · Wt_g
 	b.matmul(matmul{m: p, n: cg, k: jd, a: d, lda: c.K * rs, strideA: jd, b: wt, ldb: cg, strideB: jd * cg,
-		c: ptr(dIn), ldc: c.LdIn, strideC: cg, batch: c.G, beta: 1})
+		c: ptr(dIn), ldc: c.LdIn, strideC: cg, batch: c.G, beta: c.dInBeta()})
 	// dWt_g = D_gᵀ · in_g, then dW += dWt rearranged
 	b.matmul(matmul{transA: true, m: jd, n: cg, k: p, a: d, lda: c.K * rs, strideA: jd, b: ptr(in), ldb: c.LdIn, strideB: cg,
 		c: dwt, ldc: cg, strideC: jd * cg, batch: c.G})

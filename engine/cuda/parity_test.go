@@ -94,6 +94,14 @@ func checkConvs(p *pair) {
 		dc.Backward(dIn.d.V(), dW.d.V(), dOut.d.V(), in.d.V(), w.d.V())
 		p.close(name+" dIn", dIn, sums, sums)
 		p.close(name+" dW", dW, sums, sums)
+		if s.LdIn == s.C { // overwriting the input gradient instead
+			over := s
+			over.OverwriteDIn = true
+			dIn := p.rand(in.c.Len)
+			p.ref.NewConv(over).Backward(dIn.c.V(), dW.c.V(), dOut.c.V(), in.c.V(), w.c.V())
+			p.dev.NewConv(over).Backward(dIn.d.V(), dW.d.V(), dOut.d.V(), in.d.V(), w.d.V())
+			p.close(name+" dIn overwritten", dIn, sums, sums)
+		}
 
 		// With an input transform (an indexed BatchNorm + ReLU folded in),
 		// reading rows wider than the convolution's channels.
