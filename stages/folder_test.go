@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/jpeg"
@@ -247,5 +248,27 @@ func TestAvailableMemory(t *testing.T) {
 	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + imageFolder(t), CacheDir: t.TempDir()})
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "10 images of 32×32 take 0.0 GB in memory") {
 		t.Errorf("fetch beyond the memory: %v", err)
+	}
+}
+
+// A confusion matrix of ImageNet's 1000 classes is drawn at a fixed size,
+// unnamed, instead of an image tens of thousands of pixels wide.
+func TestPlotManyClasses(t *testing.T) {
+	for _, k := range []int{10, 1000} {
+		classes := make([]string, k)
+		conf := make([][]int, k)
+		for i := range classes {
+			classes[i] = fmt.Sprintf("n%04d", i)
+			conf[i] = make([]int, k)
+			conf[i][i], conf[i][(i+1)%k] = 3, 1
+		}
+		b, err := plotConfusion(conf, classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
+		if err != nil || cfg.Width > 2000 || cfg.Width < 200 {
+			t.Errorf("%d classes: a %d×%d image (%v)", k, cfg.Width, cfg.Height, err)
+		}
 	}
 }

@@ -85,15 +85,22 @@ func plotConfusion(conf [][]int, classes []string) ([]byte, error) {
 	p.Title.Padding = vg.Points(8)
 	h := plotter.NewHeatMap(confusionGrid(conf), reversed{palette.Heat(32, 1)})
 	p.Add(h)
-	rev := make([]string, k)
-	for i, c := range classes {
-		rev[k-1-i] = c
-	}
-	p.NominalX(classes...)
-	p.NominalY(rev...)
-	p.X.Tick.Label.Rotation = 0.6
-	p.X.Tick.Label.XAlign = draw.XRight
 	size := vg.Length(k)*0.45*vg.Inch + 2*vg.Inch
+	if k <= maxNamedClasses {
+		rev := make([]string, k)
+		for i, c := range classes {
+			rev[k-1-i] = c
+		}
+		p.NominalX(classes...)
+		p.NominalY(rev...)
+		p.X.Tick.Label.Rotation = 0.6
+		p.X.Tick.Label.XAlign = draw.XRight
+	} else {
+		// Too many classes to name, or to give each a cell of its own
+		// size: 1000 would make an image of 43,000 pixels a side.
+		p.X.Label.Text, p.Y.Label.Text = "predicted class index", "true class index (from the top)"
+		size = 12 * vg.Inch
+	}
 	img := vgimg.New(size, size)
 	p.Draw(draw.New(img))
 	var buf bytes.Buffer
@@ -102,6 +109,9 @@ func plotConfusion(conf [][]int, classes []string) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// maxNamedClasses is the most classes the confusion matrix names.
+const maxNamedClasses = 40
 
 // confusionGrid presents a confusion matrix to the heat map, each cell as
 // its share of the true class's examples, row 0 at the top.
