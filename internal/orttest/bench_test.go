@@ -4,6 +4,7 @@ package orttest
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -30,13 +31,22 @@ func BenchmarkCondensedAgainstORT(b *testing.B) {
 	}
 	defer ort.DestroyEnvironment()
 	be := cpu.New(0)
-	cfg := model.CondenseNet86()
-	for _, n := range []int{64, 1} {
+	// CondenseNet-86, or the network of the preset CONDENSENET_BENCH_PRESET
+	// names (condensenet-imagenet, say, at batch 16 and 1).
+	cfg, batches := model.CondenseNet86(), []int{64, 1}
+	if name := os.Getenv("CONDENSENET_BENCH_PRESET"); name != "" {
+		p, err := stages.Preset(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg, batches = p.Model, []int{16, 1}
+	}
+	for _, n := range batches {
 		net, err := model.NewNet(cfg, n, be, 1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		images, labels := model.RandomBatch(n, 32, cfg.Classes, 1)
+		images, labels := model.RandomBatch(n, cfg.Input(), cfg.Classes, 1)
 		net.SetInput(images, labels)
 		masked := func() { net.Forward(false) }
 		arch, tensors, err := net.ConvertCurrent()
@@ -85,7 +95,8 @@ func ortSession(b *testing.B, arch *model.Architecture, tensors []model.Named, n
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, 32, 32), relayout(images, n, false))
+	size := arch.Config.Input()
+	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(size), int64(size)), relayout(images, n, size, false))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func engineLogits(t *testing.T, workdir string, x []float32, n int) []float32 {
 		t.Fatal(err)
 	}
 	logits := make([]float32, n*arch.Config.Classes)
-	net.Forward(logits, relayout(x, n, true))
+	net.Forward(logits, relayout(x, n, arch.Config.Input(), true))
 	return logits
 }
 
@@ -148,14 +148,15 @@ func argmax(v []float32) int {
 	return best
 }
 
-// relayout converts n CIFAR images between NCHW (ONNX's input) and NHWC
-// (the engine's); fromNCHW says which x is.
-func relayout(x []float32, n int, fromNCHW bool) []float32 {
+// relayout converts n images of size × size between NCHW (ONNX's input)
+// and NHWC (the engine's); fromNCHW says which x is.
+func relayout(x []float32, n, size int, fromNCHW bool) []float32 {
 	y := make([]float32, len(x))
+	hw := size * size
 	for i := range n {
 		for c := range 3 {
-			for p := range 1024 {
-				chw, hwc := (i*3+c)*1024+p, (i*1024+p)*3+c
+			for p := range hw {
+				chw, hwc := (i*3+c)*hw+p, (i*hw+p)*3+c
 				if fromNCHW {
 					y[hwc] = x[chw]
 				} else {
