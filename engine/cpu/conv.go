@@ -41,8 +41,12 @@ type Conv struct {
 	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
 	wkT     []float32 // the same for the input gradient
 	w4      []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
-	wg      []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
-	plain   *Conv     // with an Input transform but no direct lowering: the convolution of its result
+	// rowOff, rowScale and rowShift lay out a direct convolution's input
+	// transform by source channel (see sourceRows).
+	rowOff             []int
+	rowScale, rowShift []float32
+	wg                 []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
+	plain              *Conv     // with an Input transform but no direct lowering: the convolution of its result
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"github.com/condensenet/condensenet/engine"
+	"slices"
 )
 
 // A grouped 3×3 convolution (stride 1, padding 1) is done directly where
@@ -55,11 +56,24 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	// instead (on CondenseNet-86's first block, half the time of gathering
 	// a channel at a time).
 	blocks := useAVX512 && a == nil && s.W%16 == 0 && ch%8 == 0
+	// With a transform that permutes whole sixteens of channels, the
+	// transposed rows go to their planes with the BatchNorm on the way.
+	permuted := useAVX512 && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen)
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
 			px := src[(n*s.H+y)*s.W*ld:]
 			at := n*ch*planeLen + (y+1)*rowStride + 1
+			if permuted {
+				for s0 := 0; s0 < ch; s0 += 16 {
+					for x0 := 0; x0 < s.W; x0 += 16 {
+						d, p := planes[at+x0:], px[x0*ld+s0:]
+						_, _ = d[(ch-1)*planeLen+15], p[15*ld+15]
+						transposeAffine(&d[0], &c.rowOff[s0], &p[0], ld, &c.rowScale[s0], &c.rowShift[s0], floor)
+					}
+				}
+				continue
+			}
 			if blocks {
 				for k0 := 0; k0 < ch; k0 += 16 {
 					cols := min(16, ch-k0)
@@ -80,6 +94,28 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 		}
 	})
 	return planes
+}
+
+// sourceRows lays out a's transform by source channel for
+// transposeAffine: source channel j goes to plane rowOff[j]/planeLen with
+// rowScale[j] and rowShift[j]. It reports false unless a reads each of
+// the ch source channels once (a permutation, like a channel shuffle).
+func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) bool {
+	if a.Index != nil && len(a.Index) != ch {
+		return false
+	}
+	c.rowOff = slices.Grow(c.rowOff[:0], ch)[:ch]
+	c.rowScale, c.rowShift = grow(&c.rowScale, ch), grow(&c.rowShift, ch)
+	seen := make([]bool, ch)
+	for k := range ch {
+		j := a.Source(k)
+		if j < 0 || j >= ch || seen[j] {
+			return false
+		}
+		seen[j] = true
+		c.rowOff[j], c.rowScale[j], c.rowShift[j] = k*planeLen, a.Scale[k], a.Shift[k]
+	}
+	return true
 }
 
 // transpose is transposeBlock on slices, checked: dst[j·dstStride + i]

@@ -204,14 +204,22 @@ func testConvInputTransform(t *testing.T) {
 		{N: 3, H: 10, W: 11, C: 160, K: 64, R: 1, S: 1, Stride: 1, G: 4, LdIn: 160, LdOut: 70},
 		{N: 2, H: 16, W: 15, C: 96, K: 128, R: 1, S: 1, Stride: 1, G: 4, LdIn: 96, LdOut: 128},
 	}
-	for _, s := range append(chunked, enginetest.ConvShapes...) {
+	shapes := append(chunked, enginetest.ConvShapes...)
+	for i, s := range append(shapes, shapes...) {
 		const extra = 3 // the raw input is wider than the convolution's
 		raw := s.C + extra
 		p := s.N * s.H * s.W
 		x := randSlice(rng, p*raw)
+		// Any channels, repeats allowed; then a permutation of the first
+		// C, as a channel shuffle is (see sourceRows).
 		idx := make([]int32, s.C)
 		for j := range idx {
 			idx[j] = int32(rng.IntN(raw))
+		}
+		if i >= len(shapes) {
+			for j, v := range rng.Perm(s.C) {
+				idx[j] = int32(v)
+			}
 		}
 		gamma, beta, mean := randSlice(rng, s.C), randSlice(rng, s.C), randSlice(rng, s.C)
 		vari := make([]float32, s.C)
