@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+
+	"github.com/condensenet/condensenet/cifar"
 )
 
 // KindDataset is the kind of a Dataset artifact.
 const (
 	KindDataset   = "dataset"
-	datasetSchema = 2
+	datasetSchema = 1
 )
 
 // A Dataset is an image classification dataset in memory: uint8 images in
@@ -20,8 +22,10 @@ type Dataset struct {
 	Classes []string // class names, indexed by label
 	C, H, W int      // image shape: 3, 32, 32 for CIFAR
 	// Mean and Std normalise images scaled to [0, 1], per channel: the
-	// published constants for CIFAR, the training split's own for an
-	// image folder (unless the configuration sets them).
+	// training split's own for an image folder (unless the configuration
+	// sets them). A dataset that records none, as CIFAR's do (and every
+	// dataset written before image folders), is normalised with CIFAR-10's
+	// published constants, which loading fills in.
 	Mean, Std []float32
 	Train     Split
 	Test      Split
@@ -46,8 +50,8 @@ type datasetMeta struct {
 	TestCount   int       `json:"test_count"`
 	TrainPerCls []int     `json:"train_per_class"`
 	TestPerCls  []int     `json:"test_per_class"`
-	Mean        []float32 `json:"mean"`
-	Std         []float32 `json:"std"`
+	Mean        []float32 `json:"mean,omitempty"`
+	Std         []float32 `json:"std,omitempty"`
 }
 
 // The files of a Dataset artifact. Labels are a byte each for up to 256
@@ -204,6 +208,9 @@ func loadDatasetMeta(a *Artifact) (*Dataset, *datasetMeta, error) {
 		return nil, nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
 	}
 	d := &Dataset{Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2], Mean: meta.Mean, Std: meta.Std}
+	if d.Mean == nil && d.Std == nil {
+		d.Mean, d.Std = cifar.Mean[:], cifar.Std[:]
+	}
 	return d, &meta, nil
 }
 
@@ -215,7 +222,7 @@ func (d *Dataset) check() error {
 	if d.C <= 0 || d.H <= 0 || d.W <= 0 {
 		return fmt.Errorf("dataset %q has image shape %dx%dx%d", d.Name, d.C, d.H, d.W)
 	}
-	if len(d.Mean) != d.C || len(d.Std) != d.C {
+	if (d.Mean != nil || d.Std != nil) && (len(d.Mean) != d.C || len(d.Std) != d.C) {
 		return fmt.Errorf("dataset %q has %d means and %d standard deviations for %d channels", d.Name, len(d.Mean), len(d.Std), d.C)
 	}
 	for _, s := range d.Std {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/condensenet/condensenet/cifar"
 )
 
 func tinyDataset() *Dataset {
@@ -76,6 +78,36 @@ func TestLoadDatasetRejects(t *testing.T) {
 	other := put(t, s, "other", map[string]string{"f": "x"})
 	if _, err := LoadDataset(other); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("LoadDataset of a toy artifact = %v, want ErrCorrupt", err)
+	}
+}
+
+// A dataset that records no normalisation (CIFAR's, and any written
+// before image folders) loads with CIFAR-10's, and its dataset.json has
+// no such fields, as before.
+func TestDatasetDefaultNormalization(t *testing.T) {
+	s := testStore(t)
+	d := tinyDataset()
+	d.Mean, d.Std = nil, nil
+	w, err := s.Create("dataset", d.Info())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	a, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadDataset(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Mean, cifar.Mean[:]) || !slices.Equal(got.Std, cifar.Std[:]) {
+		t.Errorf("normalisation %v / %v, want CIFAR-10's", got.Mean, got.Std)
+	}
+	if b, _ := a.ReadFile(datasetMetaFile); bytes.Contains(b, []byte("mean")) {
+		t.Errorf("dataset.json names a mean:\n%s", b)
 	}
 }
 
