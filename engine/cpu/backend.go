@@ -54,10 +54,7 @@ func (b *Backend) Alloc(n int) *engine.Tensor {
 func (b *Backend) Upload(dst engine.View, src []float32)   { copy(h(dst)[:len(src)], src) }
 func (b *Backend) Download(dst []float32, src engine.View) { copy(dst, h(src)[:len(dst)]) }
 func (b *Backend) Zero(v engine.View, n int) {
-	x := h(v)[:n]
-	// A training step clears a few hundred MB of gradients: each core
-	// clears its share.
-	parallel(b.workers, n, n, func(lo, hi int) { clear(x[lo:hi]) })
+	clearParallel(h(v)[:n], b.workers)
 }
 func (b *Backend) Sync() error { return nil }
 

@@ -41,12 +41,12 @@ type Conv struct {
 	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
 	wkT     []float32 // the same for the input gradient
 	w4      []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
-	// rowOff, rowScale and rowShift lay out a direct convolution's input
-	// transform by source channel (see sourceRows).
-	rowOff             []int
-	rowScale, rowShift []float32
-	wg                 []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
-	plain              *Conv     // with an Input transform but no direct lowering: the convolution of its result
+	// rows lays out a direct convolution's input transform by source
+	// channel, once tried (see sourceRows).
+	rows      *sourceLayout
+	rowsTried bool
+	wg        []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
+	plain     *Conv     // with an Input transform but no direct lowering: the convolution of its result
 	// prepared is the weights wt or bt were made from, for a Fixed shape.
 	prepared *float32
 }
@@ -209,7 +209,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	if s.OverwriteDIn {
 		beta = 0
 		if s.Stride != 1 && !pointwise(s) {
-			c.zero(dIn)
+			clearParallel(dIn[:s.N*s.H*s.W*s.C], c.Workers) // LdIn is C
 		}
 	}
 	if s.Stride == 1 && !pointwise(s) {
@@ -253,12 +253,6 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.col2im(dIn, dcol, r0, r1)
 	}
 	c.addWeightGrad(dW)
-}
-
-// zero clears the input gradient (LdIn is C with OverwriteDIn).
-func (c *Conv) zero(dIn []float32) {
-	x := dIn[:c.N*c.H*c.W*c.C]
-	parallel(c.Workers, len(x), len(x), func(lo, hi int) { clear(x[lo:hi]) })
 }
 
 // permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of

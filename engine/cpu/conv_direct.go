@@ -58,7 +58,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	blocks := useAVX512 && a == nil && s.W%16 == 0 && ch%8 == 0
 	// With a transform that permutes whole sixteens of channels, the
 	// transposed rows go to their planes with the BatchNorm on the way.
-	permuted := useAVX512 && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen)
+	permuted := useAVX512 && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
@@ -69,7 +69,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 					for x0 := 0; x0 < s.W; x0 += 16 {
 						d, p := planes[at+x0:], px[x0*ld+s0:]
 						_, _ = d[(ch-1)*planeLen+15], p[15*ld+15]
-						transposeAffine(&d[0], &c.rowOff[s0], &p[0], ld, &c.rowScale[s0], &c.rowShift[s0], floor)
+						transposeAffine(&d[0], &c.rows.off[s0], &p[0], ld, &c.rows.scale[s0], &c.rows.shift[s0], floor)
 					}
 				}
 				continue
@@ -96,26 +96,35 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	return planes
 }
 
-// sourceRows lays out a's transform by source channel for
-// transposeAffine: source channel j goes to plane rowOff[j]/planeLen with
-// rowScale[j] and rowShift[j]. It reports false unless a reads each of
-// the ch source channels once (a permutation, like a channel shuffle).
-func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) bool {
-	if a.Index != nil && len(a.Index) != ch {
-		return false
+// A sourceLayout is an input transform laid out by source channel for
+// transposeAffine: source channel j goes to plane off[j]/planeLen with
+// scale[j] and shift[j].
+type sourceLayout struct {
+	off          []int
+	scale, shift []float32
+}
+
+// sourceRows returns a's layout by source channel, made on the first call
+// (a convolution's transform never changes), or nil unless a reads each
+// of the ch source channels once (a permutation, like a channel shuffle).
+func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) *sourceLayout {
+	if c.rows != nil || c.rowsTried {
+		return c.rows
 	}
-	c.rowOff = slices.Grow(c.rowOff[:0], ch)[:ch]
-	c.rowScale, c.rowShift = grow(&c.rowScale, ch), grow(&c.rowShift, ch)
-	seen := make([]bool, ch)
+	c.rowsTried = true
+	if a.Index != nil && len(a.Index) != ch {
+		return nil
+	}
+	l := &sourceLayout{off: slices.Repeat([]int{-1}, ch), scale: make([]float32, ch), shift: make([]float32, ch)}
 	for k := range ch {
 		j := a.Source(k)
-		if j < 0 || j >= ch || seen[j] {
-			return false
+		if j < 0 || j >= ch || l.off[j] >= 0 {
+			return nil
 		}
-		seen[j] = true
-		c.rowOff[j], c.rowScale[j], c.rowShift[j] = k*planeLen, a.Scale[k], a.Shift[k]
+		l.off[j], l.scale[j], l.shift[j] = k*planeLen, a.Scale[k], a.Shift[k]
 	}
-	return true
+	c.rows = l
+	return l
 }
 
 // transpose is transposeBlock on slices, checked: dst[j·dstStride + i]
@@ -221,16 +230,15 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			o, two := g*per+2*p, 2*p+1 < per
 			for q0 := 0; q0 < positions; q0 += directBlock {
 				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
+				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 				if outPlanes != nil {
 					at := (n*k+o)*positions + q0
-					conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 					copy(outPlanes[at:at+directBlock], acc[:directBlock])
 					if two {
 						copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
 					}
 					continue
 				}
-				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 				// The block's positions, row by row: the first W of a
 				// padded row are pixels, the last two padding.
 				y, x := q0/rowStride, q0%rowStride
