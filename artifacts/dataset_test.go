@@ -81,14 +81,10 @@ func TestLoadDatasetRejects(t *testing.T) {
 	}
 }
 
-// A dataset that records no normalisation (CIFAR's, and any written
-// before image folders) loads with CIFAR-10's, and its dataset.json has
-// no such fields, as before.
-func TestDatasetDefaultNormalization(t *testing.T) {
-	s := testStore(t)
-	d := tinyDataset()
-	d.Mean, d.Std = nil, nil
-	w, err := s.Create("dataset", d.Info())
+// storeDataset writes d as an artifact in a fresh store and loads it back.
+func storeDataset(t *testing.T, d *Dataset) (*Dataset, *Artifact) {
+	t.Helper()
+	w, err := testStore(t).Create("dataset", d.Info())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +99,16 @@ func TestDatasetDefaultNormalization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got, a
+}
+
+// A dataset that records no normalisation (CIFAR's, and any written
+// before image folders) loads with CIFAR-10's, and its dataset.json has
+// no such fields, as before.
+func TestDatasetDefaultNormalization(t *testing.T) {
+	d := tinyDataset()
+	d.Mean, d.Std = nil, nil
+	got, a := storeDataset(t, d)
 	if !slices.Equal(got.Mean, cifar.Mean[:]) || !slices.Equal(got.Std, cifar.Std[:]) {
 		t.Errorf("normalisation %v / %v, want CIFAR-10's", got.Mean, got.Std)
 	}
@@ -113,28 +119,13 @@ func TestDatasetDefaultNormalization(t *testing.T) {
 
 // More than 256 classes (ImageNet's 1000) store two-byte labels.
 func TestDatasetManyClasses(t *testing.T) {
-	s := testStore(t)
 	d := tinyDataset()
 	d.Classes = make([]string, 1000)
 	for i := range d.Classes {
 		d.Classes[i] = fmt.Sprintf("n%05d", i)
 	}
 	d.Train.Labels = []uint16{999, 0, 256, 511}
-	w, err := s.Create("dataset", d.Info())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Write(w); err != nil {
-		t.Fatal(err)
-	}
-	a, err := w.Commit()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := LoadDataset(a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, a := storeDataset(t, d)
 	if !slices.Equal(got.Train.Labels, d.Train.Labels) || len(got.Classes) != 1000 {
 		t.Errorf("labels %v, want %v", got.Train.Labels, d.Train.Labels)
 	}

@@ -206,17 +206,23 @@ func (l *Listing) class(real string, files []File, dir string, label int) ([]Fil
 // them.
 func hash(files []File, sums *Sums) error {
 	errs := make([]error, len(files))
+	forEach(len(files), func(i int) { files[i].Sum, errs[i] = sums.sum(files[i].Path) })
+	return errors.Join(errs...)
+}
+
+// forEach runs f(i) for every i < n on every core, each taking the next
+// i as it finishes one.
+func forEach(n int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
-				files[i].Sum, errs[i] = sums.sum(files[i].Path)
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // inside reports whether p, a link or not, leads to somewhere within the
@@ -358,36 +364,26 @@ func Read(ctx context.Context, files []File, size int, done func()) (Split, []Pr
 	images := make([]byte, len(files)*n)
 	ok := make([]bool, len(files))
 	reasons := make([]string, len(files))
-	var next int
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(files) {
-					return
-				}
-				img, err := imageprep.Open(files[i].Path)
-				if err != nil {
-					reasons[i] = err.Error()
-				} else {
-					copy(images[i*n:], imageprep.Bytes(imageprep.Pixels(img, size)))
-					ok[i] = true
-				}
-				mu.Lock()
-				done()
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	forEach(len(files), func(i int) {
+		if ctx.Err() != nil {
+			return
+		}
+		img, err := imageprep.Open(files[i].Path)
+		if err != nil {
+			reasons[i] = err.Error()
+		} else {
+			copy(images[i*n:], imageprep.Bytes(imageprep.Pixels(img, size)))
+			ok[i] = true
+		}
+		mu.Lock()
+		done()
+		mu.Unlock()
+	})
 	if err := ctx.Err(); err != nil {
 		return Split{}, nil, err
 	}
+	// The readable images move down over the others, in place.
 	var s Split
 	var bad []Problem
 	for i, f := range files {
@@ -395,9 +391,11 @@ func Read(ctx context.Context, files []File, size int, done func()) (Split, []Pr
 			bad = append(bad, Problem{f.Path, reasons[i]})
 			continue
 		}
-		s.Images = append(s.Images, images[i*n:(i+1)*n]...)
+		k := len(s.Labels)
+		copy(images[k*n:(k+1)*n], images[i*n:(i+1)*n])
 		s.Labels = append(s.Labels, uint16(f.Label))
 	}
+	s.Images = images[:len(s.Labels)*n]
 	return s, bad, nil
 }
 

@@ -190,12 +190,28 @@ func TestFetchImageFolderBadImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := loadFetched(t, w)
+	// The readable images are kept in order, each its own bytes.
+	l, err := imagefolder.List(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for _, f := range l.Train {
+		img, err := imageprep.Open(f.Path)
+		if err != nil {
+			continue
+		}
+		if i >= d.Train.Len() || !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], imageprep.Bytes(imageprep.Pixels(img, 32))) {
+			t.Fatalf("training image %d is not %s", i, f.Path)
+		}
+		i++
+	}
 	msgs := rep.all()
 	if d.Train.Len() != 7 || !strings.Contains(msgs, "2 images cannot be read and are left out") || !strings.Contains(msgs, "broken.png") ||
 		!strings.Contains(msgs, "huge.png: image too large") || !strings.Contains(msgs, "link.png: a link that leads out") {
 		t.Errorf("%s; reported:\n%s", d.Summary(), msgs)
 	}
-	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, Strict: true, CacheDir: t.TempDir()})
+	_, err = runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, Strict: true, CacheDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "2 of 12 images") || !strings.Contains(err.Error(), "broken.png") {
 		t.Errorf("strict: %v", err)
 	}

@@ -203,15 +203,6 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.directBackward(dIn, dW, dOut, in, w)
 		return
 	}
-	// dIn's GEMMs overwrite it with beta 0; the paths that add up
-	// patches clear it first.
-	beta := float32(1)
-	if s.OverwriteDIn {
-		beta = 0
-		if s.Stride != 1 && !pointwise(s) {
-			clearParallel(dIn[:s.N*s.H*s.W*s.C], c.Workers) // LdIn is C
-		}
-	}
 	if s.Stride == 1 && !pointwise(s) {
 		c.backwardByOutputPatches(dIn, dW, dOut, in, w)
 		return
@@ -231,9 +222,12 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 					dW[(g*kg+o)*cg+ci] += v
 				}
 			}
-			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, beta, dIn[g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, c.dInBeta(), dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		return
+	}
+	if s.OverwriteDIn { // col2im adds up patches
+		clearParallel(dIn[:s.N*s.H*s.W*s.C], c.Workers) // LdIn is C
 	}
 	blk := c.block()
 	col, dcol := c.scratch.get(blk * s.G * kk)
@@ -253,6 +247,15 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.col2im(dIn, dcol, r0, r1)
 	}
 	c.addWeightGrad(dW)
+}
+
+// dInBeta is the beta of a GEMM that writes dIn whole: 0 to overwrite it
+// (OverwriteDIn), else 1 to add to it.
+func (c *Conv) dInBeta() float32 {
+	if c.OverwriteDIn {
+		return 0
+	}
+	return 1
 }
 
 // permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of

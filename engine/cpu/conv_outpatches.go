@@ -48,10 +48,6 @@ func (c *Conv) backwardByOutputPatches(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
 	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
 	p, row, jg := s.N*s.H*s.W, s.K*rs, kg*rs
-	dInBeta := float32(1) // each block of rows of dIn is written once
-	if s.OverwriteDIn {
-		dInBeta = 0
-	}
 	c.permuteWeights(w)
 	blk := max(mr, patchBytes/4/row/mr*mr)
 	d, _ := c.scratch.get(min(blk, p) * row)
@@ -63,7 +59,7 @@ func (c *Conv) backwardByOutputPatches(dIn, dW, dOut, in, w []float32) {
 			beta = 0
 		}
 		for g := range s.G {
-			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wt[g*jg*cg:], cg, dInBeta, dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wt[g*jg*cg:], cg, c.dInBeta(), dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
 			Gemm(true, false, jg, cg, r1-r0, d[g*jg:], row, in[r0*s.LdIn+g*cg:], s.LdIn, beta, c.dwt[g*jg*cg:], cg, c.Workers)
 		}
 	}

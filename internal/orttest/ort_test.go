@@ -14,7 +14,6 @@
 package orttest
 
 import (
-	"encoding/json"
 	"image"
 	"image/png"
 	"math"
@@ -113,23 +112,11 @@ func engineLogits(t *testing.T, workdir string, x []float32, n int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm, err := artifacts.LoadCondensedModel(a)
+	arch, list, err := stages.LoadCondensed(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var arch model.Architecture
-	if err := json.Unmarshal(cm.Architecture, &arch); err != nil {
-		t.Fatal(err)
-	}
-	ts, _, err := model.ReadSafetensors(cm.Weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var list []model.Named
-	for _, v := range ts {
-		list = append(list, v)
-	}
-	net, err := model.NewCondensed(&arch, list, n, cpu.New(0))
+	net, err := model.NewCondensed(arch, list, n, cpu.New(0))
 	if err != nil {
 		t.Fatal(err)
 	}
