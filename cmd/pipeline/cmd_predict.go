@@ -253,11 +253,12 @@ func warnStale(g *Globals, dir string) {
 // openCondensed loads a CondensedModel artifact onto the engine; the class
 // names and normalisation come from the same workdir's dataset.
 func openCondensed(g *Globals, dir string) (*classify.Model, error) {
-	if _, _, err := openArtifact(dir); err != nil {
-		return nil, fmt.Errorf("--model %w", err)
+	m, err := classify.Open(dir) // verifies the artifact's files
+	if err != nil {
+		return nil, fmt.Errorf("--model: %w; run \"pipeline run all\" to rebuild it", err)
 	}
 	warnStale(g, dir)
-	return classify.Open(dir)
+	return m, nil
 }
 
 func printPredictions(g *Globals, model string, results []prediction, failed []failure) error {
