@@ -65,28 +65,47 @@ def main(logs):
                 print(f"| {mode} | {batch} | {cell(o, 'device_mb')} | {cell(off, 'peak_gpu_mb')} | {ratio(oi, fi)} "
                       f"| {cell(on, 'peak_gpu_mb')} | {ratio(oi, ni)} |")
         for batch in (64, 1):
-            print(f"| infer, condensed | {batch} | {cell(ours.get(('infer-condensed', batch), {}), 'device_mb')} | | | | |")
+            print(f"| infer, condensed | {batch} | {cell(ours.get(('infer --condensed', batch), {}), 'device_mb')} | | | | |")
         t64 = ours.get(("train", 64), {}).get("images_per_sec")
         if t64:
             print(f"\n300 CIFAR epochs (15M images) at ours' batch-64 speed: {300 * 50000 / t64 / 3600:.2f} hours.")
 
-    ours_train = lines(p("train-ours.jsonl"))
-    torch_train = lines(p("train-torch.jsonl"))
-    if ours_train or torch_train:
-        o = ours_train[-1] if ours_train else {}
-        t = torch_train[-1] if torch_train else {}
-        secs = sum(m.get("seconds", 0) for m in ours_train)
-        print("\n### Training comparison: CondenseNet-86, same synthetic data and schedule, on the GPU\n")
-        print("| | ours | PyTorch |\n|---|---|---|")
-        print(f"| epochs | {fmt(o.get('epoch'), 'd')} | {fmt(t.get('epochs'), 'd')} |")
-        print(f"| test top-1 | {fmt(o.get('test_top1'), '.4f')} | {fmt(t.get('final_test_top1'), '.4f')} |")
-        print(f"| seconds | {secs:.1f} | {fmt(t.get('seconds'), '.1f')} |")
-        try:
-            r = json.load(open(p("verify-report.json")))
-            print(f"\nverify on the GPU: top-1 error {r['trained']['top1_error']:.4f} trained, "
-                  f"{r['condensed']['top1_error']:.4f} condensed")
-        except (OSError, ValueError, KeyError):
-            pass
+    for name, title in (("layers-train.json", "training, batch 256"), ("layers-condensed.json", "condensed inference, batch 64")):
+        runs = lines(p(name))
+        if runs and runs[-1].get("layers"):
+            print(f"\n### Where the time goes: {title} (waiting after each operation)\n")
+            print("| kind | calls | ms per step | share |\n|---|---|---|---|")
+            for r in runs[-1]["layers"][:10]:
+                print(f"| {r['kind']} | {r['calls_per_step']} | {r['ms_per_step']:.2f} | {100 * r['share_of_step']:.1f}% |")
+
+    seeds = sorted({int(f.split("-s")[1].split(".")[0]) for f in os.listdir(logs)
+                    if f.startswith(("train-ours-s", "train-torch-s")) and f.endswith(".jsonl")})
+    if seeds:
+        data = (lines(p("train-data.json")) or [{}])[-1].get("data", "the same data")
+        print(f"\n### Training comparison: CondenseNet-86 on {data}, same schedule, on the GPU\n")
+        print("| seed | epochs | ours: test top-1 | condensed | seconds | PyTorch: test top-1 | seconds |")
+        print("|---|---|---|---|---|---|---|")
+        ours_top1, torch_top1 = [], []
+        for s in seeds:
+            o = lines(p(f"train-ours-s{s}.jsonl"))
+            t = (lines(p(f"train-torch-s{s}.jsonl")) or [{}])[-1]
+            try:
+                r = json.load(open(p(f"verify-report-s{s}.json")))
+                cond = 1 - r["condensed"]["top1_error"]
+            except (OSError, ValueError, KeyError):
+                cond = None
+            last = o[-1] if o else {}
+            if last.get("test_top1") is not None:
+                ours_top1.append(last["test_top1"])
+            if t.get("final_test_top1") is not None:
+                torch_top1.append(t["final_test_top1"])
+            print(f"| {s} | {fmt(last.get('epoch'), 'd')} | {fmt(last.get('test_top1'), '.4f')} | {fmt(cond, '.4f')} "
+                  f"| {sum(m.get('seconds', 0) for m in o):.1f} | {fmt(t.get('final_test_top1'), '.4f')} "
+                  f"| {fmt(t.get('seconds'), '.1f')} |")
+        for name, v in (("ours", ours_top1), ("PyTorch", torch_top1)):
+            if v:
+                print(f"\n{name}: mean test top-1 {sum(v) / len(v):.4f}, from {min(v):.4f} to {max(v):.4f} ({len(v)} seeds)", end="")
+        print()
     ex = lines(p("examples.log"))
     if ex:
         e = ex[-1]

@@ -218,6 +218,21 @@ extern "C" __global__ void sgd_nesterov(float* w, const float* g, float* v, int 
 	}
 }
 
+// c[g] = beta·c[g] + the sum of part[g]'s slots in order, part being
+// (batch, slots, m, n); beta 0 leaves c unread, as in a GEMM.
+extern "C" __global__ void sum_pieces(float* c, const float* part, int batch, int slots, int m, int n, int ldc,
+                                      int strideC, float beta) {
+	long long out = (long long)m * n;
+	LOOP(i, batch * out) {
+		long long g = i / out, e = i % out;
+		const float* p = part + g * slots * out + e;
+		float s = 0.f;
+		for (int k = 0; k < slots; k++) s += p[k * out];
+		float* o = c + g * strideC + e / n * ldc + e % n;
+		*o = beta == 0.f ? s : beta * *o + s;
+	}
+}
+
 // BatchNorm. Per-channel sums are taken in float over blocks of BN_ROWS
 // rows (grid.y), one partial per (channel, block), and a finalize kernel
 // adds each channel's partials in double with a fixed tree: no atomics, so
