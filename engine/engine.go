@@ -185,3 +185,18 @@ type Backend interface {
 type Splitter interface {
 	Split() []Backend
 }
+
+// CheckIndices panics unless every index selects one of a row's first
+// width floats: a negative one would read the row before (or memory before
+// the input, in assembly or on a GPU), one past width the next row. It
+// returns the largest index (0 if there are none).
+func CheckIndices(what string, idx []int32, width int) int {
+	hi := int32(0)
+	for j, k := range idx {
+		if k < 0 || int(k) >= width {
+			panic(fmt.Sprintf("%s: index %d (position %d) outside rows of %d", what, k, j, width))
+		}
+		hi = max(hi, k)
+	}
+	return int(hi)
+}

@@ -138,6 +138,7 @@ func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
 	MaskBackward(h(dW)[:n], h(dWm)[:n], h(mask)[:n])
 }
 func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
+	engine.CheckIndices("index select", idx, ldIn) // here, not in a worker, whose panic would end the process
 	parallel(b.workers, p, 2*p*len(idx), func(lo, hi int) {
 		gatherRows(h(out)[lo*ldOut:], h(in)[lo*ldIn:], idx, hi-lo, ldIn, ldOut)
 	})

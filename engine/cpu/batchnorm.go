@@ -3,6 +3,8 @@ package cpu
 import (
 	"fmt"
 	"math"
+
+	"github.com/condensenet/condensenet/engine"
 )
 
 // A BatchNorm normalises each of C channels over P = N·H·W channels-last
@@ -47,18 +49,14 @@ func NewBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
 // NewIndexedBatchNorm allocates an inference BatchNorm whose output
 // channel j normalises input channel index[j].
 func NewIndexedBatchNorm(p int, index []int32, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
-	for _, j := range index {
-		if j < 0 || int(j) >= ldIn {
-			panic(fmt.Sprintf("batchnorm: index %d outside rows of %d", j, ldIn))
-		}
-	}
+	engine.CheckIndices("batchnorm", index, ldIn)
 	b := newBatchNorm(p, len(index), ldIn, ldOut, relu, workers)
 	b.Index = index
 	return b
 }
 
 func newBatchNorm(p, c, ldIn, ldOut int, relu bool, workers int) *BatchNorm {
-	if ldOut < c || p <= 1 {
+	if c <= 0 || ldOut < c || p <= 1 {
 		panic(fmt.Sprintf("batchnorm: P=%d C=%d ldOut=%d", p, c, ldOut))
 	}
 	f := func(n int) []float32 { return make([]float32, n) }

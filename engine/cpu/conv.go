@@ -2,8 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
-	"slices"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -15,12 +13,13 @@ func pointwise(s engine.ConvShape) bool { return s.R == 1 && s.S == 1 && s.Strid
 func checkConv(s engine.ConvShape) {
 	width := s.C // floats of an input row read
 	if a := s.Input; a != nil && a.Index != nil {
-		width = int(slices.Max(a.Index)) + 1 // a selection may repeat channels
-		if slices.Min(a.Index) < 0 {
-			width = math.MaxInt
-		}
+		engine.CheckIndices("conv input transform", a.Index, s.LdIn) // a selection may repeat channels
+		width = 0
 	}
-	if s.G <= 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C {
+	// Every count is positive: the assembly loops test theirs at the
+	// bottom, so a count of 0 would run 2⁶⁴ times.
+	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 ||
+		s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }

@@ -1,5 +1,7 @@
 package cpu
 
+import "github.com/condensenet/condensenet/engine"
+
 // ReLUForward writes out = max(in, 0) over P rows of C channels.
 func ReLUForward(out, in []float32, p, c, ldIn, ldOut int) {
 	for i := range p {
@@ -71,6 +73,7 @@ func MaskBackward(dW, dWm, mask []float32) {
 
 // IndexSelectForward writes out[:, j] = in[:, idx[j]] over P rows.
 func IndexSelectForward(out, in []float32, idx []int32, p, ldIn, ldOut int) {
+	engine.CheckIndices("index select", idx, ldIn)
 	for i := range p {
 		x, y := in[i*ldIn:], out[i*ldOut:i*ldOut+len(idx)]
 		for j, k := range idx {
@@ -81,6 +84,7 @@ func IndexSelectForward(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 
 // IndexSelectBackward accumulates dIn[:, idx[j]] += dOut[:, j].
 func IndexSelectBackward(dIn, dOut []float32, idx []int32, p, ldIn, ldOut int) {
+	engine.CheckIndices("index select", idx, ldIn)
 	for i := range p {
 		dx, dy := dIn[i*ldIn:], dOut[i*ldOut:i*ldOut+len(idx)]
 		for j, k := range idx {

@@ -1,6 +1,10 @@
 package cpu
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/condensenet/condensenet/engine"
+)
 
 // useAVX2 selects the assembly micro-kernel.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
@@ -122,8 +126,9 @@ func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 		IndexSelectForward(out, in, idx, p, ldIn, ldOut)
 		return
 	}
-	// The gathers trust every index: the last row must hold the largest.
-	_, _ = out[(p-1)*ldOut+n8-1], in[(p-1)*ldIn+maxIndex(idx[:n8])]
+	// The gathers trust every index.
+	hi := engine.CheckIndices("index select", idx, ldIn)
+	_, _ = out[(p-1)*ldOut+n8-1], in[(p-1)*ldIn+hi]
 	if n16 > 0 {
 		gatherRows512(&out[0], &in[0], &idx[0], n16, p, ldIn, ldOut)
 	}
@@ -133,15 +138,6 @@ func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 	if n8 < len(idx) {
 		IndexSelectForward(out[n8:], in, idx[n8:], p, ldIn, ldOut)
 	}
-}
-
-// maxIndex returns the largest of idx (0 if empty).
-func maxIndex(idx []int32) int {
-	hi := int32(0)
-	for _, k := range idx {
-		hi = max(hi, k)
-	}
-	return int(hi)
 }
 
 //go:noescape
@@ -204,7 +200,8 @@ func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn,
 	if !useAVX512 || n16 == 0 || p == 0 {
 		return 0
 	}
-	_, _, _, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+maxIndex(idx[:n16])], scale[n16-1], shift[n16-1]
+	hi := engine.CheckIndices("input transform", idx, ldIn)
+	_, _, _, _ = out[(p-1)*ldOut+n16-1], in[(p-1)*ldIn+hi], scale[n16-1], shift[n16-1]
 	gatherNorm512(&out[0], &in[0], &idx[0], &scale[0], &shift[0], n16, p, ldIn, ldOut, floor)
 	return n16
 }

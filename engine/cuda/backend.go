@@ -427,10 +427,12 @@ func (b *Backend) MaskBackward(dW, dWm, mask engine.View, n int) {
 	b.run("mask_bwd", n, va(dW), va(dWm), va(mask), ia(n))
 }
 func (b *Backend) IndexSelectForward(out, in engine.View, idx []int32, p, ldIn, ldOut int) {
+	engine.CheckIndices("cuda: index select", idx, ldIn)
 	ip := b.upInts(idx)
 	b.run("index_select_fwd", p*len(idx), va(out), va(in), ptrArg(ip), ia(p), ia(len(idx)), ia(ldIn), ia(ldOut))
 }
 func (b *Backend) IndexSelectBackward(dIn, dOut engine.View, idx []int32, p, ldIn, ldOut int) {
+	engine.CheckIndices("cuda: index select", idx, ldIn)
 	ip := b.upInts(idx)
 	b.run("index_select_bwd", p*len(idx), va(dIn), va(dOut), ptrArg(ip), ia(p), ia(len(idx)), ia(ldIn), ia(ldOut))
 }

@@ -28,11 +28,7 @@ func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	}
 	n := &batchNorm{b: b, NormShape: s, blocks: (s.P + bnRows - 1) / bnRows}
 	if s.Index != nil {
-		for _, j := range s.Index {
-			if j < 0 || int(j) >= s.LdIn {
-				panic(fmt.Sprintf("cuda: BatchNorm index %d outside rows of %d", j, s.LdIn))
-			}
-		}
+		engine.CheckIndices("cuda: BatchNorm", s.Index, s.LdIn)
 		n.C = len(s.Index)
 		n.idx = b.alloc(n.C)
 		b.putInts(n.idx, s.Index)

@@ -131,11 +131,7 @@ func (b *Backend) newAffineConv(s engine.ConvShape) engine.Conv {
 	b.putFloats(c.scale, a.Scale)
 	b.putFloats(c.shift, a.Shift)
 	if a.Index != nil {
-		for _, j := range a.Index {
-			if j < 0 || int(j) >= s.LdIn {
-				panic(fmt.Sprintf("cuda: input transform index %d outside rows of %d", j, s.LdIn))
-			}
-		}
+		engine.CheckIndices("cuda: input transform", a.Index, s.LdIn)
 		c.idx = b.alloc(s.C)
 		b.putInts(c.idx, a.Index)
 	}

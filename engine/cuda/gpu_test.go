@@ -1,9 +1,11 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/condensenet/condensenet/engine"
@@ -356,6 +358,29 @@ func checkTrainingStep(t *testing.T, b *Backend) {
 	for i, x := range back.Tensors(true) {
 		if !slices.Equal(x.Data, got[i].Data) {
 			t.Fatalf("%s changed on its way GPU → CPU → GPU", x.Name)
+		}
+	}
+}
+
+// An index outside a row is refused on the host, before a kernel could
+// read outside the input on the device.
+func TestIndexOutsideRows(t *testing.T) {
+	b := &Backend{dev: newEmuGPU(t), name: "emulated"}
+	defer b.Close()
+	in, out := b.Alloc(4*6), b.Alloc(4*2)
+	for _, bad := range []int32{-5, 6} {
+		for name, call := range map[string]func(){
+			"forward":  func() { b.IndexSelectForward(out.V(), in.V(), []int32{1, bad}, 4, 6, 2) },
+			"backward": func() { b.IndexSelectBackward(in.V(), out.V(), []int32{1, bad}, 4, 6, 2) },
+		} {
+			func() {
+				defer func() {
+					if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "outside rows of 6") {
+						t.Errorf("index select %s with index %d: panic %v", name, bad, r)
+					}
+				}()
+				call()
+			}()
 		}
 	}
 }
