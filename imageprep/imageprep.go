@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"image"
 	"image/draw"
-	_ "image/jpeg" // decoders for image.Decode
-	_ "image/png"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -29,24 +29,66 @@ const MaxPixels = 50_000_000
 // ErrTooLarge is wrapped by the error for an image of more than MaxPixels.
 var ErrTooLarge = errors.New("image too large")
 
+// A codec is one of the two formats read, found by its magic bytes.
+type codec struct {
+	name         string
+	magic        string
+	decode       func(io.Reader) (image.Image, error)
+	decodeConfig func(io.Reader) (image.Config, error)
+}
+
+var codecs = []codec{
+	{"PNG", "\x89PNG\r\n\x1a\n", png.Decode, png.DecodeConfig},
+	{"JPEG", "\xff\xd8", jpeg.Decode, jpeg.DecodeConfig},
+}
+
 // Decode decodes a PNG or JPEG image after checking, from its header, that
-// it has at most MaxPixels pixels.
+// it has at most MaxPixels pixels. The format is chosen by the file's
+// first bytes, not through image.Decode's registry, where any package
+// linked in (GIF, TIFF, WebP...) adds formats that the rest of the program
+// does not claim to read.
 func Decode(b []byte) (image.Image, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	var c *codec
+	for i := range codecs {
+		if bytes.HasPrefix(b, []byte(codecs[i].magic)) {
+			c = &codecs[i]
+			break
+		}
+	}
+	if c == nil {
+		return nil, fmt.Errorf("not a PNG or JPEG image (%s)", sniff(b))
+	}
+	cfg, err := c.decodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("not a readable PNG or JPEG image (%v)", err)
+		return nil, fmt.Errorf("not a readable %s image (%v)", c.name, err)
 	}
 	if cfg.Width < 1 || cfg.Height < 1 {
-		return nil, fmt.Errorf("empty %s image (%d×%d)", format, cfg.Width, cfg.Height)
+		return nil, fmt.Errorf("empty %s image (%d×%d)", c.name, cfg.Width, cfg.Height)
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, fmt.Errorf("%w: %s of %d×%d pixels, more than %d", ErrTooLarge, format, cfg.Width, cfg.Height, MaxPixels)
+		return nil, fmt.Errorf("%w: %s of %d×%d pixels, more than %d", ErrTooLarge, c.name, cfg.Width, cfg.Height, MaxPixels)
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
+	img, err := c.decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("not a readable PNG or JPEG image (%v)", err)
+		return nil, fmt.Errorf("not a readable %s image (%v)", c.name, err)
 	}
 	return img, nil
+}
+
+// sniff names what b holds, for the error that refuses it.
+func sniff(b []byte) string {
+	for _, f := range []struct{ magic, name string }{
+		{"GIF8", "a GIF image"}, {"II*\x00", "a TIFF image"}, {"MM\x00*", "a TIFF image"}, {"BM", "a BMP image"},
+		{"RIFF", "a RIFF file, such as a WebP image"}, {"\x00\x00\x00", "an ISO media file, such as HEIC or AVIF"},
+	} {
+		if bytes.HasPrefix(b, []byte(f.magic)) {
+			return f.name
+		}
+	}
+	if len(b) == 0 {
+		return "an empty file"
+	}
+	return "an unknown format"
 }
 
 // Open reads and decodes the image file at path (see Decode).

@@ -7,7 +7,10 @@ import (
 	"hash/crc32"
 	"image"
 	"image/color"
+	"image/gif" // registers GIF with image.Decode, as a linked-in package would
+	"image/jpeg"
 	"image/png"
+	"strings"
 	"math"
 	"os"
 	"path/filepath"
@@ -46,6 +49,29 @@ func TestDecodeRefusesHugeImages(t *testing.T) {
 	for _, bad := range [][]byte{b[:len(b)/2], []byte("not an image")} {
 		if _, err := Decode(bad); err == nil || errors.Is(err, ErrTooLarge) {
 			t.Errorf("Decode of %d damaged bytes = %v", len(bad), err)
+		}
+	}
+}
+
+// Only PNG and JPEG are read, whatever else image.Decode knows (this test
+// registers GIF there); anything else is refused by name.
+func TestDecodeReadsPNGAndJPEGOnly(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 3, 2))
+	var jb, gb bytes.Buffer
+	if err := jpeg.Encode(&jb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := gif.Encode(&gb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"PNG": encodePNG(t, img), "JPEG": jb.Bytes()} {
+		if got, err := Decode(b); err != nil || got.Bounds().Dx() != 3 || got.Bounds().Dy() != 2 {
+			t.Errorf("Decode of a 3×2 %s = %v, %v", name, got, err)
+		}
+	}
+	for b, want := range map[string]string{gb.String(): "GIF", "II*\x00rest": "TIFF", "": "empty", "hello": "unknown"} {
+		if _, err := Decode([]byte(b)); err == nil || !strings.Contains(err.Error(), "not a PNG or JPEG image") || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode of %.6q = %v, want a refusal naming %s", b, err, want)
 		}
 	}
 }

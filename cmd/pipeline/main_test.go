@@ -389,9 +389,9 @@ func TestPredict(t *testing.T) {
 	os.WriteFile(broken, b[:len(b)/2], 0o644)
 	text := filepath.Join(dir, "notes.txt")
 	os.WriteFile(text, []byte("not an image"), 0o644)
-	for _, p := range []string{broken, text} {
+	for p, want := range map[string]string{broken: "not a readable PNG image", text: "not a PNG or JPEG image"} {
 		_, errs, code := execute(t, "predict", "--workdir", w, p)
-		if code != exitError || !strings.Contains(errs, p) || !strings.Contains(errs, "not a readable PNG or JPEG") {
+		if code != exitError || !strings.Contains(errs, p) || !strings.Contains(errs, want) {
 			t.Errorf("predict %s: code %d, %s", filepath.Base(p), code, errs)
 		}
 	}
