@@ -53,7 +53,8 @@ type Listing struct {
 	Classes     []string
 	Train, Test []File // ordered by label, then content
 	TestDir     string // "val" or "test"
-	// Skipped are files not read: links that lead out of the folder.
+	// Skipped are files not read: links that lead out of the folder, and
+	// links to folders.
 	Skipped []Problem
 }
 
@@ -179,21 +180,37 @@ func (l *Listing) split(real, dir string, all bool, sums *Sums) ([]File, error) 
 	return files, nil
 }
 
-// class adds the images in folder dir (and its subfolders) to files.
+// class adds the images in folder dir (and its subfolders) to files. A
+// class folder may itself be a link (split has checked that it leads
+// inside the dataset): its files are found where it leads and named
+// under dir.
 func (l *Listing) class(real string, files []File, dir string, label int) ([]File, error) {
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+	top, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return files, err
+	}
+	err = filepath.WalkDir(top, func(q string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		rel, err := filepath.Rel(top, q)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dir, rel)
+		link := d.Type()&os.ModeSymlink != 0
+		if link && isDir(p) {
+			if l.inside(real, p) {
+				l.Skipped = append(l.Skipped, Problem{p, "a link to a folder inside the dataset: not followed, so that no image counts twice"})
+			}
+			return nil
 		}
 		switch strings.ToLower(filepath.Ext(p)) {
 		case ".png", ".jpg", ".jpeg":
 		default:
 			return nil
 		}
-		if d.Type()&os.ModeSymlink != 0 && !l.inside(real, p) {
-			return nil
-		}
-		if d.IsDir() {
+		if d.IsDir() || link && !l.inside(real, p) {
 			return nil
 		}
 		files = append(files, File{Path: p, Label: label})
@@ -228,7 +245,11 @@ func forEach(n int, f func(i int)) {
 // inside reports whether p, a link or not, leads to somewhere within the
 // dataset's folder (real, with links resolved); if not it is skipped.
 func (l *Listing) inside(real, p string) bool {
-	to, err := filepath.EvalSymlinks(p)
+	abs, err := filepath.Abs(p) // real is absolute; p is under the root as given
+	if err != nil {
+		return false
+	}
+	to, err := filepath.EvalSymlinks(abs)
 	if err == nil {
 		if rel, err := filepath.Rel(real, to); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 			return true
