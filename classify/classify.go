@@ -11,6 +11,7 @@
 package classify
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -76,6 +77,9 @@ func (m *Model) InputSize() int { return m.size }
 
 // Classify classifies one image.
 func (m *Model) Classify(img image.Image) (Result, error) {
+	if err := checkImage(img); err != nil {
+		return Result{}, fmt.Errorf("classify: %w", err)
+	}
 	n, err := m.get()
 	if err != nil {
 		return Result{}, err
@@ -87,6 +91,11 @@ func (m *Model) Classify(img image.Image) (Result, error) {
 // ClassifyAll classifies images, one core each at a time, and returns
 // their results in order.
 func (m *Model) ClassifyAll(imgs []image.Image) ([]Result, error) {
+	for i, img := range imgs { // here: a worker's panic would end the caller's process
+		if err := checkImage(img); err != nil {
+			return nil, fmt.Errorf("classify: image %d: %w", i, err)
+		}
+	}
 	out := make([]Result, len(imgs))
 	workers := min(len(imgs), runtime.GOMAXPROCS(0))
 	errs := make([]error, workers)
@@ -113,7 +122,18 @@ func (m *Model) ClassifyAll(imgs []image.Image) ([]Result, error) {
 	return out, nil
 }
 
-// Prepare returns img as the network takes it: size × size, normalised,
+// checkImage refuses an image with no pixels, which cannot be resized.
+func checkImage(img image.Image) error {
+	if img == nil {
+		return errors.New("no image (nil)")
+	}
+	if b := img.Bounds(); b.Empty() {
+		return fmt.Errorf("empty image (%d×%d pixels)", b.Dx(), b.Dy())
+	}
+	return nil
+}
+
+// Prepare returns img, which must have pixels, as the network takes it: size × size, normalised,
 // channels first (C, H, W), as an exported ONNX model without
 // preprocessing takes it too.
 func (m *Model) Prepare(img image.Image) []float32 {

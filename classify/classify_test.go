@@ -169,6 +169,34 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
+// A folder path with a trailing slash, as shell completion writes it, is
+// the folder.
+func TestOpenTrailingSlash(t *testing.T) {
+	dir := t.TempDir()
+	pipelinetest.Run(t, dir, pipelinetest.Config())
+	if _, err := Open(filepath.Join(dir, "condense") + string(filepath.Separator)); err != nil {
+		t.Fatalf("Open(work/condense/): %v", err)
+	}
+}
+
+// An image without pixels is an error naming it, alone or among others,
+// not a panic (in ClassifyAll's workers it would end the caller's process).
+func TestEmptyImages(t *testing.T) {
+	m, err := Open(pipelinetest.Run(t, t.TempDir(), pipelinetest.Config()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := randomImage(rand.New(rand.NewPCG(5, 6)), 32, 32)
+	for _, empty := range []image.Image{image.NewRGBA(image.Rect(0, 0, 0, 0)), image.NewGray(image.Rect(3, 3, 9, 3)), nil} {
+		if _, err := m.Classify(empty); err == nil || !strings.Contains(err.Error(), "image") {
+			t.Errorf("Classify(%v) = %v, want an error", empty, err)
+		}
+		if _, err := m.ClassifyAll([]image.Image{good, empty}); err == nil || !strings.Contains(err.Error(), "image 1") {
+			t.Errorf("ClassifyAll with an empty second image = %v, want an error naming image 1", err)
+		}
+	}
+}
+
 // TestWriteTestdata rewrites testdata/tiny.onnx, which the example reads,
 // when UPDATE_TESTDATA=1.
 func TestWriteTestdata(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 // (work/condense), whose class names and normalisation come from the same
 // workdir's dataset.
 func Open(path string) (*Model, error) {
+	path = filepath.Clean(path) // "work/condense/", as shell completion writes it, is work/condense
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
