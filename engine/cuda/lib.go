@@ -206,6 +206,11 @@ func bind(lib uintptr, libName string, fns map[string]any) error {
 // would escape, so the arguments are copied into the caller's array.
 type caller struct{ args [32]uintptr }
 
+// call's arguments include pointers converted to uintptr in the call
+// expression; uintptrescapes keeps what they point to alive (and where it
+// is) until call returns, as for syscall.Syscall.
+//
+//go:uintptrescapes
 func (c *caller) call(fn uintptr, args ...uintptr) int32 {
 	n := copy(c.args[:], args)
 	r, _, _ := purego.SyscallN(fn, c.args[:n]...)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"unsafe"
 
 	"github.com/condensenet/condensenet/internal/atomicfile"
@@ -162,6 +163,21 @@ func (e *CompileError) Error() string {
 	return fmt.Sprintf("cuda: NVRTC could not compile the kernels to %s:\n%s", e.Target, e.Log)
 }
 
+// compileFlags are NVRTC's options besides the architecture. The language
+// dialect is left at NVRTC's default: the kernels are plain C++ that every
+// version since 11.2 accepts.
+var compileFlags = []string{"--fmad=true"}
+
+// options returns the NVRTC options that compile for t; the kernel cache's
+// key holds them, so changing one compiles afresh.
+func (t target) options() []string {
+	arch := fmt.Sprintf("--gpu-architecture=compute_%d", t.arch)
+	if t.cubin {
+		arch = fmt.Sprintf("--gpu-architecture=sm_%d", t.arch)
+	}
+	return append([]string{arch}, compileFlags...)
+}
+
 // compile returns src compiled for t: a cubin, or NUL-terminated PTX.
 func (c *compiler) compile(src string, t target) ([]byte, error) {
 	var prog uintptr
@@ -169,15 +185,11 @@ func (c *compiler) compile(src string, t target) ([]byte, error) {
 		return nil, fmt.Errorf("cuda: nvrtcCreateProgram failed (%d)", r)
 	}
 	defer c.destroyProgram(&prog)
-	// The language dialect is left at NVRTC's default: the kernels are plain
-	// C++ that every version since 11.2 accepts.
-	arch := fmt.Sprintf("--gpu-architecture=compute_%d", t.arch)
 	size, get, what := c.getPTXSize, c.getPTX, "nvrtcGetPTX"
 	if t.cubin {
-		arch = fmt.Sprintf("--gpu-architecture=sm_%d", t.arch)
 		size, get, what = c.getCUBINSize, c.getCUBIN, "nvrtcGetCUBIN"
 	}
-	opts := cStrings(arch, "--fmad=true")
+	opts := cStrings(t.options()...)
 	if r := c.compileProgram(prog, int32(len(opts.ptrs)), unsafe.Pointer(&opts.ptrs[0])); r != 0 {
 		return nil, &CompileError{Target: t.String(), Log: c.log(prog)}
 	}
@@ -220,13 +232,13 @@ func cStrings(ss ...string) *cStrs {
 }
 
 // kernelCache keeps compiled kernels on disk, one file per (source,
-// target, NVRTC version), so only the first run on a machine pays for
+// target and options, NVRTC version), so only the first run on a machine pays for
 // NVRTC. A file is the image followed by its SHA-256, so a torn or
 // damaged file is recognised and compiled afresh.
 type kernelCache struct{ dir string }
 
 func (k kernelCache) path(src string, t target, nvrtc string) string {
-	h := sha256.Sum256(fmt.Appendf(nil, "nvrtc %s\n%s\n%s", nvrtc, t, src))
+	h := sha256.Sum256(fmt.Appendf(nil, "nvrtc %s\n%s\n%s\n%s", nvrtc, t, strings.Join(t.options(), " "), src))
 	ext := ".ptx"
 	if t.cubin {
 		ext = ".cubin"

@@ -175,6 +175,13 @@ func TestKernelCache(t *testing.T) {
 			t.Errorf("%+v: served from another key's entry", k)
 		}
 	}
+	// So are other compile options.
+	defer func(was []string) { compileFlags = was }(compileFlags)
+	compileFlags = append(compileFlags[:len(compileFlags):len(compileFlags)], "--lineinfo")
+	if _, cached, _ := cache.get("src", sm90, "12.4", compile); cached {
+		t.Errorf("served with other compile options from the entry without them")
+	}
+	compileFlags = compileFlags[:len(compileFlags)-1]
 	// A torn or damaged file is compiled afresh and replaced.
 	path := cache.path("src", sm90, "12.4")
 	whole, _ := os.ReadFile(path)
