@@ -1,5 +1,5 @@
 // Package engine defines the tensors and the backend interface that the
-// model is written against. Backends (engine/cpu, later engine/cuda) own the
+// model is written against. Backends (engine/cpu, engine/cuda) own the
 // storage and the kernels; model code never names one.
 //
 // Layout and legend. Activations are channels-last: an (N, H, W, C) tensor

@@ -32,9 +32,10 @@ func newPredictCommand(g *Globals) *cobra.Command {
 		Use:   "predict IMAGE|FOLDER...",
 		Short: "Classify images with the exported model",
 		Long: `predict classifies PNG or JPEG images of any size with an exported ONNX
-model, run by this program's own evaluator (no other runtime needed), or
-with a condensed model on the engine (--model work/condense), and prints the
-most likely classes with their probabilities.
+model (rebuilt on this program's engine from the file's weights and
+metadata: no other runtime needed) or with a condensed model folder
+(--model work/condense), and prints the most likely classes with their
+probabilities.
 
 A folder stands for the PNG and JPEG files in it and its subfolders. An
 image that cannot be read is reported by name and the others are still

@@ -25,10 +25,12 @@ func version() string {
 func newRootCommand(g *Globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "pipeline",
-		Short: "Train, condense, verify and export CondenseNet on CIFAR",
-		Long: `pipeline trains CondenseNet with learned group convolutions on CIFAR-10 or
-CIFAR-100, condenses it into a network of standard group convolutions,
-verifies both networks' accuracy and exports the condensed one as ONNX.
+		Short: "Train, condense, verify and export CondenseNet on CIFAR or your own images",
+		Long: `pipeline trains CondenseNet with learned group convolutions on CIFAR-10,
+CIFAR-100 or a folder of your own images (--dataset folder:PATH), on the
+CPU or an NVIDIA GPU, condenses it into a network of standard group
+convolutions, verifies both networks' accuracy and exports the condensed
+one as ONNX.
 
 Stages pass typed artifacts through the workdir (one folder each). A stage
 whose inputs and settings have not changed is skipped; an interrupted run

@@ -33,9 +33,9 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 	g := gemmArgs{transA, transB, A, lda, B, ldb, beta, C, ldc}
 	// Split the larger side of C, in whole micro-tiles, when there is
 	// enough work to pay for a goroutine: 4M multiply-adds a worker
-	// (measured on CondenseNet-86 at batch 1: a quarter of that made the
-	// condensed network a third slower than one worker; at batch 64 the
-	// grain changes nothing).
+	// (on CondenseNet-86 at batch 1 a quarter of that made the condensed
+	// network slower than one worker; at batch 64 the grain changes
+	// nothing).
 	workers = max(1, min(workers, (M*N*K)/gemmGrain+1))
 	if workers == 1 {
 		s := getScratch()

@@ -27,8 +27,9 @@ func parallel(workers, n, work int, f func(lo, hi int)) {
 
 // parallelGrain is the least work worth a worker of its own: waking a
 // goroutine on another core costs about as much as touching this many
-// floats (with it and gemmGrain the condensed CondenseNet-86 at batch 1
-// went from 112 to 173 images/s on two cores). The tests set it to 1.
+// floats (a smaller grain, here and in gemmGrain, made the condensed
+// CondenseNet-86 at batch 1 markedly slower on two cores). The tests set
+// it to 1.
 var parallelGrain = 1 << 18
 
 // clearParallel zeroes x, each worker its share: a training step clears a

@@ -14,7 +14,7 @@ import (
 )
 
 // A library is one CUDA shared library and where to look for it. Search
-// order (decisions.md): the environment override, the sonames through the
+// order: the environment override, the sonames through the
 // dynamic loader's own path (LD_LIBRARY_PATH, ld.so.cache), then each
 // soname in the folders the NVIDIA container runtime and the CUDA toolkit
 // use, then the nvidia/*/lib folders of Python wheels, where PyTorch keeps
