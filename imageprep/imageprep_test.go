@@ -10,10 +10,10 @@ import (
 	"image/gif" // registers GIF with image.Decode, as a linked-in package would
 	"image/jpeg"
 	"image/png"
-	"strings"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
