@@ -204,13 +204,14 @@ func bind(lib uintptr, libName string, fns map[string]any) error {
 // calls go this way: a registered function goes through reflection and
 // allocates about 12 times a call, and SyscallN's own variadic slice
 // would escape, so the arguments are copied into the caller's array.
+// Its two callers pass pointers only to fields of heap objects that live
+// as long as the device (the GEMM's alpha and beta, the backend's packed
+// kernel arguments): the collector does not move heap objects, and these
+// stay reachable through the callers' receivers. //go:uintptrescapes
+// would make any pointer argument safe, but it makes the variadic slice
+// escape, an allocation per launch (TestLaunchesDoNotAllocate fails).
 type caller struct{ args [32]uintptr }
 
-// call's arguments include pointers converted to uintptr in the call
-// expression; uintptrescapes keeps what they point to alive (and where it
-// is) until call returns, as for syscall.Syscall.
-//
-//go:uintptrescapes
 func (c *caller) call(fn uintptr, args ...uintptr) int32 {
 	n := copy(c.args[:], args)
 	r, _, _ := purego.SyscallN(fn, c.args[:n]...)
