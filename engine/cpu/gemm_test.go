@@ -234,20 +234,26 @@ func BenchmarkGemmNaive(b *testing.B) {
 }
 
 // The measured peak is at least what a GEMM reaches on one core, and
-// within what any CPU of this decade can do.
+// within what any CPU of this decade can do. The two are timed in turns,
+// best of three each, so that a load on the machine (other test packages)
+// slows both alike: the peak measured once, under load, and the GEMM
+// after it, unloaded, made this test fail now and then.
 func TestPeakGFLOPs(t *testing.T) {
-	p := PeakGFLOPs()
-	if p < 1 || p > 2000 {
+	if p := PeakGFLOPs(); p < 1 || p > 2000 {
 		t.Fatalf("PeakGFLOPs = %.1f", p)
 	}
 	rng := rand.New(rand.NewPCG(8, 8))
 	const n = 256
 	A, B, C := randSlice(rng, n*n), randSlice(rng, n*n), make([]float32, n*n)
-	start := time.Now()
-	for range 10 {
-		Gemm(false, false, n, n, n, A, n, B, n, 0, C, n, 1)
+	var p, gemm float64
+	for range 3 {
+		p = max(p, measurePeak())
+		start := time.Now()
+		for range 10 {
+			Gemm(false, false, n, n, n, A, n, B, n, 0, C, n, 1)
+		}
+		gemm = max(gemm, 10*2*n*n*n/time.Since(start).Seconds()/1e9)
 	}
-	gemm := 10 * 2 * n * n * n / time.Since(start).Seconds() / 1e9
 	if gemm > 1.2*p {
 		t.Errorf("a GEMM ran at %.1f GFLOP/s, above the %.1f peak", gemm, p)
 	}
