@@ -24,6 +24,31 @@ func (c *Config) Stage(p float64) int {
 	return last
 }
 
+// CondensingSteps returns, for a run of total iterations, the iteration at
+// which each of the C−1 condensing steps happens (the first whose
+// progress reaches the step's stage) and the learned group convolutions'
+// weights kept after it, all layers together; kept[0] is before any step.
+func (c *Config) CondensingSteps(total int) (iterations []int, kept []int) {
+	steps := c.CondenseFactor - 1
+	for it, s := 0, 1; it < total && s <= steps; it++ {
+		for ; s <= steps && c.Stage(float64(it)/float64(total)) >= s; s++ {
+			iterations = append(iterations, it)
+		}
+	}
+	for s := 0; s <= steps; s++ {
+		n := 0
+		ch := 2 * c.Growth[0]
+		for b, layers := range c.Stages {
+			for range layers {
+				n += c.Bottleneck * c.Growth[b] * (ch - s*(ch/c.CondenseFactor))
+				ch += c.Growth[b]
+			}
+		}
+		kept = append(kept, n)
+	}
+	return iterations, kept
+}
+
 // Condense brings every learned group convolution to the stage of
 // progress p, dropping inputs for each stage it passes. It reports whether
 // any mask changed. Call it before each training Forward.

@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/condensenet/condensenet/engine/cpu"
@@ -172,5 +173,49 @@ func TestLassoGradient(t *testing.T) {
 	net.Condense(0.9)
 	if got := net.Lasso(); got != 0 {
 		t.Errorf("lasso = %v in the optimisation stage, want 0", got)
+	}
+}
+
+// CondensingSteps gives the iterations a training run condenses at and
+// the weights kept after each step: the same as a run's masks.
+func TestCondensingSteps(t *testing.T) {
+	cfg := smallConfig()
+	const total = 12
+	its, kept := cfg.CondensingSteps(total)
+	if len(its) != cfg.CondenseFactor-1 || len(kept) != cfg.CondenseFactor {
+		t.Fatalf("%d steps, %d kept counts for C = %d", len(its), len(kept), cfg.CondenseFactor)
+	}
+	net, err := NewNet(cfg, 2, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := func() int {
+		n := 0.0
+		for _, x := range net.Tensors(false) {
+			if strings.HasSuffix(x.Name, "._mask") {
+				for _, v := range x.Data {
+					n += float64(v)
+				}
+			}
+		}
+		return int(n)
+	}
+	if got := masked(); got != kept[0] {
+		t.Errorf("before any step: %d weights kept, CondensingSteps says %d", got, kept[0])
+	}
+	step := 0
+	for it := range total {
+		if net.Condense(float64(it) / total) {
+			if step >= len(its) || its[step] != it {
+				t.Fatalf("a step at iteration %d; CondensingSteps says %v", it, its)
+			}
+			step++
+			if got := masked(); got != kept[step] {
+				t.Errorf("after step %d: %d weights kept, CondensingSteps says %d", step, got, kept[step])
+			}
+		}
+	}
+	if step != len(its) {
+		t.Errorf("%d steps in %d iterations, CondensingSteps says %v", step, total, its)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,8 @@ type reportPage struct {
 	Metrics   []artifacts.Metric
 	Curves    template.URL
 	Schedule  []scheduleRow
+	Steps     []stepRow
+	Masks     string // what the trained model's masks keep, against the schedule
 	Verify    *artifacts.Report
 	Confusion template.URL
 	Parity    *artifacts.Parity
@@ -58,6 +61,47 @@ type scheduleRow struct {
 	Stage  int
 	Kept   float64 // fraction of inputs per group, 1 − stage/C
 	Layers string  // e.g. "16→4 ... 120→30 (block 1)"
+}
+
+// stepRow is one condensing step of the run: when it happened and the
+// learned group convolutions' weights kept after it.
+type stepRow struct {
+	Step, Iteration, Epoch int
+	Kept                   int
+	Share                  float64
+}
+
+// condensingSteps lists the run's condensing steps, from its
+// configuration and iterations (the last metric's), and says what the
+// trained model's masks keep.
+func condensingSteps(cfg model.Config, metrics []artifacts.Metric, weights []byte) ([]stepRow, string) {
+	if len(metrics) == 0 || metrics[0].Iteration == 0 {
+		return nil, ""
+	}
+	perEpoch, total := metrics[0].Iteration, metrics[len(metrics)-1].Iteration
+	its, kept := cfg.CondensingSteps(total)
+	var rows []stepRow
+	for i, it := range its {
+		rows = append(rows, stepRow{Step: i + 1, Iteration: it, Epoch: it/perEpoch + 1, Kept: kept[i+1], Share: float64(kept[i+1]) / float64(kept[0])})
+	}
+	ts, _, err := model.ReadSafetensors(weights)
+	if err != nil {
+		return rows, fmt.Sprintf("the trained weights could not be read: %v", err)
+	}
+	n := 0.0
+	for name, x := range ts {
+		if strings.HasSuffix(name, "._mask") {
+			for _, v := range x.Data {
+				n += float64(v)
+			}
+		}
+	}
+	want := kept[len(rows)]
+	msg := fmt.Sprintf("The trained model's masks keep %d of %d weights of the learned group convolutions", int(n), kept[0])
+	if int(n) != want {
+		return rows, msg + fmt.Sprintf(": NOT the %d its %d steps should leave", want, len(rows))
+	}
+	return rows, msg + ", as the steps above should leave."
 }
 
 func runReport(g *Globals) error {
@@ -88,6 +132,7 @@ func runReport(g *Globals) error {
 		var c struct{ Model model.Config }
 		if json.Unmarshal(tm.Config, &c) == nil {
 			page.Schedule = schedule(c.Model, tm.Metrics)
+			page.Steps, page.Masks = condensingSteps(c.Model, tm.Metrics, tm.Weights)
 		}
 	}
 	if a := get("verify"); a != nil {
@@ -206,6 +251,11 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 <table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th><th>device</th></tr>
 {{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
 {{end}}</table>
+<h3>Condensing steps</h3>
+{{if .Steps}}<table><tr><th>step</th><th>iteration</th><th>epoch</th><th>weights kept after it</th></tr>
+{{range .Steps}}<tr><td>{{.Step}}</td><td>{{.Iteration}}</td><td>{{.Epoch}}</td><td>{{.Kept}} ({{pct .Share}})</td></tr>
+{{end}}</table>{{end}}
+<p>{{.Masks}}</p>
 <h3>Condensation schedule</h3>
 <p>Every learned group convolution keeps this share of its inputs per group at the end of each epoch (inputs → kept, first and last layer of each block).</p>
 <table><tr><th>epoch</th><th>stage</th><th>kept</th><th>layers</th></tr>

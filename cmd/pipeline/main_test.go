@@ -454,7 +454,8 @@ func TestReportRendersInChromium(t *testing.T) {
 		t.Fatalf("report: code %d\n%s%s", code, out, errs)
 	}
 	html, _ := os.ReadFile(filepath.Join(w, "report.html"))
-	for _, want := range []string{"data:image/png;base64,", "Condensation schedule", "condensed", "model.onnx"} {
+	for _, want := range []string{"data:image/png;base64,", "Condensation schedule", "condensed", "model.onnx",
+		"Condensing steps", "as the steps above should leave"} {
 		if !bytes.Contains(html, []byte(want)) {
 			t.Errorf("report.html lacks %q", want)
 		}
