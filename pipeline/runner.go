@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,9 @@ type Options struct {
 	// VerifyCache re-runs fresh stages and fails with ErrNondeterministic if
 	// any output differs from the stored one.
 	VerifyCache bool
+	// Settings, opaque to the runner, are kept in the workdir while the run
+	// lasts (see LiveRun), for status to judge the stages by.
+	Settings json.RawMessage
 }
 
 func (r *Runner) index(name string) (int, error) {
@@ -142,6 +146,7 @@ func (r *Runner) key(s Stage, inputs map[string]*artifacts.Artifact) (artifacts.
 // Status reports every stage's state without running or changing anything.
 // It does not need the workdir lock; a run in progress may make it outdated.
 func (r *Runner) Status() []Status {
+	live, running := ReadLiveRun(r.Store.Dir())
 	out := make([]Status, len(r.Stages))
 	current := map[string]*artifacts.Artifact{} // verified and fresh, by stage
 	pending := map[string]bool{}                // would run
@@ -164,8 +169,8 @@ func (r *Runner) Status() []Status {
 		if err == nil {
 			st.Artifact = a
 		}
-		if st.State != Fresh {
-			r.inProgress(&st, s, key, len(pending) == 0)
+		if st.State != Fresh || running && live.Stage == s.Name() {
+			r.inProgress(&st, s, key, live, running, len(pending) == 0)
 		}
 		if st.State == Fresh {
 			current[s.Name()] = a
@@ -177,20 +182,22 @@ func (r *Runner) Status() []Status {
 	return out
 }
 
-// inProgress marks a stage that is not fresh as running, when a live run
-// holds the workdir and this is the first stage it has to do, or as
-// interrupted, when a checkpoint made under its key waits to be resumed.
-func (r *Runner) inProgress(st *Status, s Stage, key artifacts.Key, first bool) {
+// inProgress marks as running the stage a live run says it is at (a
+// forced stage may be fresh), or, when the run has not said, the first
+// stage it has to do; and as interrupted a stage whose checkpoint, made
+// under its key, waits to be resumed.
+func (r *Runner) inProgress(st *Status, s Stage, key artifacts.Key, live LiveRun, running, first bool) {
 	p, ok := readResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name()))
 	resumable := ok && p.Key == key
-	if first {
-		if pid, held, _ := filelock.Holder(filepath.Join(r.Store.Dir(), ".lock")); held {
-			st.State, st.Reason = Running, fmt.Sprintf("in process %d", pid)
-			if resumable {
-				st.Reason += "; last checkpoint at " + p.String()
-			}
-			return
+	if running && (live.Stage == s.Name() || live.Stage == "" && first) {
+		st.State, st.Reason = Running, fmt.Sprintf("in process %d", live.PID)
+		if !live.Since.IsZero() {
+			st.Reason += fmt.Sprintf(" for %s", time.Since(live.Since).Round(time.Second))
 		}
+		if resumable {
+			st.Reason += "; last checkpoint at " + p.String()
+		}
+		return
 	}
 	if resumable {
 		st.State, st.Reason = Interrupted, fmt.Sprintf("checkpoint at %s; the next run resumes from it", p)
@@ -257,6 +264,9 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 	if lock.Stale != 0 {
 		r.Report.Note(fmt.Sprintf("taking over the workdir from process %d, which stopped without finishing", lock.Stale))
 	}
+	live := LiveRun{PID: os.Getpid(), Target: opts.Target, Settings: opts.Settings}
+	r.say(live)
+	defer os.Remove(filepath.Join(r.Store.Dir(), liveFile))
 	did, err := r.Store.Recover()
 	for _, d := range did {
 		r.Report.Note(d)
@@ -291,6 +301,8 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 				reason = "re-run to verify the cache"
 			}
 		}
+		live.Stage, live.Since = s.Name(), time.Now()
+		r.say(live)
 		out, err := r.runStage(ctx, s, reason, inputs, key, lines)
 		if err != nil {
 			return err

@@ -379,3 +379,38 @@ func (blockingOutput) Write(w *artifacts.Writer) error {
 	fmt.Println("writing")
 	select {}
 }
+
+// While a run works, status shows the stage it is really at (a forced
+// stage too, which is fresh beforehand), judged by the run's own settings,
+// which it keeps in the workdir until it ends; the stages before it are
+// fresh and those after wait for it.
+func TestStatusDuringRun(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, dir)
+	f.run(t, Options{Target: "all"})
+	inside, release := make(chan struct{}), make(chan struct{})
+	f.b.run = func(ctx context.Context) error {
+		close(inside)
+		<-release
+		return nil
+	}
+	done := make(chan error)
+	go func() { done <- f.r.Run(context.Background(), Options{Target: "all", From: "b", Settings: []byte(`{"epochs":7}`)}) }()
+	<-inside
+	expect(t, "status while b runs", f.states(), "a=fresh b=running c=stale")
+	live, running := ReadLiveRun(dir)
+	if !running || live.Stage != "b" || live.PID != os.Getpid() || string(live.Settings) != `{"epochs":7}` {
+		t.Errorf("ReadLiveRun = %+v, %v", live, running)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, running := ReadLiveRun(dir); running {
+		t.Error("a run is still said to be in progress after it ended")
+	}
+	if _, err := os.Stat(filepath.Join(dir, liveFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left after the run: %v", liveFile, err)
+	}
+	expect(t, "status after", f.states(), "a=fresh b=fresh c=fresh")
+}

@@ -102,7 +102,11 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 	if g.remembered {
 		rep.Note("settings: as this workdir was last run (" + describe(cfg) + "); --preset starts from a preset instead")
 	}
-	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache})
+	settings, err := settingsJSON(cfg)
+	if err != nil {
+		return err
+	}
+	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache, Settings: settings})
 	if !errors.Is(err, pipeline.ErrLocked) {
 		if serr := saveSettings(r.Store.Dir(), cfg); serr != nil {
 			rep.Warn("run", serr.Error())

@@ -64,7 +64,10 @@ func runStatus(g *Globals) error {
 			"message_type": "status", "workdir": g.Workdir, "preset": g.Preset, "remembered_settings": g.remembered, "stages": rows})
 	}
 	from := ""
-	if g.remembered {
+	switch {
+	case g.liveRun != 0:
+		from = fmt.Sprintf(" (the settings of the run in progress, process %d: %s)", g.liveRun, describe(cfg))
+	case g.remembered:
 		from = " (the settings of its last run: " + describe(cfg) + ")"
 	}
 	fmt.Fprintf(g.stdout, "workdir %s, preset %s%s\n\n", workdirPath(r.Store.Dir()), g.Preset, from)

@@ -54,6 +54,9 @@ type Globals struct {
 	// remembered is set when config started from the workdir's settings
 	// (settings.json) rather than from a preset.
 	remembered bool
+	// liveRun is the process whose settings config took, a run in
+	// progress in the workdir; 0 if none.
+	liveRun int
 
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars,
@@ -110,6 +113,13 @@ func (g *Globals) config() (stages.Config, error) {
 		}
 		if ok {
 			cfg, g.remembered = saved, true
+		}
+		// A run in progress in the workdir is what reading commands
+		// describe: its settings are remembered only when it ends.
+		if live, running := pipeline.ReadLiveRun(g.Workdir); running && len(live.Settings) > 0 {
+			if now, err := parseSettings(live.Settings, "the run in progress"); err == nil {
+				cfg, g.remembered, g.liveRun = now, true, live.PID
+			}
 		}
 	}
 	g.Preset = cfg.Preset

@@ -31,18 +31,8 @@ func loadSettings(workdir string) (cfg stages.Config, ok bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return cfg, false, nil
 	}
-	var s savedSettings
 	if err == nil {
-		err = json.Unmarshal(b, &s)
-	}
-	if err == nil {
-		_, err = stages.Preset(s.Preset)
-	}
-	if err == nil {
-		// Into a zero configuration: the file holds every field but those
-		// left out for being empty, which must stay empty.
-		cfg = stages.Config{Preset: s.Preset}
-		err = cfg.ReadConfig(bytes.NewReader(s.Config), path)
+		cfg, err = parseSettings(b, path)
 	}
 	if err != nil {
 		return cfg, false, fmt.Errorf("%s: %w (the settings of the workdir's last run; delete the file or give --preset to start from a preset)", path, err)
@@ -50,20 +40,44 @@ func loadSettings(workdir string) (cfg stages.Config, ok bool, err error) {
 	return cfg, true, nil
 }
 
+// parseSettings reads settings as settingsJSON writes them; path names
+// where they came from.
+func parseSettings(b []byte, path string) (stages.Config, error) {
+	var s savedSettings
+	err := json.Unmarshal(b, &s)
+	if err == nil {
+		_, err = stages.Preset(s.Preset)
+	}
+	if err != nil {
+		return stages.Config{}, err
+	}
+	// Into a zero configuration: the file holds every field but those
+	// left out for being empty, which must stay empty.
+	cfg := stages.Config{Preset: s.Preset}
+	err = cfg.ReadConfig(bytes.NewReader(s.Config), path)
+	return cfg, err
+}
+
 // saveSettings records cfg as the workdir's settings, atomically.
 func saveSettings(workdir string, cfg stages.Config) error {
-	c, err := json.Marshal(cfg)
-	if err != nil {
-		return err
+	b, err := settingsJSON(cfg)
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(workdir, settingsFile), b)
 	}
-	b, err := json.MarshalIndent(savedSettings{Preset: cfg.Preset, Config: c}, "", "  ")
 	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(workdir, settingsFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("remembering the settings in %s: %w", workdir, err)
 	}
 	return nil
+}
+
+// settingsJSON is cfg as the settings file holds it.
+func settingsJSON(cfg stages.Config) ([]byte, error) {
+	c, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(savedSettings{Preset: cfg.Preset, Config: c}, "", "  ")
+	return append(b, '\n'), err
 }
 
 // describe says in a few words what a configuration trains on what.
