@@ -5,14 +5,20 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-
-	"github.com/condensenet/condensenet/cifar"
 )
 
 // KindDataset is the kind of a Dataset artifact.
 const (
 	KindDataset   = "dataset"
 	datasetSchema = 1
+)
+
+// CIFARMean and CIFARStd normalise CIFAR-10 images scaled to [0, 1], per
+// channel (condensenet.md, "Training recipe"), and every dataset that
+// records no normalisation of its own.
+var (
+	CIFARMean = [3]float32{0.4914, 0.4824, 0.4467}
+	CIFARStd  = [3]float32{0.2471, 0.2435, 0.2616}
 )
 
 // A Dataset is an image classification dataset in memory: uint8 images in
@@ -209,7 +215,7 @@ func loadDatasetMeta(a *Artifact) (*Dataset, *datasetMeta, error) {
 	}
 	d := &Dataset{Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2], Mean: meta.Mean, Std: meta.Std}
 	if d.Mean == nil && d.Std == nil {
-		d.Mean, d.Std = cifar.Mean[:], cifar.Std[:]
+		d.Mean, d.Std = CIFARMean[:], CIFARStd[:]
 	}
 	return d, &meta, nil
 }

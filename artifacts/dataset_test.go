@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"github.com/condensenet/condensenet/cifar"
 )
 
 func tinyDataset() *Dataset {
@@ -109,7 +107,7 @@ func TestDatasetDefaultNormalization(t *testing.T) {
 	d := tinyDataset()
 	d.Mean, d.Std = nil, nil
 	got, a := storeDataset(t, d)
-	if !slices.Equal(got.Mean, cifar.Mean[:]) || !slices.Equal(got.Std, cifar.Std[:]) {
+	if !slices.Equal(got.Mean, CIFARMean[:]) || !slices.Equal(got.Std, CIFARStd[:]) {
 		t.Errorf("normalisation %v / %v, want CIFAR-10's", got.Mean, got.Std)
 	}
 	if b, _ := a.ReadFile(datasetMetaFile); bytes.Contains(b, []byte("mean")) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
 )
 
@@ -15,7 +16,7 @@ const (
 
 func TestBatcherEvaluation(t *testing.T) {
 	d := cifar.Synthetic(1, 10, 5)
-	b := &Batcher{Images: d.Test.Images, Labels: widen(d.Test.Labels), Batch: 2, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
+	b := &Batcher{Images: d.Test.Images, Labels: widen(d.Test.Labels), Batch: 2, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
 	if b.Steps() != 3 {
 		t.Fatalf("Steps = %d for 5 examples in batches of 2, want 3 (last one padded)", b.Steps())
 	}
@@ -24,7 +25,7 @@ func TestBatcherEvaluation(t *testing.T) {
 		t.Fatalf("last batch: %d real, labels %v", n, labels)
 	}
 	// Pixel (y=3, x=5) of channel 1 of example 4, normalised, channels last.
-	want := (float32(d.Test.Images[4*imageSize+1*1024+3*32+5])/255 - cifar.Mean[1]) / cifar.Std[1]
+	want := (float32(d.Test.Images[4*imageSize+1*1024+3*32+5])/255 - artifacts.CIFARMean[1]) / artifacts.CIFARStd[1]
 	if got := x[(3*32+5)*3+1]; math.Abs(float64(got-want)) > 1e-6 {
 		t.Errorf("normalised pixel = %v, want %v", got, want)
 	}
@@ -37,12 +38,12 @@ func TestBatcherEvaluation(t *testing.T) {
 
 func TestBatcherAugmentation(t *testing.T) {
 	d := cifar.Synthetic(2, 64, 0)
-	b := &Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}
+	b := &Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
 	x1, l1 := make([]float32, 16*imageSize), make([]int32, 16)
 	x2, l2 := make([]float32, 16*imageSize), make([]int32, 16)
 	b.Fill(x1, l1, 3, 1)
 	// A fresh batcher (as after a restart) rebuilds the same batch.
-	(&Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: cifar.Mean[:], Std: cifar.Std[:], Size: 32}).Fill(x2, l2, 3, 1)
+	(&Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}).Fill(x2, l2, 3, 1)
 	if !slices.Equal(x1, x2) || !slices.Equal(l1, l2) {
 		t.Fatal("the same (seed, epoch, step) gave different batches")
 	}

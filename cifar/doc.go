@@ -82,9 +82,3 @@ type Split struct {
 // Len returns the number of examples.
 func (s *Split) Len() int { return len(s.Labels) }
 
-// Per-channel normalisation of CIFAR-10 images scaled to [0, 1]
-// (condensenet.md, "Training recipe").
-var (
-	Mean = [C]float32{0.4914, 0.4824, 0.4467}
-	Std  = [C]float32{0.2471, 0.2435, 0.2616}
-)

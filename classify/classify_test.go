@@ -15,6 +15,7 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/imageprep"
 	"github.com/condensenet/condensenet/internal/pipelinetest"
+	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
 	"github.com/condensenet/condensenet/stages"
 )
@@ -140,7 +141,7 @@ func TestOpenRefuses(t *testing.T) {
 	path := pipelinetest.Run(t, dir, pipelinetest.Config())
 	store, _ := artifacts.Open(dir)
 	a, _ := store.Get("condense")
-	arch, tensors, err := stages.LoadCondensed(a)
+	arch, tensors, err := model.LoadCondensed(a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
-	"github.com/condensenet/condensenet/stages"
 )
 
 // Open loads a condensed model: an ONNX file exported by `pipeline run
@@ -49,7 +48,7 @@ func openCondensed(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classify: %s: %w", dir, err)
 	}
-	arch, tensors, err := stages.LoadCondensed(a)
+	arch, tensors, err := model.LoadCondensed(a)
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}

@@ -76,24 +76,3 @@ func (c *Condense) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output,
 		Description: fmt.Sprintf("%.1fM FLOPs and %.2fM params (the masked network: %.1fM and %.2fM)",
 			float64(cc.FLOPs)/1e6, float64(cc.Params)/1e6, float64(tc.FLOPs)/1e6, float64(tc.Params)/1e6)}, nil
 }
-
-// LoadCondensed reads a CondensedModel artifact's architecture and tensors.
-func LoadCondensed(a *artifacts.Artifact) (*model.Architecture, []model.Named, error) {
-	cm, err := artifacts.LoadCondensedModel(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	var arch model.Architecture
-	if err := json.Unmarshal(cm.Architecture, &arch); err != nil {
-		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "architecture.json", Reason: err.Error()}
-	}
-	ts, _, err := model.ReadSafetensors(cm.Weights)
-	if err != nil {
-		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "model.safetensors", Reason: err.Error()}
-	}
-	var list []model.Named
-	for _, v := range ts {
-		list = append(list, v)
-	}
-	return &arch, list, nil
-}

@@ -49,7 +49,7 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	arch, tensors, err := LoadCondensed(env.Inputs["condense"])
+	arch, tensors, err := model.LoadCondensed(env.Inputs["condense"])
 	if err != nil {
 		return nil, err
 	}

@@ -229,7 +229,8 @@ func TestCheckpointOnTime(t *testing.T) {
 	}
 	st = r.Status()[1]
 	l.Unlock()
-	if st.State != pipeline.Running || !strings.Contains(st.Reason, fmt.Sprintf("in process %d; last checkpoint at iteration 26", os.Getpid())) {
+	if st.State != pipeline.Running || !strings.Contains(st.Reason, fmt.Sprintf("in process %d", os.Getpid())) ||
+		!strings.Contains(st.Reason, "last checkpoint at iteration 26") {
 		t.Errorf("status while a run holds the workdir: %s, %s", st.State, st.Reason)
 	}
 	rep = &notes{Reporter: pipeline.Discard}

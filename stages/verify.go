@@ -52,7 +52,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
-	arch, cts, err := LoadCondensed(env.Inputs["condense"])
+	arch, cts, err := model.LoadCondensed(env.Inputs["condense"])
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,12 @@
 // on this project's own engine (package classify): pure Go, no cgo and
 // no ONNX runtime.
 //
-//	go run ./examples/go-engine work/export/model.onnx cat.png dog.jpg
+//	cd examples/go-engine && go run . ../../work/export/model.onnx cat.png dog.jpg
 //
 // The model may also be a workdir's condensed model folder (work/condense).
+// It is a module of its own, as a program of yours would be: its go.mod
+// requires github.com/condensenet/condensenet and, while that is not
+// published, replaces it with a checkout (../..).
 package main
 
 import (
@@ -19,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		log.Fatal("usage: go run ./examples/go-engine model.onnx image.png...")
+		log.Fatal("usage: go-engine model.onnx image.png...")
 	}
 	m, err := classify.Open(os.Args[1])
 	if err != nil {

@@ -112,7 +112,7 @@ func engineLogits(t *testing.T, workdir string, x []float32, n int) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch, list, err := stages.LoadCondensed(a)
+	arch, list, err := model.LoadCondensed(a)
 	if err != nil {
 		t.Fatal(err)
 	}

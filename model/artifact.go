@@ -1,0 +1,28 @@
+package model
+
+import (
+	"encoding/json"
+
+	"github.com/condensenet/condensenet/artifacts"
+)
+
+// LoadCondensed reads a CondensedModel artifact's architecture and tensors.
+func LoadCondensed(a *artifacts.Artifact) (*Architecture, []Named, error) {
+	cm, err := artifacts.LoadCondensedModel(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	var arch Architecture
+	if err := json.Unmarshal(cm.Architecture, &arch); err != nil {
+		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "architecture.json", Reason: err.Error()}
+	}
+	ts, _, err := ReadSafetensors(cm.Weights)
+	if err != nil {
+		return nil, nil, &artifacts.CorruptError{Dir: a.Dir, File: "model.safetensors", Reason: err.Error()}
+	}
+	var list []Named
+	for _, v := range ts {
+		list = append(list, v)
+	}
+	return &arch, list, nil
+}
