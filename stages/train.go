@@ -198,8 +198,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		if line := rate.estimate(st.Iteration, total, tc.Batch, be.Name()); line != "" {
 			env.Report.Note("train: " + fmt.Sprintf("%d epochs × %d batches of %d = %s images; ", tc.Epochs, steps, tc.Batch, count(total*tc.Batch)) + line)
 		}
-		prog.Status(fmt.Sprintf("loss %.4f, run ETA %s, train top-1 %.1f%%, lr %.4f, %.0f images/s", e.Loss/float64(e.Steps),
-			rate.eta(st.Iteration, total), 100*float64(e.Top1)/float64(e.Seen), lr, float64(e.Seen)/max(el, 1e-9)))
+		// Most wanted first: a narrow terminal drops fields from the end.
+		prog.Status(fmt.Sprintf("run ETA %s, loss %.4f, %.0f images/s, train top-1 %.1f%%, lr %.4f", rate.eta(st.Iteration, total),
+			e.Loss/float64(e.Steps), float64(e.Seen)/max(el, 1e-9), 100*float64(e.Top1)/float64(e.Seen), lr))
 		prog.Add(1)
 
 		if st.Iteration%steps == 0 {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -549,27 +550,43 @@ func TestMissingWorkdir(t *testing.T) {
 	}
 }
 
-// On an 80-column terminal a training epoch's bar stays on one line, fitted
-// by dropping status fields, and an interrupted task keeps its true count
-// instead of jumping to 100%.
+// On an 80- or 60-column terminal a training epoch's bar stays on one
+// line, keeping the fields that matter most (epoch, the run's ETA, loss,
+// images/s), and an interrupted task keeps its true count instead of
+// jumping to 100%; a note printed while a bar is live gets a line of its
+// own.
 func TestProgressFitsTerminal(t *testing.T) {
-	var buf bytes.Buffer
-	rep := &textReporter{err: &buf, live: true, columns: 80}
-	p := rep.Progress("train", "epoch 12/300", 781, false)
-	for i := range 3 {
-		p.Status(fmt.Sprintf("loss 2.%04d, train top-1 13.0%%, lr 0.0539, 975 images/s, run ETA 64h12m", i))
-		p.Add(100)
-		time.Sleep(120 * time.Millisecond) // past the bar's throttle
-	}
-	p.Done()
-	out := buf.String()
-	for _, line := range strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' }) {
-		if n := len([]rune(strings.TrimRight(line, " "))); n > 80 {
-			t.Errorf("a line of %d columns: %q", n, line)
+	for columns, want := range map[int]string{
+		80:  "epoch 12/300 run ETA 64h12m, loss 2.0002, 975 images/s",
+		60:  "epoch 12/300 run ETA 64h12m, loss 2.0002",
+		120: "train: epoch 12/300 run ETA 64h12m, loss 2.0002, 975 images/s ",
+		200: "train: epoch 12/300 run ETA 64h12m, loss 2.0002, 975 images/s, train top-1 13.0%, lr 0.0539",
+	} {
+		var buf bytes.Buffer
+		rep := &textReporter{err: &buf, live: true, columns: columns}
+		p := rep.Progress("train", "epoch 12/300", 781, false)
+		for i := range 3 {
+			p.Status(fmt.Sprintf("run ETA 64h12m, loss 2.%04d, 975 images/s, train top-1 13.0%%, lr 0.0539", i))
+			p.Add(100)
+			time.Sleep(120 * time.Millisecond) // past the bar's throttle
+			if i == 1 {
+				rep.Note("hello")
+			}
 		}
-	}
-	if !strings.Contains(out, "train: epoch 12/300 loss 2.0002") || strings.Contains(out, "100%") || !strings.Contains(out, "300/781") {
-		t.Errorf("the bar at 80 columns:\n%q", out)
+		p.Done()
+		out := buf.String()
+		lines := strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' })
+		for _, line := range lines {
+			if n := len([]rune(strings.TrimRight(line, " "))); n > columns {
+				t.Errorf("%d columns: a line of %d: %q", columns, n, line)
+			}
+		}
+		if !strings.Contains(out, want) || strings.Contains(out, "100%") {
+			t.Errorf("the bar at %d columns, want %q:\n%q", columns, want, out)
+		}
+		if !slices.Contains(lines, "note: hello") {
+			t.Errorf("%d columns: the note shares a line with the bar:\n%q", columns, out)
+		}
 	}
 }
 

@@ -60,13 +60,19 @@ type textReporter struct {
 	columns int // the terminal's width, when live
 	ran     int
 	skipped int
+	bar     *progressbar.ProgressBar // the live bar on the last line, if any
 }
 
 var _ reporter = (*textReporter)(nil)
 
+// printf writes a line, clearing a live bar's line first so that the two
+// do not share it; the bar is drawn again at its next update.
 func (t *textReporter) printf(w io.Writer, format string, args ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.bar != nil {
+		t.bar.Clear()
+	}
 	fmt.Fprintf(w, format, args...)
 }
 
@@ -116,27 +122,42 @@ func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pip
 	p := &textProgress{t: t, label: stage + ": " + task, bytes: bytes, start: time.Now(), total: total}
 	if t.live {
 		// A line wider than the terminal wraps, and every update then
-		// scrolls: the bar narrows on small terminals and the description
-		// is fitted to what is left (see describe).
-		barWidth, fixed := 30, progressFixed
+		// scrolls. Below 100 columns the bar's graphic and count go, and
+		// the stage's name (on the line above already); below 70 its
+		// times too; then the description is fitted to what is left, its
+		// status fields dropped from the end (see describe).
+		barWidth, count, times := 10, t.columns >= 100, t.columns >= 70
+		fixed := progressFixed
+		if t.columns >= 160 {
+			barWidth = 30
+		}
 		if t.columns < 100 {
-			barWidth = 10
+			barWidth, fixed, p.label = 0, fixed-12, task
+		}
+		if !times {
+			fixed -= 15
 		}
 		if bytes {
 			fixed += 16 // "12 MB/170 MB, 3.2 MB/s" against "1234/1234"
 		}
 		p.room = max(12, t.columns-barWidth-fixed)
-		p.bar = progressbar.NewOptions64(total,
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(t.err),
 			progressbar.OptionSetDescription(p.describe()),
 			progressbar.OptionShowBytes(bytes),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetPredictTime(times),
 			progressbar.OptionShowElapsedTimeOnFinish(),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionSetWidth(barWidth),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(t.err) }),
-		)
+		}
+		if count {
+			opts = append(opts, progressbar.OptionShowCount())
+		}
+		p.bar = progressbar.NewOptions64(total, opts...)
+		t.mu.Lock()
+		t.bar = p.bar
+		t.mu.Unlock()
 	}
 	return p
 }
@@ -190,6 +211,11 @@ func (p *textProgress) Add(n int64) {
 
 func (p *textProgress) Done() {
 	if p.bar != nil {
+		p.t.mu.Lock()
+		if p.t.bar == p.bar {
+			p.t.bar = nil
+		}
+		p.t.mu.Unlock()
 		if p.total > 0 && p.n < p.total {
 			// Interrupted: the bar shows where it got to, not 100%.
 			p.bar.RenderBlank()
