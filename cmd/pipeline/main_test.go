@@ -91,7 +91,7 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 	}
 	// Each epoch's line says what it counts and the train top-1; the
 	// evaluation's, the test top-1.
-	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", ", run ETA ",
+	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", ": run ETA ",
 		"note: train: 2 epochs × 6 batches of 16 = 192 images; at ", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("the console lacks %q:\n%s", want, errs)
