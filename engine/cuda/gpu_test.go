@@ -246,44 +246,23 @@ func checkMatmulPieces(t *testing.T, b *Backend) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	b.pieceRows = 4
 	for range 40 {
-		ta, tb := rng.IntN(2) == 1, rng.IntN(2) == 1
-		m, n, k, batch := 1+rng.IntN(6), 1+rng.IntN(6), 8+rng.IntN(40), 1+rng.IntN(3)
-		beta := float32(rng.IntN(2))
-		ar, ac := m, k
-		if ta {
-			ar, ac = k, m
-		}
-		br, bc := k, n
-		if tb {
-			br, bc = n, k
-		}
-		lda, ldb, ldc := ac+rng.IntN(3), bc+rng.IntN(3), n+rng.IntN(3)
-		sa, sb, sc := ar*lda+rng.IntN(4), br*ldb+rng.IntN(4), m*ldc+rng.IntN(4)
-		A, B, C := randFloats(rng, batch*sa), randFloats(rng, batch*sb), randFloats(rng, batch*sc)
-		want := append([]float32(nil), C...)
-		for g := range batch {
-			cpu.GemmNaive(ta, tb, m, n, k, A[g*sa:], lda, B[g*sb:], ldb, beta, want[g*sc:], ldc)
-		}
-		ta_, tb_, tc := b.Alloc(len(A)), b.Alloc(len(B)), b.Alloc(len(C))
-		b.Upload(ta_.V(), A)
-		b.Upload(tb_.V(), B)
-		b.Upload(tc.V(), C)
-		mm := matmul{transA: ta, transB: tb, m: m, n: n, k: k, a: ptr(ta_.V()), lda: lda, strideA: sa,
-			b: ptr(tb_.V()), ldb: ldb, strideB: sb, c: ptr(tc.V()), ldc: ldc, strideC: sc, batch: batch, beta: beta}
+		g := randomGemm(rng, 6, 8, 47)
+		A, B, C := b.Alloc(len(g.A)), b.Alloc(len(g.B)), b.Alloc(len(g.C))
+		b.Upload(A.V(), g.A)
+		b.Upload(B.V(), g.B)
+		b.Upload(C.V(), g.C)
+		mm := g.mm
+		mm.a, mm.b, mm.c = ptr(A.V()), ptr(B.V()), ptr(C.V())
 		if p := b.pieces(mm); p < 2 {
 			t.Fatalf("%+v: %d pieces", mm, p)
 		}
 		b.matmul(mm)
-		got := make([]float32, len(C))
-		b.Download(got, tc.V())
+		got := make([]float32, len(g.C))
+		b.Download(got, C.V())
 		if err := b.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		for i := range want {
-			if math.Abs(float64(got[i]-want[i])) > 1e-4 {
-				t.Fatalf("%+v: C[%d] = %v, want %v", mm, i, got[i], want[i])
-			}
-		}
+		g.check(t, got, 1e-4)
 	}
 }
 

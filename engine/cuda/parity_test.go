@@ -126,36 +126,57 @@ func TestMatmulRowMajor(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	h := newEmuGPU(t)
 	for range 60 {
-		ta, tb := rng.IntN(2) == 1, rng.IntN(2) == 1
-		m, n, k, batch := 1+rng.IntN(7), 1+rng.IntN(7), 1+rng.IntN(7), 1+rng.IntN(3)
-		beta := float32(rng.IntN(2)) // the CPU GEMM's beta is 0 or 1
-		ar, ac := m, k
-		if ta {
-			ar, ac = k, m
-		}
-		br, bc := k, n
-		if tb {
-			br, bc = n, k
-		}
-		lda, ldb, ldc := ac+rng.IntN(3), bc+rng.IntN(3), n+rng.IntN(3)
-		sa, sb, sc := ar*lda+rng.IntN(4), br*ldb+rng.IntN(4), m*ldc+rng.IntN(4)
-		A, B, C := randFloats(rng, batch*sa), randFloats(rng, batch*sb), randFloats(rng, batch*sc)
-		want := append([]float32(nil), C...)
-		for bt := range batch {
-			cpu.GemmNaive(ta, tb, m, n, k, A[bt*sa:], lda, B[bt*sb:], ldb, beta, want[bt*sc:], ldc)
-		}
-		pa, pb, pc := hostCopy(h, A), hostCopy(h, B), hostCopy(h, C)
-		mm := matmul{transA: ta, transB: tb, m: m, n: n, k: k, a: pa, lda: lda, strideA: sa,
-			b: pb, ldb: ldb, strideB: sb, c: pc, ldc: ldc, strideC: sc, batch: batch, beta: beta}
+		g := randomGemm(rng, 7, 1, 7)
+		mm := g.mm
+		mm.a, mm.b, mm.c = hostCopy(h, g.A), hostCopy(h, g.B), hostCopy(h, g.C)
 		if err := h.gemm(mm.call()); err != nil {
 			t.Fatalf("%+v: %v", mm, err)
 		}
-		got := make([]float32, len(C))
-		h.download(unsafe.Pointer(&got[0]), pc, 4*len(got))
-		for i := range want {
-			if math.Abs(float64(got[i]-want[i])) > 1e-5 {
-				t.Fatalf("%+v: C[%d] = %v, want %v", mm, i, got[i], want[i])
-			}
+		got := make([]float32, len(g.C))
+		h.download(unsafe.Pointer(&got[0]), mm.c, 4*len(got))
+		g.check(t, got, 1e-5)
+	}
+}
+
+// A gemmCase is a random batched row-major GEMM (transposes, leading
+// dimensions and strides with slack, beta 0 or 1, the CPU GEMM's) with its
+// operands and the CPU's naive result; mm has no addresses yet.
+type gemmCase struct {
+	mm            matmul
+	A, B, C, want []float32
+}
+
+// randomGemm draws m and n up to maxMN, k from minK to maxK.
+func randomGemm(rng *rand.Rand, maxMN, minK, maxK int) gemmCase {
+	ta, tb := rng.IntN(2) == 1, rng.IntN(2) == 1
+	m, n, k, batch := 1+rng.IntN(maxMN), 1+rng.IntN(maxMN), minK+rng.IntN(maxK-minK+1), 1+rng.IntN(3)
+	beta := float32(rng.IntN(2))
+	ar, ac := m, k
+	if ta {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tb {
+		br, bc = n, k
+	}
+	lda, ldb, ldc := ac+rng.IntN(3), bc+rng.IntN(3), n+rng.IntN(3)
+	sa, sb, sc := ar*lda+rng.IntN(4), br*ldb+rng.IntN(4), m*ldc+rng.IntN(4)
+	g := gemmCase{mm: matmul{transA: ta, transB: tb, m: m, n: n, k: k, lda: lda, strideA: sa, ldb: ldb, strideB: sb,
+		ldc: ldc, strideC: sc, batch: batch, beta: beta},
+		A: randFloats(rng, batch*sa), B: randFloats(rng, batch*sb), C: randFloats(rng, batch*sc)}
+	g.want = append([]float32(nil), g.C...)
+	for i := range batch {
+		cpu.GemmNaive(ta, tb, m, n, k, g.A[i*sa:], lda, g.B[i*sb:], ldb, beta, g.want[i*sc:], ldc)
+	}
+	return g
+}
+
+// check fails unless got, the device's C, is the naive result within tol.
+func (g gemmCase) check(t *testing.T, got []float32, tol float64) {
+	t.Helper()
+	for i := range g.want {
+		if math.Abs(float64(got[i]-g.want[i])) > tol {
+			t.Fatalf("%+v: C[%d] = %v, want %v", g.mm, i, got[i], g.want[i])
 		}
 	}
 }
