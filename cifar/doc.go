@@ -81,4 +81,3 @@ type Split struct {
 
 // Len returns the number of examples.
 func (s *Split) Len() int { return len(s.Labels) }
-

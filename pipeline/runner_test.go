@@ -395,7 +395,9 @@ func TestStatusDuringRun(t *testing.T) {
 		return nil
 	}
 	done := make(chan error)
-	go func() { done <- f.r.Run(context.Background(), Options{Target: "all", From: "b", Settings: []byte(`{"epochs":7}`)}) }()
+	go func() {
+		done <- f.r.Run(context.Background(), Options{Target: "all", From: "b", Settings: []byte(`{"epochs":7}`)})
+	}()
 	<-inside
 	expect(t, "status while b runs", f.states(), "a=fresh b=running c=stale")
 	live, running := ReadLiveRun(dir)
