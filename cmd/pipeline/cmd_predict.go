@@ -92,8 +92,11 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 	if path == "" {
 		path = filepath.Join(g.Workdir, "export", "model.onnx")
 	}
+	path, err := modelPath(path)
+	if err != nil {
+		return usageError{err}
+	}
 	var m *classify.Model
-	var err error
 	if st, serr := os.Stat(path); serr == nil && st.IsDir() {
 		m, err = openCondensed(g, path)
 	} else {
@@ -249,6 +252,36 @@ func warnStale(g *Globals, dir string) {
 		fmt.Fprintf(g.stderr, "pipeline: warning: %s is %s for the workdir's settings (%s): run \"pipeline run all\" to bring it up to date\n",
 			workdirPath(dir), s.State, s.Reason)
 	}
+}
+
+// modelPath turns --model into an ONNX file or a condensed model folder: a
+// workdir stands for its export (or, without one, its condense folder),
+// an export folder for its model.onnx. Another folder is an error that
+// says which to give.
+func modelPath(path string) (string, error) {
+	path = filepath.Clean(path)
+	if st, err := os.Stat(path); err != nil || !st.IsDir() {
+		return path, nil // a file, or nothing: opening it says what is wrong
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	for _, p := range []string{filepath.Join(path, "export", "model.onnx"), filepath.Join(path, "model.onnx")} {
+		if exists(p) {
+			return p, nil
+		}
+	}
+	if exists(filepath.Join(path, "condense", "manifest.json")) {
+		return filepath.Join(path, "condense"), nil
+	}
+	var m struct{ Kind string }
+	if b, err := os.ReadFile(filepath.Join(path, "manifest.json")); err == nil && json.Unmarshal(b, &m) == nil {
+		if m.Kind == artifacts.KindCondensedModel {
+			return path, nil
+		}
+		work := filepath.Dir(path)
+		return "", fmt.Errorf("--model %s holds the %s artifact, not a model: give the workdir (%s), its export (%s) or its condense folder (%s)",
+			path, m.Kind, work, filepath.Join(work, "export", "model.onnx"), filepath.Join(work, "condense"))
+	}
+	return "", fmt.Errorf("--model %s is neither a workdir with a model nor a model's folder: give an ONNX file, a workdir, or a workdir's condense folder", path)
 }
 
 // openCondensed loads a CondensedModel artifact onto the engine; the class

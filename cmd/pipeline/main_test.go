@@ -384,6 +384,18 @@ func TestPredict(t *testing.T) {
 			t.Errorf("image %d: ONNX says %+v, the engine %+v", i, a, b)
 		}
 	}
+	// --model takes the workdir, its export folder, its condense folder
+	// (with a trailing slash, as completion writes it); another of its
+	// folders is refused, saying which to give.
+	for _, model := range []string{w, filepath.Join(w, "export"), filepath.Join(w, "condense") + "/"} {
+		if out, errs, code := execute(t, "predict", "--workdir", w, "--model", model, odd); code != 0 || !strings.Contains(out, odd) {
+			t.Errorf("predict --model %s: code %d\n%s%s", model, code, out, errs)
+		}
+	}
+	if _, errs, code := execute(t, "predict", "--workdir", w, "--model", filepath.Join(w, "train"), odd); code != exitUsage ||
+		!strings.Contains(errs, "holds the trained-model artifact, not a model: give the workdir") {
+		t.Errorf("predict --model work/train: code %d, %s", code, errs)
+	}
 	// Damaged and foreign files are refused by name.
 	b, _ := os.ReadFile(odd)
 	broken := filepath.Join(dir, "broken.png")
