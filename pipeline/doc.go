@@ -20,8 +20,8 @@ var (
 	ErrLocked = errors.New("pipeline: workdir in use")
 	// ErrNondeterministic means --verify-cache found a stage whose output
 	// changed although its key did not.
-	ErrNondeterministic = errors.New("pipeline: stage output is not reproducible")
+	ErrNondeterministic = errors.New("stage output is not reproducible")
 	// ErrVerifyFailed means the verify stage measured the condensed network's
 	// accuracy below its tolerance.
-	ErrVerifyFailed = errors.New("pipeline: verification failed")
+	ErrVerifyFailed = errors.New("verification failed")
 )

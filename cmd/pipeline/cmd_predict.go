@@ -199,6 +199,14 @@ func openONNX(g *Globals, path string, opts PredictOptions) (*classify.Model, er
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && opts.Model == "" {
+		if store, serr := artifacts.Open(g.Workdir); serr == nil {
+			if a, gerr := store.Get("verify"); gerr == nil {
+				if why := verifyFailure(a); why != "" {
+					return nil, fmt.Errorf("no exported model at %s: verify failed, so export refuses the model (%s); or pass --model %s to classify with it anyway",
+						path, why, filepath.Join(g.Workdir, "condense"))
+				}
+			}
+		}
 		return nil, fmt.Errorf("no exported model at %s: run \"pipeline run export\" first, or pass --model", path)
 	}
 	if err != nil {

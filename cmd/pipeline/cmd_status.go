@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -52,8 +53,19 @@ func runStatus(g *Globals) error {
 		return err
 	}
 	var rows []stageStatus
+	failed := ""
 	for _, s := range r.Status() {
 		row := stageStatus{Stage: s.Stage, State: string(s.State), Reason: s.Reason}
+		// A failed verification is a fresh artifact, and export refuses it:
+		// both rows say so, and what to do.
+		if s.Stage == "verify" && s.State == pipeline.Fresh {
+			if why := verifyFailure(s.Artifact); why != "" {
+				row.State, row.Reason, failed = "failed", why, why
+			}
+		}
+		if s.Stage == "export" && failed != "" && s.State != pipeline.Fresh {
+			row.Reason = "refused: verify failed"
+		}
 		if a := s.Artifact; a != nil {
 			row.Kind, row.Artifact, row.Path, row.Created = a.Kind, a.ID.String(), a.Dir, &a.Created
 		}
@@ -81,4 +93,18 @@ func runStatus(g *Globals) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.Stage, row.State, id, row.Reason)
 	}
 	return tw.Flush()
+}
+
+// verifyFailure says how a verify artifact failed and the two ways on;
+// "" if it passed or cannot be read.
+func verifyFailure(a *artifacts.Artifact) string {
+	if a == nil {
+		return ""
+	}
+	r, err := artifacts.LoadReport(a)
+	if err != nil || r.Passed {
+		return ""
+	}
+	return fmt.Sprintf("condensing raised the top-1 error by %.2f points, more than the tolerance of %.2f: train longer, or accept it with a higher verify.tolerance (--config)",
+		100*r.Difference, r.Tolerance)
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -451,6 +452,29 @@ func TestPredict(t *testing.T) {
 	_, errs, code = subprocess(t, "predict", "--workdir", t.TempDir(), odd)
 	if code != exitError || !strings.Contains(errs, "run \"pipeline run export\" first") {
 		t.Errorf("predict without a model: code %d, %s", code, errs)
+	}
+}
+
+// A failed verification shows in status (the verify row failed, by how
+// much and what to do; export refused) and in predict's message, which
+// offers the condensed model instead; the error names the stage once.
+func TestVerifyFailureShown(t *testing.T) {
+	w := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "strict.json")
+	os.WriteFile(cfg, []byte(`{"data": {"dataset": "synthetic", "synthetic_train": 100, "synthetic_test": 20},
+		"model": {"stages": [1, 1, 1], "growth": [4, 4, 4]}, "train": {"epochs": 2, "batch": 16}, "verify": {"tolerance": 0}}`), 0o644)
+	_, errs, code := execute(t, "run", "all", "--workdir", w, "--config", cfg, "-q")
+	if code != exitVerify || strings.Count(errs, "pipeline:") != 1 {
+		t.Fatalf("run all with tolerance 0: code %d, want %d (this small network loses 5 points), naming the program once:\n%s", code, exitVerify, errs)
+	}
+	out, _, _ := execute(t, "status", "--workdir", w)
+	if !regexp.MustCompile(`verify +failed .*raised the top-1 error by 5.00 points.*train longer`).MatchString(out) ||
+		!regexp.MustCompile(`export +missing .*refused: verify failed`).MatchString(out) {
+		t.Errorf("status after a failed verification:\n%s", out)
+	}
+	_, errs, code = execute(t, "predict", "--workdir", w, "photo.png")
+	if code == 0 || !strings.Contains(errs, "verify failed, so export refuses the model") || !strings.Contains(errs, "--model "+filepath.Join(w, "condense")) {
+		t.Errorf("predict after a failed verification: code %d, %s", code, errs)
 	}
 }
 
