@@ -1,0 +1,355 @@
+#include "textflag.h"
+
+// Direct convolution kernels: the 3×3 pair kernels and the four-group
+// 1×1 kernels (see conv_direct.go and conv.go).
+
+// func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+//
+// Two output channels of a 3×3 convolution over 64 consecutive positions q
+// of zero-padded planes (see conv_direct.go): for j < 2, lane q,
+//   acc[j·64 + q] = Σ_{ci<cg} Σ_{r,s<3} plane[ci·planeStride + q + r·rowStride + s] · wk[(ci·9 + r·3 + s)·2 + j]
+// Z0..Z3 and Z4..Z7 accumulate the two channels (four vectors of 16
+// positions each), Z8..Z11 hold a tap's input vectors, Z12/Z13 its two
+// weights. R8, R9, R10 point at rows 0, 1, 2 of the taps.
+//
+// TAP(row, s, t) adds tap t (row, column s) for one input channel.
+#define TAP(row, s, t) \
+	VMOVUPS      (s*4)(row), Z8 \
+	VMOVUPS      (s*4+64)(row), Z9 \
+	VMOVUPS      (s*4+128)(row), Z10 \
+	VMOVUPS      (s*4+192)(row), Z11 \
+	VBROADCASTSS (t*8)(SI), Z12 \
+	VBROADCASTSS (t*8+4)(SI), Z13 \
+	VFMADD231PS  Z8, Z12, Z0 \
+	VFMADD231PS  Z9, Z12, Z1 \
+	VFMADD231PS  Z10, Z12, Z2 \
+	VFMADD231PS  Z11, Z12, Z3 \
+	VFMADD231PS  Z8, Z13, Z4 \
+	VFMADD231PS  Z9, Z13, Z5 \
+	VFMADD231PS  Z10, Z13, Z6 \
+	VFMADD231PS  Z11, Z13, Z7
+
+TEXT ·conv3x3Pair512(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DI
+	MOVQ plane+8(FP), R8
+	MOVQ wk+16(FP), SI
+	MOVQ cg+24(FP), CX
+	MOVQ planeStride+32(FP), DX
+	SHLQ $2, DX
+	MOVQ rowStride+40(FP), BX
+	SHLQ $2, BX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+
+pairLoop:
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	TAP(R8, 0, 0)
+	TAP(R8, 1, 1)
+	TAP(R8, 2, 2)
+	TAP(R9, 0, 3)
+	TAP(R9, 1, 4)
+	TAP(R9, 2, 5)
+	TAP(R10, 0, 6)
+	TAP(R10, 1, 7)
+	TAP(R10, 2, 8)
+	ADDQ DX, R8
+	ADDQ $72, SI
+	DECQ CX
+	JNE  pairLoop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VZEROUPPER
+	RET
+
+// func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
+//
+// The weight gradient of conv3x3Pair512 for two output channels and one
+// input channel, over nvec vectors of 16 positions q: for tap t = 3r + s,
+//   acc[t·16 + lane]     += Σ_q dout0[q] · in[q + r·rowStride + s]
+//   acc[(9+t)·16 + lane] += Σ_q dout1[q] · in[q + r·rowStride + s]
+// summed lane by lane (the caller adds the 16 lanes once, after the last
+// image). Z0..Z17 accumulate,
+// Z18/Z19 hold the two output gradients, Z20 an input vector.
+#define GRADTAP(row, s, a0, a1) \
+	VMOVUPS     (s*4)(row), Z20 \
+	VFMADD231PS Z18, Z20, a0 \
+	VFMADD231PS Z19, Z20, a1
+
+TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DI
+	MOVQ dout0+8(FP), AX
+	MOVQ dout1+16(FP), DX
+	MOVQ in+24(FP), R8
+	MOVQ nvec+32(FP), CX
+	MOVQ rowStride+40(FP), BX
+	SHLQ $2, BX
+	VMOVUPS 0(DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	VMOVUPS 256(DI), Z4
+	VMOVUPS 320(DI), Z5
+	VMOVUPS 384(DI), Z6
+	VMOVUPS 448(DI), Z7
+	VMOVUPS 512(DI), Z8
+	VMOVUPS 576(DI), Z9
+	VMOVUPS 640(DI), Z10
+	VMOVUPS 704(DI), Z11
+	VMOVUPS 768(DI), Z12
+	VMOVUPS 832(DI), Z13
+	VMOVUPS 896(DI), Z14
+	VMOVUPS 960(DI), Z15
+	VMOVUPS 1024(DI), Z16
+	VMOVUPS 1088(DI), Z17
+
+gradLoop:
+	VMOVUPS (AX), Z18
+	VMOVUPS (DX), Z19
+	LEAQ    (R8)(BX*1), R9
+	LEAQ    (R9)(BX*1), R10
+	GRADTAP(R8, 0, Z0, Z9)
+	GRADTAP(R8, 1, Z1, Z10)
+	GRADTAP(R8, 2, Z2, Z11)
+	GRADTAP(R9, 0, Z3, Z12)
+	GRADTAP(R9, 1, Z4, Z13)
+	GRADTAP(R9, 2, Z5, Z14)
+	GRADTAP(R10, 0, Z6, Z15)
+	GRADTAP(R10, 1, Z7, Z16)
+	GRADTAP(R10, 2, Z8, Z17)
+	ADDQ $64, AX
+	ADDQ $64, DX
+	ADDQ $64, R8
+	DECQ CX
+	JNE  gradLoop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VMOVUPS Z8, 512(DI)
+	VMOVUPS Z9, 576(DI)
+	VMOVUPS Z10, 640(DI)
+	VMOVUPS Z11, 704(DI)
+	VMOVUPS Z12, 768(DI)
+	VMOVUPS Z13, 832(DI)
+	VMOVUPS Z14, 896(DI)
+	VMOVUPS Z15, 960(DI)
+	VMOVUPS Z16, 1024(DI)
+	VMOVUPS Z17, 1088(DI)
+	VZEROUPPER
+	RET
+
+// func conv1x1G4x8AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32)
+//
+// Six output rows of a grouped 1×1 convolution with 4 groups of 8 outputs:
+// out[r, g·8 + j] = Σ_{i<cg} a[r·lda + g·cg + i] · w[i·32 + g·8 + j].
+// Z0..Z11 hold the rows (groups 0-1 and 2-3 of a row in two registers),
+// Z12/Z13 a row of w. For each i and row, Z14 gets group 0's element in
+// its low eight lanes and group 1's in its high eight (a masked
+// broadcast), Z15 groups 2 and 3. Each output is summed in input order
+// with FMAs, as the GEMM micro-kernels sum it, so the bits are theirs.
+#define G4ROW(row, lo, hi) \
+	VBROADCASTSS (row), Z14 \
+	VBROADCASTSS (row)(R12*1), K1, Z14 \
+	VBROADCASTSS (row)(R12*2), Z15 \
+	VBROADCASTSS (row)(R13*1), K1, Z15 \
+	VFMADD231PS  Z12, Z14, lo \
+	VFMADD231PS  Z13, Z15, hi
+
+TEXT ·conv1x1G4x8AVX512(SB), NOSPLIT, $0-48
+	MOVQ  a+16(FP), SI
+	MOVQ  lda+24(FP), R9
+	SHLQ  $2, R9
+	MOVQ  cg+32(FP), CX
+	MOVQ  w+40(FP), BX
+	MOVQ  CX, R12
+	SHLQ  $2, R12           // one group's inputs, in bytes
+	LEAQ  (R12)(R12*2), R13 // three groups'
+	LEAQ  (SI)(R9*1), DI
+	LEAQ  (DI)(R9*1), R8
+	LEAQ  (R8)(R9*1), R10
+	LEAQ  (R10)(R9*1), R11
+	LEAQ  (R11)(R9*1), R9   // rows 0..5: SI, DI, R8, R10, R11, R9
+	MOVQ  $0xff00, AX
+	KMOVW AX, K1
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+g4Loop:
+	VMOVUPS (BX), Z12
+	VMOVUPS 64(BX), Z13
+	G4ROW(SI, Z0, Z1)
+	G4ROW(DI, Z2, Z3)
+	G4ROW(R8, Z4, Z5)
+	G4ROW(R10, Z6, Z7)
+	G4ROW(R11, Z8, Z9)
+	G4ROW(R9, Z10, Z11)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $4, R8
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R9
+	ADDQ $128, BX
+	DECQ CX
+	JNE  g4Loop
+
+	MOVQ out+0(FP), DI
+	MOVQ ldOut+8(FP), DX
+	SHLQ $2, DX
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z4, (DI)
+	VMOVUPS Z5, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z6, (DI)
+	VMOVUPS Z7, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z8, (DI)
+	VMOVUPS Z9, 64(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z10, (DI)
+	VMOVUPS Z11, 64(DI)
+	VZEROUPPER
+	RET
+
+// func conv1x1G4x16AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *float32)
+//
+// conv1x1G4x8AVX512 for 4 groups of 16 outputs (the condensed network's
+// second block): out[r, g·16 + j] = Σ_{i<cg} a[r·lda + g·cg + i] · w[i·64 + g·16 + j].
+// Z0..Z23 hold six rows of four groups, Z24..Z27 a row of w, Z28 a
+// broadcast input.
+#define G16ROW(row, c0, c1, c2, c3) \
+	VBROADCASTSS (row), Z28 \
+	VFMADD231PS  Z24, Z28, c0 \
+	VBROADCASTSS (row)(R12*1), Z28 \
+	VFMADD231PS  Z25, Z28, c1 \
+	VBROADCASTSS (row)(R12*2), Z28 \
+	VFMADD231PS  Z26, Z28, c2 \
+	VBROADCASTSS (row)(R13*1), Z28 \
+	VFMADD231PS  Z27, Z28, c3
+
+TEXT ·conv1x1G4x16AVX512(SB), NOSPLIT, $0-48
+	MOVQ a+16(FP), SI
+	MOVQ lda+24(FP), R9
+	SHLQ $2, R9
+	MOVQ cg+32(FP), CX
+	MOVQ w+40(FP), BX
+	MOVQ CX, R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (SI)(R9*1), DI
+	LEAQ (DI)(R9*1), R8
+	LEAQ (R8)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+
+g16Loop:
+	VMOVUPS (BX), Z24
+	VMOVUPS 64(BX), Z25
+	VMOVUPS 128(BX), Z26
+	VMOVUPS 192(BX), Z27
+	G16ROW(SI, Z0, Z1, Z2, Z3)
+	G16ROW(DI, Z4, Z5, Z6, Z7)
+	G16ROW(R8, Z8, Z9, Z10, Z11)
+	G16ROW(R10, Z12, Z13, Z14, Z15)
+	G16ROW(R11, Z16, Z17, Z18, Z19)
+	G16ROW(R9, Z20, Z21, Z22, Z23)
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $4, R8
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R9
+	ADDQ $256, BX
+	DECQ CX
+	JNE  g16Loop
+
+	MOVQ out+0(FP), DI
+	MOVQ ldOut+8(FP), DX
+	SHLQ $2, DX
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z4, 0(DI)
+	VMOVUPS Z5, 64(DI)
+	VMOVUPS Z6, 128(DI)
+	VMOVUPS Z7, 192(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z8, 0(DI)
+	VMOVUPS Z9, 64(DI)
+	VMOVUPS Z10, 128(DI)
+	VMOVUPS Z11, 192(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z12, 0(DI)
+	VMOVUPS Z13, 64(DI)
+	VMOVUPS Z14, 128(DI)
+	VMOVUPS Z15, 192(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z16, 0(DI)
+	VMOVUPS Z17, 64(DI)
+	VMOVUPS Z18, 128(DI)
+	VMOVUPS Z19, 192(DI)
+	ADDQ    DX, DI
+	VMOVUPS Z20, 0(DI)
+	VMOVUPS Z21, 64(DI)
+	VMOVUPS Z22, 128(DI)
+	VMOVUPS Z23, 192(DI)
+	VZEROUPPER
+	RET

@@ -1,0 +1,299 @@
+#include "textflag.h"
+
+// GEMM micro-kernels and packing (see gemm.go).
+
+// The 6-row micro-kernels (kernelAVX2, kernel6x32AVX512) share their steps,
+// with Y registers (16 floats in two) or Z registers (32 in two):
+//   LOAD_A    CX = k; SI, R10 = rows 0 and 3 of A; R9 = a row's stride in
+//             bytes; R11 = the step from one p to the next in bytes
+//   FMA2      broadcast A[row, p] into t and add t·(b0, b1) into (c0, c1)
+//   ADD2/PUT2 add C's row at DI into (c0, c1), or store them there; then
+//             move DI to the next row (DX = C's row stride in bytes)
+#define LOAD_A \
+	MOVQ k+0(FP), CX \
+	MOVQ a+8(FP), SI \
+	MOVQ aStep+16(FP), R11 \
+	SHLQ $2, R11 \
+	MOVQ aRow+24(FP), R9 \
+	SHLQ $2, R9 \
+	LEAQ (SI)(R9*2), R10 \
+	ADDQ R9, R10
+
+#define FMA2(a, b0, b1, t, c0, c1) \
+	VBROADCASTSS a, t \
+	VFMADD231PS  b0, t, c0 \
+	VFMADD231PS  b1, t, c1
+
+#define ADD2(off, c0, c1) \
+	VADDPS (DI), c0, c0 \
+	VADDPS off(DI), c1, c1 \
+	ADDQ   DX, DI
+
+#define PUT2(off, c0, c1) \
+	VMOVUPS c0, (DI) \
+	VMOVUPS c1, off(DI) \
+	ADDQ    DX, DI
+
+// func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
+//
+// C[0:6, 0:16] (+)= Σ_{p<k} A[i, p]·B[p, j], where A[i, p] is at
+// a[p*aStep + i*aRow] (floats): a packed strip has aStep 6 and aRow 1, a
+// row-major A read in place aStep 1 and aRow lda. B is a packed strip, 16
+// floats per p. Y0..Y11 hold the 6×16 tile (two registers per row),
+// Y12/Y13 a row of B, Y14 a broadcast element of A.
+TEXT ·kernelAVX2(SB), NOSPLIT, $0-57
+	LOAD_A
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), DX
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	TESTQ CX, CX
+	JE    store
+
+loop:
+	VMOVUPS (BX), Y12
+	VMOVUPS 32(BX), Y13
+	FMA2((SI), Y12, Y13, Y14, Y0, Y1)
+	FMA2((SI)(R9*1), Y12, Y13, Y14, Y2, Y3)
+	FMA2((SI)(R9*2), Y12, Y13, Y14, Y4, Y5)
+	FMA2((R10), Y12, Y13, Y14, Y6, Y7)
+	FMA2((R10)(R9*1), Y12, Y13, Y14, Y8, Y9)
+	FMA2((R10)(R9*2), Y12, Y13, Y14, Y10, Y11)
+	ADDQ R11, SI
+	ADDQ R11, R10
+	ADDQ $64, BX
+	DECQ CX
+	JNE  loop
+
+store:
+	MOVBQZX accumulate+56(FP), R8
+	TESTQ   R8, R8
+	JE      overwrite
+	ADD2(32, Y0, Y1)
+	ADD2(32, Y2, Y3)
+	ADD2(32, Y4, Y5)
+	ADD2(32, Y6, Y7)
+	ADD2(32, Y8, Y9)
+	ADD2(32, Y10, Y11)
+	MOVQ    c+40(FP), DI
+
+overwrite:
+	PUT2(32, Y0, Y1)
+	PUT2(32, Y2, Y3)
+	PUT2(32, Y4, Y5)
+	PUT2(32, Y6, Y7)
+	PUT2(32, Y8, Y9)
+	PUT2(32, Y10, Y11)
+	VZEROUPPER
+	RET
+
+// func packB16(dst, src *float32, k, ldb int)
+// Copies k rows of 16 floats, ldb floats apart in src, contiguously to dst.
+TEXT ·packB16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), CX
+	MOVQ ldb+24(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JE   packBDone
+
+packBLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    DX, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNE     packBLoop
+
+packBDone:
+	VZEROUPPER
+	RET
+
+// func packA6(dst, src *float32, k, lda int)
+// Copies k rows of 6 floats, lda floats apart in src, contiguously to dst.
+TEXT ·packA6(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ k+16(FP), CX
+	MOVQ lda+24(FP), DX
+	SHLQ $2, DX
+	TESTQ CX, CX
+	JE   packADone
+
+packALoop:
+	MOVUPS (SI), X0
+	MOVQ   16(SI), X1
+	MOVUPS X0, (DI)
+	MOVQ   X1, 16(DI)
+	ADDQ   DX, SI
+	ADDQ   $24, DI
+	DECQ   CX
+	JNE    packALoop
+
+packADone:
+	RET
+
+// func kernel8AVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
+//
+// As kernelAVX2 for a 6×8 tile: only the first 8 columns of each packed
+// 16-float row of B are used and written. Y0..Y5 hold the tile.
+TEXT ·kernel8AVX2(SB), NOSPLIT, $0-57
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ aStep+16(FP), R11
+	SHLQ $2, R11
+	MOVQ aRow+24(FP), R9
+	SHLQ $2, R9
+	MOVQ b+32(FP), BX
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), DX
+	SHLQ $2, DX
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+
+	TESTQ CX, CX
+	JE    store8
+
+loop8:
+	VMOVUPS      (BX), Y12
+	VBROADCASTSS (SI), Y13
+	VFMADD231PS  Y12, Y13, Y0
+	VBROADCASTSS (SI)(R9*1), Y14
+	VFMADD231PS  Y12, Y14, Y1
+	VBROADCASTSS (SI)(R9*2), Y15
+	VFMADD231PS  Y12, Y15, Y2
+	VBROADCASTSS (R10), Y13
+	VFMADD231PS  Y12, Y13, Y3
+	VBROADCASTSS (R10)(R9*1), Y14
+	VFMADD231PS  Y12, Y14, Y4
+	VBROADCASTSS (R10)(R9*2), Y15
+	VFMADD231PS  Y12, Y15, Y5
+	ADDQ         R11, SI
+	ADDQ         R11, R10
+	ADDQ         $64, BX
+	DECQ         CX
+	JNE          loop8
+
+store8:
+	MOVBQZX accumulate+56(FP), R8
+	TESTQ   R8, R8
+	JE      overwrite8
+	MOVQ    DI, AX
+	VADDPS  (AX), Y0, Y0
+	ADDQ    DX, AX
+	VADDPS  (AX), Y1, Y1
+	ADDQ    DX, AX
+	VADDPS  (AX), Y2, Y2
+	ADDQ    DX, AX
+	VADDPS  (AX), Y3, Y3
+	ADDQ    DX, AX
+	VADDPS  (AX), Y4, Y4
+	ADDQ    DX, AX
+	VADDPS  (AX), Y5, Y5
+
+overwrite8:
+	VMOVUPS Y0, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y1, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y2, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y3, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y4, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Y5, (DI)
+	VZEROUPPER
+	RET
+
+// func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ldc int, accumulate bool)
+//
+// kernelAVX2 over two adjacent packed strips of B at once, with 512-bit
+// registers: C[0:6, 0:16] from strip b0 and C[0:6, 16:32] from strip b1.
+// Z0..Z11 hold the 6×32 tile (two registers per row), Z12/Z13 a row of
+// each strip, Z14 a broadcast element of A, which serves both strips. Each
+// element is summed in the same order with the same FMAs as kernelAVX2, so
+// the two give the same bits.
+TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
+	LOAD_A
+	MOVQ b0+32(FP), BX
+	MOVQ b1+40(FP), R12
+	MOVQ c+48(FP), DI
+	MOVQ ldc+56(FP), DX
+	SHLQ $2, DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+	TESTQ CX, CX
+	JE    store512
+
+loop512:
+	VMOVUPS (BX), Z12
+	VMOVUPS (R12), Z13
+	FMA2((SI), Z12, Z13, Z14, Z0, Z1)
+	FMA2((SI)(R9*1), Z12, Z13, Z14, Z2, Z3)
+	FMA2((SI)(R9*2), Z12, Z13, Z14, Z4, Z5)
+	FMA2((R10), Z12, Z13, Z14, Z6, Z7)
+	FMA2((R10)(R9*1), Z12, Z13, Z14, Z8, Z9)
+	FMA2((R10)(R9*2), Z12, Z13, Z14, Z10, Z11)
+	ADDQ R11, SI
+	ADDQ R11, R10
+	ADDQ $64, BX
+	ADDQ $64, R12
+	DECQ CX
+	JNE  loop512
+
+store512:
+	MOVBQZX accumulate+64(FP), R8
+	TESTQ   R8, R8
+	JE      overwrite512
+	ADD2(64, Z0, Z1)
+	ADD2(64, Z2, Z3)
+	ADD2(64, Z4, Z5)
+	ADD2(64, Z6, Z7)
+	ADD2(64, Z8, Z9)
+	ADD2(64, Z10, Z11)
+	MOVQ    c+48(FP), DI
+
+overwrite512:
+	PUT2(64, Z0, Z1)
+	PUT2(64, Z2, Z3)
+	PUT2(64, Z4, Z5)
+	PUT2(64, Z6, Z7)
+	PUT2(64, Z8, Z9)
+	PUT2(64, Z10, Z11)
+	VZEROUPPER
+	RET

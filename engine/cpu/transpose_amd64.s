@@ -1,0 +1,327 @@
+#include "textflag.h"
+
+// Register transposes between channels-last rows and planes.
+
+// TRANSPOSE16 transposes the 16×16 block in Z0..Z15 (row i in Zi) in
+// place, with Z16..Z31 for the steps between: 32-bit then 64-bit unpacks
+// leave, in each 128-bit lane L of u[4g+m], rows 4g..4g+3 at column
+// 4L+m; two rounds of 128-bit lane shuffles gather the four row groups of
+// each column.
+#define TRANSPOSE16 \
+	VUNPCKLPS Z1, Z0, Z16 \
+	VUNPCKHPS Z1, Z0, Z17 \
+	VUNPCKLPS Z3, Z2, Z18 \
+	VUNPCKHPS Z3, Z2, Z19 \
+	VUNPCKLPS Z5, Z4, Z20 \
+	VUNPCKHPS Z5, Z4, Z21 \
+	VUNPCKLPS Z7, Z6, Z22 \
+	VUNPCKHPS Z7, Z6, Z23 \
+	VUNPCKLPS Z9, Z8, Z24 \
+	VUNPCKHPS Z9, Z8, Z25 \
+	VUNPCKLPS Z11, Z10, Z26 \
+	VUNPCKHPS Z11, Z10, Z27 \
+	VUNPCKLPS Z13, Z12, Z28 \
+	VUNPCKHPS Z13, Z12, Z29 \
+	VUNPCKLPS Z15, Z14, Z30 \
+	VUNPCKHPS Z15, Z14, Z31 \
+	VUNPCKLPD Z18, Z16, Z0 \
+	VUNPCKHPD Z18, Z16, Z1 \
+	VUNPCKLPD Z19, Z17, Z2 \
+	VUNPCKHPD Z19, Z17, Z3 \
+	VUNPCKLPD Z22, Z20, Z4 \
+	VUNPCKHPD Z22, Z20, Z5 \
+	VUNPCKLPD Z23, Z21, Z6 \
+	VUNPCKHPD Z23, Z21, Z7 \
+	VUNPCKLPD Z26, Z24, Z8 \
+	VUNPCKHPD Z26, Z24, Z9 \
+	VUNPCKLPD Z27, Z25, Z10 \
+	VUNPCKHPD Z27, Z25, Z11 \
+	VUNPCKLPD Z30, Z28, Z12 \
+	VUNPCKHPD Z30, Z28, Z13 \
+	VUNPCKLPD Z31, Z29, Z14 \
+	VUNPCKHPD Z31, Z29, Z15 \
+	VSHUFF32X4 $0x44, Z4, Z0, Z16 \
+	VSHUFF32X4 $0xEE, Z4, Z0, Z17 \
+	VSHUFF32X4 $0x44, Z12, Z8, Z18 \
+	VSHUFF32X4 $0xEE, Z12, Z8, Z19 \
+	VSHUFF32X4 $0x44, Z5, Z1, Z20 \
+	VSHUFF32X4 $0xEE, Z5, Z1, Z21 \
+	VSHUFF32X4 $0x44, Z13, Z9, Z22 \
+	VSHUFF32X4 $0xEE, Z13, Z9, Z23 \
+	VSHUFF32X4 $0x44, Z6, Z2, Z24 \
+	VSHUFF32X4 $0xEE, Z6, Z2, Z25 \
+	VSHUFF32X4 $0x44, Z14, Z10, Z26 \
+	VSHUFF32X4 $0xEE, Z14, Z10, Z27 \
+	VSHUFF32X4 $0x44, Z7, Z3, Z28 \
+	VSHUFF32X4 $0xEE, Z7, Z3, Z29 \
+	VSHUFF32X4 $0x44, Z15, Z11, Z30 \
+	VSHUFF32X4 $0xEE, Z15, Z11, Z31 \
+	VSHUFF32X4 $0x88, Z18, Z16, Z0 \
+	VSHUFF32X4 $0x88, Z22, Z20, Z1 \
+	VSHUFF32X4 $0x88, Z26, Z24, Z2 \
+	VSHUFF32X4 $0x88, Z30, Z28, Z3 \
+	VSHUFF32X4 $0xDD, Z18, Z16, Z4 \
+	VSHUFF32X4 $0xDD, Z22, Z20, Z5 \
+	VSHUFF32X4 $0xDD, Z26, Z24, Z6 \
+	VSHUFF32X4 $0xDD, Z30, Z28, Z7 \
+	VSHUFF32X4 $0x88, Z19, Z17, Z8 \
+	VSHUFF32X4 $0x88, Z23, Z21, Z9 \
+	VSHUFF32X4 $0x88, Z27, Z25, Z10 \
+	VSHUFF32X4 $0x88, Z31, Z29, Z11 \
+	VSHUFF32X4 $0xDD, Z19, Z17, Z12 \
+	VSHUFF32X4 $0xDD, Z23, Z21, Z13 \
+	VSHUFF32X4 $0xDD, Z27, Z25, Z14 \
+	VSHUFF32X4 $0xDD, Z31, Z29, Z15
+
+// func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int, add bool)
+//
+// dst[j·dstStride + i] = src[i·srcStride + j] for i < rows, j < cols
+// (strides in floats; rows and cols 8 or 16), or += with add: a block of
+// pixels × channels becomes channels × pixels, as a convolution's planes
+// want it, or back. Rows go into Z0..Z15 (zeros past rows, lanes past
+// cols masked off by K2), TRANSPOSE16, and the columns are stored under
+// K1, rows lanes.
+TEXT ·transposeBlock(SB), NOSPLIT, $0-49
+	MOVQ  src+16(FP), SI
+	MOVQ  srcStride+24(FP), BX
+	SHLQ  $2, BX
+	MOVQ  rows+32(FP), CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	MOVQ  cols+40(FP), CX
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K2
+	VMOVUPS.Z (SI), K2, Z0
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z1
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z2
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z3
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z4
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z5
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z6
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z7
+	ADDQ      BX, SI
+	CMPQ rows+32(FP), $16
+	JEQ  rows16
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	JMP  shuffle
+
+rows16:
+	VMOVUPS.Z (SI), K2, Z8
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z9
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z10
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z11
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z12
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z13
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z14
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K2, Z15
+
+shuffle:
+	TRANSPOSE16
+	MOVQ    dst+0(FP), DI
+	MOVQ    dstStride+8(FP), DX
+	SHLQ    $2, DX
+	MOVBQZX add+48(FP), R8
+	MOVQ    cols+40(FP), R9
+
+#define PUTROW(z) \
+	TESTQ     R8, R8 \
+	JEQ       3(PC) \
+	VMOVUPS.Z (DI), K1, Z16 \
+	VADDPS    Z16, z, z \
+	VMOVUPS   z, K1, (DI) \
+	ADDQ      DX, DI
+
+	PUTROW(Z0)
+	PUTROW(Z1)
+	PUTROW(Z2)
+	PUTROW(Z3)
+	PUTROW(Z4)
+	PUTROW(Z5)
+	PUTROW(Z6)
+	PUTROW(Z7)
+	CMPQ R9, $16
+	JNE  done
+	PUTROW(Z8)
+	PUTROW(Z9)
+	PUTROW(Z10)
+	PUTROW(Z11)
+	PUTROW(Z12)
+	PUTROW(Z13)
+	PUTROW(Z14)
+	PUTROW(Z15)
+
+done:
+	VZEROUPPER
+	RET
+
+// func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
+//
+// transposeBlock's 16×16 case with an inference BatchNorm (and ReLU) on
+// the way, rows going wherever rowOff says: for i, j < 16,
+// dst[rowOff[j] + i] = max(src[i·srcStride + j]·scale[j] + shift[j], floor)
+// (offsets and strides in floats): a channel shuffle, BatchNorm and ReLU
+// applied as a convolution's input planes are filled.
+TEXT ·transposeAffine(SB), NOSPLIT, $0-52
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), BX
+	SHLQ $2, BX
+	VMOVUPS (SI), Z0
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z1
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z2
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z3
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z4
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z5
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z6
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z7
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z8
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z9
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z10
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z11
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z12
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z13
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z14
+	ADDQ    BX, SI
+	VMOVUPS (SI), Z15
+	TRANSPOSE16
+	MOVQ         dst+0(FP), DI
+	MOVQ         rowOff+8(FP), R10
+	MOVQ         scale+32(FP), R11
+	MOVQ         shift+40(FP), R12
+	VBROADCASTSS floor+48(FP), Z31
+	VBROADCASTSS 0(R11), Z16
+	VBROADCASTSS 0(R12), Z17
+	VFMADD213PS  Z17, Z16, Z0
+	VMAXPS       Z31, Z0, Z0
+	MOVQ         0(R10), R13
+	VMOVUPS      Z0, (DI)(R13*4)
+	VBROADCASTSS 4(R11), Z16
+	VBROADCASTSS 4(R12), Z17
+	VFMADD213PS  Z17, Z16, Z1
+	VMAXPS       Z31, Z1, Z1
+	MOVQ         8(R10), R13
+	VMOVUPS      Z1, (DI)(R13*4)
+	VBROADCASTSS 8(R11), Z16
+	VBROADCASTSS 8(R12), Z17
+	VFMADD213PS  Z17, Z16, Z2
+	VMAXPS       Z31, Z2, Z2
+	MOVQ         16(R10), R13
+	VMOVUPS      Z2, (DI)(R13*4)
+	VBROADCASTSS 12(R11), Z16
+	VBROADCASTSS 12(R12), Z17
+	VFMADD213PS  Z17, Z16, Z3
+	VMAXPS       Z31, Z3, Z3
+	MOVQ         24(R10), R13
+	VMOVUPS      Z3, (DI)(R13*4)
+	VBROADCASTSS 16(R11), Z16
+	VBROADCASTSS 16(R12), Z17
+	VFMADD213PS  Z17, Z16, Z4
+	VMAXPS       Z31, Z4, Z4
+	MOVQ         32(R10), R13
+	VMOVUPS      Z4, (DI)(R13*4)
+	VBROADCASTSS 20(R11), Z16
+	VBROADCASTSS 20(R12), Z17
+	VFMADD213PS  Z17, Z16, Z5
+	VMAXPS       Z31, Z5, Z5
+	MOVQ         40(R10), R13
+	VMOVUPS      Z5, (DI)(R13*4)
+	VBROADCASTSS 24(R11), Z16
+	VBROADCASTSS 24(R12), Z17
+	VFMADD213PS  Z17, Z16, Z6
+	VMAXPS       Z31, Z6, Z6
+	MOVQ         48(R10), R13
+	VMOVUPS      Z6, (DI)(R13*4)
+	VBROADCASTSS 28(R11), Z16
+	VBROADCASTSS 28(R12), Z17
+	VFMADD213PS  Z17, Z16, Z7
+	VMAXPS       Z31, Z7, Z7
+	MOVQ         56(R10), R13
+	VMOVUPS      Z7, (DI)(R13*4)
+	VBROADCASTSS 32(R11), Z16
+	VBROADCASTSS 32(R12), Z17
+	VFMADD213PS  Z17, Z16, Z8
+	VMAXPS       Z31, Z8, Z8
+	MOVQ         64(R10), R13
+	VMOVUPS      Z8, (DI)(R13*4)
+	VBROADCASTSS 36(R11), Z16
+	VBROADCASTSS 36(R12), Z17
+	VFMADD213PS  Z17, Z16, Z9
+	VMAXPS       Z31, Z9, Z9
+	MOVQ         72(R10), R13
+	VMOVUPS      Z9, (DI)(R13*4)
+	VBROADCASTSS 40(R11), Z16
+	VBROADCASTSS 40(R12), Z17
+	VFMADD213PS  Z17, Z16, Z10
+	VMAXPS       Z31, Z10, Z10
+	MOVQ         80(R10), R13
+	VMOVUPS      Z10, (DI)(R13*4)
+	VBROADCASTSS 44(R11), Z16
+	VBROADCASTSS 44(R12), Z17
+	VFMADD213PS  Z17, Z16, Z11
+	VMAXPS       Z31, Z11, Z11
+	MOVQ         88(R10), R13
+	VMOVUPS      Z11, (DI)(R13*4)
+	VBROADCASTSS 48(R11), Z16
+	VBROADCASTSS 48(R12), Z17
+	VFMADD213PS  Z17, Z16, Z12
+	VMAXPS       Z31, Z12, Z12
+	MOVQ         96(R10), R13
+	VMOVUPS      Z12, (DI)(R13*4)
+	VBROADCASTSS 52(R11), Z16
+	VBROADCASTSS 52(R12), Z17
+	VFMADD213PS  Z17, Z16, Z13
+	VMAXPS       Z31, Z13, Z13
+	MOVQ         104(R10), R13
+	VMOVUPS      Z13, (DI)(R13*4)
+	VBROADCASTSS 56(R11), Z16
+	VBROADCASTSS 56(R12), Z17
+	VFMADD213PS  Z17, Z16, Z14
+	VMAXPS       Z31, Z14, Z14
+	MOVQ         112(R10), R13
+	VMOVUPS      Z14, (DI)(R13*4)
+	VBROADCASTSS 60(R11), Z16
+	VBROADCASTSS 60(R12), Z17
+	VFMADD213PS  Z17, Z16, Z15
+	VMAXPS       Z31, Z15, Z15
+	MOVQ         120(R10), R13
+	VMOVUPS      Z15, (DI)(R13*4)
+	VZEROUPPER
+	RET
