@@ -184,7 +184,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 		c.im2col(col, in, r0, r1)
 		for g := range s.G {
 			// out[rows, g] = patches[rows, g] · w[g]ᵀ
-			Gemm(false, true, r1-r0, kg, kk, col[g*kk:], s.G*kk, c.wt[g*kg*kk:], kk, 0, out[r0*s.LdOut+g*kg:], s.LdOut, c.Workers)
+			Gemm(false, true, r1-r0, kg, kk, col[g*kk:], s.G*kk, c.wt[g*kg*kk:], kk, false, out[r0*s.LdOut+g*kg:], s.LdOut, c.Workers)
 		}
 	}
 }
@@ -221,7 +221,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 					dW[(g*kg+o)*cg+ci] += v
 				}
 			}
-			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, c.dInBeta(), dIn[g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, c.addsToDIn(), dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		return
 	}
@@ -233,29 +233,21 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	for r0 := 0; r0 < p; r0 += blk {
 		r1 := min(p, r0+blk)
 		c.im2col(col, in, r0, r1)
-		beta := float32(1) // blocks add up, in order
-		if r0 == 0 {
-			beta = 0
-		}
+		add := r0 > 0 // blocks add up, in order
 		for g := range s.G {
 			// forward: out[rows, g] = patches[rows, g] · w[g]ᵀ, so
 			// dw[g] += dOut[rows, g]ᵀ · patches[rows, g] and dPatches[rows, g] = dOut[rows, g] · w[g]
-			Gemm(true, false, kg, kk, r1-r0, dOut[r0*s.LdOut+g*kg:], s.LdOut, col[g*kk:], s.G*kk, beta, c.dwt[g*kg*kk:], kk, c.Workers)
-			Gemm(false, false, r1-r0, kk, kg, dOut[r0*s.LdOut+g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, 0, dcol[g*kk:], s.G*kk, c.Workers)
+			Gemm(true, false, kg, kk, r1-r0, dOut[r0*s.LdOut+g*kg:], s.LdOut, col[g*kk:], s.G*kk, add, c.dwt[g*kg*kk:], kk, c.Workers)
+			Gemm(false, false, r1-r0, kk, kg, dOut[r0*s.LdOut+g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, false, dcol[g*kk:], s.G*kk, c.Workers)
 		}
 		c.col2im(dIn, dcol, r0, r1)
 	}
 	c.addWeightGrad(dW)
 }
 
-// dInBeta is the beta of a GEMM that writes dIn whole: 0 to overwrite it
-// (OverwriteDIn), else 1 to add to it.
-func (c *Conv) dInBeta() float32 {
-	if c.OverwriteDIn {
-		return 0
-	}
-	return 1
-}
+// addsToDIn says whether a GEMM that writes dIn whole adds to it, or
+// overwrites it (OverwriteDIn).
+func (c *Conv) addsToDIn() bool { return !c.OverwriteDIn }
 
 // permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of
 // im2col's patches, in which each tap's channels are contiguous.
@@ -424,10 +416,10 @@ func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
 		// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are in
 		// patch order already
 		if s.Fixed {
-			Gemm(false, false, p, kg, cg, in[g*cg:], s.LdIn, c.wg[g*cg*kg:], kg, 0, out[g*kg:], s.LdOut, workers)
+			Gemm(false, false, p, kg, cg, in[g*cg:], s.LdIn, c.wg[g*cg*kg:], kg, false, out[g*kg:], s.LdOut, workers)
 			continue
 		}
-		Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[g*kg:], s.LdOut, workers)
+		Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*cg:], cg, false, out[g*kg:], s.LdOut, workers)
 	}
 }
 
@@ -478,7 +470,7 @@ func (c *Conv) forwardG4(out, in, w []float32, p, workers int) {
 	})
 	if r := 6 * tiles; r < p {
 		for g := range 4 {
-			Gemm(false, true, p-r, kg, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*kg*cg:], cg, 0, out[r*s.LdOut+g*kg:], s.LdOut, workers)
+			Gemm(false, true, p-r, kg, cg, in[r*s.LdIn+g*cg:], s.LdIn, w[g*kg*cg:], cg, false, out[r*s.LdOut+g*kg:], s.LdOut, workers)
 		}
 	}
 }

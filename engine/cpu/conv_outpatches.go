@@ -54,13 +54,10 @@ func (c *Conv) backwardByOutputPatches(dIn, dW, dOut, in, w []float32) {
 	for r0 := 0; r0 < p; r0 += blk {
 		r1 := min(p, r0+blk)
 		c.outPatches(d, dOut, r0, r1)
-		beta := float32(1) // blocks add up, in order
-		if r0 == 0 {
-			beta = 0
-		}
+		add := r0 > 0 // blocks add up, in order
 		for g := range s.G {
-			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wt[g*jg*cg:], cg, c.dInBeta(), dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
-			Gemm(true, false, jg, cg, r1-r0, d[g*jg:], row, in[r0*s.LdIn+g*cg:], s.LdIn, beta, c.dwt[g*jg*cg:], cg, c.Workers)
+			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wt[g*jg*cg:], cg, c.addsToDIn(), dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
+			Gemm(true, false, jg, cg, r1-r0, d[g*jg:], row, in[r0*s.LdIn+g*cg:], s.LdIn, add, c.dwt[g*jg*cg:], cg, c.Workers)
 		}
 	}
 	c.addWeightGrad(dW)

@@ -97,10 +97,10 @@ func (c *Conv) shiftedForward(out, in, w []float32) {
 	for r := range s.R {
 		for q := range s.S {
 			t := r*s.S + q
-			beta := float32(min(t, 1))
+			add := t > 0 // the taps add up
 			// outPad += shift(inPad, off_t) · B_t
 			a := inPad[(margin+c.tapOffset(r, q, wp))*s.C:]
-			Gemm(false, false, pp, s.K, s.C, a, s.C, c.bt[t*s.C*s.K:], s.K, beta, outPad, s.K, c.Workers)
+			Gemm(false, false, pp, s.K, s.C, a, s.C, c.bt[t*s.C*s.K:], s.K, add, outPad, s.K, c.Workers)
 		}
 	}
 	c.interior(func(padPix, pix int) {

@@ -4,10 +4,10 @@ import (
 	"sync"
 )
 
-// Gemm computes C = op(A)·op(B) + beta·C for row-major matrices, where
-// op(A) is M×K (A is K×M when transA) and op(B) is K×N (B is N×K when
-// transB). beta is 0 (overwrite C) or 1 (accumulate into C); lda, ldb and
-// ldc are the row strides.
+// Gemm computes C = op(A)·op(B), or adds it to C when accumulate is set,
+// for row-major matrices, where op(A) is M×K (A is K×M when transA) and
+// op(B) is K×N (B is N×K when transB); lda, ldb and ldc are the row
+// strides.
 //
 // It is a packed, blocked GEMM in the manner of Goto and BLIS: panels of B
 // and blocks of A are copied into contiguous, zero-padded strips, and a
@@ -15,22 +15,19 @@ import (
 // arithmetic. Work is split between up to `workers` goroutines over rows or
 // columns of C, never over K, so every element of C is summed in the same
 // order whatever the worker count: results are bit-for-bit reproducible.
-func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int, workers int) {
+func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, ldb int, accumulate bool, C []float32, ldc int, workers int) {
 	if M == 0 || N == 0 {
 		return
 	}
-	if beta != 0 && beta != 1 {
-		panic("gemm: beta must be 0 or 1")
-	}
 	if K == 0 {
-		if beta == 0 {
+		if !accumulate {
 			for i := range M {
 				clear(C[i*ldc : i*ldc+N])
 			}
 		}
 		return
 	}
-	g := gemmArgs{transA, transB, A, lda, B, ldb, beta, C, ldc}
+	g := gemmArgs{transA, transB, A, lda, B, ldb, accumulate, C, ldc}
 	// Split the larger side of C, in whole micro-tiles, when there is
 	// enough work to pay for a goroutine: 4M multiply-adds a worker
 	// (on CondenseNet-86 at batch 1 a quarter of that made the condensed
@@ -75,14 +72,14 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 func GemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, workers int, partial *[]float32) {
 	chunks := (K + longKChunk - 1) / longKChunk
 	if chunks <= 1 {
-		Gemm(true, false, M, N, K, A, lda, B, ldb, 0, C, ldc, workers)
+		Gemm(true, false, M, N, K, A, lda, B, ldb, false, C, ldc, workers)
 		return
 	}
 	part := grow(partial, chunks*M*N)
 	parallel(workers, chunks, K*(M+N)+M*N*K/16, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			k0 := k * longKChunk
-			Gemm(true, false, M, N, min(longKChunk, K-k0), A[k0*lda:], lda, B[k0*ldb:], ldb, 0, part[k*M*N:], N, 1)
+			Gemm(true, false, M, N, min(longKChunk, K-k0), A[k0*lda:], lda, B[k0*ldb:], ldb, false, part[k*M*N:], N, 1)
 		}
 	})
 	for i := range M {
@@ -130,7 +127,7 @@ type gemmArgs struct {
 	lda            int
 	B              []float32
 	ldb            int
-	beta           float32
+	accumulate     bool
 	C              []float32
 	ldc            int
 }
@@ -175,7 +172,7 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 		for pc := 0; pc < K; pc += kc {
 			kcur := min(kc, K-pc)
 			g.packB(s.b[:], pc, kcur, jc, ncur)
-			accumulate := g.beta != 0 || pc > 0
+			accumulate := g.accumulate || pc > 0
 			// A row-major A is read in place, except for a last strip of
 			// fewer than mr rows, which is packed; a transposed A is packed.
 			inPlace := !g.transA

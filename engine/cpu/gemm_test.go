@@ -62,7 +62,7 @@ func TestGemmAgainstNaive(t *testing.T) {
 					var first []float32
 					for _, workers := range []int{1, 2, 3} {
 						got := slices.Clone(C0)
-						Gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, got, ldc, workers)
+						Gemm(ta, tb, M, N, K, A, lda, B, ldb, beta == 1, got, ldc, workers)
 						if i, ok := closeTo(got, want, 1e-4*math.Sqrt(float64(K)), 1e-5); !ok {
 							t.Fatalf("%s workers=%d: C[%d] = %v, want %v", name, workers, i, got[i], want[i])
 						}
@@ -174,9 +174,9 @@ func TestGemmSameBitsWithoutAVX512(t *testing.T) {
 		M, N, K := s[0], s[1], s[2]
 		A, B, C0 := randSlice(rng, M*K), randSlice(rng, K*N), randSlice(rng, M*N)
 		with, without := slices.Clone(C0), slices.Clone(C0)
-		Gemm(false, false, M, N, K, A, K, B, N, 1, with, N, 2)
+		Gemm(false, false, M, N, K, A, K, B, N, true, with, N, 2)
 		useAVX512 = false
-		Gemm(false, false, M, N, K, A, K, B, N, 1, without, N, 2)
+		Gemm(false, false, M, N, K, A, K, B, N, true, without, N, 2)
 		useAVX512 = true
 		if !slices.Equal(with, without) {
 			t.Errorf("M%d N%d K%d: AVX-512 and AVX2 differ", M, N, K)
@@ -215,7 +215,7 @@ func BenchmarkGemm(b *testing.B) {
 		for _, workers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/m=%d,n=%d,k=%d/workers=%d", s.name, s.M, s.N, s.K, workers), func(b *testing.B) {
 				for b.Loop() {
-					Gemm(s.ta, s.tb, s.M, s.N, s.K, A, lda, B, ldb, 0, C, s.N, workers)
+					Gemm(s.ta, s.tb, s.M, s.N, s.K, A, lda, B, ldb, false, C, s.N, workers)
 				}
 				b.ReportMetric(2*float64(s.M)*float64(s.N)*float64(s.K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -250,7 +250,7 @@ func TestPeakGFLOPs(t *testing.T) {
 		p = max(p, measurePeak())
 		start := time.Now()
 		for range 10 {
-			Gemm(false, false, n, n, n, A, n, B, n, 0, C, n, 1)
+			Gemm(false, false, n, n, n, A, n, B, n, false, C, n, 1)
 		}
 		gemm = max(gemm, 10*2*n*n*n/time.Since(start).Seconds()/1e9)
 	}

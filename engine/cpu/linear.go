@@ -4,7 +4,7 @@ import "math"
 
 // LinearForward writes out (N, O) = in (N, I) · wᵀ + bias, w being (O, I).
 func LinearForward(out, in, w, bias []float32, n, i, o int, workers int) {
-	Gemm(false, true, n, o, i, in, i, w, i, 0, out, o, workers)
+	Gemm(false, true, n, o, i, in, i, w, i, false, out, o, workers)
 	for b := range n {
 		y := out[b*o : (b+1)*o]
 		for j := range y {
@@ -16,8 +16,8 @@ func LinearForward(out, in, w, bias []float32, n, i, o int, workers int) {
 // LinearBackward accumulates into dIn, dW and dBias.
 func LinearBackward(dIn, dW, dBias, dOut, in, w []float32, n, i, o int, workers int) {
 	// forward: out = in·wᵀ + bias
-	Gemm(true, false, o, i, n, dOut, o, in, i, 1, dW, i, workers)  // dW += dOutᵀ·in
-	Gemm(false, false, n, i, o, dOut, o, w, i, 1, dIn, i, workers) // dIn += dOut·w
+	Gemm(true, false, o, i, n, dOut, o, in, i, true, dW, i, workers)  // dW += dOutᵀ·in
+	Gemm(false, false, n, i, o, dOut, o, w, i, true, dIn, i, workers) // dIn += dOut·w
 	for b := range n {
 		for j, g := range dOut[b*o : (b+1)*o] {
 			dBias[j] += g
