@@ -34,19 +34,19 @@ type Conv struct {
 	engine.ConvShape
 	Workers int
 	scratch *Scratch
-	wt      []float32 // (K, R·S·C/G): weights in patch order
-	dwt     []float32 // (K, R·S·C/G): weight gradient in patch order
-	bt      []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
-	wk      []float32 // the direct micro-kernel's weights (see arrangePairs)
-	wkT     []float32 // the same for the input gradient
-	w4      []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
+	wPatch  []float32 // (K, R·S·C/G): weights in patch order
+	dwPatch []float32 // (K, R·S·C/G): weight gradient in patch order
+	wTaps   []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
+	wPairs  []float32 // the direct micro-kernel's weights (see arrangePairs)
+	wPairsT []float32 // the same for the input gradient
+	wG4     []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
 	// rows lays out a direct convolution's input transform by source
 	// channel, once tried (see sourceRows).
 	rows      *sourceLayout
 	rowsTried bool
-	wg        []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
+	wGroups   []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
 	plain     *Conv     // with an Input transform but no direct lowering: the convolution of its result
-	// prepared is the weights wt or bt were made from, for a Fixed shape.
+	// prepared is the weights wPatch or wTaps were made from, for a Fixed shape.
 	prepared *float32
 }
 
@@ -123,9 +123,9 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	}
 	kk := s.R * s.S * s.C / s.G
 	c := &Conv{ConvShape: s, Workers: workers, scratch: scratch,
-		wt: make([]float32, s.K*kk), dwt: make([]float32, s.K*kk)}
+		wPatch: make([]float32, s.K*kk), dwPatch: make([]float32, s.K*kk)}
 	if useShifted(s) {
-		c.bt = make([]float32, s.R*s.S*s.C*s.K)
+		c.wTaps = make([]float32, s.R*s.S*s.C*s.K)
 	}
 	return c
 }
@@ -167,7 +167,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 		c.directForward(out, in, w)
 		return
 	}
-	if c.bt != nil { // shifted GEMMs use their own weight layout
+	if c.wTaps != nil { // shifted GEMMs use their own weight layout
 		c.shiftedForward(out, in, w)
 		return
 	}
@@ -184,7 +184,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 		c.im2col(col, in, r0, r1)
 		for g := range s.G {
 			// out[rows, g] = patches[rows, g] · w[g]ᵀ
-			Gemm(false, true, r1-r0, kg, kk, col[g*kk:], s.G*kk, c.wt[g*kg*kk:], kk, false, out[r0*s.LdOut+g*kg:], s.LdOut, c.Workers)
+			Gemm(false, true, r1-r0, kg, kk, col[g*kk:], s.G*kk, c.wPatch[g*kg*kk:], kk, false, out[r0*s.LdOut+g*kg:], s.LdOut, c.Workers)
 		}
 	}
 }
@@ -214,14 +214,14 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 			// dw[g] comes transposed: its kg columns make whole 32-wide
 			// tiles where its cg would leave ragged ones (measured 1.2-1.5x
 			// faster on CondenseNet-86's first block), with the same sums.
-			t := c.dwt[g*kg*cg : (g+1)*kg*cg]
+			t := c.dwPatch[g*kg*cg : (g+1)*kg*cg]
 			GemmLongK(cg, kg, p, in[g*cg:], s.LdIn, dOut[g*kg:], s.LdOut, t, kg, c.Workers, &c.scratch.partial)
 			for ci := range cg {
 				for o, v := range t[ci*kg : (ci+1)*kg] {
 					dW[(g*kg+o)*cg+ci] += v
 				}
 			}
-			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, c.addsToDIn(), dIn[g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wPatch[g*kg*kk:], kk, c.addsToDIn(), dIn[g*cg:], s.LdIn, c.Workers)
 		}
 		return
 	}
@@ -237,8 +237,8 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		for g := range s.G {
 			// forward: out[rows, g] = patches[rows, g] · w[g]ᵀ, so
 			// dw[g] += dOut[rows, g]ᵀ · patches[rows, g] and dPatches[rows, g] = dOut[rows, g] · w[g]
-			Gemm(true, false, kg, kk, r1-r0, dOut[r0*s.LdOut+g*kg:], s.LdOut, col[g*kk:], s.G*kk, add, c.dwt[g*kg*kk:], kk, c.Workers)
-			Gemm(false, false, r1-r0, kk, kg, dOut[r0*s.LdOut+g*kg:], s.LdOut, c.wt[g*kg*kk:], kk, false, dcol[g*kk:], s.G*kk, c.Workers)
+			Gemm(true, false, kg, kk, r1-r0, dOut[r0*s.LdOut+g*kg:], s.LdOut, col[g*kk:], s.G*kk, add, c.dwPatch[g*kg*kk:], kk, c.Workers)
+			Gemm(false, false, r1-r0, kk, kg, dOut[r0*s.LdOut+g*kg:], s.LdOut, c.wPatch[g*kg*kk:], kk, false, dcol[g*kk:], s.G*kk, c.Workers)
 		}
 		c.col2im(dIn, dcol, r0, r1)
 	}
@@ -249,13 +249,13 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 // overwrites it (OverwriteDIn).
 func (c *Conv) addsToDIn() bool { return !c.OverwriteDIn }
 
-// permuteWeights turns w (K, C/G, R, S) into wt (K, R, S, C/G), the order of
+// permuteWeights turns w (K, C/G, R, S) into wPatch (K, R, S, C/G), the order of
 // im2col's patches, in which each tap's channels are contiguous.
 func (c *Conv) permuteWeights(w []float32) {
 	s := c.ConvShape
 	cg, rs := s.C/s.G, s.R*s.S
 	for o := range s.K {
-		src, dst := w[o*cg*rs:(o+1)*cg*rs], c.wt[o*cg*rs:(o+1)*cg*rs]
+		src, dst := w[o*cg*rs:(o+1)*cg*rs], c.wPatch[o*cg*rs:(o+1)*cg*rs]
 		for ci := range cg {
 			for t := range rs {
 				dst[t*cg+ci] = src[ci*rs+t]
@@ -264,12 +264,12 @@ func (c *Conv) permuteWeights(w []float32) {
 	}
 }
 
-// addWeightGrad adds the gradient in patch order, dwt, to dW (K, C/G, R, S).
+// addWeightGrad adds the gradient in patch order, dwPatch, to dW (K, C/G, R, S).
 func (c *Conv) addWeightGrad(dW []float32) {
 	s := c.ConvShape
 	cg, rs := s.C/s.G, s.R*s.S
 	for o := range s.K {
-		src, dst := c.dwt[o*cg*rs:(o+1)*cg*rs], dW[o*cg*rs:(o+1)*cg*rs]
+		src, dst := c.dwPatch[o*cg*rs:(o+1)*cg*rs], dW[o*cg*rs:(o+1)*cg*rs]
 		for ci := range cg {
 			for t := range rs {
 				dst[ci*rs+t] += src[t*cg+ci]
@@ -365,10 +365,10 @@ func useG4(s engine.ConvShape) bool {
 // weight for its group's input i.
 func (c *Conv) arrangeG4(w []float32) {
 	cg := c.C / 4
-	c.w4 = grow(&c.w4, cg*c.K)
+	c.wG4 = grow(&c.wG4, cg*c.K)
 	for i := range cg {
 		for o := range c.K {
-			c.w4[i*c.K+o] = w[o*cg+i]
+			c.wG4[i*c.K+o] = w[o*cg+i]
 		}
 	}
 }
@@ -392,11 +392,11 @@ func (c *Conv) preparePointwise(w []float32) {
 func (c *Conv) arrangeGroups(w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
-	c.wg = grow(&c.wg, s.K*cg)
+	c.wGroups = grow(&c.wGroups, s.K*cg)
 	for g := range s.G {
 		for o := range kg {
 			for i := range cg {
-				c.wg[(g*cg+i)*kg+o] = w[(g*kg+o)*cg+i]
+				c.wGroups[(g*cg+i)*kg+o] = w[(g*kg+o)*cg+i]
 			}
 		}
 	}
@@ -416,7 +416,7 @@ func (c *Conv) pointwiseForward(out, in, w []float32, p, workers int) {
 		// out[:, g] = in[:, g] · w[g]ᵀ; a 1×1 kernel's weights are in
 		// patch order already
 		if s.Fixed {
-			Gemm(false, false, p, kg, cg, in[g*cg:], s.LdIn, c.wg[g*cg*kg:], kg, false, out[g*kg:], s.LdOut, workers)
+			Gemm(false, false, p, kg, cg, in[g*cg:], s.LdIn, c.wGroups[g*cg*kg:], kg, false, out[g*kg:], s.LdOut, workers)
 			continue
 		}
 		Gemm(false, true, p, kg, cg, in[g*cg:], s.LdIn, w[g*kg*cg:], cg, false, out[g*kg:], s.LdOut, workers)
@@ -465,7 +465,7 @@ func (c *Conv) forwardG4(out, in, w []float32, p, workers int) {
 		for t := lo; t < hi; t++ {
 			r := 6 * t
 			_, _ = in[(r+5)*s.LdIn+s.C-1], out[(r+5)*s.LdOut+s.K-1]
-			kernel(&out[r*s.LdOut], s.LdOut, &in[r*s.LdIn], s.LdIn, cg, &c.w4[0])
+			kernel(&out[r*s.LdOut], s.LdOut, &in[r*s.LdIn], s.LdIn, cg, &c.wG4[0])
 		}
 	})
 	if r := 6 * tiles; r < p {

@@ -198,7 +198,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	pairs := (kg + 1) / 2
-	wk := grow(&c.wk, s.G*pairs*cg*18)
+	wk := grow(&c.wPairs, s.G*pairs*cg*18)
 	c.prepare(w, func(w []float32) { c.arrangePairs(wk, w, false) })
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, wk)
@@ -313,7 +313,7 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	cg, kg := s.C/s.G, s.K/s.G
 	positions, planeLen := c.directPlanes()
 	rowStride := s.W + 2
-	wkT := grow(&c.wkT, s.G*(cg+1)/2*kg*18)
+	wkT := grow(&c.wPairsT, s.G*(cg+1)/2*kg*18)
 	c.arrangePairs(wkT, w, true)
 	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)

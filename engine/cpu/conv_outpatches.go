@@ -5,7 +5,7 @@ package cpu
 // x − pad + s), so input pixel q = (y, x) feeds output pixel
 // (y + pad − r, x + pad − s) through that tap. With D the patches of dOut
 // per input pixel, D[q, o·R·S + t] = dOut at the pixel q feeds through tap
-// t (0 where that is outside the output), and Wt_g rows (o, t) of wt:
+// t (0 where that is outside the output), and Wt_g rows (o, t) of wPatch:
 //
 //	dIn[:, g] += D[:, g] · Wt_g      (K/G·R·S → C/G)
 //	dwt_g     += D[:, g]ᵀ · in[:, g]
@@ -56,8 +56,8 @@ func (c *Conv) backwardByOutputPatches(dIn, dW, dOut, in, w []float32) {
 		c.outPatches(d, dOut, r0, r1)
 		add := r0 > 0 // blocks add up, in order
 		for g := range s.G {
-			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wt[g*jg*cg:], cg, c.addsToDIn(), dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
-			Gemm(true, false, jg, cg, r1-r0, d[g*jg:], row, in[r0*s.LdIn+g*cg:], s.LdIn, add, c.dwt[g*jg*cg:], cg, c.Workers)
+			Gemm(false, false, r1-r0, cg, jg, d[g*jg:], row, c.wPatch[g*jg*cg:], cg, c.addsToDIn(), dIn[r0*s.LdIn+g*cg:], s.LdIn, c.Workers)
+			Gemm(true, false, jg, cg, r1-r0, d[g*jg:], row, in[r0*s.LdIn+g*cg:], s.LdIn, add, c.dwPatch[g*jg*cg:], cg, c.Workers)
 		}
 	}
 	c.addWeightGrad(dW)

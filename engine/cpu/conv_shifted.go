@@ -72,16 +72,16 @@ func (c *Conv) interior(f func(padPix, pix int)) {
 	})
 }
 
-// blockDiagonal builds bt (R·S, C, K) from w (K, C/G, R, S).
+// blockDiagonal builds wTaps (R·S, C, K) from w (K, C/G, R, S).
 func (c *Conv) blockDiagonal(w []float32) {
 	s := c.ConvShape
 	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
-	clear(c.bt)
+	clear(c.wTaps)
 	for o := range s.K {
 		g := o / kg
 		for ci := range cg {
 			for t := range rs {
-				c.bt[(t*s.C+g*cg+ci)*s.K+o] = w[(o*cg+ci)*rs+t]
+				c.wTaps[(t*s.C+g*cg+ci)*s.K+o] = w[(o*cg+ci)*rs+t]
 			}
 		}
 	}
@@ -100,7 +100,7 @@ func (c *Conv) shiftedForward(out, in, w []float32) {
 			add := t > 0 // the taps add up
 			// outPad += shift(inPad, off_t) · B_t
 			a := inPad[(margin+c.tapOffset(r, q, wp))*s.C:]
-			Gemm(false, false, pp, s.K, s.C, a, s.C, c.bt[t*s.C*s.K:], s.K, add, outPad, s.K, c.Workers)
+			Gemm(false, false, pp, s.K, s.C, a, s.C, c.wTaps[t*s.C*s.K:], s.K, add, outPad, s.K, c.Workers)
 		}
 	}
 	c.interior(func(padPix, pix int) {
