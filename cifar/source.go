@@ -79,6 +79,12 @@ func (s Source) Verify(path string) error {
 // sums are a file's digests, hex.
 type sums struct{ sha256, md5 string }
 
+// FileSums returns the sha256 and md5 of the file at path, hex.
+func FileSums(path string) (sha256, md5 string, err error) {
+	s, err := Source{}.verify(path)
+	return s.sha256, s.md5, err
+}
+
 // verify is Verify, returning both of the file's digests when it passes.
 func (s Source) verify(path string) (sums, error) {
 	f, err := os.Open(path)

@@ -283,18 +283,29 @@ func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset
 	return cifar.ReadArchive(&progressReader{r: fh, p: prog, ctx: ctx}, p, format)
 }
 
-// missingChecksum refuses unverified data, and for a local file says what
-// its checksum is, so the user can confirm it and pass it.
+// missingChecksum refuses unverified data. For a local file it compares
+// the file with the official archive's published md5: a copy of that is
+// named as one, with the flag that accepts it; any other file is not the
+// official archive, and its own checksum is given only for a user who
+// trusts where it came from.
 func (f *Fetch) missingChecksum(src cifar.Source) error {
-	err := fmt.Errorf("data.url %s has no checksum: set data.sha256 or data.md5 (data is never used unverified)", src.URL)
+	official := cifar.CIFAR10
+	if f.Data.Dataset == "cifar100" {
+		official = cifar.CIFAR100
+	}
+	err := fmt.Errorf("data.url %s has no checksum: set data.sha256 or data.md5 (--data-sha256, --data-md5; data is never used unverified). The official %s archive's md5 is %s",
+		src.URL, f.Data.Dataset, official.MD5)
 	if !src.IsLocal() {
 		return err
 	}
-	sum, herr := fileSHA256(src.LocalPath())
-	if herr != nil {
-		return fmt.Errorf("%w; reading it: %v", err, herr)
+	sha, md5, herr := cifar.FileSums(src.LocalPath())
+	switch {
+	case herr != nil:
+		return fmt.Errorf("%w; reading the file: %v", err, herr)
+	case md5 == official.MD5:
+		return fmt.Errorf("%w, and this file is the official archive: add --data-md5 %s", err, md5)
 	}
-	return fmt.Errorf("%w; that file's sha256 is %s", err, sum)
+	return fmt.Errorf("%w, and this file is not the official archive (its md5 is %s). If you trust where it came from, its sha256 is %s (--data-sha256)", err, md5, sha)
 }
 
 // batcher batches split of ds for a network of configuration cfg:
@@ -318,17 +329,4 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	pr.p.Add(int64(n))
 	return n, err
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

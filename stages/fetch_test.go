@@ -188,8 +188,9 @@ func TestFetchLocalWithoutChecksum(t *testing.T) {
 	os.WriteFile(p, body, 0o644)
 	workdir := t.TempDir()
 	_, err := runFetch(t, workdir, DataConfig{Dataset: "cifar10", URL: p})
-	if err == nil || !strings.Contains(err.Error(), "no checksum") || !strings.Contains(err.Error(), sha(body)) {
-		t.Fatalf("fetch without checksum = %v, want a refusal that names the file's sha256", err)
+	if err == nil || !strings.Contains(err.Error(), "no checksum") || !strings.Contains(err.Error(), sha(body)) ||
+		!strings.Contains(err.Error(), "official cifar10 archive's md5 is "+cifar.CIFAR10.MD5) || !strings.Contains(err.Error(), "this file is not the official archive") {
+		t.Fatalf("fetch without checksum = %v, want a refusal that gives the official md5, says this is another file and names its sha256", err)
 	}
 	assertNoArtifact(t, workdir)
 	if _, err := runFetch(t, workdir, DataConfig{Dataset: "cifar10", URL: "file://" + p, SHA256: sha(body)}); err != nil {
