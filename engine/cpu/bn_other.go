@@ -2,7 +2,7 @@
 
 package cpu
 
-// The assembly kernels exist only on amd64; useAVX2 is false elsewhere, so
+// The assembly kernels exist only on amd64; avx2() is false elsewhere, so
 // these are never called.
 func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int) { panic("unreachable") }
 func bnApplyAVX2(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32) {

@@ -40,20 +40,24 @@ func convNaive(out, in, w []float32, s engine.ConvShape) {
 
 func TestConvForward(t *testing.T) { forEachISA(t, testConvForward) }
 
-// forEachISA runs test with the AVX-512 kernels (where the CPU has them)
-// and without, since convolutions choose their lowering by them.
+// forEachISA runs test at every level of kernels this CPU has (AVX-512,
+// AVX2, pure Go), in one process: layers choose their lowering by the
+// level, so each is product code for some users.
 func forEachISA(t *testing.T, test func(*testing.T)) {
-	t.Run("avx512", func(t *testing.T) {
-		if !useAVX512 {
-			t.Skip("no AVX-512 on this CPU")
-		}
-		test(t)
-	})
-	t.Run("without-avx512", func(t *testing.T) {
-		defer func(was bool) { useAVX512 = was }(useAVX512)
-		useAVX512 = false
-		test(t)
-	})
+	for l := cpuISA; l >= isaGo; l-- {
+		t.Run(l.String(), func(t *testing.T) {
+			defer withISA(l)()
+			test(t)
+		})
+	}
+}
+
+// withISA sets the kernels' level to l, at most the CPU's, and returns
+// what restores the level before.
+func withISA(l isa) (restore func()) {
+	was := level
+	level = min(l, cpuISA)
+	return func() { level = was }
 }
 
 func testConvForward(t *testing.T) {
@@ -273,7 +277,7 @@ func TestStridedAffine(t *testing.T) {
 
 // The four-group 1×1 kernels give the bits of the per-group GEMMs.
 func TestConvG4SameBits(t *testing.T) {
-	if !useAVX512 {
+	if !avx512() {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
@@ -287,9 +291,9 @@ func checkG4SameBits(t *testing.T, s engine.ConvShape, rng *rand.Rand) {
 	in, w := randSlice(rng, s.N*s.H*s.W*s.LdIn), randSlice(rng, s.Weights())
 	kernel, gemm := make([]float32, s.N*s.H*s.W*s.LdOut), make([]float32, s.N*s.H*s.W*s.LdOut)
 	NewConv(s, 2, nil).Forward(kernel, in, w)
-	useAVX512 = false
+	restore := withISA(isaAVX2)
 	NewConv(s, 2, nil).Forward(gemm, in, w)
-	useAVX512 = true
+	restore()
 	if !slices.Equal(kernel, gemm) {
 		i, _ := closeTo(kernel, gemm, 0, 0)
 		t.Errorf("K=%d: [%d] = %v, the GEMMs give %v", s.K, i, kernel[i], gemm[i])
@@ -319,7 +323,7 @@ func TestDirectPlanesKeptApart(t *testing.T) {
 // The register transpose does what its definition does, for each block
 // shape and with add, and writes nothing else.
 func TestTranspose(t *testing.T) {
-	if !useAVX512 {
+	if !avx512() {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(17, 17))

@@ -79,7 +79,7 @@ func TestGemmAgainstNaive(t *testing.T) {
 }
 
 func TestKernelAsmMatchesGo(t *testing.T) {
-	if !useAVX2 {
+	if !avx2() {
 		t.Skip("no AVX2+FMA on this CPU: only the Go kernel runs")
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
@@ -111,7 +111,7 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 // The 512-bit kernel over two strips gives the same bits as the AVX2
 // kernel on each, and touches nothing outside its 6×32 tile.
 func TestKernelPairMatchesKernel(t *testing.T) {
-	if !useAVX512 {
+	if !avx512() {
 		t.Skip("no AVX-512 on this CPU: kernelPair is kernel twice")
 	}
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -166,7 +166,7 @@ func TestGemmLongK(t *testing.T) {
 }
 
 func TestGemmSameBitsWithoutAVX512(t *testing.T) {
-	if !useAVX512 {
+	if !avx512() {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
@@ -175,9 +175,9 @@ func TestGemmSameBitsWithoutAVX512(t *testing.T) {
 		A, B, C0 := randSlice(rng, M*K), randSlice(rng, K*N), randSlice(rng, M*N)
 		with, without := slices.Clone(C0), slices.Clone(C0)
 		Gemm(false, false, M, N, K, A, K, B, N, true, with, N, 2)
-		useAVX512 = false
+		restore := withISA(isaAVX2)
 		Gemm(false, false, M, N, K, A, K, B, N, true, without, N, 2)
-		useAVX512 = true
+		restore()
 		if !slices.Equal(with, without) {
 			t.Errorf("M%d N%d K%d: AVX-512 and AVX2 differ", M, N, K)
 		}

@@ -2,7 +2,7 @@
 
 package cpu
 
-var useAVX2, useAVX512 = false, false
+func detectISA() isa { return isaGo }
 
 func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
@@ -33,7 +33,7 @@ func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 }
 
 // hasKernel8 is false here: narrow tiles go through kernel and a buffer.
-var hasKernel8 = false
+func hasKernel8() bool { return false }
 
 func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	panic("unreachable")

@@ -312,7 +312,7 @@ func TestSGDNesterovMatchesPyTorch(t *testing.T) {
 // AVX2 within float rounding (it fuses multiply-adds), AVX-512 to the bit
 // against AVX2 where AVX2 leaves no channels to Go.
 func TestBatchNormRowKernels(t *testing.T) {
-	if !useAVX2 {
+	if !avx2() {
 		t.Skip("no AVX2 on this CPU: only the Go kernels run")
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
@@ -322,9 +322,8 @@ func TestBatchNormRowKernels(t *testing.T) {
 		scale, shift := randSlice(rng, n), randSlice(rng, n)
 		a, b, c := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
 		for _, floor := range []float32{0, float32(math.Inf(-1))} {
-			run := func(avx2, avx512 bool) (out [][]float32) {
-				defer func(v2, v512 bool) { useAVX2, useAVX512 = v2, v512 }(useAVX2, useAVX512)
-				useAVX2, useAVX512 = avx2, avx512
+			run := func(l isa) (out [][]float32) {
+				defer withISA(l)()
 				s1, s2 := make([]float32, n), make([]float32, n)
 				bnStats(s1, s2, x, n, rows, ldx)
 				ap := make([]float32, rows*ldy)
@@ -336,13 +335,13 @@ func TestBatchNormRowKernels(t *testing.T) {
 				return [][]float32{s1, s2, ap, g1, g2, dx}
 			}
 			names := []string{"stats s1", "stats s2", "apply", "back sums g", "back sums gx", "back apply"}
-			want, got := run(false, false), run(true, false)
+			want, got := run(isaGo), run(isaAVX2)
 			for k, name := range names {
 				if i, ok := closeTo(got[k], want[k], 1e-5, 1e-5); !ok {
 					t.Errorf("n=%d floor=%v %s: [%d] = %v with AVX2, Go gives %v", n, floor, name, i, got[k][i], want[k][i])
 				}
 			}
-			if !useAVX512 {
+			if !avx512() {
 				continue
 			}
 			// AVX2 leaves a tail of fewer than 8 channels to Go.
@@ -350,7 +349,7 @@ func TestBatchNormRowKernels(t *testing.T) {
 			if n%8 != 0 {
 				tol = 1e-5
 			}
-			wide := run(true, true)
+			wide := run(isaAVX512)
 			for k, name := range names {
 				if i, ok := closeTo(wide[k], got[k], tol, tol); !ok {
 					t.Errorf("n=%d floor=%v %s: [%d] = %v with AVX-512, %v with AVX2", n, floor, name, i, wide[k][i], got[k][i])
