@@ -107,7 +107,16 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 		return err
 	}
 	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache, Settings: settings})
-	if !errors.Is(err, pipeline.ErrLocked) {
+	// Settings are remembered once they have got a run past checking and
+	// fetching: a run that failed there (a wrong dataset, say) would make
+	// every later command in the workdir repeat its failure.
+	switch {
+	case errors.Is(err, pipeline.ErrLocked):
+	case r.Status()[0].State != pipeline.Fresh:
+		if err != nil {
+			rep.Note("settings: not remembered, since the run stopped before its data was ready; the workdir keeps those of its last run that got that far")
+		}
+	default:
 		if serr := saveSettings(r.Store.Dir(), cfg); serr != nil {
 			rep.Warn("run", serr.Error())
 		}

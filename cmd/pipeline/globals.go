@@ -133,6 +133,12 @@ func (g *Globals) config() (stages.Config, error) {
 			*dst = v
 		}
 	}
+	if g.flags.Changed("dataset") && g.Dataset != cfg.Data.Dataset && g.remembered {
+		// The remembered source and folder settings were the remembered
+		// dataset's; another dataset starts without them.
+		d := &cfg.Data
+		d.URL, d.SHA256, d.MD5, d.ImageSize, d.Mean, d.Std, d.Strict = "", "", "", 0, nil, nil, false
+	}
 	set("dataset", &cfg.Data.Dataset, g.Dataset)
 	set("data-url", &cfg.Data.URL, g.DataURL)
 	set("data-sha256", &cfg.Data.SHA256, g.DataSHA256)

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -475,6 +478,38 @@ func TestVerifyFailureShown(t *testing.T) {
 	_, errs, code = execute(t, "predict", "--workdir", w, "photo.png")
 	if code == 0 || !strings.Contains(errs, "verify failed, so export refuses the model") || !strings.Contains(errs, "--model "+filepath.Join(w, "condense")) {
 		t.Errorf("predict after a failed verification: code %d, %s", code, errs)
+	}
+}
+
+// A run that fails before its data is ready leaves the workdir's settings
+// as they were; one whose data is ready is remembered, and naming another
+// dataset afterwards drops the remembered one's source and checksum.
+func TestSettingsOnlyFromRunsThatFetched(t *testing.T) {
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "-q"); code != 0 {
+		t.Fatalf("run all: %d\n%s", code, errs)
+	}
+	archive := filepath.Join(t.TempDir(), "cifar-10-binary.tar.gz")
+	var buf bytes.Buffer
+	if err := cifar.WriteArchive(&buf, cifar.CIFAR10Format, &cifar.Dataset{Name: "cifar10", Classes: cifar.SyntheticClasses,
+		Train: cifar.Synthetic(1, 20, 10).Train, Test: cifar.Synthetic(1, 20, 10).Test}); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(archive, buf.Bytes(), 0o644)
+	sum := sha256.Sum256(buf.Bytes())
+	wrong := strings.Repeat("0", 64)
+	_, errs, code := execute(t, "run", "fetch", "--workdir", w, "--dataset", "cifar10", "--data-url", archive, "--data-sha256", wrong)
+	if code == 0 || !strings.Contains(errs, "settings: not remembered") {
+		t.Fatalf("fetch with a wrong checksum: code %d\n%s", code, errs)
+	}
+	if out, _, _ := execute(t, "status", "--workdir", w); !strings.Contains(out, "synthetic") || strings.Count(out, " fresh ") != 5 {
+		t.Errorf("status after the failed fetch, want the last good run's settings:\n%s", out)
+	}
+	if _, errs, code := execute(t, "run", "fetch", "--workdir", w, "--dataset", "cifar10", "--data-url", archive, "--data-sha256", hex.EncodeToString(sum[:])); code != 0 {
+		t.Fatalf("fetch with the right checksum: code %d\n%s", code, errs)
+	}
+	if out, errs, code := execute(t, "status", "--workdir", w, "--dataset", "synthetic"); code != 0 || !strings.Contains(out, "synthetic") {
+		t.Errorf("status --dataset synthetic in a workdir remembering a CIFAR-10 archive: code %d\n%s%s", code, out, errs)
 	}
 }
 
