@@ -171,6 +171,8 @@ func (r *Runner) Status() []Status {
 		}
 		if st.State != Fresh || running && live.Stage == s.Name() {
 			r.inProgress(&st, s, key, live, running, len(pending) == 0)
+		} else if p, ok := readResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name())); ok {
+			st.Reason += fmt.Sprintf("; a rerun of it was interrupted at %s (--redo resumes it; the next run that skips it removes it)", p)
 		}
 		if st.State == Fresh {
 			current[s.Name()] = a
@@ -292,6 +294,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 		forced := i >= forceFrom || opts.VerifyCache
 		if state == Fresh && !forced {
 			r.Report.StageSkip(s.Name(), a, reason)
+			r.dropStaleState(s)
 			current[s.Name()] = a
 			continue
 		}
@@ -314,6 +317,23 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 		current[s.Name()] = out
 	}
 	return nil
+}
+
+// dropStaleState removes what an interrupted forced rerun (--from, --redo)
+// of a stage that is fresh left behind: a run that keeps the stored
+// artifact has no use for it, and it would be kept forever.
+func (r *Runner) dropStaleState(s Stage) {
+	dir := filepath.Join(r.Store.Dir(), "state", s.Name())
+	p, ok := readResumePoint(dir)
+	if !ok {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		r.Report.Warn(s.Name(), fmt.Sprintf("could not remove %s: %v", dir, err))
+		return
+	}
+	os.Remove(filepath.Dir(dir))
+	r.Report.Note(fmt.Sprintf("%s: removed the checkpoint of an interrupted rerun (%s): the stored output is up to date", s.Name(), p))
 }
 
 // needed returns the stages that stage last depends on, itself included.

@@ -416,3 +416,39 @@ func TestStatusDuringRun(t *testing.T) {
 	}
 	expect(t, "status after", f.states(), "a=fresh b=fresh c=fresh")
 }
+
+// A forced rerun interrupted after a checkpoint leaves a trace in status,
+// and the next run that keeps the stored output removes the checkpoint.
+func TestInterruptedRerunOfFreshStage(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, dir)
+	f.run(t, Options{Target: "all"})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.b.run = func(context.Context) error {
+		stateDir := filepath.Join(dir, "state", "b")
+		os.MkdirAll(stateDir, 0o755)
+		if err := WriteResumePoint(stateDir, ResumePoint{Key: f.r.Status()[1].Artifact.Key, Done: 3, Total: 9, Unit: "iterations"}); err != nil {
+			return err
+		}
+		cancel()
+		return ctx.Err()
+	}
+	if err := f.r.Run(ctx, Options{Target: "all", From: "b"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the interrupted rerun: %v", err)
+	}
+	f.b.run = nil
+	if st := f.r.Status()[1]; st.State != Fresh || !strings.Contains(st.Reason, "a rerun of it was interrupted at iterations 3 of 9") {
+		t.Errorf("status of b after an interrupted rerun: %s, %s", st.State, st.Reason)
+	}
+	f.ev.take()
+	f.run(t, Options{Target: "all"})
+	if log := f.ev.take(); !strings.Contains(log, "note b: removed the checkpoint of an interrupted rerun") {
+		t.Errorf("the next run: %s", log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "b")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the checkpoint is still there: %v", err)
+	}
+	if st := f.r.Status()[1]; strings.Contains(st.Reason, "interrupted") {
+		t.Errorf("status of b after the checkpoint went: %s", st.Reason)
+	}
+}
