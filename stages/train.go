@@ -97,6 +97,10 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	train.Seed, train.Augment = t.Seed, true
 	test := batcher(ds, &ds.Test, tc.Batch, &cfg)
 	steps := train.Steps()
+	if n := ds.Train.Len(); tc.ImagesPerEpoch > n {
+		env.Report.Note(fmt.Sprintf("train: the training set has %d images, fewer than train.images_per_epoch (%d): each epoch is the whole set, reshuffled, in %d batches of %d%s",
+			n, tc.ImagesPerEpoch, steps, tc.Batch, dropped(n%tc.Batch)))
+	}
 	if tc.ImagesPerEpoch > 0 {
 		steps = min(steps, tc.ImagesPerEpoch/tc.Batch)
 	}
@@ -431,3 +435,16 @@ func (q *batchQueue) next() (stepBatch, bool) {
 
 // done hands a batch back for filling; its contents must not be read again.
 func (q *batchQueue) done(bt stepBatch) { q.free <- bt }
+
+
+// dropped words the images an epoch leaves out: a partial batch is not
+// trained on (a different few each epoch, since each is reshuffled).
+func dropped(n int) string {
+	if n == 0 {
+		return ""
+	}
+	if n == 1 {
+		return " (the last image of each shuffled epoch is left out: batches are whole)"
+	}
+	return fmt.Sprintf(" (the last %d images of each shuffled epoch are left out: batches are whole)", n)
+}

@@ -96,7 +96,8 @@ func TestWorkdirRemembersSettings(t *testing.T) {
 	// Each epoch's line says what it counts and the train top-1; the
 	// evaluation's, the test top-1.
 	for _, want := range []string{"train: epoch 2/2: 6 batches in ", ", train top-1 ", "images/s", ": run ETA ",
-		"note: train: 2 epochs × 6 batches of 16 = 192 images; at ", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images"} {
+		"note: train: 2 epochs × 6 batches of 16 = 192 images; at ", "train: evaluate: 2 batches in ", ": test top-1 ", "on 20 images",
+		"note: train: the training set has 100 images, fewer than train.images_per_epoch (10000): each epoch is the whole set, reshuffled, in 6 batches of 16 (the last 4 images of each shuffled epoch are left out"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("the console lacks %q:\n%s", want, errs)
 		}
