@@ -436,7 +436,6 @@ func (q *batchQueue) next() (stepBatch, bool) {
 // done hands a batch back for filling; its contents must not be read again.
 func (q *batchQueue) done(bt stepBatch) { q.free <- bt }
 
-
 // dropped words the images an epoch leaves out: a partial batch is not
 // trained on (a different few each epoch, since each is reshuffled).
 func dropped(n int) string {
