@@ -287,7 +287,11 @@ func (r *runRate) estimate(it, total, batch int, device string) string {
 	}
 	r.estimated = true
 	d := r.perStep(it)
-	line := fmt.Sprintf("at %.0f images/s (the first steps), about %s in all on %s", float64(batch)/d.Seconds(), duration(d*time.Duration(total)), device)
+	whole := fmt.Sprintf("about %s in all", duration(d*time.Duration(total)))
+	if r.start > 0 { // resumed: what is left is what matters
+		whole = fmt.Sprintf("about %s left (%s in all)", duration(d*time.Duration(total-it)), duration(d*time.Duration(total)))
+	}
+	line := fmt.Sprintf("at %.0f images/s (the first steps), %s on %s", float64(batch)/d.Seconds(), whole, device)
 	if d*time.Duration(total) > time.Hour && strings.HasPrefix(device, "cpu") {
 		line += "; for a first try, --preset quick trains a small network in minutes"
 	}

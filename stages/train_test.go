@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -656,5 +657,18 @@ func TestCheckpointKeys(t *testing.T) {
 	}
 	if _, ok, _ := loadCheckpoint(dir, []artifacts.Key{recipe, other}, net, warn); ok || len(warned) != 1 {
 		t.Errorf("accepted under other keys (warnings %q)", warned)
+	}
+}
+
+// After a resume the first estimate gives the time left first: the whole
+// run's time, most of it done already, misled.
+func TestEstimateAfterResume(t *testing.T) {
+	r := runRate{start: 459, t0: time.Now().Add(-3 * time.Second), at0: 460}
+	line := r.estimate(463, 780, 64, "cpu")
+	if !regexp.MustCompile(`^at 6[0-4] images/s \(the first steps\), about 5m1[78]s left \(13m0[01]s in all\) on cpu$`).MatchString(line) {
+		t.Errorf("estimate after resuming at 459 of 780 = %q", line)
+	}
+	if fresh := (&runRate{t0: time.Now().Add(-3 * time.Second), at0: 1}).estimate(4, 780, 64, "cpu"); strings.Contains(fresh, "left") {
+		t.Errorf("estimate of a fresh run = %q", fresh)
 	}
 }
