@@ -172,10 +172,16 @@ func (g *Globals) config() (stages.Config, error) {
 		cfg.Data.Dataset = "folder:" + root
 		// The network has a class per class folder.
 		classes, err := imagefolder.Classes(root)
-		if err != nil {
+		switch {
+		case err == nil:
+			cfg.Model.Classes = len(classes)
+		case g.remembered && !g.flags.Changed("dataset") && cfg.Model.Classes > 0:
+			// A remembered folder that has gone (moved, renamed): the
+			// workdir can still be shown, with its fetch stale.
+			fmt.Fprintf(g.stderr, "pipeline: warning: the workdir's image folder cannot be read (%v): if it moved, give --dataset folder:NEWPATH\n", err)
+		default:
 			return cfg, usageError{fmt.Errorf("--dataset folder:%s: %w", root, err)}
 		}
-		cfg.Model.Classes = len(classes)
 	}
 	if err := cfg.Check(); err != nil {
 		return cfg, usageError{fmt.Errorf("invalid configuration:\n%w", err)}

@@ -514,6 +514,45 @@ func TestSettingsOnlyFromRunsThatFetched(t *testing.T) {
 	}
 }
 
+// A workdir whose image folder has moved still shows its stages, fetch
+// stale, and says how to point at the new place; naming it makes fetch
+// fresh again (the folder is known by its content).
+func TestMovedImageFolder(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "photos")
+	for _, split := range []string{"train", "val"} {
+		for c, class := range []string{"cat", "dog"} {
+			for i := range 3 {
+				p := filepath.Join(root, split, class, fmt.Sprintf("%d.png", i))
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				img := image.NewGray(image.Rect(0, 0, 8, 8))
+				for j := range img.Pix {
+					img.Pix[j] = uint8(40*i + 100*c + j)
+				}
+				f, _ := os.Create(p)
+				png.Encode(f, img)
+				f.Close()
+			}
+		}
+	}
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "fetch", "--workdir", w, "--preset", "quick", "--dataset", "folder:"+root); code != 0 {
+		t.Fatalf("fetch: %d\n%s", code, errs)
+	}
+	moved := filepath.Join(dir, "moved")
+	if err := os.Rename(root, moved); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := execute(t, "status", "--workdir", w)
+	if code != 0 || !regexp.MustCompile(`fetch +stale .*unreadable`).MatchString(out) || !strings.Contains(errs, "give --dataset folder:NEWPATH") {
+		t.Errorf("status after moving the folder: code %d\n%s%s", code, out, errs)
+	}
+	out, _, code = execute(t, "status", "--workdir", w, "--dataset", "folder:"+moved)
+	if code != 0 || !regexp.MustCompile(`fetch +fresh`).MatchString(out) {
+		t.Errorf("status naming the folder's new place: code %d\n%s", code, out)
+	}
+}
+
 // The report renders in a real browser without console errors. Chromium
 // comes from Debian (apt-get install chromium); without it the test skips,
 // except under CI=true, where it fails.
