@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"gonum.org/v1/plot/plotter"
+
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
@@ -670,5 +672,23 @@ func TestEstimateAfterResume(t *testing.T) {
 	}
 	if fresh := (&runRate{t0: time.Now().Add(-3 * time.Second), at0: 1}).estimate(4, 780, 64, "cpu"); strings.Contains(fresh, "left") {
 		t.Errorf("estimate of a fresh run = %q", fresh)
+	}
+}
+
+// Each cell of a small confusion matrix is labelled with its count, where
+// the heat map draws it (true class 0 in the top row).
+func TestConfusionCellCounts(t *testing.T) {
+	l, err := cellCounts([][]int{{1, 2}, {3, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[plotter.XY]string{{X: 0, Y: 1}: "1", {X: 1, Y: 1}: "2", {X: 0, Y: 0}: "3", {X: 1, Y: 0}: "4"}
+	if len(l.XYs) != 4 {
+		t.Fatalf("%d labels for 4 cells", len(l.XYs))
+	}
+	for i, xy := range l.XYs {
+		if want[xy] != l.Labels[i] {
+			t.Errorf("cell at %v labelled %q, want %q", xy, l.Labels[i], want[xy])
+		}
 	}
 }
