@@ -117,7 +117,11 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 			rep.Note("settings: not remembered, since the run stopped before its data was ready; the workdir keeps those of its last run that got that far")
 		}
 	default:
-		if serr := saveSettings(r.Store.Dir(), cfg); serr != nil {
+		remember := cfg
+		if g.flags.Changed("force") { // a one-off: the next run condenses as before
+			remember.Condense.Force = g.forceBefore
+		}
+		if serr := saveSettings(r.Store.Dir(), remember); serr != nil {
 			rep.Warn("run", serr.Error())
 		}
 	}

@@ -57,6 +57,9 @@ type Globals struct {
 	// liveRun is the process whose settings config took, a run in
 	// progress in the workdir; 0 if none.
 	liveRun int
+	// forceBefore is condense.force as it was before --force changed it:
+	// what the workdir goes on remembering.
+	forceBefore bool
 
 	stdout, stderr io.Writer
 	// interactive is set when stderr is a terminal: live progress bars,
@@ -91,7 +94,7 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 	f.StringVar(&g.DataSHA256, "data-sha256", "", "expected sha256 of the archive at --data-url")
 	f.StringVar(&g.DataMD5, "data-md5", "", "expected md5 of the archive at --data-url")
 	f.StringVar(&g.CacheDir, "cache-dir", "", "download cache shared by all workdirs (default: the user cache folder)")
-	f.BoolVar(&g.Force, "force", false, "condense a model whose condensation has not finished (keeps each group's in/C most important inputs)")
+	f.BoolVar(&g.Force, "force", false, "condense a model whose condensation has not finished (keeps each group's in/C most important inputs); for this command only, not remembered")
 	f.IntVar(&g.Opset, "opset", 13, "ONNX opset of the exported model (13 to 17)")
 	f.BoolVar(&g.Preprocess, "include-preprocessing", false, "export: add the normalisation to the model, so it takes raw RGB in [0, 1]")
 	f.StringVar(&g.Device, "device", "", "compute device: auto, cpu, cuda or cuda:N (training and verify: default from the preset, auto; bench: auto; predict: cpu)")
@@ -152,6 +155,7 @@ func (g *Globals) config() (stages.Config, error) {
 		cfg.Export.IncludePreprocessing = g.Preprocess
 	}
 	if g.flags.Changed("force") {
+		g.forceBefore = cfg.Condense.Force
 		cfg.Condense.Force = g.Force
 	}
 	if g.flags.Changed("seed") {

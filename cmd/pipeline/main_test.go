@@ -553,6 +553,21 @@ func TestMovedImageFolder(t *testing.T) {
 	}
 }
 
+// --force condenses for the one command: the workdir does not remember it.
+func TestForceNotRemembered(t *testing.T) {
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "-q"); code != 0 {
+		t.Fatalf("run all: %d\n%s", code, errs)
+	}
+	if _, errs, code := execute(t, "run", "condense", "--workdir", w, "--force", "-q"); code != 0 {
+		t.Fatalf("run condense --force: %d\n%s", code, errs)
+	}
+	b, _ := os.ReadFile(filepath.Join(w, "settings.json"))
+	if strings.Contains(strings.ReplaceAll(string(b), " ", ""), `"force":true`) {
+		t.Errorf("--force was remembered:\n%s", b)
+	}
+}
+
 // The report renders in a real browser without console errors. Chromium
 // comes from Debian (apt-get install chromium); without it the test skips,
 // except under CI=true, where it fails.
