@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -159,6 +160,9 @@ func Presets() []string {
 
 // Preset returns the named preset.
 func Preset(name string) (Config, error) {
+	if _, ok := presets["condensenet"+name]; ok { // --preset 86, as the depths are listed
+		name = "condensenet" + name
+	}
 	c, ok := presets[name]
 	if !ok {
 		return Config{}, fmt.Errorf("unknown preset %q: want one of %s", name, strings.Join(Presets(), ", "))
@@ -187,6 +191,15 @@ func (c *Config) ReadConfig(r io.Reader, name string) error {
 			return fmt.Errorf("config %s: line %d: %v", name, line, err)
 		case errors.As(err, &te):
 			return fmt.Errorf("config %s: field %s: got a JSON %s, want %s", name, te.Field, te.Value, te.Type)
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("config %s is empty: want a JSON object, such as {\"train\": {\"epochs\": 10}}", name)
+		}
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			msg := fmt.Sprintf("config %s: unknown field %s", name, field)
+			if near := nearestField(strings.Trim(field, `"`)); near != "" {
+				msg += fmt.Sprintf(": did you mean %s?", near)
+			}
+			return errors.New(msg)
 		}
 		return fmt.Errorf("config %s: %v", name, err)
 	}
@@ -316,4 +329,50 @@ func checkHex(field, v string, n int) error {
 		return fmt.Errorf("%s = %q: want %d hex digits", field, v, n)
 	}
 	return nil
+}
+
+// nearestField returns the configuration field, as section.field, whose
+// name is within two edits of name, or "".
+func nearestField(name string) string {
+	best, bestD := "", 3
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, prefix+tag+".")
+				continue
+			}
+			if d := editDistance(name, tag); d < bestD {
+				best, bestD = prefix+tag, d
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

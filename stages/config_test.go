@@ -66,3 +66,22 @@ func TestPresetsAreCopies(t *testing.T) {
 		t.Errorf("a config file changed the quick preset itself: stages %v", again.Model.Stages)
 	}
 }
+
+// An empty config file and a misspelt field get messages that say what to
+// write; a preset may be named by its depth alone.
+func TestConfigMessages(t *testing.T) {
+	c, _ := Preset("quick")
+	if err := c.ReadConfig(strings.NewReader(""), "empty.json"); err == nil || !strings.Contains(err.Error(), "empty.json is empty: want a JSON object") {
+		t.Errorf("empty config: %v", err)
+	}
+	if err := c.ReadConfig(strings.NewReader(`{"train": {"epoch": 3}}`), "typo.json"); err == nil ||
+		!strings.Contains(err.Error(), `unknown field "epoch": did you mean train.epochs?`) {
+		t.Errorf("misspelt field: %v", err)
+	}
+	if err := c.ReadConfig(strings.NewReader(`{"train": {"zzzzzz": 3}}`), "odd.json"); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a field like none: %v", err)
+	}
+	if p, err := Preset("86"); err != nil || p.Preset != "condensenet86" {
+		t.Errorf("Preset(86) = %q, %v", p.Preset, err)
+	}
+}

@@ -98,8 +98,8 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	test := batcher(ds, &ds.Test, tc.Batch, &cfg)
 	steps := train.Steps()
 	if n := ds.Train.Len(); tc.ImagesPerEpoch > n {
-		env.Report.Note(fmt.Sprintf("train: the training set has %d images, fewer than train.images_per_epoch (%d): each epoch is the whole set, reshuffled, in %d batches of %d%s",
-			n, tc.ImagesPerEpoch, steps, tc.Batch, dropped(n%tc.Batch)))
+		env.Report.Note(fmt.Sprintf("train: the training set has %d images, fewer than train.images_per_epoch (%d): each epoch is the whole set, reshuffled, in %s of %d%s",
+			n, tc.ImagesPerEpoch, plural(steps, "batch", "batches"), tc.Batch, dropped(n%tc.Batch)))
 	}
 	if tc.ImagesPerEpoch > 0 {
 		steps = min(steps, tc.ImagesPerEpoch/tc.Batch)
@@ -131,7 +131,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		}
 		note := fmt.Sprintf("epoch %d of %d", s.Iteration/steps+1, tc.Epochs)
 		if s.Iteration%steps == 0 {
-			note = fmt.Sprintf("%d of %d epochs done", s.Iteration/steps, tc.Epochs)
+			note = fmt.Sprintf("%d of %s done", s.Iteration/steps, plural(tc.Epochs, "epoch", "epochs"))
 		}
 		return pipeline.WriteResumePoint(env.StateDir, pipeline.ResumePoint{Key: env.Key, Done: s.Iteration, Total: total,
 			Unit: "iteration", Note: note, Saved: time.Now()})
@@ -200,7 +200,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		el := e.Seconds + time.Since(epochStart).Seconds()
 		rate.step(st.Iteration)
 		if line := rate.estimate(st.Iteration, total, tc.Batch, be.Name()); line != "" {
-			env.Report.Note("train: " + fmt.Sprintf("%d epochs × %d batches of %d = %s images; ", tc.Epochs, steps, tc.Batch, count(total*tc.Batch)) + line)
+			env.Report.Note("train: " + fmt.Sprintf("%s × %s of %d = %s images; ", plural(tc.Epochs, "epoch", "epochs"), plural(steps, "batch", "batches"), tc.Batch, count(total*tc.Batch)) + line)
 		}
 		// Most wanted first: a narrow terminal drops fields from the end.
 		prog.Status(fmt.Sprintf("run ETA %s, loss %.4f, %.0f images/s, train top-1 %.1f%%, lr %.4f", rate.eta(st.Iteration, total),
@@ -450,4 +450,12 @@ func dropped(n int) string {
 		return " (the last image of each shuffled epoch is left out: batches are whole)"
 	}
 	return fmt.Sprintf(" (the last %d images of each shuffled epoch are left out: batches are whole)", n)
+}
+
+// plural writes a count of things: "1 epoch", "5 epochs".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -692,3 +692,9 @@ func TestConfusionCellCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestPlural(t *testing.T) {
+	if a, b := plural(1, "epoch", "epochs"), plural(6, "batch", "batches"); a != "1 epoch" || b != "6 batches" {
+		t.Errorf("plural: %q, %q", a, b)
+	}
+}

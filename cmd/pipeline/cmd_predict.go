@@ -82,7 +82,10 @@ type failure struct {
 
 func runPredict(opts PredictOptions, g *Globals, args []string) error {
 	if opts.Top < 1 || opts.Batch < 1 {
-		return usageError{fmt.Errorf("--top %d, --batch %d: want 1 or more", opts.Top, opts.Batch)}
+		if opts.Top < 1 {
+			return usageError{fmt.Errorf("--top %d: want 1 or more", opts.Top)}
+		}
+		return usageError{fmt.Errorf("--batch %d: want 1 or more", opts.Batch)}
 	}
 	if g.flags.Changed("device") && g.Device != "cpu" {
 		return usageError{fmt.Errorf("--device %s: predict runs on the CPU, an image at a time per core, which a few images need no device for", g.Device)}

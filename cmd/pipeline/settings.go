@@ -86,5 +86,9 @@ func describe(cfg stages.Config) string {
 	if cfg.Data.URL != "" {
 		data += " from " + cfg.Data.URL
 	}
-	return fmt.Sprintf("preset %s, %s, %d epochs on device %s", cfg.Preset, data, cfg.Train.Epochs, cfg.Train.Device)
+	epochs := "epochs"
+	if cfg.Train.Epochs == 1 {
+		epochs = "epoch"
+	}
+	return fmt.Sprintf("preset %s, %s, %d %s on device %s", cfg.Preset, data, cfg.Train.Epochs, epochs, cfg.Train.Device)
 }
