@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -64,6 +65,7 @@ func ReadArchive(r io.Reader, name string, f Format) (*Dataset, error) {
 		want[m] = true
 	}
 	members := map[string][]byte{}
+	seen := map[string]bool{} // every member's name, for telling the formats apart
 	tr := tar.NewReader(zr)
 	for first := true; ; first = false {
 		h, err := tr.Next()
@@ -81,6 +83,7 @@ func ReadArchive(r io.Reader, name string, f Format) (*Dataset, error) {
 			return nil, bad("", -1, "%s", readError(err))
 		}
 		base := path.Base(h.Name)
+		seen[base] = true
 		if h.Typeflag != tar.TypeReg || !want[base] {
 			continue
 		}
@@ -104,6 +107,9 @@ func ReadArchive(r io.Reader, name string, f Format) (*Dataset, error) {
 	}
 	for m := range want {
 		if _, ok := members[m]; !ok {
+			if other := otherFormat(f, seen); other != "" {
+				return nil, bad("", -1, "this is the %s archive, not %s's: give --dataset %s, or the %s archive", other, f.Name, other, f.Name)
+			}
 			return nil, bad(m, -1, "missing from the archive")
 		}
 	}
@@ -214,4 +220,22 @@ func WriteArchive(w io.Writer, f Format, d *Dataset) error {
 		return err
 	}
 	return zw.Close()
+}
+
+// otherFormat names the CIFAR format whose members an archive that lacks
+// f's holds (CIFAR-10's given as CIFAR-100, say), or "".
+func otherFormat(f Format, seen map[string]bool) string {
+	for _, o := range []Format{CIFAR10Format, CIFAR100Format} {
+		if o.Name == f.Name {
+			continue
+		}
+		all := seen[o.ClassFile]
+		for _, m := range append(slices.Clone(o.Train), o.Test...) {
+			all = all && seen[m]
+		}
+		if all {
+			return o.Name
+		}
+	}
+	return ""
 }

@@ -193,3 +193,17 @@ func TestWriteArchiveRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The CIFAR-10 archive given as CIFAR-100 is named for what it is.
+func TestArchiveOfTheOtherFormat(t *testing.T) {
+	var buf bytes.Buffer
+	d := Synthetic(1, 20, 10)
+	d.Name = "cifar10"
+	if err := WriteArchive(&buf, CIFAR10Format, d); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadArchive(bytes.NewReader(buf.Bytes()), "cifar-10-binary.tar.gz", CIFAR100Format)
+	if err == nil || !strings.Contains(err.Error(), "this is the cifar10 archive, not cifar100's: give --dataset cifar10") {
+		t.Errorf("the CIFAR-10 archive read as CIFAR-100: %v", err)
+	}
+}

@@ -54,7 +54,12 @@ classify runs it for Go programs: no ONNX runtime is needed.`,
   pipeline predict --batch 256 photos/
   pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg
   pipeline predict --model work/condense photo.jpg`,
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+		Args: usageArgs(func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("predict needs images: give PNG or JPEG files or folders of them, as in \"pipeline predict photo.jpg photos/\"")
+			}
+			return nil
+		}),
 		RunE: func(cmd *cobra.Command, args []string) error { return runPredict(opts, g, args) },
 	}
 	cmd.Flags().StringVar(&opts.Model, "model", "", "an ONNX file, or a condensed model's folder (work/condense) to run on the engine (default: the workdir's export, work/export/model.onnx)")
