@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -14,15 +15,21 @@ import (
 
 func newInspectCommand(g *Globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect FILE.onnx",
+		Use:   "inspect [FILE.onnx]",
 		Short: "Describe an ONNX model: inputs, outputs, opset, operators, parameters, metadata",
 		Long: `inspect reads an ONNX file, checks its structure (every node's inputs
 defined, initializers the size their dimensions say) and prints what it
-holds. A file that is not ONNX, or is damaged, is refused with the reason.`,
+holds. A file that is not ONNX, or is damaged, is refused with the reason.
+Without a file, it reads the workdir's export (work/export/model.onnx).`,
 		Example: `  pipeline inspect work/export/model.onnx
   pipeline inspect model.onnx --json`,
-		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error { return runInspect(g, args[0]) },
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return runInspect(g, filepath.Join(g.Workdir, "export", "model.onnx"))
+			}
+			return runInspect(g, args[0])
+		},
 	}
 }
 

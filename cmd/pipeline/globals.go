@@ -104,7 +104,15 @@ func (g *Globals) addFlags(cmd *cobra.Command) {
 // config builds the run's configuration: the preset named by --preset, or
 // else the settings the workdir was last run with, or else the default
 // preset; then the config file, then the flags the user set; then checks it.
+// workdirIsFile is the error for a --workdir that names a file.
+func workdirIsFile(path string) error {
+	return usageError{fmt.Errorf("--workdir %s is a file, not a folder: give the workdir's folder", path)}
+}
+
 func (g *Globals) config() (stages.Config, error) {
+	if st, err := os.Stat(g.Workdir); err == nil && !st.IsDir() {
+		return stages.Config{}, workdirIsFile(g.Workdir)
+	}
 	cfg, err := stages.Preset(g.Preset)
 	if err != nil {
 		return cfg, usageError{err}
@@ -199,6 +207,9 @@ func (g *Globals) needWorkdir() error {
 	st, err := os.Stat(g.Workdir)
 	if err == nil && st.IsDir() {
 		return nil
+	}
+	if err == nil {
+		return workdirIsFile(g.Workdir)
 	}
 	return fmt.Errorf("no workdir at %s: check --workdir, or make one with \"pipeline run all --workdir %s\"", g.Workdir, g.Workdir)
 }

@@ -568,6 +568,26 @@ func TestForceNotRemembered(t *testing.T) {
 	}
 }
 
+// --workdir naming a file says so, in run and in status; inspect without a
+// file reads the workdir's export.
+func TestWorkdirFileAndInspectDefault(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "wfile")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, args := range [][]string{{"run", "fetch", "--dataset", "synthetic"}, {"status"}} {
+		_, errs, code := execute(t, append(args, "--workdir", file)...)
+		if code != exitUsage || !strings.Contains(errs, "is a file, not a folder") {
+			t.Errorf("%s with --workdir a file: code %d, %s", args[0], code, errs)
+		}
+	}
+	w := t.TempDir()
+	if _, errs, code := execute(t, "run", "all", "--workdir", w, "--config", smallSynthetic(t), "-q"); code != 0 {
+		t.Fatalf("run all: %d\n%s", code, errs)
+	}
+	if out, errs, code := execute(t, "inspect", "--workdir", w); code != 0 || !strings.Contains(out, "opset") {
+		t.Errorf("inspect without a file: code %d\n%s%s", code, out, errs)
+	}
+}
+
 // The report renders in a real browser without console errors. Chromium
 // comes from Debian (apt-get install chromium); without it the test skips,
 // except under CI=true, where it fails.
