@@ -187,6 +187,9 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 	for _, p := range l.Skipped {
 		env.Report.Warn(env.Stage, p.String())
 	}
+	for _, w := range thinClasses(l) {
+		env.Report.Warn(env.Stage, w)
+	}
 	size := f.imageSize()
 	if need, have := int64(len(l.Train)+len(l.Test))*int64(3*size*size), availableMemory(); have > 0 && need > have*3/4 {
 		// Every stage holds the dataset in memory: refuse before hours of
@@ -329,4 +332,27 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	pr.p.Add(int64(n))
 	return n, err
+}
+
+// thinClasses words the classes a folder gives too little to learn or to
+// measure: one training image, or no test images (whose accuracy then
+// goes unmeasured).
+func thinClasses(l *imagefolder.Listing) []string {
+	train, test := make([]int, len(l.Classes)), make([]int, len(l.Classes))
+	for _, f := range l.Train {
+		train[f.Label]++
+	}
+	for _, f := range l.Test {
+		test[f.Label]++
+	}
+	var out []string
+	for i, c := range l.Classes {
+		if train[i] == 1 {
+			out = append(out, fmt.Sprintf("class %s has a single training image: the network can hardly learn it", c))
+		}
+		if test[i] == 0 {
+			out = append(out, fmt.Sprintf("class %s has no images in %s: its accuracy will not be measured", c, filepath.Join(l.Root, l.TestDir, c)))
+		}
+	}
+	return out
 }

@@ -288,3 +288,19 @@ func TestPlotManyClasses(t *testing.T) {
 		}
 	}
 }
+
+// A class with one training image, or none to test on, is named.
+func TestThinClasses(t *testing.T) {
+	l := &imagefolder.Listing{Root: "photos", TestDir: "val", Classes: []string{"cat", "dog", "owl"},
+		Train: []imagefolder.File{{Label: 0}, {Label: 0}, {Label: 1}, {Label: 2}, {Label: 2}},
+		Test:  []imagefolder.File{{Label: 0}, {Label: 1}}}
+	got := strings.Join(thinClasses(l), "\n")
+	for _, want := range []string{"class dog has a single training image", "class owl has no images in " + filepath.Join("photos", "val", "owl")} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+	if strings.Contains(got, "cat") {
+		t.Errorf("warnings name cat, which has enough: %q", got)
+	}
+}
