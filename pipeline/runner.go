@@ -308,7 +308,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 		r.say(live)
 		out, err := r.runStage(ctx, s, reason, inputs, key, lines)
 		if err != nil {
-			return err
+			return &StageError{Stage: s.Name(), Err: err}
 		}
 		if opts.VerifyCache && state == Fresh && out.ID != a.ID {
 			return fmt.Errorf("%w: %s made %s, the cache holds %s for the same key", ErrNondeterministic, s.Name(), out.ID.Short(), a.ID.Short())
@@ -336,6 +336,16 @@ func (r *Runner) dropStaleState(s Stage) {
 	r.Report.Note(fmt.Sprintf("%s: removed the checkpoint of an interrupted rerun (%s): the stored output is up to date", s.Name(), p))
 }
 
+// A StageError is a run's failure in one stage: what the stage said, or
+// what stopped its output from being stored.
+type StageError struct {
+	Stage string
+	Err   error
+}
+
+func (e *StageError) Error() string { return e.Stage + ": " + e.Err.Error() }
+func (e *StageError) Unwrap() error { return e.Err }
+
 // needed returns the stages that stage last depends on, itself included.
 func (r *Runner) needed(last int) map[string]bool {
 	need := map[string]bool{r.Stages[last].Name(): true}
@@ -362,9 +372,9 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 		// A stage's error after cancellation is a consequence of it,
 		// however the stage worded it.
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), ctxErr)
+			return nil, fmt.Errorf("interrupted: %w", ctxErr)
 		}
-		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+		return nil, err
 	}
 	// The key again: it may name what the run itself established (the
 	// sha256 of an archive first known by its md5), and the manifest must
@@ -374,20 +384,20 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	info.Stage, info.Key, info.KeyLines = s.Name(), key, slices.Clone(lines)
 	w, err := r.Store.Create(s.Name(), info)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name(), err)
+		return nil, err
 	}
 	if err := out.Write(w); err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
+		return nil, fmt.Errorf("save output: %w", err)
 	}
 	// The last chance to stop without replacing the previous artifact.
 	if err := ctx.Err(); err != nil {
 		w.Abort()
-		return nil, fmt.Errorf("%s: interrupted: %w", s.Name(), err)
+		return nil, fmt.Errorf("interrupted: %w", err)
 	}
 	a, err := w.Commit()
 	if err != nil {
-		return nil, fmt.Errorf("%s: save output: %w", s.Name(), err)
+		return nil, fmt.Errorf("save output: %w", err)
 	}
 	// The output is durable: resumable state has served its purpose.
 	if err := os.RemoveAll(stateDir); err != nil {
@@ -396,7 +406,7 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	os.Remove(filepath.Dir(stateDir)) // only if no other stage keeps state there
 	r.Report.StageDone(s.Name(), a, out.Summary(), time.Since(start))
 	if failed != nil {
-		return a, fmt.Errorf("%s: %w", s.Name(), failed)
+		return a, failed
 	}
 	return a, nil
 }

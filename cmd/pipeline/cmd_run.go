@@ -107,15 +107,14 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 		return err
 	}
 	err = r.Run(ctx, pipeline.Options{Target: target, From: opts.From, VerifyCache: opts.VerifyCache, Settings: settings})
-	// Settings are remembered once they have got a run past checking and
-	// fetching: a run that failed there (a wrong dataset, say) would make
-	// every later command in the workdir repeat its failure.
+	// Settings are remembered once they have got a run past fetching: a
+	// run that failed there (a wrong dataset, say) would make every later
+	// command in the workdir repeat its failure.
+	var failed *pipeline.StageError
 	switch {
 	case errors.Is(err, pipeline.ErrLocked):
-	case r.Status()[0].State != pipeline.Fresh:
-		if err != nil {
-			rep.Note("settings: not remembered, since the run stopped before its data was ready; the workdir keeps those of its last run that got that far")
-		}
+	case errors.As(err, &failed) && failed.Stage == stageNames[0]:
+		rep.Note("settings: not remembered, since the run stopped before its data was ready; the workdir keeps those of its last run that got that far")
 	default:
 		remember := cfg
 		if g.flags.Changed("force") { // a one-off: the next run condenses as before
