@@ -3,10 +3,12 @@
 // takes them, with the official code's augmentation for each regime:
 // small images (CIFAR) are padded by 4 and cropped at random and flipped;
 // large ones (ImageNet) get a random resized crop and a flip for training
-// and a centre crop for evaluation.
+// and the centre crop for evaluation (imageprep.CentreCrop's, taken from
+// the larger square the dataset stores).
 package batch
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 )
@@ -15,9 +17,10 @@ import (
 // Seed, the epoch and the position, so any batch can be rebuilt exactly
 // after a restart without saving generator state.
 type Batcher struct {
-	Images []byte // (N, 3, Size, Size) as stored
+	Images []byte // (N, 3, Side, Side) as stored
 	Labels []uint16
-	Size   int // the side of the images, stored and produced
+	Size   int // the side of the images produced
+	Side   int // the side of the images stored (0: Size; only Resized may differ)
 	Batch  int
 	Seed   uint64
 	// Mean and Std normalise each channel of the images scaled to [0, 1].
@@ -50,7 +53,7 @@ func (b *Batcher) Steps() int {
 // and returns how many examples are real: fewer than Batch only for the
 // last evaluation batch, whose remaining slots are zero images with label 0.
 func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
-	n, size := len(b.Labels), 3*b.Size*b.Size
+	n, size, stored := len(b.Labels), 3*b.Size*b.Size, 3*b.side()*b.side()
 	if b.Augment && (b.perm == nil || b.permEpoch != epoch) {
 		// The epoch's order: a permutation from (seed, epoch).
 		b.perm = rand.New(rand.NewPCG(b.Seed, uint64(epoch))).Perm(n)
@@ -75,7 +78,7 @@ func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
 			}
 			b.pcg.Seed(b.Seed^0x6175676d656e74, uint64(epoch)<<32|uint64(pos))
 		}
-		src := b.Images[idx*size : (idx+1)*size]
+		src := b.Images[idx*stored : (idx+1)*stored]
 		if b.Resized {
 			b.resized(dst, src)
 		} else {
@@ -115,38 +118,50 @@ func (b *Batcher) padCrop(dst []float32, src []byte, dy, dx int, flip bool) {
 	}
 }
 
-// resized takes a crop of the image, resizes it to the full size
-// (bilinear) and normalises it into dst. For training the crop is
-// torchvision's RandomResizedCrop (8% to all of the area, aspect ratio 3/4
-// to 4/3) and a random flip; for evaluation the centre 224/256 of each
-// side, as resizing to 256 and cropping 224 does.
+// side returns the side of the stored images.
+func (b *Batcher) side() int { return cmp.Or(b.Side, b.Size) }
+
+// resized writes a crop of the stored image, normalised, into dst. For
+// evaluation it is the centre Size × Size, as imageprep.Centre takes it;
+// for training torchvision's RandomResizedCrop (8% to all of the area,
+// aspect ratio 3/4 to 4/3) resized to Size × Size (bilinear), and a
+// random flip.
 func (b *Batcher) resized(dst []float32, src []byte) {
-	s := float64(b.Size)
-	x0, y0, w, h, flip := s*(1-224.0/256)/2, s*(1-224.0/256)/2, s*224/256, s*224/256, false
-	if b.Augment {
-		x0, y0, w, h = 0, 0, s, s // the whole image if no draw fits
-		for range 10 {
-			area := s * s * (0.08 + 0.92*b.rng.Float64())
-			ratio := math.Exp(math.Log(3.0/4) + (math.Log(4.0/3)-math.Log(3.0/4))*b.rng.Float64())
-			cw, ch := math.Round(math.Sqrt(area*ratio)), math.Round(math.Sqrt(area/ratio))
-			if cw >= 1 && ch >= 1 && cw <= s && ch <= s {
-				x0, y0, w, h = float64(b.rng.IntN(int(s-cw)+1)), float64(b.rng.IntN(int(s-ch)+1)), cw, ch
-				break
+	n, s := b.Size, b.side()
+	if !b.Augment {
+		off := (s - n) / 2
+		for y := range n {
+			for x := range n {
+				for c := range 3 {
+					v := float32(src[(c*s+y+off)*s+x+off]) / 255
+					dst[(y*n+x)*3+c] = (v - b.Mean[c]) / b.Std[c]
+				}
 			}
 		}
-		flip = b.rng.IntN(2) == 1
+		return
 	}
-	n := b.Size
+	fs := float64(s)
+	x0, y0, w, h := 0.0, 0.0, fs, fs // the whole image if no draw fits
+	for range 10 {
+		area := fs * fs * (0.08 + 0.92*b.rng.Float64())
+		ratio := math.Exp(math.Log(3.0/4) + (math.Log(4.0/3)-math.Log(3.0/4))*b.rng.Float64())
+		cw, ch := math.Round(math.Sqrt(area*ratio)), math.Round(math.Sqrt(area/ratio))
+		if cw >= 1 && ch >= 1 && cw <= fs && ch <= fs {
+			x0, y0, w, h = float64(b.rng.IntN(s-int(cw)+1)), float64(b.rng.IntN(s-int(ch)+1)), cw, ch
+			break
+		}
+	}
+	flip := b.rng.IntN(2) == 1
 	for y := range n {
-		fy := y0 + (float64(y)+0.5)*h/s - 0.5
+		fy := y0 + (float64(y)+0.5)*h/float64(n) - 0.5
 		for x := range n {
 			cx := x
 			if flip {
 				cx = n - 1 - x
 			}
-			fx := x0 + (float64(cx)+0.5)*w/s - 0.5
+			fx := x0 + (float64(cx)+0.5)*w/float64(n) - 0.5
 			for c := range 3 {
-				v := float32(bilinear(src[c*n*n:(c+1)*n*n], n, fx, fy)) / 255
+				v := float32(bilinear(src[c*s*s:(c+1)*s*s], s, fx, fy)) / 255
 				dst[(y*n+x)*3+c] = (v - b.Mean[c]) / b.Std[c]
 			}
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
+	"github.com/condensenet/condensenet/imageprep"
 )
 
 const (
@@ -101,11 +102,12 @@ func TestBatcherCropFlip(t *testing.T) {
 	}
 }
 
-// The large-image regime: evaluation takes the centre 224/256 of each side
-// and resizes it back; training crops at random within the image, the
-// same crop for the same (seed, epoch, position).
+// The large-image regime: evaluation takes the centre of the stored
+// square, as imageprep.Centre does; training crops at random within the
+// whole square and resizes to the output, the same crop for the same
+// (seed, epoch, position).
 func TestBatcherResized(t *testing.T) {
-	const n = 64
+	const n, out = 64, 56
 	img := make([]byte, 3*n*n) // each value is its column: a ramp left to right
 	for c := range 3 {
 		for y := range n {
@@ -116,37 +118,41 @@ func TestBatcherResized(t *testing.T) {
 	}
 	one := []float32{1, 1, 1}
 	zero := []float32{0, 0, 0}
-	b := &Batcher{Images: img, Labels: []uint16{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true}
-	x, l := make([]float32, 3*n*n), make([]int32, 1)
+	b := &Batcher{Images: img, Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true}
+	x, l := make([]float32, 3*out*out), make([]int32, 1)
 	b.Fill(x, l, 0, 0)
-	// Output column j samples input column x0 + (j+0.5)·w/n − 0.5.
-	w := n * 224.0 / 256
-	x0 := (n - w) / 2
-	for _, j := range []int{0, 17, 63} {
-		want := 3 * (x0 + (float64(j)+0.5)*w/n - 0.5) / 255
-		if got := x[(5*n+j)*3+1]; math.Abs(float64(got)-want) > 1e-5 {
-			t.Errorf("evaluation column %d = %v, want %v", j, got, want)
+	centre := imageprep.Centre(img, n, out) // (C, H, W)
+	for y := range out {
+		for j := range out {
+			if got, want := x[(y*out+j)*3+1], centre[(out+y)*out+j]; got != want || want != float32(3*(j+4))/255 {
+				t.Fatalf("evaluation (%d, %d) = %v, imageprep.Centre %v, want %v", y, j, got, want, float32(3*(j+4))/255)
+			}
 		}
 	}
 	b.Augment, b.Seed = true, 3
-	y1, y2 := make([]float32, 3*n*n), make([]float32, 3*n*n)
+	y1, y2 := make([]float32, 3*out*out), make([]float32, 3*out*out)
 	b.Fill(y1, l, 2, 0)
-	(&Batcher{Images: img, Labels: []uint16{0}, Size: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
+	(&Batcher{Images: img, Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
 	if !slices.Equal(y1, y2) {
 		t.Fatal("the same (seed, epoch, position) gave different crops")
 	}
 	distinct := map[float32]bool{}
+	lowest := float32(1)
 	for e := range 20 {
 		b.Fill(y1, l, e, 0)
 		for _, v := range y1 {
 			if v < 0 || v > 3*float32(n-1)/255+1e-6 {
 				t.Fatalf("epoch %d: value %v outside the image's", e, v)
 			}
+			lowest = min(lowest, v)
 		}
 		distinct[y1[0]] = true
 	}
 	if len(distinct) < 5 {
 		t.Errorf("20 epochs gave %d different first pixels: crops do not vary", len(distinct))
+	}
+	if lowest >= 3*4.0/255 {
+		t.Errorf("20 epochs never reached the stored square's margin (lowest value %v): crops keep to the centre", lowest*255)
 	}
 }
 

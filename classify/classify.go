@@ -2,12 +2,16 @@
 // an exported ONNX file or a workdir's condensed model, and classifies
 // image.Image values on the project's own engine (package engine/cpu),
 // with no cgo and no other runtime. Images are prepared as
-// `pipeline predict` prepares them (package imageprep): resized to the
-// network's input and normalised with the dataset's mean and std.
+// `pipeline predict` and verify prepare them (package imageprep, in the
+// network's form: the whole picture resized for the CIFAR form, the centre
+// of the picture resized on its short side for the ImageNet form) and
+// normalised with the dataset's mean and std.
 //
 // A Model is safe for concurrent use: each call runs on a network of its
 // own, one core's, taken from a pool of at most GOMAXPROCS networks (a
 // call beyond that waits for one, since it could not run sooner anyway).
+// The networks share one read-only copy of the weights, and of their
+// arrangements for the kernels; each has only its activations.
 package classify
 
 import (
@@ -20,7 +24,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/imageprep"
 	"github.com/condensenet/condensenet/model"
 )
@@ -30,12 +34,16 @@ type Model struct {
 	classes   []string
 	mean, std []float32
 	size      int // the network's input is size × size RGB
+	form      imageprep.Form
 	arch      *model.Architecture
 	tensors   []model.Named
 
 	mu    sync.Mutex
 	idle  []*network
-	slots chan struct{} // one per network that may exist
+	cores []engine.Backend // one per network that may exist, sharing memory
+	made  int              // networks made, each on its core
+	first *model.Condensed // the first network, whose weights the others read
+	slots chan struct{}    // one per network that may exist
 }
 
 // network is a batch-1 condensed network on one core, with its buffers.
@@ -72,7 +80,8 @@ func (r Result) Top(k int) []Prediction {
 func (m *Model) Classes() []string { return slices.Clone(m.classes) }
 
 // InputSize returns the side of the square images the network takes;
-// images of any other size are resized to it.
+// images of any other size are resized (and cropped) to it, as Prepare
+// says.
 func (m *Model) InputSize() int { return m.size }
 
 // Classify classifies one image.
@@ -133,11 +142,12 @@ func checkImage(img image.Image) error {
 	return nil
 }
 
-// Prepare returns img, which must have pixels, as the network takes it: size × size, normalised,
+// Prepare returns img, which must have pixels, as the network takes it:
+// size × size in the network's form (imageprep.Form.Input), normalised,
 // channels first (C, H, W), as an exported ONNX model without
 // preprocessing takes it too.
 func (m *Model) Prepare(img image.Image) []float32 {
-	x := imageprep.Pixels(img, m.size)
+	x := m.form.Input(img, m.size)
 	imageprep.Normalize(x, m.mean, m.std)
 	return x
 }
@@ -167,8 +177,8 @@ func softmax(logits []float32) []float64 {
 	return p
 }
 
-// get takes an idle network, or builds one, waiting while every network
-// that may exist is in use.
+// get takes an idle network, or builds one on the next core, waiting
+// while every network that may exist is in use.
 func (m *Model) get() (*network, error) {
 	m.slots <- struct{}{}
 	m.mu.Lock()
@@ -178,13 +188,15 @@ func (m *Model) get() (*network, error) {
 		m.mu.Unlock()
 		return n, nil
 	}
+	core := m.cores[m.made]
+	m.made++
 	m.mu.Unlock()
-	net, err := model.NewCondensed(m.arch, m.tensors, 1, cpu.New(1))
-	if err != nil {
-		<-m.slots
-		return nil, fmt.Errorf("classify: %w", err)
-	}
-	return &network{net: net, x: make([]float32, m.size*m.size*3), logits: make([]float32, len(m.classes))}, nil
+	return m.network(m.first.Share(1, core)), nil
+}
+
+// network wraps net with its buffers.
+func (m *Model) network(net *model.Condensed) *network {
+	return &network{net: net, x: make([]float32, m.size*m.size*3), logits: make([]float32, len(m.classes))}
 }
 
 func (m *Model) put(n *network) {

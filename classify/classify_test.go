@@ -67,7 +67,7 @@ func TestMatchesReferenceEvaluator(t *testing.T) {
 			}
 			x := m.Prepare(img)
 			if raw {
-				x = imageprep.Pixels(img, m.InputSize())
+				x = imageprep.Squash.Input(img, m.InputSize())
 			}
 			out, err := onnxio.Eval(graph, map[string]onnxio.Tensor{"input": {Dims: []int{1, 3, 32, 32}, Data: x}})
 			if err != nil {
@@ -128,6 +128,11 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	if n := len(m.idle); n > runtime.GOMAXPROCS(0) {
 		t.Errorf("%d networks after 12 calls at once; at most GOMAXPROCS (%d) may exist", n, runtime.GOMAXPROCS(0))
+	}
+	for _, n := range m.idle {
+		if n.net.W != m.first.W {
+			t.Errorf("a pooled network holds a copy of the weights, want the first network's")
+		}
 	}
 	top := want[0].Top(3)
 	if len(top) != 3 || top[0].Probability < top[1].Probability || top[0].Class != m.Classes()[top[0].Index] {

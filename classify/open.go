@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
 )
@@ -60,7 +61,7 @@ func openCondensed(dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}
-	return newModel(arch, tensors, info.Classes, info.Mean, info.Std, arch.Config.Input())
+	return newModel(arch, tensors, info.Classes, info.Mean, info.Std)
 }
 
 // FromONNX loads an ONNX file exported by this program: the condensed
@@ -120,21 +121,25 @@ func FromONNX(b []byte) (*Model, error) {
 			tensors = append(tensors, model.Named{Name: name, Shape: t.Dims, Data: t.Floats})
 		}
 	}
-	return newModel(arch, tensors, classes, mean, std, cfg.Input())
+	return newModel(arch, tensors, classes, mean, std)
 }
 
 // newModel checks that the network can be built and keeps what builds it.
-func newModel(arch *model.Architecture, tensors []model.Named, classes []string, mean, std []float32, size int) (*Model, error) {
+func newModel(arch *model.Architecture, tensors []model.Named, classes []string, mean, std []float32) (*Model, error) {
 	if len(classes) != arch.Config.Classes {
 		return nil, fmt.Errorf("classify: %d class names for a network of %d classes", len(classes), arch.Config.Classes)
 	}
-	m := &Model{classes: classes, mean: mean, std: std, size: size, arch: arch, tensors: tensors,
-		slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	n, err := m.get() // the first network, which also checks the tensors
-	if err != nil {
-		return nil, err
+	m := &Model{classes: classes, mean: mean, std: std, size: arch.Config.Input(), form: arch.Config.Form(), arch: arch, tensors: tensors,
+		cores: cpu.New(0).Split()}
+	if m.cores == nil { // a single core
+		m.cores = []engine.Backend{cpu.New(1)}
 	}
-	m.put(n)
+	m.slots = make(chan struct{}, len(m.cores))
+	first, err := model.NewCondensed(arch, tensors, 1, m.cores[0]) // which checks the tensors
+	if err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	m.first, m.made, m.idle = first, 1, []*network{m.network(first)}
 	return m, nil
 }
 

@@ -5,7 +5,8 @@
 //	ROOT/val/<class>/...    (or ROOT/test/<class>/...)
 //
 // Class names are the train folder's subfolders, sorted. Each image is
-// decoded once (with imageprep's pixel limit), resized to a square and
+// decoded once (with imageprep's pixel limit), prepared as the network's form
+// stores it (a square of imageprep.Form.Side) and
 // stored as bytes. A split's images are ordered by class and then by
 // content, so renaming a file changes nothing, and the content hash of the
 // whole set (Listing.Fingerprint) says when anything else changed.
@@ -370,18 +371,20 @@ func (l *Listing) Fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// A Split is images of size × size as bytes, (N, 3, size, size), with
-// their labels.
+// A Split is square images as bytes, (N, 3, side, side), with their
+// labels.
 type Split struct {
 	Images []byte
 	Labels []uint16
 }
 
-// Read decodes files and resizes them to size × size, on every core,
-// calling done after each (one call at a time). An image that cannot be read is left out and
+// Read decodes files and prepares them as form stores them for inputs of
+// size (imageprep.Form.Stored), on every core, calling done after each
+// (one call at a time). An image that cannot be read is left out and
 // returned as a Problem.
-func Read(ctx context.Context, files []File, size int, done func()) (Split, []Problem, error) {
-	n := 3 * size * size
+func Read(ctx context.Context, files []File, form imageprep.Form, size int, done func()) (Split, []Problem, error) {
+	side := form.Side(size)
+	n := 3 * side * side
 	images := make([]byte, len(files)*n)
 	ok := make([]bool, len(files))
 	reasons := make([]string, len(files))
@@ -394,7 +397,7 @@ func Read(ctx context.Context, files []File, size int, done func()) (Split, []Pr
 		if err != nil {
 			reasons[i] = err.Error()
 		} else {
-			copy(images[i*n:], imageprep.Bytes(imageprep.Pixels(img, size)))
+			copy(images[i*n:], form.Stored(img, size))
 			ok[i] = true
 		}
 		mu.Lock()

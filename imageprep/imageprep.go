@@ -1,8 +1,9 @@
 // Package imageprep turns image files into the network's input: it
 // decodes PNG and JPEG with a limit on the decoded size that is checked
-// from the header alone, resizes to the network's square input, and
-// normalises. `pipeline predict`, the image-folder dataset and the Go API
-// (package classify) all prepare images with it, so they agree.
+// from the header alone, resizes and crops it as the network's form says
+// (Form), and normalises. The image-folder dataset, verify, `pipeline
+// predict` and the Go API (package classify) all prepare images with it,
+// so they agree to the bit.
 package imageprep
 
 import (
@@ -18,9 +19,9 @@ import (
 	"os"
 )
 
-// Version changes whenever Pixels computes other values, so that what was
+// Version changes whenever Stored computes other values, so that what was
 // prepared by an older one is prepared again.
-const Version = 2
+const Version = 3
 
 // MaxPixels is the largest image decoded, width times height: a PNG of
 // 100,000 × 100,000 pixels is a few KB on disk and 40 GB decoded.
@@ -110,18 +111,109 @@ func Open(path string) (image.Image, error) {
 	return Decode(b)
 }
 
-// Pixels resizes img to size × size and returns it as RGB in [0, 1],
-// channel by channel (C, H, W). Each axis is resampled on its own: where
-// it shrinks, an output pixel is the average of the input pixels it
-// covers (partly covered ones weighted by how much), so a photo does not
-// alias; where it grows, it is interpolated linearly between the two
-// nearest input pixels, edges clamped.
-func Pixels(img image.Image, size int) []float32 {
+// A Form is how a picture becomes a network's input of size × size: the
+// one definition that image-folder datasets, verify, predict, package
+// classify and the export's metadata share, so that the accuracy verify
+// measures on a dataset's stored copy is what a file of the same picture
+// gets.
+type Form int
+
+const (
+	// Squash resizes the whole picture to size × size, the aspect ratio
+	// not kept: the CIFAR form, whose pictures are small and square.
+	Squash Form = iota
+	// CentreCrop resizes the picture's short side to Side(size), the
+	// aspect ratio kept, and takes the centre size × size: the official
+	// ImageNet evaluation, Resize(256) then CenterCrop(224).
+	CentreCrop
+)
+
+func (f Form) String() string {
+	if f == Squash {
+		return "squash"
+	}
+	return "centre-crop"
+}
+
+// Side returns the side of the square a dataset stores for inputs of
+// size: size for Squash; for CentreCrop size·256/224, with a margin of
+// whole pixels on each side, from which evaluation takes the centre and
+// training its random crops.
+func (f Form) Side(size int) int {
+	if f == Squash {
+		return size
+	}
+	return size + 2*int(math.Round(float64(size)*16/224))
+}
+
+// Describe says in words how a picture becomes the input of size, as the
+// export's metadata records it.
+func (f Form) Describe(size int) string {
+	const resample = "area average where it shrinks, linear interpolation where it grows"
+	if f == Squash {
+		return fmt.Sprintf("RGB; resize the whole picture to %d×%d, the aspect ratio not kept (%s); quantise to 8 bits; scale to [0, 1]", size, size, resample)
+	}
+	return fmt.Sprintf("RGB; resize the short side to %d, the aspect ratio kept, the long side truncated to whole pixels (%s); quantise to 8 bits; crop the centre %d×%d; scale to [0, 1]",
+		f.Side(size), resample, size, size)
+}
+
+// Stored returns img as a dataset stores it for inputs of size: side ×
+// side bytes (C, H, W), side = f.Side(size).
+func (f Form) Stored(img image.Image, size int) []byte {
 	src := toRGBA(img)
 	w, h := src.Bounds().Dx(), src.Bounds().Dy()
-	wx, wy := taps(w, size), taps(h, size)
-	// Rows first: (h, size, 3), then columns into (3, size, size).
-	rows := make([]float64, h*size*3)
+	side := f.Side(size)
+	if f == Squash {
+		return resize(src, taps(w, side), taps(h, side))
+	}
+	// The short side becomes side, the long one side·long/short truncated
+	// (as torchvision's Resize does); the centre square is kept, its
+	// offset rounded half to even (as its CenterCrop does).
+	rw, rh := side, side
+	if w < h {
+		rh = int(float64(side) * float64(h) / float64(w))
+	} else {
+		rw = int(float64(side) * float64(w) / float64(h))
+	}
+	x0, y0 := int(math.RoundToEven(float64(rw-side)/2)), int(math.RoundToEven(float64(rh-side)/2))
+	return resize(src, taps(w, rw)[x0:x0+side], taps(h, rh)[y0:y0+side])
+}
+
+// Input returns img as the network's input of size × size, RGB in [0, 1],
+// channel by channel (C, H, W): the centre of what Stored keeps, so that
+// it equals what verify takes from a dataset.
+func (f Form) Input(img image.Image, size int) []float32 {
+	side := f.Side(size)
+	return Centre(f.Stored(img, size), side, size)
+}
+
+// Centre returns the centre size × size of a stored image of side × side
+// bytes (C, H, W), scaled to [0, 1].
+func Centre(stored []byte, side, size int) []float32 {
+	off := (side - size) / 2
+	out := make([]float32, 0, 3*size*size)
+	for c := range 3 {
+		for y := range size {
+			row := stored[(c*side+y+off)*side+off:]
+			for x := range size {
+				out = append(out, float32(row[x])/255)
+			}
+		}
+	}
+	return out
+}
+
+// resize resamples src to len(wx) × len(wy) pixels, output pixel (x, y)
+// being wx[x] along the rows and wy[y] along the columns, and returns
+// them as bytes (C, H, W). Each axis is resampled on its own: where it
+// shrinks, an output pixel is the average of the input pixels it covers
+// (partly covered ones weighted by how much), so a photo does not alias;
+// where it grows, it is interpolated linearly between the two nearest
+// input pixels, edges clamped.
+func resize(src *image.RGBA, wx, wy []tap) []byte {
+	h, ow, oh := src.Bounds().Dy(), len(wx), len(wy)
+	// Rows first: (h, ow, 3), then columns into (3, oh, ow).
+	rows := make([]float64, h*ow*3)
 	for y := range h {
 		line := src.Pix[y*src.Stride:]
 		for ox, t := range wx {
@@ -130,22 +222,22 @@ func Pixels(img image.Image, size int) []float32 {
 				p := line[4*(t.first+k):]
 				r, g, b = r+wt*float64(p[0]), g+wt*float64(p[1]), b+wt*float64(p[2])
 			}
-			o := (y*size + ox) * 3
+			o := (y*ow + ox) * 3
 			rows[o], rows[o+1], rows[o+2] = r, g, b
 		}
 	}
-	out := make([]float32, 3*size*size)
+	out := make([]byte, 3*oh*ow)
 	for oy, t := range wy {
-		for ox := range size {
+		for ox := range ow {
 			var rgb [3]float64
 			for k, wt := range t.w {
-				p := rows[((t.first+k)*size+ox)*3:]
+				p := rows[((t.first+k)*ow+ox)*3:]
 				for c := range 3 {
 					rgb[c] += wt * p[c]
 				}
 			}
 			for c := range 3 {
-				out[(c*size+oy)*size+ox] = float32(rgb[c] / 255)
+				out[(c*oh+oy)*ow+ox] = byte(math.Round(max(0, min(255, rgb[c]))))
 			}
 		}
 	}
@@ -160,7 +252,7 @@ type tap struct {
 }
 
 // taps returns each of out output pixels' weights over in input pixels
-// (see Pixels).
+// (see resize).
 func taps(in, out int) []tap {
 	s := float64(in) / float64(out)
 	ts := make([]tap, out)
@@ -200,16 +292,6 @@ func toRGBA(img image.Image) *image.RGBA {
 	r := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	draw.Draw(r, r.Bounds(), img, b.Min, draw.Src)
 	return r
-}
-
-// Bytes quantises Pixels' values to bytes (0 to 255), as datasets store
-// images.
-func Bytes(x []float32) []byte {
-	b := make([]byte, len(x))
-	for i, v := range x {
-		b[i] = byte(math.Round(float64(max(0, min(1, v))) * 255))
-	}
-	return b
 }
 
 // Normalize maps x (C, H, W) in [0, 1] to (x − mean[c]) / std[c] in place.

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,10 +77,10 @@ func TestDecodeReadsPNGAndJPEGOnly(t *testing.T) {
 	}
 }
 
-// Pixels keeps an image of the right size as it is, and shrinks by
+// Squash keeps an image of the right size as it is, and shrinks by
 // averaging the pixels under each output pixel: a 96×96 checkerboard
-// becomes 32×32 pixels of 5/9 and 4/9.
-func TestPixels(t *testing.T) {
+// becomes 32×32 pixels of 5/9 and 4/9 of white.
+func TestSquash(t *testing.T) {
 	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
 	for i := range img.Pix {
 		img.Pix[i] = byte(i * 7)
@@ -87,12 +88,11 @@ func TestPixels(t *testing.T) {
 			img.Pix[i] = 255
 		}
 	}
-	x := Pixels(img, 32)
+	x := Squash.Stored(img, 32)
 	for y := range 32 {
 		for xx := range 32 {
 			for c := range 3 {
-				want := float32(img.Pix[(y*32+xx)*4+c]) / 255
-				if got := x[(c*32+y)*32+xx]; math.Abs(float64(got-want)) > 1e-6 {
+				if got, want := x[(c*32+y)*32+xx], img.Pix[(y*32+xx)*4+c]; got != want {
 					t.Fatalf("same size: (%d,%d,%d) = %v, want %v", c, y, xx, got, want)
 				}
 			}
@@ -106,14 +106,14 @@ func TestPixels(t *testing.T) {
 			}
 		}
 	}
-	x = Pixels(board, 32)
+	x = Squash.Stored(board, 32)
 	for y := range 32 {
 		for xx := range 32 {
-			want := 4.0 / 9
+			want := byte(113)  // 4/9 of 255
 			if (xx+y)%2 == 0 { // the block's corner is white: 5 of 9
-				want = 5.0 / 9
+				want = 142
 			}
-			if got := x[y*32+xx]; math.Abs(float64(got)-want) > 1e-6 {
+			if got := x[y*32+xx]; got != want {
 				t.Fatalf("checkerboard (%d,%d) = %v, want %v", y, xx, got, want)
 			}
 		}
@@ -122,31 +122,71 @@ func TestPixels(t *testing.T) {
 
 // Growing interpolates between the nearest pixels, edges clamped; a
 // shrink by a fraction weighs a partly covered pixel by its coverage.
-func TestPixelsAxes(t *testing.T) {
+func TestSquashAxes(t *testing.T) {
 	grow := image.NewGray(image.Rect(0, 0, 2, 2))
 	grow.Pix = []byte{0, 255, 0, 255}
-	x := Pixels(grow, 4)
-	if want := []float32{0, 0.25, 0.75, 1}; !equal(x[4:8], want) { // channel 0, row 1
+	x := Squash.Stored(grow, 4)
+	if want := []byte{0, 64, 191, 255}; !bytes.Equal(x[4:8], want) { // channel 0, row 1: 0, 63.75, 191.25, 255
 		t.Errorf("2 → 4: %v, want %v", x[4:8], want)
 	}
 	shrink := image.NewGray(image.Rect(0, 0, 3, 3))
 	for y := range 3 {
 		copy(shrink.Pix[y*3:], []byte{0, 90, 180})
 	}
-	x = Pixels(shrink, 2)
-	if want := []float32{30.0 / 255, 150.0 / 255}; !equal(x[:2], want) { // 0 and ½·90 over 1.5; ½·90 and 180 over 1.5
+	x = Squash.Stored(shrink, 2)
+	if want := []byte{30, 150}; !bytes.Equal(x[:2], want) { // 0 and ½·90 over 1.5; ½·90 and 180 over 1.5
 		t.Errorf("3 → 2: %v, want %v", x[:2], want)
 	}
 }
 
-func TestNormalizeAndBytes(t *testing.T) {
+// CentreCrop resizes the short side to 256 (for 224 inputs), keeps the
+// aspect ratio, and crops the centre, in portrait and landscape: on a
+// ramp whose value is its row (or column), output row i of the input is
+// input position (i + 64 + 16 + ½)·240/384 − ½, the 384 rows of the
+// resized 160×240 picture less 64 each side to the stored square, and 16
+// more to the centre 224.
+func TestCentreCrop(t *testing.T) {
+	if side := CentreCrop.Side(224); side != 256 {
+		t.Fatalf("Side(224) = %d, want 256", side)
+	}
+	portrait := image.NewGray(image.Rect(0, 0, 160, 240))
+	landscape := image.NewGray(image.Rect(0, 0, 240, 160))
+	for y := range 240 {
+		for x := range 160 {
+			portrait.Pix[y*160+x] = byte(y)
+			landscape.Pix[x*240+y] = byte(y)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		img  image.Image
+		at   func(x []float32, i int) float32 // the input's value at position i along the long side
+	}{
+		{"portrait", portrait, func(x []float32, i int) float32 { return x[i*224+100] }},
+		{"landscape", landscape, func(x []float32, i int) float32 { return x[100*224+i] }},
+	} {
+		x := CentreCrop.Input(tc.img, 224)
+		if len(x) != 3*224*224 {
+			t.Fatalf("%s: %d values", tc.name, len(x))
+		}
+		for _, i := range []int{0, 1, 100, 223} {
+			want := math.Round((float64(i+80)+0.5)*240/384-0.5) / 255
+			if got := tc.at(x, i); math.Abs(float64(got)-want) > 1e-6 {
+				t.Errorf("%s: position %d = %v, want %v", tc.name, i, got*255, want*255)
+			}
+		}
+		stored := CentreCrop.Stored(tc.img, 224)
+		if !slices.Equal(x, Centre(stored, 256, 224)) {
+			t.Errorf("%s: Input is not the centre of Stored", tc.name)
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
 	x := []float32{0, 0.5, 1, 0.25, 0.75, 0}
 	Normalize(x, []float32{0.5, 0.25, 0}, []float32{0.5, 0.25, 2})
 	if want := []float32{-1, 0, 3, 0, 0.375, 0}; !equal(x, want) { // (C=3, 2 pixels)
 		t.Errorf("Normalize = %v, want %v", x, want)
-	}
-	if got := Bytes([]float32{0, 0.5, 1, -1, 2}); !bytes.Equal(got, []byte{0, 128, 255, 0, 255}) {
-		t.Errorf("Bytes = %v", got)
 	}
 }
 

@@ -72,15 +72,36 @@ func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 	if cores == nil {
 		return newCondensed(arch, tensors, n, be)
 	}
-	m := &Condensed{Arch: arch, N: n, be: be}
-	for _, core := range cores {
-		lane, err := newCondensed(arch, tensors, 1, core)
-		if err != nil {
-			return nil, err
-		}
-		m.lanes = append(m.lanes, lane)
+	first, err := newCondensed(arch, tensors, 1, cores[0])
+	if err != nil {
+		return nil, err
+	}
+	m := &Condensed{Arch: arch, N: n, be: be, lanes: []*Condensed{first}}
+	for _, core := range cores[1:] {
+		m.lanes = append(m.lanes, first.Share(1, core))
 	}
 	return m, nil
+}
+
+// Share returns the network for batch n on be reading m's weights, not a
+// copy of them: be must reach the memory of m's backend, as the cores
+// that a CPU backend's Split returns do (they share the weights'
+// arrangements too). The two may run at the same time.
+func (m *Condensed) Share(n int, be engine.Backend) *Condensed {
+	if m.lanes != nil {
+		m = m.lanes[0]
+	}
+	c := &Condensed{Arch: m.Arch, N: n, be: be, W: m.W, table: m.table, stemW: m.stemW, last: m.last, fcW: m.fcW, fcB: m.fcB}
+	for _, bk := range m.blocks {
+		nb := &cblock{h: bk.h, w: bk.w, p: n * bk.h * bk.w, width: bk.width}
+		for _, ly := range bk.layers {
+			l := *ly // the weights' offsets and folded BatchNorms; alloc makes its convolutions
+			nb.layers = append(nb.layers, &l)
+		}
+		c.blocks = append(c.blocks, nb)
+	}
+	c.alloc()
+	return c
 }
 
 func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {

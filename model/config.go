@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/imageprep"
 )
 
 // Config is a CondenseNet architecture: the CIFAR form (32×32 inputs, a
@@ -37,6 +38,17 @@ func (c *Config) Input() int { return cmp.Or(c.InputSize, 32) }
 
 // Stride returns the stem's stride.
 func (c *Config) Stride() int { return cmp.Or(c.StemStride, 1) }
+
+// Form returns how a picture becomes this network's input: the ImageNet
+// form (a strided stem) takes the centre of the picture resized on its
+// short side, as the official code evaluates; the CIFAR form the whole
+// picture.
+func (c *Config) Form() imageprep.Form {
+	if c.Stride() > 1 {
+		return imageprep.CentreCrop
+	}
+	return imageprep.Squash
+}
 
 // ImageFloats returns the floats of one input image, 3 × Input()².
 func (c *Config) ImageFloats() int { return 3 * c.Input() * c.Input() }

@@ -86,6 +86,9 @@ func TestCondensedMatchesMasked(t *testing.T) {
 		if len(cn.lanes) != 2 {
 			t.Fatalf("%d lanes on two cores, want 2", len(cn.lanes))
 		}
+		if &cn.lanes[0].W.Host[0] != &cn.lanes[1].W.Host[0] {
+			t.Errorf("G=%d C=%d: each lane holds a copy of the weights, want one shared", cfg.Group1x1, cfg.CondenseFactor)
+		}
 		whole, err := NewCondensed(arch, tensors, n, cpu.New(1))
 		if err != nil {
 			t.Fatal(err)

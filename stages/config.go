@@ -246,6 +246,9 @@ func (c *Config) Check() error {
 	if in := c.Model.Input(); !isFolder && in != 32 && d.Dataset != "" {
 		bad("model.input_size", in, fmt.Sprintf("the %s dataset's images are 32×32: want 32, or an image folder (folder:PATH)", d.Dataset))
 	}
+	if st := c.Model.Stride(); !isFolder && st > 1 && d.Dataset != "" {
+		bad("model.stem_stride", st, fmt.Sprintf("a strided stem is the ImageNet form, which evaluates the centre crop of larger pictures; the %s dataset's 32×32 images have none to crop: want 1, or an image folder (folder:PATH)", d.Dataset))
+	}
 	if !isFolder && d.Dataset != "" && (d.ImageSize != 0 || d.Mean != nil || d.Std != nil || d.Strict) {
 		bad("data.dataset", fmt.Sprintf("%q", d.Dataset), "data.image_size, mean, std and strict are for image folders (folder:PATH)")
 	}

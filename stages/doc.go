@@ -16,7 +16,7 @@ func All(cfg Config) []pipeline.Stage {
 		data.ImageSize = cfg.Model.Input() // prepared at the network's input size
 	}
 	return []pipeline.Stage{
-		&Fetch{Data: data, Seed: cfg.Seed},
+		&Fetch{Data: data, Seed: cfg.Seed, Form: cfg.Model.Form()},
 		&Train{Model: cfg.Model, Train: cfg.Train, Seed: cfg.Seed},
 		&Condense{Config: cfg.Condense},
 		&Verify{Config: cfg.Verify, Train: cfg.Train},

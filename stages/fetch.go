@@ -27,6 +27,9 @@ import (
 type Fetch struct {
 	Data DataConfig
 	Seed uint64
+	// Form is how the network takes pictures, which decides how an image
+	// folder's are stored (All sets it from the model).
+	Form imageprep.Form
 	// Downloader settings a test may shorten; zero values mean defaults.
 	StallTimeout time.Duration
 	Backoff      func(n int) time.Duration
@@ -47,7 +50,7 @@ func (f *Fetch) WriteKey(w io.Writer) {
 	d := f.Data
 	if root, ok := FolderPath(d.Dataset); ok {
 		// The folder by content, not by where it is.
-		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\nimageprep %d\n", f.imageSize(), d.Mean, d.Std, d.Strict, imageprep.Version)
+		fmt.Fprintf(w, "data.dataset folder\ndata.image_size %d\ndata.mean %v\ndata.std %v\ndata.strict %v\nimageprep %d %s\n", f.imageSize(), d.Mean, d.Std, d.Strict, imageprep.Version, f.Form)
 		if l, err := f.listFolder(root); err != nil {
 			fmt.Fprintf(w, "data.folder unreadable: %v\n", err) // Run says so
 		} else {
@@ -191,20 +194,21 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		env.Report.Warn(env.Stage, w)
 	}
 	size := f.imageSize()
-	if need, have := int64(len(l.Train)+len(l.Test))*int64(3*size*size), availableMemory(); have > 0 && need > have*3/4 {
+	side := f.Form.Side(size)
+	if need, have := int64(len(l.Train)+len(l.Test))*int64(3*side*side), availableMemory(); have > 0 && need > have*3/4 {
 		// Every stage holds the dataset in memory: refuse before hours of
 		// decoding end in running out of it.
 		return nil, fmt.Errorf("%w: %d images of %d×%d take %.1f GB in memory, and this machine has %.1f GB available: use fewer images or a network with a smaller input",
-			ErrConfig, len(l.Train)+len(l.Test), size, size, float64(need)/1e9, float64(have)/1e9)
+			ErrConfig, len(l.Train)+len(l.Test), side, side, float64(need)/1e9, float64(have)/1e9)
 	}
 	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), false)
 	done := func() { prog.Add(1) }
-	train, bad, err := imagefolder.Read(ctx, l.Train, size, done)
+	train, bad, err := imagefolder.Read(ctx, l.Train, f.Form, size, done)
 	if err != nil {
 		prog.Done()
 		return nil, err
 	}
-	test, badTest, err := imagefolder.Read(ctx, l.Test, size, done)
+	test, badTest, err := imagefolder.Read(ctx, l.Test, f.Form, size, done)
 	prog.Done()
 	if err != nil {
 		return nil, err
@@ -225,7 +229,7 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		env.Report.Warn(env.Stage, fmt.Sprintf("%d images cannot be read and are left out (data.strict refuses them instead): %s%s", len(bad), strings.Join(list, "; "), more))
 	}
 	d := &artifacts.Dataset{
-		Name: "folder:" + filepath.Base(filepath.Clean(root)), Classes: l.Classes, C: 3, H: size, W: size, Mean: f.Data.Mean, Std: f.Data.Std,
+		Name: "folder:" + filepath.Base(filepath.Clean(root)), Classes: l.Classes, C: 3, H: side, W: side, Mean: f.Data.Mean, Std: f.Data.Std,
 		Train: artifacts.Split{Images: train.Images, Labels: train.Labels},
 		Test:  artifacts.Split{Images: test.Images, Labels: test.Labels},
 	}
@@ -238,7 +242,7 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		return nil, fmt.Errorf("no readable images in %s", filepath.Join(root, l.TestDir))
 	}
 	if d.Mean == nil {
-		d.Mean, d.Std = imagefolder.Normalization(d.Train.Images, size*size)
+		d.Mean, d.Std = imagefolder.Normalization(d.Train.Images, side*side)
 	}
 	return d, nil
 }
@@ -312,10 +316,12 @@ func (f *Fetch) missingChecksum(src cifar.Source) error {
 }
 
 // batcher batches split of ds for a network of configuration cfg:
-// normalised as ds says, augmented in the regime of cfg's form (CIFAR's,
-// or ImageNet's for a strided stem, as the official code chooses).
+// normalised as ds says, cropped and augmented in the regime of cfg's form
+// (CIFAR's, or ImageNet's for a strided stem, as the official code
+// chooses).
 func batcher(ds *artifacts.Dataset, split *artifacts.Split, n int, cfg *model.Config) *batch.Batcher {
-	return &batch.Batcher{Images: split.Images, Labels: split.Labels, Size: ds.H, Batch: n, Mean: ds.Mean, Std: ds.Std, Resized: cfg.Stride() > 1}
+	return &batch.Batcher{Images: split.Images, Labels: split.Labels, Size: cfg.Input(), Side: ds.H, Batch: n, Mean: ds.Mean, Std: ds.Std,
+		Resized: cfg.Form() == imageprep.CentreCrop}
 }
 
 // progressReader reports bytes read and stops reading once ctx is done.

@@ -52,11 +52,17 @@ func serve(t *testing.T, body []byte) (url string, requests *atomic.Int32) {
 // runFetch runs the fetch stage alone in workdir.
 func runFetch(t *testing.T, workdir string, data DataConfig) (*pipeline.Runner, error) {
 	t.Helper()
+	return runFetchStage(t, workdir, &Fetch{Data: data})
+}
+
+// runFetchStage runs f alone in workdir.
+func runFetchStage(t *testing.T, workdir string, f *Fetch) (*pipeline.Runner, error) {
+	t.Helper()
 	store, err := artifacts.Open(workdir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &Fetch{Data: data, Backoff: func(int) time.Duration { return time.Millisecond }}
+	f.Backoff = func(int) time.Duration { return time.Millisecond }
 	r := &pipeline.Runner{Store: store, Stages: []pipeline.Stage{f}, Report: pipeline.Discard}
 	return r, r.Run(context.Background(), pipeline.Options{Target: "all"})
 }

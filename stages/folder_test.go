@@ -20,6 +20,7 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/imagefolder"
 	"github.com/condensenet/condensenet/imageprep"
+	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
 
@@ -113,7 +114,7 @@ func TestFetchImageFolder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := imageprep.Bytes(imageprep.Pixels(img, 32))
+		want := imageprep.Squash.Stored(img, 32)
 		if !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], want) || int(d.Train.Labels[i]) != f.Label {
 			t.Errorf("training image %d is not %s, label %d", i, f.Path, f.Label)
 		}
@@ -201,7 +202,7 @@ func TestFetchImageFolderBadImages(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if i >= d.Train.Len() || !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], imageprep.Bytes(imageprep.Pixels(img, 32))) {
+		if i >= d.Train.Len() || !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], imageprep.Squash.Stored(img, 32)) {
 			t.Fatalf("training image %d is not %s", i, f.Path)
 		}
 		i++
@@ -234,6 +235,49 @@ func TestFetchImageFolderLayout(t *testing.T) {
 		_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + root, CacheDir: t.TempDir()})
 		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), root+"/", ""), tc.want) {
 			t.Errorf("%s: %v, want it to say %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// verify's inputs are predict's: in both forms, each test image as the
+// evaluation batcher takes it from the stored dataset equals, to the bit,
+// what package classify (so predict) makes of its file: the form's Input,
+// normalised.
+func TestEvaluationInputIsPredicts(t *testing.T) {
+	root := imageFolder(t)
+	l, err := imagefolder.List(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []model.Config{{InputSize: 32}, {InputSize: 32, StemStride: 2}} {
+		form, size := cfg.Form(), cfg.Input()
+		w := t.TempDir()
+		f := &Fetch{Data: DataConfig{Dataset: "folder:" + root, ImageSize: size, CacheDir: t.TempDir()}, Form: form}
+		if _, err := runFetchStage(t, w, f); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := loadFetched(t, w)
+		if d.H != form.Side(size) {
+			t.Fatalf("%s form: stored %d×%d, want %d", form, d.H, d.W, form.Side(size))
+		}
+		b := batcher(d, &d.Test, d.Test.Len(), &cfg)
+		x, labels := make([]float32, b.Floats()), make([]int32, b.Batch)
+		b.Fill(x, labels, 0, 0)
+		hw := size * size
+		for i, file := range l.Test {
+			img, err := imageprep.Open(file.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := form.Input(img, size)
+			imageprep.Normalize(want, d.Mean, d.Std)
+			for p := range hw {
+				for c := range 3 {
+					if got := x[(i*hw+p)*3+c]; got != want[c*hw+p] {
+						t.Fatalf("%s form, %s: pixel %d channel %d: verify takes %v, predict %v", form, file.Path, p, c, got, want[c*hw+p])
+					}
+				}
+			}
 		}
 	}
 }

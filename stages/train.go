@@ -74,9 +74,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
 	}
-	if ds.C != 3 || ds.H != cfg.Input() || ds.W != cfg.Input() {
-		return nil, fmt.Errorf("%w: the %s dataset's images are %d×%d×%d, and the network takes 3×%d×%d: set data.image_size to %d",
-			ErrConfig, ds.Name, ds.C, ds.H, ds.W, cfg.Input(), cfg.Input(), cfg.Input())
+	if side := cfg.Form().Side(cfg.Input()); ds.C != 3 || ds.H != side || ds.W != side {
+		return nil, fmt.Errorf("%w: the %s dataset's images are %d×%d×%d, and the network (input %d, %s form) takes them stored as 3×%d×%d: set data.image_size to %d, and run fetch again",
+			ErrConfig, ds.Name, ds.C, ds.H, ds.W, cfg.Input(), cfg.Form(), side, side, cfg.Input())
 	}
 	tc := t.Train
 	if n := len(ds.Train.Labels); tc.Batch > n {

@@ -44,12 +44,16 @@ artifacts is checked against its manifest first (a damaged file is
 refused, naming it), and predict warns when the workdir's settings would
 rebuild it.
 
-Each image is resized to the network's input (32×32, or 224×224 for the
-ImageNet networks), each pixel the average of the picture under it, or
-interpolated where the picture is smaller (the aspect ratio is not kept;
-crop first for better results), and normalised with the training data's mean and
-std. The model runs on this program's engine, on the CPU, as package
-classify runs it for Go programs: no ONNX runtime is needed.`,
+Each image is prepared as verify prepared the test images, so that
+predict gives the accuracy verify reports: for the CIFAR networks the
+whole picture is resized to 32×32 (the aspect ratio is not kept); for the
+ImageNet networks its short side is resized to 256 and the centre 224×224
+taken, as the official code evaluates. Each pixel is the average of the
+picture under it, or interpolated where the picture is smaller, and is
+normalised with the training data's mean and std (the export's metadata,
+key "preprocessing", says the same). The model runs on this program's
+engine, on the CPU, as package classify runs it for Go programs: no ONNX
+runtime is needed.`,
 		Example: `  pipeline predict cat.png dog.jpg
   pipeline predict --batch 256 photos/
   pipeline predict --model work/export/model.onnx --top 3 --json photo.jpg

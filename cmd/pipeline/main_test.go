@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/cifar"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -792,6 +793,7 @@ func TestRunAllOnImageFolder(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"name":"square"`) && !strings.Contains(out, `"name":"circle"`) {
 		t.Errorf("predict: code %d\n%s%s", code, out, errs)
 	}
+	predictMatchesVerify(t, w, root)
 	out, _, _ = execute(t, "status", "--workdir", w)
 	if strings.Count(out, "fresh") != 5 {
 		t.Errorf("status after run all:\n%s", out)
@@ -830,16 +832,52 @@ func TestImageNetPresetOnImageFolder(t *testing.T) {
 	os.WriteFile(cfg, []byte(`{"train": {"epochs": 1, "batch": 2}, "verify": {"tolerance": 100, "batch": 2}}`), 0o644)
 	w := t.TempDir()
 	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "condensenet-imagenet", "--config", cfg, "--dataset", "folder:"+root)
-	if code != 0 || !strings.Contains(out, "8 train, 4 test images of 3x224x224, 2 classes") || !strings.Contains(out, "export   done") {
+	if code != 0 || !strings.Contains(out, "8 train, 4 test images of 3x256x256, 2 classes") || !strings.Contains(out, "export   done") {
 		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
 	}
 	out, errs, code = execute(t, "predict", "--workdir", w, "--json", filepath.Join(root, "val", "n02", "5.jpg"))
 	if code != 0 || !strings.Contains(out, `"name":"n0`) {
 		t.Errorf("predict: code %d\n%s%s", code, out, errs)
 	}
+	predictMatchesVerify(t, w, root)
 	out, _, _ = execute(t, "inspect", filepath.Join(w, "export", "model.onnx"))
 	if !strings.Contains(out, "224") {
 		t.Errorf("inspect of the export:\n%s", out)
+	}
+}
+
+// predictMatchesVerify checks that predict, given the files of the
+// folder at root's val/, gets the condensed accuracy that verify reports
+// in workdir w.
+func predictMatchesVerify(t *testing.T, w, root string) {
+	t.Helper()
+	out, errs, code := execute(t, "predict", "--workdir", w, "--json", "--top", "1", filepath.Join(root, "val"))
+	var res struct {
+		Predictions []struct {
+			Image   string
+			Classes []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || len(res.Predictions) == 0 {
+		t.Fatalf("predict of val/: code %d, %v\n%s%s", code, err, out, errs)
+	}
+	right := 0
+	for _, p := range res.Predictions {
+		if p.Classes[0].Name == filepath.Base(filepath.Dir(p.Image)) {
+			right++
+		}
+	}
+	store, _ := artifacts.Open(w)
+	a, err := store.Get("verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := artifacts.LoadReport(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := float64(right)/float64(len(res.Predictions)), 1-rep.Condensed.Top1Error; math.Abs(got-want) > 1e-9 {
+		t.Errorf("predict is right on %d of %d images of val/ (%.4f); verify reports %.4f", right, len(res.Predictions), got, want)
 	}
 }
 

@@ -14,6 +14,9 @@ import (
 type Backend struct {
 	workers int
 	scratch Scratch // shared by every Conv: kernels run one at a time
+	// arranged is shared with the lanes Split returns, so that networks
+	// on them that read one copy of the weights arrange them once.
+	arranged *Arrangements
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -24,19 +27,21 @@ func New(workers int) *Backend {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	return &Backend{workers: workers}
+	return &Backend{workers: workers, arranged: new(Arrangements)}
 }
 
 func (b *Backend) Name() string { return "cpu" }
 
 // Split returns a one-worker backend per worker (see engine.Splitter).
+// Networks on them that read the same weights share their Fixed
+// convolutions' arrangements.
 func (b *Backend) Split() []engine.Backend {
 	if b.workers == 1 {
 		return nil
 	}
 	lanes := make([]engine.Backend, b.workers)
 	for i := range lanes {
-		lanes[i] = New(1)
+		lanes[i] = &Backend{workers: 1, arranged: b.arranged}
 	}
 	return lanes
 }
@@ -61,7 +66,9 @@ func (b *Backend) Sync() error { return nil }
 type conv struct{ c *Conv }
 
 func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
-	return conv{NewConv(s, b.workers, &b.scratch)}
+	c := NewConv(s, b.workers, &b.scratch)
+	c.shared = b.arranged
+	return conv{c}
 }
 func (c conv) Forward(out, in, w engine.View) { c.c.Forward(h(out), h(in), h(w)) }
 func (c conv) Backward(dIn, dW, dOut, in, w engine.View) {

@@ -34,32 +34,46 @@ type Conv struct {
 	engine.ConvShape
 	Workers int
 	scratch *Scratch
-	wPatch  []float32 // (K, R·S·C/G): weights in patch order
+	arranged
 	dwPatch []float32 // (K, R·S·C/G): weight gradient in patch order
-	wTaps   []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
-	wPairs  []float32 // the direct micro-kernel's weights (see arrangePairs)
-	wPairsT []float32 // the same for the input gradient
-	wG4     []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
+	wPairsT []float32 // the direct micro-kernel's weights for the input gradient
+	shifted bool      // runs as shifted GEMMs (see useShifted)
 	// rows lays out a direct convolution's input transform by source
 	// channel, once tried (see sourceRows).
 	rows      *sourceLayout
 	rowsTried bool
-	wGroups   []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
-	plain     *Conv     // with an Input transform but no direct lowering: the convolution of its result
-	// prepared is the weights wPatch or wTaps were made from, for a Fixed shape.
+	plain     *Conv // with an Input transform but no direct lowering: the convolution of its result
+	// prepared is the weights the arranged ones were made from, for a
+	// Fixed shape.
 	prepared *float32
+	// shared, if set, holds Fixed weights' arrangements that other
+	// convolutions (of other networks on the same weights) made.
+	shared *Arrangements
+}
+
+// arranged are a convolution's weights rearranged for its kernels; one of
+// them is in use, chosen by the shape.
+type arranged struct {
+	wPatch  []float32 // (K, R·S·C/G): weights in patch order
+	wTaps   []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
+	wPairs  []float32 // the direct micro-kernel's weights (see arrangePairs)
+	wG4     []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
+	wGroups []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
 }
 
 // prepare runs rearrange on w unless the shape is Fixed and w is what was
-// rearranged last time.
+// rearranged last time, or what a convolution of the same shape sharing c's
+// Arrangements rearranged.
 func (c *Conv) prepare(w []float32, rearrange func([]float32)) {
 	if c.Fixed && c.prepared == &w[0] {
 		return
 	}
-	rearrange(w)
-	if c.Fixed {
-		c.prepared = &w[0]
+	if !c.Fixed {
+		rearrange(w)
+		return
 	}
+	c.shared.do(c, &w[0], func() { rearrange(w) })
+	c.prepared = &w[0]
 }
 
 // Scratch holds the patch matrices of convolutions that run one at a time.
@@ -121,13 +135,7 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	if scratch == nil {
 		scratch = new(Scratch)
 	}
-	kk := s.R * s.S * s.C / s.G
-	c := &Conv{ConvShape: s, Workers: workers, scratch: scratch,
-		wPatch: make([]float32, s.K*kk), dwPatch: make([]float32, s.K*kk)}
-	if useShifted(s) {
-		c.wTaps = make([]float32, s.R*s.S*s.C*s.K)
-	}
-	return c
+	return &Conv{ConvShape: s, Workers: workers, scratch: scratch, shifted: useShifted(s)}
 }
 
 // block returns the number of output pixels per patch block, a multiple of
@@ -167,7 +175,7 @@ func (c *Conv) Forward(out, in, w []float32) {
 		c.directForward(out, in, w)
 		return
 	}
-	if c.wTaps != nil { // shifted GEMMs use their own weight layout
+	if c.shifted { // shifted GEMMs use their own weight layout
 		c.shiftedForward(out, in, w)
 		return
 	}
@@ -198,6 +206,7 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	}
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
+	c.dwPatch = grow(&c.dwPatch, s.K*kk)
 	if useDirect(s) {
 		c.directBackward(dIn, dW, dOut, in, w)
 		return
@@ -254,6 +263,7 @@ func (c *Conv) addsToDIn() bool { return !c.OverwriteDIn }
 func (c *Conv) permuteWeights(w []float32) {
 	s := c.ConvShape
 	cg, rs := s.C/s.G, s.R*s.S
+	c.wPatch = grow(&c.wPatch, s.K*cg*rs)
 	for o := range s.K {
 		src, dst := w[o*cg*rs:(o+1)*cg*rs], c.wPatch[o*cg*rs:(o+1)*cg*rs]
 		for ci := range cg {

@@ -198,8 +198,8 @@ func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	pairs := (kg + 1) / 2
-	wk := grow(&c.wPairs, s.G*pairs*cg*18)
-	c.prepare(w, func(w []float32) { c.arrangePairs(wk, w, false) })
+	c.prepare(w, func(w []float32) { c.arrangePairs(grow(&c.wPairs, s.G*pairs*cg*18), w, false) })
+	wk := c.wPairs
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, wk)
 }

@@ -76,6 +76,7 @@ func (c *Conv) interior(f func(padPix, pix int)) {
 func (c *Conv) blockDiagonal(w []float32) {
 	s := c.ConvShape
 	cg, kg, rs := s.C/s.G, s.K/s.G, s.R*s.S
+	c.wTaps = grow(&c.wTaps, s.R*s.S*s.C*s.K)
 	clear(c.wTaps)
 	for o := range s.K {
 		g := o / kg
