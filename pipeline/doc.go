@@ -18,6 +18,8 @@ import "errors"
 var (
 	// ErrLocked means another live process is running in the same workdir.
 	ErrLocked = errors.New("pipeline: workdir in use")
+	// ErrReadOnly means a run had work to do in a workdir it cannot write.
+	ErrReadOnly = errors.New("pipeline: workdir read-only")
 	// ErrNondeterministic means --verify-cache found a stage whose output
 	// changed although its key did not.
 	ErrNondeterministic = errors.New("stage output is not reproducible")

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/condensenet/condensenet/artifacts"
@@ -143,6 +145,32 @@ func (r *Runner) key(s Stage, inputs map[string]*artifacts.Artifact) (artifacts.
 	return h.Sum(), lines
 }
 
+// readOnly reports whether err says the workdir cannot be written.
+func readOnly(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// checkUpToDate serves a run in a workdir that cannot be written (locking
+// it failed with lockErr): with every stage up to stage last fresh there is
+// nothing to write, and the run succeeds as it would have; otherwise it
+// fails, naming the first stage that would run.
+func (r *Runner) checkUpToDate(last int, lockErr error) error {
+	needed := r.needed(last)
+	sts := r.Status()
+	for _, st := range sts[:last+1] {
+		if needed[st.Stage] && st.State != Fresh {
+			return fmt.Errorf("%w: %s cannot be written (%v), and %s would run (%s): give --workdir a writable folder (a copy of this one keeps its results)",
+				ErrReadOnly, r.Store.Dir(), lockErr, st.Stage, st.Reason)
+		}
+	}
+	for _, st := range sts[:last+1] {
+		if needed[st.Stage] {
+			r.Report.StageSkip(st.Stage, st.Artifact, st.Reason+"; the workdir is read-only")
+		}
+	}
+	return nil
+}
+
 // Status reports every stage's state without running or changing anything.
 // It does not need the workdir lock; a run in progress may make it outdated.
 func (r *Runner) Status() []Status {
@@ -258,6 +286,12 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 	var held *filelock.HeldError
 	if errors.As(err, &held) {
 		return fmt.Errorf("%w: %s is being used by another pipeline run (pid %d); wait for it to finish or stop it", ErrLocked, r.Store.Dir(), held.PID)
+	}
+	if readOnly(err) && (forceFrom <= last || opts.VerifyCache) {
+		return fmt.Errorf("%w: %s cannot be written (%v), and stages forced to run again would write it: give --workdir a writable folder (a copy of this one keeps its results)", ErrReadOnly, r.Store.Dir(), err)
+	}
+	if readOnly(err) {
+		return r.checkUpToDate(last, err)
 	}
 	if err != nil {
 		return err

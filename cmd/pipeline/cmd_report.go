@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,25 +22,30 @@ import (
 )
 
 func newReportCommand(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var out string
+	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Write one self-contained HTML page about the workdir's run",
-		Long: `report writes report.html in the workdir: the run's configuration, the
-training curves, the condensation schedule, both networks' verification
-numbers, the confusion matrix and the export's parity check. Images are
-embedded, so the page needs no network and can be mailed as one file.
-Stages that have not run yet are shown as such.`,
-		Example: `  pipeline report && xdg-open work/report.html`,
-		Args:    usageArgs(cobra.NoArgs),
-		RunE:    func(cmd *cobra.Command, args []string) error { return runReport(g) },
+		Long: `report writes report.html in the workdir (or --out): the run's
+configuration, the training curves, the condensation schedule, both
+networks' verification numbers, the confusion matrix and the export's
+parity check. Images are embedded, so the page needs no network and can be
+mailed as one file. Stages that have not run yet are shown as such.`,
+		Example: `  pipeline report && xdg-open work/report.html
+  pipeline report --workdir /shared/run1 --out run1.html`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error { return runReport(g, out) },
 	}
+	cmd.Flags().StringVar(&out, "out", "", "where to write the page (default: report.html in the workdir)")
+	return cmd
 }
 
 // reportPage is what the template shows; nil parts have not run.
 type reportPage struct {
 	Workdir   string
 	Made      string
-	Config    string
+	Config    string // the training's: model, train and seed
+	Settings  string // the workdir's whole configuration, data to export
 	Metrics   []artifacts.Metric
 	Curves    template.URL
 	Schedule  []scheduleRow
@@ -104,7 +110,7 @@ func condensingSteps(cfg model.Config, metrics []artifacts.Metric, weights []byt
 	return rows, msg + ", as the steps above should leave."
 }
 
-func runReport(g *Globals) error {
+func runReport(g *Globals, out string) error {
 	if err := g.needWorkdir(); err != nil {
 		return err
 	}
@@ -115,6 +121,10 @@ func runReport(g *Globals) error {
 	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: map[string]string{}}
 	for stage, s := range staleStages(g) {
 		page.Stale[stage] = fmt.Sprintf("%s: %s", s.State, s.Reason)
+	}
+	if cfg, ok, err := loadSettings(g.Workdir); err == nil && ok {
+		b, _ := json.MarshalIndent(cfg, "", "  ")
+		page.Settings = string(b)
 	}
 	get := func(name string) *artifacts.Artifact {
 		a, err := store.Get(name)
@@ -163,8 +173,11 @@ func runReport(g *Globals) error {
 	if err := reportTemplate.Execute(&buf, page); err != nil {
 		return err
 	}
-	path := filepath.Join(store.Dir(), "report.html")
+	path := cmp.Or(out, filepath.Join(store.Dir(), "report.html"))
 	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
+		if out == "" {
+			return fmt.Errorf("%w; give --out with a file elsewhere", err)
+		}
 		return err
 	}
 	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
@@ -263,6 +276,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{end}}</table>
 <h3>Configuration</h3><pre>{{.Config}}</pre>
 {{else}}<p class="missing">Not trained yet.</p>{{end}}
+{{with .Settings}}<h3>Settings</h3><p>The workdir's whole configuration (data, model, training, condensing, verification, export), as its last run that got past fetching used it (settings.json):</p><pre>{{.}}</pre>{{end}}
 
 <h2>Verification</h2>
 {{template "stale" index $.Stale "verify"}}

@@ -112,7 +112,7 @@ func runRun(ctx context.Context, opts RunOptions, g *Globals, target string) err
 	// command in the workdir repeat its failure.
 	var failed *pipeline.StageError
 	switch {
-	case errors.Is(err, pipeline.ErrLocked):
+	case errors.Is(err, pipeline.ErrLocked), errors.Is(err, pipeline.ErrReadOnly):
 	case errors.As(err, &failed) && failed.Stage == stageNames[0]:
 		rep.Note("settings: not remembered, since the run stopped before its data was ready; the workdir keeps those of its last run that got that far")
 	default:

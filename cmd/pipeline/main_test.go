@@ -13,6 +13,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -890,5 +891,89 @@ func TestBenchPreset(t *testing.T) {
 	out, errs, code = execute(t, "bench", "infer", "--device", "cpu", "--preset", "condensenet-imagenet-g8", "--stages", "1-1-1-1-1", "--condensed", "--batch", "1", "--steps", "1", "--workdir", t.TempDir())
 	if code != 0 || !strings.Contains(out, "stages [1 1 1 1 1] growth [8 16 32 64 128]") {
 		t.Errorf("bench --preset condensenet-imagenet-g8 --stages 1-1-1-1-1: code %d\n%s%s", code, out, errs)
+	}
+}
+
+// A read-only workdir (as another user, when the test runs as root, who
+// may write anywhere): the reading commands work, run all with every stage
+// fresh succeeds with nothing to write, a run with work to do says which
+// stage would run, and report writes elsewhere with --out.
+func TestReadOnlyWorkdir(t *testing.T) {
+	cfg := smallSynthetic(t)
+	w := t.TempDir()
+	if out, errs, code := execute(t, "run", "all", "--workdir", w, "--config", cfg); code != 0 {
+		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
+	}
+	shared := t.TempDir() // what the other user reads and writes: the binary, an image, the report
+	bin := filepath.Join(shared, "pipeline.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, b, 0o755)
+	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+	f, _ := os.Create(filepath.Join(shared, "photo.png"))
+	png.Encode(f, img)
+	f.Close()
+	changed := filepath.Join(shared, "longer.json")
+	c, _ := os.ReadFile(cfg)
+	os.WriteFile(changed, bytes.Replace(c, []byte(`"epochs": 2`), []byte(`"epochs": 3`), 1), 0o644)
+	for _, d := range []string{shared, filepath.Dir(shared), filepath.Dir(cfg), filepath.Dir(filepath.Dir(cfg)), filepath.Dir(w)} {
+		os.Chmod(d, 0o777)
+	}
+	os.Chmod(cfg, 0o644)
+	setMode := func(dirs, files os.FileMode) {
+		filepath.WalkDir(w, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, dirs)
+			} else if err == nil {
+				os.Chmod(p, files)
+			}
+			return nil
+		})
+	}
+	setMode(0o555, 0o444)
+	t.Cleanup(func() { setMode(0o755, 0o644) })
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := command(t, args...)
+		cmd.Path, cmd.Args = bin, []string{bin}
+		if os.Getuid() == 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			cmd.Env = append(cmd.Env, "HOME="+shared)
+		}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("pipeline %v: %v", args, err)
+		}
+		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+	}
+	if out, errs, code := run("run", "all", "--workdir", w); code != 0 || strings.Count(out, "read-only") != 5 {
+		t.Errorf("run all, every stage fresh: code %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := run("status", "--workdir", w); code != 0 || strings.Count(out, "fresh") != 5 {
+		t.Errorf("status: code %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := run("predict", "--workdir", w, filepath.Join(shared, "photo.png")); code != 0 || !strings.Contains(out, "%") {
+		t.Errorf("predict: code %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := run("run", "all", "--workdir", w, "--config", changed); code == 0 || !strings.Contains(errs, "train would run") || !strings.Contains(errs, "writable") {
+		t.Errorf("run all with more epochs: code %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := run("run", "verify", "--redo", "--workdir", w); code == 0 || !strings.Contains(errs, "writable") {
+		t.Errorf("run verify --redo: code %d\n%s%s", code, out, errs)
+	}
+	if out, errs, code := run("report", "--workdir", w); code == 0 || !strings.Contains(errs, "--out") {
+		t.Errorf("report: code %d\n%s%s", code, out, errs)
+	}
+	page := filepath.Join(shared, "report.html")
+	if out, errs, code := run("report", "--workdir", w, "--out", page); code != 0 {
+		t.Errorf("report --out: code %d\n%s%s", code, out, errs)
+	}
+	if b, err := os.ReadFile(page); err != nil || !bytes.Contains(b, []byte("Settings")) {
+		t.Errorf("report --out wrote no page with the settings: %v", err)
 	}
 }

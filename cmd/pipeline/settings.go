@@ -58,11 +58,17 @@ func parseSettings(b []byte, path string) (stages.Config, error) {
 	return cfg, err
 }
 
-// saveSettings records cfg as the workdir's settings, atomically.
+// saveSettings records cfg as the workdir's settings, atomically. Settings
+// the workdir holds already are not written again (the workdir may be
+// read-only).
 func saveSettings(workdir string, cfg stages.Config) error {
+	path := filepath.Join(workdir, settingsFile)
 	b, err := settingsJSON(cfg)
+	if old, rerr := os.ReadFile(path); rerr == nil && bytes.Equal(old, b) {
+		return nil
+	}
 	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(workdir, settingsFile), b)
+		err = atomicfile.WriteFile(path, b)
 	}
 	if err != nil {
 		return fmt.Errorf("remembering the settings in %s: %w", workdir, err)
