@@ -43,6 +43,10 @@ type Report struct {
 	ConfusionPNG []byte `json:"-"` // confusion.png
 }
 
+// HasTop5 reports whether top-5 accuracy says anything: with five classes
+// or fewer every image is in its top 5.
+func (r *Report) HasTop5() bool { return len(r.Classes) > 5 }
+
 func (r *Report) Info() Info { return Info{Kind: KindReport, Schema: reportSchema} }
 
 func (r *Report) Summary() string {

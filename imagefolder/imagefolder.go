@@ -395,7 +395,7 @@ func Read(ctx context.Context, files []File, form imageprep.Form, size int, done
 		}
 		img, err := imageprep.Open(files[i].Path)
 		if err != nil {
-			reasons[i] = err.Error()
+			reasons[i] = imageprep.Reason(err)
 		} else {
 			copy(images[i*n:], form.Stored(img, size))
 			ok[i] = true

@@ -15,6 +15,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 )
@@ -92,7 +93,8 @@ func sniff(b []byte) string {
 	return "an unknown format"
 }
 
-// Open reads and decodes the image file at path (see Decode).
+// Open reads and decodes the image file at path (see Decode). Its errors
+// are *fs.PathError, naming the file (Reason gives what is wrong alone).
 func Open(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -106,9 +108,23 @@ func Open(path string) (image.Image, error) {
 		return nil, err
 	}
 	if len(b) > 4*MaxPixels {
-		return nil, fmt.Errorf("%w: a file of more than %d bytes", ErrTooLarge, 4*MaxPixels)
+		err = fmt.Errorf("%w: a file of more than %d bytes", ErrTooLarge, 4*MaxPixels)
+	} else {
+		var img image.Image
+		if img, err = Decode(b); err == nil {
+			return img, nil
+		}
 	}
-	return Decode(b)
+	return nil, &fs.PathError{Op: "decode", Path: path, Err: err}
+}
+
+// Reason returns what is wrong with a file from Open's error, without the
+// file's name, for lists that name it already.
+func Reason(err error) string {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // A Form is how a picture becomes a network's input of size × size: the

@@ -44,8 +44,9 @@ func TestDecodeRefusesHugeImages(t *testing.T) {
 	}
 	p := filepath.Join(t.TempDir(), "huge.png")
 	os.WriteFile(p, huge, 0o644)
-	if _, err := Open(p); !errors.Is(err, ErrTooLarge) {
-		t.Errorf("Open of a 100,000² PNG = %v, want ErrTooLarge", err)
+	_, err = Open(p)
+	if !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), "decode "+p+": ") || strings.Contains(Reason(err), p) {
+		t.Errorf("Open of a 100,000² PNG = %v (reason %q), want ErrTooLarge naming the file, and a reason that does not", err, Reason(err))
 	}
 	for _, bad := range [][]byte{b[:len(b)/2], []byte("not an image")} {
 		if _, err := Decode(bad); err == nil || errors.Is(err, ErrTooLarge) {

@@ -206,7 +206,60 @@ func (c *Config) ReadConfig(r io.Reader, name string) error {
 	if d.More() {
 		return fmt.Errorf("config %s: more than one JSON object", name)
 	}
+	if key := duplicateKey(b); key != "" {
+		return fmt.Errorf("config %s: %s is given twice: keep one (JSON would silently take the last)", name, key)
+	}
 	return nil
+}
+
+// duplicateKey returns the first key that an object in the JSON b names
+// twice, as a dotted path ("train.epochs"), or "" if none does.
+func duplicateKey(b []byte) string {
+	type level struct {
+		path   string
+		seen   map[string]bool // nil in an array
+		wanted bool            // the next token of an object is a key
+	}
+	var stack []*level
+	d := json.NewDecoder(bytes.NewReader(b))
+	key := ""
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if k, ok := t.(string); ok && top != nil && top.seen != nil && top.wanted { // a key
+			if top.seen[k] {
+				return strings.TrimPrefix(top.path+"."+k, ".")
+			}
+			top.seen[k], top.wanted, key = true, false, k
+			continue
+		}
+		if top != nil && top.seen != nil {
+			top.wanted = true // this value, or the one that begins here, ends the member
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			path := ""
+			switch {
+			case top != nil && top.seen != nil:
+				path = top.path + "." + key
+			case top != nil:
+				path = top.path + "[]"
+			}
+			l := &level{path: path}
+			if t == json.Delim('{') {
+				l.seen, l.wanted = map[string]bool{}, true
+			}
+			stack = append(stack, l)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 // ReadConfigFile applies the JSON file at path on top of c.

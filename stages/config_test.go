@@ -74,6 +74,18 @@ func TestConfigMessages(t *testing.T) {
 	if err := c.ReadConfig(strings.NewReader(""), "empty.json"); err == nil || !strings.Contains(err.Error(), "empty.json is empty: want a JSON object") {
 		t.Errorf("empty config: %v", err)
 	}
+	for doc, want := range map[string]string{
+		`{"train": {"epochs": 1, "batch": 8, "epochs": 2}}`:             "train.epochs is given twice",
+		`{"seed": 1, "model": {"stages": [1, 1, 1]}, "seed": 2}`:        "seed is given twice",
+		`{"train": {"epochs": 1}, "model": {"growth": [4, 4, 4]}}`:      "",
+		`{"train": {"epochs": 1}, "verify": {"epochs": 1, "batch": 2}}`: "", // the same name in two sections
+	} {
+		var c Config
+		err := c.ReadConfig(strings.NewReader(doc), "dup.json")
+		if want == "" && err != nil && strings.Contains(err.Error(), "twice") || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
 	if err := c.ReadConfig(strings.NewReader(`{"train": {"epoch": 3}}`), "typo.json"); err == nil ||
 		!strings.Contains(err.Error(), `unknown field "epoch": did you mean train.epochs?`) {
 		t.Errorf("misspelt field: %v", err)

@@ -70,9 +70,11 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 		"model_config":       string(cfgJSON),
 		"dataset":            ds.Name,
 		"test_top1":          fmt.Sprintf("%.4f", 1-rep.Condensed.Top1Error),
-		"test_top5":          fmt.Sprintf("%.4f", 1-rep.Condensed.Top5Error),
 		"input_layout":       "NCHW float32; " + map[bool]string{true: "raw RGB in [0, 1]", false: "normalised with mean and std"}[e.Config.IncludePreprocessing],
 		"preprocessing":      arch.Config.Form().Describe(arch.Config.Input()) + map[bool]string{true: "; the graph normalises with normalization_mean and normalization_std", false: "; then normalise with normalization_mean and normalization_std"}[e.Config.IncludePreprocessing],
+	}
+	if rep.HasTop5() {
+		meta["test_top5"] = fmt.Sprintf("%.4f", 1-rep.Condensed.Top5Error)
 	}
 	m := exportGraph(arch, tensors, e.Config, ds, meta)
 	b, err := onnxio.Marshal(m)

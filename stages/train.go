@@ -343,7 +343,11 @@ func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *batc
 		net.Logits(logits)
 		a, b := topK(logits, labels[:real], len(logits)/test.Batch, real)
 		c1, c5, n = c1+a, c5+b, n+real
-		prog.Status(fmt.Sprintf("test top-1 %.2f%%, top-5 %.2f%% on %d images", 100*float64(c1)/float64(n), 100*float64(c5)/float64(n), n))
+		five := "" // with five classes or fewer, every image is in its top 5
+		if len(logits)/test.Batch > 5 {
+			five = fmt.Sprintf(", top-5 %.2f%%", 100*float64(c5)/float64(n))
+		}
+		prog.Status(fmt.Sprintf("test top-1 %.2f%%%s on %d images", 100*float64(c1)/float64(n), five, n))
 		prog.Add(1)
 	}
 	return float64(c1) / float64(n), float64(c5) / float64(n), nil

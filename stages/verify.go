@@ -178,7 +178,11 @@ func reportMarkdown(r *artifacts.Report) []byte {
 		name string
 		n    artifacts.NetResult
 	}{{"trained (masked)", r.Trained}, {"condensed", r.Condensed}} {
-		fmt.Fprintf(&b, "| %s | %.2f%% | %.2f%% | %.1fM | %.3fM | %.1f |\n", row.name, 100*row.n.Top1Error, 100*row.n.Top5Error,
+		top5 := "n/a (≤ 5 classes)"
+		if r.HasTop5() {
+			top5 = fmt.Sprintf("%.2f%%", 100*row.n.Top5Error)
+		}
+		fmt.Fprintf(&b, "| %s | %.2f%% | %s | %.1fM | %.3fM | %.1f |\n", row.name, 100*row.n.Top1Error, top5,
 			float64(row.n.FLOPs)/1e6, float64(row.n.Params)/1e6, row.n.ImagesPerSec)
 	}
 	fmt.Fprintf(&b, "\nCondensing changed top-1 error by %+.2f points (tolerance %.2f) and ran %.2fx as fast.\n",

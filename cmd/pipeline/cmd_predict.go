@@ -117,7 +117,10 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var results []prediction
+	if g.JSON {
+		json.NewEncoder(g.stdout).Encode(map[string]any{"message_type": "predict", "model": path})
+	}
+	classified := 0
 	for start := 0; start < len(images); start += opts.Batch {
 		batch := images[start:min(len(images), start+opts.Batch)]
 		imgs, errs := decodeAll(batch)
@@ -125,7 +128,7 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 		var names []string
 		for i, p := range batch {
 			if errs[i] != nil {
-				failed = append(failed, failure{p, errs[i].Error()})
+				failed = append(failed, failure{p, imageprep.Reason(errs[i])})
 				continue
 			}
 			ok, names = append(ok, imgs[i]), append(names, p)
@@ -134,6 +137,7 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 		if err != nil {
 			return err
 		}
+		var results []prediction
 		for i, r := range res {
 			var cs []class
 			for _, c := range r.Top(opts.Top) {
@@ -141,12 +145,16 @@ func runPredict(opts PredictOptions, g *Globals, args []string) error {
 			}
 			results = append(results, prediction{Image: names[i], Classes: cs})
 		}
+		printPredictions(g, results) // a batch at a time: thousands of images show progress
+		classified += len(results)
 	}
-	if err := printPredictions(g, path, results, failed); err != nil {
-		return err
-	}
+	printFailures(g, failed)
 	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d images could not be classified (see above)", len(failed), len(results)+len(failed))
+		where := "named above"
+		if g.JSON {
+			where = "the failure lines say why"
+		}
+		return fmt.Errorf("%d of %d images could not be classified (%s)", len(failed), classified+len(failed), where)
 	}
 	return nil
 }
@@ -315,22 +323,37 @@ func openCondensed(g *Globals, dir string) (*classify.Model, error) {
 	return m, nil
 }
 
-func printPredictions(g *Globals, model string, results []prediction, failed []failure) error {
-	if g.JSON {
-		msg := map[string]any{"message_type": "predict", "model": model, "predictions": results}
-		if len(failed) > 0 {
-			msg["failed"] = failed
-		}
-		return json.NewEncoder(g.stdout).Encode(msg)
-	}
+// printPredictions writes results: with --json a JSON line per image
+// ("message_type": "prediction"), else the image and its classes.
+func printPredictions(g *Globals, results []prediction) {
+	enc := json.NewEncoder(g.stdout)
 	for _, r := range results {
+		if g.JSON {
+			enc.Encode(struct {
+				Type string `json:"message_type"`
+				prediction
+			}{"prediction", r})
+			continue
+		}
 		fmt.Fprintf(g.stdout, "%s\n", r.Image)
 		for _, c := range r.Classes {
 			fmt.Fprintf(g.stdout, "  %-20s %6.2f%%\n", c.Name, 100*c.Probability)
 		}
 	}
+}
+
+// printFailures names the images that could not be classified: with
+// --json a JSON line each ("message_type": "failure"), else on stderr.
+func printFailures(g *Globals, failed []failure) {
+	enc := json.NewEncoder(g.stdout)
 	for _, f := range failed {
+		if g.JSON {
+			enc.Encode(struct {
+				Type string `json:"message_type"`
+				failure
+			}{"failure", f})
+			continue
+		}
 		fmt.Fprintf(g.stderr, "pipeline: %s: %s\n", f.Image, f.Error)
 	}
-	return nil
 }

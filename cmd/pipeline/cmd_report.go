@@ -44,6 +44,7 @@ mailed as one file. Stages that have not run yet are shown as such.`,
 type reportPage struct {
 	Workdir   string
 	Made      string
+	Top5      bool   // the network has more than five classes, so top-5 says something
 	Config    string // the training's: model, train and seed
 	Settings  string // the workdir's whole configuration, data to export
 	Metrics   []artifacts.Metric
@@ -141,6 +142,7 @@ func runReport(g *Globals, out string) error {
 		page.Config, page.Metrics, page.Curves = string(tm.Config), tm.Metrics, pngURL(tm.Plot)
 		var c struct{ Model model.Config }
 		if json.Unmarshal(tm.Config, &c) == nil {
+			page.Top5 = c.Model.Classes > 5
 			page.Schedule = schedule(c.Model, tm.Metrics)
 			page.Steps, page.Masks = condensingSteps(c.Model, tm.Metrics, tm.Weights)
 		}
@@ -262,7 +264,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{template "stale" index $.Stale "train"}}
 {{if .Metrics}}<img src="{{.Curves}}" alt="training curves">
 <table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th><th>device</th></tr>
-{{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{optpct .TestTop5}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
+{{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{if $.Top5}}{{optpct .TestTop5}}{{else}}n/a{{end}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
 {{end}}</table>
 <h3>Condensing steps</h3>
 {{if .Steps}}<table><tr><th>step</th><th>iteration</th><th>epoch</th><th>weights kept after it</th></tr>
@@ -283,8 +285,8 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{with .Verify}}{{if not .Passed}}<p class="failed">FAILED: condensing raised the top-1 error by {{printf "%.2f" (mul100 .Difference)}} points, more than the tolerance of {{.Tolerance}}; export refuses this model.</p>
 {{end}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
 <table><tr><th>network</th><th>top-1 error</th><th>top-5 error</th><th>FLOPs</th><th>params</th><th>images/s</th></tr>
-<tr><td>trained (masked)</td><td>{{pct .Trained.Top1Error}}</td><td>{{pct .Trained.Top5Error}}</td><td>{{mill .Trained.FLOPs}}</td><td>{{mill .Trained.Params}}</td><td>{{f1 .Trained.ImagesPerSec}}</td></tr>
-<tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{pct .Condensed.Top5Error}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr></table>
+<tr><td>trained (masked)</td><td>{{pct .Trained.Top1Error}}</td><td>{{if .HasTop5}}{{pct .Trained.Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .Trained.FLOPs}}</td><td>{{mill .Trained.Params}}</td><td>{{f1 .Trained.ImagesPerSec}}</td></tr>
+<tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{if .HasTop5}}{{pct .Condensed.Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr></table>
 <p>Condensing changed top-1 error by {{printf "%+.2f" (mul100 .Difference)}} points (tolerance {{.Tolerance}}); the condensed network ran at {{ratio .Condensed.ImagesPerSec .Trained.ImagesPerSec}} the trained one's speed.</p>
 {{end}}{{if .Verify}}<img src="{{.Confusion}}" alt="confusion matrix">{{else}}<p class="missing">Not verified yet.</p>{{end}}
 

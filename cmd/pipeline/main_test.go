@@ -348,19 +348,11 @@ func TestPredict(t *testing.T) {
 	odd := write("odd.png", 97, 13, pngEnc)
 	tall := write("tall.jpg", 5, 300, jpgEnc)
 	out, errs, code := execute(t, "predict", "--workdir", w, "--json", odd, tall)
-	var res struct {
-		Predictions []struct {
-			Image   string
-			Classes []struct {
-				Name        string
-				Probability float64
-			}
-		}
+	preds, _ := predictJSON(t, out)
+	if code != 0 || len(preds) != 2 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("predict --json: code %d, want a line for the model and one per image\n%s%s", code, out, errs)
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 || len(res.Predictions) != 2 {
-		t.Fatalf("predict --json: code %d, %v\n%s%s", code, err, out, errs)
-	}
-	for _, p := range res.Predictions {
+	for _, p := range preds {
 		var sum float64
 		for i, c := range p.Classes {
 			sum += c.Probability
@@ -374,19 +366,12 @@ func TestPredict(t *testing.T) {
 	}
 	// The condensed model on the engine agrees with the ONNX file.
 	out2, errs, code := execute(t, "predict", "--workdir", w, "--json", "--model", filepath.Join(w, "condense"), odd, tall)
-	var res2 struct {
-		Predictions []struct {
-			Classes []struct {
-				Name        string
-				Probability float64
-			}
-		}
+	preds2, _ := predictJSON(t, out2)
+	if code != 0 || len(preds2) != 2 {
+		t.Fatalf("predict --model condense: code %d\n%s%s", code, out2, errs)
 	}
-	if err := json.Unmarshal([]byte(out2), &res2); err != nil || code != 0 || len(res2.Predictions) != 2 {
-		t.Fatalf("predict --model condense: code %d, %v\n%s%s", code, err, out2, errs)
-	}
-	for i := range res2.Predictions {
-		a, b := res.Predictions[i].Classes[0], res2.Predictions[i].Classes[0]
+	for i := range preds2 {
+		a, b := preds[i].Classes[0], preds2[i].Classes[0]
 		if a.Name != b.Name || math.Abs(a.Probability-b.Probability) > 1e-4 {
 			t.Errorf("image %d: ONNX says %+v, the engine %+v", i, a, b)
 		}
@@ -424,13 +409,9 @@ func TestPredict(t *testing.T) {
 	}
 	// A folder stands for the images in it.
 	out, errs, code = subprocess(t, "predict", "--workdir", w, "--json", "--batch", "2", dir)
-	var folder struct {
-		Predictions []struct{ Image string }
-		Failed      []struct{ Image, Error string }
-	}
-	if err := json.NewDecoder(strings.NewReader(out)).Decode(&folder); err != nil || code != exitError || len(folder.Predictions) != 2 || len(folder.Failed) != 1 ||
-		folder.Failed[0].Image != broken {
-		t.Errorf("predict FOLDER: code %d, %+v\n%s%s", code, folder, out, errs)
+	preds, fails := predictJSON(t, out)
+	if code != exitError || len(preds) != 2 || len(fails) != 1 || fails[0].Image != broken || !strings.Contains(out, "the failure lines say why") {
+		t.Errorf("predict FOLDER: code %d\n%s%s", code, out, errs)
 	}
 	// In batches of any size, the same answers.
 	if one, _, _ := subprocess(t, "predict", "--workdir", w, "--json", "--batch", "1", dir); one != out {
@@ -853,17 +834,12 @@ func TestImageNetPresetOnImageFolder(t *testing.T) {
 func predictMatchesVerify(t *testing.T, w, root string) {
 	t.Helper()
 	out, errs, code := execute(t, "predict", "--workdir", w, "--json", "--top", "1", filepath.Join(root, "val"))
-	var res struct {
-		Predictions []struct {
-			Image   string
-			Classes []struct{ Name string }
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || len(res.Predictions) == 0 {
-		t.Fatalf("predict of val/: code %d, %v\n%s%s", code, err, out, errs)
+	preds, _ := predictJSON(t, out)
+	if code != 0 || len(preds) == 0 {
+		t.Fatalf("predict of val/: code %d\n%s%s", code, out, errs)
 	}
 	right := 0
-	for _, p := range res.Predictions {
+	for _, p := range preds {
 		if p.Classes[0].Name == filepath.Base(filepath.Dir(p.Image)) {
 			right++
 		}
@@ -877,9 +853,39 @@ func predictMatchesVerify(t *testing.T, w, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := float64(right)/float64(len(res.Predictions)), 1-rep.Condensed.Top1Error; math.Abs(got-want) > 1e-9 {
-		t.Errorf("predict is right on %d of %d images of val/ (%.4f); verify reports %.4f", right, len(res.Predictions), got, want)
+	if got, want := float64(right)/float64(len(preds)), 1-rep.Condensed.Top1Error; math.Abs(got-want) > 1e-9 {
+		t.Errorf("predict is right on %d of %d images of val/ (%.4f); verify reports %.4f", right, len(preds), got, want)
 	}
+}
+
+// A predictLine is one line of predict --json.
+type predictLine struct {
+	Type    string `json:"message_type"`
+	Image   string
+	Error   string
+	Classes []struct {
+		Name        string
+		Probability float64
+	}
+}
+
+// predictJSON splits predict --json's lines into predictions and
+// failures, after the line that names the model.
+func predictJSON(t *testing.T, out string) (preds, fails []predictLine) {
+	t.Helper()
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l predictLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil || i == 0 && l.Type != "predict" {
+			t.Fatalf("predict --json line %d: %v\n%s", i+1, err, out)
+		}
+		switch l.Type {
+		case "prediction":
+			preds = append(preds, l)
+		case "failure":
+			fails = append(fails, l)
+		}
+	}
+	return preds, fails
 }
 
 // bench --preset times the preset's network; --stages still changes it.

@@ -32,7 +32,7 @@ func main() {
 	for _, p := range os.Args[2:] {
 		img, err := imageprep.Open(p) // refuses images too large to decode
 		if err != nil {
-			log.Fatalf("%s: %v", p, err)
+			log.Fatal(err) // it names the file
 		}
 		imgs = append(imgs, img)
 	}
