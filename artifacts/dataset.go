@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // KindDataset is the kind of a Dataset artifact.
@@ -64,9 +65,12 @@ type datasetMeta struct {
 // classes (.u8), else two, little-endian (.u16).
 const (
 	datasetMetaFile = "dataset.json"
-	trainImagesFile = "train-images.u8"
-	testImagesFile  = "test-images.u8"
-	maxClasses      = 1 << 16
+	// datasetSourceFile names an image folder's dataset by the folder
+	// ("folder:NAME"), outside the ID; dataset.json then says "folder".
+	datasetSourceFile = "source.txt"
+	trainImagesFile   = "train-images.u8"
+	testImagesFile    = "test-images.u8"
+	maxClasses        = 1 << 16
 )
 
 // labelFiles returns the names of the label files for a dataset of
@@ -134,6 +138,15 @@ func (d *Dataset) Write(w *Writer) error {
 		TrainCount: d.Train.Len(), TestCount: d.Test.Len(),
 		TrainPerCls: d.PerClass(&d.Train), TestPerCls: d.PerClass(&d.Test),
 		Mean: d.Mean, Std: d.Std,
+	}
+	if kind, _, ok := strings.Cut(d.Name, ":"); ok {
+		// "folder:NAME": where the images came from is not what they are,
+		// so the name stays out of the artifact's ID (two folders of the
+		// same images make the same dataset).
+		meta.Name = kind
+		if err := w.WriteVolatile(datasetSourceFile, []byte(d.Name+"\n")); err != nil {
+			return err
+		}
 	}
 	b, _ := json.MarshalIndent(meta, "", "  ")
 	trainLabels, testLabels, width := labelFiles(len(d.Classes))
@@ -212,6 +225,11 @@ func loadDatasetMeta(a *Artifact) (*Dataset, *datasetMeta, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&meta); err != nil {
 		return nil, nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: err.Error()}
+	}
+	if a.Has(datasetSourceFile) {
+		if b, err := a.ReadFile(datasetSourceFile); err == nil {
+			meta.Name = strings.TrimSpace(string(b))
+		}
 	}
 	d := &Dataset{Name: meta.Name, Classes: meta.Classes, C: meta.Shape[0], H: meta.Shape[1], W: meta.Shape[2], Mean: meta.Mean, Std: meta.Std}
 	if d.Mean == nil && d.Std == nil {

@@ -131,8 +131,14 @@ func (d *Downloader) lock(ctx context.Context, dir string) (func(), error) {
 
 // download fetches src into final through final+".part", resuming and
 // retrying, and renames it into place only once its checksum is right.
-func (d *Downloader) download(ctx context.Context, src Source, final string) error {
+func (d *Downloader) download(ctx context.Context, src Source, final string) (err error) {
 	part := final + ".part"
+	defer func() {
+		// A failure before any data came leaves nothing worth resuming.
+		if st, serr := os.Stat(part); err != nil && serr == nil && st.Size() == 0 {
+			os.Remove(part)
+		}
+	}()
 	attempts := d.Attempts
 	if attempts <= 0 {
 		attempts = 6

@@ -436,4 +436,8 @@ func TestDownloadConnectionRefused(t *testing.T) {
 	if len(*logs) != 2 {
 		t.Errorf("logs = %q, want 2 retry notes", *logs)
 	}
+	// Nothing came, so nothing is kept to resume from.
+	if parts, _ := filepath.Glob(filepath.Join(d.CacheDir, "*", "*.part")); len(parts) != 0 {
+		t.Errorf("a failed download with no data left %v", parts)
+	}
 }

@@ -134,6 +134,20 @@ func TestFetchImageFolder(t *testing.T) {
 	if _, b := loadFetched(t, w); b.ID != a.ID {
 		t.Errorf("renaming a file made a new dataset (%s, was %s)", b.ID, a.ID)
 	}
+	// The same images in a folder of another name, fetched in another
+	// workdir, are the same dataset, shown under its own name.
+	other := filepath.Join(filepath.Dir(root), "animals")
+	if err := os.Rename(root, other); err != nil {
+		t.Fatal(err)
+	}
+	w2 := t.TempDir()
+	if _, err := runFetch(t, w2, DataConfig{Dataset: "folder:" + other, CacheDir: cache}); err != nil {
+		t.Fatal(err)
+	}
+	if d2, b := loadFetched(t, w2); b.ID != a.ID || d2.Name != "folder:animals" {
+		t.Errorf("the same images in another folder: dataset %s %s, was %s", d2.Name, b.ID, a.ID)
+	}
+	os.Rename(other, root)
 	// A new image is, and so is a changed one.
 	writeImage(t, filepath.Join(root, "train/dog/c.png"), 32, 32, rand.New(rand.NewPCG(9, 9)))
 	if _, err := runFetch(t, w, data); err != nil {
