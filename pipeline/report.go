@@ -15,11 +15,20 @@ type Reporter interface {
 	StageSkip(stage string, a *artifacts.Artifact, reason string)
 	StageStart(stage, reason string)
 	StageDone(stage string, a *artifacts.Artifact, summary string, elapsed time.Duration)
-	// Progress starts a measured task of total units (bytes when bytes is
-	// set); total -1 means unknown.
-	Progress(stage, task string, total int64, bytes bool) Progress
+	// Progress starts a measured task of total units; total -1 means
+	// unknown.
+	Progress(stage, task string, total int64, unit Unit) Progress
 	Warn(stage, msg string)
 }
+
+// A Unit is what a measured task counts.
+type Unit string
+
+const (
+	Batches Unit = "batches"
+	Images  Unit = "images"
+	Bytes   Unit = "bytes"
+)
 
 // A Progress is one measured task. Done must be called once, at the end.
 type Progress interface {
@@ -38,7 +47,7 @@ func (discard) Note(string)                                                  {}
 func (discard) StageSkip(string, *artifacts.Artifact, string)                {}
 func (discard) StageStart(string, string)                                    {}
 func (discard) StageDone(string, *artifacts.Artifact, string, time.Duration) {}
-func (discard) Progress(string, string, int64, bool) Progress                { return discardProgress{} }
+func (discard) Progress(string, string, int64, Unit) Progress                { return discardProgress{} }
 func (discard) Warn(string, string)                                          {}
 
 type discardProgress struct{}

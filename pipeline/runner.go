@@ -61,8 +61,8 @@ type Env struct {
 }
 
 // Progress starts a measured task for the running stage.
-func (e *Env) Progress(task string, total int64, bytes bool) Progress {
-	return e.Report.Progress(e.Stage, task, total, bytes)
+func (e *Env) Progress(task string, total int64, unit Unit) Progress {
+	return e.Report.Progress(e.Stage, task, total, unit)
 }
 
 // A Runner runs a fixed sequence of stages in one artifact store.

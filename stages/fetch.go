@@ -201,7 +201,7 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		return nil, fmt.Errorf("%w: %d images of %d×%d take %.1f GB in memory, and this machine has %.1f GB available: use fewer images or a network with a smaller input",
 			ErrConfig, len(l.Train)+len(l.Test), side, side, float64(need)/1e9, float64(have)/1e9)
 	}
-	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), false)
+	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), pipeline.Images)
 	done := func() { prog.Add(1) }
 	train, bad, err := imagefolder.Read(ctx, l.Train, f.Form, size, done)
 	if err != nil {
@@ -262,7 +262,7 @@ func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset
 		StallTimeout: f.StallTimeout,
 		Backoff:      f.Backoff,
 		Meter: func(total, done int64) cifar.Meter {
-			p := env.Progress("download "+name, total, true)
+			p := env.Progress("download "+name, total, pipeline.Bytes)
 			p.Add(done)
 			return p
 		},
@@ -285,7 +285,7 @@ func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset
 	if err != nil {
 		return nil, err
 	}
-	prog := env.Progress("read "+filepath.Base(p), st.Size(), true)
+	prog := env.Progress("read "+filepath.Base(p), st.Size(), pipeline.Bytes)
 	defer prog.Done()
 	return cifar.ReadArchive(&progressReader{r: fh, p: prog, ctx: ctx}, p, format)
 }

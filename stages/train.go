@@ -158,7 +158,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		it := st.Iteration
 		epoch, step := it/steps, it%steps
 		if step == 0 || prog == nil {
-			prog = env.Progress(fmt.Sprintf("epoch %d/%d", epoch+1, tc.Epochs), int64(steps), false)
+			prog = env.Progress(fmt.Sprintf("epoch %d/%d", epoch+1, tc.Epochs), int64(steps), pipeline.Batches)
 			prog.Add(int64(step))
 			epochStart = time.Now()
 		}
@@ -330,7 +330,7 @@ func checkLoss(loss float64, it, epoch int) error {
 func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *batch.Batcher, logits []float32) (top1, top5 float64, err error) {
 	x := make([]float32, test.Floats())
 	labels := make([]int32, test.Batch)
-	prog := env.Progress("evaluate", int64(test.Steps()), false)
+	prog := env.Progress("evaluate", int64(test.Steps()), pipeline.Batches)
 	defer prog.Done()
 	var c1, c5, n int
 	for step := range test.Steps() {

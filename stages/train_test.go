@@ -89,11 +89,11 @@ func (n *notes) add(s string) {
 	n.mu.Unlock()
 }
 func (n *notes) all() string { return strings.Join(n.lines, "\n") }
-func (n *notes) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+func (n *notes) Progress(stage, task string, total int64, unit pipeline.Unit) pipeline.Progress {
 	if strings.HasPrefix(task, "epoch") && n.onStep != nil {
 		return stepHook{n.onStep}
 	}
-	return pipeline.Discard.Progress(stage, task, total, bytes)
+	return pipeline.Discard.Progress(stage, task, total, unit)
 }
 
 type stepHook struct{ f func() }

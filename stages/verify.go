@@ -120,7 +120,7 @@ func measure(ctx context.Context, env *pipeline.Env, name string, net classifier
 	for i := range conf {
 		conf[i] = make([]int, k)
 	}
-	prog := env.Progress("evaluate "+name, int64(test.Steps()), false)
+	prog := env.Progress("evaluate "+name, int64(test.Steps()), pipeline.Batches)
 	defer prog.Done()
 	var c1, c5, seen int
 	var rates []float64

@@ -19,6 +19,7 @@ import (
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/engine/timing"
 	"github.com/condensenet/condensenet/model"
+	"github.com/condensenet/condensenet/pipeline"
 	"github.com/condensenet/condensenet/stages"
 )
 
@@ -251,7 +252,7 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	if timed != nil {
 		timed.Reset()
 	}
-	prog := rep.Progress("bench", mode+" steps", int64(opts.Steps), false)
+	prog := rep.Progress("bench", mode+" steps", int64(opts.Steps), pipeline.Batches)
 	start := time.Now()
 	for range opts.Steps {
 		if err := ctx.Err(); err != nil {

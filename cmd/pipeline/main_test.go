@@ -693,7 +693,7 @@ func TestProgressFitsTerminal(t *testing.T) {
 	} {
 		var buf bytes.Buffer
 		rep := &textReporter{err: &buf, live: true, columns: columns}
-		p := rep.Progress("train", "epoch 12/300", 781, false)
+		p := rep.Progress("train", "epoch 12/300", 781, pipeline.Batches)
 		for i := range 3 {
 			p.Status(fmt.Sprintf("run ETA 64h12m, loss 2.%04d, 975 images/s, train top-1 13.0%%, lr 0.0539", i))
 			p.Add(100)
@@ -814,7 +814,8 @@ func TestImageNetPresetOnImageFolder(t *testing.T) {
 	os.WriteFile(cfg, []byte(`{"train": {"epochs": 1, "batch": 2}, "verify": {"tolerance": 100, "batch": 2}}`), 0o644)
 	w := t.TempDir()
 	out, errs, code := execute(t, "run", "all", "--workdir", w, "--preset", "condensenet-imagenet", "--config", cfg, "--dataset", "folder:"+root)
-	if code != 0 || !strings.Contains(out, "8 train, 4 test images of 3x256x256, 2 classes") || !strings.Contains(out, "export   done") {
+	if code != 0 || !strings.Contains(out, "8 train, 4 test images of 3x256x256, 2 classes") || !strings.Contains(out, "export   done") ||
+		!strings.Contains(errs, "prepare images: 12 images in") || !strings.Contains(errs, "batches/s") {
 		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
 	}
 	out, errs, code = execute(t, "predict", "--workdir", w, "--json", filepath.Join(root, "val", "n02", "5.jpg"))

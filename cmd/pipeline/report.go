@@ -115,11 +115,12 @@ func (t *textReporter) finish() {
 	}
 }
 
-func (t *textReporter) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+func (t *textReporter) Progress(stage, task string, total int64, unit pipeline.Unit) pipeline.Progress {
+	bytes := unit == pipeline.Bytes
 	if t.quiet {
-		return pipeline.Discard.Progress(stage, task, total, bytes)
+		return pipeline.Discard.Progress(stage, task, total, unit)
 	}
-	p := &textProgress{t: t, label: stage + ": " + task, bytes: bytes, start: time.Now(), total: total}
+	p := &textProgress{t: t, label: stage + ": " + task, unit: unit, start: time.Now(), total: total}
 	if t.live {
 		// A line wider than the terminal wraps, and every update then
 		// scrolls. Below 100 columns the bar's graphic and count go, and
@@ -169,7 +170,7 @@ const progressFixed = 38
 type textProgress struct {
 	t      *textReporter
 	label  string
-	bytes  bool
+	unit   pipeline.Unit
 	bar    *progressbar.ProgressBar
 	start  time.Time
 	n      int64
@@ -227,22 +228,22 @@ func (p *textProgress) Done() {
 	}
 	el := time.Since(p.start)
 	rate := float64(p.n) / max(el.Seconds(), 1e-9)
-	// Counted tasks are batches (an epoch's steps, an evaluation's passes).
 	switch {
-	case p.bytes:
+	case p.unit == pipeline.Bytes:
 		p.t.printf(p.t.err, "%s: %.1f MB in %s (%.1f MB/s)\n", p.label, float64(p.n)/1e6, el.Round(time.Millisecond), rate/1e6)
 	case p.status != "":
-		p.t.printf(p.t.err, "%s: %s in %s: %s\n", p.label, batches(p.n), el.Round(time.Millisecond), p.status)
+		p.t.printf(p.t.err, "%s: %s in %s: %s\n", p.label, counted(p.n, p.unit), el.Round(time.Millisecond), p.status)
 	default:
-		p.t.printf(p.t.err, "%s: %s in %s (%.1f batches/s)\n", p.label, batches(p.n), el.Round(time.Millisecond), rate)
+		p.t.printf(p.t.err, "%s: %s in %s (%.1f %s/s)\n", p.label, counted(p.n, p.unit), el.Round(time.Millisecond), rate, p.unit)
 	}
 }
 
-func batches(n int64) string {
+// counted says n units: "1 batch", "12 images".
+func counted(n int64, unit pipeline.Unit) string {
 	if n == 1 {
-		return "1 batch"
+		return "1 " + strings.TrimSuffix(strings.TrimSuffix(string(unit), "es"), "s")
 	}
-	return fmt.Sprintf("%d batches", n)
+	return fmt.Sprintf("%d %s", n, unit)
 }
 
 // jsonReporter writes one JSON object per line, each with a message_type.
@@ -289,12 +290,8 @@ func (j *jsonReporter) finish() {
 	j.emit(map[string]any{"message_type": "summary", "stages_run": j.ran})
 }
 
-func (j *jsonReporter) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
-	unit := "items"
-	if bytes {
-		unit = "bytes"
-	}
-	return &jsonProgress{j: j, stage: stage, task: task, total: total, unit: unit, start: j.now()}
+func (j *jsonReporter) Progress(stage, task string, total int64, unit pipeline.Unit) pipeline.Progress {
+	return &jsonProgress{j: j, stage: stage, task: task, total: total, unit: string(unit), start: j.now()}
 }
 
 type jsonProgress struct {

@@ -27,11 +27,11 @@ type recorder struct {
 func (r *recorder) Note(m string)        { r.mu.Lock(); r.notes = append(r.notes, m); r.mu.Unlock() }
 func (r *recorder) Warn(stage, m string) { r.Note(stage + ": " + m) }
 func (r *recorder) text() string         { return strings.Join(r.notes, "\n") }
-func (r *recorder) Progress(stage, task string, total int64, bytes bool) pipeline.Progress {
+func (r *recorder) Progress(stage, task string, total int64, unit pipeline.Unit) pipeline.Progress {
 	if strings.HasPrefix(task, "epoch") {
 		return r
 	}
-	return pipeline.Discard.Progress(stage, task, total, bytes)
+	return pipeline.Discard.Progress(stage, task, total, unit)
 }
 func (r *recorder) Add(n int64) {
 	if r.steps += int(n); r.stopAt > 0 && r.steps >= r.stopAt {
