@@ -241,7 +241,13 @@ const argSep = "\x1f"
 // would, and returns its output and exit status.
 func subprocess(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := command(t, args...)
+	return runChild(t, command(t, args...), args)
+}
+
+// runChild runs cmd, the pipeline with args, and returns its output and
+// exit status.
+func runChild(t *testing.T, cmd *exec.Cmd, args []string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -949,14 +955,7 @@ func TestReadOnlyWorkdir(t *testing.T) {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 			cmd.Env = append(cmd.Env, "HOME="+shared)
 		}
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("pipeline %v: %v", args, err)
-		}
-		return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+		return runChild(t, cmd, args)
 	}
 	if out, errs, code := run("run", "all", "--workdir", w); code != 0 || strings.Count(out, "read-only") != 5 {
 		t.Errorf("run all, every stage fresh: code %d\n%s%s", code, out, errs)
