@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 )
 
@@ -22,8 +25,9 @@ var (
 	CIFARStd  = [3]float32{0.2471, 0.2435, 0.2616}
 )
 
-// A Dataset is an image classification dataset in memory: uint8 images in
-// NCHW order and one label byte per image.
+// A Dataset is an image classification dataset: uint8 images in NCHW
+// order, read where they are needed (see Images), and its labels in memory.
+// A loaded Dataset holds its image files open until Close.
 type Dataset struct {
 	Name    string   // "cifar10", "cifar100" or "synthetic"
 	Classes []string // class names, indexed by label
@@ -40,12 +44,72 @@ type Dataset struct {
 
 // A Split is one part of a dataset (train or test).
 type Split struct {
-	Images []byte   // (N, C, H, W)
+	Images Images   // (N, C, H, W); nil when N is 0
 	Labels []uint16 // (N), each < len(Classes)
 }
 
 // Len returns the number of examples in the split.
 func (s *Split) Len() int { return len(s.Labels) }
+
+// Images are a split's pixels, read on demand: a loaded dataset's from its
+// artifact's file, so that no stage needs the dataset in memory (an image
+// folder can be far larger than memory), a built one's from memory (Bytes)
+// or from a file being prepared (ImageFile).
+type Images interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Bytes returns images held in memory.
+func Bytes(b []byte) Images { return bytes.NewReader(b) }
+
+// ImageFile returns the images in the open file f, which the dataset's
+// Close closes.
+func ImageFile(f *os.File) (Images, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return &imageFile{f, st.Size()}, nil
+}
+
+type imageFile struct {
+	*os.File
+	size int64
+}
+
+func (f *imageFile) Size() int64 { return f.size }
+
+// ReadAll reads all of a split's images into memory.
+func ReadAll(im Images) ([]byte, error) {
+	if im == nil {
+		return nil, nil
+	}
+	b := make([]byte, im.Size())
+	_, err := im.ReadAt(b, 0)
+	if err == io.EOF {
+		err = nil // ReadAt may say EOF after filling b to the end
+	}
+	return b, err
+}
+
+func size(im Images) int64 {
+	if im == nil {
+		return 0
+	}
+	return im.Size()
+}
+
+// Close closes the files d's images are read from.
+func (d *Dataset) Close() error {
+	var errs []error
+	for _, im := range []Images{d.Train.Images, d.Test.Images} {
+		if c, ok := im.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // datasetMeta is dataset.json. Counts are kept for people and tools reading
 // the folder; Load checks them against the files.
@@ -155,47 +219,92 @@ func (d *Dataset) Write(w *Writer) error {
 		data []byte
 	}{
 		{datasetMetaFile, append(b, '\n')},
-		{trainImagesFile, d.Train.Images},
 		{trainLabels, encodeLabels(d.Train.Labels, width)},
-		{testImagesFile, d.Test.Images},
 		{testLabels, encodeLabels(d.Test.Labels, width)},
 	} {
 		if err := w.WriteFile(f.name, f.data); err != nil {
 			return err
 		}
 	}
-	return nil
+	if err := writeImages(w, trainImagesFile, d.Train.Images); err != nil {
+		return err
+	}
+	return writeImages(w, testImagesFile, d.Test.Images)
 }
 
-// LoadDataset reads a Dataset artifact. It returns a *CorruptError if the
-// artifact is of another kind or its files disagree with one another.
+// writeImages copies images into the artifact's file name, a buffer at a
+// time.
+func writeImages(w *Writer, name string, im Images) error {
+	fw, err := w.Create(name)
+	if err != nil {
+		return err
+	}
+	if im != nil {
+		if _, err := io.Copy(fw, io.NewSectionReader(im, 0, im.Size())); err != nil {
+			fw.Close()
+			return err
+		}
+	}
+	return fw.Close()
+}
+
+// LoadDataset opens a Dataset artifact: its labels are read, its images
+// opened to be read as needed; the caller must Close it. It returns a
+// *CorruptError if the artifact is of another kind or its files disagree
+// with one another.
 func LoadDataset(a *Artifact) (*Dataset, error) {
 	d, meta, err := loadDatasetMeta(a)
 	if err != nil {
 		return nil, err
 	}
 	trainLabels, testLabels, width := labelFiles(len(d.Classes))
-	var files [4][]byte
-	for i, name := range []string{trainImagesFile, trainLabels, testImagesFile, testLabels} {
-		if files[i], err = a.ReadFile(name); err != nil {
+	var labels [2][]byte
+	for i, name := range []string{trainLabels, testLabels} {
+		if labels[i], err = a.ReadFile(name); err != nil {
 			return nil, err
 		}
 	}
-	d.Train.Images, d.Test.Images = files[0], files[2]
-	if d.Train.Labels, err = decodeLabels(files[1], width); err == nil {
-		d.Test.Labels, err = decodeLabels(files[3], width)
+	if d.Train.Labels, err = decodeLabels(labels[0], width); err == nil {
+		d.Test.Labels, err = decodeLabels(labels[1], width)
 	}
 	if err != nil {
 		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
 	}
-	if err := d.check(); err != nil {
-		return nil, &CorruptError{Dir: a.Dir, Reason: err.Error()}
+	if d.Train.Images, err = openImages(a, trainImagesFile); err != nil {
+		return nil, err
 	}
-	if d.Train.Len() != meta.TrainCount || d.Test.Len() != meta.TestCount {
-		return nil, &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: fmt.Sprintf("counts %d/%d, files hold %d/%d",
+	if d.Test.Images, err = openImages(a, testImagesFile); err != nil {
+		d.Close()
+		return nil, err
+	}
+	err = d.check()
+	if err == nil && (d.Train.Len() != meta.TrainCount || d.Test.Len() != meta.TestCount) {
+		err = &CorruptError{Dir: a.Dir, File: datasetMetaFile, Reason: fmt.Sprintf("counts %d/%d, files hold %d/%d",
 			meta.TrainCount, meta.TestCount, d.Train.Len(), d.Test.Len())}
+	} else if err != nil {
+		err = &CorruptError{Dir: a.Dir, Reason: err.Error()}
+	}
+	if err != nil {
+		d.Close()
+		return nil, err
 	}
 	return d, nil
+}
+
+func openImages(a *Artifact, name string) (Images, error) {
+	if !a.Has(name) {
+		return nil, &CorruptError{Dir: a.Dir, File: name, Reason: "missing from manifest"}
+	}
+	f, err := os.Open(a.Path(name))
+	if err != nil {
+		return nil, err
+	}
+	im, err := ImageFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return im, nil
 }
 
 // LoadDatasetInfo reads what a Dataset artifact says of itself (names,
@@ -258,8 +367,8 @@ func (d *Dataset) check() error {
 		name string
 		sp   *Split
 	}{{"train", &d.Train}, {"test", &d.Test}} {
-		if want := s.sp.Len() * d.C * d.H * d.W; len(s.sp.Images) != want {
-			return fmt.Errorf("%s split: %d image bytes for %d labels, want %d", s.name, len(s.sp.Images), s.sp.Len(), want)
+		if want := int64(s.sp.Len()) * int64(d.C*d.H*d.W); size(s.sp.Images) != want {
+			return fmt.Errorf("%s split: %d image bytes for %d labels, want %d", s.name, size(s.sp.Images), s.sp.Len(), want)
 		}
 		for i, l := range s.sp.Labels {
 			if int(l) >= len(d.Classes) {

@@ -12,8 +12,8 @@ func tinyDataset() *Dataset {
 	return &Dataset{
 		Name: "tiny", Classes: []string{"a", "b", "c"}, C: 3, H: 2, W: 2,
 		Mean: []float32{0.5, 0.4, 0.3}, Std: []float32{0.2, 0.25, 0.3},
-		Train: Split{Images: bytes.Repeat([]byte{1, 2, 3}, 4*4), Labels: []uint16{0, 1, 2, 2}},
-		Test:  Split{Images: bytes.Repeat([]byte{9}, 12), Labels: []uint16{1}},
+		Train: Split{Images: Bytes(bytes.Repeat([]byte{1, 2, 3}, 4*4)), Labels: []uint16{0, 1, 2, 2}},
+		Test:  Split{Images: Bytes(bytes.Repeat([]byte{9}, 12)), Labels: []uint16{1}},
 	}
 }
 
@@ -42,8 +42,8 @@ func TestDatasetRoundTrip(t *testing.T) {
 	}
 	if got.Name != d.Name || len(got.Classes) != 3 || got.C != 3 || got.H != 2 || got.W != 2 ||
 		!slices.Equal(got.Mean, d.Mean) || !slices.Equal(got.Std, d.Std) ||
-		!bytes.Equal(got.Train.Images, d.Train.Images) || !slices.Equal(got.Train.Labels, d.Train.Labels) ||
-		!bytes.Equal(got.Test.Images, d.Test.Images) || !slices.Equal(got.Test.Labels, d.Test.Labels) {
+		!bytes.Equal(readAll(t, got.Train.Images), readAll(t, d.Train.Images)) || !slices.Equal(got.Train.Labels, d.Train.Labels) ||
+		!bytes.Equal(readAll(t, got.Test.Images), readAll(t, d.Test.Images)) || !slices.Equal(got.Test.Labels, d.Test.Labels) {
 		t.Errorf("LoadDataset = %+v, want %+v", got, d)
 	}
 	if a.Key != (Key{1}) || a.Stage != "fetch" || a.KeyLines[0] != "line" {
@@ -62,9 +62,9 @@ func TestLoadDatasetRejects(t *testing.T) {
 	w, _ := s.Create("dataset", Info{Kind: KindDataset, Schema: datasetSchema})
 	d := tinyDataset()
 	w.WriteFile(datasetMetaFile, []byte(`{"name":"tiny","classes":["a"],"shape":[3,2,2],"train_count":4,"test_count":1,"mean":[0,0,0],"std":[1,1,1]}`))
-	w.WriteFile(trainImagesFile, d.Train.Images)
+	w.WriteFile(trainImagesFile, readAll(t, d.Train.Images))
 	w.WriteFile("train-labels.u8", []byte{0, 1, 2, 2})
-	w.WriteFile(testImagesFile, d.Test.Images)
+	w.WriteFile(testImagesFile, readAll(t, d.Test.Images))
 	w.WriteFile("test-labels.u8", []byte{1})
 	a, err := w.Commit()
 	if err != nil {
@@ -97,7 +97,17 @@ func storeDataset(t *testing.T, d *Dataset) (*Dataset, *Artifact) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { got.Close() })
 	return got, a
+}
+
+func readAll(t *testing.T, im Images) []byte {
+	t.Helper()
+	b, err := ReadAll(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // A dataset that records no normalisation (CIFAR's, and any written

@@ -9,6 +9,8 @@ package batch
 
 import (
 	"cmp"
+	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 )
@@ -17,7 +19,9 @@ import (
 // Seed, the epoch and the position, so any batch can be rebuilt exactly
 // after a restart without saving generator state.
 type Batcher struct {
-	Images []byte // (N, 3, Side, Side) as stored
+	// Images are (N, 3, Side, Side) bytes as stored, read an image at a
+	// time: a dataset's file needs no more memory than a batch.
+	Images io.ReaderAt
 	Labels []uint16
 	Size   int // the side of the images produced
 	Side   int // the side of the images stored (0: Size; only Resized may differ)
@@ -34,6 +38,7 @@ type Batcher struct {
 	perm      []int
 	pcg       *rand.PCG  // reseeded for every example
 	rng       *rand.Rand // draws from pcg
+	stored    []byte     // the image being read
 }
 
 // Floats returns the floats of one batch of images.
@@ -52,8 +57,12 @@ func (b *Batcher) Steps() int {
 // Fill writes batch step of epoch into x (Batch·Size·Size·3) and labels,
 // and returns how many examples are real: fewer than Batch only for the
 // last evaluation batch, whose remaining slots are zero images with label 0.
-func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
+// Its error is a failure to read Images.
+func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) (int, error) {
 	n, size, stored := len(b.Labels), 3*b.Size*b.Size, 3*b.side()*b.side()
+	if len(b.stored) != stored {
+		b.stored = make([]byte, stored)
+	}
 	if b.Augment && (b.perm == nil || b.permEpoch != epoch) {
 		// The epoch's order: a permutation from (seed, epoch).
 		b.perm = rand.New(rand.NewPCG(b.Seed, uint64(epoch))).Perm(n)
@@ -78,7 +87,10 @@ func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
 			}
 			b.pcg.Seed(b.Seed^0x6175676d656e74, uint64(epoch)<<32|uint64(pos))
 		}
-		src := b.Images[idx*stored : (idx+1)*stored]
+		src := b.stored
+		if _, err := b.Images.ReadAt(src, int64(idx)*int64(stored)); err != nil {
+			return real, fmt.Errorf("read image %d of %d: %w", idx+1, n, err)
+		}
 		if b.Resized {
 			b.resized(dst, src)
 		} else {
@@ -91,7 +103,7 @@ func (b *Batcher) Fill(x []float32, labels []int32, epoch, step int) int {
 		labels[i] = int32(b.Labels[idx])
 		real++
 	}
-	return real
+	return real, nil
 }
 
 // padCrop crops the image padded by 4 at offset (dy, dx), flips it if

@@ -1,8 +1,10 @@
 package batch
 
 import (
+	"bytes"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/condensenet/condensenet/artifacts"
@@ -17,12 +19,12 @@ const (
 
 func TestBatcherEvaluation(t *testing.T) {
 	d := cifar.Synthetic(1, 10, 5)
-	b := &Batcher{Images: d.Test.Images, Labels: widen(d.Test.Labels), Batch: 2, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
+	b := &Batcher{Images: bytes.NewReader(d.Test.Images), Labels: widen(d.Test.Labels), Batch: 2, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
 	if b.Steps() != 3 {
 		t.Fatalf("Steps = %d for 5 examples in batches of 2, want 3 (last one padded)", b.Steps())
 	}
 	x, labels := make([]float32, 2*imageSize), make([]int32, 2)
-	if n := b.Fill(x, labels, 0, 2); n != 1 || labels[0] != int32(d.Test.Labels[4]) {
+	if n, err := b.Fill(x, labels, 0, 2); err != nil || n != 1 || labels[0] != int32(d.Test.Labels[4]) {
 		t.Fatalf("last batch: %d real, labels %v", n, labels)
 	}
 	// Pixel (y=3, x=5) of channel 1 of example 4, normalised, channels last.
@@ -39,12 +41,12 @@ func TestBatcherEvaluation(t *testing.T) {
 
 func TestBatcherAugmentation(t *testing.T) {
 	d := cifar.Synthetic(2, 64, 0)
-	b := &Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
+	b := &Batcher{Images: bytes.NewReader(d.Train.Images), Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}
 	x1, l1 := make([]float32, 16*imageSize), make([]int32, 16)
 	x2, l2 := make([]float32, 16*imageSize), make([]int32, 16)
 	b.Fill(x1, l1, 3, 1)
 	// A fresh batcher (as after a restart) rebuilds the same batch.
-	(&Batcher{Images: d.Train.Images, Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}).Fill(x2, l2, 3, 1)
+	(&Batcher{Images: bytes.NewReader(d.Train.Images), Labels: widen(d.Train.Labels), Batch: 16, Seed: 7, Augment: true, Mean: artifacts.CIFARMean[:], Std: artifacts.CIFARStd[:], Size: 32}).Fill(x2, l2, 3, 1)
 	if !slices.Equal(x1, x2) || !slices.Equal(l1, l2) {
 		t.Fatal("the same (seed, epoch, step) gave different batches")
 	}
@@ -118,7 +120,7 @@ func TestBatcherResized(t *testing.T) {
 	}
 	one := []float32{1, 1, 1}
 	zero := []float32{0, 0, 0}
-	b := &Batcher{Images: img, Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true}
+	b := &Batcher{Images: bytes.NewReader(img), Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true}
 	x, l := make([]float32, 3*out*out), make([]int32, 1)
 	b.Fill(x, l, 0, 0)
 	centre := imageprep.Centre(img, n, out) // (C, H, W)
@@ -132,7 +134,7 @@ func TestBatcherResized(t *testing.T) {
 	b.Augment, b.Seed = true, 3
 	y1, y2 := make([]float32, 3*out*out), make([]float32, 3*out*out)
 	b.Fill(y1, l, 2, 0)
-	(&Batcher{Images: img, Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
+	(&Batcher{Images: bytes.NewReader(img), Labels: []uint16{0}, Size: out, Side: n, Batch: 1, Mean: zero, Std: one, Resized: true, Augment: true, Seed: 3}).Fill(y2, l, 2, 0)
 	if !slices.Equal(y1, y2) {
 		t.Fatal("the same (seed, epoch, position) gave different crops")
 	}
@@ -162,4 +164,15 @@ func widen(b []byte) []uint16 {
 		out[i] = uint16(v)
 	}
 	return out
+}
+
+// An image the file no longer holds (a dataset truncated after it was
+// opened) is an error that says which, not a batch of zeros.
+func TestFillReadError(t *testing.T) {
+	img := make([]byte, 2*3*4*4)
+	b := &Batcher{Images: bytes.NewReader(img[:len(img)-1]), Labels: []uint16{0, 0}, Size: 4, Batch: 2, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}}
+	n, err := b.Fill(make([]float32, b.Floats()), make([]int32, 2), 0, 0)
+	if err == nil || n != 1 || !strings.Contains(err.Error(), "read image 2 of 2") {
+		t.Errorf("Fill of a truncated split = %d, %v", n, err)
+	}
 }

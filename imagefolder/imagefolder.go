@@ -371,73 +371,195 @@ func (l *Listing) Fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// A Split is square images as bytes, (N, 3, side, side), with their
-// labels.
-type Split struct {
-	Images []byte
-	Labels []uint16
+// A Preparer decodes image files and prepares them as Form stores them
+// for inputs of Size (imageprep.Form.Stored), on every core.
+type Preparer struct {
+	Form imageprep.Form
+	Size int
+	// Budget bounds the memory that decoding takes at once, in bytes,
+	// summed over the cores: each image counts its file and DecodeBytes
+	// per pixel its header declares, and waits for room (one larger than
+	// the whole budget waits to decode alone). 0: no bound.
+	Budget int64
+	// Done, if set, is called after each image (one call at a time).
+	Done func()
 }
 
-// Read decodes files and prepares them as form stores them for inputs of
-// size (imageprep.Form.Stored), on every core, calling done after each
-// (one call at a time). An image that cannot be read is left out and
-// returned as a Problem.
-func Read(ctx context.Context, files []File, form imageprep.Form, size int, done func()) (Split, []Problem, error) {
-	side := form.Side(size)
+// DecodeBytes is the most memory a pixel takes while an image is
+// prepared: decoded (up to 8 bytes, a 16-bit PNG's) and converted to RGBA.
+const DecodeBytes = 12
+
+// Write prepares files and writes the readable ones' images to w, in the
+// order of files, returning their labels; an image that cannot be read is
+// left out and returned as a Problem. Memory stays bounded whatever the
+// number of files: Budget for decoding, and a window of prepared images
+// waiting for the slowest one before them.
+func (p *Preparer) Write(ctx context.Context, files []File, w io.Writer) ([]uint16, []Problem, error) {
+	side := p.Form.Side(p.Size)
 	n := 3 * side * side
-	images := make([]byte, len(files)*n)
-	ok := make([]bool, len(files))
-	reasons := make([]string, len(files))
-	var mu sync.Mutex
-	forEach(len(files), func(i int) {
-		if ctx.Err() != nil {
-			return
-		}
-		img, err := imageprep.Open(files[i].Path)
-		if err != nil {
-			reasons[i] = imageprep.Reason(err)
-		} else {
-			copy(images[i*n:], form.Stored(img, size))
-			ok[i] = true
-		}
-		mu.Lock()
-		done()
-		mu.Unlock()
-	})
-	if err := ctx.Err(); err != nil {
-		return Split{}, nil, err
+	workers := runtime.GOMAXPROCS(0)
+	window := 4 * workers
+	slots := make([]byte, window*n)
+	type result struct {
+		ready  bool
+		reason string // why the image cannot be read; "" if it can
 	}
-	// The readable images move down over the others, in place.
-	var s Split
+	results := make([]result, window)
+	room := newSemaphore(p.Budget)
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		next    int  // the next file a worker takes
+		written int  // files before this one are written (or left out)
+		stop    bool // the writer has returned
+		wg      sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				for i < len(files) && i >= written+window && !stop {
+					cond.Wait() // its slot still holds an image to write
+				}
+				quit := stop || i >= len(files)
+				mu.Unlock()
+				if quit {
+					return
+				}
+				reason := ""
+				if ctx.Err() == nil { // once cancelled, every slot is skipped
+					reason = p.prepare(files[i].Path, slots[i%window*n:(i%window+1)*n], room)
+				}
+				mu.Lock()
+				results[i%window] = result{ready: true, reason: reason}
+				cond.Broadcast()
+				mu.Unlock()
+			}
+		})
+	}
+	defer func() {
+		mu.Lock()
+		stop = true
+		cond.Broadcast()
+		mu.Unlock()
+		wg.Wait()
+	}()
+	var labels []uint16
 	var bad []Problem
 	for i, f := range files {
-		if !ok[i] {
-			bad = append(bad, Problem{f.Path, reasons[i]})
-			continue
+		mu.Lock()
+		for !results[i%window].ready {
+			cond.Wait()
 		}
-		k := len(s.Labels)
-		copy(images[k*n:(k+1)*n], images[i*n:(i+1)*n])
-		s.Labels = append(s.Labels, uint16(f.Label))
+		r := results[i%window]
+		mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if r.reason != "" {
+			bad = append(bad, Problem{f.Path, r.reason})
+		} else {
+			if _, err := w.Write(slots[i%window*n : (i%window+1)*n]); err != nil {
+				return nil, nil, err
+			}
+			labels = append(labels, uint16(f.Label))
+		}
+		if p.Done != nil {
+			p.Done()
+		}
+		mu.Lock()
+		results[i%window] = result{}
+		written++
+		cond.Broadcast()
+		mu.Unlock()
 	}
-	s.Images = images[:len(s.Labels)*n]
-	return s, bad, nil
+	return labels, bad, nil
 }
 
-// Normalization returns the per-channel mean and standard deviation of
-// images (N, 3, H, W) scaled to [0, 1].
-func Normalization(images []byte, hw int) (mean, std []float32) {
-	var sum, sq [3]float64
-	for i, v := range images {
-		c := i / hw % 3
-		x := float64(v) / 255
-		sum[c] += x
-		sq[c] += x * x
+// prepare reads one image into dst, or returns why it cannot.
+func (p *Preparer) prepare(path string, dst []byte, room *semaphore) string {
+	b, err := imageprep.ReadFile(path)
+	if err != nil {
+		return imageprep.Reason(err)
 	}
-	n := float64(len(images) / 3)
+	cost := int64(len(b)) + DecodeBytes*imageprep.Pixels(b)
+	room.acquire(cost)
+	defer room.release(cost)
+	img, err := imageprep.Decode(b)
+	if err != nil {
+		return err.Error()
+	}
+	copy(dst, p.Form.Stored(img, p.Size))
+	return ""
+}
+
+// A semaphore holds a number of bytes, for the workers to take and give
+// back; a zero total has no bound.
+type semaphore struct {
+	mu          sync.Mutex
+	cond        *sync.Cond
+	total, left int64
+}
+
+func newSemaphore(total int64) *semaphore {
+	s := &semaphore{total: total, left: total}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *semaphore) acquire(n int64) {
+	if s.total <= 0 {
+		return
+	}
+	s.mu.Lock()
+	for s.left < min(n, s.total) {
+		s.cond.Wait()
+	}
+	s.left -= min(n, s.total)
+	s.mu.Unlock()
+}
+
+func (s *semaphore) release(n int64) {
+	if s.total <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.left += min(n, s.total)
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// Stats accumulates the per-channel mean and standard deviation of the
+// images (N, 3, H, W) written to it, scaled to [0, 1], as they stream past.
+type Stats struct {
+	hw      int64
+	pos     int64
+	sum, sq [3]float64
+}
+
+// NewStats returns Stats for images of hw pixels.
+func NewStats(hw int) *Stats { return &Stats{hw: int64(hw)} }
+
+func (s *Stats) Write(b []byte) (int, error) {
+	for _, v := range b {
+		c := s.pos / s.hw % 3
+		x := float64(v) / 255
+		s.sum[c] += x
+		s.sq[c] += x * x
+		s.pos++
+	}
+	return len(b), nil
+}
+
+// Normalization returns the mean and standard deviation of each channel.
+func (s *Stats) Normalization() (mean, std []float32) {
+	n := float64(s.pos / 3)
 	for c := range 3 {
-		m := sum[c] / n
+		m := s.sum[c] / n
 		mean = append(mean, float32(m))
-		std = append(std, float32(max(1e-6, math.Sqrt(max(0, sq[c]/n-m*m)))))
+		std = append(std, float32(max(1e-6, math.Sqrt(max(0, s.sq[c]/n-m*m)))))
 	}
 	return mean, std
 }

@@ -1,12 +1,23 @@
 package imagefolder
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"image"
 	"image/png"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/condensenet/condensenet/imageprep"
 )
 
 func writePNG(t *testing.T, path string, v byte) {
@@ -108,6 +119,88 @@ func TestListPathsAndLinks(t *testing.T) {
 			if skipped[p] == "" {
 				t.Errorf("root %s: %s not reported as skipped (skipped: %v)", l.Root, p, skipped)
 			}
+		}
+	}
+}
+
+// Write streams the readable images in the order of the files, whatever
+// the number of cores, the window or the budget (one smaller than an
+// image decodes them one at a time), and names the others.
+func TestPreparerWrite(t *testing.T) {
+	root := t.TempDir()
+	var files []File
+	var want []byte
+	var wantLabels []uint16
+	form := imageprep.Squash
+	for i := range 70 {
+		p := filepath.Join(root, fmt.Sprintf("%d.png", i))
+		if i%9 == 4 {
+			os.WriteFile(p, []byte("not an image"), 0o644)
+		} else {
+			writePNG(t, p, byte(3*i))
+			img, err := imageprep.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, form.Stored(img, 8)...)
+			wantLabels = append(wantLabels, uint16(i%3))
+		}
+		files = append(files, File{Path: p, Label: i % 3})
+	}
+	for _, c := range []struct {
+		procs  int
+		budget int64
+	}{{1, 0}, {3, 0}, {4, 1}, {8, 1 << 20}} {
+		prev := runtime.GOMAXPROCS(c.procs)
+		var buf bytes.Buffer
+		done := 0
+		p := &Preparer{Form: form, Size: 8, Budget: c.budget, Done: func() { done++ }}
+		labels, bad, err := p.Write(context.Background(), files, &buf)
+		runtime.GOMAXPROCS(prev)
+		if err != nil || !bytes.Equal(buf.Bytes(), want) || !slices.Equal(labels, wantLabels) || done != len(files) {
+			t.Errorf("%d cores, budget %d: %d bytes (want %d), labels equal %v, %d calls of Done, %v",
+				c.procs, c.budget, buf.Len(), len(want), slices.Equal(labels, wantLabels), done, err)
+		}
+		if len(bad) != 8 || !strings.Contains(bad[0].String(), "4.png") || !strings.Contains(bad[0].String(), "not a PNG or JPEG") {
+			t.Errorf("%d cores: problems %v", c.procs, bad)
+		}
+	}
+	// Cancelled, it stops and says so; a failing writer stops it too.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := (&Preparer{Form: form, Size: 8}).Write(ctx, files, io.Discard); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if _, _, err := (&Preparer{Form: form, Size: 8}).Write(context.Background(), files, failingWriter{}); err == nil || err.Error() != "disk full" {
+		t.Errorf("failing writer: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// Stats streams the same mean and deviation as the plain definition.
+func TestStats(t *testing.T) {
+	images := make([]byte, 5*3*4)
+	for i := range images {
+		images[i] = byte(i * 37)
+	}
+	s := NewStats(4)
+	s.Write(images[:7]) // in pieces that split images and channels
+	s.Write(images[7:])
+	mean, std := s.Normalization()
+	for c := range 3 {
+		var sum, sq float64
+		for i := range 5 {
+			for _, v := range images[(i*3+c)*4 : (i*3+c+1)*4] {
+				sum += float64(v) / 255
+				sq += float64(v) / 255 * float64(v) / 255
+			}
+		}
+		m := sum / 20
+		if math.Abs(float64(mean[c])-m) > 1e-6 || math.Abs(float64(std[c])-math.Sqrt(sq/20-m*m)) > 1e-6 {
+			t.Errorf("channel %d: %v / %v, want %v / %v", c, mean[c], std[c], m, math.Sqrt(sq/20-m*m))
 		}
 	}
 }

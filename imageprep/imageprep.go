@@ -93,29 +93,51 @@ func sniff(b []byte) string {
 	return "an unknown format"
 }
 
-// Open reads and decodes the image file at path (see Decode). Its errors
-// are *fs.PathError, naming the file (Reason gives what is wrong alone).
+// Open reads and decodes the image file at path (see ReadFile and Decode).
+// Its errors are *fs.PathError, naming the file (Reason gives what is
+// wrong alone).
 func Open(path string) (image.Image, error) {
+	b, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := Decode(b)
+	if err != nil {
+		return nil, &fs.PathError{Op: "decode", Path: path, Err: err}
+	}
+	return img, nil
+}
+
+// ReadFile reads an image file's bytes. A compressed image is far smaller
+// than MaxPixels decoded, so a file larger than that many bytes is refused
+// before it is read.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	// A compressed image is far smaller than MaxPixels decoded; a file
-	// larger than that many bytes is refused before it is read.
 	b, err := io.ReadAll(io.LimitReader(f, 4*MaxPixels+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(b) > 4*MaxPixels {
-		err = fmt.Errorf("%w: a file of more than %d bytes", ErrTooLarge, 4*MaxPixels)
-	} else {
-		var img image.Image
-		if img, err = Decode(b); err == nil {
-			return img, nil
+		return nil, &fs.PathError{Op: "decode", Path: path, Err: fmt.Errorf("%w: a file of more than %d bytes", ErrTooLarge, 4*MaxPixels)}
+	}
+	return b, nil
+}
+
+// Pixels returns the width times height that the PNG or JPEG image b
+// declares in its header, or 0 if it declares none that Decode would take.
+func Pixels(b []byte) int64 {
+	for _, c := range codecs {
+		if bytes.HasPrefix(b, []byte(c.magic)) {
+			if cfg, err := c.decodeConfig(bytes.NewReader(b)); err == nil && int64(cfg.Width)*int64(cfg.Height) <= MaxPixels {
+				return int64(max(0, cfg.Width)) * int64(max(0, cfg.Height))
+			}
 		}
 	}
-	return nil, &fs.PathError{Op: "decode", Path: path, Err: err}
+	return 0
 }
 
 // Reason returns what is wrong with a file from Open's error, without the

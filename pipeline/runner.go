@@ -38,7 +38,9 @@ type Stage interface {
 	Run(ctx context.Context, env *Env) (Output, error)
 }
 
-// An Output is what a stage produces: a typed artifact that can write itself.
+// An Output is what a stage produces: a typed artifact that can write
+// itself. One that holds files open (a dataset too large for memory) is
+// an io.Closer, closed once it is stored.
 type Output interface {
 	Info() artifacts.Info // Kind and Schema; the runner fills in the rest
 	Write(w *artifacts.Writer) error
@@ -401,6 +403,9 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	start := time.Now()
 	stateDir := filepath.Join(r.Store.Dir(), "state", s.Name())
 	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report, Key: key, StateDir: stateDir})
+	if c, ok := out.(io.Closer); ok {
+		defer c.Close()
+	}
 	failed := err // with an output too: a result that is a failure, kept and then returned
 	if err != nil && out == nil {
 		// A stage's error after cancellation is a consequence of it,

@@ -36,9 +36,10 @@ func TestCIFARAsImageFolder(t *testing.T) {
 		dir   string
 		split *artifacts.Split
 	}{{"train", &bin.Train}, {"test", &bin.Test}} {
+		all := pixels(t, s.split.Images)
 		for i, l := range s.split.Labels {
 			img := image.NewNRGBA(image.Rect(0, 0, 32, 32))
-			src := s.split.Images[i*3072:]
+			src := all[i*3072:]
 			for p := range 1024 {
 				img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = src[p], src[1024+p], src[2048+p], 255
 			}
@@ -74,8 +75,8 @@ func TestCIFARAsImageFolder(t *testing.T) {
 		name string
 		a, b map[[32]byte]int
 	}{
-		{"train", count(bin.Train.Images, bin.Train.Labels, bin.Classes), count(dir.Train.Images, dir.Train.Labels, dir.Classes)},
-		{"test", count(bin.Test.Images, bin.Test.Labels, bin.Classes), count(dir.Test.Images, dir.Test.Labels, dir.Classes)},
+		{"train", count(pixels(t, bin.Train.Images), bin.Train.Labels, bin.Classes), count(pixels(t, dir.Train.Images), dir.Train.Labels, dir.Classes)},
+		{"test", count(pixels(t, bin.Test.Images), bin.Test.Labels, bin.Classes), count(pixels(t, dir.Test.Images), dir.Test.Labels, dir.Classes)},
 	} {
 		if len(s.a) != len(s.b) {
 			t.Errorf("%s: %d distinct images from the archive, %d from the folder", s.name, len(s.a), len(s.b))

@@ -49,6 +49,7 @@ func (e *Export) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
+	defer ds.Close()
 	arch, tensors, err := model.LoadCondensed(env.Inputs["condense"])
 	if err != nil {
 		return nil, err
@@ -208,7 +209,9 @@ func checkParity(b []byte, arch *model.Architecture, tensors []model.Named, ds *
 	}
 	batch := batcher(ds, &ds.Test, n, &arch.Config)
 	nhwc, labels := make([]float32, batch.Floats()), make([]int32, n)
-	batch.Fill(nhwc, labels, 0, 0)
+	if _, err := batch.Fill(nhwc, labels, 0, 0); err != nil {
+		return artifacts.Parity{}, err
+	}
 	// The same images in NCHW, normalised or raw as the model expects.
 	nchw := make([]float32, len(nhwc))
 	size := arch.Config.Input()

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,8 +128,8 @@ func (f *Fetch) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	}
 	return &artifacts.Dataset{
 		Name: d.Name, Classes: d.Classes, C: cifar.C, H: cifar.H, W: cifar.W, // normalised as CIFAR-10 (see artifacts.Dataset)
-		Train: artifacts.Split{Images: d.Train.Images, Labels: widen(d.Train.Labels)},
-		Test:  artifacts.Split{Images: d.Test.Images, Labels: widen(d.Test.Labels)},
+		Train: artifacts.Split{Images: artifacts.Bytes(d.Train.Images), Labels: widen(d.Train.Labels)},
+		Test:  artifacts.Split{Images: artifacts.Bytes(d.Test.Images), Labels: widen(d.Test.Labels)},
 	}, nil
 }
 
@@ -148,10 +151,20 @@ func (f *Fetch) listFolder(root string) (*imagefolder.Listing, error) {
 	return l, nil
 }
 
-// availableMemory returns the bytes of memory the system can give (Linux's
-// MemAvailable), or 0 where it does not say. A test replaces it.
+// availableMemory returns the bytes of memory this process can take: the
+// system's (Linux's MemAvailable), or less where a cgroup limits it, or 0
+// where nothing says. A test replaces it.
 var availableMemory = func() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
+	have := memAvailable("/proc/meminfo")
+	if c, ok := cgroupAvailable("/proc/self/cgroup", "/sys/fs/cgroup"); ok && (have == 0 || c < have) {
+		have = c
+	}
+	return have
+}
+
+// memAvailable reads MemAvailable from meminfo, or 0.
+func memAvailable(meminfo string) int64 {
+	b, err := os.ReadFile(meminfo)
 	if err != nil {
 		return 0
 	}
@@ -165,6 +178,56 @@ var availableMemory = func() int64 {
 	}
 	return 0
 }
+
+// cgroupAvailable returns what the tightest memory limit of this
+// process's cgroup and its ancestors leaves (cgroup v2's memory.max less
+// memory.current; v1's limit less usage), and whether any limits it.
+func cgroupAvailable(self, root string) (int64, bool) {
+	b, err := os.ReadFile(self)
+	if err != nil {
+		return 0, false
+	}
+	left, limited := int64(0), false
+	note := func(limit, usage string) {
+		l, err1 := readInt(limit)
+		u, err2 := readInt(usage)
+		if err1 == nil && err2 == nil && l < 1<<60 && (!limited || l-u < left) { // v1 says "no limit" with a huge number
+			left, limited = max(0, l-u), true
+		}
+	}
+	for line := range strings.Lines(string(b)) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "": // v2: the unified hierarchy
+			for dir := filepath.Join(root, parts[2]); strings.HasPrefix(dir, root); dir = filepath.Dir(dir) {
+				note(filepath.Join(dir, "memory.max"), filepath.Join(dir, "memory.current"))
+				if dir == root {
+					break
+				}
+			}
+		case slices.Contains(strings.Split(parts[1], ","), "memory"): // v1
+			dir := filepath.Join(root, "memory", parts[2])
+			note(filepath.Join(dir, "memory.limit_in_bytes"), filepath.Join(dir, "memory.usage_in_bytes"))
+		}
+	}
+	return left, limited
+}
+
+// readInt reads a file holding one integer ("max" is not one).
+func readInt(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// freeDisk returns the bytes free to this user in the file system that
+// holds dir, or 0 where it cannot tell. A test replaces it.
+var freeDisk = diskFree
 
 // widen turns byte labels into a Dataset artifact's.
 func widen(labels []byte) []uint16 {
@@ -195,24 +258,42 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 	}
 	size := f.imageSize()
 	side := f.Form.Side(size)
-	if need, have := int64(len(l.Train)+len(l.Test))*int64(3*side*side), availableMemory(); have > 0 && need > have*3/4 {
-		// Every stage holds the dataset in memory: refuse before hours of
-		// decoding end in running out of it.
-		return nil, fmt.Errorf("%w: %d images of %d×%d take %.1f GB in memory, and this machine has %.1f GB available: use fewer images or a network with a smaller input",
-			ErrConfig, len(l.Train)+len(l.Test), side, side, float64(need)/1e9, float64(have)/1e9)
+	// The prepared images go to a scratch file, then into the artifact:
+	// no stage holds them in memory, and a folder far larger than memory
+	// is prepared and trained on.
+	scratch := cmp.Or(env.StateDir, os.TempDir())
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return nil, err
+	}
+	need := int64(len(l.Train)+len(l.Test)) * int64(3*side*side)
+	if free := freeDisk(scratch); free > 0 && 2*need > free {
+		return nil, fmt.Errorf("%d images of %d×%d take %.1f GB, written twice (prepared, then stored), and %s has %.1f GB free: free some space or use a --workdir on a larger disk",
+			len(l.Train)+len(l.Test), side, side, float64(need)/1e9, scratch, float64(free)/1e9)
 	}
 	prog := env.Progress("prepare images", int64(len(l.Train)+len(l.Test)), pipeline.Images)
-	done := func() { prog.Add(1) }
-	train, bad, err := imagefolder.Read(ctx, l.Train, f.Form, size, done)
+	// Decoding takes at most half the memory there is (a 50-megapixel
+	// image needs 0.6 GB; most take a few MB each, on every core).
+	prep := &imagefolder.Preparer{Form: f.Form, Size: size, Budget: availableMemory() / 2, Done: func() { prog.Add(1) }}
+	d := &artifacts.Dataset{Name: "folder:" + filepath.Base(filepath.Clean(root)), Classes: l.Classes, C: 3, H: side, W: side, Mean: f.Data.Mean, Std: f.Data.Std}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	stats := imagefolder.NewStats(side * side)
+	train, bad, err := prepareSplit(ctx, prep, l.Train, scratch, stats)
 	if err != nil {
 		prog.Done()
 		return nil, err
 	}
-	test, badTest, err := imagefolder.Read(ctx, l.Test, f.Form, size, done)
+	d.Train = train
+	test, badTest, err := prepareSplit(ctx, prep, l.Test, scratch, nil)
 	prog.Done()
 	if err != nil {
 		return nil, err
 	}
+	d.Test = test
 	if bad = append(bad, badTest...); len(bad) > 0 {
 		list := make([]string, 0, 5)
 		for _, p := range bad[:min(5, len(bad))] {
@@ -228,11 +309,6 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		}
 		env.Report.Warn(env.Stage, fmt.Sprintf("%d images cannot be read and are left out (data.strict refuses them instead): %s%s", len(bad), strings.Join(list, "; "), more))
 	}
-	d := &artifacts.Dataset{
-		Name: "folder:" + filepath.Base(filepath.Clean(root)), Classes: l.Classes, C: 3, H: side, W: side, Mean: f.Data.Mean, Std: f.Data.Std,
-		Train: artifacts.Split{Images: train.Images, Labels: train.Labels},
-		Test:  artifacts.Split{Images: test.Images, Labels: test.Labels},
-	}
 	for i, n := range d.PerClass(&d.Train) {
 		if n == 0 {
 			return nil, fmt.Errorf("class %s has no readable training images in %s", l.Classes[i], root)
@@ -242,9 +318,39 @@ func (f *Fetch) readFolder(ctx context.Context, env *pipeline.Env, root string) 
 		return nil, fmt.Errorf("no readable images in %s", filepath.Join(root, l.TestDir))
 	}
 	if d.Mean == nil {
-		d.Mean, d.Std = imagefolder.Normalization(d.Train.Images, side*side)
+		d.Mean, d.Std = stats.Normalization()
 	}
+	ok = true
 	return d, nil
+}
+
+// prepareSplit prepares files into an unnamed file in dir (removed as it
+// is made, so that nothing is left behind whatever happens), also written
+// to stats if given.
+func prepareSplit(ctx context.Context, prep *imagefolder.Preparer, files []imagefolder.File, dir string, stats io.Writer) (artifacts.Split, []imagefolder.Problem, error) {
+	fh, err := os.CreateTemp(dir, "images-")
+	if err != nil {
+		return artifacts.Split{}, nil, err
+	}
+	os.Remove(fh.Name())
+	buf := bufio.NewWriterSize(fh, 1<<20)
+	var w io.Writer = buf
+	if stats != nil {
+		w = io.MultiWriter(buf, stats)
+	}
+	labels, bad, err := prep.Write(ctx, files, w)
+	if err == nil {
+		err = buf.Flush()
+	}
+	var im artifacts.Images
+	if err == nil {
+		im, err = artifacts.ImageFile(fh)
+	}
+	if err != nil {
+		fh.Close()
+		return artifacts.Split{}, nil, err
+	}
+	return artifacts.Split{Images: im, Labels: labels}, bad, nil
 }
 
 func (f *Fetch) download(ctx context.Context, env *pipeline.Env) (*cifar.Dataset, error) {

@@ -88,7 +88,7 @@ func TestFetchOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Name != "cifar10" || d.Classes[9] != "truck" || !bytes.Equal(d.Train.Images, src.Train.Images) ||
+	if d.Name != "cifar10" || d.Classes[9] != "truck" || !bytes.Equal(pixels(t, d.Train.Images), src.Train.Images) ||
 		!slices.Equal(d.Test.Labels, widen(src.Test.Labels)) {
 		t.Errorf("dataset artifact differs from the served archive's contents")
 	}
@@ -216,7 +216,7 @@ func TestFetchSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := cifar.Synthetic(0, 30, 10)
-	if d.Name != "synthetic" || !bytes.Equal(d.Train.Images, want.Train.Images) || d.Test.Len() != 10 {
+	if d.Name != "synthetic" || !bytes.Equal(pixels(t, d.Train.Images), want.Train.Images) || d.Test.Len() != 10 {
 		t.Errorf("synthetic artifact differs from cifar.Synthetic(0, 30, 10)")
 	}
 }

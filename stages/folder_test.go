@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -81,7 +82,18 @@ func loadFetched(t *testing.T, workdir string) (*artifacts.Dataset, *artifacts.A
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { d.Close() })
 	return d, a
+}
+
+// pixels reads a split's images into memory.
+func pixels(t *testing.T, im artifacts.Images) []byte {
+	t.Helper()
+	b, err := artifacts.ReadAll(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // An image folder becomes a dataset: classes sorted, every image resized
@@ -115,14 +127,16 @@ func TestFetchImageFolder(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := imageprep.Squash.Stored(img, 32)
-		if !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], want) || int(d.Train.Labels[i]) != f.Label {
+		if !bytes.Equal(pixels(t, d.Train.Images)[i*3072:(i+1)*3072], want) || int(d.Train.Labels[i]) != f.Label {
 			t.Errorf("training image %d is not %s, label %d", i, f.Path, f.Label)
 		}
 	}
 	if !slices.IsSorted(d.Train.Labels) {
 		t.Errorf("labels %v not in class order", d.Train.Labels)
 	}
-	mean, std := imagefolder.Normalization(d.Train.Images, 1024)
+	stats := imagefolder.NewStats(1024)
+	stats.Write(pixels(t, d.Train.Images))
+	mean, std := stats.Normalization()
 	if !slices.Equal(d.Mean, mean) || !slices.Equal(d.Std, std) || mean[0] < 0.3 || mean[0] > 0.7 {
 		t.Errorf("normalisation %v / %v, the training split's is %v / %v", d.Mean, d.Std, mean, std)
 	}
@@ -216,7 +230,7 @@ func TestFetchImageFolderBadImages(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if i >= d.Train.Len() || !bytes.Equal(d.Train.Images[i*3072:(i+1)*3072], imageprep.Squash.Stored(img, 32)) {
+		if i >= d.Train.Len() || !bytes.Equal(pixels(t, d.Train.Images)[i*3072:(i+1)*3072], imageprep.Squash.Stored(img, 32)) {
 			t.Fatalf("training image %d is not %s", i, f.Path)
 		}
 		i++
@@ -306,8 +320,8 @@ func TestFetchWithoutDataset(t *testing.T) {
 	}
 }
 
-// This machine's available memory is read (Linux), which the image-folder
-// fetch checks the dataset's size against.
+// This machine's available memory is read (Linux), and a cgroup's limit
+// where one is tighter; it bounds the memory decoding takes.
 func TestAvailableMemory(t *testing.T) {
 	if _, err := os.Stat("/proc/meminfo"); err != nil {
 		t.Skip("no /proc/meminfo")
@@ -315,13 +329,50 @@ func TestAvailableMemory(t *testing.T) {
 	if m := availableMemory(); m < 1<<20 || m > 1<<50 {
 		t.Errorf("available memory %d bytes", m)
 	}
-	// A dataset larger than three quarters of it is refused before
-	// anything is decoded.
-	defer func(f func() int64) { availableMemory = f }(availableMemory)
-	availableMemory = func() int64 { return 40_000 } // 10 images of 3×32×32 take 30,720 bytes
+	root := t.TempDir()
+	write := func(name, text string) {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(text), 0o644)
+	}
+	// v2: the parent's limit is the tighter one.
+	write("proc-v2", "0::/jobs/train\n")
+	write("fs/jobs/memory.max", "1000000\n")
+	write("fs/jobs/memory.current", "400000\n")
+	write("fs/jobs/train/memory.max", "max\n")
+	write("fs/jobs/train/memory.current", "300000\n")
+	write("fs/memory.max", "max\n")
+	if got, ok := cgroupAvailable(filepath.Join(root, "proc-v2"), filepath.Join(root, "fs")); !ok || got != 600000 {
+		t.Errorf("cgroup v2 available = %d, %v; want 600000", got, ok)
+	}
+	// v1, and a v1 "limit" that means none.
+	write("proc-v1", "12:cpu,cpuacct:/x\n4:memory:/x\n")
+	write("fs/memory/x/memory.limit_in_bytes", "5000\n")
+	write("fs/memory/x/memory.usage_in_bytes", "1000\n")
+	if got, ok := cgroupAvailable(filepath.Join(root, "proc-v1"), filepath.Join(root, "fs")); !ok || got != 4000 {
+		t.Errorf("cgroup v1 available = %d, %v; want 4000", got, ok)
+	}
+	write("fs/memory/x/memory.limit_in_bytes", "9223372036854771712\n")
+	if _, ok := cgroupAvailable(filepath.Join(root, "proc-v1"), filepath.Join(root, "fs")); ok {
+		t.Error("cgroup v1 without a limit is read as one")
+	}
+	if _, ok := cgroupAvailable(filepath.Join(root, "none"), filepath.Join(root, "fs")); ok {
+		t.Error("no cgroup file is read as a limit")
+	}
+}
+
+// An image folder whose prepared images would not fit on the workdir's
+// disk (twice: prepared, then stored) is refused before anything is
+// decoded.
+func TestFetchImageFolderDiskFull(t *testing.T) {
+	defer func(f func(string) int64) { freeDisk = f }(freeDisk)
+	freeDisk = func(string) int64 { return 60_000 } // 10 images of 3×32×32 take 30,720 bytes, twice
 	_, err := runFetch(t, t.TempDir(), DataConfig{Dataset: "folder:" + imageFolder(t), CacheDir: t.TempDir()})
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "10 images of 32×32 take 0.0 GB in memory") {
-		t.Errorf("fetch beyond the memory: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "10 images of 32×32 take 0.0 GB, written twice") || !strings.Contains(err.Error(), "larger disk") {
+		t.Errorf("fetch beyond the disk: %v", err)
+	}
+	if got := diskFree(t.TempDir()); got <= 0 && runtime.GOOS == "linux" {
+		t.Errorf("free disk %d bytes", got)
 	}
 }
 

@@ -70,6 +70,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 	if err != nil {
 		return nil, err
 	}
+	defer ds.Close()
 	cfg := t.Model
 	if cfg.Classes != len(ds.Classes) {
 		return nil, fmt.Errorf("model.classes is %d but the %s dataset has %d classes: set model.classes to %d", cfg.Classes, ds.Name, len(ds.Classes), len(ds.Classes))
@@ -163,9 +164,11 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 			epochStart = time.Now()
 		}
 		net.Condense(float64(it) / float64(total))
-		bt, ok := batches.next()
-		if !ok {
-			return nil, interrupted(ctx.Err())
+		bt, err := batches.next()
+		if err != nil {
+			// Cancelled, or the dataset's file failed: what the epoch
+			// has done so far is kept.
+			return nil, interrupted(err)
 		}
 		copy(labels, bt.labels)
 		net.SetInput(bt.images, bt.labels)
@@ -337,7 +340,10 @@ func evaluate(ctx context.Context, env *pipeline.Env, net *model.Net, test *batc
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
-		real := test.Fill(x, labels, 0, step)
+		real, err := test.Fill(x, labels, 0, step)
+		if err != nil {
+			return 0, 0, err
+		}
 		net.SetInput(x, labels)
 		net.Forward(false)
 		net.Logits(logits)
@@ -395,6 +401,7 @@ func (t *Train) output(net *model.Net, metrics []artifacts.Metric) (pipeline.Out
 type stepBatch struct {
 	images []float32
 	labels []int32
+	err    error // reading the images failed
 }
 
 // batchQueue fills training batches one step ahead in a goroutine, so that
@@ -410,7 +417,7 @@ func prefetch(ctx context.Context, b *batch.Batcher, from, total, steps int) *ba
 	ctx, cancel := context.WithCancel(ctx)
 	q := &batchQueue{full: make(chan stepBatch, 1), free: make(chan stepBatch, 2), ctx: ctx, stop: cancel}
 	for range 2 {
-		q.free <- stepBatch{make([]float32, b.Floats()), make([]int32, b.Batch)}
+		q.free <- stepBatch{images: make([]float32, b.Floats()), labels: make([]int32, b.Batch)}
 	}
 	go func() {
 		for it := from; it < total; it++ {
@@ -420,10 +427,13 @@ func prefetch(ctx context.Context, b *batch.Batcher, from, total, steps int) *ba
 			case <-ctx.Done():
 				return
 			}
-			b.Fill(bt.images, bt.labels, it/steps, it%steps)
+			_, bt.err = b.Fill(bt.images, bt.labels, it/steps, it%steps)
 			select {
 			case q.full <- bt:
 			case <-ctx.Done():
+				return
+			}
+			if bt.err != nil {
 				return
 			}
 		}
@@ -431,13 +441,14 @@ func prefetch(ctx context.Context, b *batch.Batcher, from, total, steps int) *ba
 	return q
 }
 
-// next returns the next batch, or false once cancelled.
-func (q *batchQueue) next() (stepBatch, bool) {
+// next returns the next batch; its error is the cancellation, or a
+// failure to read the batch's images.
+func (q *batchQueue) next() (stepBatch, error) {
 	select {
 	case bt := <-q.full:
-		return bt, true
+		return bt, bt.err
 	case <-q.ctx.Done():
-		return stepBatch{}, false
+		return stepBatch{}, context.Cause(q.ctx)
 	}
 }
 

@@ -49,6 +49,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
+	defer ds.Close()
 	cfg, ts, _, err := loadTrained(env.Inputs["train"])
 	if err != nil {
 		return nil, err
@@ -125,14 +126,19 @@ func measure(ctx context.Context, env *pipeline.Env, name string, net classifier
 	var c1, c5, seen int
 	var rates []float64
 	if test.Steps() > 0 {
-		test.Fill(x, labels, 0, 0)
+		if _, err := test.Fill(x, labels, 0, 0); err != nil {
+			return artifacts.NetResult{}, nil, err
+		}
 		net(logits, x) // the untimed warm-up
 	}
 	for step := range test.Steps() {
 		if err := ctx.Err(); err != nil {
 			return artifacts.NetResult{}, nil, err
 		}
-		real := test.Fill(x, labels, 0, step)
+		real, err := test.Fill(x, labels, 0, step)
+		if err != nil {
+			return artifacts.NetResult{}, nil, err
+		}
 		start := time.Now()
 		net(logits, x)
 		rates = append(rates, float64(real)/max(time.Since(start).Seconds(), 1e-9))

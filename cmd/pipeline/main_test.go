@@ -835,6 +835,49 @@ func TestImageNetPresetOnImageFolder(t *testing.T) {
 	}
 }
 
+// An image folder whose prepared images are larger than the memory the
+// run may use (a soft GOMEMLIMIT of a quarter of them, and a peak RSS
+// under half of them) is prepared, trained on and verified: no stage
+// holds the dataset in memory.
+func TestImageFolderLargerThanMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("prepares 240 MB of images")
+	}
+	root := filepath.Join(t.TempDir(), "big")
+	const train, val = 1200, 16
+	for i := range train + val {
+		split, class := "train", []string{"n01", "n02"}[i%2]
+		if i >= train {
+			split = "val"
+		}
+		img := image.NewRGBA(image.Rect(0, 0, 72, 96))
+		for k := range img.Pix {
+			img.Pix[k] = uint8(k*(i%7+1) + i)
+		}
+		p := filepath.Join(root, split, class, fmt.Sprintf("%d.jpg", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		f, _ := os.Create(p)
+		jpeg.Encode(f, img, nil)
+		f.Close()
+	}
+	images := int64(train+val) * 3 * 256 * 256
+	cfg := filepath.Join(t.TempDir(), "tiny.json")
+	os.WriteFile(cfg, []byte(`{"model": {"stages": [1, 1, 1, 1, 1], "growth": [4, 4, 4, 4, 4]},
+		"train": {"epochs": 1, "batch": 4, "images_per_epoch": 16}, "verify": {"tolerance": 100, "batch": 4}}`), 0o644)
+	args := []string{"run", "all", "--workdir", t.TempDir(), "--preset", "condensenet-imagenet", "--config", cfg, "--dataset", "folder:" + root}
+	cmd := command(t, args...)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("GOMEMLIMIT=%d", images/4))
+	out, errs, code := runChild(t, cmd, args)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d train, %d test images of 3x256x256", train, val)) || !strings.Contains(out, "export   done") {
+		t.Fatalf("run all: code %d\n%s%s", code, out, errs)
+	}
+	peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KB on Linux
+	t.Logf("prepared images %.0f MB; peak RSS of the whole run %.0f MB", float64(images)/1e6, float64(peak)/1e6)
+	if peak > images/2 {
+		t.Errorf("peak RSS %.0f MB for %.0f MB of images", float64(peak)/1e6, float64(images)/1e6)
+	}
+}
+
 // predictMatchesVerify checks that predict, given the files of the
 // folder at root's val/, gets the condensed accuracy that verify reports
 // in workdir w.
