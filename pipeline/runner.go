@@ -60,6 +60,9 @@ type Env struct {
 	// interrupted runs (the stage creates it). The runner removes it once
 	// the stage's output is committed.
 	StateDir string
+	// LogDir is the workdir's folder for logs that people watch while
+	// stages run, TensorBoard's event files; it outlives every run.
+	LogDir string
 }
 
 // Progress starts a measured task for the running stage.
@@ -402,7 +405,7 @@ func (r *Runner) runStage(ctx context.Context, s Stage, reason string, inputs ma
 	r.Report.StageStart(s.Name(), reason)
 	start := time.Now()
 	stateDir := filepath.Join(r.Store.Dir(), "state", s.Name())
-	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report, Key: key, StateDir: stateDir})
+	out, err := s.Run(ctx, &Env{Stage: s.Name(), Inputs: inputs, Report: r.Report, Key: key, StateDir: stateDir, LogDir: filepath.Join(r.Store.Dir(), "logs")})
 	if c, ok := out.(io.Closer); ok {
 		defer c.Close()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/tfevents"
 )
 
 // Train trains CondenseNet on the dataset, condensing its learned group
@@ -121,6 +122,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		env.Report.Note(fmt.Sprintf("train: resuming from iteration %d of %d (epoch %d%s)", st.Iteration, total, st.Iteration/steps+1, from))
 	}
 	st.Device = be.Name()
+	events := openEventLog(env, runLogDir(env, env.Key), "train", st.Iteration)
+	defer events.close()
+	_, kept := cfg.CondensingSteps(total)
 	labels := make([]int32, tc.Batch)
 	logits := make([]float32, tc.Batch*cfg.Classes)
 	batches := prefetch(ctx, train, st.Iteration, total, steps)
@@ -209,6 +213,9 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 		prog.Status(fmt.Sprintf("run ETA %s, loss %.4f, %.0f images/s, train top-1 %.1f%%, lr %.4f", rate.eta(st.Iteration, total),
 			e.Loss/float64(e.Steps), float64(e.Seen)/max(el, 1e-9), 100*float64(e.Top1)/float64(e.Seen), lr))
 		prog.Add(1)
+		if st.Iteration%logEvery == 0 || st.Iteration%steps == 0 {
+			events.write(st.Iteration, trainScalars(e, el, lr, net.StageReached(), kept)...)
+		}
 
 		if st.Iteration%steps == 0 {
 			prog.Done()
@@ -222,6 +229,7 @@ func (t *Train) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, er
 					return nil, err
 				}
 				m.TestTop1, m.TestTop5 = &t1, &t5
+				events.write(st.Iteration, tfevents.Scalar{Tag: "test/top1", Value: 100 * t1}, tfevents.Scalar{Tag: "test/top5", Value: 100 * t5})
 			}
 			st.Metrics = append(st.Metrics, m)
 			st.Epoch = epochSums{}

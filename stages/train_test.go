@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/condensenet/condensenet/internal/filelock"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,9 +24,11 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/internal/filelock"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
 	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/tfevents"
 )
 
 // TestMain lets a test run a training pipeline in a child process (this
@@ -109,6 +111,7 @@ func (h stepHook) Done()         {}
 var (
 	referenceOnce    sync.Once
 	referenceWeights []byte
+	referenceEvents  []string
 )
 
 // reference returns the final weights of an uninterrupted tiny run.
@@ -119,11 +122,48 @@ func reference(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 		referenceWeights = finalWeights(t, dir)
+		referenceEvents = trainEvents(t, dir)
 	})
 	if referenceWeights == nil {
 		t.Fatal("reference run failed")
 	}
 	return referenceWeights
+}
+
+// trainEvents returns the scalars of the TensorBoard event file of the
+// training run in workdir dir, a "step tag value" line each, leaving out
+// the speed, which varies.
+func trainEvents(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "train-*", "events.out.tfevents.*.train"))
+	if len(files) != 1 {
+		t.Fatalf("event files %v, want one", files)
+	}
+	events, err := tfevents.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range events {
+		for _, s := range e.Scalars {
+			if s.Tag != "train/images_per_sec" {
+				lines = append(lines, fmt.Sprintf("%d %s %v", e.Step, s.Tag, s.Value))
+			}
+		}
+	}
+	return lines
+}
+
+// checkEvents fails unless the event file of the training run in dir
+// holds what an uninterrupted run's does: every step once, in order, with
+// the same values.
+func checkEvents(t *testing.T, dir string) {
+	t.Helper()
+	got := trainEvents(t, dir)
+	if !slices.Equal(got, referenceEvents) {
+		t.Errorf("TensorBoard scalars after resuming (%d) differ from an uninterrupted run's (%d):\n%s\nwant\n%s",
+			len(got), len(referenceEvents), strings.Join(got, "\n"), strings.Join(referenceEvents, "\n"))
+	}
 }
 
 func TestResumeAfterKill(t *testing.T) {
@@ -165,7 +205,8 @@ func TestResumeAfterKill(t *testing.T) {
 		if got := finalWeights(t, dir); !bytes.Equal(got, want) {
 			t.Fatalf("round %d (killed %v after the first checkpoint, resumed=%v): final weights differ from an uninterrupted run", round, delay, resumed)
 		}
-		t.Logf("round %d: killed %v after the first checkpoint; resumed=%v; weights identical", round, delay, resumed)
+		checkEvents(t, dir)
+		t.Logf("round %d: killed %v after the first checkpoint; resumed=%v; weights and TensorBoard scalars identical", round, delay, resumed)
 	}
 }
 
@@ -197,6 +238,7 @@ func TestResumeAfterCancelMidEpoch(t *testing.T) {
 	if !bytes.Equal(finalWeights(t, dir), want) {
 		t.Error("final weights after a mid-epoch resume differ from an uninterrupted run")
 	}
+	checkEvents(t, dir)
 	if _, err := os.Stat(filepath.Join(dir, "state", "train")); !os.IsNotExist(err) {
 		t.Errorf("checkpoints left after the stage finished: %v", err)
 	}
@@ -236,10 +278,26 @@ func TestCheckpointOnTime(t *testing.T) {
 		!strings.Contains(st.Reason, "last checkpoint at iteration 26") {
 		t.Errorf("status while a run holds the workdir: %s, %s", st.State, st.Reason)
 	}
+	// What the killed run might have logged past its checkpoint, and a
+	// record torn by the kill: the resumed run logs those steps again.
+	logs, _ := filepath.Glob(filepath.Join(killed, "logs", "train-*"))
+	if len(logs) != 1 {
+		t.Fatalf("run folders %v", logs)
+	}
+	ew, err := tfevents.Open(logs[0], "train", 1<<40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ew.Write(30, time.Now(), tfevents.Scalar{Tag: "train/loss", Value: 99})
+	ew.Close()
+	f, _ := os.OpenFile(ew.Path, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte{40, 0, 0})
+	f.Close()
 	rep = &notes{Reporter: pipeline.Discard}
 	if err := runTiny(context.Background(), killed, cfg, rep); err != nil {
 		t.Fatal(err)
 	}
+	checkEvents(t, killed)
 	if !strings.Contains(rep.all(), "resuming from iteration 26 of 60") {
 		t.Errorf("notes %q, want a resume from iteration 26", rep.all())
 	}
@@ -484,6 +542,17 @@ func TestCondenseAndVerify(t *testing.T) {
 	}
 	if again, err := store.Get("verify"); err != nil || again.ID != a.ID {
 		t.Errorf("a second measurement of the same networks has ID %v (%v), the first %v", again.ID, err, a.ID)
+	}
+	// Verify logs beside the training run's curves, at its last step,
+	// once however often it is run.
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "train-*", "events.out.tfevents.*.verify"))
+	if len(files) != 1 {
+		t.Fatalf("verify's event files: %v", files)
+	}
+	events, _ := tfevents.ReadFile(files[0])
+	if len(events) != 2 || events[1].Step != 60 || events[1].Scalars[1].Tag != "verify/condensed_top1" ||
+		math.Abs(events[1].Scalars[1].Value-100*(1-rep.Condensed.Top1Error)) > 1e-4 {
+		t.Errorf("verify's events: %+v", events)
 	}
 	// A tolerance the networks cannot meet turns the report into a failure,
 	// which is kept (with another ID) and shown, and which export refuses.

@@ -50,7 +50,7 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 		return nil, err
 	}
 	defer ds.Close()
-	cfg, ts, _, err := loadTrained(env.Inputs["train"])
+	cfg, ts, tm, err := loadTrained(env.Inputs["train"])
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +93,13 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	r.Passed = 100*r.Difference <= v.Config.Tolerance
 	r.Confusion = conf
 	r.Markdown = reportMarkdown(r)
+	if last := len(tm.Metrics); last > 0 {
+		// Beside the training run's curves, at its last step.
+		step := tm.Metrics[last-1].Iteration
+		events := openEventLog(env, runLogDir(env, env.Inputs["train"].Key), "verify", step-1)
+		events.write(step, verifyScalars(r)...)
+		events.close()
+	}
 	if r.ConfusionPNG, err = plotConfusion(conf, ds.Classes); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
