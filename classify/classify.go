@@ -152,8 +152,11 @@ func (m *Model) Prepare(img image.Image) []float32 {
 	return x
 }
 
-func (m *Model) run(n *network, img image.Image) Result {
-	x, hw := m.Prepare(img), m.size*m.size
+func (m *Model) run(n *network, img image.Image) Result { return m.runPrepared(n, m.Prepare(img)) }
+
+// runPrepared runs n on x, as Prepare returns it.
+func (m *Model) runPrepared(n *network, x []float32) Result {
+	hw := m.size * m.size
 	for c := range 3 { // the engine is channels-last
 		for i := range hw {
 			n.x[i*3+c] = x[c*hw+i]
@@ -161,6 +164,21 @@ func (m *Model) run(n *network, img image.Image) Result {
 	}
 	n.net.Forward(n.logits, n.x)
 	return Result{Probabilities: softmax(n.logits), classes: m.classes}
+}
+
+// ClassifyPrepared classifies an image that is already as Prepare returns
+// it: 3 × size × size floats, normalised, channels first (what an exported
+// model without preprocessing takes).
+func (m *Model) ClassifyPrepared(x []float32) (Result, error) {
+	if want := 3 * m.size * m.size; len(x) != want {
+		return Result{}, fmt.Errorf("classify: %d values, want 3×%d×%d = %d", len(x), m.size, m.size, want)
+	}
+	n, err := m.get()
+	if err != nil {
+		return Result{}, err
+	}
+	defer m.put(n)
+	return m.runPrepared(n, x), nil
 }
 
 func softmax(logits []float32) []float64 {

@@ -115,9 +115,26 @@ func runReport(g *Globals, out string) error {
 	if err := g.needWorkdir(); err != nil {
 		return err
 	}
-	store, err := artifacts.Open(g.Workdir)
+	b, err := renderReport(g)
 	if err != nil {
 		return err
+	}
+	path := cmp.Or(out, filepath.Join(g.Workdir, "report.html"))
+	if err := atomicfile.WriteFile(path, b); err != nil {
+		if out == "" {
+			return fmt.Errorf("%w; give --out with a file elsewhere", err)
+		}
+		return err
+	}
+	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
+	return nil
+}
+
+// renderReport makes the report page of the workdir as it is now.
+func renderReport(g *Globals) ([]byte, error) {
+	store, err := artifacts.Open(g.Workdir)
+	if err != nil {
+		return nil, err
 	}
 	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: map[string]string{}}
 	for stage, s := range staleStages(g) {
@@ -137,7 +154,7 @@ func runReport(g *Globals, out string) error {
 	if a := get("train"); a != nil {
 		tm, err := artifacts.LoadTrainedModel(a)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		page.Config, page.Metrics, page.Curves = string(tm.Config), tm.Metrics, pngURL(tm.Plot)
 		var c struct{ Model model.Config }
@@ -150,18 +167,18 @@ func runReport(g *Globals, out string) error {
 	if a := get("verify"); a != nil {
 		r, err := artifacts.LoadReport(a)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		page.Verify, page.Confusion = r, pngURL(r.ConfusionPNG)
 	}
 	if a := get("export"); a != nil {
 		b, err := a.ReadFile("parity.json")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var p artifacts.Parity
 		if err := json.Unmarshal(b, &p); err != nil {
-			return err
+			return nil, err
 		}
 		page.Parity = &p
 		if st, err := os.Stat(a.Path("model.onnx")); err == nil {
@@ -169,21 +186,13 @@ func runReport(g *Globals, out string) error {
 		}
 	}
 	if page.Metrics == nil && page.Verify == nil {
-		return errors.New("nothing to report: no trained model in " + page.Workdir + "; run \"pipeline run all\" first")
+		return nil, errors.New("nothing to report: no trained model in " + page.Workdir + "; run \"pipeline run all\" first")
 	}
 	var buf bytes.Buffer
 	if err := reportTemplate.Execute(&buf, page); err != nil {
-		return err
+		return nil, err
 	}
-	path := cmp.Or(out, filepath.Join(store.Dir(), "report.html"))
-	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
-		if out == "" {
-			return fmt.Errorf("%w; give --out with a file elsewhere", err)
-		}
-		return err
-	}
-	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
-	return nil
+	return buf.Bytes(), nil
 }
 
 func pngURL(b []byte) template.URL {

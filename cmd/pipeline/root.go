@@ -48,7 +48,7 @@ continues where it stopped when started again.`,
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitHelp)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{plainFlagError(err)} })
 	g.addFlags(root)
-	root.AddCommand(newRunCommand(g), newStatusCommand(g), newBenchCommand(g), newInfoCommand(g), newInspectCommand(g), newPredictCommand(g), newReportCommand(g), newDevicesCommand(g))
+	root.AddCommand(newRunCommand(g), newStatusCommand(g), newBenchCommand(g), newInfoCommand(g), newInspectCommand(g), newPredictCommand(g), newReportCommand(g), newServeCommand(g), newDevicesCommand(g))
 	return root
 }
 
