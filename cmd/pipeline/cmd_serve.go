@@ -119,4 +119,3 @@ func runServe(ctx context.Context, opts ServeOptions, g *Globals) error {
 	<-done
 	return nil
 }
-

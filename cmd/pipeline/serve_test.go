@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/condensenet/condensenet/internal/pipelinetest"
+)
+
+// startServe runs pipeline serve on a free port and returns its URL and
+// the running command, whose stderr collects in errb.
+func startServe(t *testing.T, errb *bytes.Buffer, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	args = append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)
+	cmd := command(t, args...)
+	cmd.Stderr = errb
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	m := regexp.MustCompile(`on (http://\S+)/`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("serve said %q (%v)\n%s", line, err, errb)
+	}
+	go io.Copy(io.Discard, out)
+	return m[1], cmd
+}
+
+func pngOf(img image.Image) []byte {
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}
+
+// Requests in flight when SIGTERM comes finish; new ones are refused; the
+// server exits 0.
+func TestServeStopsGracefully(t *testing.T) {
+	w := t.TempDir()
+	pipelinetest.Run(t, w, pipelinetest.Config())
+	var errb bytes.Buffer
+	url, cmd := startServe(t, &errb, "--workdir", w, "--window", "400ms")
+	body, _ := json.Marshal(map[string]any{"inputs": []any{map[string]any{"name": "image", "shape": []int{1}, "datatype": "BYTES",
+		"data": []string{base64.StdEncoding.EncodeToString(pngOf(image.NewRGBA(image.Rect(0, 0, 8, 8))))}}}})
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Go(func() {
+			resp, err := http.Post(url+"/v2/models/condensenet/infer", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Errorf("request %d in flight: %v", i, err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	time.Sleep(150 * time.Millisecond) // the requests wait in the window
+	cmd.Process.Signal(syscall.SIGTERM)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("request %d in flight at SIGTERM: status %d", i, c)
+		}
+	}
+	err := cmd.Wait()
+	if err != nil || !strings.Contains(errb.String(), "finishing the requests in flight") {
+		t.Errorf("serve after SIGTERM: %v\n%s", err, errb.String())
+	}
+	if _, err := http.Get(url + "/v2/health/live"); err == nil {
+		t.Error("a request after the server stopped was answered")
+	}
+}
+
+// In headless Chromium, an image dropped on the page at / gets its top
+// classes from the server; the page links the workdir's report. The
+// screenshot goes to the test's artifacts (go test -artifacts).
+func TestServePageInChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (apt-get install chromium)")
+		}
+		t.Skip("chromium not installed (apt-get install chromium)")
+	}
+	w := t.TempDir()
+	pipelinetest.Run(t, w, pipelinetest.Config())
+	var errb bytes.Buffer
+	url, _ := startServe(t, &errb, "--workdir", w)
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	file := base64.StdEncoding.EncodeToString(pngOf(img))
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(900, 900))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url+"/")); err != nil { // starts the browser: no timeout on it
+		t.Fatalf("chromium: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	// The drop: a DataTransfer holding the PNG, as a browser makes one
+	// for a file dragged from the desktop.
+	drop := fmt.Sprintf(`(() => {
+		const bytes = Uint8Array.from(atob(%q), c => c.charCodeAt(0));
+		const dt = new DataTransfer();
+		dt.items.add(new File([bytes], "cat.png", {type: "image/png"}));
+		document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+	})()`, file)
+	err = chromedp.Do(ctx,
+		chromedp.WaitVisible("#model:not(:empty)"),
+		chromedp.Evaluate[chromedp.Void](drop),
+		chromedp.WaitVisible(`body[data-answered="yes"]`))
+	if err != nil {
+		t.Fatalf("chromium: %v\nserver: %s", err, errb.String())
+	}
+	result, err := chromedp.Run(ctx, chromedp.Text("#result"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, _ := chromedp.Run(ctx, chromedp.AttributeValue("#report", "href"))
+	hidden, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("report").hidden`))
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(result), "\n")
+	if len(lines) != 5 || !regexp.MustCompile(`^\S+ \d+\.\d%$`).MatchString(strings.TrimSpace(lines[0])) {
+		t.Errorf("the page shows %q, want five classes with their probabilities", result)
+	}
+	if report.Value != "/report" || hidden {
+		t.Errorf("report link %q, hidden %v", report.Value, hidden)
+	}
+	p := filepath.Join(t.ArtifactDir(), "serve-page.png")
+	if err := os.WriteFile(p, shot, 0o644); err != nil || len(shot) < 10_000 {
+		t.Errorf("screenshot: %d bytes, %v", len(shot), err)
+	}
+	t.Logf("the page shows: %s; screenshot %s", strings.Join(lines, " | "), p)
+	resp, err := http.Get(url + "/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte("<html")) {
+		t.Errorf("/report: %d %.200s", resp.StatusCode, b)
+	}
+}
