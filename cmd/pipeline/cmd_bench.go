@@ -75,6 +75,7 @@ step, so the next bottleneck is visible.`,
 		opts.AddFlags(c)
 		cmd.AddCommand(c)
 	}
+	cmd.AddCommand(newBenchServeCommand(g))
 	return cmd
 }
 

@@ -170,3 +170,38 @@ func TestServePageInChromium(t *testing.T) {
 		t.Errorf("/report: %d %.200s", resp.StatusCode, b)
 	}
 }
+
+// bench serve loads our server and the ONNX Runtime one with the same
+// requests and reports both; every request succeeds.
+func TestBenchServe(t *testing.T) {
+	w := t.TempDir()
+	onnx := pipelinetest.Run(t, w, pipelinetest.Config())
+	ort := "../../.ort/node_modules"
+	if _, err := os.Stat(filepath.Join(ort, "onnxruntime-node")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("onnxruntime-node is not installed: npm install --prefix .ort --ignore-scripts onnxruntime-node@1.30.0")
+		}
+		ort = ""
+	}
+	out, errs, code := subprocess(t, "bench", "serve", "--model", onnx, "--clients", "1,4", "--duration", "300ms", "--ort", ort, "--json")
+	if code != 0 {
+		t.Fatalf("bench serve: %d\n%s%s", code, out, errs)
+	}
+	rows := 0
+	for line := range strings.Lines(out) {
+		var r struct {
+			Server   string  `json:"server"`
+			Clients  int     `json:"clients"`
+			Requests int     `json:"requests"`
+			PerSec   float64 `json:"requests_per_sec"`
+			Failed   int     `json:"failed"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Requests == 0 || r.PerSec <= 0 || r.Failed != 0 {
+			t.Errorf("bench serve line %q (%v)", line, err)
+		}
+		rows++
+	}
+	if want := map[bool]int{true: 2, false: 4}[ort == ""]; rows != want {
+		t.Errorf("bench serve gave %d rows, want %d:\n%s", rows, want, out)
+	}
+}
