@@ -35,8 +35,9 @@ func WriteResumePoint(stateDir string, p ResumePoint) error {
 	return atomicfile.WriteFile(filepath.Join(stateDir, resumeFile), b)
 }
 
-// readResumePoint returns the stage's resume point, if it has a readable one.
-func readResumePoint(stateDir string) (ResumePoint, bool) {
+// ReadResumePoint returns the resume point in a stage's state folder, if
+// it has a readable one.
+func ReadResumePoint(stateDir string) (ResumePoint, bool) {
 	var p ResumePoint
 	b, err := os.ReadFile(filepath.Join(stateDir, resumeFile))
 	if err != nil || json.Unmarshal(b, &p) != nil || p.Total <= 0 {

@@ -204,7 +204,7 @@ func (r *Runner) Status() []Status {
 		}
 		if st.State != Fresh || running && live.Stage == s.Name() {
 			r.inProgress(&st, s, key, live, running, len(pending) == 0)
-		} else if p, ok := readResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name())); ok {
+		} else if p, ok := ReadResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name())); ok {
 			st.Reason += fmt.Sprintf("; a rerun of it was interrupted at %s (--redo resumes it; the next run that skips it removes it)", p)
 		}
 		if st.State == Fresh {
@@ -222,7 +222,7 @@ func (r *Runner) Status() []Status {
 // stage it has to do; and as interrupted a stage whose checkpoint, made
 // under its key, waits to be resumed.
 func (r *Runner) inProgress(st *Status, s Stage, key artifacts.Key, live LiveRun, running, first bool) {
-	p, ok := readResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name()))
+	p, ok := ReadResumePoint(filepath.Join(r.Store.Dir(), "state", s.Name()))
 	resumable := ok && p.Key == key
 	if running && (live.Stage == s.Name() || live.Stage == "" && first) {
 		st.State, st.Reason = Running, fmt.Sprintf("in process %d", live.PID)
@@ -363,7 +363,7 @@ func (r *Runner) Run(ctx context.Context, opts Options) error {
 // artifact has no use for it, and it would be kept forever.
 func (r *Runner) dropStaleState(s Stage) {
 	dir := filepath.Join(r.Store.Dir(), "state", s.Name())
-	p, ok := readResumePoint(dir)
+	p, ok := ReadResumePoint(dir)
 	if !ok {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/tfevents"
 )
 
 // plotCurves draws the training curves as a PNG: loss on the left, train
@@ -30,12 +31,39 @@ func plotCurves(metrics []artifacts.Metric) ([]byte, error) {
 			test = append(test, plotter.XY{X: x, Y: 100 * *m.TestTop1})
 		}
 	}
+	return plotLines("epoch", loss, train, test)
+}
+
+// PlotEvents draws the curves of a training run that is still going from
+// its TensorBoard events, as plotCurves draws a finished run's, against
+// the iteration: the epochs' running means, and each evaluation.
+func PlotEvents(events []tfevents.Event) ([]byte, error) {
+	var loss, train, test plotter.XYs
+	for _, e := range events {
+		x := float64(e.Step)
+		for _, s := range e.Scalars {
+			switch s.Tag {
+			case "train/loss":
+				loss = append(loss, plotter.XY{X: x, Y: s.Value})
+			case "train/top1":
+				train = append(train, plotter.XY{X: x, Y: s.Value})
+			case "test/top1":
+				test = append(test, plotter.XY{X: x, Y: s.Value})
+			}
+		}
+	}
+	return plotLines("iteration", loss, train, test)
+}
+
+// plotLines draws loss on the left and top-1 accuracy in percent on the
+// right against x.
+func plotLines(x string, loss, train, test plotter.XYs) ([]byte, error) {
 	left := plot.New()
 	left.Title.Text = "training loss"
-	left.X.Label.Text = "epoch"
+	left.X.Label.Text = x
 	right := plot.New()
 	right.Title.Text = "top-1 accuracy (%)"
-	right.X.Label.Text = "epoch"
+	right.X.Label.Text = x
 	right.Legend.Top = true
 	right.Legend.Left = true
 	if err := addLine(left, "", loss, 0); err != nil {

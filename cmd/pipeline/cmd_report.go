@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,10 +20,13 @@ import (
 	"github.com/condensenet/condensenet/internal/atomicfile"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
+	"github.com/condensenet/condensenet/stages"
+	"github.com/condensenet/condensenet/tfevents"
 )
 
 func newReportCommand(g *Globals) *cobra.Command {
 	var out string
+	var watch time.Duration
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Write one self-contained HTML page about the workdir's run",
@@ -30,14 +34,32 @@ func newReportCommand(g *Globals) *cobra.Command {
 configuration, the training curves, the condensation schedule, both
 networks' verification numbers, the confusion matrix and the export's
 parity check. Images are embedded, so the page needs no network and can be
-mailed as one file. Stages that have not run yet are shown as such.`,
+mailed as one file. Stages that have not run yet are shown as such.
+
+While training runs (or after it was interrupted), the page shows how far
+it is, the time left, and the curves so far from its TensorBoard events.
+--watch rewrites the page at that interval until Ctrl-C, and the page
+then reloads itself at the same interval, keeping its scroll position.`,
 		Example: `  pipeline report && xdg-open work/report.html
-  pipeline report --workdir /shared/run1 --out run1.html`,
+  pipeline report --workdir /shared/run1 --out run1.html
+  pipeline report --watch 30s     # while pipeline run all trains`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error { return runReport(g, out) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runReport(cmd.Context(), g, out, watch) },
 	}
 	cmd.Flags().StringVar(&out, "out", "", "where to write the page (default: report.html in the workdir)")
+	cmd.Flags().DurationVar(&watch, "watch", 0, "rewrite the page at this interval until interrupted (at least 1s; 0: once)")
 	return cmd
+}
+
+// liveTraining is a training that has not finished: running, or
+// interrupted with a checkpoint to resume from.
+type liveTraining struct {
+	State     pipeline.State
+	Reason    string
+	Done      int // iterations
+	Total     int
+	Remaining string // the time left at the recent rate, while running
+	Curves    template.URL
 }
 
 // reportPage is what the template shows; nil parts have not run.
@@ -59,6 +81,9 @@ type reportPage struct {
 	// Stale says, per stage, why its results are not what a run with the
 	// workdir's settings would make now ("stale: the config changed").
 	Stale map[string]string
+	Live  *liveTraining
+	// Refresh, if not 0, is how often the page reloads itself (seconds).
+	Refresh float64
 }
 
 // scheduleRow is one epoch of the condensation schedule: the share of its
@@ -111,34 +136,53 @@ func condensingSteps(cfg model.Config, metrics []artifacts.Metric, weights []byt
 	return rows, msg + ", as the steps above should leave."
 }
 
-func runReport(g *Globals, out string) error {
+func runReport(ctx context.Context, g *Globals, out string, watch time.Duration) error {
 	if err := g.needWorkdir(); err != nil {
 		return err
 	}
-	b, err := renderReport(g)
-	if err != nil {
-		return err
+	if watch != 0 && watch < time.Second {
+		return usageError{fmt.Errorf("--watch %s: want 1s or more", watch)}
 	}
 	path := cmp.Or(out, filepath.Join(g.Workdir, "report.html"))
-	if err := atomicfile.WriteFile(path, b); err != nil {
-		if out == "" {
-			return fmt.Errorf("%w; give --out with a file elsewhere", err)
+	for {
+		b, err := renderReport(g, watch)
+		if err != nil {
+			return err
 		}
-		return err
+		if err := atomicfile.WriteFile(path, b); err != nil {
+			if out == "" {
+				return fmt.Errorf("%w; give --out with a file elsewhere", err)
+			}
+			return err
+		}
+		if watch == 0 {
+			fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
+			return nil
+		}
+		if !g.Quiet {
+			fmt.Fprintf(g.stderr, "report: wrote %s at %s; again in %s (Ctrl-C stops)\n", workdirPath(path), time.Now().Format("15:04:05"), watch)
+		}
+		select {
+		case <-ctx.Done():
+			return nil // the page stays as last written
+		case <-time.After(watch):
+		}
 	}
-	fmt.Fprintf(g.stdout, "wrote %s\n", workdirPath(path))
-	return nil
 }
 
-// renderReport makes the report page of the workdir as it is now.
-func renderReport(g *Globals) ([]byte, error) {
+// renderReport makes the report page of the workdir as it is now; a page
+// with a refresh interval reloads itself at it.
+func renderReport(g *Globals, refresh time.Duration) ([]byte, error) {
 	store, err := artifacts.Open(g.Workdir)
 	if err != nil {
 		return nil, err
 	}
-	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04"), Stale: map[string]string{}}
+	page := reportPage{Workdir: workdirPath(store.Dir()), Made: time.Now().Format("2006-01-02 15:04:05"), Stale: map[string]string{}, Refresh: refresh.Seconds()}
 	for stage, s := range staleStages(g) {
 		page.Stale[stage] = fmt.Sprintf("%s: %s", s.State, s.Reason)
+		if stage == "train" && (s.State == pipeline.Running || s.State == pipeline.Interrupted) {
+			page.Live = liveTrain(store.Dir(), s)
+		}
 	}
 	if cfg, ok, err := loadSettings(g.Workdir); err == nil && ok {
 		b, _ := json.MarshalIndent(cfg, "", "  ")
@@ -185,7 +229,7 @@ func renderReport(g *Globals) ([]byte, error) {
 			page.ONNXSize = fmt.Sprintf("%.2f MB", float64(st.Size())/1e6)
 		}
 	}
-	if page.Metrics == nil && page.Verify == nil {
+	if page.Metrics == nil && page.Verify == nil && page.Live == nil {
 		return nil, errors.New("nothing to report: no trained model in " + page.Workdir + "; run \"pipeline run all\" first")
 	}
 	var buf bytes.Buffer
@@ -193,6 +237,43 @@ func renderReport(g *Globals) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// liveTrain describes a training that has not finished, from its resume
+// point and the newest TensorBoard event file.
+func liveTrain(dir string, st pipeline.Status) *liveTraining {
+	live := &liveTraining{State: st.State, Reason: st.Reason}
+	if p, ok := pipeline.ReadResumePoint(filepath.Join(dir, "state", "train")); ok {
+		live.Done, live.Total = p.Done, p.Total
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "train-*", "events.out.tfevents.*.train"))
+	var newest string
+	var when time.Time
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && fi.ModTime().After(when) {
+			newest, when = f, fi.ModTime()
+		}
+	}
+	if newest == "" {
+		return live
+	}
+	events, err := tfevents.ReadFile(newest)
+	if err != nil || len(events) < 2 {
+		return live
+	}
+	if png, err := stages.PlotEvents(events); err == nil {
+		live.Curves = pngURL(png)
+	}
+	last := events[len(events)-1]
+	live.Done = max(live.Done, int(last.Step))
+	// The rate over the last twenty logged steps of this run (a resumed
+	// run's steps before its resume were logged at another time).
+	first := events[max(1, len(events)-20)]
+	if st.State == pipeline.Running && live.Total > live.Done && last.Step > first.Step && last.Wall > first.Wall {
+		rate := float64(last.Step-first.Step) / (last.Wall - first.Wall)
+		live.Remaining = time.Duration(float64(live.Total-live.Done) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return live
 }
 
 func pngURL(b []byte) template.URL {
@@ -264,13 +345,15 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
-pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{color:#b00;font-weight:bold}.stale{background:#fff3cd;padding:.4em .6em}
+pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.live{background:#e7f3ff;padding:.4em .6em}.failed{color:#b00;font-weight:bold}.stale{background:#fff3cd;padding:.4em .6em}
 </style></head><body>
 <h1>CondenseNet run</h1>
 <p>Workdir <code>{{.Workdir}}</code>, report made {{.Made}}.</p>
 
 <h2>Training</h2>
-{{template "stale" index $.Stale "train"}}
+{{with .Live}}<p class="live">Training {{if eq .State "running"}}in progress{{else}}interrupted{{end}}{{if .Total}}: iteration {{.Done}} of {{.Total}}{{end}}{{with .Remaining}}, about {{.}} left{{end}} ({{.Reason}}).{{if ne .State "running"}} Run again to continue.{{end}}</p>
+{{with .Curves}}<img src="{{.}}" alt="training curves so far">{{end}}
+{{else}}{{template "stale" index $.Stale "train"}}{{end}}
 {{if .Metrics}}<img src="{{.Curves}}" alt="training curves">
 <table><tr><th>epoch</th><th>loss</th><th>train top-1</th><th>test top-1</th><th>test top-5</th><th>lr</th><th>stage</th><th>seconds</th><th>images/s</th><th>device</th></tr>
 {{range .Metrics}}<tr><td>{{.Epoch}}</td><td>{{printf "%.4f" .Loss}}</td><td>{{pct .TrainTop1}}</td><td>{{optpct .TestTop1}}</td><td>{{if $.Top5}}{{optpct .TestTop5}}{{else}}n/a{{end}}</td><td>{{printf "%.4f" .LR}}</td><td>{{.Stage}}</td><td>{{f1 .Seconds}}</td><td>{{f1 .ImagesPerSec}}</td><td>{{.Device}}</td></tr>
@@ -286,7 +369,7 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{range .Schedule}}<tr><td>{{.Epoch}}</td><td>{{.Stage}}</td><td>{{pct .Kept}}</td><td>{{.Layers}}</td></tr>
 {{end}}</table>
 <h3>Configuration</h3><pre>{{.Config}}</pre>
-{{else}}<p class="missing">Not trained yet.</p>{{end}}
+{{else if not .Live}}<p class="missing">Not trained yet.</p>{{end}}
 {{with .Settings}}<h3>Settings</h3><p>The workdir's whole configuration (data, model, training, condensing, verification, export), as its last run that got past fetching used it (settings.json):</p><pre>{{.}}</pre>{{end}}
 
 <h2>Verification</h2>
@@ -303,5 +386,11 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.failed{col
 {{template "stale" index $.Stale "export"}}
 {{with .Parity}}<p>model.onnx ({{$.ONNXSize}}) reproduces the condensed network on {{.Images}} test images to {{printf "%.2g" .MaxAbsDiff}} (tolerance {{.Tolerance}}); classes agree: {{.ArgmaxAgree}}. Checked with {{.Evaluator}}.</p>
 {{else}}<p class="missing">Not exported yet.</p>{{end}}
+{{with .Refresh}}<script>
+// Made by report --watch: reload as often as the page is rewritten; a
+// reload keeps the scroll position (browsers restore it; tested in
+// Chromium).
+setTimeout(() => location.reload(), {{.}} * 1000);
+</script>{{end}}
 </body></html>
 `))

@@ -90,7 +90,7 @@ func runServe(ctx context.Context, opts ServeOptions, g *Globals) error {
 		return err
 	}
 	if opts.Model == "" {
-		opts.Report = func() ([]byte, error) { return renderReport(g) }
+		opts.Report = func() ([]byte, error) { return renderReport(g, 10*time.Second) }
 	}
 	s := serve.New(m, opts.Options)
 	defer s.Close()

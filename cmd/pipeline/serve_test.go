@@ -205,3 +205,101 @@ func TestBenchServe(t *testing.T) {
 		t.Errorf("bench serve gave %d rows, want %d:\n%s", rows, want, out)
 	}
 }
+
+// While training runs, report --watch keeps the page current: how far it
+// is, the time left and the curves so far, reloading itself; after an
+// interruption the page says so.
+func TestLiveReport(t *testing.T) {
+	w := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "long.json")
+	os.WriteFile(cfg, []byte(`{"data": {"dataset": "synthetic", "synthetic_train": 640, "synthetic_test": 64},
+		"model": {"stages": [1, 1, 1], "growth": [4, 4, 4]}, "train": {"epochs": 500, "batch": 32, "images_per_epoch": 0, "checkpoint_minutes": 0.001}}`), 0o644)
+	train := command(t, "run", "train", "--workdir", w, "--preset", "quick", "--config", cfg)
+	if err := train.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { train.Process.Kill(); train.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(w, "logs", "train-*", "events.out.tfevents.*.train"))
+		_, err := os.Stat(filepath.Join(w, "state", "train", "resume.json"))
+		if len(files) == 1 && err == nil {
+			if st, _ := os.Stat(files[0]); st.Size() > 2000 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("training logged nothing within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	watch := command(t, "report", "--workdir", w, "--watch", "1s")
+	var errb bytes.Buffer
+	watch.Stderr = &errb
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	watch.Process.Signal(os.Interrupt)
+	if err := watch.Wait(); err != nil || strings.Count(errb.String(), "report: wrote") < 2 {
+		t.Errorf("report --watch: %v\n%s", err, errb.String())
+	}
+	page, _ := os.ReadFile(filepath.Join(w, "report.html"))
+	for _, want := range []string{"Training in progress: iteration ", " left (in process", `alt="training curves so far"`, "location.reload()", "1  * 1000);"} {
+		if !bytes.Contains(page, []byte(want)) {
+			i := bytes.Index(page, []byte("<h2>Training"))
+			t.Errorf("the live page lacks %q:\n%.400s\n...%s", want, page[max(i, 0):], page[max(0, len(page)-500):])
+		}
+	}
+	checkScrollKept(t, filepath.Join(w, "report.html"))
+	train.Process.Signal(os.Interrupt)
+	train.Wait()
+	out, errs, code := execute(t, "report", "--workdir", w)
+	page, _ = os.ReadFile(filepath.Join(w, "report.html"))
+	if code != 0 || !bytes.Contains(page, []byte("Training interrupted: iteration ")) || !bytes.Contains(page, []byte("Run again to continue")) ||
+		bytes.Contains(page, []byte("location.reload()")) {
+		t.Errorf("report after the interruption: %d %s%s\n%.2000s", code, out, errs, page)
+	}
+}
+
+// checkScrollKept opens a page made by report --watch in headless
+// Chromium, scrolls down, and checks that the page has reloaded itself
+// and is back where it was.
+func checkScrollKept(t *testing.T, page string) {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed (apt-get install chromium)")
+		}
+		t.Log("chromium not installed: the reload is not checked in a browser")
+		return
+	}
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 400))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+page)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`window.loadedOnce = true; scrollTo(0, 300)`),
+		chromedp.Sleep(2500*time.Millisecond)) // past the reload after 1 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.loadedOnce === undefined`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`scrollY`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reloaded || y != 300 {
+		t.Errorf("after the page's reload: reloaded %v, scrolled to %v, want 300", reloaded, y)
+	}
+}
