@@ -20,15 +20,6 @@ import (
 	"github.com/condensenet/condensenet/stages"
 )
 
-// randomImage is w×h pixels of noise.
-func randomImage(rng *rand.Rand, w, h int) image.Image {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = byte(rng.IntN(256))
-	}
-	return img
-}
-
 // The model rebuilt from an ONNX file computes what the file computes:
 // the probabilities equal softmax of the reference evaluator's logits on
 // the same prepared input, with and without the normalisation in the
@@ -44,7 +35,7 @@ func TestMatchesReferenceEvaluator(t *testing.T) {
 	b, _ = os.ReadFile(pipelinetest.Run(t, dir, cfg))
 	os.WriteFile(withPre, b, 0o644)
 	rng := rand.New(rand.NewPCG(1, 2))
-	imgs := []image.Image{randomImage(rng, 32, 32), randomImage(rng, 50, 41), randomImage(rng, 7, 9)}
+	imgs := []image.Image{pipelinetest.RandomImage(rng, 32, 32), pipelinetest.RandomImage(rng, 50, 41), pipelinetest.RandomImage(rng, 7, 9)}
 	folder, err := Open(filepath.Join(dir, "condense"))
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +95,7 @@ func TestConcurrentCalls(t *testing.T) {
 	var imgs []image.Image
 	var want []Result
 	for range 12 {
-		img := randomImage(rng, 32+rng.IntN(20), 32)
+		img := pipelinetest.RandomImage(rng, 32+rng.IntN(20), 32)
 		r, err := m.Classify(img)
 		if err != nil {
 			t.Fatal(err)
@@ -192,7 +183,7 @@ func TestEmptyImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := randomImage(rand.New(rand.NewPCG(5, 6)), 32, 32)
+	good := pipelinetest.RandomImage(rand.New(rand.NewPCG(5, 6)), 32, 32)
 	for _, empty := range []image.Image{image.NewRGBA(image.Rect(0, 0, 0, 0)), image.NewGray(image.Rect(3, 3, 9, 3)), nil} {
 		if _, err := m.Classify(empty); err == nil || !strings.Contains(err.Error(), "image") {
 			t.Errorf("Classify(%v) = %v, want an error", empty, err)

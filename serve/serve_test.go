@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/classify"
+	"github.com/condensenet/condensenet/internal/pipelinetest"
 )
 
 func tinyModel(t *testing.T) *classify.Model {
@@ -71,14 +72,6 @@ func pngBytes(img image.Image) []byte {
 	return b.Bytes()
 }
 
-func randomImage(rng *rand.Rand, w, h int) image.Image {
-	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = byte(rng.IntN(256))
-	}
-	return img
-}
-
 // The health, metadata and readiness endpoints answer as the protocol
 // shows them; what is not served is a JSON 404.
 func TestHealthAndMetadata(t *testing.T) {
@@ -117,7 +110,7 @@ func TestInfer(t *testing.T) {
 	srv, _ := start(t, m, Options{Window: time.Millisecond})
 	url := srv.URL + "/v2/models/condensenet/infer"
 	rng := rand.New(rand.NewPCG(3, 4))
-	imgs := []image.Image{randomImage(rng, 32, 32), randomImage(rng, 40, 23)}
+	imgs := []image.Image{pipelinetest.RandomImage(rng, 32, 32), pipelinetest.RandomImage(rng, 40, 23)}
 	var want []classify.Result
 	var flat []float32
 	for _, img := range imgs {

@@ -5,6 +5,8 @@ package pipelinetest
 
 import (
 	"context"
+	"image"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -37,4 +39,13 @@ func Run(t testing.TB, dir string, cfg stages.Config) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "export", "model.onnx")
+}
+
+// RandomImage is w×h pixels of noise.
+func RandomImage(rng *rand.Rand, w, h int) image.Image {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.IntN(256))
+	}
+	return img
 }
