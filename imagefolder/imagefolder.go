@@ -31,6 +31,7 @@ import (
 
 	"github.com/condensenet/condensenet/imageprep"
 	"github.com/condensenet/condensenet/internal/atomicfile"
+	"github.com/condensenet/condensenet/internal/semaphore"
 )
 
 // A File is one image file of a split.
@@ -405,7 +406,7 @@ func (p *Preparer) Write(ctx context.Context, files []File, w io.Writer) ([]uint
 		reason string // why the image cannot be read; "" if it can
 	}
 	results := make([]result, window)
-	room := newSemaphore(p.Budget)
+	room := semaphore.New(p.Budget)
 	var (
 		mu      sync.Mutex
 		cond    = sync.NewCond(&mu)
@@ -479,56 +480,20 @@ func (p *Preparer) Write(ctx context.Context, files []File, w io.Writer) ([]uint
 }
 
 // prepare reads one image into dst, or returns why it cannot.
-func (p *Preparer) prepare(path string, dst []byte, room *semaphore) string {
+func (p *Preparer) prepare(path string, dst []byte, room *semaphore.Weighted) string {
 	b, err := imageprep.ReadFile(path)
 	if err != nil {
 		return imageprep.Reason(err)
 	}
 	cost := int64(len(b)) + DecodeBytes*imageprep.Pixels(b)
-	room.acquire(cost)
-	defer room.release(cost)
+	room.Acquire(cost)
+	defer room.Release(cost)
 	img, err := imageprep.Decode(b)
 	if err != nil {
 		return err.Error()
 	}
 	copy(dst, p.Form.Stored(img, p.Size))
 	return ""
-}
-
-// A semaphore holds a number of bytes, for the workers to take and give
-// back; a zero total has no bound.
-type semaphore struct {
-	mu          sync.Mutex
-	cond        *sync.Cond
-	total, left int64
-}
-
-func newSemaphore(total int64) *semaphore {
-	s := &semaphore{total: total, left: total}
-	s.cond = sync.NewCond(&s.mu)
-	return s
-}
-
-func (s *semaphore) acquire(n int64) {
-	if s.total <= 0 {
-		return
-	}
-	s.mu.Lock()
-	for s.left < min(n, s.total) {
-		s.cond.Wait()
-	}
-	s.left -= min(n, s.total)
-	s.mu.Unlock()
-}
-
-func (s *semaphore) release(n int64) {
-	if s.total <= 0 {
-		return
-	}
-	s.mu.Lock()
-	s.left += min(n, s.total)
-	s.cond.Broadcast()
-	s.mu.Unlock()
 }
 
 // Stats accumulates the per-channel mean and standard deviation of the

@@ -177,7 +177,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request) (*response, erro
 			wanted[name] = allBinary
 		}
 	}
-	xs, err := s.inputs(&req.Inputs[0], bin)
+	in := &req.Inputs[0]
+	if len(in.Shape) == 0 || in.Shape[0] < 1 || in.Shape[0] > int64(s.o.MaxImages) {
+		return nil, badRequest("input %s: shape %v: the first dimension is the number of images, 1 to %d (serve --max-images)", in.Name, in.Shape, s.o.MaxImages)
+	}
+	// Prepared images are what a request's memory grows with: at most
+	// MaxImages of them across the requests in flight.
+	s.images.Acquire(in.Shape[0])
+	defer s.images.Release(in.Shape[0])
+	xs, err := s.inputs(in, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +222,6 @@ func (s *Server) inputs(in *requestInput, bin []byte) ([][]float32, error) {
 		data = bin
 	} else if len(bin) > 0 {
 		return nil, badRequest("%d bytes follow the JSON, and no input has binary_data_size", len(bin))
-	}
-	if len(in.Shape) == 0 || in.Shape[0] < 1 || in.Shape[0] > int64(s.o.MaxImages) {
-		return nil, badRequest("input %s: shape %v: the first dimension is the number of images, 1 to %d (serve --max-images)", in.Name, in.Shape, s.o.MaxImages)
 	}
 	n := int(in.Shape[0])
 	switch in.Name {
@@ -256,11 +261,17 @@ func (s *Server) inputs(in *requestInput, bin []byte) ([][]float32, error) {
 		}
 		xs := make([][]float32, n)
 		for i, f := range files {
+			// A decoded image can take hundreds of MB: a core's worth
+			// of them at once, which is as fast as decoding goes.
+			s.decoding.Acquire(1)
 			img, err := imageprep.Decode(f)
+			if err == nil {
+				xs[i] = s.m.Prepare(img)
+			}
+			s.decoding.Release(1)
 			if err != nil {
 				return nil, badRequest("input image: element %d: %v", i, err)
 			}
-			xs[i] = s.m.Prepare(img)
 		}
 		return xs, nil
 	}

@@ -18,7 +18,9 @@
 // on the engine's one-image-per-core path (package classify). The body of
 // a request is read whole, within MaxBody and ReadTimeout, before any of
 // its images is queued, so a slow or stalled client holds no core; more
-// than MaxRequests requests at once are refused with 503.
+// than MaxRequests requests at once are refused with 503. Memory is
+// bounded by MaxRequests bodies, MaxImages prepared images across the
+// requests, and a core's worth of images being decoded.
 package serve
 
 import (
@@ -33,6 +35,7 @@ import (
 	"time"
 
 	"github.com/condensenet/condensenet/classify"
+	"github.com/condensenet/condensenet/internal/semaphore"
 )
 
 // Options configure a Server; zero values take the defaults named.
@@ -42,7 +45,7 @@ type Options struct {
 	MaxBatch    int           // images gathered at most (64)
 	MaxBody     int64         // bytes of a request's body at most (64 MiB)
 	MaxRequests int           // requests handled at once; more get 503 (64)
-	MaxImages   int           // images in one request at most (256)
+	MaxImages   int           // images in one request, and prepared across requests, at most (256)
 	// Report, if set, renders the run's report page, served at /report
 	// and linked from the page at /.
 	Report func() ([]byte, error)
@@ -63,7 +66,9 @@ type Server struct {
 	o        Options
 	mux      *http.ServeMux
 	queue    chan *job
-	inflight chan struct{} // a token per request being handled
+	inflight chan struct{}       // a token per request being handled
+	images   *semaphore.Weighted // images prepared, across requests
+	decoding *semaphore.Weighted // images being decoded
 	draining atomic.Bool
 	wg       sync.WaitGroup
 }
@@ -71,7 +76,8 @@ type Server struct {
 // New returns a Server of m.
 func New(m *classify.Model, o Options) *Server {
 	o.defaults()
-	s := &Server{m: m, o: o, mux: http.NewServeMux(), queue: make(chan *job, o.MaxBatch), inflight: make(chan struct{}, o.MaxRequests)}
+	s := &Server{m: m, o: o, mux: http.NewServeMux(), queue: make(chan *job, o.MaxBatch), inflight: make(chan struct{}, o.MaxRequests),
+		images: semaphore.New(int64(o.MaxImages)), decoding: semaphore.New(int64(runtime.GOMAXPROCS(0)))}
 	s.routes()
 	s.wg.Go(s.gather)
 	return s

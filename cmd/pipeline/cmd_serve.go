@@ -67,7 +67,7 @@ SIGTERM stops accepting requests and lets those in flight finish.`,
 	f.IntVar(&opts.MaxBatch, "max-batch", 64, "images run together at most")
 	f.Int64Var(&opts.MaxBody, "max-body", 64<<20, "bytes of a request at most")
 	f.IntVar(&opts.MaxRequests, "max-requests", 64, "requests handled at once; more get 503")
-	f.IntVar(&opts.MaxImages, "max-images", 256, "images in one request at most")
+	f.IntVar(&opts.MaxImages, "max-images", 256, "images in one request at most, and prepared at once across requests")
 	return cmd
 }
 
