@@ -22,9 +22,11 @@ import (
 	"github.com/condensenet/condensenet/internal/pipelinetest"
 )
 
+func openTiny() (*classify.Model, error) { return classify.Open("../classify/testdata/tiny.onnx") }
+
 func tinyModel(t *testing.T) *classify.Model {
 	t.Helper()
-	m, err := classify.Open("../classify/testdata/tiny.onnx")
+	m, err := openTiny()
 	if err != nil {
 		t.Fatal(err)
 	}
