@@ -170,10 +170,10 @@ func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float
 // Kernels names the micro-kernels this CPU runs: the AVX2/FMA assembly or
 // the pure-Go definitions.
 func Kernels() string {
-	if avx512() {
+	switch level {
+	case isaAVX512:
 		return "AVX-512 and AVX2/FMA assembly kernels"
-	}
-	if avx2() {
+	case isaAVX2:
 		return "AVX2/FMA assembly kernels"
 	}
 	return "pure-Go kernels"

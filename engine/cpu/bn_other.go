@@ -2,8 +2,8 @@
 
 package cpu
 
-// The assembly kernels exist only on amd64; avx2() is false elsewhere, so
-// these are never called.
+// The assembly kernels exist only on amd64; use has none of them
+// elsewhere, so these are never called.
 func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int) { panic("unreachable") }
 func bnApplyAVX2(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32) {
 	panic("unreachable")

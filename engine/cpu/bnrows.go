@@ -10,7 +10,7 @@ package cpu
 func bnStats(s1, s2, x []float32, n, rows, ldx int) {
 	if done := asmChannels(n, rows); done > 0 {
 		_, _, _ = s1[done-1], s2[done-1], x[(rows-1)*ldx+done-1]
-		if avx512() {
+		if use.bnAll {
 			bnStats512(&s1[0], &s2[0], &x[0], n, rows, ldx)
 			return
 		}
@@ -30,7 +30,7 @@ func bnStats(s1, s2, x []float32, n, rows, ldx int) {
 func bnApply(y, x, scale, shift []float32, n, rows, ldx, ldy int, floor float32) {
 	if done := asmChannels(n, rows); done > 0 {
 		_, _, _, _ = y[(rows-1)*ldy+done-1], x[(rows-1)*ldx+done-1], scale[done-1], shift[done-1]
-		if avx512() {
+		if use.bnAll {
 			bnApply512(&y[0], &x[0], &scale[0], &shift[0], n, rows, ldx, ldy, floor)
 			return
 		}
@@ -55,7 +55,7 @@ func bnBackSums(sg, sgx, x, dy, scale, shift []float32, n, rows, ldx, ldy int, f
 	if done := asmChannels(n, rows); done > 0 {
 		_, _, _, _ = sg[done-1], sgx[done-1], x[(rows-1)*ldx+done-1], dy[(rows-1)*ldy+done-1]
 		_, _ = scale[done-1], shift[done-1]
-		if avx512() {
+		if use.bnAll {
 			bnBackSums512(&sg[0], &sgx[0], &x[0], &dy[0], &scale[0], &shift[0], n, rows, ldx, ldy, floor)
 			return
 		}
@@ -78,7 +78,7 @@ func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy i
 	if done := asmChannels(n, rows); done > 0 {
 		_, _, _ = dx[(rows-1)*ldx+done-1], x[(rows-1)*ldx+done-1], dy[(rows-1)*ldy+done-1]
 		_, _, _, _, _ = scale[done-1], shift[done-1], a[done-1], b[done-1], c[done-1]
-		if avx512() {
+		if use.bnAll {
 			bnBackApply512(&dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], &b[0], &c[0], n, rows, ldx, ldy, floor)
 			return
 		}
@@ -102,9 +102,9 @@ func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy i
 // handles: all of them with AVX-512, whole eights with AVX2.
 func asmChannels(n, rows int) int {
 	switch {
-	case rows == 0 || !avx2():
+	case rows == 0 || !use.bnEights:
 		return 0
-	case avx512():
+	case use.bnAll:
 		return n
 	}
 	return n &^ 7

@@ -368,7 +368,7 @@ func addRunsGo(dst, src []float32, runs, n, dstStride, srcStride int) {
 // per call (the condensed CondenseNet's first two blocks): with AVX-512
 // one kernel does all four groups of six rows at a time instead.
 func useG4(s engine.ConvShape) bool {
-	return avx512() && pointwise(s) && s.G == 4 && (s.K == 32 || s.K == 64)
+	return use.conv1x1G4 && pointwise(s) && s.G == 4 && (s.K == 32 || s.K == 64)
 }
 
 // arrangeG4 lays out w (K, C/4) as (C/4, K): row i holds every output's

@@ -19,7 +19,7 @@ import (
 
 // useDirect reports whether s is done directly.
 func useDirect(s engine.ConvShape) bool {
-	return avx512() && s.R == 3 && s.S == 3 && s.Stride == 1 && s.Pad == 1
+	return use.direct3x3 && s.R == 3 && s.S == 3 && s.Stride == 1 && s.Pad == 1
 }
 
 // directBlock is the positions the micro-kernel covers per call.
@@ -55,10 +55,10 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	// whole 16×16 blocks of (pixels, channels) are transposed in registers
 	// instead (on CondenseNet-86's first block, half the time of gathering
 	// a channel at a time).
-	blocks := avx512() && a == nil && s.W%16 == 0 && ch%8 == 0
+	blocks := use.transpose && a == nil && s.W%16 == 0 && ch%8 == 0
 	// With a transform that permutes whole sixteens of channels, the
 	// transposed rows go to their planes with the BatchNorm on the way.
-	permuted := avx512() && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
+	permuted := use.transpose && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H

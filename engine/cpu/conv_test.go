@@ -57,7 +57,8 @@ func forEachISA(t *testing.T, test func(*testing.T)) {
 func withISA(l isa) (restore func()) {
 	was := level
 	level = min(l, cpuISA)
-	return func() { level = was }
+	use = kernelsFor(level)
+	return func() { level, use = was, kernelsFor(was) }
 }
 
 func testConvForward(t *testing.T) {
@@ -277,7 +278,7 @@ func TestStridedAffine(t *testing.T) {
 
 // The four-group 1×1 kernels give the bits of the per-group GEMMs.
 func TestConvG4SameBits(t *testing.T) {
-	if !avx512() {
+	if !use.conv1x1G4 {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
@@ -323,7 +324,7 @@ func TestDirectPlanesKeptApart(t *testing.T) {
 // The register transpose does what its definition does, for each block
 // shape and with add, and writes nothing else.
 func TestTranspose(t *testing.T) {
-	if !avx512() {
+	if !use.transpose {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(17, 17))

@@ -187,7 +187,7 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 					n := min(nr, ncur-jr)
 					// Two full strips make a 2·nr-wide tile when the 512-bit
 					// kernel is there: A is read once for both.
-					pair := avx512() && ncur-jr >= 2*nr
+					pair := use.gemmPair && ncur-jr >= 2*nr
 					bp := s.b[jr*kcur:]
 					for ir := 0; ir < mcur; ir += mr {
 						m := min(mr, mcur-ir)
@@ -201,7 +201,7 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 							kernelPair(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
 						case m == mr && n == nr:
 							kernel(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
-						case m == mr && n == 8 && hasKernel8() && kcur > 0:
+						case m == mr && n == 8 && use.gemm && kcur > 0:
 							kernel8(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
 						case pair:
 							g.edgeTile(kcur, a, aStep, aRow, bp, c, m, nr, accumulate, s)
@@ -288,7 +288,7 @@ func (g *gemmArgs) packB(dst []float32, p0, k, j0, n int) {
 		cols := min(nr, n-s)
 		if g.transB { // B is N×K: op(B)[p, j] = B[j, p]
 			done := 0 // a full strip goes 16 p at a time through registers
-			if avx512() && cols == nr {
+			if use.transpose && cols == nr {
 				for ; done+16 <= k; done += 16 {
 					transpose(strip[done*nr:], nr, g.B[(j0+s)*g.ldb+p0+done:], g.ldb, nr, 16, false)
 				}

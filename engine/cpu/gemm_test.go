@@ -79,7 +79,7 @@ func TestGemmAgainstNaive(t *testing.T) {
 }
 
 func TestKernelAsmMatchesGo(t *testing.T) {
-	if !avx2() {
+	if !use.gemm {
 		t.Skip("no AVX2+FMA on this CPU: only the Go kernel runs")
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
@@ -111,7 +111,7 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 // The 512-bit kernel over two strips gives the same bits as the AVX2
 // kernel on each, and touches nothing outside its 6×32 tile.
 func TestKernelPairMatchesKernel(t *testing.T) {
-	if !avx512() {
+	if !use.gemmPair {
 		t.Skip("no AVX-512 on this CPU: kernelPair is kernel twice")
 	}
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -166,7 +166,7 @@ func TestGemmLongK(t *testing.T) {
 }
 
 func TestGemmSameBitsWithoutAVX512(t *testing.T) {
-	if !avx512() {
+	if !use.gemmPair {
 		t.Skip("no AVX-512 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(5, 5))

@@ -3,8 +3,8 @@ package cpu
 // An isa is a level of instructions the kernels use; each level has the
 // ones below it too. The level is chosen once, at start, from the CPU
 // (GODEBUG=cpu.avx512f=off, or cpu.avx2=off,cpu.fma=off, lowers it: the
-// same kernels a CPU without them runs); avx2 and avx512 are the only
-// readers of it, and tests set it with forEachISA or withISA.
+// same kernels a CPU without them runs), and fills the table of kernels,
+// use; tests set both with forEachISA or withISA.
 type isa int
 
 const (
@@ -14,11 +14,41 @@ const (
 )
 
 var (
-	cpuISA = detectISA() // the best this CPU runs
-	level  = cpuISA      // what the kernels use
+	cpuISA = detectISA()       // the best this CPU runs
+	level  = cpuISA            // what the kernels use
+	use    = kernelsFor(level) // which assembly kernels run
 )
 
-func avx2() bool   { return level >= isaAVX2 }
-func avx512() bool { return level >= isaAVX512 }
+// A kernelSet says, per family of assembly kernels, whether it runs; where
+// it does not, the Go definition beside its wrapper does (the wrappers
+// check lengths and indices for every implementation alike). Nothing but
+// this table decides which instructions run.
+type kernelSet struct {
+	gemm      bool // the 6×16 GEMM tile, its 6×8 variant, the packing copies (AVX2)
+	gemmPair  bool // the 6×32 GEMM tile over two packed strips (AVX-512)
+	runs      bool // copying and adding runs of whole eights (AVX2)
+	gather8   bool // index select of whole eights of channels (AVX2)
+	gather16  bool // of whole sixteens with gathers, and with BatchNorm (AVX-512)
+	bnEights  bool // BatchNorm's row kernels on whole eights of channels (AVX2)
+	bnAll     bool // on every channel, with masked tails (AVX-512)
+	strided   bool // strided copies, with an affine map (AVX-512)
+	transpose bool // 16×16 register transposes of pixels and channels (AVX-512)
+	direct3x3 bool // the direct grouped 3×3 convolution (AVX-512)
+	conv1x1G4 bool // 1×1 convolutions of four groups in one kernel (AVX-512)
+	fmaWidth  int  // floats in the widest FMA vector: 16, 8, or 0 (Go's)
+}
+
+func kernelsFor(l isa) kernelSet {
+	avx2, avx512 := l >= isaAVX2, l >= isaAVX512
+	k := kernelSet{gemm: avx2, gemmPair: avx512, runs: avx2, gather8: avx2, gather16: avx512, bnEights: avx2, bnAll: avx512,
+		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512}
+	switch {
+	case avx512:
+		k.fmaWidth = 16
+	case avx2:
+		k.fmaWidth = 8
+	}
+	return k
+}
 
 func (l isa) String() string { return [...]string{"go", "avx2", "avx512"}[l] }

@@ -22,7 +22,7 @@ func kernelAVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accu
 // kernel computes the mr×nr tile C (+)= A·B over k, A[i, p] being at
 // a[p·aStep + i·aRow] and B a packed strip (see kernelGo).
 func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
-	if !avx2() || k == 0 {
+	if !use.gemm || k == 0 {
 		kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 		return
 	}
@@ -37,7 +37,7 @@ func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ld
 // kernelPair is kernel over two adjacent packed strips of B, b and
 // b[k·nr:], into C[0:mr, 0:2·nr]; see kernelPairGo.
 func kernelPair(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
-	if !avx512() || k == 0 {
+	if !use.gemmPair || k == 0 {
 		kernelPairGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 		return
 	}
@@ -72,12 +72,10 @@ func copyRowsA(dst, src []float32, k, ld int) {
 //go:noescape
 func kernel8AVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 
-// hasKernel8 reports whether kernel8 runs here: a 6×8 tile written straight
-// into C, for GEMMs with 8 columns (grouped 1×1 and narrow shifted convs).
-func hasKernel8() bool { return avx2() }
-
-// kernel8 is kernel for an mr×8 tile: columns 8 to 15 of the packed B strip
-// are ignored and C's are not touched.
+// kernel8 is kernel for an mr×8 tile written straight into C, for GEMMs
+// with 8 columns (grouped 1×1 and narrow shifted convs), where use.gemm:
+// columns 8 to 15 of the packed B strip are ignored and C's are not
+// touched.
 func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[k*nr-1], c[(mr-1)*ldc+7]
 	kernel8AVX2(k, &a[0], aStep, aRow, &b[0], &c[0], ldc, accumulate)
@@ -92,7 +90,7 @@ func addRunsAVX2(dst, src *float32, runs, n, dstStride, srcStride int)
 // copyRuns copies runs runs of n floats: run i from src[i·srcStride:] to
 // dst[i·dstStride:].
 func copyRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
-	if !avx2() || n%8 != 0 || n == 0 || runs == 0 {
+	if !use.runs || n%8 != 0 || n == 0 || runs == 0 {
 		copyRunsGo(dst, src, runs, n, dstStride, srcStride)
 		return
 	}
@@ -103,7 +101,7 @@ func copyRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
 // addRuns adds runs runs of n floats: run i of src[i·srcStride:] onto
 // dst[i·dstStride:].
 func addRuns(dst, src []float32, runs, n, dstStride, srcStride int) {
-	if !avx2() || n%8 != 0 || n == 0 || runs == 0 {
+	if !use.runs || n%8 != 0 || n == 0 || runs == 0 {
 		addRunsGo(dst, src, runs, n, dstStride, srcStride)
 		return
 	}
@@ -122,10 +120,10 @@ func gatherRows512(dst, src *float32, idx *int32, n, rows, ldSrc, ldDst int)
 // per element); the rest goes through the Go loop.
 func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 	n16, n8 := len(idx)&^15, len(idx)&^7
-	if !avx512() {
+	if !use.gather16 {
 		n16 = 0
 	}
-	if !avx2() || n8 == 0 || p == 0 {
+	if !use.gather8 || n8 == 0 || p == 0 {
 		IndexSelectForward(out, in, idx, p, ldIn, ldOut)
 		return
 	}
@@ -152,11 +150,11 @@ func fmaLoop256(n int)
 // fmaRounds runs n rounds of 12 FMAs of the widest vectors the kernels
 // use and returns the floating-point operations done.
 func fmaRounds(n int) float64 {
-	switch {
-	case avx512():
+	switch use.fmaWidth {
+	case 16:
 		fmaLoop512(n)
 		return float64(n) * 12 * 16 * 2
-	case avx2():
+	case 8:
 		fmaLoop256(n)
 		return float64(n) * 12 * 8 * 2
 	}
@@ -174,7 +172,7 @@ func strided512(dst, src *float32, n, stride int, affine bool, scale, shift, flo
 
 // stridedCopy sets dst[i] = src[i·stride] for every i of dst.
 func stridedCopy(dst, src []float32, stride int) {
-	if !avx512() || len(dst) == 0 || stride > 1<<24 {
+	if !use.strided || len(dst) == 0 || stride > 1<<24 {
 		stridedCopyGo(dst, src, stride)
 		return
 	}
@@ -184,7 +182,7 @@ func stridedCopy(dst, src []float32, stride int) {
 
 // stridedAffine sets dst[i] = max(src[i·stride]·scale + shift, floor).
 func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) {
-	if !avx512() || len(dst) == 0 || stride > 1<<24 {
+	if !use.strided || len(dst) == 0 || stride > 1<<24 {
 		stridedAffineGo(dst, src, stride, scale, shift, floor)
 		return
 	}
@@ -200,7 +198,7 @@ func gatherNorm512(dst, src *float32, idx *int32, scale, shift *float32, n, rows
 // it did (0 without AVX-512); the caller does the rest.
 func gatherNorm(out, in []float32, idx []int32, scale, shift []float32, p, ldIn, ldOut int, floor float32) int {
 	n16 := len(idx) &^ 15
-	if !avx512() || n16 == 0 || p == 0 {
+	if !use.gather16 || n16 == 0 || p == 0 {
 		return 0
 	}
 	hi := engine.CheckIndices("input transform", idx, ldIn)

@@ -32,9 +32,6 @@ func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 	addRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }
 
-// hasKernel8 is false here: narrow tiles go through kernel and a buffer.
-func hasKernel8() bool { return false }
-
 func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	panic("unreachable")
 }

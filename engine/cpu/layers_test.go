@@ -312,7 +312,7 @@ func TestSGDNesterovMatchesPyTorch(t *testing.T) {
 // AVX2 within float rounding (it fuses multiply-adds), AVX-512 to the bit
 // against AVX2 where AVX2 leaves no channels to Go.
 func TestBatchNormRowKernels(t *testing.T) {
-	if !avx2() {
+	if !use.bnEights {
 		t.Skip("no AVX2 on this CPU: only the Go kernels run")
 	}
 	rng := rand.New(rand.NewPCG(12, 12))
@@ -341,7 +341,7 @@ func TestBatchNormRowKernels(t *testing.T) {
 					t.Errorf("n=%d floor=%v %s: [%d] = %v with AVX2, Go gives %v", n, floor, name, i, got[k][i], want[k][i])
 				}
 			}
-			if !avx512() {
+			if !use.bnAll {
 				continue
 			}
 			// AVX2 leaves a tail of fewer than 8 channels to Go.
