@@ -209,20 +209,25 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 		}
 	}
 	images, labels := model.RandomBatch(opts.Batch, cfg.Input(), cfg.Classes, g.Seed)
-	net.SetInput(images, labels)
 	logits := make([]float32, opts.Batch*cfg.Classes)
-	// step ends with Sync, so that a device's queued work is timed too.
+	// A step is what training's and verify's are: the batch goes in, the
+	// logits come out (on a device, an upload and a download, which
+	// --layers times); it ends with Sync, so that queued work is timed too.
 	step := func() error {
 		switch {
 		case condensed != nil:
 			condensed.Forward(logits, images)
 		case !train:
+			net.SetInput(images, labels)
 			net.Forward(false)
+			net.Logits(logits)
 		default:
+			net.SetInput(images, labels)
 			net.Forward(true)
 			net.ZeroGrad()
 			net.Backward()
 			net.Update(0.1, 0.9, 1e-4)
+			net.Logits(logits)
 		}
 		return be.Sync()
 	}

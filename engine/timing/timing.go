@@ -104,6 +104,17 @@ func (t *Backend) time(kind string, flops float64, f func()) {
 	k.FLOPs += flops
 }
 
+// Upload and Download are timed too: on a device, how long the step's
+// input takes to reach it is the case for (or against) staging it
+// through pinned memory.
+func (t *Backend) Upload(dst engine.View, src []float32) {
+	t.time("upload", 0, func() { t.Backend.Upload(dst, src) })
+}
+
+func (t *Backend) Download(dst []float32, src engine.View) {
+	t.time("download", 0, func() { t.Backend.Download(dst, src) })
+}
+
 type conv struct {
 	t    *Backend
 	c    engine.Conv

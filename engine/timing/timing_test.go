@@ -25,11 +25,11 @@ func TestTimedStep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		images, labels := model.RandomBatch(4, 32, cfg.Classes, 1)
-		net.SetInput(images, labels)
 		if tb != nil {
 			tb.Reset() // building the network zeroed its buffers
 		}
+		images, labels := model.RandomBatch(4, 32, cfg.Classes, 1)
+		net.SetInput(images, labels)
 		net.Forward(true)
 		net.ZeroGrad()
 		net.Backward()
@@ -54,7 +54,7 @@ func TestTimedStep(t *testing.T) {
 			t.Errorf("kinds not in order of time: %v", kinds)
 		}
 	}
-	for _, want := range []string{"conv 3×3 G=4 forward", "conv 1×1 backward", "batchnorm+relu forward", "SGD update", "pooling forward", "classifier forward"} {
+	for _, want := range []string{"conv 3×3 G=4 forward", "conv 1×1 backward", "batchnorm+relu forward", "SGD update", "pooling forward", "classifier forward", "upload", "download"} {
 		if !names[want] {
 			t.Errorf("no %q among %v", want, kinds)
 		}
