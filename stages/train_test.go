@@ -24,6 +24,7 @@ import (
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
+	"github.com/condensenet/condensenet/internal/eventreader"
 	"github.com/condensenet/condensenet/internal/filelock"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/onnxio"
@@ -156,10 +157,22 @@ func trainEvents(t *testing.T, dir string) []string {
 
 // checkEvents fails unless the event file of the training run in dir
 // holds what an uninterrupted run's does: every step once, in order, with
-// the same values.
+// the same values, as read here and by the npm reader.
 func checkEvents(t *testing.T, dir string) {
 	t.Helper()
 	got := trainEvents(t, dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "train-*", "events.out.tfevents.*.train"))
+	var npm []string
+	for _, e := range eventreader.Read(t, files[0]) {
+		for _, v := range e.Summary.Value {
+			if v.Tag != "train/images_per_sec" {
+				npm = append(npm, fmt.Sprintf("%d %s %v", e.Step, v.Tag, v.Value))
+			}
+		}
+	}
+	if !slices.Equal(npm, got) {
+		t.Errorf("the npm reader reads %d scalars, ours %d:\n%s", len(npm), len(got), strings.Join(npm, "\n"))
+	}
 	if !slices.Equal(got, referenceEvents) {
 		t.Errorf("TensorBoard scalars after resuming (%d) differ from an uninterrupted run's (%d):\n%s\nwant\n%s",
 			len(got), len(referenceEvents), strings.Join(got, "\n"), strings.Join(referenceEvents, "\n"))

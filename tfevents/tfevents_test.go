@@ -1,16 +1,15 @@
 package tfevents
 
 import (
-	"encoding/json"
-	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/condensenet/condensenet/internal/eventreader"
 )
 
 func scalarsAt(step int64) []Scalar {
@@ -92,19 +91,8 @@ func TestReadDamaged(t *testing.T) {
 	}
 }
 
-// The file reads in a reader no one here wrote: the npm tfrecord
-// package (which checks both CRCs of every record) and protobufjs,
-// decoding with the fields of TensorFlow's event.proto and summary.proto.
+// The file reads in a reader no one here wrote (see eventreader).
 func TestIndependentReader(t *testing.T) {
-	modules, _ := filepath.Abs("../.node/node_modules")
-	node, err := exec.LookPath("node")
-	if _, serr := os.Stat(filepath.Join(modules, "tfrecord")); err != nil || serr != nil {
-		msg := "node and the npm packages tfrecord and protobufjs are needed: npm install --prefix .node --ignore-scripts tfrecord@0.2.0 protobufjs@7.5.4 (from the repository root)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
 	dir := t.TempDir()
 	w, err := Open(dir, "train", 0)
 	if err != nil {
@@ -114,68 +102,15 @@ func TestIndependentReader(t *testing.T) {
 		w.Write(step, time.Unix(5000, 500_000_000), scalarsAt(step)...)
 	}
 	w.Close()
-	script := `
-const fs = require('fs'), tfrecord = require('tfrecord'), protobuf = require('protobufjs');
-// The fields of tensorflow.Event and Summary that scalars use, as
-// TensorFlow's event.proto and summary.proto number them.
-const root = protobuf.parse(` + "`" + `
-syntax = "proto3";
-package tensorflow;
-message Event {
-  double wall_time = 1;
-  int64 step = 2;
-  oneof what { string file_version = 3; bytes graph_def = 4; Summary summary = 5; }
-}
-message Summary {
-  message Value {
-    string node_name = 7;
-    string tag = 1;
-    oneof value { float simple_value = 2; bytes obsolete_old_style_histogram = 3; }
-  }
-  repeated Value value = 1;
-}` + "`" + `).root;
-const Event = root.lookupType('tensorflow.Event');
-(async () => {
-  const r = await tfrecord.RecordReader.create(process.argv[1]);
-  for (let rec; (rec = await r.readRecord()) !== null;) {
-    const e = Event.toObject(Event.decode(rec), {longs: Number, defaults: true});
-    console.log(JSON.stringify(e));
-  }
-})().catch(e => { console.error(e); process.exit(1); });
-`
-	cmd := exec.Command(node, "-e", script, w.Path)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	type value struct {
-		Tag         string  `json:"tag"`
-		SimpleValue float64 `json:"simpleValue"`
-	}
+	events := eventreader.Read(t, w.Path)
 	var got []string
-	for line := range strings.Lines(strings.TrimSpace(string(out))) {
-		var e struct {
-			WallTime    float64 `json:"wallTime"`
-			Step        int64   `json:"step"`
-			FileVersion string  `json:"fileVersion"`
-			Summary     struct {
-				Value []value `json:"value"`
-			} `json:"summary"`
+	for _, e := range events {
+		if e.Step > 0 && math.Abs(e.Wall-5000.5) > 1e-6 {
+			t.Errorf("step %d at %v, want 5000.5", e.Step, e.Wall)
 		}
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("%v: %s", err, line)
-		}
-		s := fmt.Sprintf("%d %s", e.Step, e.FileVersion)
-		for _, v := range e.Summary.Value {
-			s += fmt.Sprintf(" %s=%.6g", v.Tag, v.SimpleValue)
-		}
-		if e.Step > 0 && math.Abs(e.WallTime-5000.5) > 1e-6 {
-			t.Errorf("step %d at %v, want 5000.5", e.Step, e.WallTime)
-		}
-		got = append(got, s)
+		got = append(got, e.String())
 	}
-	want := []string{"0 brain.Event:2", "10  train/loss=0.25 train/lr=1", "20  train/loss=0.125 train/lr=2", "30  train/loss=0.0833333 train/lr=3"}
+	want := []string{"0 brain.Event:2", "10 train/loss=0.25 train/lr=1", "20 train/loss=0.125 train/lr=2", "30 train/loss=0.0833333 train/lr=3"}
 	if !slices.Equal(got, want) {
 		t.Errorf("the npm reader reads\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
