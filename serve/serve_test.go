@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,5 +315,72 @@ func TestSlowClient(t *testing.T) {
 	}
 	if _, v, _ := call(t, "GET", srv.URL+"/v2/health/live", nil, nil); v["live"] != true {
 		t.Error("not live")
+	}
+}
+
+// A client that sends requests and stops reading the answers holds its
+// request slot only until the write timeout; then the server drops the
+// connection and serves others again.
+func TestClientStopsReading(t *testing.T) {
+	m := tinyModel(t)
+	s := New(m, Options{MaxRequests: 1})
+	srv := httptest.NewUnstartedServer(s)
+	srv.Config.WriteTimeout = time.Second
+	srv.Start()
+	defer func() { srv.Close(); s.Close() }()
+
+	// 256 one-pixel PNGs a request: about 20 kB asked, about 80 kB answered.
+	var elems []byte
+	p := pngBytes(image.NewGray(image.Rect(0, 0, 1, 1)))
+	for range 256 {
+		elems = binary.LittleEndian.AppendUint32(elems, uint32(len(p)))
+		elems = append(elems, p...)
+	}
+	head, _ := json.Marshal(map[string]any{"parameters": map[string]any{"top_k": 10},
+		"inputs": []any{map[string]any{"name": "image", "shape": []int{256}, "datatype": "BYTES", "parameters": map[string]any{"binary_data_size": len(elems)}}}})
+	req := fmt.Sprintf("POST /v2/models/condensenet/infer HTTP/1.1\r\nHost: x\r\nInference-Header-Content-Length: %d\r\nContent-Length: %d\r\n\r\n", len(head), len(head)+len(elems))
+	req += string(head) + string(elems)
+
+	// The client asks over and over on one connection, reading nothing,
+	// with a small receive buffer, until the answers fill the socket.
+	conn, err := (&net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}).Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() {
+		for {
+			if _, err := io.WriteString(conn, req); err != nil {
+				return
+			}
+		}
+	}()
+
+	url := srv.URL + "/v2/models/condensenet/infer"
+	ok := []byte(`{"inputs":[{"name":"input","shape":[1,3,32,32],"datatype":"FP32","data":[` + strings.TrimSuffix(strings.Repeat("0,", 3072), ",") + `]}]}`)
+	start := time.Now()
+	busy := false
+	for {
+		code, v, _ := call(t, "POST", url, ok, nil)
+		if code == 200 && busy {
+			break
+		}
+		if code == 503 {
+			busy = true
+		} else if code != 200 {
+			t.Fatalf("%d %v", code, v)
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("after %v: busy %v; the client that reads nothing still holds the server", time.Since(start), busy)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("served again %v after the client stopped reading", time.Since(start).Round(time.Millisecond))
+	// The server closed the stalled connection: what it holds ends.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Errorf("the stalled connection was not closed by the server: %v", err)
 	}
 }
