@@ -73,6 +73,24 @@ type ConvShape struct {
 	// input channel j is then Input's output j of rows LdIn floats apart
 	// (inference only).
 	Input *Affine
+	// Int8, if set, makes a Fixed convolution run in 8-bit integers (see
+	// Requant); backends without integer kernels refuse it.
+	Int8 *Requant
+}
+
+// A Requant describes an int8 convolution, as quantised inference runs
+// one: each input value (after the Input transform, computed as
+// float32(x·Scale)+Shift) is rounded to an integer, ties to even, and
+// clamped to [0, 255]; the weights passed must be integers in [-127, 127];
+// products are summed exactly in int32, and output k is
+//
+//	clamp(round(float32(float32(sum)·Scale[k]) + Shift[k]), Lo, Hi) · Step
+//
+// with the same rounding: the next int8 layer's input (Step 1), or a
+// dequantised value.
+type Requant struct {
+	Scale, Shift []float32
+	Lo, Hi, Step float32
 }
 
 // An Affine is a per-channel transform of channels-last rows,

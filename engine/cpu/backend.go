@@ -66,6 +66,9 @@ func (b *Backend) Sync() error { return nil }
 type conv struct{ c *Conv }
 
 func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	if s.Int8 != nil {
+		return int8Conv{NewInt8Conv(s, b.workers)}
+	}
 	c := NewConv(s, b.workers, &b.scratch)
 	c.shared = b.arranged
 	return conv{c}
@@ -73,6 +76,13 @@ func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
 func (c conv) Forward(out, in, w engine.View) { c.c.Forward(h(out), h(in), h(w)) }
 func (c conv) Backward(dIn, dW, dOut, in, w engine.View) {
 	c.c.Backward(h(dIn), h(dW), h(dOut), h(in), h(w))
+}
+
+type int8Conv struct{ c *Int8Conv }
+
+func (c int8Conv) Forward(out, in, w engine.View) { c.c.Forward(h(out), h(in), h(w)) }
+func (int8Conv) Backward(dIn, dW, dOut, in, w engine.View) {
+	panic("conv: an int8 convolution is for inference only")
 }
 
 type batchNorm struct{ n *BatchNorm }

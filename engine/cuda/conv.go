@@ -26,6 +26,9 @@ type conv struct {
 }
 
 func (b *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	if s.Int8 != nil {
+		panic("cuda: no int8 convolutions; int8 inference runs on the CPU")
+	}
 	if s.Input != nil {
 		return b.newAffineConv(s)
 	}

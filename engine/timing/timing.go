@@ -131,6 +131,9 @@ func (t *Backend) NewConv(s engine.ConvShape) engine.Conv {
 	if s.Stride > 1 {
 		name += fmt.Sprintf(" stride %d", s.Stride)
 	}
+	if s.Int8 != nil {
+		name += " int8"
+	}
 	return &conv{t: t, c: t.Backend.NewConv(s), name: name, fl: float64(s.FLOPs())}
 }
 

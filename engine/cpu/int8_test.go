@@ -1,0 +1,144 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine"
+	"github.com/condensenet/condensenet/internal/enginetest"
+)
+
+func TestInt8Conv(t *testing.T) { forEachISA(t, testInt8Conv) }
+
+// int8Naive is Requant's definition, read straight from the unpadded
+// input: out-of-image taps contribute 0.
+func int8Naive(out, in, w []float32, s engine.ConvShape) {
+	cg, kg, q, a := s.C/s.G, s.K/s.G, s.Int8, s.Input
+	quant := func(n, y, x, j int) int64 {
+		if y < 0 || y >= s.H || x < 0 || x >= s.W {
+			return 0
+		}
+		row := in[((n*s.H+y)*s.W+x)*s.LdIn:]
+		v := row[j]
+		if a != nil {
+			v = float32(row[a.Source(j)]*a.Scale[j]) + a.Shift[j]
+		}
+		return int64(math.RoundToEven(math.Min(math.Max(float64(v), 0), 255)))
+	}
+	for n := range s.N {
+		for oy := range s.OH() {
+			for ox := range s.OW() {
+				for k := range s.K {
+					var sum int64
+					for ci := range cg {
+						for r := range s.R {
+							for c := range s.S {
+								sum += int64(w[((k*cg+ci)*s.R+r)*s.S+c]) * quant(n, oy*s.Stride-s.Pad+r, ox*s.Stride-s.Pad+c, k/kg*cg+ci)
+							}
+						}
+					}
+					v := float64(float32(float32(sum)*q.Scale[k]) + q.Shift[k])
+					out[((n*s.OH()+oy)*s.OW()+ox)*s.LdOut+k] = float32(math.RoundToEven(math.Min(math.Max(v, float64(q.Lo)), float64(q.Hi)))) * q.Step
+				}
+			}
+		}
+	}
+}
+
+// randInt8Shape gives s random requantisation and input transforms, and
+// returns integer weights and an input that spans the rounding's range.
+func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.ConvShape, []float32, []float32) {
+	s.Fixed = true
+	q := &engine.Requant{Lo: -128, Hi: 127, Step: 0.03}
+	for range s.K {
+		q.Scale = append(q.Scale, float32(rng.Float64()*0.004))
+		q.Shift = append(q.Shift, float32(rng.NormFloat64()*5))
+	}
+	s.Int8 = q
+	if transform {
+		a := &engine.Affine{ReLU: true}
+		for range s.C {
+			a.Index = append(a.Index, int32(rng.IntN(s.LdIn)))
+			a.Scale = append(a.Scale, float32(rng.NormFloat64()*60))
+			a.Shift = append(a.Shift, float32(rng.NormFloat64()*40+60))
+		}
+		s.Input = a
+	}
+	w := make([]float32, s.Weights())
+	for i := range w {
+		w[i] = float32(rng.IntN(255) - 127)
+	}
+	in := make([]float32, s.N*s.H*s.W*s.LdIn)
+	for i := range in {
+		in[i] = float32(rng.NormFloat64() * 120)
+	}
+	return s, in, w
+}
+
+func testInt8Conv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, s := range enginetest.ConvShapes {
+		for _, transform := range []bool{false, true} {
+			s, in, w := randInt8Shape(rng, s, transform)
+			want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+			int8Naive(want, in, w, s)
+			for _, workers := range []int{1, 2} {
+				got := make([]float32, len(want))
+				c := NewInt8Conv(s, workers)
+				c.Forward(got, in, w)
+				c.Forward(got, in, w) // a second call reuses the prepared weights and padding
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s transform %v workers %d: out[%d] = %v, want %v", enginetest.ConvName(s), transform, workers, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// On integer inputs in [0, 255] with a requantisation that keeps sums as
+// they are, the int8 convolution is the float one exactly.
+func TestInt8ConvIsFloatConv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, s := range enginetest.ConvShapes {
+		s, _, w := randInt8Shape(rng, s, false)
+		q := s.Int8
+		for k := range q.Scale {
+			q.Scale[k], q.Shift[k] = 1, 0
+		}
+		q.Lo, q.Hi, q.Step = -1<<24, 1<<24, 1
+		in := make([]float32, s.N*s.H*s.W*s.LdIn)
+		for i := range in {
+			in[i] = float32(rng.IntN(256))
+		}
+		want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		got := make([]float32, len(want))
+		convNaive(want, in, w, s)
+		NewInt8Conv(s, 1).Forward(got, in, w)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s: out[%d] = %v, the float convolution's %v", enginetest.ConvName(s), i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// Weights that are not int8 integers are refused, naming one.
+func TestInt8ConvRefusesFloatWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	s, in, w := randInt8Shape(rng, enginetest.ConvShapes[0], false)
+	out := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+	for _, bad := range []float32{0.5, 128, -128} {
+		w[3] = bad
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("weight %v accepted", bad)
+				}
+			}()
+			NewInt8Conv(s, 1).Forward(out, in, w)
+		}()
+	}
+}
