@@ -56,6 +56,8 @@ type clayer struct {
 	conv1  engine.Conv    // 1×1, G groups
 	conv2  engine.Conv    // 3×3, group_3x3 groups
 	w1, w2 int
+	// rq1 and rq2, if set, make the convolutions int8 (see int8Convs).
+	rq1, rq2 *engine.Requant
 }
 
 // NewCondensed builds the condensed network for batch size n from its
@@ -65,14 +67,20 @@ type clayer struct {
 // images/s of the whole batch's layers split between two cores. Each
 // image's logits are the same either way.
 func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
+	return newLanes(arch, tensors, nil, n, be)
+}
+
+// newLanes builds the network, float32 or (with q) int8, as NewCondensed
+// says.
+func newLanes(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engine.Backend) (*Condensed, error) {
 	var cores []engine.Backend
 	if s, ok := be.(engine.Splitter); ok && n > 1 {
 		cores = s.Split()
 	}
 	if cores == nil {
-		return newCondensed(arch, tensors, n, be)
+		return newCondensedOn(arch, tensors, q, n, be)
 	}
-	first, err := newCondensed(arch, tensors, 1, cores[0])
+	first, err := newCondensedOn(arch, tensors, q, 1, cores[0])
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +113,11 @@ func (m *Condensed) Share(n int, be engine.Backend) *Condensed {
 }
 
 func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
+	return newCondensedOn(arch, tensors, nil, n, be)
+}
+
+// newCondensedOn builds the network on be alone, int8 when q is set.
+func newCondensedOn(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engine.Backend) (*Condensed, error) {
 	cfg := arch.Config
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
@@ -164,15 +177,26 @@ func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend)
 	if err := checkNames(byName, t.params, ""); err != nil {
 		return nil, err
 	}
+	data := map[int][]float32{} // int8 weights, by offset, in place of the float ones
+	li = 0
 	for _, bk := range m.blocks {
 		for _, ly := range bk.layers {
 			ly.in1 = foldNorm(byName, ly.norm1, ly.index)
 			ly.in2 = foldNorm(byName, ly.norm2, shuffleIndex(cfg.Bottleneck*ly.k, cfg.Group1x1))
+			if q != nil {
+				ly.int8Convs(q[li])
+				data[ly.w1], data[ly.w2] = q[li].Conv1.Q, q[li].Conv2.Q
+			}
+			li++
 		}
 	}
 	m.W = be.Alloc(t.size)
 	for _, p := range t.params {
-		be.Upload(m.W.At(p.Off), byName[p.Name].Data)
+		v, ok := data[p.Off]
+		if !ok {
+			v = byName[p.Name].Data
+		}
+		be.Upload(m.W.At(p.Off), v)
 	}
 	m.alloc()
 	return m, nil
@@ -191,8 +215,8 @@ func (m *Condensed) alloc() {
 			// The index-select and first BatchNorm are fused into the 1×1
 			// convolution's read, and the shuffle and second BatchNorm
 			// into the 3×3 convolution's.
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: k4, Fixed: true, Input: ly.in1})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true, Input: ly.in2})
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: k4, Fixed: true, Input: ly.in1, Int8: ly.rq1})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2})
 		}
 	}
 	m.h = be.Alloc(maxK4)

@@ -30,6 +30,41 @@ func condensedMasks(net *Net, rng *rand.Rand) {
 	}
 }
 
+// randomCondensed returns a masked network of cfg for batch n with
+// random finished masks and BatchNorms away from identity, and its
+// conversion (keeping the whole classifier).
+func randomCondensed(t *testing.T, cfg Config, n int, rng *rand.Rand) (*Net, *Architecture, []Named) {
+	t.Helper()
+	net, err := NewNet(cfg, n, cpu.New(2), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	condensedMasks(net, rng)
+	for _, p := range net.Params.params {
+		if p.init == initOne || p.init == initZero {
+			for i := range p.Size() {
+				net.W.Host[p.Off+i] += 0.3 * float32(rng.NormFloat64())
+			}
+		}
+	}
+	for _, p := range net.State.params {
+		if p.Name[len(p.Name)-4:] == "mean" || p.Name[len(p.Name)-3:] == "var" {
+			for i := range p.Size() {
+				net.S.Host[p.Off+i] = 0.5*net.S.Host[p.Off+i] + 0.2*float32(rng.Float64())
+			}
+		}
+	}
+	ts := map[string]Named{}
+	for _, v := range net.Tensors(false) {
+		ts[v.Name] = v
+	}
+	arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net, arch, tensors
+}
+
 func TestCondensedMatchesMasked(t *testing.T) {
 	for _, cfg := range []Config{
 		smallConfig(), // G = C = 4
@@ -38,32 +73,10 @@ func TestCondensedMatchesMasked(t *testing.T) {
 	} {
 		rng := rand.New(rand.NewPCG(21, 22))
 		const n = 3
-		net, err := NewNet(cfg, n, cpu.New(2), 9)
-		if err != nil {
-			t.Fatal(err)
-		}
-		condensedMasks(net, rng)
-		for _, p := range net.Params.params { // BN away from identity
-			if p.init == initOne || p.init == initZero {
-				for i := range p.Size() {
-					net.W.Host[p.Off+i] += 0.3 * float32(rng.NormFloat64())
-				}
-			}
-		}
-		for _, p := range net.State.params {
-			if p.Name[len(p.Name)-4:] == "mean" || p.Name[len(p.Name)-3:] == "var" {
-				for i := range p.Size() {
-					net.S.Host[p.Off+i] = 0.5*net.S.Host[p.Off+i] + 0.2*float32(rng.Float64())
-				}
-			}
-		}
+		net, arch, tensors := randomCondensed(t, cfg, n, rng)
 		ts := map[string]Named{}
 		for _, v := range net.Tensors(false) {
 			ts[v.Name] = v
-		}
-		arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
-		if err != nil {
-			t.Fatal(err)
 		}
 		cn, err := NewCondensed(arch, tensors, n, cpu.New(2))
 		if err != nil {

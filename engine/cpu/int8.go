@@ -47,7 +47,11 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 // integers in [-127, 127].
 func (c *Int8Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
-	if len(w) < s.Weights() || len(in) < ((s.N*s.H*s.W)-1)*s.LdIn+max(s.C, 1) || len(out) < (s.N*s.OH()*s.OW()-1)*s.LdOut+s.K {
+	width := s.C // floats of the last input row read
+	if a := s.Input; a != nil && a.Index != nil {
+		width = engine.CheckIndices("int8 conv input", a.Index, s.LdIn) + 1
+	}
+	if len(w) < s.Weights() || len(in) < (s.N*s.H*s.W-1)*s.LdIn+width || len(out) < (s.N*s.OH()*s.OW()-1)*s.LdOut+s.K {
 		panic(fmt.Sprintf("conv: int8 buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	c.prepareWeights(w)

@@ -1,0 +1,109 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/condensenet/condensenet/engine/cpu"
+)
+
+// The int8 network computes what the float one does within its
+// quantisation's error, the same bits an image at a time on two cores
+// as a batch on one; its weights are int8 integers that reproduce the
+// float (BatchNorm-folded) weights within half a step.
+func TestCondensedInt8(t *testing.T) {
+	for _, cfg := range []Config{
+		smallConfig(),
+		{Stages: []int{1, 2, 1}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 2, CondenseFactor: 2, Classes: 10},
+	} {
+		rng := rand.New(rand.NewPCG(31, 32))
+		const n = 4
+		_, arch, tensors := randomCondensed(t, cfg, n, rng)
+		var calib []float32
+		for range 4 {
+			_, x := randomBatch(rng, n)
+			calib = append(calib, x...)
+		}
+		scales, err := Calibrate(arch, tensors, calib, 3, cpu.New(2)) // 16 images, a last batch of 1
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scales.Images != 16 || len(scales.Layers) != 5 && len(scales.Layers) != 4 {
+			t.Fatalf("scales of %d images, %d layers", scales.Images, len(scales.Layers))
+		}
+		layers, err := Int8Layers(arch, tensors, scales)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w1 := tensorByName(tensors, "features.denseblock_1.denselayer_1.conv_1.conv.weight")
+		q := layers[0].Conv1
+		for i, v := range q.Q {
+			if v != float32(int8(v)) || v < -127 {
+				t.Fatalf("weight %d: %v is not an int8", i, v)
+			}
+			if w1[i] == 0 && v != 0 {
+				t.Fatalf("weight %d: %v for 0", i, v)
+			}
+		}
+		fl, err := NewCondensed(arch, tensors, n, cpu.New(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		i8, err := NewCondensedInt8(arch, tensors, scales, n, cpu.New(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, images := randomBatch(rng, n)
+		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
+		fl.Forward(want, images)
+		i8.Forward(got, images)
+		var top, diff float64
+		for i := range want {
+			top = max(top, math.Abs(float64(want[i])))
+			diff = max(diff, math.Abs(float64(got[i]-want[i])))
+		}
+		if diff > 0.05*top || diff == 0 {
+			t.Errorf("%v: int8 logits differ from float32 ones by %.3g (largest |logit| %.3g)", cfg.Stages, diff, top)
+		}
+		whole, err := NewCondensedInt8(arch, tensors, scales, n, cpu.New(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]float32, len(got))
+		whole.Forward(batch, images)
+		if !slices.Equal(batch, got) {
+			t.Errorf("%v: int8 logits %v a batch at a time, %v an image at a time", cfg.Stages, batch, got)
+		}
+		t.Logf("%v: int8 against float32 logits: largest difference %.3g of %.3g", cfg.Stages, diff, top)
+	}
+}
+
+func tensorByName(ts []Named, name string) []float32 {
+	for _, v := range ts {
+		if v.Name == name {
+			return v.Data
+		}
+	}
+	return nil
+}
+
+// Scales that do not fit the network, or that are not positive, are refused.
+func TestInt8ScalesChecked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	_, arch, tensors := randomCondensed(t, smallConfig(), 1, rng)
+	good := &Int8Scales{Layers: make([]Int8LayerScales, 5)}
+	for i := range good.Layers {
+		good.Layers[i] = Int8LayerScales{0.1, 0.1, 0.1}
+	}
+	if _, err := Int8Layers(arch, tensors, good); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []*Int8Scales{nil, {Layers: good.Layers[:4]}, {Layers: append(slices.Clone(good.Layers[:4]), Int8LayerScales{0.1, 0, 0.1})},
+		{Layers: append(slices.Clone(good.Layers[:4]), Int8LayerScales{0.1, float32(math.NaN()), 0.1})}} {
+		if _, err := Int8Layers(arch, tensors, bad); err == nil {
+			t.Errorf("scales %+v accepted", bad)
+		}
+	}
+}
