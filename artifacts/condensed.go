@@ -11,6 +11,9 @@ const (
 type CondensedModel struct {
 	Architecture []byte // architecture.json
 	Weights      []byte // model.safetensors, PyTorch-style names
+	// Int8 is int8.json, the int8 form's calibrated activation scales
+	// (model.Int8Scales); nil in artifacts made before there was one.
+	Int8 []byte
 	// Description is the one-line summary shown when the stage finishes.
 	Description string
 }
@@ -18,6 +21,7 @@ type CondensedModel struct {
 const (
 	condensedArchFile    = "architecture.json"
 	condensedWeightsFile = "model.safetensors"
+	condensedInt8File    = "int8.json"
 )
 
 func (m *CondensedModel) Info() Info      { return Info{Kind: KindCondensedModel, Schema: condensedSchema} }
@@ -27,7 +31,13 @@ func (m *CondensedModel) Write(w *Writer) error {
 	if err := w.WriteFile(condensedArchFile, m.Architecture); err != nil {
 		return err
 	}
-	return w.WriteFile(condensedWeightsFile, m.Weights)
+	if err := w.WriteFile(condensedWeightsFile, m.Weights); err != nil {
+		return err
+	}
+	if m.Int8 == nil {
+		return nil
+	}
+	return w.WriteFile(condensedInt8File, m.Int8)
 }
 
 // LoadCondensedModel reads a CondensedModel artifact.
@@ -42,6 +52,11 @@ func LoadCondensedModel(a *Artifact) (*CondensedModel, error) {
 	}
 	if m.Weights, err = a.ReadFile(condensedWeightsFile); err != nil {
 		return nil, err
+	}
+	if a.Has(condensedInt8File) {
+		if m.Int8, err = a.ReadFile(condensedInt8File); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

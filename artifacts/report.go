@@ -29,6 +29,8 @@ type Report struct {
 	Batch     int       `json:"batch"`
 	Trained   NetResult `json:"trained"`
 	Condensed NetResult `json:"condensed"`
+	// Int8 is the condensed network's int8 form, when it was measured.
+	Int8 *NetResult `json:"int8,omitempty"`
 	// Difference is the condensed top-1 error minus the trained one.
 	Difference float64 `json:"top1_error_difference"`
 	Tolerance  float64 `json:"tolerance"`
@@ -69,6 +71,10 @@ func (r *Report) Write(w *Writer) error {
 	// accuracy.json, which gives the artifact its ID.
 	acc := *r
 	acc.Trained.ImagesPerSec, acc.Condensed.ImagesPerSec = 0, 0
+	if r.Int8 != nil {
+		i8 := *r.Int8
+		i8.ImagesPerSec, acc.Int8 = 0, &i8
+	}
 	a, err := json.MarshalIndent(&acc, "", "  ")
 	if err != nil {
 		return err

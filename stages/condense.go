@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -20,15 +21,21 @@ type CondenseConfig struct {
 	Force bool `json:"force"`
 }
 
-// Condense converts the trained network into the condensed one and outputs
-// an artifacts.CondensedModel.
+// Condense converts the trained network into the condensed one, calibrates
+// its int8 form on training images, and outputs an
+// artifacts.CondensedModel.
 type Condense struct{ Config CondenseConfig }
 
-const condenseVersion = 1
+// condenseVersion 2: the int8 form's calibration.
+const condenseVersion = 2
+
+// calibrationImages is how many training images calibrate the int8 form:
+// evenly spaced through the training split, as evaluation prepares them.
+const calibrationImages = 512
 
 func (c *Condense) Name() string         { return "condense" }
 func (c *Condense) Version() int         { return condenseVersion }
-func (c *Condense) Inputs() []string     { return []string{"train"} }
+func (c *Condense) Inputs() []string     { return []string{"fetch", "train"} }
 func (c *Condense) WriteKey(w io.Writer) { fmt.Fprintf(w, "condense.force %v\n", c.Config.Force) }
 
 // loadTrained reads a TrainedModel artifact's configuration and tensors.
@@ -71,8 +78,46 @@ func (c *Condense) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output,
 	if err := model.WriteSafetensors(&w, tensors, map[string]string{"format": "condensenet-condensed"}); err != nil {
 		return nil, err
 	}
+	scales, err := calibrate(ctx, env, arch, tensors)
+	if err != nil {
+		return nil, err
+	}
+	int8JSON, err := json.MarshalIndent(scales, "", " ")
+	if err != nil {
+		return nil, err
+	}
 	tc, cc := cfg.TrainingCost(), cfg.CondensedCost()
-	return &artifacts.CondensedModel{Architecture: append(archJSON, '\n'), Weights: w.Bytes(),
+	return &artifacts.CondensedModel{Architecture: append(archJSON, '\n'), Weights: w.Bytes(), Int8: append(int8JSON, '\n'),
 		Description: fmt.Sprintf("%.1fM FLOPs and %.2fM params (the masked network: %.1fM and %.2fM)",
 			float64(cc.FLOPs)/1e6, float64(cc.Params)/1e6, float64(tc.FLOPs)/1e6, float64(tc.Params)/1e6)}, nil
+}
+
+// calibrate measures the int8 form's activation scales on up to
+// calibrationImages training images, on the CPU (the int8 form's device),
+// so that the scales do not depend on the training device.
+func calibrate(ctx context.Context, env *pipeline.Env, arch *model.Architecture, tensors []model.Named) (*model.Int8Scales, error) {
+	ds, err := artifacts.LoadDataset(env.Inputs["fetch"])
+	if err != nil {
+		return nil, err
+	}
+	defer ds.Close()
+	b := batcher(ds, &ds.Train, 1, &arch.Config)
+	count := min(calibrationImages, ds.Train.Len())
+	if count == 0 {
+		return nil, fmt.Errorf("the dataset has no training images to calibrate the int8 network on")
+	}
+	images := make([]float32, count*b.Floats())
+	labels := make([]int32, 1)
+	prog := env.Progress("calibrate int8", int64(count), pipeline.Images)
+	defer prog.Done()
+	for i := range count {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if _, err := b.Fill(images[i*b.Floats():(i+1)*b.Floats()], labels, 0, i*ds.Train.Len()/count); err != nil {
+			return nil, err
+		}
+		prog.Add(1)
+	}
+	return model.Calibrate(arch, tensors, images, 16, cpu.New(0))
 }

@@ -83,7 +83,7 @@ func trainScalars(e *epochSums, seconds, lr float64, stage int, kept []int) []tf
 // verifyScalars are what verify logs at the run's last step: accuracy in
 // percent, and the condensed network's cost.
 func verifyScalars(r *artifacts.Report) []tfevents.Scalar {
-	return []tfevents.Scalar{
+	s := []tfevents.Scalar{
 		{Tag: "verify/trained_top1", Value: 100 * (1 - r.Trained.Top1Error)},
 		{Tag: "verify/condensed_top1", Value: 100 * (1 - r.Condensed.Top1Error)},
 		{Tag: "verify/trained_top5", Value: 100 * (1 - r.Trained.Top5Error)},
@@ -91,4 +91,9 @@ func verifyScalars(r *artifacts.Report) []tfevents.Scalar {
 		{Tag: "condensed/mflops", Value: float64(r.Condensed.FLOPs) / 1e6},
 		{Tag: "condensed/params_m", Value: float64(r.Condensed.Params) / 1e6},
 	}
+	if r.Int8 != nil {
+		s = append(s, tfevents.Scalar{Tag: "verify/int8_top1", Value: 100 * (1 - r.Int8.Top1Error)},
+			tfevents.Scalar{Tag: "verify/int8_top5", Value: 100 * (1 - r.Int8.Top5Error)})
+	}
+	return s
 }

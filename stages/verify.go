@@ -10,6 +10,7 @@ import (
 
 	"github.com/condensenet/condensenet/artifacts"
 	"github.com/condensenet/condensenet/batch"
+	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/model"
 	"github.com/condensenet/condensenet/pipeline"
 )
@@ -58,6 +59,10 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	if err != nil {
 		return nil, err
 	}
+	scales, err := model.LoadInt8Scales(env.Inputs["condense"])
+	if err != nil {
+		return nil, err
+	}
 	be, which, err := NewBackend(v.Train.Device, v.Train.Workers, env.Report.Note)
 	if err != nil {
 		return nil, err
@@ -89,6 +94,18 @@ func (v *Verify) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output, e
 	tc, cc := cfg.TrainingCost(), cfg.CondensedCost()
 	r.Trained.FLOPs, r.Trained.Params = tc.FLOPs, tc.Params
 	r.Condensed.FLOPs, r.Condensed.Params = cc.FLOPs, cc.Params
+	if scales != nil { // int8 runs on the CPU, whatever the device
+		i8, err := model.NewCondensedInt8(arch, cts, scales, n, cpu.New(v.Train.Workers))
+		if err != nil {
+			return nil, err
+		}
+		res, _, err := measure(ctx, env, "int8", i8.Forward, test, k)
+		if err != nil {
+			return nil, err
+		}
+		res.FLOPs, res.Params = cc.FLOPs, cc.Params
+		r.Int8 = &res
+	}
 	r.Difference = r.Condensed.Top1Error - r.Trained.Top1Error
 	r.Passed = 100*r.Difference <= v.Config.Tolerance
 	r.Confusion = conf
@@ -189,8 +206,11 @@ func reportMarkdown(r *artifacts.Report) []byte {
 	fmt.Fprintf(&b, "| network | top-1 error | top-5 error | FLOPs | params | images/s |\n|---|---|---|---|---|---|\n")
 	for _, row := range []struct {
 		name string
-		n    artifacts.NetResult
-	}{{"trained (masked)", r.Trained}, {"condensed", r.Condensed}} {
+		n    *artifacts.NetResult
+	}{{"trained (masked)", &r.Trained}, {"condensed", &r.Condensed}, {"condensed, int8 (CPU)", r.Int8}} {
+		if row.n == nil {
+			continue
+		}
 		top5 := "n/a (≤ 5 classes)"
 		if r.HasTop5() {
 			top5 = fmt.Sprintf("%.2f%%", 100*row.n.Top5Error)
@@ -200,6 +220,10 @@ func reportMarkdown(r *artifacts.Report) []byte {
 	}
 	fmt.Fprintf(&b, "\nCondensing changed top-1 error by %+.2f points (tolerance %.2f) and ran %.2fx as fast.\n",
 		100*r.Difference, r.Tolerance, r.Condensed.ImagesPerSec/r.Trained.ImagesPerSec)
+	if r.Int8 != nil {
+		fmt.Fprintf(&b, "The int8 form changed it by %+.2f points against the condensed float32 network.\n",
+			100*(r.Int8.Top1Error-r.Condensed.Top1Error))
+	}
 	fmt.Fprintf(&b, "\n## Per-class accuracy\n\n| class | trained | condensed |\n|---|---|---|\n")
 	for i, c := range r.Classes {
 		fmt.Fprintf(&b, "| %s | %.1f%% | %.1f%% |\n", c, 100*r.Trained.PerClass[i], 100*r.Condensed.PerClass[i])
