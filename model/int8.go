@@ -45,9 +45,10 @@ type Int8Layer struct {
 	Int8LayerScales
 	// Conv1 is the 1×1 convolution with the second BatchNorm folded in:
 	// integer weights (K, C/G) and their per-output-channel scales; Bias1
-	// is the BatchNorm's shift, in the convolution's output order.
+	// is the BatchNorm's shift, in the convolution's output order, in
+	// int32 steps of Input1x1·Conv1.Scale[k] (as QDQ models store biases).
 	Conv1, Conv2 QuantisedWeights
-	Bias1        []float32
+	Bias1        []int32
 }
 
 // QuantisedWeights are a convolution's int8 weights, stored as float32
@@ -124,12 +125,17 @@ func Int8Layers(arch *Architecture, tensors []Named, scales *Int8Scales) ([]Int8
 			}
 			// The second BatchNorm, read through the shuffle, per 1×1 output.
 			bn2 := foldNorm(byName, pre+"conv_2.norm", shuffleIndex(k4, cfg.Group1x1))
-			mul, bias := make([]float64, k4), make([]float32, k4)
+			mul, shift := make([]float64, k4), make([]float64, k4)
 			for j, o := range bn2.Index {
-				mul[o], bias[o] = float64(bn2.Scale[j]), bn2.Shift[j]
+				mul[o], shift[o] = float64(bn2.Scale[j]), float64(bn2.Shift[j])
 			}
-			out = append(out, Int8Layer{Int8LayerScales: s, Conv1: quantiseWeights(w1.Data, k4, mul), Bias1: bias,
-				Conv2: quantiseWeights(w2.Data, cfg.Growth[b], nil)})
+			q := Int8Layer{Int8LayerScales: s, Conv1: quantiseWeights(w1.Data, k4, mul), Bias1: make([]int32, k4),
+				Conv2: quantiseWeights(w2.Data, cfg.Growth[b], nil)}
+			for o := range k4 {
+				step := float64(s.Input1x1) * float64(q.Conv1.Scale[o])
+				q.Bias1[o] = int32(max(math.MinInt32, min(math.MaxInt32, math.RoundToEven(shift[o]/step))))
+			}
+			out = append(out, q)
 			li++
 		}
 	}
@@ -161,7 +167,7 @@ func (ly *clayer) int8Convs(q Int8Layer) {
 	rq1 := &engine.Requant{Scale: make([]float32, k4), Shift: make([]float32, k4), Lo: 0, Hi: 255, Step: 1}
 	for o := range k4 {
 		rq1.Scale[o] = float32(float64(q.Input1x1) * float64(q.Conv1.Scale[o]) / float64(q.Input3x3))
-		rq1.Shift[o] = float32(float64(q.Bias1[o]) / float64(q.Input3x3))
+		rq1.Shift[o] = float32(float64(q.Bias1[o]) * float64(q.Input1x1) * float64(q.Conv1.Scale[o]) / float64(q.Input3x3))
 	}
 	idx := ly.in2.Index
 	in2 := &engine.Affine{Index: idx, Scale: slices.Repeat([]float32{1}, len(idx)), Shift: make([]float32, len(idx))}

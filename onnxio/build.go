@@ -6,7 +6,9 @@
 package onnxio
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"maps"
 	"slices"
 
@@ -82,6 +84,46 @@ func (b *Builder) Int64(name string, dims []int64, data []int64) {
 	}
 	b.g.Initializer = append(b.g.Initializer, &onnxpb.TensorProto{Name: proto.String(name), Dims: dims,
 		DataType: proto.Int32(int32(onnxpb.TensorProto_INT64)), RawData: int64Bytes(data)})
+}
+
+// Integers adds an initializer of typ, INT8, UINT8 or INT32 (quantised
+// weights, zero points and biases), stored as raw little-endian data.
+func (b *Builder) Integers(name string, typ onnxpb.TensorProto_DataType, dims []int64, data []int64) {
+	b.claim(name)
+	if n := product(dims); n != int64(len(data)) {
+		panic(fmt.Sprintf("onnxio: initializer %s has dims %v but %d values", name, dims, len(data)))
+	}
+	lo, hi, width := integerRange(typ)
+	if width == 0 {
+		panic(fmt.Sprintf("onnxio: initializer %s: %v is not an integer type Integers writes", name, typ))
+	}
+	raw := make([]byte, 0, width*len(data))
+	for _, v := range data {
+		if v < lo || v > hi {
+			panic(fmt.Sprintf("onnxio: initializer %s: %d is outside %v", name, v, typ))
+		}
+		if width == 1 {
+			raw = append(raw, byte(v))
+		} else {
+			raw = binary.LittleEndian.AppendUint32(raw, uint32(v))
+		}
+	}
+	b.g.Initializer = append(b.g.Initializer, &onnxpb.TensorProto{Name: proto.String(name), Dims: dims,
+		DataType: proto.Int32(int32(typ)), RawData: raw})
+}
+
+// integerRange is the range and byte width of the integer types of
+// quantised models (width 0 for others).
+func integerRange(typ onnxpb.TensorProto_DataType) (lo, hi int64, width int) {
+	switch typ {
+	case onnxpb.TensorProto_INT8:
+		return math.MinInt8, math.MaxInt8, 1
+	case onnxpb.TensorProto_UINT8:
+		return 0, math.MaxUint8, 1
+	case onnxpb.TensorProto_INT32:
+		return math.MinInt32, math.MaxInt32, 4
+	}
+	return 0, 0, 0
 }
 
 // An Attr is a node attribute.

@@ -94,7 +94,8 @@ func opset(m *onnxpb.ModelProto) int64 {
 type Initializer struct {
 	Dims   []int
 	Floats []float32
-	Ints   []int64
+	Ints   []int64 // int64, and the quantised models' int8, uint8 and int32
+	Type   onnxpb.TensorProto_DataType
 }
 
 // Initializers returns m's graph constants by name.
@@ -109,12 +110,12 @@ func Initializers(m *onnxpb.ModelProto) (map[string]Initializer, error) {
 		for k, d := range t.GetDims() {
 			dims[k] = int(d)
 		}
-		out[t.GetName()] = Initializer{Dims: dims, Floats: f, Ints: i}
+		out[t.GetName()] = Initializer{Dims: dims, Floats: f, Ints: i, Type: onnxpb.TensorProto_DataType(t.GetDataType())}
 	}
 	return out, nil
 }
 
-// tensorData decodes an initializer as float32 or int64 values (exactly
+// tensorData decodes an initializer as float32 or integer values (exactly
 // one of the two is non-nil), checking the count against the dims.
 func tensorData(t *onnxpb.TensorProto) ([]float32, []int64, error) {
 	n := int64(1)
@@ -160,5 +161,22 @@ func tensorData(t *onnxpb.TensorProto) ([]float32, []int64, error) {
 		}
 		return nil, v, nil
 	}
-	return nil, nil, &InvalidError{fmt.Sprintf("initializer %q has data type %d; only float32 and int64 are read", t.GetName(), t.GetDataType())}
+	if lo, _, width := integerRange(onnxpb.TensorProto_DataType(t.GetDataType())); width > 0 && raw != nil {
+		if int64(len(raw)) != int64(width)*n {
+			return nil, nil, &InvalidError{fmt.Sprintf("initializer %q: %d bytes of raw data for dims %v", t.GetName(), len(raw), t.GetDims())}
+		}
+		v := make([]int64, n)
+		for i := range v {
+			switch {
+			case width == 4:
+				v[i] = int64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
+			case lo < 0:
+				v[i] = int64(int8(raw[i]))
+			default:
+				v[i] = int64(raw[i])
+			}
+		}
+		return nil, v, nil
+	}
+	return nil, nil, &InvalidError{fmt.Sprintf("initializer %q has data type %d; only float32, int64 and raw int8, uint8 and int32 are read", t.GetName(), t.GetDataType())}
 }

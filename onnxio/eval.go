@@ -19,6 +19,7 @@ type value struct {
 	dims []int
 	f    []float32
 	i    []int64
+	typ  onnxpb.TensorProto_DataType // an initializer's, for QuantizeLinear's zero point
 }
 
 func size(dims []int) int {
@@ -42,7 +43,7 @@ func Eval(m *onnxpb.ModelProto, inputs map[string]Tensor) (map[string]Tensor, er
 	}
 	env := map[string]value{}
 	for name, t := range inits {
-		env[name] = value{dims: t.Dims, f: t.Floats, i: t.Ints}
+		env[name] = value{dims: t.Dims, f: t.Floats, i: t.Ints, typ: t.Type}
 	}
 	for name, t := range inputs {
 		if size(t.Dims) != len(t.Data) {
@@ -132,6 +133,11 @@ func apply(n *onnxpb.NodeProto, x []value) (value, error) {
 			out[i] = float32((float64(in.f[i])-float64(x[3].f[ch]))*s + float64(x[2].f[ch]))
 		}
 		return value{dims: in.dims, f: out}, nil
+	case "QuantizeLinear", "DequantizeLinear":
+		if err := need(2); err != nil {
+			return value{}, err
+		}
+		return quantizeLinear(n.GetOpType() == "QuantizeLinear", x, int(intAttr(a, "axis", 1)))
 	case "Relu":
 		out := make([]float32, len(x[0].f))
 		for i, v := range x[0].f {
@@ -363,4 +369,50 @@ func broadcast(op string, l, r value) (value, error) {
 		}
 	}
 	return value{dims: l.dims, f: out}, nil
+}
+
+// quantizeLinear is QuantizeLinear (saturate(round(x / scale) + zero
+// point), ties to even, in the zero point's type: uint8 when there is
+// none) or DequantizeLinear ((x - zero point) · scale), with one scale or
+// one per index of axis. Quantised values are kept as float32 integers.
+func quantizeLinear(quantize bool, x []value, axis int) (value, error) {
+	in, scale := x[0], x[1].f
+	var zp []int64
+	typ := onnxpb.TensorProto_UINT8
+	if len(x) > 2 {
+		zp, typ = x[2].i, x[2].typ
+	}
+	if len(scale) == 0 || zp != nil && len(zp) != len(scale) {
+		return value{}, fmt.Errorf("%d scales and %d zero points", len(scale), len(zp))
+	}
+	inner, per := 1, 1 // elements per index of axis, and indices
+	if len(scale) > 1 {
+		if axis < 0 || axis >= len(in.dims) || in.dims[axis] != len(scale) {
+			return value{}, fmt.Errorf("%d scales along axis %d of %v", len(scale), axis, in.dims)
+		}
+		inner, per = size(in.dims[axis+1:]), len(scale)
+	}
+	n := max(len(in.f), len(in.i))
+	out := make([]float32, n)
+	lo, hi, _ := integerRange(typ)
+	for j := range n {
+		c := j / inner % per
+		z := 0.0
+		if zp != nil {
+			z = float64(zp[c])
+		}
+		var v float64
+		if in.f != nil {
+			v = float64(in.f[j])
+		} else {
+			v = float64(in.i[j])
+		}
+		if quantize {
+			q := math.RoundToEven(float64(float32(v)/scale[c])) + z
+			out[j] = float32(min(max(q, float64(lo)), float64(hi)))
+		} else {
+			out[j] = float32((v - z) * float64(scale[c]))
+		}
+	}
+	return value{dims: in.dims, f: out}, nil
 }
