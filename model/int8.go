@@ -27,8 +27,8 @@ const CalibrationMethod = "max"
 // Int8Scales are the calibrated activation scales: a quantum per tensor,
 // the value of one step of its integer.
 type Int8Scales struct {
-	Method string             `json:"method"`
-	Images int                `json:"images"` // calibration images
+	Method string            `json:"method"`
+	Images int               `json:"images"` // calibration images
 	Layers []Int8LayerScales `json:"layers"`
 }
 

@@ -8,8 +8,8 @@ package onnxio
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"slices"
 
 	"google.golang.org/protobuf/proto"

@@ -25,6 +25,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/condensenet/condensenet/artifacts"
+	"github.com/condensenet/condensenet/batch"
 	"github.com/condensenet/condensenet/classify"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/internal/pipelinetest"
@@ -235,5 +236,88 @@ func classifyAgrees(t *testing.T, path string) {
 		}
 		in.Destroy()
 		out.Destroy()
+	}
+}
+
+// The int8 QDQ export runs in ONNX Runtime (which fuses it into integer
+// convolutions) and names the engine's int8 class for at least 99.5% of
+// the test images.
+func TestInt8ExportInONNXRuntime(t *testing.T) {
+	ort.SetSharedLibraryPath(runtimeLibrary(t))
+	if err := ort.InitializeEnvironment(); err != nil {
+		t.Fatal(err)
+	}
+	defer ort.DestroyEnvironment()
+	cfg := pipelinetest.Config()
+	cfg.Data.SyntheticTest = 400
+	dir := t.TempDir()
+	path := filepath.Join(filepath.Dir(pipelinetest.Run(t, dir, cfg)), "model.int8.onnx")
+	store, _ := artifacts.Open(dir)
+	fetched, err := store.Get("fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := artifacts.LoadDataset(fetched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	condensed, err := store.Get("condense")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, tensors, err := model.LoadCondensed(condensed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scales, err := model.LoadInt8Scales(condensed)
+	if err != nil || scales == nil {
+		t.Fatalf("no int8 scales: %v", err)
+	}
+	n, k, size := ds.Test.Len(), arch.Config.Classes, arch.Config.Input()
+	net, err := model.NewCondensedInt8(arch, tensors, scales, n, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &batch.Batcher{Images: ds.Test.Images, Labels: ds.Test.Labels, Size: size, Batch: n, Mean: ds.Mean, Std: ds.Std}
+	nhwc, labels := make([]float32, b.Floats()), make([]int32, n)
+	if _, err := b.Fill(nhwc, labels, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, n*k)
+	net.Forward(want, nhwc)
+
+	in, err := ort.NewTensor(ort.NewShape(int64(n), 3, int64(size), int64(size)), relayout(nhwc, n, size, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Destroy()
+	out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(k)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Destroy()
+	s, err := ort.NewDynamicAdvancedSession(path, []string{"input"}, []string{"logits"}, nil)
+	if err != nil {
+		t.Fatalf("ONNX Runtime refused the int8 model: %v", err)
+	}
+	defer s.Destroy()
+	if err := s.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.GetData()
+	agree, maxDiff, top := 0, 0.0, 0.0
+	for i := range n {
+		if argmax(got[i*k:(i+1)*k]) == argmax(want[i*k:(i+1)*k]) {
+			agree++
+		}
+	}
+	for i := range want {
+		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-want[i])))
+		top = math.Max(top, math.Abs(float64(want[i])))
+	}
+	t.Logf("int8: ONNX Runtime and the engine agree on %d of %d images; max |difference| %.3g (largest |logit| %.3g)", agree, n, maxDiff, top)
+	if float64(agree) < 0.995*float64(n) {
+		t.Errorf("ONNX Runtime and the engine agree on %d of %d images, want 99.5%%", agree, n)
 	}
 }
