@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/condensenet/condensenet/engine"
 	"github.com/condensenet/condensenet/engine/cpu"
 	"github.com/condensenet/condensenet/engine/timing"
 	"github.com/condensenet/condensenet/model"
@@ -30,6 +31,7 @@ type BenchOptions struct {
 	Warmup, Jobs   int
 	Profile        string
 	Condensed      bool
+	Int8           bool
 	Layers         bool
 }
 
@@ -43,6 +45,7 @@ func (o *BenchOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Jobs, "jobs", 0, "worker goroutines per kernel (0: one per core)")
 	f.StringVar(&o.Profile, "profile", "", "write a CPU profile of the timed steps to this file (go tool pprof reads it)")
 	f.BoolVar(&o.Condensed, "condensed", false, "infer: time the condensed network instead of the masked one")
+	f.BoolVar(&o.Int8, "int8", false, "infer --condensed: time its int8 form (on the CPU; calibrated on the random input)")
 	f.BoolVar(&o.Layers, "layers", false, "also time each kind of layer (waiting for the device after each operation) and its share of the peak")
 }
 
@@ -183,6 +186,9 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	if opts.Condensed && train {
 		return usageError{fmt.Errorf("--condensed: the condensed network is for inference only (bench infer)")}
 	}
+	if opts.Int8 && !opts.Condensed {
+		return usageError{fmt.Errorf("--int8: only the condensed network has an int8 form (add --condensed)")}
+	}
 	device := cmp.Or(g.Device, "auto")
 	be, which, err := stages.NewBackend(device, opts.Jobs, func(s string) { fmt.Fprintln(g.stderr, s) })
 	if err != nil {
@@ -206,6 +212,11 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 		}
 		if condensed, err = model.NewCondensed(arch, tensors, opts.Batch, be); err != nil {
 			return err
+		}
+		if opts.Int8 {
+			if condensed, err = benchInt8(arch, tensors, opts, be, g.Seed); err != nil {
+				return err
+			}
 		}
 	}
 	images, labels := model.RandomBatch(opts.Batch, cfg.Input(), cfg.Classes, g.Seed)
@@ -280,6 +291,9 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	}
 	if condensed != nil {
 		mode = "infer --condensed"
+		if opts.Int8 {
+			mode += " --int8"
+		}
 		work = 2 * float64(cfg.CondensedCost().FLOPs) * float64(opts.Batch) // 2 per multiply-add, as above
 	}
 	workers := 0 // a device backend has none
@@ -330,4 +344,22 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	}
 	fmt.Fprintln(g.stdout)
 	return nil
+}
+
+// benchInt8 returns the int8 form of the condensed network, calibrated on
+// a random batch; it runs on the CPU alone.
+func benchInt8(arch *model.Architecture, tensors []model.Named, opts BenchOptions, be engine.Backend, seed uint64) (*model.Condensed, error) {
+	inner := be
+	if t, ok := be.(*timing.Backend); ok {
+		inner = t.Backend
+	}
+	if _, ok := inner.(*cpu.Backend); !ok {
+		return nil, usageError{fmt.Errorf("--int8: int8 inference runs on the CPU; add --device cpu")}
+	}
+	calib, _ := model.RandomBatch(opts.Batch, arch.Config.Input(), arch.Config.Classes, seed+1)
+	scales, err := model.Calibrate(arch, tensors, calib, opts.Batch, be)
+	if err != nil {
+		return nil, err
+	}
+	return model.NewCondensedInt8(arch, tensors, scales, opts.Batch, be)
 }

@@ -181,6 +181,8 @@ func (b *Backend) SGDNesterov(w, g, v engine.View, n int, lr, momentum, wd float
 // the pure-Go definitions.
 func Kernels() string {
 	switch level {
+	case isaVNNI:
+		return "AVX-512 (with VNNI) and AVX2/FMA assembly kernels"
 	case isaAVX512:
 		return "AVX-512 and AVX2/FMA assembly kernels"
 	case isaAVX2:

@@ -11,6 +11,35 @@ import (
 
 func TestInt8Conv(t *testing.T) { forEachISA(t, testInt8Conv) }
 
+// int8Shapes are the engine's test shapes of stride 1 (int8 convolutions
+// are never strided) and CondenseNet-86's own, with an odd count of
+// outputs per group and a tile's worth of images.
+func int8Shapes() []engine.ConvShape {
+	var out []engine.ConvShape
+	for _, s := range enginetest.ConvShapes {
+		if s.Stride == 1 {
+			out = append(out, s)
+		}
+	}
+	return append(out,
+		engine.ConvShape{N: 1, H: 32, W: 32, C: 120, K: 32, R: 1, S: 1, Stride: 1, G: 4, LdIn: 128, LdOut: 32},
+		engine.ConvShape{N: 1, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 128},
+		engine.ConvShape{N: 2, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 128, LdOut: 480},
+		engine.ConvShape{N: 3, H: 5, W: 5, C: 12, K: 9, R: 3, S: 3, Stride: 1, Pad: 1, G: 3, LdIn: 12, LdOut: 9},
+	)
+}
+
+// Strided int8 convolutions are refused.
+func TestInt8ConvStrideOne(t *testing.T) {
+	s, _, _ := randInt8Shape(rand.New(rand.NewPCG(2, 2)), enginetest.ConvShapes[3], false)
+	defer func() {
+		if recover() == nil {
+			t.Error("a stride-2 int8 convolution was made")
+		}
+	}()
+	NewInt8Conv(s, 1)
+}
+
 // int8Naive is Requant's definition, read straight from the unpadded
 // input: out-of-image taps contribute 0.
 func int8Naive(out, in, w []float32, s engine.ConvShape) {
@@ -78,7 +107,7 @@ func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.C
 
 func testInt8Conv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
-	for _, s := range enginetest.ConvShapes {
+	for _, s := range int8Shapes() {
 		for _, transform := range []bool{false, true} {
 			s, in, w := randInt8Shape(rng, s, transform)
 			want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
@@ -102,7 +131,7 @@ func testInt8Conv(t *testing.T) {
 // they are, the int8 convolution is the float one exactly.
 func TestInt8ConvIsFloatConv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	for _, s := range enginetest.ConvShapes {
+	for _, s := range int8Shapes() {
 		s, _, w := randInt8Shape(rng, s, false)
 		q := s.Int8
 		for k := range q.Scale {

@@ -12,8 +12,10 @@ func detectISA() isa {
 		return isaGo
 	case !cpu.X86.HasAVX512F:
 		return isaAVX2
+	case !cpu.X86.HasAVX512VNNI:
+		return isaAVX512
 	}
-	return isaAVX512
+	return isaVNNI
 }
 
 //go:noescape
@@ -218,3 +220,62 @@ func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, ro
 
 //go:noescape
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
+
+//go:noescape
+func dotTileVNNI(acc *int32, in *uint8, offs *int, n int, w *int8)
+
+// dotTile is dotTileGo, checked, on the VNNI kernel where it runs.
+func dotTile(acc *[2 * tileLen]int32, in []uint8, offs []int, w []int8) {
+	checkDotTile(in, offs, w)
+	if !use.int8 {
+		dotTileGo(acc, in, offs, w)
+		return
+	}
+	dotTileVNNI(&acc[0], &in[0], &offs[0], len(offs), &w[0])
+}
+
+//go:noescape
+func quantiseQuadsAVX512(dst *uint8, src *float32, lanes *int32, idx *int32, scale, shift *float32, n int)
+
+// quantiseQuads is quantiseQuadsGo, checked, on the AVX-512 kernel where
+// the int8 kernels run.
+func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
+	checkQuantiseQuads(dst, src, idx, scale, shift, n, ldIn)
+	if !use.int8 {
+		quantiseQuadsGo(dst, src, idx, scale, shift, n, ldIn)
+		return
+	}
+	var lanes [16]int32
+	for p := range lanes {
+		lanes[p] = int32(p * ldIn)
+	}
+	quantiseQuadsAVX512(&dst[0], &src[0], &lanes[0], &idx[0], &scale[0], &shift[0], n)
+}
+
+//go:noescape
+func requantScatterAVX512(out *float32, offs *int32, acc *int32, scale, shift, lo, hi, step float32)
+
+// requantScatter is requantScatterGo, checked, on the AVX-512 kernel
+// where the int8 kernels run.
+func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32, q requant) {
+	checkRequantScatter(out, most, acc)
+	if !use.int8 {
+		requantScatterGo(out, offs, acc, q)
+		return
+	}
+	requantScatterAVX512(&out[0], &offs[0], &acc[0], q.scale, q.shift, q.lo, q.hi, q.step)
+}
+
+//go:noescape
+func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, idx *int32, scale, shift *float32, quads int, mask uint16)
+
+// quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel
+// where the int8 kernels run.
+func quantiseStaged(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
+	checkQuantiseStaged(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+	if !use.int8 {
+		quantiseStagedGo(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+		return
+	}
+	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], &idx[0], &scale[0], &shift[0], quads, uint16(1<<pixels-1))
+}

@@ -71,3 +71,23 @@ func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, ro
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32) {
 	panic("unreachable")
 }
+
+func dotTile(acc *[2 * tileLen]int32, in []uint8, offs []int, w []int8) {
+	checkDotTile(in, offs, w)
+	dotTileGo(acc, in, offs, w)
+}
+
+func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
+	checkQuantiseQuads(dst, src, idx, scale, shift, n, ldIn)
+	quantiseQuadsGo(dst, src, idx, scale, shift, n, ldIn)
+}
+
+func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32, q requant) {
+	checkRequantScatter(out, most, acc)
+	requantScatterGo(out, offs, acc, q)
+}
+
+func quantiseStaged(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
+	checkQuantiseStaged(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+	quantiseStagedGo(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+}
