@@ -88,9 +88,15 @@ type ConvShape struct {
 //
 // with the same rounding: the next int8 layer's input (Step 1), or a
 // dequantised value.
+//
+// InPlanes and OutPlanes make the input, or the output, planes instead of
+// rows: channel c of pixel p at c·Ld + p (Ld being LdIn or LdOut, at
+// least N·H·W), which is how one int8 convolution hands its output to the
+// next without transposing it twice.
 type Requant struct {
-	Scale, Shift []float32
-	Lo, Hi, Step float32
+	Scale, Shift        []float32
+	Lo, Hi, Step        float32
+	InPlanes, OutPlanes bool
 }
 
 // An Affine is a per-channel transform of channels-last rows,

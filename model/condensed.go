@@ -215,8 +215,12 @@ func (m *Condensed) alloc() {
 			// The index-select and first BatchNorm are fused into the 1×1
 			// convolution's read, and the shuffle and second BatchNorm
 			// into the 3×3 convolution's.
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: k4, Fixed: true, Input: ly.in1, Int8: ly.rq1})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2})
+			ld := k4 // between the convolutions: rows, or planes for int8
+			if ly.rq1 != nil {
+				ld = bk.p
+			}
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: ld, Fixed: true, Input: ly.in1, Int8: ly.rq1})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: ld, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2})
 		}
 	}
 	m.h = be.Alloc(maxK4)

@@ -25,48 +25,79 @@ type Int8Conv struct {
 	Workers   int
 	cg, nq    int    // input channels of a group, and their quads (the last zero-padded)
 	hp, wp    int    // the padded images' height and width
+	positions int    // N·hp·wp
 	plane     int    // positions of a plane: the images', rounded up to tiles, and the taps' reach
 	pairs     int    // pairs of output channels per group (a last odd one padded with zeros)
-	offs      []int  // byte offsets of the steps (quad, tap) from a group's first plane
+	steps     []int  // byte offsets of the steps (quad, tap) from a group's first plane
+	stepsMost int    // the largest
 	wt        []int8 // (G, pairs, steps, 2, 4): each pair's weight quads, step by step
 	in8       []uint8
 	prepared  *float32 // the weights wt was made from (the shape is Fixed)
-	positions int      // N·hp·wp
-	// Each quad's four source channels in the input rows (0 past the
-	// group's channels) and their transforms (0·x + 0 there: a 0 byte).
-	qidx           []int32
-	qscale, qshift []float32
-	rq             []requant
+	quads     quads
+	rq        []requant
+	// outOff is each position's output offset (row·LdOut, or the pixel
+	// for planes), or -1 for a padding one; tileMost the largest of each
+	// tile's. With contiguous, positions are output pixels (an unpadded
+	// 1×1 convolution writing planes) and tiles are stored whole.
+	outOff, tileMost []int32
+	contiguous       bool
 	// staged, if set, is the number of source channels (a multiple of
 	// 8) that rows of pixels are transposed in, to be quantised from
 	// there (quantiseStaged) instead of gathered (quantiseQuads); stages
 	// holds those transposes, one per worker at a time.
 	staged int
 	stages sync.Pool
-	// outOff is each position's output offset, row·LdOut, or -1 for a
-	// padding one; tileMost the largest of each tile's.
-	outOff, tileMost []int32
+}
+
+// tileLen is the positions of a tile.
+const tileLen = 64
+
+// quads are an int8 convolution's input quads, four input channels each:
+// the source channels they read (0 past a group's channels) and their
+// transforms (0·x + 0 there: a 0 byte), and the largest source, checked
+// once against the input's channels.
+type quads struct {
+	idx          []int32
+	scale, shift []float32
+	most         int32
 }
 
 // requant is engine.Requant's constants for one output channel.
 type requant struct{ scale, shift, lo, hi, step float32 }
 
-// tileLen is the positions of a tile.
-const tileLen = 64
-
+// checkInt8 checks what checkConv checks of other convolutions, with an
+// input or output of planes.
 func checkInt8(s engine.ConvShape) {
 	q := s.Int8
-	if !s.Fixed || s.Stride != 1 || len(q.Scale) != s.K || len(q.Shift) != s.K || !(q.Lo <= q.Hi) || q.Lo < math.MinInt32/2 || q.Hi > math.MaxInt32/2 {
+	pixels := s.N * s.H * s.W
+	in, out := s.LdIn >= s.C, s.LdOut >= s.K // rows hold their channels
+	if q.InPlanes {
+		in = s.LdIn >= pixels // planes hold their pixels
+	}
+	if q.OutPlanes {
+		out = s.LdOut >= s.N*s.OH()*s.OW()
+	}
+	if a := s.Input; a != nil && a.Index != nil && !q.InPlanes {
+		engine.CheckIndices("int8 conv input transform", a.Index, s.LdIn)
+		in = true
+	}
+	if a := s.Input; a != nil && a.Index != nil && q.InPlanes {
+		engine.CheckIndices("int8 conv input transform", a.Index, s.C) // the input has C planes
+	}
+	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.OH() <= 0 || s.OW() <= 0 ||
+		!in || !out || !s.Fixed || s.Stride != 1 || len(q.Scale) != s.K || len(q.Shift) != s.K || !(q.Lo <= q.Hi) || q.Lo < math.MinInt32/2 || q.Hi > math.MaxInt32/2 {
 		panic(fmt.Sprintf("conv: invalid int8 shape %+v (Fixed, stride 1; requant scale %d, shift %d, range [%v, %v])", s, len(q.Scale), len(q.Shift), q.Lo, q.Hi))
 	}
 	if a := s.Input; a != nil && (len(a.Scale) != s.C || len(a.Shift) != s.C || a.Index != nil && len(a.Index) != s.C) {
 		panic(fmt.Sprintf("conv: int8 input transform of %d channels for %d", len(a.Scale), s.C))
 	}
+	if int64(s.N*s.OH()*s.OW())*int64(max(s.LdOut, 1)) > math.MaxInt32 || int64(16*s.LdIn) > math.MaxInt32 {
+		panic(fmt.Sprintf("conv: int8 shape %+v has offsets past int32", s))
+	}
 }
 
 // NewInt8Conv returns the int8 convolution of shape s (s.Int8 set).
 func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
-	checkConv(s)
 	checkInt8(s)
 	c := &Int8Conv{ConvShape: s, Workers: workers, cg: s.C / s.G, hp: s.H + 2*s.Pad, wp: s.W + 2*s.Pad}
 	c.nq = (c.cg + 3) / 4
@@ -75,39 +106,42 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	c.plane = (c.positions+tileLen-1)/tileLen*tileLen + (s.R-1)*c.wp + s.S - 1
 	for q := range c.nq {
 		for t := range s.R * s.S {
-			c.offs = append(c.offs, 4*(q*c.plane+t/s.S*c.wp+t%s.S))
+			c.steps = append(c.steps, 4*(q*c.plane+t/s.S*c.wp+t%s.S))
 		}
 	}
-	c.wt = make([]int8, s.G*c.pairs*len(c.offs)*8)
+	c.stepsMost = slices.Max(c.steps)
+	c.wt = make([]int8, s.G*c.pairs*len(c.steps)*8)
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
-	if int64(s.N*s.OH()*s.OW())*int64(s.LdOut) > math.MaxInt32 || int64(16*s.LdIn) > math.MaxInt32 {
-		panic(fmt.Sprintf("conv: int8 shape %+v has offsets past int32", s))
-	}
+	q := s.Int8
+	c.contiguous = q.OutPlanes && c.positions == s.N*s.OH()*s.OW()
 	c.outOff = make([]int32, c.plane)
-	tiles := (c.positions + tileLen - 1) / tileLen
-	c.tileMost = slices.Repeat([]int32{-1}, tiles)
+	c.tileMost = slices.Repeat([]int32{-1}, (c.positions+tileLen-1)/tileLen)
 	for o := range c.outOff {
 		n, y, x := o/(c.hp*c.wp), o/c.wp%c.hp, o%c.wp
 		c.outOff[o] = -1
 		if n < s.N && y < s.OH() && x < s.OW() {
-			c.outOff[o] = int32(((n*s.OH()+y)*s.OW() + x) * s.LdOut)
+			c.outOff[o] = int32((n*s.OH()+y)*s.OW() + x)
+			if !q.OutPlanes {
+				c.outOff[o] *= int32(s.LdOut)
+			}
 			c.tileMost[o/tileLen] = c.outOff[o]
 		}
 	}
-	c.qidx = make([]int32, s.G*c.nq*4)
-	c.qscale, c.qshift = make([]float32, len(c.qidx)), make([]float32, len(c.qidx))
+	qd := &c.quads
+	qd.idx = make([]int32, s.G*c.nq*4)
+	qd.scale, qd.shift = make([]float32, len(qd.idx)), make([]float32, len(qd.idx))
 	for j := range s.C {
 		at := j/c.cg*c.nq*4 + j%c.cg
-		c.qidx[at], c.qscale[at] = int32(j), 1
+		qd.idx[at], qd.scale[at] = int32(j), 1
 		if a := s.Input; a != nil {
-			c.qidx[at], c.qscale[at], c.qshift[at] = int32(a.Source(j)), a.Scale[j], a.Shift[j]
+			qd.idx[at], qd.scale[at], qd.shift[at] = int32(a.Source(j)), a.Scale[j], a.Shift[j]
 		}
 	}
-	q := s.Int8
+	qd.most = slices.Max(qd.idx)
 	for k := range s.K {
 		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
 	}
-	if sources := (int(slices.Max(c.qidx)) + 8) &^ 7; (s.W%16 == 0 || s.W == 8) && sources <= s.LdIn {
+	if sources := (int(qd.most) + 8) &^ 7; !q.InPlanes && (s.W%16 == 0 || s.W == 8) && sources <= s.LdIn {
 		c.staged = sources
 		c.stages.New = func() any { return make([]float32, 16*sources) }
 	}
@@ -117,17 +151,25 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 // Forward computes out from in with w, weights (K, C/G, R, S) that are
 // integers in [-127, 127].
 func (c *Int8Conv) Forward(out, in, w []float32) {
-	s := c.ConvShape
-	width := s.C // floats of the last input row read
-	if a := s.Input; a != nil && a.Index != nil {
-		width = engine.CheckIndices("int8 conv input", a.Index, s.LdIn) + 1
+	s, q := c.ConvShape, c.Int8
+	pixels, outPixels := s.N*s.H*s.W, s.N*s.OH()*s.OW()
+	needIn, needOut := (pixels-1)*s.LdIn+int(c.quads.most)+1, (outPixels-1)*s.LdOut+s.K
+	if q.InPlanes {
+		needIn = int(c.quads.most)*s.LdIn + pixels
 	}
-	if len(w) < s.Weights() || len(in) < (s.N*s.H*s.W-1)*s.LdIn+width || len(out) < (s.N*s.OH()*s.OW()-1)*s.LdOut+s.K {
+	if q.OutPlanes {
+		needOut = (s.K-1)*s.LdOut + outPixels
+	}
+	if len(w) < s.Weights() || len(in) < needIn || len(out) < needOut {
 		panic(fmt.Sprintf("conv: int8 buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	c.prepareWeights(w)
 	c.quantiseInput(in)
-	steps := len(c.offs)
+	steps := len(c.steps)
+	stride := 1 // floats between an output's channels
+	if q.OutPlanes {
+		stride = s.LdOut
+	}
 	parallel(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*steps/4, func(lo, hi int) {
 		var acc [2 * tileLen]int32
 		kg := s.K / s.G
@@ -141,10 +183,14 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 			for g := range s.G {
 				planes := c.in8[(g*c.nq*c.plane+o0)*4:]
 				for p := range c.pairs {
-					dotTile(&acc, planes, c.offs, c.wt[(g*c.pairs+p)*steps*8:][:steps*8])
+					dotTile(&acc, planes, c.steps, c.stepsMost, c.wt[(g*c.pairs+p)*steps*8:][:steps*8])
 					for i := range min(2, kg-2*p) {
 						k := g*kg + 2*p + i
-						requantScatter(out[k:], offs, most, acc[i*tileLen:], c.rq[k])
+						if c.contiguous {
+							requantStore(out[k*stride+o0:], acc[i*tileLen:], min(tileLen, c.positions-o0), c.rq[k])
+						} else {
+							requantScatter(out[k*stride:], offs, most, acc[i*tileLen:], c.rq[k])
+						}
 					}
 				}
 			}
@@ -158,7 +204,7 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 		return
 	}
 	s := c.ConvShape
-	kg, rs, steps := s.K/s.G, s.R*s.S, len(c.offs)
+	kg, rs, steps := s.K/s.G, s.R*s.S, len(c.steps)
 	for g := range s.G {
 		for kk := range kg {
 			k, pair, i := g*kg+kk, g*c.pairs+kk/2, kk%2
@@ -178,21 +224,27 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 }
 
 // quantiseInput writes the input's quantised values into the planes,
-// inside the padding, a quad of an image row at a time.
+// inside the padding, an image row at a time: from planes or transposed
+// rows (quantiseStaged), or gathered.
 func (c *Int8Conv) quantiseInput(in []float32) {
 	s := c.ConvShape
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*s.C, func(lo, hi int) {
 		for ny := lo; ny < hi; ny++ {
 			n, y := ny/s.H, ny%s.H
-			pos := (n*c.hp+y+s.Pad)*c.wp + s.Pad
-			src := in[((n*s.H+y)*s.W)*s.LdIn:]
-			if c.staged > 0 {
-				c.quantiseStagedRow(c.in8[pos*4:], src)
-				continue
-			}
-			for gq := range s.G * c.nq {
-				quad := c.qidx[gq*4:][:4]
-				quantiseQuads(c.in8[(gq*c.plane+pos)*4:], src, quad, c.qscale[gq*4:][:4], c.qshift[gq*4:][:4], s.W, s.LdIn)
+			dst := c.in8[((n*c.hp+y+s.Pad)*c.wp+s.Pad)*4:]
+			switch {
+			case s.Int8.InPlanes:
+				for x0 := 0; x0 < s.W; x0 += 16 {
+					quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(16, s.W-x0))
+				}
+			case c.staged > 0:
+				c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
+			default:
+				src := in[ny*s.W*s.LdIn:]
+				for gq := range s.G * c.nq {
+					qd := &c.quads
+					quantiseQuads(dst[gq*c.plane*4:], src, qd.idx[gq*4:][:4], qd.scale[gq*4:][:4], qd.shift[gq*4:][:4], s.W, s.LdIn)
+				}
 			}
 		}
 	})
@@ -215,7 +267,7 @@ func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 				transposeGo(staged[ch*16:], 16, src[x0*s.LdIn+ch:], s.LdIn, pixels, cols, false)
 			}
 		}
-		quantiseStaged(dst[x0*4:], c.plane*4, staged, c.qidx, c.qscale, c.qshift, s.G*c.nq, pixels)
+		quantiseStaged(dst[x0*4:], c.plane*4, staged, 16, &c.quads, pixels)
 	}
 }
 
@@ -225,25 +277,21 @@ func roundClamp(v, lo, hi float32) float32 {
 	return float32(math.RoundToEven(float64(min(max(v, lo), hi))))
 }
 
-// checkDotTile panics unless every step's 64 quads lie in in and w holds
-// every step's two weight quads: the tile kernel trusts both.
-func checkDotTile(in []uint8, offs []int, w []int8) {
-	if len(offs) == 0 || len(w) < 8*len(offs) {
-		panic(fmt.Sprintf("conv: int8 tile of %d steps with %d weights", len(offs), len(w)))
-	}
-	for _, o := range offs {
-		if o < 0 || o > len(in)-4*tileLen {
-			panic(fmt.Sprintf("conv: int8 tile step at byte %d of %d", o, len(in)))
-		}
+// checkDotTile panics unless every step's 64 quads lie in in (most is
+// the largest step, which the caller took from the same steps) and w
+// holds every step's two weight quads: the tile kernel trusts both.
+func checkDotTile(in []uint8, steps []int, most int, w []int8) {
+	if len(steps) == 0 || len(w) < 8*len(steps) || most > len(in)-4*tileLen || steps[0] < 0 {
+		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights", len(steps), most, len(in), len(w)))
 	}
 }
 
 // dotTileGo is the tile kernel's definition: for channels i = 0, 1 and
 // positions p < 64, acc[i·64 + p] is the sum over steps s and bytes b of
-// in[offs[s] + 4p + b] · w[8s + 4i + b].
-func dotTileGo(acc *[2 * tileLen]int32, in []uint8, offs []int, w []int8) {
+// in[steps[s] + 4p + b] · w[8s + 4i + b].
+func dotTileGo(acc *[2 * tileLen]int32, in []uint8, steps []int, w []int8) {
 	clear(acc[:])
-	for s, o := range offs {
+	for s, o := range steps {
 		for i := range 2 {
 			wq := w[8*s+4*i:][:4]
 			for p := range tileLen {
@@ -278,6 +326,30 @@ func quantiseQuadsGo(dst []uint8, src []float32, idx []int32, scale, shift []flo
 	}
 }
 
+// checkQuantiseStaged panics unless every quad's sources (up to q.most,
+// checked when q was made) lie in staged and every quad's pixels in dst.
+func checkQuantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
+	n := len(q.idx) / 4
+	if n < 1 || pixels < 1 || pixels > 16 || stride < pixels || planeBytes < 0 || len(q.scale) < 4*n || len(q.shift) < 4*n ||
+		len(dst) < (n-1)*planeBytes+4*pixels || int(q.most)*stride+pixels > len(staged) || int64(4*stride)*int64(q.most) > math.MaxInt32 {
+		panic(fmt.Sprintf("conv: quantising %d quads of %d pixels (sources up to %d, %d floats apart, of %d) into %d bytes", n, pixels, q.most, stride, len(staged), len(dst)))
+	}
+}
+
+// quantiseStagedGo is the staged quantisation's definition: for quads
+// u, pixels p < pixels and channels c < 4, with k = 4u + c,
+// dst[u·planeBytes + 4p + c] is staged[idx[k]·stride + p]·scale[k] + shift[k]
+// (rounded as Go rounds float32), rounded to an integer, ties to even,
+// within [0, 255].
+func quantiseStagedGo(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
+	for k, j := range q.idx {
+		for p := range pixels {
+			v := float32(staged[int(j)*stride+p]*q.scale[k]) + q.shift[k]
+			dst[k/4*planeBytes+4*p+k%4] = uint8(roundClamp(v, 0, 255))
+		}
+	}
+}
+
 // checkRequantScatter panics unless out holds the tile's largest output
 // offset, most (which its caller took from the same offsets), and acc a
 // tile of sums.
@@ -293,36 +365,26 @@ func checkRequantScatter(out []float32, most int32, acc []int32) {
 func requantScatterGo(out []float32, offs *[tileLen]int32, acc []int32, q requant) {
 	for p, o := range offs {
 		if o >= 0 {
-			out[o] = roundClamp(float32(float32(acc[p])*q.scale)+q.shift, q.lo, q.hi) * q.step
+			out[o] = q.of(acc[p])
 		}
 	}
 }
 
-func checkQuantiseStaged(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
-	n := 4 * quads
-	if quads < 1 || pixels < 1 || pixels > 16 || planeBytes < 0 || len(idx) < n || len(scale) < n || len(shift) < n || len(dst) < (quads-1)*planeBytes+4*pixels {
-		panic(fmt.Sprintf("conv: quantising %d staged quads of %d pixels, planes %d bytes apart, into %d bytes", quads, pixels, planeBytes, len(dst)))
-	}
-	for _, j := range idx[:n] {
-		if j < 0 || int(j) >= len(staged)/16 {
-			panic(fmt.Sprintf("conv: quantising staged channel %d of %d", j, len(staged)/16))
-		}
+func checkRequantStore(out []float32, acc []int32, n int) {
+	if n < 1 || n > tileLen || len(acc) < n || len(out) < n {
+		panic(fmt.Sprintf("conv: requantising %d sums of %d into %d floats", n, len(acc), len(out)))
 	}
 }
 
-// quantiseStagedGo is the staged quantisation's definition: for quads
-// u < quads, pixels p < pixels and channels c < 4, with j = idx[4u + c],
-// dst[u·planeBytes + 4p + c] is staged[16j + p]·scale[4u + c] + shift[4u + c]
-// (rounded as Go rounds float32), rounded to an integer, ties to even,
-// within [0, 255].
-func quantiseStagedGo(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
-	for u := range quads {
-		for p := range pixels {
-			for c := range 4 {
-				k := 4*u + c
-				v := float32(staged[16*int(idx[k])+p]*scale[k]) + shift[k]
-				dst[u*planeBytes+4*p+c] = uint8(roundClamp(v, 0, 255))
-			}
-		}
+// requantStoreGo is the requantising store's definition: out[p] is q's
+// requantisation of acc[p], p < n.
+func requantStoreGo(out []float32, acc []int32, n int, q requant) {
+	for p, a := range acc[:n] {
+		out[p] = q.of(a)
 	}
+}
+
+// of is a sum's requantisation.
+func (q requant) of(acc int32) float32 {
+	return roundClamp(float32(float32(acc)*q.scale)+q.shift, q.lo, q.hi) * q.step
 }

@@ -1,16 +1,62 @@
 #include "textflag.h"
 
-// func dotTileVNNI(acc *int32, in *uint8, offs *int, n int, w *int8)
+// QUANTISE gathers one channel of sixteen pixels (index: their offsets)
+// under the mask in K2 into z, transforms it with scale and shift, and
+// rounds it into [0, Z22 = 255] as int32s.
+#define QUANTISE(index, scale, shift, z) \
+	KMOVW      K2, K1 \
+	VPXORD     z, z, z \
+	VGATHERDPS (SI)(index*4), K1, z \
+	VMULPS     scale, z, z \
+	VADDPS     shift, z, z \
+	VMAXPS     Z21, z, z \
+	VMINPS     Z22, z, z \
+	VCVTPS2DQ  z, z
+
+// REQUANT requantises the sixteen int32 sums at mem into z (see
+// engine.Requant), with scale, shift, lo, hi and step in Z20-Z24.
+#define REQUANT(mem, z) \
+	VCVTDQ2PS   mem, z \
+	VMULPS      Z20, z, z \
+	VADDPS      Z21, z, z \
+	VMAXPS      Z22, z, z \
+	VMINPS      Z23, z, z \
+	VRNDSCALEPS $0, z, z \
+	VMULPS      Z24, z, z
+
+// REQUANT_CONSTANTS broadcasts REQUANT's constants from the arguments.
+#define REQUANT_CONSTANTS \
+	VBROADCASTSS scale+24(FP), Z20 \
+	VBROADCASTSS shift+28(FP), Z21 \
+	VBROADCASTSS lo+32(FP), Z22 \
+	VBROADCASTSS hi+36(FP), Z23 \
+	VBROADCASTSS step+40(FP), Z24
+
+// STAGED reads the staged channel idx[at/4] (BX: idx, R10: the stride in
+// bytes) of sixteen pixels under the mask in K1 into z, transforms it
+// with scale and shift (R8, R9) and rounds it into [0, Z22 = 255] as
+// int32s.
+#define STAGED(at, z) \
+	MOVL         at(BX), AX \
+	IMULQ        R10, AX \
+	VMOVUPS.Z    (SI)(AX*1), K1, z \
+	VMULPS.BCST  at(R8), z, z \
+	VADDPS.BCST  at(R9), z, z \
+	VMAXPS       Z21, z, z \
+	VMINPS       Z22, z, z \
+	VCVTPS2DQ    z, z
+
+// func dotTileVNNI(acc *int32, in *uint8, steps *int, n int, w *int8)
 //
-// The int8 convolution's tile (see int8Tile): two output channels at 64
-// consecutive positions, eight accumulators of sixteen. Step s reads the
-// 64 positions' quads at in+offs[s] (four registers of sixteen quads) and
+// dotTileGo: two output channels at 64 consecutive positions, eight
+// accumulators of sixteen. Step s reads the 64 positions' quads at
+// in+steps[s] (four registers of sixteen quads) and
 // the two channels' weight quads at w+8s, and VPDPBUSD sums each quad's
 // four uint8·int8 products into its position's int32. n ≥ 1.
 TEXT ·dotTileVNNI(SB), NOSPLIT, $0-40
 	MOVQ acc+0(FP), DI
 	MOVQ in+8(FP), SI
-	MOVQ offs+16(FP), BX
+	MOVQ steps+16(FP), BX
 	MOVQ n+24(FP), CX
 	MOVQ w+32(FP), DX
 	VPXORD Z0, Z0, Z0
@@ -104,16 +150,6 @@ sixteen:
 full:
 	KMOVW AX, K2
 
-#define QUANTISE(index, scale, shift, z) \
-	KMOVW      K2, K1 \
-	VPXORD     z, z, z \
-	VGATHERDPS (SI)(index*4), K1, z \
-	VMULPS     scale, z, z \
-	VADDPS     shift, z, z \
-	VMAXPS     Z21, z, z \
-	VMINPS     Z22, z, z \
-	VCVTPS2DQ  z, z
-
 	QUANTISE(Z16, Z24, Z28, Z0)
 	QUANTISE(Z17, Z25, Z29, Z1)
 	QUANTISE(Z18, Z26, Z30, Z2)
@@ -137,64 +173,75 @@ full:
 // requantScatterGo, sixteen positions at a time: a position whose offset
 // is negative (a padding one) is masked off.
 TEXT ·requantScatterAVX512(SB), NOSPLIT, $0-44
-	MOVQ         out+0(FP), DI
-	MOVQ         offs+8(FP), BX
-	MOVQ         acc+16(FP), SI
-	VBROADCASTSS scale+24(FP), Z20
-	VBROADCASTSS shift+28(FP), Z21
-	VBROADCASTSS lo+32(FP), Z22
-	VBROADCASTSS hi+36(FP), Z23
-	VBROADCASTSS step+40(FP), Z24
-	MOVQ         $4, CX
+	MOVQ out+0(FP), DI
+	MOVQ offs+8(FP), BX
+	MOVQ acc+16(FP), SI
+	REQUANT_CONSTANTS
+	MOVQ $4, CX
 
-requant:
+scatter:
 	VMOVDQU32   (BX), Z1
 	VPMOVD2M    Z1, K1
 	KNOTW       K1, K1
-	VCVTDQ2PS   (SI), Z0
-	VMULPS      Z20, Z0, Z0
-	VADDPS      Z21, Z0, Z0
-	VMAXPS      Z22, Z0, Z0
-	VMINPS      Z23, Z0, Z0
-	VRNDSCALEPS $0, Z0, Z0
-	VMULPS      Z24, Z0, Z0
+	REQUANT((SI), Z0)
 	VSCATTERDPS Z0, K1, (DI)(Z1*4)
 	ADDQ        $64, BX
 	ADDQ        $64, SI
 	DECQ        CX
-	JNZ         requant
+	JNZ         scatter
 	VZEROUPPER
 	RET
 
-// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, idx *int32, scale, shift *float32, quads int, mask uint16)
+// func requantStoreAVX512(out *float32, acc *int32, n int, scale, shift, lo, hi, step float32)
 //
-// quantiseStagedGo: staged holds source channels as rows of sixteen
-// pixels (a transposed input); each quad's four rows are transformed
-// (multiply, then add), clamped to [0, 255], rounded to even and packed
-// into the sixteen pixels' dwords, stored under mask to its plane,
-// planeBytes after the last. quads ≥ 1.
-TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-58
+// requantStoreGo, sixteen positions at a time, the last under a mask.
+// 1 ≤ n ≤ 64.
+TEXT ·requantStoreAVX512(SB), NOSPLIT, $0-44
+	MOVQ out+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ n+16(FP), CX
+	REQUANT_CONSTANTS
+
+store:
+	MOVQ  $0xffff, AX
+	CMPQ  CX, $16
+	JGE   whole
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+
+whole:
+	KMOVW   AX, K1
+	REQUANT((SI), Z0)
+	VMOVUPS Z0, K1, (DI)
+	ADDQ    $64, DI
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	JG      store
+	VZEROUPPER
+	RET
+
+// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint16)
+//
+// quantiseStagedGo: staged holds source channels as planes, strideBytes
+// apart (a transposed input, or an input of planes); each quad's four
+// are read sixteen pixels at a time, transformed (multiply, then add),
+// clamped to [0, 255], rounded to even and packed into the pixels'
+// dwords, stored under mask to its plane, planeBytes after the last.
+// quads ≥ 1.
+TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-66
 	MOVQ         dst+0(FP), DI
 	MOVQ         planeBytes+8(FP), DX
 	MOVQ         staged+16(FP), SI
-	MOVQ         idx+24(FP), BX
-	MOVQ         scale+32(FP), R8
-	MOVQ         shift+40(FP), R9
-	MOVQ         quads+48(FP), CX
-	KMOVW        mask+56(FP), K1
+	MOVQ         strideBytes+24(FP), R10
+	MOVQ         idx+32(FP), BX
+	MOVQ         scale+40(FP), R8
+	MOVQ         shift+48(FP), R9
+	MOVQ         quads+56(FP), CX
+	KMOVW        mask+64(FP), K1
 	VPXORD       Z21, Z21, Z21   // 0.0
 	MOVL         $0x437f0000, AX // 255.0
 	VPBROADCASTD AX, Z22
-
-#define STAGED(at, z) \
-	MOVL         at(BX), AX \
-	SHLQ         $6, AX \
-	VMOVUPS      (SI)(AX*1), z \
-	VMULPS.BCST  at(R8), z, z \
-	VADDPS.BCST  at(R9), z, z \
-	VMAXPS       Z21, z, z \
-	VMINPS       Z22, z, z \
-	VCVTPS2DQ    z, z
 
 quad:
 	STAGED(0, Z0)

@@ -48,10 +48,15 @@ func int8Naive(out, in, w []float32, s engine.ConvShape) {
 		if y < 0 || y >= s.H || x < 0 || x >= s.W {
 			return 0
 		}
-		row := in[((n*s.H+y)*s.W+x)*s.LdIn:]
-		v := row[j]
+		at := func(c int) float32 { // channel c of the pixel
+			if q.InPlanes {
+				return in[c*s.LdIn+(n*s.H+y)*s.W+x]
+			}
+			return in[((n*s.H+y)*s.W+x)*s.LdIn+c]
+		}
+		v := at(j)
 		if a != nil {
-			v = float32(row[a.Source(j)]*a.Scale[j]) + a.Shift[j]
+			v = float32(at(a.Source(j))*a.Scale[j]) + a.Shift[j]
 		}
 		return int64(math.RoundToEven(math.Min(math.Max(float64(v), 0), 255)))
 	}
@@ -68,7 +73,11 @@ func int8Naive(out, in, w []float32, s engine.ConvShape) {
 						}
 					}
 					v := float64(float32(float32(sum)*q.Scale[k]) + q.Shift[k])
-					out[((n*s.OH()+oy)*s.OW()+ox)*s.LdOut+k] = float32(math.RoundToEven(math.Min(math.Max(v, float64(q.Lo)), float64(q.Hi)))) * q.Step
+					at := ((n*s.OH()+oy)*s.OW()+ox)*s.LdOut + k
+					if q.OutPlanes {
+						at = k*s.LdOut + (n*s.OH()+oy)*s.OW() + ox
+					}
+					out[at] = float32(math.RoundToEven(math.Min(math.Max(v, float64(q.Lo)), float64(q.Hi)))) * q.Step
 				}
 			}
 		}
@@ -78,8 +87,20 @@ func int8Naive(out, in, w []float32, s engine.ConvShape) {
 // randInt8Shape gives s random requantisation and input transforms, and
 // returns integer weights and an input that spans the rounding's range.
 func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.ConvShape, []float32, []float32) {
+	return randInt8Planes(rng, s, transform, false, false)
+}
+
+// randInt8Planes is randInt8Shape with an input or output of planes,
+// Ld a little past the pixels.
+func randInt8Planes(rng *rand.Rand, s engine.ConvShape, transform, inPlanes, outPlanes bool) (engine.ConvShape, []float32, []float32) {
 	s.Fixed = true
-	q := &engine.Requant{Lo: -128, Hi: 127, Step: 0.03}
+	q := &engine.Requant{Lo: -128, Hi: 127, Step: 0.03, InPlanes: inPlanes, OutPlanes: outPlanes}
+	if inPlanes {
+		s.LdIn = s.N*s.H*s.W + 3
+	}
+	if outPlanes {
+		s.LdOut = s.N*s.OH()*s.OW() + 5
+	}
 	for range s.K {
 		q.Scale = append(q.Scale, float32(rng.Float64()*0.004))
 		q.Shift = append(q.Shift, float32(rng.NormFloat64()*5))
@@ -87,8 +108,12 @@ func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.C
 	s.Int8 = q
 	if transform {
 		a := &engine.Affine{ReLU: true}
+		sources := s.LdIn
+		if inPlanes {
+			sources = s.C
+		}
 		for range s.C {
-			a.Index = append(a.Index, int32(rng.IntN(s.LdIn)))
+			a.Index = append(a.Index, int32(rng.IntN(sources)))
 			a.Scale = append(a.Scale, float32(rng.NormFloat64()*60))
 			a.Shift = append(a.Shift, float32(rng.NormFloat64()*40+60))
 		}
@@ -99,6 +124,9 @@ func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.C
 		w[i] = float32(rng.IntN(255) - 127)
 	}
 	in := make([]float32, s.N*s.H*s.W*s.LdIn)
+	if inPlanes {
+		in = make([]float32, s.C*s.LdIn)
+	}
 	for i := range in {
 		in[i] = float32(rng.NormFloat64() * 120)
 	}
@@ -108,9 +136,9 @@ func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.C
 func testInt8Conv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	for _, s := range int8Shapes() {
-		for _, transform := range []bool{false, true} {
-			s, in, w := randInt8Shape(rng, s, transform)
-			want := make([]float32, s.N*s.OH()*s.OW()*s.LdOut)
+		for _, v := range []struct{ transform, inPlanes, outPlanes bool }{{false, false, false}, {true, false, false}, {true, true, false}, {true, false, true}, {false, true, true}} {
+			s, in, w := randInt8Planes(rng, s, v.transform, v.inPlanes, v.outPlanes)
+			want := make([]float32, max(s.N*s.OH()*s.OW()*s.LdOut, s.K*s.LdOut))
 			int8Naive(want, in, w, s)
 			for _, workers := range []int{1, 2} {
 				got := make([]float32, len(want))
@@ -119,7 +147,7 @@ func testInt8Conv(t *testing.T) {
 				c.Forward(got, in, w) // a second call reuses the prepared weights and padding
 				for i := range want {
 					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("%s transform %v workers %d: out[%d] = %v, want %v", enginetest.ConvName(s), transform, workers, i, got[i], want[i])
+						t.Fatalf("%s %+v workers %d: out[%d] = %v, want %v", enginetest.ConvName(s), v, workers, i, got[i], want[i])
 					}
 				}
 			}

@@ -222,16 +222,16 @@ func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, ro
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
 
 //go:noescape
-func dotTileVNNI(acc *int32, in *uint8, offs *int, n int, w *int8)
+func dotTileVNNI(acc *int32, in *uint8, steps *int, n int, w *int8)
 
 // dotTile is dotTileGo, checked, on the VNNI kernel where it runs.
-func dotTile(acc *[2 * tileLen]int32, in []uint8, offs []int, w []int8) {
-	checkDotTile(in, offs, w)
+func dotTile(acc *[2 * tileLen]int32, in []uint8, steps []int, most int, w []int8) {
+	checkDotTile(in, steps, most, w)
 	if !use.int8 {
-		dotTileGo(acc, in, offs, w)
+		dotTileGo(acc, in, steps, w)
 		return
 	}
-	dotTileVNNI(&acc[0], &in[0], &offs[0], len(offs), &w[0])
+	dotTileVNNI(&acc[0], &in[0], &steps[0], len(steps), &w[0])
 }
 
 //go:noescape
@@ -267,15 +267,29 @@ func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32
 }
 
 //go:noescape
-func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, idx *int32, scale, shift *float32, quads int, mask uint16)
+func requantStoreAVX512(out *float32, acc *int32, n int, scale, shift, lo, hi, step float32)
+
+// requantStore is requantStoreGo, checked, on the AVX-512 kernel where
+// the int8 kernels run.
+func requantStore(out []float32, acc []int32, n int, q requant) {
+	checkRequantStore(out, acc, n)
+	if !use.int8 {
+		requantStoreGo(out, acc, n, q)
+		return
+	}
+	requantStoreAVX512(&out[0], &acc[0], n, q.scale, q.shift, q.lo, q.hi, q.step)
+}
+
+//go:noescape
+func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint16)
 
 // quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel
 // where the int8 kernels run.
-func quantiseStaged(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
-	checkQuantiseStaged(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
+	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
 	if !use.int8 {
-		quantiseStagedGo(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+		quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
 		return
 	}
-	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], &idx[0], &scale[0], &shift[0], quads, uint16(1<<pixels-1))
+	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, uint16(1<<pixels-1))
 }

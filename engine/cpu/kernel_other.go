@@ -72,9 +72,9 @@ func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, sca
 	panic("unreachable")
 }
 
-func dotTile(acc *[2 * tileLen]int32, in []uint8, offs []int, w []int8) {
-	checkDotTile(in, offs, w)
-	dotTileGo(acc, in, offs, w)
+func dotTile(acc *[2 * tileLen]int32, in []uint8, steps []int, most int, w []int8) {
+	checkDotTile(in, steps, most, w)
+	dotTileGo(acc, in, steps, w)
 }
 
 func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
@@ -87,7 +87,12 @@ func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32
 	requantScatterGo(out, offs, acc, q)
 }
 
-func quantiseStaged(dst []uint8, planeBytes int, staged []float32, idx []int32, scale, shift []float32, quads, pixels int) {
-	checkQuantiseStaged(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
-	quantiseStagedGo(dst, planeBytes, staged, idx, scale, shift, quads, pixels)
+func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
+	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
+	quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
+}
+
+func requantStore(out []float32, acc []int32, n int, q requant) {
+	checkRequantStore(out, acc, n)
+	requantStoreGo(out, acc, n, q)
 }
