@@ -143,7 +143,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	}
 	if sources := (int(qd.most) + 8) &^ 7; !q.InPlanes && (s.W%16 == 0 || s.W == 8) && sources <= s.LdIn {
 		c.staged = sources
-		c.stages.New = func() any { return make([]float32, 16*sources) }
+		c.stages.New = func() any { return new(make([]float32, 16*sources)) }
 	}
 	return c
 }
@@ -171,26 +171,24 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 		stride = s.LdOut
 	}
 	parallel(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*steps/4, func(lo, hi int) {
-		var acc [2 * tileLen]int32
 		kg := s.K / s.G
-		for tile := lo; tile < hi; tile++ {
-			most := c.tileMost[tile]
+		t := tile{steps: c.steps, most: c.stepsMost}
+		for at := lo; at < hi; at++ {
+			most := c.tileMost[at]
 			if most < 0 {
 				continue // padding alone
 			}
-			o0 := tile * tileLen
+			o0 := at * tileLen
 			offs := (*[tileLen]int32)(c.outOff[o0:])
 			for g := range s.G {
-				planes := c.in8[(g*c.nq*c.plane+o0)*4:]
+				t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
 				for p := range c.pairs {
-					dotTile(&acc, planes, c.steps, c.stepsMost, c.wt[(g*c.pairs+p)*steps*8:][:steps*8])
-					for i := range min(2, kg-2*p) {
-						k := g*kg + 2*p + i
-						if c.contiguous {
-							requantStore(out[k*stride+o0:], acc[i*tileLen:], min(tileLen, c.positions-o0), c.rq[k])
-						} else {
-							requantScatter(out[k*stride:], offs, most, acc[i*tileLen:], c.rq[k])
-						}
+					k := g*kg + 2*p
+					t.w, t.q = c.wt[(g*c.pairs+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
+					if c.contiguous {
+						dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
+					} else {
+						dotScatter(out[k*stride:], stride, offs, most, &t)
 					}
 				}
 			}
@@ -255,8 +253,9 @@ func (c *Int8Conv) quantiseInput(in []float32) {
 // channels transposed, then each quad's four read from there.
 func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 	s := c.ConvShape
-	staged := c.stages.Get().([]float32)
-	defer c.stages.Put(staged)
+	buf := c.stages.Get().(*[]float32) // a pointer: Put boxes it without allocating
+	defer c.stages.Put(buf)
+	staged := *buf
 	for x0 := 0; x0 < s.W; x0 += 16 {
 		pixels := min(16, s.W-x0)
 		for ch := 0; ch < c.staged; ch += 16 {
@@ -277,17 +276,29 @@ func roundClamp(v, lo, hi float32) float32 {
 	return float32(math.RoundToEven(float64(min(max(v, lo), hi))))
 }
 
-// checkDotTile panics unless every step's 64 quads lie in in (most is
-// the largest step, which the caller took from the same steps) and w
-// holds every step's two weight quads: the tile kernel trusts both.
-func checkDotTile(in []uint8, steps []int, most int, w []int8) {
-	if len(steps) == 0 || len(w) < 8*len(steps) || most > len(in)-4*tileLen || steps[0] < 0 {
-		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights", len(steps), most, len(in), len(w)))
+// A tile is the dot-product kernels' work: 64 positions of the input's
+// quad planes from in; the steps, each quad and tap's byte offset (the
+// largest is most, which its caller took from the same steps); the
+// weight quads of one or two output channels, step by step; and their
+// requantisations.
+type tile struct {
+	in    []uint8
+	steps []int
+	most  int
+	w     []int8
+	q     []requant
+}
+
+// checkTile panics unless every step's 64 quads lie in in and w holds
+// every step's two weight quads: the tile kernels trust both.
+func checkTile(t *tile) {
+	if len(t.steps) == 0 || len(t.w) < 8*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 || len(t.q) < 1 || len(t.q) > 2 {
+		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights, for %d channels", len(t.steps), t.most, len(t.in), len(t.w), len(t.q)))
 	}
 }
 
-// dotTileGo is the tile kernel's definition: for channels i = 0, 1 and
-// positions p < 64, acc[i·64 + p] is the sum over steps s and bytes b of
+// dotTileGo is the tile's sums: for channels i = 0, 1 and positions
+// p < 64, acc[i·64 + p] is the sum over steps s and bytes b of
 // in[steps[s] + 4p + b] · w[8s + 4i + b].
 func dotTileGo(acc *[2 * tileLen]int32, in []uint8, steps []int, w []int8) {
 	clear(acc[:])
@@ -297,6 +308,47 @@ func dotTileGo(acc *[2 * tileLen]int32, in []uint8, steps []int, w []int8) {
 			for p := range tileLen {
 				x := in[o+4*p:][:4]
 				acc[i*tileLen+p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
+			}
+		}
+	}
+}
+
+func checkDotStore(out []float32, ld, n int, t *tile) {
+	checkTile(t)
+	if n < 1 || n > tileLen || ld < 0 || len(out) < (len(t.q)-1)*ld+n {
+		panic(fmt.Sprintf("conv: storing %d outputs of %d channels %d floats apart into %d floats", n, len(t.q), ld, len(out)))
+	}
+}
+
+// dotStoreGo is the storing tile kernel's definition: channel i's first
+// n sums requantised (see engine.Requant) into out[i·ld + p].
+func dotStoreGo(out []float32, ld, n int, t *tile) {
+	var acc [2 * tileLen]int32
+	dotTileGo(&acc, t.in, t.steps, t.w)
+	for i, q := range t.q {
+		for p, a := range acc[i*tileLen : i*tileLen+n] {
+			out[i*ld+p] = q.of(a)
+		}
+	}
+}
+
+func checkDotScatter(out []float32, ld int, most int32, t *tile) {
+	checkTile(t)
+	if ld < 0 || most < 0 || (len(t.q)-1)*ld+int(most) >= len(out) {
+		panic(fmt.Sprintf("conv: scattering %d channels %d floats apart to offsets up to %d of %d floats", len(t.q), ld, most, len(out)))
+	}
+}
+
+// dotScatterGo is the scattering tile kernel's definition: channel i's
+// sum at position p requantised into out[i·ld + offs[p]] where offs[p] ≥ 0
+// (the largest is most, which its caller took from the same offsets).
+func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
+	var acc [2 * tileLen]int32
+	dotTileGo(&acc, t.in, t.steps, t.w)
+	for i, q := range t.q {
+		for p, o := range offs {
+			if o >= 0 {
+				out[i*ld+int(o)] = q.of(acc[i*tileLen+p])
 			}
 		}
 	}
@@ -347,40 +399,6 @@ func quantiseStagedGo(dst []uint8, planeBytes int, staged []float32, stride int,
 			v := float32(staged[int(j)*stride+p]*q.scale[k]) + q.shift[k]
 			dst[k/4*planeBytes+4*p+k%4] = uint8(roundClamp(v, 0, 255))
 		}
-	}
-}
-
-// checkRequantScatter panics unless out holds the tile's largest output
-// offset, most (which its caller took from the same offsets), and acc a
-// tile of sums.
-func checkRequantScatter(out []float32, most int32, acc []int32) {
-	if len(acc) < tileLen || int(most) >= len(out) {
-		panic(fmt.Sprintf("conv: requantising %d sums to offsets up to %d of %d floats", len(acc), most, len(out)))
-	}
-}
-
-// requantScatterGo is the requantising scatter's definition: for
-// positions p < 64 with offs[p] ≥ 0, out[offs[p]] is q's requantisation of
-// acc[p] (see engine.Requant).
-func requantScatterGo(out []float32, offs *[tileLen]int32, acc []int32, q requant) {
-	for p, o := range offs {
-		if o >= 0 {
-			out[o] = q.of(acc[p])
-		}
-	}
-}
-
-func checkRequantStore(out []float32, acc []int32, n int) {
-	if n < 1 || n > tileLen || len(acc) < n || len(out) < n {
-		panic(fmt.Sprintf("conv: requantising %d sums of %d into %d floats", n, len(acc), len(out)))
-	}
-}
-
-// requantStoreGo is the requantising store's definition: out[p] is q's
-// requantisation of acc[p], p < n.
-func requantStoreGo(out []float32, acc []int32, n int, q requant) {
-	for p, a := range acc[:n] {
-		out[p] = q.of(a)
 	}
 }
 

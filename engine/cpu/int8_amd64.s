@@ -13,10 +13,10 @@
 	VMINPS     Z22, z, z \
 	VCVTPS2DQ  z, z
 
-// REQUANT requantises the sixteen int32 sums at mem into z (see
+// REQUANT requantises the sixteen int32 sums in src into z (see
 // engine.Requant), with scale, shift, lo, hi and step in Z20-Z24.
-#define REQUANT(mem, z) \
-	VCVTDQ2PS   mem, z \
+#define REQUANT(src, z) \
+	VCVTDQ2PS   src, z \
 	VMULPS      Z20, z, z \
 	VADDPS      Z21, z, z \
 	VMAXPS      Z22, z, z \
@@ -24,13 +24,64 @@
 	VRNDSCALEPS $0, z, z \
 	VMULPS      Z24, z, z
 
-// REQUANT_CONSTANTS broadcasts REQUANT's constants from the arguments.
-#define REQUANT_CONSTANTS \
-	VBROADCASTSS scale+24(FP), Z20 \
-	VBROADCASTSS shift+28(FP), Z21 \
-	VBROADCASTSS lo+32(FP), Z22 \
-	VBROADCASTSS hi+36(FP), Z23 \
-	VBROADCASTSS step+40(FP), Z24
+// REQUANT_CONSTANTS broadcasts a requant's five constants (scale,
+// shift, lo, hi, step) from off(R8) into Z20-Z24.
+#define REQUANT_CONSTANTS(off) \
+	VBROADCASTSS off+0(R8), Z20 \
+	VBROADCASTSS off+4(R8), Z21 \
+	VBROADCASTSS off+8(R8), Z22 \
+	VBROADCASTSS off+12(R8), Z23 \
+	VBROADCASTSS off+16(R8), Z24
+
+// DOT_ZERO clears the tile's eight accumulators, Z0-Z7.
+#define DOT_ZERO \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7
+
+// DOT_STEP is one step of the tile (see dotTileGo): the 64 positions'
+// quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
+// broadcast, and VPDPBUSD summing each quad's four uint8·int8 products
+// into its position's int32: channel 0 in Z0-Z3, channel 1 in Z4-Z7.
+#define DOT_STEP \
+	MOVQ         (BX), AX \
+	VMOVDQU32    (SI)(AX*1), Z8 \
+	VMOVDQU32    64(SI)(AX*1), Z9 \
+	VMOVDQU32    128(SI)(AX*1), Z10 \
+	VMOVDQU32    192(SI)(AX*1), Z11 \
+	VPBROADCASTD (DX), Z12 \
+	VPBROADCASTD 4(DX), Z13 \
+	VPDPBUSD     Z12, Z8, Z0 \
+	VPDPBUSD     Z12, Z9, Z1 \
+	VPDPBUSD     Z12, Z10, Z2 \
+	VPDPBUSD     Z12, Z11, Z3 \
+	VPDPBUSD     Z13, Z8, Z4 \
+	VPDPBUSD     Z13, Z9, Z5 \
+	VPDPBUSD     Z13, Z10, Z6 \
+	VPDPBUSD     Z13, Z11, Z7 \
+	ADDQ         $8, BX \
+	ADDQ         $8, DX
+
+// DOT_LOAD loads dotStore's and dotScatter's tile arguments.
+#define DOT_LOAD \
+	MOVQ in+24(FP), SI \
+	MOVQ steps+32(FP), BX \
+	MOVQ n+40(FP), CX \
+	MOVQ w+48(FP), DX \
+	MOVQ q+56(FP), R8 \
+	MOVQ out+0(FP), DI \
+	DOT_ZERO
+
+// SCATTER scatters z under a copy of mask (the scatter clears its mask)
+// to DI + 4·offsets.
+#define SCATTER(z, mask, offsets) \
+	KMOVW       mask, K5 \
+	VSCATTERDPS z, K5, (DI)(offsets*4)
 
 // STAGED reads the staged channel idx[at/4] (BX: idx, R10: the stride in
 // bytes) of sixteen pixels under the mask in K1 into z, transforms it
@@ -46,57 +97,104 @@
 	VMINPS       Z22, z, z \
 	VCVTPS2DQ    z, z
 
-// func dotTileVNNI(acc *int32, in *uint8, steps *int, n int, w *int8)
+// func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
 //
-// dotTileGo: two output channels at 64 consecutive positions, eight
-// accumulators of sixteen. Step s reads the 64 positions' quads at
-// in+steps[s] (four registers of sixteen quads) and
-// the two channels' weight quads at w+8s, and VPDPBUSD sums each quad's
-// four uint8·int8 products into its position's int32. n ≥ 1.
-TEXT ·dotTileVNNI(SB), NOSPLIT, $0-40
-	MOVQ acc+0(FP), DI
-	MOVQ in+8(FP), SI
-	MOVQ steps+16(FP), BX
-	MOVQ n+24(FP), CX
-	MOVQ w+32(FP), DX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
+// dotStoreGo: the tile's n ≥ 1 steps, then each channel's requantised
+// outputs stored whole, sixteen positions under each sixteen bits of
+// masks; channel 1's ld floats after channel 0's.
+TEXT ·dotStoreVNNI(SB), NOSPLIT, $0-72
+	DOT_LOAD
 
-step:
-	MOVQ         (BX), AX
-	VMOVDQU32    (SI)(AX*1), Z8
-	VMOVDQU32    64(SI)(AX*1), Z9
-	VMOVDQU32    128(SI)(AX*1), Z10
-	VMOVDQU32    192(SI)(AX*1), Z11
-	VPBROADCASTD (DX), Z12
-	VPBROADCASTD 4(DX), Z13
-	VPDPBUSD     Z12, Z8, Z0
-	VPDPBUSD     Z12, Z9, Z1
-	VPDPBUSD     Z12, Z10, Z2
-	VPDPBUSD     Z12, Z11, Z3
-	VPDPBUSD     Z13, Z8, Z4
-	VPDPBUSD     Z13, Z9, Z5
-	VPDPBUSD     Z13, Z10, Z6
-	VPDPBUSD     Z13, Z11, Z7
-	ADDQ         $8, BX
-	ADDQ         $8, DX
-	DECQ         CX
-	JNZ          step
+storeStep:
+	DOT_STEP
+	DECQ CX
+	JNZ  storeStep
 
-	VMOVDQU32 Z0, (DI)
-	VMOVDQU32 Z1, 64(DI)
-	VMOVDQU32 Z2, 128(DI)
-	VMOVDQU32 Z3, 192(DI)
-	VMOVDQU32 Z4, 256(DI)
-	VMOVDQU32 Z5, 320(DI)
-	VMOVDQU32 Z6, 384(DI)
-	VMOVDQU32 Z7, 448(DI)
+	MOVQ  masks+16(FP), AX
+	KMOVW AX, K1
+	SHRQ  $16, AX
+	KMOVW AX, K2
+	SHRQ  $16, AX
+	KMOVW AX, K3
+	SHRQ  $16, AX
+	KMOVW AX, K4
+	REQUANT_CONSTANTS(0)
+	REQUANT(Z0, Z0)
+	REQUANT(Z1, Z1)
+	REQUANT(Z2, Z2)
+	REQUANT(Z3, Z3)
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z1, K2, 64(DI)
+	VMOVUPS Z2, K3, 128(DI)
+	VMOVUPS Z3, K4, 192(DI)
+	CMPQ    channels+64(FP), $2
+	JLT     storeDone
+	MOVQ    ld+8(FP), AX
+	LEAQ    (DI)(AX*4), DI
+	REQUANT_CONSTANTS(20)
+	REQUANT(Z4, Z4)
+	REQUANT(Z5, Z5)
+	REQUANT(Z6, Z6)
+	REQUANT(Z7, Z7)
+	VMOVUPS Z4, K1, (DI)
+	VMOVUPS Z5, K2, 64(DI)
+	VMOVUPS Z6, K3, 128(DI)
+	VMOVUPS Z7, K4, 192(DI)
+
+storeDone:
+	VZEROUPPER
+	RET
+
+// func dotScatterVNNI(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+//
+// dotScatterGo: the tile's n ≥ 1 steps, then each channel's requantised
+// outputs scattered to out + offs[p] (masked off where negative);
+// channel 1's ld floats after channel 0's.
+TEXT ·dotScatterVNNI(SB), NOSPLIT, $0-72
+	DOT_LOAD
+
+scatterStep:
+	DOT_STEP
+	DECQ CX
+	JNZ  scatterStep
+
+	MOVQ      offs+16(FP), AX
+	VMOVDQU32 (AX), Z16
+	VMOVDQU32 64(AX), Z17
+	VMOVDQU32 128(AX), Z18
+	VMOVDQU32 192(AX), Z19
+	VPMOVD2M  Z16, K1
+	KNOTW     K1, K1
+	VPMOVD2M  Z17, K2
+	KNOTW     K2, K2
+	VPMOVD2M  Z18, K3
+	KNOTW     K3, K3
+	VPMOVD2M  Z19, K4
+	KNOTW     K4, K4
+	REQUANT_CONSTANTS(0)
+	REQUANT(Z0, Z0)
+	REQUANT(Z1, Z1)
+	REQUANT(Z2, Z2)
+	REQUANT(Z3, Z3)
+	SCATTER(Z0, K1, Z16)
+	SCATTER(Z1, K2, Z17)
+	SCATTER(Z2, K3, Z18)
+	SCATTER(Z3, K4, Z19)
+	CMPQ channels+64(FP), $2
+	JLT  scatterDone
+	MOVQ ld+8(FP), AX
+	LEAQ (DI)(AX*4), DI
+	REQUANT_CONSTANTS(20)
+	REQUANT(Z4, Z4)
+	REQUANT(Z5, Z5)
+	REQUANT(Z6, Z6)
+	REQUANT(Z7, Z7)
+	SCATTER(Z4, K1, Z16)
+	SCATTER(Z5, K2, Z17)
+	SCATTER(Z6, K3, Z18)
+	SCATTER(Z7, K4, Z19)
+
+scatterDone:
 	VZEROUPPER
 	RET
 
@@ -165,59 +263,6 @@ full:
 	ADDQ      $64, DI
 	SUBQ      $16, CX
 	JG        sixteen
-	VZEROUPPER
-	RET
-
-// func requantScatterAVX512(out *float32, offs *int32, acc *int32, scale, shift, lo, hi, step float32)
-//
-// requantScatterGo, sixteen positions at a time: a position whose offset
-// is negative (a padding one) is masked off.
-TEXT ·requantScatterAVX512(SB), NOSPLIT, $0-44
-	MOVQ out+0(FP), DI
-	MOVQ offs+8(FP), BX
-	MOVQ acc+16(FP), SI
-	REQUANT_CONSTANTS
-	MOVQ $4, CX
-
-scatter:
-	VMOVDQU32   (BX), Z1
-	VPMOVD2M    Z1, K1
-	KNOTW       K1, K1
-	REQUANT((SI), Z0)
-	VSCATTERDPS Z0, K1, (DI)(Z1*4)
-	ADDQ        $64, BX
-	ADDQ        $64, SI
-	DECQ        CX
-	JNZ         scatter
-	VZEROUPPER
-	RET
-
-// func requantStoreAVX512(out *float32, acc *int32, n int, scale, shift, lo, hi, step float32)
-//
-// requantStoreGo, sixteen positions at a time, the last under a mask.
-// 1 ≤ n ≤ 64.
-TEXT ·requantStoreAVX512(SB), NOSPLIT, $0-44
-	MOVQ out+0(FP), DI
-	MOVQ acc+8(FP), SI
-	MOVQ n+16(FP), CX
-	REQUANT_CONSTANTS
-
-store:
-	MOVQ  $0xffff, AX
-	CMPQ  CX, $16
-	JGE   whole
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-
-whole:
-	KMOVW   AX, K1
-	REQUANT((SI), Z0)
-	VMOVUPS Z0, K1, (DI)
-	ADDQ    $64, DI
-	ADDQ    $64, SI
-	SUBQ    $16, CX
-	JG      store
 	VZEROUPPER
 	RET
 

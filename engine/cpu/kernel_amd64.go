@@ -222,16 +222,35 @@ func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, ro
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
 
 //go:noescape
-func dotTileVNNI(acc *int32, in *uint8, steps *int, n int, w *int8)
+func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
 
-// dotTile is dotTileGo, checked, on the VNNI kernel where it runs.
-func dotTile(acc *[2 * tileLen]int32, in []uint8, steps []int, most int, w []int8) {
-	checkDotTile(in, steps, most, w)
+//go:noescape
+func dotScatterVNNI(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+
+// dotStore is dotStoreGo, checked, on the VNNI kernel where the int8
+// kernels run.
+func dotStore(out []float32, ld, n int, t *tile) {
+	checkDotStore(out, ld, n, t)
 	if !use.int8 {
-		dotTileGo(acc, in, steps, w)
+		dotStoreGo(out, ld, n, t)
 		return
 	}
-	dotTileVNNI(&acc[0], &in[0], &steps[0], len(steps), &w[0])
+	masks := uint64(1)<<n - 1
+	if n == tileLen {
+		masks = ^uint64(0)
+	}
+	dotStoreVNNI(&out[0], ld, masks, &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
+}
+
+// dotScatter is dotScatterGo, checked, on the VNNI kernel where the int8
+// kernels run.
+func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile) {
+	checkDotScatter(out, ld, most, t)
+	if !use.int8 {
+		dotScatterGo(out, ld, offs, t)
+		return
+	}
+	dotScatterVNNI(&out[0], ld, &offs[0], &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
 }
 
 //go:noescape
@@ -250,34 +269,6 @@ func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float
 		lanes[p] = int32(p * ldIn)
 	}
 	quantiseQuadsAVX512(&dst[0], &src[0], &lanes[0], &idx[0], &scale[0], &shift[0], n)
-}
-
-//go:noescape
-func requantScatterAVX512(out *float32, offs *int32, acc *int32, scale, shift, lo, hi, step float32)
-
-// requantScatter is requantScatterGo, checked, on the AVX-512 kernel
-// where the int8 kernels run.
-func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32, q requant) {
-	checkRequantScatter(out, most, acc)
-	if !use.int8 {
-		requantScatterGo(out, offs, acc, q)
-		return
-	}
-	requantScatterAVX512(&out[0], &offs[0], &acc[0], q.scale, q.shift, q.lo, q.hi, q.step)
-}
-
-//go:noescape
-func requantStoreAVX512(out *float32, acc *int32, n int, scale, shift, lo, hi, step float32)
-
-// requantStore is requantStoreGo, checked, on the AVX-512 kernel where
-// the int8 kernels run.
-func requantStore(out []float32, acc []int32, n int, q requant) {
-	checkRequantStore(out, acc, n)
-	if !use.int8 {
-		requantStoreGo(out, acc, n, q)
-		return
-	}
-	requantStoreAVX512(&out[0], &acc[0], n, q.scale, q.shift, q.lo, q.hi, q.step)
 }
 
 //go:noescape

@@ -72,9 +72,14 @@ func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, sca
 	panic("unreachable")
 }
 
-func dotTile(acc *[2 * tileLen]int32, in []uint8, steps []int, most int, w []int8) {
-	checkDotTile(in, steps, most, w)
-	dotTileGo(acc, in, steps, w)
+func dotStore(out []float32, ld, n int, t *tile) {
+	checkDotStore(out, ld, n, t)
+	dotStoreGo(out, ld, n, t)
+}
+
+func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile) {
+	checkDotScatter(out, ld, most, t)
+	dotScatterGo(out, ld, offs, t)
 }
 
 func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
@@ -82,17 +87,7 @@ func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float
 	quantiseQuadsGo(dst, src, idx, scale, shift, n, ldIn)
 }
 
-func requantScatter(out []float32, offs *[tileLen]int32, most int32, acc []int32, q requant) {
-	checkRequantScatter(out, most, acc)
-	requantScatterGo(out, offs, acc, q)
-}
-
 func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
 	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
 	quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
-}
-
-func requantStore(out []float32, acc []int32, n int, q requant) {
-	checkRequantStore(out, acc, n)
-	requantStoreGo(out, acc, n, q)
 }
