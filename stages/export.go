@@ -158,6 +158,16 @@ func ONNX(arch *model.Architecture, tensors []model.Named, opset int) ([]byte, e
 	return onnxio.Marshal(exportGraph(arch, tensors, nil, ExportConfig{Opset: opset}, nil, nil))
 }
 
+// ONNXInt8 returns the int8 form of a condensed network as a QDQ ONNX
+// file, as ONNX does the float32 one.
+func ONNXInt8(arch *model.Architecture, tensors []model.Named, scales *model.Int8Scales, opset int) ([]byte, error) {
+	q, err := model.Int8Layers(arch, tensors, scales)
+	if err != nil {
+		return nil, err
+	}
+	return onnxio.Marshal(exportGraph(arch, tensors, q, ExportConfig{Opset: opset}, nil, nil))
+}
+
 // exportGraph builds the condensed network as an ONNX graph over NCHW
 // tensors with a symbolic batch: input "input" (N, 3, size, size), output
 // "logits" (N, classes). Initializers keep the PyTorch module names. With

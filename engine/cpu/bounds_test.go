@@ -71,3 +71,52 @@ func TestEmptyShapesRefused(t *testing.T) {
 	}
 	mustPanic(t, "BatchNorm C=0", "batchnorm", func() { b.NewBatchNorm(engine.NormShape{P: 4, C: 0, LdIn: 0, LdOut: 0}) })
 }
+
+// The int8 convolution refuses broken shapes and short buffers, and its
+// kernels' wrappers refuse work that reaches past their slices, at every
+// ISA level.
+func TestInt8Bounds(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		ok := engine.ConvShape{N: 1, H: 4, W: 4, C: 8, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 8, LdOut: 8, Fixed: true,
+			Int8: &engine.Requant{Scale: make([]float32, 8), Shift: make([]float32, 8), Hi: 255, Step: 1}}
+		for name, broken := range map[string]func(*engine.ConvShape){
+			"C=0": func(s *engine.ConvShape) { s.C, s.LdIn = 0, 0 }, "N=0": func(s *engine.ConvShape) { s.N = 0 },
+			"stride 2": func(s *engine.ConvShape) { s.Stride = 2 }, "not Fixed": func(s *engine.ConvShape) { s.Fixed = false },
+			"short requant": func(s *engine.ConvShape) { s.Int8 = &engine.Requant{Scale: make([]float32, 7), Shift: make([]float32, 8)} },
+			"planes too short": func(s *engine.ConvShape) {
+				q := *s.Int8
+				q.InPlanes, s.Int8 = true, &q
+			},
+		} {
+			s := ok
+			broken(&s)
+			mustPanic(t, "int8 conv "+name, "invalid int8 shape", func() { NewInt8Conv(s, 1) })
+		}
+		c := NewInt8Conv(ok, 1)
+		mustPanic(t, "int8 conv short input", "int8 buffers", func() { c.Forward(make([]float32, 128), make([]float32, 127), make([]float32, 8*2*9)) })
+		mustPanic(t, "int8 conv short output", "int8 buffers", func() { c.Forward(make([]float32, 127), make([]float32, 128), make([]float32, 8*2*9)) })
+
+		in := make([]uint8, 4*tileLen+64)
+		w := make([]int8, 16)
+		q := make([]requant, 2)
+		var offs [tileLen]int32
+		mustPanic(t, "tile step past the input", "int8 tile", func() {
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 68}, most: 68, w: w, q: q})
+		})
+		mustPanic(t, "tile without weights", "int8 tile", func() {
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, w: w[:15], q: q})
+		})
+		good := &tile{in: in, steps: []int{0, 64}, most: 64, w: w, q: q}
+		mustPanic(t, "store past the output", "storing", func() { dotStore(make([]float32, 127), 64, 64, good) })
+		mustPanic(t, "scatter past the output", "scattering", func() { dotScatter(make([]float32, 100), 1, &offs, 99, good) })
+		qd := &quads{idx: []int32{0, 1, 2, 3}, scale: make([]float32, 4), shift: make([]float32, 4), most: 3}
+		mustPanic(t, "staged source past the input", "quantising", func() { quantiseStaged(make([]uint8, 64), 0, make([]float32, 63), 16, qd, 16) })
+		mustPanic(t, "staged pixels past the output", "quantising", func() { quantiseStaged(make([]uint8, 63), 0, make([]float32, 64), 16, qd, 16) })
+		mustPanic(t, "gathered channel past the input", "quantising", func() {
+			quantiseQuads(make([]uint8, 64), make([]float32, 15*8+3), []int32{0, 1, 2, 3}, make([]float32, 4), make([]float32, 4), 16, 8)
+		})
+		mustPanic(t, "gathered negative channel", "quantising", func() {
+			quantiseQuads(make([]uint8, 64), make([]float32, 16*8), []int32{0, -1, 2, 3}, make([]float32, 4), make([]float32, 4), 16, 8)
+		})
+	})
+}

@@ -141,7 +141,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	for k := range s.K {
 		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
 	}
-	if sources := (int(qd.most) + 8) &^ 7; !q.InPlanes && (s.W%16 == 0 || s.W == 8) && sources <= s.LdIn {
+	if sources := (int(qd.most) + 8) &^ 7; !q.InPlanes && sources <= s.LdIn {
 		c.staged = sources
 		c.stages.New = func() any { return new(make([]float32, 16*sources)) }
 	}
@@ -249,8 +249,9 @@ func (c *Int8Conv) quantiseInput(in []float32) {
 }
 
 // quantiseStagedRow quantises an image row from src into the planes at
-// dst, sixteen (or eight) pixels at a time: their first c.staged
-// channels transposed, then each quad's four read from there.
+// dst, sixteen pixels at a time: their first c.staged channels
+// transposed (by the 16×16 or 8×8 register transposes where the count
+// of pixels allows), then each quad's four read from there.
 func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 	s := c.ConvShape
 	buf := c.stages.Get().(*[]float32) // a pointer: Put boxes it without allocating
@@ -260,7 +261,7 @@ func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 		pixels := min(16, s.W-x0)
 		for ch := 0; ch < c.staged; ch += 16 {
 			cols := min(16, c.staged-ch)
-			if use.transpose {
+			if use.transpose && (pixels == 16 || pixels == 8) {
 				transpose(staged[ch*16:], 16, src[x0*s.LdIn+ch:], s.LdIn, pixels, cols, false)
 			} else {
 				transposeGo(staged[ch*16:], 16, src[x0*s.LdIn+ch:], s.LdIn, pixels, cols, false)
