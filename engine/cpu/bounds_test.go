@@ -82,7 +82,9 @@ func TestInt8Bounds(t *testing.T) {
 		for name, broken := range map[string]func(*engine.ConvShape){
 			"C=0": func(s *engine.ConvShape) { s.C, s.LdIn = 0, 0 }, "N=0": func(s *engine.ConvShape) { s.N = 0 },
 			"stride 2": func(s *engine.ConvShape) { s.Stride = 2 }, "not Fixed": func(s *engine.ConvShape) { s.Fixed = false },
-			"short requant": func(s *engine.ConvShape) { s.Int8 = &engine.Requant{Scale: make([]float32, 7), Shift: make([]float32, 8)} },
+			"short requant": func(s *engine.ConvShape) {
+				s.Int8 = &engine.Requant{Scale: make([]float32, 7), Shift: make([]float32, 8)}
+			},
 			"planes too short": func(s *engine.ConvShape) {
 				q := *s.Int8
 				q.InPlanes, s.Int8 = true, &q
