@@ -61,7 +61,8 @@ the GFLOP/s the convolutions and classifier achieved (a training step
 counts three forward passes of work) and their share of the CPU's peak
 (measured: one core's rate with its widest FMAs, times the workers), and
 the process's peak RSS. --layers adds the time of each kind of layer per
-step, so the next bottleneck is visible.`,
+step, so the next bottleneck is visible (int8 layers in GOP/s against the
+peak of 512-bit VPDPBUSDs).`,
 	}
 	for _, mode := range []string{"train", "infer"} {
 		var opts BenchOptions
@@ -125,15 +126,20 @@ type layerRow struct {
 }
 
 // layerRows turns timed kinds into rows per step; peak is the workers'
-// GFLOP/s (0 on a device).
-func layerRows(kinds []timing.Kind, steps int, perStep, peak float64) []layerRow {
+// GFLOP/s and peak8 their int8 GOP/s, which int8 layers are taken
+// against (0 on a device).
+func layerRows(kinds []timing.Kind, steps int, perStep, peak, peak8 float64) []layerRow {
 	var rows []layerRow
 	for _, k := range kinds {
 		r := layerRow{Kind: k.Name, Calls: k.Calls / steps, Millis: 1e3 * k.Seconds / float64(steps), Share: k.Seconds / float64(steps) / perStep}
+		of := peak
+		if strings.Contains(k.Name, "int8") {
+			of = peak8
+		}
 		if k.FLOPs > 0 && k.Seconds > 0 {
 			r.GFLOPs = k.FLOPs / k.Seconds / 1e9
-			if peak > 0 {
-				r.PeakShare = r.GFLOPs / peak
+			if of > 0 {
+				r.PeakShare = r.GFLOPs / of
 			}
 		}
 		rows = append(rows, r)
@@ -143,7 +149,7 @@ func layerRows(kinds []timing.Kind, steps int, perStep, peak float64) []layerRow
 
 func printLayers(w io.Writer, rows []layerRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  layer kind\tcalls\tms/step\tof step\tGFLOP/s\tof peak\t")
+	fmt.Fprintln(tw, "  layer kind\tcalls\tms/step\tof step\tG(FL)OP/s\tof peak\t")
 	for _, r := range rows {
 		gf, pk := "", ""
 		if r.GFLOPs > 0 {
@@ -313,13 +319,17 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	if dev, ok := be.(interface{ PeakMemory() int64 }); ok {
 		res.DeviceMB = float64(dev.PeakMemory()) / 1e6
 	}
-	peak := 0.0 // GFLOP/s of the workers' cores
+	peak, peak8 := 0.0, 0.0 // GFLOP/s and int8 GOP/s of the workers' cores
 	if workers > 0 {
 		peak = cpu.PeakGFLOPs() * float64(min(workers, runtime.NumCPU()))
+		peak8 = cpu.PeakInt8GOPs() * float64(min(workers, runtime.NumCPU()))
 		res.PeakShare = res.GFLOPs / peak
+		if opts.Int8 && peak8 > 0 { // nearly all its work is int8
+			res.PeakShare = res.GFLOPs / peak8
+		}
 	}
 	if timed != nil {
-		res.Layers = layerRows(timed.Kinds(), opts.Steps, perStep, peak)
+		res.Layers = layerRows(timed.Kinds(), opts.Steps, perStep, peak, peak8)
 	}
 	if g.JSON {
 		return json.NewEncoder(g.stdout).Encode(res)
@@ -331,7 +341,10 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 	fmt.Fprintf(g.stdout, "bench %s: CondenseNet stages %v growth %v, batch %d, %s\n", mode, cfg.Stages, cfg.Growth, opts.Batch, on)
 	fmt.Fprintf(g.stdout, "  %.1f images/s (%.3f s per step over %d steps)\n", res.ImagesPerSec, perStep, opts.Steps)
 	fmt.Fprintf(g.stdout, "  %.1f GFLOP/s in convolutions and classifier (%.2f GFLOP per image)", res.GFLOPs, work/float64(opts.Batch)/1e9)
-	if workers > 0 {
+	switch {
+	case workers > 0 && opts.Int8 && peak8 > 0:
+		fmt.Fprintf(g.stdout, ", %.0f%% of the %.0f GOP/s int8 peak of %d cores (%s)", 100*res.PeakShare, peak8, min(workers, runtime.NumCPU()), cpu.Kernels())
+	case workers > 0:
 		fmt.Fprintf(g.stdout, ", %.0f%% of the %.0f GFLOP/s peak of %d cores (%s)", 100*res.PeakShare, peak, min(workers, runtime.NumCPU()), cpu.Kernels())
 	}
 	fmt.Fprintln(g.stdout)

@@ -164,6 +164,19 @@ func fmaRounds(n int) float64 {
 }
 
 //go:noescape
+func dotLoop512(n int)
+
+// dotRounds runs n rounds of the int8 peak loop and returns its
+// operations (2 per multiply-add), 0 where the int8 kernels do not run.
+func dotRounds(n int) float64 {
+	if !use.int8 {
+		return 0
+	}
+	dotLoop512(n)
+	return float64(n) * 12 * 64 * 2
+}
+
+//go:noescape
 func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 
 //go:noescape

@@ -42,6 +42,8 @@ func gatherRows(out, in []float32, idx []int32, p, ldIn, ldOut int) {
 
 func fmaRounds(n int) float64 { return fmaRoundsGo(n) }
 
+func dotRounds(n int) float64 { return 0 }
+
 func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int) { panic("unreachable") }
 
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int) { panic("unreachable") }
