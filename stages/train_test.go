@@ -548,6 +548,15 @@ func TestCondenseAndVerify(t *testing.T) {
 	if math.Abs(rep.Difference-(rep.Condensed.Top1Error-rep.Trained.Top1Error)) > 1e-12 {
 		t.Errorf("difference %v does not match the errors", rep.Difference)
 	}
+	// The int8 form: calibrated by condense, measured by verify beside float32.
+	cond, _ := store.Get("condense")
+	if scales, err := model.LoadInt8Scales(cond); err != nil || scales == nil || scales.Method != "max" || scales.Images != 512 || len(scales.Layers) != 3 {
+		t.Errorf("int8 scales %+v (%v)", scales, err)
+	}
+	if rep.Int8 == nil || len(rep.Int8.PerClass) != 10 || math.Abs(rep.Int8.Top1Error-rep.Condensed.Top1Error) > 0.05 || rep.Int8.ImagesPerSec <= 0 ||
+		!bytes.Contains(rep.Markdown, []byte("| condensed, int8 (CPU) |")) {
+		t.Errorf("int8 %+v against float32 %+v\n%s", rep.Int8, rep.Condensed, rep.Markdown)
+	}
 	// The report's ID comes from its numbers, not its timings: measuring
 	// again gives the same ID.
 	if err := r.Run(context.Background(), pipeline.Options{Target: "verify", From: "verify"}); err != nil {
@@ -564,7 +573,8 @@ func TestCondenseAndVerify(t *testing.T) {
 	}
 	events, _ := tfevents.ReadFile(files[0])
 	if len(events) != 2 || events[1].Step != 60 || events[1].Scalars[1].Tag != "verify/condensed_top1" ||
-		math.Abs(events[1].Scalars[1].Value-100*(1-rep.Condensed.Top1Error)) > 1e-4 {
+		math.Abs(events[1].Scalars[1].Value-100*(1-rep.Condensed.Top1Error)) > 1e-4 ||
+		events[1].Scalars[6].Tag != "verify/int8_top1" || math.Abs(events[1].Scalars[6].Value-100*(1-rep.Int8.Top1Error)) > 1e-4 {
 		t.Errorf("verify's events: %+v", events)
 	}
 	// A tolerance the networks cannot meet turns the report into a failure,
@@ -662,6 +672,31 @@ func TestExport(t *testing.T) {
 	json.Unmarshal(pb, &parity)
 	if parity.Images != 8 || parity.MaxAbsDiff > 1e-4 || !parity.ArgmaxAgree {
 		t.Errorf("parity %+v", parity)
+	}
+	// The int8 form as QDQ, checked against the engine's int8 network.
+	b, _ = a.ReadFile("model.int8.onnx")
+	m8, err := onnxio.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range m8.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	meta8 := map[string]string{}
+	for _, p := range m8.GetMetadataProps() {
+		meta8[p.GetKey()] = p.GetValue()
+	}
+	// Per layer: the 1×1's input, the 3×3's input and output quantised; and
+	// each convolution's weights (and the 1×1's bias) dequantised.
+	if ops["QuantizeLinear"] != 3*3 || ops["DequantizeLinear"] != 3*6 || !strings.Contains(meta8["quantization"], "calibrated by max over 512 training images") {
+		t.Errorf("int8 model: ops %v, quantization %q", ops, meta8["quantization"])
+	}
+	var p8 artifacts.Parity
+	pb, _ = a.ReadFile("parity-int8.json")
+	json.Unmarshal(pb, &p8)
+	if p8.Images != 8 || p8.MaxAbsDiff > p8.Tolerance || p8.Range <= 0 {
+		t.Errorf("int8 parity %+v", p8)
 	}
 }
 

@@ -337,6 +337,7 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 	},
 	"ratio":  func(a, b float64) string { return fmt.Sprintf("%.2fx", a/b) },
 	"mul100": func(v float64) float64 { return 100 * v },
+	"sub":    func(a, b float64) float64 { return a - b },
 }).Parse(`{{define "stale"}}{{with .}}<p class="stale">Out of date ({{.}}): these are an earlier run's results, not what "pipeline run all" would make now.</p>
 {{end}}{{end}}<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -374,12 +375,13 @@ pre{background:#f6f6f6;padding:1em;overflow:auto}.missing{color:#999}.live{backg
 
 <h2>Verification</h2>
 {{template "stale" index $.Stale "verify"}}
-{{with .Verify}}{{if not .Passed}}<p class="failed">FAILED: condensing raised the top-1 error by {{printf "%.2f" (mul100 .Difference)}} points, more than the tolerance of {{.Tolerance}}; export refuses this model.</p>
+{{with $v := .Verify}}{{if not .Passed}}<p class="failed">FAILED: condensing raised the top-1 error by {{printf "%.2f" (mul100 .Difference)}} points, more than the tolerance of {{.Tolerance}}; export refuses this model.</p>
 {{end}}<p>{{.Images}} test images of {{.Dataset}}, batch {{.Batch}}.</p>
 <table><tr><th>network</th><th>top-1 error</th><th>top-5 error</th><th>FLOPs</th><th>params</th><th>images/s</th></tr>
 <tr><td>trained (masked)</td><td>{{pct .Trained.Top1Error}}</td><td>{{if .HasTop5}}{{pct .Trained.Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .Trained.FLOPs}}</td><td>{{mill .Trained.Params}}</td><td>{{f1 .Trained.ImagesPerSec}}</td></tr>
-<tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{if .HasTop5}}{{pct .Condensed.Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr></table>
-<p>Condensing changed top-1 error by {{printf "%+.2f" (mul100 .Difference)}} points (tolerance {{.Tolerance}}); the condensed network ran at {{ratio .Condensed.ImagesPerSec .Trained.ImagesPerSec}} the trained one's speed.</p>
+<tr><td>condensed</td><td>{{pct .Condensed.Top1Error}}</td><td>{{if .HasTop5}}{{pct .Condensed.Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .Condensed.FLOPs}}</td><td>{{mill .Condensed.Params}}</td><td>{{f1 .Condensed.ImagesPerSec}}</td></tr>
+{{with .Int8}}<tr><td>condensed, int8 (CPU)</td><td>{{pct .Top1Error}}</td><td>{{if $v.HasTop5}}{{pct .Top5Error}}{{else}}n/a{{end}}</td><td>{{mill .FLOPs}}</td><td>{{mill .Params}}</td><td>{{f1 .ImagesPerSec}}</td></tr>{{end}}</table>
+<p>Condensing changed top-1 error by {{printf "%+.2f" (mul100 .Difference)}} points (tolerance {{.Tolerance}}); the condensed network ran at {{ratio .Condensed.ImagesPerSec .Trained.ImagesPerSec}} the trained one's speed.{{with .Int8}} Its int8 form changed top-1 error by {{printf "%+.2f" (mul100 (sub .Top1Error $v.Condensed.Top1Error))}} points.{{end}}</p>
 {{end}}{{if .Verify}}<img src="{{.Confusion}}" alt="confusion matrix">{{else}}<p class="missing">Not verified yet.</p>{{end}}
 
 <h2>Export</h2>
