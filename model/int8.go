@@ -183,51 +183,68 @@ func (ly *clayer) int8Convs(q Int8Layer) {
 // calibration set, normalised and channels last) n at a time on be and
 // returns the activation quanta that CalibrationMethod gives.
 func Calibrate(arch *Architecture, tensors []Named, images []float32, n int, be engine.Backend) (*Int8Scales, error) {
-	m, err := newCondensed(arch, tensors, n, be)
+	c, err := NewCalibrator(arch, tensors, n, be)
 	if err != nil {
 		return nil, err
 	}
-	cfg := arch.Config
-	size := cfg.ImageFloats()
+	size := arch.Config.ImageFloats()
 	if len(images) == 0 || len(images)%size != 0 {
 		return nil, fmt.Errorf("model: calibration needs whole images of %d floats, not %d floats", size, len(images))
 	}
-	var tops [][3]float64 // per layer: the three tensors' largest values
 	batch := make([]float32, n*size)
 	for first := 0; first < len(images)/size; first += n {
 		real := min(n, len(images)/size-first)
 		clear(batch)
 		copy(batch, images[first*size:(first+real)*size])
-		tops = m.observe(batch, real, tops)
+		c.Observe(batch, real)
 	}
-	s := &Int8Scales{Method: CalibrationMethod, Images: len(images) / size}
-	for _, t := range tops {
-		s.Layers = append(s.Layers, Int8LayerScales{Input1x1: quantum(t[0], 255), Input3x3: quantum(t[1], 255), Output3x3: quantum(t[2], 127)})
-	}
-	return s, nil
+	return c.Scales(), nil
 }
 
-// observe runs m's forward on a batch, of which the first real images
-// count, and raises tops to each layer's largest 1×1 input, 3×3 input and
-// 3×3 output magnitude.
-func (m *Condensed) observe(images []float32, real int, tops [][3]float64) [][3]float64 {
-	be := m.be
+// A Calibrator measures the ranges of the int8 form's activations on the
+// float condensed network, a batch at a time, so that a calibration set
+// need not be in memory at once.
+type Calibrator struct {
+	m       *Condensed
+	tops    [][3]float64 // per layer: the 1×1 input's, the 3×3 input's and output's largest magnitudes
+	images  int
+	feat, h []float32 // a block's features and a 1×1 output, downloaded
+}
+
+// NewCalibrator returns a Calibrator of batches of n images on be.
+func NewCalibrator(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Calibrator, error) {
+	m, err := newCondensed(arch, tensors, n, be)
+	if err != nil {
+		return nil, err
+	}
+	c := &Calibrator{m: m, h: make([]float32, m.h.Len)}
+	for _, bk := range m.blocks {
+		c.feat = make([]float32, max(len(c.feat), bk.p*bk.width))
+		for range bk.layers {
+			c.tops = append(c.tops, [3]float64{})
+		}
+	}
+	return c, nil
+}
+
+// Observe runs a batch of n images (normalised, channels last), of which
+// the first real count, and raises each layer's largest values.
+func (c *Calibrator) Observe(images []float32, real int) {
+	m, be := c.m, c.m.be
+	c.images += real
 	be.Upload(m.x.V(), images)
 	m.stem.Forward(m.blocks[0].buf.V(), m.x.V(), m.w(m.stemW))
 	li := 0
 	for b, bk := range m.blocks {
-		feat := make([]float32, bk.p*bk.width)
+		feat := c.feat[:bk.p*bk.width]
 		pixels := real * bk.h * bk.w
 		for _, ly := range bk.layers {
-			if li == len(tops) {
-				tops = append(tops, [3]float64{})
-			}
-			top := &tops[li]
+			top := &c.tops[li]
 			be.Download(feat, bk.buf.V())
 			top[0] = max(top[0], affineTop(feat, ly.in1, pixels, bk.width))
 			ly.conv1.Forward(m.h.V(), bk.buf.V(), m.w(ly.w1))
 			k4 := len(ly.in2.Index)
-			h := make([]float32, bk.p*k4)
+			h := c.h[:bk.p*k4]
 			be.Download(h, m.h.V())
 			top[1] = max(top[1], affineTop(h, ly.in2, pixels, k4))
 			ly.conv2.Forward(bk.buf.At(ly.c), m.h.V(), m.w(ly.w2))
@@ -244,7 +261,15 @@ func (m *Condensed) observe(images []float32, real int, tops [][3]float64) [][3]
 			be.AvgPool2Forward(nb.buf.V(), bk.buf.V(), m.N, bk.h, bk.w, bk.width, bk.width, nb.width)
 		}
 	}
-	return tops
+}
+
+// Scales returns the quanta of what was observed.
+func (c *Calibrator) Scales() *Int8Scales {
+	s := &Int8Scales{Method: CalibrationMethod, Images: c.images}
+	for _, t := range c.tops {
+		s.Layers = append(s.Layers, Int8LayerScales{Input1x1: quantum(t[0], 255), Input3x3: quantum(t[1], 255), Output3x3: quantum(t[2], 127)})
+	}
+	return s
 }
 
 // affineTop is the largest output of a over the first p rows of x.

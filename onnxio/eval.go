@@ -56,7 +56,19 @@ func Eval(m *onnxpb.ModelProto, inputs map[string]Tensor) (map[string]Tensor, er
 			return nil, fmt.Errorf("onnxio: input %q not given", in.GetName())
 		}
 	}
-	for _, n := range m.GetGraph().GetNode() {
+	// A value is dropped after the last node that reads it (unless it is
+	// an output), so that memory holds the live values, not every one.
+	nodes := m.GetGraph().GetNode()
+	last := map[string]int{}
+	for i, n := range nodes {
+		for _, in := range n.GetInput() {
+			last[in] = i
+		}
+	}
+	for _, o := range m.GetGraph().GetOutput() {
+		last[o.GetName()] = len(nodes)
+	}
+	for i, n := range nodes {
 		args := make([]value, len(n.GetInput()))
 		for k, in := range n.GetInput() {
 			args[k] = env[in]
@@ -66,6 +78,11 @@ func Eval(m *onnxpb.ModelProto, inputs map[string]Tensor) (map[string]Tensor, er
 			return nil, fmt.Errorf("onnxio: node %s (%s): %w", n.GetName(), n.GetOpType(), err)
 		}
 		env[n.GetOutput()[0]] = out
+		for _, in := range n.GetInput() {
+			if last[in] == i {
+				delete(env, in)
+			}
+		}
 	}
 	res := map[string]Tensor{}
 	for _, o := range m.GetGraph().GetOutput() {

@@ -93,31 +93,41 @@ func (c *Condense) Run(ctx context.Context, env *pipeline.Env) (pipeline.Output,
 }
 
 // calibrate measures the int8 form's activation scales on up to
-// calibrationImages training images, on the CPU (the int8 form's device),
-// so that the scales do not depend on the training device.
+// calibrationImages training images, one at a time, on the CPU (the
+// int8 form's device), so that the scales do not depend on the training
+// device.
 func calibrate(ctx context.Context, env *pipeline.Env, arch *model.Architecture, tensors []model.Named) (*model.Int8Scales, error) {
 	ds, err := artifacts.LoadDataset(env.Inputs["fetch"])
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
-	b := batcher(ds, &ds.Train, 1, &arch.Config)
+	const batch = 1 // the least memory: an ImageNet image's activations are tens of MB
 	count := min(calibrationImages, ds.Train.Len())
 	if count == 0 {
 		return nil, fmt.Errorf("the dataset has no training images to calibrate the int8 network on")
 	}
-	images := make([]float32, count*b.Floats())
-	labels := make([]int32, 1)
+	c, err := model.NewCalibrator(arch, tensors, batch, cpu.New(0))
+	if err != nil {
+		return nil, err
+	}
+	b := batcher(ds, &ds.Train, 1, &arch.Config)
+	images, labels := make([]float32, batch*b.Floats()), make([]int32, 1)
 	prog := env.Progress("calibrate int8", int64(count), pipeline.Images)
 	defer prog.Done()
-	for i := range count {
+	for first := 0; first < count; first += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if _, err := b.Fill(images[i*b.Floats():(i+1)*b.Floats()], labels, 0, i*ds.Train.Len()/count); err != nil {
-			return nil, err
+		real := min(batch, count-first)
+		clear(images)
+		for i := range real {
+			if _, err := b.Fill(images[i*b.Floats():(i+1)*b.Floats()], labels, 0, (first+i)*ds.Train.Len()/count); err != nil {
+				return nil, err
+			}
 		}
-		prog.Add(1)
+		c.Observe(images, real)
+		prog.Add(int64(real))
 	}
-	return model.Calibrate(arch, tensors, images, 16, cpu.New(0))
+	return c.Scales(), nil
 }
