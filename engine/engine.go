@@ -76,6 +76,18 @@ type ConvShape struct {
 	// Int8, if set, makes a Fixed convolution run in 8-bit integers (see
 	// Requant); backends without integer kernels refuse it.
 	Int8 *Requant
+	// InPlanes and OutPlanes make a Fixed convolution's input, or output,
+	// planes instead of rows: channel c of pixel p at c·Ld + p (Ld being
+	// LdIn or LdOut, at least N·H·W), which is how one convolution hands
+	// its output to the next without transposing it twice. An input
+	// transform's Index then selects planes (C of them without one).
+	// Only backends that are Planar take them.
+	InPlanes, OutPlanes bool
+}
+
+// A Planar backend takes ConvShape.InPlanes and OutPlanes.
+type Planar interface {
+	Planar() bool
 }
 
 // A Requant describes an int8 convolution, as quantised inference runs
@@ -88,15 +100,9 @@ type ConvShape struct {
 //
 // with the same rounding: the next int8 layer's input (Step 1), or a
 // dequantised value.
-//
-// InPlanes and OutPlanes make the input, or the output, planes instead of
-// rows: channel c of pixel p at c·Ld + p (Ld being LdIn or LdOut, at
-// least N·H·W), which is how one int8 convolution hands its output to the
-// next without transposing it twice.
 type Requant struct {
-	Scale, Shift        []float32
-	Lo, Hi, Step        float32
-	InPlanes, OutPlanes bool
+	Scale, Shift []float32
+	Lo, Hi, Step float32
 }
 
 // An Affine is a per-channel transform of channels-last rows,

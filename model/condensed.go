@@ -215,12 +215,14 @@ func (m *Condensed) alloc() {
 			// The index-select and first BatchNorm are fused into the 1×1
 			// convolution's read, and the shuffle and second BatchNorm
 			// into the 3×3 convolution's.
-			ld := k4 // between the convolutions: rows, or planes for int8
-			if ly.rq1 != nil {
-				ld = bk.p
+			// Between the convolutions: planes where the backend takes
+			// them (no transposes on the way), else rows.
+			ld, planes := k4, false
+			if p, ok := be.(engine.Planar); ok && p.Planar() {
+				ld, planes = bk.p, true
 			}
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: ld, Fixed: true, Input: ly.in1, Int8: ly.rq1})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: ld, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2})
+			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: ld, Fixed: true, Input: ly.in1, Int8: ly.rq1, OutPlanes: planes})
+			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: ld, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2, InPlanes: planes})
 		}
 	}
 	m.h = be.Alloc(maxK4)

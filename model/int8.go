@@ -164,15 +164,14 @@ func (ly *clayer) int8Convs(q Int8Layer) {
 		in1.Shift[j] = float32(float64(a.Shift[j]) / float64(q.Input1x1))
 	}
 	k4 := len(q.Bias1)
-	// The first writes planes, which the second reads without transposing.
-	rq1 := &engine.Requant{Scale: make([]float32, k4), Shift: make([]float32, k4), Lo: 0, Hi: 255, Step: 1, OutPlanes: true}
+	rq1 := &engine.Requant{Scale: make([]float32, k4), Shift: make([]float32, k4), Lo: 0, Hi: 255, Step: 1}
 	for o := range k4 {
 		rq1.Scale[o] = float32(float64(q.Input1x1) * float64(q.Conv1.Scale[o]) / float64(q.Input3x3))
 		rq1.Shift[o] = float32(float64(q.Bias1[o]) * float64(q.Input1x1) * float64(q.Conv1.Scale[o]) / float64(q.Input3x3))
 	}
 	idx := ly.in2.Index
 	in2 := &engine.Affine{Index: idx, Scale: slices.Repeat([]float32{1}, len(idx)), Shift: make([]float32, len(idx))}
-	rq2 := &engine.Requant{Scale: make([]float32, ly.k), Shift: make([]float32, ly.k), Lo: -128, Hi: 127, Step: q.Output3x3, InPlanes: true}
+	rq2 := &engine.Requant{Scale: make([]float32, ly.k), Shift: make([]float32, ly.k), Lo: -128, Hi: 127, Step: q.Output3x3}
 	for k := range ly.k {
 		rq2.Scale[k] = float32(float64(q.Input3x3) * float64(q.Conv2.Scale[k]) / float64(q.Output3x3))
 	}

@@ -26,19 +26,27 @@ func newStep(t testing.TB, cfg Config, n int) (*Net, func()) {
 func TestStepAllocatesNoBuffers(t *testing.T) {
 	_, step := newStep(t, smallConfig(), 8)
 	step() // the first step sizes the shared scratch
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	const steps = 5
-	for range steps {
-		step()
+	// The least of three windows: under a competing load more GEMMs can
+	// overlap than before, and the packing buffers' free list grows by
+	// one (2 MB, once); what a step allocates every time is in all three.
+	perStep, mallocs := uint64(1<<63), uint64(0)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const steps = 5
+		for range steps {
+			step()
+		}
+		runtime.ReadMemStats(&after)
+		if n := (after.TotalAlloc - before.TotalAlloc) / steps; n < perStep {
+			perStep, mallocs = n, (after.Mallocs-before.Mallocs)/steps
+		}
 	}
-	runtime.ReadMemStats(&after)
-	perStep := (after.TotalAlloc - before.TotalAlloc) / steps
 	// Any buffer here is far larger: a block buffer is 8·32·32·24 floats (786 KB).
 	if perStep > 256<<10 {
 		t.Errorf("a training step allocates %d bytes; buffers must be allocated once", perStep)
 	}
-	t.Logf("%d bytes and %d allocations per step (goroutine closures)", perStep, (after.Mallocs-before.Mallocs)/steps)
+	t.Logf("%d bytes and %d allocations per step (goroutine closures)", perStep, mallocs)
 }
 
 // The loss goes down on a fixed batch: forward, backward and update agree.

@@ -46,6 +46,10 @@ func (b *Backend) Split() []engine.Backend {
 	return lanes
 }
 
+// Planar reports that the CPU's convolutions take planes
+// (engine.ConvShape.InPlanes and OutPlanes).
+func (b *Backend) Planar() bool { return true }
+
 // Workers returns the number of goroutines per kernel.
 func (b *Backend) Workers() int { return b.workers }
 

@@ -13,13 +13,24 @@ func pointwise(s engine.ConvShape) bool { return s.R == 1 && s.S == 1 && s.Strid
 func checkConv(s engine.ConvShape) {
 	width := s.C // floats of an input row read
 	if a := s.Input; a != nil && a.Index != nil {
-		engine.CheckIndices("conv input transform", a.Index, s.LdIn) // a selection may repeat channels
+		if s.InPlanes {
+			engine.CheckIndices("conv input transform", a.Index, s.C) // the input has C planes
+		} else {
+			engine.CheckIndices("conv input transform", a.Index, s.LdIn) // a selection may repeat channels
+		}
 		width = 0
+	}
+	in, out := s.LdIn >= width, s.LdOut >= s.K
+	if s.InPlanes {
+		in = s.LdIn >= s.N*s.H*s.W
+	}
+	if s.OutPlanes {
+		out = s.LdOut >= s.N*s.OH()*s.OW()
 	}
 	// Every count is positive: the assembly loops test theirs at the
 	// bottom, so a count of 0 would run 2⁶⁴ times.
 	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 ||
-		s.LdIn < width || s.LdOut < s.K || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C {
+		!in || !out || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C || (s.InPlanes || s.OutPlanes) && !s.Fixed {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }
@@ -42,7 +53,8 @@ type Conv struct {
 	// channel, once tried (see sourceRows).
 	rows      *sourceLayout
 	rowsTried bool
-	plain     *Conv // with an Input transform but no direct lowering: the convolution of its result
+	plain     *Conv        // with an Input transform but no direct lowering: the convolution of its result
+	planes    *planesState // with InPlanes or OutPlanes (see conv_planes.go)
 	// prepared is the weights the arranged ones were made from, for a
 	// Fixed shape.
 	prepared *float32
@@ -135,7 +147,11 @@ func NewConv(s engine.ConvShape, workers int, scratch *Scratch) *Conv {
 	if scratch == nil {
 		scratch = new(Scratch)
 	}
-	return &Conv{ConvShape: s, Workers: workers, scratch: scratch, shifted: useShifted(s)}
+	c := &Conv{ConvShape: s, Workers: workers, scratch: scratch, shifted: useShifted(s)}
+	if s.InPlanes || s.OutPlanes {
+		c.planPlanes()
+	}
+	return c
 }
 
 // block returns the number of output pixels per patch block, a multiple of
@@ -149,6 +165,9 @@ func (c *Conv) block() int {
 // Forward computes out = conv(in, w), overwriting out.
 func (c *Conv) Forward(out, in, w []float32) {
 	s := c.ConvShape
+	if c.planesForward(out, in, w) {
+		return
+	}
 	if s.Input != nil && !useDirect(s) {
 		if c.plain == nil {
 			plain := *c

@@ -50,6 +50,27 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	_, planeLen := c.directPlanes()
 	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
 	floor := reluFloor(a != nil && a.ReLU)
+	if role == inputPlanes && s.InPlanes { // planes already: each row copied (transformed) into its padded plane
+		parallel(c.Workers, s.N*ch, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
+			for item := lo; item < hi; item++ {
+				n, k := item/ch, item%ch
+				j, scale, shift := k, float32(1), float32(0)
+				if a != nil {
+					j, scale, shift = a.Source(k), a.Scale[k], a.Shift[k]
+				}
+				plane := src[j*ld+n*s.H*s.W:]
+				for y := range s.H {
+					dst := planes[item*planeLen+(y+1)*rowStride+1:][:s.W]
+					if a == nil {
+						copy(dst, plane[y*s.W:])
+						continue
+					}
+					stridedAffine(dst, plane[y*s.W:], 1, scale, shift, floor)
+				}
+			}
+		})
+		return planes
+	}
 	// A pixel row and a channel at a time: the pixel row stays in cache
 	// while each plane's row is written in order. Without a transform,
 	// whole 16×16 blocks of (pixels, channels) are transposed in registers

@@ -253,6 +253,53 @@ func testConvInputTransform(t *testing.T) {
 				t.Fatalf("%s: [%d] = %v with the transform fused, %v after BatchNorm", enginetest.ConvName(s), i, got[i], want[i])
 			}
 		}
+		checkPlanes(t, fused, x, raw, w, want)
+	}
+}
+
+// checkPlanes runs s (rows of raw channels in x, rows out) again with
+// planes out, and where its transform reads the first C channels only,
+// with planes in too: the same outputs as want, s's.
+func checkPlanes(t *testing.T, s engine.ConvShape, x []float32, raw int, w, want []float32) {
+	t.Helper()
+	p, q := s.N*s.H*s.W, s.N*s.OH()*s.OW()
+	planesIn := make([]float32, raw*(p+5))
+	for i := range p {
+		for ch := range raw {
+			planesIn[ch*(p+5)+i] = x[i*raw+ch]
+		}
+	}
+	for _, v := range []struct{ in, out bool }{{false, true}, {true, false}, {true, true}} {
+		ps := s
+		ps.InPlanes, ps.OutPlanes = v.in, v.out
+		src := x
+		if v.in {
+			if slices.Max(s.Input.Index) >= int32(s.C) {
+				continue // a plane past C
+			}
+			ps.LdIn, src = p+5, planesIn
+		}
+		got := make([]float32, len(want))
+		if v.out {
+			ps.LdOut = q + 3
+			got = make([]float32, s.K*ps.LdOut)
+		}
+		c := NewConv(ps, 2, nil)
+		for range 2 {
+			c.Forward(got, src, w)
+		}
+		for i := range q {
+			for k := range s.K {
+				at := i*s.LdOut + k
+				if v.out {
+					at = k*ps.LdOut + i
+				}
+				g := got[at]
+				if e := want[i*s.LdOut+k]; math.Abs(float64(g-e)) > 1e-5+1e-5*math.Abs(float64(e)) {
+					t.Fatalf("%s planes %+v: pixel %d channel %d = %v, want %v", enginetest.ConvName(s), v, i, k, g, e)
+				}
+			}
+		}
 	}
 }
 

@@ -262,3 +262,34 @@ normCol:
 	JNZ         normRow
 	VZEROUPPER
 	RET
+
+// func affine512(dst, src *float32, n int, scale, shift, floor float32)
+// strided512's affine with stride 1: loads instead of gathers. n ≥ 1.
+TEXT ·affine512(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Z3
+	VBROADCASTSS shift+28(FP), Z4
+	VBROADCASTSS floor+32(FP), Z5
+
+affineLoads:
+	MOVQ        $0xffff, AX
+	CMPQ        CX, $16
+	JGE         affineWhole
+	MOVQ        $1, AX
+	SHLQ        CX, AX
+	DECQ        AX
+
+affineWhole:
+	KMOVW       AX, K1
+	VMOVUPS.Z   (SI), K1, Z0
+	VFMADD213PS Z4, Z3, Z0
+	VMAXPS      Z5, Z0, Z0
+	VMOVUPS     Z0, K1, (DI)
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	SUBQ        $16, CX
+	JG          affineLoads
+	VZEROUPPER
+	RET

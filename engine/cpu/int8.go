@@ -71,17 +71,17 @@ func checkInt8(s engine.ConvShape) {
 	q := s.Int8
 	pixels := s.N * s.H * s.W
 	in, out := s.LdIn >= s.C, s.LdOut >= s.K // rows hold their channels
-	if q.InPlanes {
+	if s.InPlanes {
 		in = s.LdIn >= pixels // planes hold their pixels
 	}
-	if q.OutPlanes {
+	if s.OutPlanes {
 		out = s.LdOut >= s.N*s.OH()*s.OW()
 	}
-	if a := s.Input; a != nil && a.Index != nil && !q.InPlanes {
+	if a := s.Input; a != nil && a.Index != nil && !s.InPlanes {
 		engine.CheckIndices("int8 conv input transform", a.Index, s.LdIn)
 		in = true
 	}
-	if a := s.Input; a != nil && a.Index != nil && q.InPlanes {
+	if a := s.Input; a != nil && a.Index != nil && s.InPlanes {
 		engine.CheckIndices("int8 conv input transform", a.Index, s.C) // the input has C planes
 	}
 	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.OH() <= 0 || s.OW() <= 0 ||
@@ -113,7 +113,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	c.wt = make([]int8, s.G*c.pairs*len(c.steps)*8)
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
 	q := s.Int8
-	c.contiguous = q.OutPlanes && c.positions == s.N*s.OH()*s.OW()
+	c.contiguous = s.OutPlanes && c.positions == s.N*s.OH()*s.OW()
 	c.outOff = make([]int32, c.plane)
 	c.tileMost = slices.Repeat([]int32{-1}, (c.positions+tileLen-1)/tileLen)
 	for o := range c.outOff {
@@ -121,7 +121,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 		c.outOff[o] = -1
 		if n < s.N && y < s.OH() && x < s.OW() {
 			c.outOff[o] = int32((n*s.OH()+y)*s.OW() + x)
-			if !q.OutPlanes {
+			if !s.OutPlanes {
 				c.outOff[o] *= int32(s.LdOut)
 			}
 			c.tileMost[o/tileLen] = c.outOff[o]
@@ -141,7 +141,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	for k := range s.K {
 		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
 	}
-	if sources := (int(qd.most) + 8) &^ 7; !q.InPlanes && sources <= s.LdIn {
+	if sources := (int(qd.most) + 8) &^ 7; !s.InPlanes && sources <= s.LdIn {
 		c.staged = sources
 		c.stages.New = func() any { return new(make([]float32, 16*sources)) }
 	}
@@ -151,13 +151,13 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 // Forward computes out from in with w, weights (K, C/G, R, S) that are
 // integers in [-127, 127].
 func (c *Int8Conv) Forward(out, in, w []float32) {
-	s, q := c.ConvShape, c.Int8
+	s := c.ConvShape
 	pixels, outPixels := s.N*s.H*s.W, s.N*s.OH()*s.OW()
 	needIn, needOut := (pixels-1)*s.LdIn+int(c.quads.most)+1, (outPixels-1)*s.LdOut+s.K
-	if q.InPlanes {
+	if s.InPlanes {
 		needIn = int(c.quads.most)*s.LdIn + pixels
 	}
-	if q.OutPlanes {
+	if s.OutPlanes {
 		needOut = (s.K-1)*s.LdOut + outPixels
 	}
 	if len(w) < s.Weights() || len(in) < needIn || len(out) < needOut {
@@ -167,7 +167,7 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 	c.quantiseInput(in)
 	steps := len(c.steps)
 	stride := 1 // floats between an output's channels
-	if q.OutPlanes {
+	if s.OutPlanes {
 		stride = s.LdOut
 	}
 	parallel(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*steps/4, func(lo, hi int) {
@@ -231,7 +231,7 @@ func (c *Int8Conv) quantiseInput(in []float32) {
 			n, y := ny/s.H, ny%s.H
 			dst := c.in8[((n*c.hp+y+s.Pad)*c.wp+s.Pad)*4:]
 			switch {
-			case s.Int8.InPlanes:
+			case s.InPlanes:
 				for x0 := 0; x0 < s.W; x0 += 16 {
 					quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(16, s.W-x0))
 				}

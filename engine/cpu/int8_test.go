@@ -50,7 +50,7 @@ func int8Naive(out, in, w []float32, s engine.ConvShape) {
 			return 0
 		}
 		at := func(c int) float32 { // channel c of the pixel
-			if q.InPlanes {
+			if s.InPlanes {
 				return in[c*s.LdIn+(n*s.H+y)*s.W+x]
 			}
 			return in[((n*s.H+y)*s.W+x)*s.LdIn+c]
@@ -75,7 +75,7 @@ func int8Naive(out, in, w []float32, s engine.ConvShape) {
 					}
 					v := float64(float32(float32(sum)*q.Scale[k]) + q.Shift[k])
 					at := ((n*s.OH()+oy)*s.OW()+ox)*s.LdOut + k
-					if q.OutPlanes {
+					if s.OutPlanes {
 						at = k*s.LdOut + (n*s.OH()+oy)*s.OW() + ox
 					}
 					out[at] = float32(math.RoundToEven(math.Min(math.Max(v, float64(q.Lo)), float64(q.Hi)))) * q.Step
@@ -95,7 +95,8 @@ func randInt8Shape(rng *rand.Rand, s engine.ConvShape, transform bool) (engine.C
 // Ld a little past the pixels.
 func randInt8Planes(rng *rand.Rand, s engine.ConvShape, transform, inPlanes, outPlanes bool) (engine.ConvShape, []float32, []float32) {
 	s.Fixed = true
-	q := &engine.Requant{Lo: -128, Hi: 127, Step: 0.03, InPlanes: inPlanes, OutPlanes: outPlanes}
+	q := &engine.Requant{Lo: -128, Hi: 127, Step: 0.03}
+	s.InPlanes, s.OutPlanes = inPlanes, outPlanes
 	if inPlanes {
 		s.LdIn = s.N*s.H*s.W + 3
 	}

@@ -36,6 +36,7 @@ type kernelSet struct {
 	transpose bool // 16×16 register transposes of pixels and channels (AVX-512)
 	direct3x3 bool // the direct grouped 3×3 convolution (AVX-512)
 	conv1x1G4 bool // 1×1 convolutions of four groups in one kernel (AVX-512)
+	planes    bool // the pointwise convolution into planes (AVX-512)
 	int8      bool // the int8 convolution's: VNNI dot products, quantising gathers, requantising scatters (AVX-512 VNNI)
 	fmaWidth  int  // floats in the widest FMA vector: 16, 8, or 0 (Go's)
 }
@@ -43,7 +44,7 @@ type kernelSet struct {
 func kernelsFor(l isa) kernelSet {
 	avx2, avx512 := l >= isaAVX2, l >= isaAVX512
 	k := kernelSet{gemm: avx2, gemmPair: avx512, runs: avx2, gather8: avx2, gather16: avx512, bnEights: avx2, bnAll: avx512,
-		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512, int8: l >= isaVNNI}
+		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512, planes: avx512, int8: l >= isaVNNI}
 	switch {
 	case avx512:
 		k.fmaWidth = 16

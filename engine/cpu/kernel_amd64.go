@@ -183,6 +183,9 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
 
 //go:noescape
+func affine512(dst, src *float32, n int, scale, shift, floor float32)
+
+//go:noescape
 func strided512(dst, src *float32, n, stride int, affine bool, scale, shift, floor float32)
 
 // stridedCopy sets dst[i] = src[i·stride] for every i of dst.
@@ -199,6 +202,11 @@ func stridedCopy(dst, src []float32, stride int) {
 func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) {
 	if !use.strided || len(dst) == 0 || stride > 1<<24 {
 		stridedAffineGo(dst, src, stride, scale, shift, floor)
+		return
+	}
+	if stride == 1 { // loads, not gathers
+		_ = src[len(dst)-1]
+		affine512(&dst[0], &src[0], len(dst), scale, shift, floor)
 		return
 	}
 	_ = src[(len(dst)-1)*stride]
@@ -296,4 +304,25 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 		return
 	}
 	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, uint16(1<<pixels-1))
+}
+
+//go:noescape
+func pointwisePlanes16(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+
+//go:noescape
+func pointwisePlanes8(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+
+// pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
+// for 16 and 8 outputs where they run.
+func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	checkPointwisePlanes(out, ld, staged, idx, scale, shift, w, kb, pixels)
+	kernel := pointwisePlanes16
+	switch {
+	case !use.planes || kb != 16 && kb != 8:
+		pointwisePlanesGo(out, ld, staged, idx, scale, shift, w, kb, floor, pixels)
+		return
+	case kb == 8:
+		kernel = pointwisePlanes8
+	}
+	kernel(&out[0], ld, &staged[0], &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint16(1<<pixels-1))
 }

@@ -93,3 +93,8 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
 	quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
 }
+
+func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	checkPointwisePlanes(out, ld, staged, idx, scale, shift, w, kb, pixels)
+	pointwisePlanesGo(out, ld, staged, idx, scale, shift, w, kb, floor, pixels)
+}

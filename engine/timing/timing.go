@@ -34,6 +34,12 @@ func New(b engine.Backend) *Backend { return &Backend{Backend: b, kinds: map[str
 
 // Split splits the backend it wraps, if that is an engine.Splitter, and
 // times each core on its own.
+// Planar reports whether the wrapped backend takes planes.
+func (t *Backend) Planar() bool {
+	p, ok := t.Backend.(engine.Planar)
+	return ok && p.Planar()
+}
+
 func (t *Backend) Split() []engine.Backend {
 	s, ok := t.Backend.(engine.Splitter)
 	if !ok {

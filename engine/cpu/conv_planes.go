@@ -1,0 +1,199 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+)
+
+// Planes (engine.ConvShape.InPlanes and OutPlanes) in the float
+// convolutions. A pointwise convolution with an input transform writes
+// planes itself: sixteen pixels at a time, the input rows' channels are
+// transposed into a staged block, and a kernel (pointwisePlanes) reads
+// each selected channel's sixteen values from there, transforms them and
+// accumulates up to sixteen output channels, storing them as rows of
+// their planes: no gathers, which were a third of the condensed
+// network's time. The direct 3×3 convolution copies planes into its
+// padded planes (toPlanes). Any other shape goes through rows.
+
+// planesState is how a convolution does its planes, planned when it is
+// made.
+type planesState struct {
+	sources int     // pointwise: the input channels staged (a multiple of 8), 0 if through rows
+	idx     []int32 // pointwise: each input channel's source (the transform's Index, or itself)
+	stages  sync.Pool
+	rows    *Conv     // through rows: the convolution of rows
+	in, out []float32 // through rows: the rows
+}
+
+// planesForward computes the convolution if it reads or writes planes in
+// a way the other lowerings do not (the direct 3×3 reads them itself),
+// and reports whether it did.
+func (c *Conv) planesForward(out, in, w []float32) bool {
+	s := c.ConvShape
+	if !s.InPlanes && !s.OutPlanes || s.InPlanes && !s.OutPlanes && useDirect(s) {
+		return false
+	}
+	ps := c.planes
+	if ps.sources > 0 {
+		c.pointwisePlanesForward(out, in, w)
+		return true
+	}
+	// Through rows: the planes in as rows, the convolution, the rows out
+	// as planes.
+	src, dst := in, out
+	r := ps.rows
+	if s.InPlanes {
+		src = ps.in
+		planesToRows(src, r.LdIn, in, s.LdIn, s.N*s.H*s.W)
+	}
+	if s.OutPlanes {
+		dst = ps.out
+	}
+	r.Forward(dst, src, w)
+	if s.OutPlanes {
+		p := s.N * s.OH() * s.OW()
+		for k := range s.K {
+			stridedCopy(out[k*s.LdOut:][:p], dst[k:], s.K)
+		}
+	}
+	return true
+}
+
+// planPlanes chooses how planes are done.
+func (c *Conv) planPlanes() {
+	s, ps := c.ConvShape, &planesState{}
+	c.planes = ps
+	if a := s.Input; s.OutPlanes && !s.InPlanes && pointwise(s) && a != nil {
+		ps.idx = a.Index
+		if ps.idx == nil {
+			ps.idx = make([]int32, s.C)
+			for j := range ps.idx {
+				ps.idx[j] = int32(j)
+			}
+		}
+		if sources := (int(slices.Max(ps.idx)) + 8) &^ 7; sources <= s.LdIn {
+			ps.sources = sources
+			ps.stages.New = func() any { return new(make([]float32, 16*sources)) }
+			return
+		}
+	}
+	r := *c
+	r.ConvShape.InPlanes, r.ConvShape.OutPlanes, r.planes = false, false, nil
+	if s.InPlanes {
+		r.LdIn = s.C
+		if a := s.Input; a != nil && a.Index != nil {
+			r.LdIn = int(slices.Max(a.Index)) + 1
+		}
+		ps.in = make([]float32, s.N*s.H*s.W*r.LdIn)
+	}
+	if s.OutPlanes {
+		r.LdOut = s.K
+		ps.out = make([]float32, s.N*s.OH()*s.OW()*s.K)
+	}
+	ps.rows = &r
+}
+
+// planesToRows copies p pixels of planes (ldIn apart) into rows of ld
+// channels.
+func planesToRows(dst []float32, ld int, src []float32, ldIn, p int) {
+	for ch := range ld {
+		plane := src[ch*ldIn:][:p]
+		for i, v := range plane {
+			dst[i*ld+ch] = v
+		}
+	}
+}
+
+// pointwisePlanesForward is the pointwise convolution into planes.
+func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
+	s, ps, a := c.ConvShape, c.planes, c.Input
+	cg, kg := s.C/s.G, s.K/s.G
+	p := s.N * s.H * s.W
+	if len(in) < (p-1)*s.LdIn+ps.sources || len(out) < (s.K-1)*s.LdOut+p || len(w) < s.Weights() {
+		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
+	}
+	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
+	floor := reluFloor(a.ReLU)
+	parallel(c.Workers, (p+15)/16, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
+		buf := ps.stages.Get().(*[]float32) // a pointer: Put boxes it without allocating
+		defer ps.stages.Put(buf)
+		staged := *buf
+		for chunk := lo; chunk < hi; chunk++ {
+			p0 := chunk * 16
+			pixels := min(16, p-p0)
+			for c0 := 0; c0 < ps.sources; c0 += 16 {
+				cols := min(16, ps.sources-c0)
+				if use.transpose && (pixels == 16 || pixels == 8) {
+					transpose(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
+				} else {
+					transposeGo(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
+				}
+			}
+			for g := range s.G {
+				j := g * cg
+				for b0 := 0; b0 < kg; b0 += 16 {
+					k := g*kg + b0
+					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, staged, ps.idx[j:j+cg], a.Scale[j:j+cg], a.Shift[j:j+cg],
+						c.wGroups[k*cg:], min(16, kg-b0), floor, pixels)
+				}
+			}
+		}
+	})
+}
+
+// arrangePointwisePlanes lays out w (K, C/G) for pointwisePlanes: per
+// group and block of up to 16 outputs, (C/G, outputs of the block).
+func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
+	s := c.ConvShape
+	cg, kg := s.C/s.G, s.K/s.G
+	for g := range s.G {
+		for b0 := 0; b0 < kg; b0 += 16 {
+			kb, k0 := min(16, kg-b0), g*kg+b0
+			for ci := range cg {
+				for kk := range kb {
+					dst[k0*cg+ci*kb+kk] = w[(k0+kk)*cg+ci]
+				}
+			}
+		}
+	}
+}
+
+func checkPointwisePlanes(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb, pixels int) {
+	cg := len(idx)
+	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 16 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels || len(out) < (kb-1)*ld+pixels {
+		panic(fmt.Sprintf("conv: pointwise planes of %d channels, %d outputs %d apart, %d pixels into %d floats", cg, kb, ld, pixels, len(out)))
+	}
+	for _, j := range idx {
+		if j < 0 || int(j) >= len(staged)/16 {
+			panic(fmt.Sprintf("conv: pointwise planes read staged channel %d of %d", j, len(staged)/16))
+		}
+	}
+}
+
+// pointwisePlanesGo is the pointwise planes kernel's definition: for
+// pixels p < pixels and outputs k < kb, out[k·ld + p] is the sum, in
+// order over input channels i, of w[i·kb + k] · max(staged[16·idx[i] + p]
+// · scale[i] + shift[i], floor), every multiply-add fused.
+func pointwisePlanesGo(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	for p := range pixels {
+		var acc [16]float32
+		for i, j := range idx {
+			v := max(fma32(staged[16*int(j)+p], scale[i], shift[i]), floor)
+			for k := range kb {
+				acc[k] = fma32(v, w[i*kb+k], acc[k])
+			}
+		}
+		for k := range kb {
+			out[k*ld+p] = acc[k]
+		}
+	}
+}
+
+// fma32 is a·b + c rounded once, as a fused multiply-add does (the sum in
+// float64 is exact for float32 operands but for the rare sums whose
+// rounding to float64 then to float32 differs from rounding once).
+func fma32(a, b, c float32) float32 {
+	return float32(math.FMA(float64(a), float64(b), float64(c)))
+}
