@@ -54,19 +54,11 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 		parallel(c.Workers, s.N*ch, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
 			for item := lo; item < hi; item++ {
 				n, k := item/ch, item%ch
-				j, scale, shift := k, float32(1), float32(0)
+				j, scale, shift := k, float32(1), float32(0) // without a transform, a copy
 				if a != nil {
 					j, scale, shift = a.Source(k), a.Scale[k], a.Shift[k]
 				}
-				plane := src[j*ld+n*s.H*s.W:]
-				for y := range s.H {
-					dst := planes[item*planeLen+(y+1)*rowStride+1:][:s.W]
-					if a == nil {
-						copy(dst, plane[y*s.W:])
-						continue
-					}
-					stridedAffine(dst, plane[y*s.W:], 1, scale, shift, floor)
-				}
+				affineRows(planes[item*planeLen+rowStride+1:], rowStride, src[j*ld+n*s.H*s.W:], s.W, s.H, scale, shift, floor)
 			}
 		})
 		return planes

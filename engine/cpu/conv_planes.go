@@ -22,7 +22,8 @@ import (
 type planesState struct {
 	sources int     // pointwise: the input channels staged (a multiple of 8), 0 if through rows
 	idx     []int32 // pointwise: each input channel's source (the transform's Index, or itself)
-	stages  sync.Pool
+	most    int32   // pointwise: the largest
+	stages  *bufs
 	rows    *Conv     // through rows: the convolution of rows
 	in, out []float32 // through rows: the rows
 }
@@ -73,9 +74,9 @@ func (c *Conv) planPlanes() {
 				ps.idx[j] = int32(j)
 			}
 		}
-		if sources := (int(slices.Max(ps.idx)) + 8) &^ 7; sources <= s.LdIn {
-			ps.sources = sources
-			ps.stages.New = func() any { return new(make([]float32, 16*sources)) }
+		ps.most = slices.Max(ps.idx)
+		if sources := (int(ps.most) + 8) &^ 7; sources <= s.LdIn {
+			ps.sources, ps.stages = sources, &bufs{size: 16 * sources}
 			return
 		}
 	}
@@ -117,9 +118,8 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
 	floor := reluFloor(a.ReLU)
 	parallel(c.Workers, (p+15)/16, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
-		buf := ps.stages.Get().(*[]float32) // a pointer: Put boxes it without allocating
-		defer ps.stages.Put(buf)
-		staged := *buf
+		staged := ps.stages.get()
+		defer ps.stages.put(staged)
 		for chunk := lo; chunk < hi; chunk++ {
 			p0 := chunk * 16
 			pixels := min(16, p-p0)
@@ -135,7 +135,7 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 				j := g * cg
 				for b0 := 0; b0 < kg; b0 += 16 {
 					k := g*kg + b0
-					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, staged, ps.idx[j:j+cg], a.Scale[j:j+cg], a.Shift[j:j+cg],
+					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, staged, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
 						c.wGroups[k*cg:], min(16, kg-b0), floor, pixels)
 				}
 			}
@@ -160,15 +160,16 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 	}
 }
 
-func checkPointwisePlanes(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb, pixels int) {
+// checkPointwisePlanes panics unless the kernel's reads and writes lie in
+// its slices; most is the largest of idx (and of every index the caller
+// passes, which it checked once against the staged channels when it
+// planned them: no negative one).
+func checkPointwisePlanes(out []float32, ld int, staged []float32, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
-	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 16 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels || len(out) < (kb-1)*ld+pixels {
-		panic(fmt.Sprintf("conv: pointwise planes of %d channels, %d outputs %d apart, %d pixels into %d floats", cg, kb, ld, pixels, len(out)))
-	}
-	for _, j := range idx {
-		if j < 0 || int(j) >= len(staged)/16 {
-			panic(fmt.Sprintf("conv: pointwise planes read staged channel %d of %d", j, len(staged)/16))
-		}
+	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 16 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
+		len(out) < (kb-1)*ld+pixels || int(most) >= len(staged)/16 {
+		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d of %d staged), %d outputs %d apart, %d pixels into %d floats",
+			cg, most, len(staged)/16, kb, ld, pixels, len(out)))
 	}
 }
 
@@ -196,4 +197,47 @@ func pointwisePlanesGo(out []float32, ld int, staged []float32, idx []int32, sca
 // rounding to float64 then to float32 differs from rounding once).
 func fma32(a, b, c float32) float32 {
 	return float32(math.FMA(float64(a), float64(b), float64(c)))
+}
+
+// A bufs is a free list of buffers of one size. Unlike a sync.Pool,
+// which every garbage collection empties (and whose refilling cost 5% of
+// condensed inference), it keeps them; it holds no more than were ever in
+// use at once.
+type bufs struct {
+	size int
+	mu   sync.Mutex
+	free [][]float32
+}
+
+func (b *bufs) get() []float32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := len(b.free); n > 0 {
+		x := b.free[n-1]
+		b.free = b.free[:n-1]
+		return x
+	}
+	return make([]float32, b.size)
+}
+
+func (b *bufs) put(x []float32) {
+	b.mu.Lock()
+	b.free = append(b.free, x)
+	b.mu.Unlock()
+}
+
+func checkAffineRows(dst []float32, dstStride int, src []float32, w, h int) {
+	if w < 1 || h < 1 || dstStride < w || len(src) < w*h || len(dst) < (h-1)*dstStride+w {
+		panic(fmt.Sprintf("conv: %d rows of %d floats from %d into %d, %d apart", h, w, len(src), len(dst), dstStride))
+	}
+}
+
+// affineRowsGo is affineRows's definition: row y's x-th float, dst[y·dstStride + x],
+// is max(src[y·w + x]·scale + shift, floor), the multiply-add fused.
+func affineRowsGo(dst []float32, dstStride int, src []float32, w, h int, scale, shift, floor float32) {
+	for y := range h {
+		for x, v := range src[y*w : (y+1)*w] {
+			dst[y*dstStride+x] = max(fma32(v, scale, shift), floor)
+		}
+	}
 }

@@ -391,3 +391,22 @@ func TestTranspose(t *testing.T) {
 		}
 	}
 }
+
+// affineRows gives its definition's results on rows of every width a
+// mask covers, 16 and past it.
+func TestAffineRows(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(4, 4))
+		for _, w := range []int{1, 7, 8, 16, 17, 32, 56} {
+			const h, stride = 3, 60
+			src := randSlice(rng, w*h)
+			got, want := make([]float32, (h-1)*stride+w), make([]float32, (h-1)*stride+w)
+			affineRows(got, stride, src, w, h, 1.5, -0.25, 0)
+			affineRowsGo(want, stride, src, w, h, 1.5, -0.25, 0)
+			if !slices.Equal(got, want) {
+				t.Fatalf("width %d: %v, want %v", w, got, want)
+			}
+		}
+		mustPanic(t, "rows past the source", "rows of", func() { affineRows(make([]float32, 200), 60, make([]float32, 47), 16, 3, 1, 0, 0) })
+	})
+}

@@ -263,15 +263,23 @@ normCol:
 	VZEROUPPER
 	RET
 
-// func affine512(dst, src *float32, n int, scale, shift, floor float32)
-// strided512's affine with stride 1: loads instead of gathers. n ≥ 1.
-TEXT ·affine512(SB), NOSPLIT, $0-36
+// func affineRows512(dst *float32, dstStride int, src *float32, w, h int, scale, shift, floor float32)
+// affineRowsGo: h rows of w floats, src's one after another and dst's
+// dstStride apart, each max(x·scale + shift, floor), sixteen at a time,
+// the last of a row under a mask. w, h ≥ 1.
+TEXT ·affineRows512(SB), NOSPLIT, $0-52
 	MOVQ         dst+0(FP), DI
-	MOVQ         src+8(FP), SI
-	MOVQ         n+16(FP), CX
-	VBROADCASTSS scale+24(FP), Z3
-	VBROADCASTSS shift+28(FP), Z4
-	VBROADCASTSS floor+32(FP), Z5
+	MOVQ         dstStride+8(FP), R8
+	SHLQ         $2, R8
+	MOVQ         src+16(FP), SI
+	MOVQ         h+32(FP), R9
+	VBROADCASTSS scale+40(FP), Z3
+	VBROADCASTSS shift+44(FP), Z4
+	VBROADCASTSS floor+48(FP), Z5
+
+affineRow:
+	MOVQ w+24(FP), CX
+	MOVQ DI, R10
 
 affineLoads:
 	MOVQ        $0xffff, AX
@@ -286,10 +294,14 @@ affineWhole:
 	VMOVUPS.Z   (SI), K1, Z0
 	VFMADD213PS Z4, Z3, Z0
 	VMAXPS      Z5, Z0, Z0
-	VMOVUPS     Z0, K1, (DI)
-	ADDQ        $64, SI
-	ADDQ        $64, DI
+	VMOVUPS     Z0, K1, (R10)
+	POPCNTL     AX, AX
+	LEAQ        (SI)(AX*4), SI
+	ADDQ        $64, R10
 	SUBQ        $16, CX
 	JG          affineLoads
+	ADDQ        R8, DI
+	DECQ        R9
+	JNZ         affineRow
 	VZEROUPPER
 	RET

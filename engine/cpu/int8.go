@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -46,7 +45,7 @@ type Int8Conv struct {
 	// there (quantiseStaged) instead of gathered (quantiseQuads); stages
 	// holds those transposes, one per worker at a time.
 	staged int
-	stages sync.Pool
+	stages *bufs
 }
 
 // tileLen is the positions of a tile.
@@ -143,7 +142,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	}
 	if sources := (int(qd.most) + 8) &^ 7; !s.InPlanes && sources <= s.LdIn {
 		c.staged = sources
-		c.stages.New = func() any { return new(make([]float32, 16*sources)) }
+		c.stages = &bufs{size: 16 * sources}
 	}
 	return c
 }
@@ -254,9 +253,8 @@ func (c *Int8Conv) quantiseInput(in []float32) {
 // of pixels allows), then each quad's four read from there.
 func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 	s := c.ConvShape
-	buf := c.stages.Get().(*[]float32) // a pointer: Put boxes it without allocating
-	defer c.stages.Put(buf)
-	staged := *buf
+	staged := c.stages.get()
+	defer c.stages.put(staged)
 	for x0 := 0; x0 < s.W; x0 += 16 {
 		pixels := min(16, s.W-x0)
 		for ch := 0; ch < c.staged; ch += 16 {

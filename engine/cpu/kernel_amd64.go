@@ -183,7 +183,18 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
 
 //go:noescape
-func affine512(dst, src *float32, n int, scale, shift, floor float32)
+func affineRows512(dst *float32, dstStride int, src *float32, w, h int, scale, shift, floor float32)
+
+// affineRows is affineRowsGo, checked, on the AVX-512 kernel where the
+// strided kernels run.
+func affineRows(dst []float32, dstStride int, src []float32, w, h int, scale, shift, floor float32) {
+	checkAffineRows(dst, dstStride, src, w, h)
+	if !use.strided {
+		affineRowsGo(dst, dstStride, src, w, h, scale, shift, floor)
+		return
+	}
+	affineRows512(&dst[0], dstStride, &src[0], w, h, scale, shift, floor)
+}
 
 //go:noescape
 func strided512(dst, src *float32, n, stride int, affine bool, scale, shift, floor float32)
@@ -204,11 +215,7 @@ func stridedAffine(dst, src []float32, stride int, scale, shift, floor float32) 
 		stridedAffineGo(dst, src, stride, scale, shift, floor)
 		return
 	}
-	if stride == 1 { // loads, not gathers
-		_ = src[len(dst)-1]
-		affine512(&dst[0], &src[0], len(dst), scale, shift, floor)
-		return
-	}
+
 	_ = src[(len(dst)-1)*stride]
 	strided512(&dst[0], &src[0], len(dst), stride, true, scale, shift, floor)
 }
@@ -314,8 +321,8 @@ func pointwisePlanes8(out *float32, ld int, staged *float32, idx *int32, scale, 
 
 // pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
 // for 16 and 8 outputs where they run.
-func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
-	checkPointwisePlanes(out, ld, staged, idx, scale, shift, w, kb, pixels)
+func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	checkPointwisePlanes(out, ld, staged, idx, most, scale, shift, w, kb, pixels)
 	kernel := pointwisePlanes16
 	switch {
 	case !use.planes || kb != 16 && kb != 8:
