@@ -40,6 +40,10 @@ type Int8Conv struct {
 	// 1×1 convolution writing planes) and tiles are stored whole.
 	outOff, tileMost []int32
 	contiguous       bool
+	// outPlanes holds rows' outputs as planes of every position, to be
+	// moved into the rows by register transposes where the row widths
+	// allow (see viaPlanes) rather than scattered.
+	outPlanes []float32
 	// staged, if set, is the number of source channels (a multiple of
 	// 8) that rows of pixels are transposed in, to be quantised from
 	// there (quantiseStaged) instead of gathered (quantiseQuads); stages
@@ -169,6 +173,11 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 	if s.OutPlanes {
 		stride = s.LdOut
 	}
+	planeLen := len(c.tileMost) * tileLen
+	via := c.viaPlanes()
+	if via && c.outPlanes == nil {
+		c.outPlanes = make([]float32, s.K*planeLen)
+	}
 	parallel(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*steps/4, func(lo, hi int) {
 		kg := s.K / s.G
 		t := tile{steps: c.steps, most: c.stepsMost}
@@ -184,15 +193,41 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 				for p := range c.pairs {
 					k := g*kg + 2*p
 					t.w, t.q = c.wt[(g*c.pairs+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
-					if c.contiguous {
+					switch {
+					case c.contiguous:
 						dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
-					} else {
+					case via:
+						dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &t)
+					default:
 						dotScatter(out[k*stride:], stride, offs, most, &t)
 					}
 				}
 			}
 		}
 	})
+	if !via {
+		return
+	}
+	oh, ow := s.OH(), s.OW()
+	parallel(c.Workers, s.N*oh, 2*s.N*oh*ow*s.K, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/oh, row%oh
+			o := (n*c.hp+y)*c.wp // the row's first position
+			for k0 := 0; k0 < s.K; k0 += 16 {
+				for x0 := 0; x0 < ow; x0 += 16 {
+					transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
+				}
+			}
+		}
+	})
+}
+
+// viaPlanes reports whether rows of outputs are written through
+// outPlanes: where the register transposes run and the output rows and
+// channels come in their eights or sixteens.
+func (c *Int8Conv) viaPlanes() bool {
+	s := c.ConvShape
+	return !s.OutPlanes && use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
 }
 
 // prepareWeights arranges the weights as int8 pairs, once for a Fixed shape.
