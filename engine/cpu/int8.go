@@ -212,7 +212,7 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 	parallel(c.Workers, s.N*oh, 2*s.N*oh*ow*s.K, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			n, y := row/oh, row%oh
-			o := (n*c.hp+y)*c.wp // the row's first position
+			o := (n*c.hp + y) * c.wp // the row's first position
 			for k0 := 0; k0 < s.K; k0 += 16 {
 				for x0 := 0; x0 < ow; x0 += 16 {
 					transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
