@@ -85,9 +85,16 @@ type ConvShape struct {
 	InPlanes, OutPlanes bool
 }
 
-// A Planar backend takes ConvShape.InPlanes and OutPlanes.
+// A Planar backend takes ConvShape.InPlanes and OutPlanes, and has the
+// two operations a network kept in planes needs besides.
 type Planar interface {
 	Planar() bool
+	// AvgPool2Planes pools m planes of h×w floats, one after another, into
+	// planes of h/2×w/2, one after another.
+	AvgPool2Planes(out, in View, m, h, w int)
+	// PlanesToRows copies c planes of p floats, ldIn apart, into p rows of
+	// c channels, ldOut apart.
+	PlanesToRows(out, in View, p, c, ldIn, ldOut int)
 }
 
 // A Requant describes an int8 convolution, as quantised inference runs

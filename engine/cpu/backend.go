@@ -50,6 +50,14 @@ func (b *Backend) Split() []engine.Backend {
 // (engine.ConvShape.InPlanes and OutPlanes).
 func (b *Backend) Planar() bool { return true }
 
+func (b *Backend) AvgPool2Planes(out, in engine.View, m, height, width int) {
+	AvgPool2Planes(h(out), h(in), m, height, width, b.workers)
+}
+
+func (b *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {
+	PlanesToRows(h(out), h(in), p, c, ldIn, ldOut, b.workers)
+}
+
 // Workers returns the number of goroutines per kernel.
 func (b *Backend) Workers() int { return b.workers }
 

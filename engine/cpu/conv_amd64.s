@@ -4,13 +4,14 @@
 // 1×1 kernels and the pointwise one into planes (see conv_direct.go,
 // conv.go and conv_planes.go).
 
-// PP_INPUT puts input channel idx[0] of the staged sixteen pixels,
-// transformed, in Z30: max(staged[16·idx]·scale + shift, floor), with
-// BX, R8, R9 at idx, scale, shift and the floor in Z31.
+// PP_INPUT puts input channel idx[0] of the staged sixteen pixels (or
+// fewer, under the mask in K1), transformed, in Z30:
+// max(staged[stride·idx]·scale + shift, floor), with BX, R8, R9 at idx,
+// scale, shift, R11 the stride in bytes and the floor in Z31.
 #define PP_INPUT \
 	MOVL         (BX), AX \
-	SHLQ         $6, AX \
-	VMOVUPS      (SI)(AX*1), Z30 \
+	IMULQ        R11, AX \
+	VMOVUPS.Z    (SI)(AX*1), K1, Z30 \
 	VBROADCASTSS (R8), Z29 \
 	VFMADD213PS.BCST (R9), Z29, Z30 \
 	VMAXPS       Z31, Z30, Z30
@@ -21,13 +22,14 @@
 	MOVQ         ld+8(FP), R10 \
 	SHLQ         $2, R10 \
 	MOVQ         staged+16(FP), SI \
-	MOVQ         idx+24(FP), BX \
-	MOVQ         scale+32(FP), R8 \
-	MOVQ         shift+40(FP), R9 \
-	MOVQ         cg+48(FP), CX \
-	MOVQ         w+56(FP), DX \
-	VBROADCASTSS floor+64(FP), Z31 \
-	KMOVW        mask+68(FP), K1
+	MOVQ         strideBytes+24(FP), R11 \
+	MOVQ         idx+32(FP), BX \
+	MOVQ         scale+40(FP), R8 \
+	MOVQ         shift+48(FP), R9 \
+	MOVQ         cg+56(FP), CX \
+	MOVQ         w+64(FP), DX \
+	VBROADCASTSS floor+72(FP), Z31 \
+	KMOVW        mask+76(FP), K1
 
 // PP_NEXT steps to the next input channel.
 #define PP_NEXT(wbytes) \
@@ -393,12 +395,12 @@ g16Loop:
 	VZEROUPPER
 	RET
 
-// func pointwisePlanes16(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+// func pointwisePlanes16(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
 //
 // pointwisePlanesGo for 16 outputs: sixteen accumulators of sixteen
 // pixels, each input channel transformed once for all of them; stored
 // under mask, the outputs ld floats apart. cg ≥ 1.
-TEXT ·pointwisePlanes16(SB), NOSPLIT, $0-70
+TEXT ·pointwisePlanes16(SB), NOSPLIT, $0-78
 	PP_LOAD
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
@@ -457,10 +459,10 @@ pp16:
 	VZEROUPPER
 	RET
 
-// func pointwisePlanes8(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+// func pointwisePlanes8(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
 //
 // pointwisePlanes16 for 8 outputs.
-TEXT ·pointwisePlanes8(SB), NOSPLIT, $0-70
+TEXT ·pointwisePlanes8(SB), NOSPLIT, $0-78
 	PP_LOAD
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1

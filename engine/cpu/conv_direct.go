@@ -231,7 +231,7 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 	// transposes, 16 pixels at a time, instead of two floats a pixel.
 	k := s.G * per
 	var outPlanes []float32
-	if s.W%16 == 0 && k%8 == 0 {
+	if s.W%16 == 0 && k%8 == 0 && !s.OutPlanes {
 		outPlanes = grow(&c.scratch.outPlanes, s.N*k*positions)
 	}
 	parallel(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, func(lo, hi int) {
@@ -257,7 +257,13 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 				y, x := q0/rowStride, q0%rowStride
 				for i := 0; i < directBlock && y < s.H; {
 					run := min(directBlock-i, rowStride-x)
-					if m := min(run, s.W-x); m > 0 {
+					if m := min(run, s.W-x); m > 0 && s.OutPlanes { // a run of each output's plane (Forward only)
+						at := o*ld + (n*s.H+y)*s.W + x
+						copy(dst[at:at+m], acc[i:i+m])
+						if two {
+							copy(dst[at+ld:at+ld+m], acc[directBlock+i:directBlock+i+m])
+						}
+					} else if m > 0 {
 						at := ((n*s.H+y)*s.W+x)*ld + o
 						scatterPair(dst[at:at+(m-1)*ld+1+b2i(two)], ld, acc[i:i+m], acc[directBlock+i:directBlock+i+m], add, two)
 					}

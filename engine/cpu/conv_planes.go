@@ -15,34 +15,39 @@ import (
 // accumulates up to sixteen output channels, storing them as rows of
 // their planes: no gathers, which were a third of the condensed
 // network's time. The direct 3×3 convolution copies planes into its
-// padded planes (toPlanes). Any other shape goes through rows.
+// padded planes (toPlanes) and its outputs' runs into planes (pairs). Any
+// other shape goes through rows.
 
 // planesState is how a convolution does its planes, planned when it is
 // made.
 type planesState struct {
-	sources int     // pointwise: the input channels staged (a multiple of 8), 0 if through rows
-	idx     []int32 // pointwise: each input channel's source (the transform's Index, or itself)
-	most    int32   // pointwise: the largest
-	stages  *bufs
-	rows    *Conv     // through rows: the convolution of rows
-	in, out []float32 // through rows: the rows
+	pointwise bool    // a pointwise convolution with an input transform, into planes
+	sources   int     // pointwise from rows: the input channels staged (a multiple of 8)
+	idx       []int32 // pointwise: each input channel's source (the transform's Index, or itself)
+	most      int32   // pointwise: the largest
+	stages    *bufs
+	rows      *Conv     // through rows: the convolution of rows
+	in, out   []float32 // through rows: the rows
 }
 
 // planesForward computes the convolution if it reads or writes planes in
-// a way the other lowerings do not (the direct 3×3 reads them itself),
-// and reports whether it did.
+// a way the other lowerings do not (the direct 3×3 reads and writes them
+// itself), and reports whether it did.
 func (c *Conv) planesForward(out, in, w []float32) bool {
 	s := c.ConvShape
-	if !s.InPlanes && !s.OutPlanes || s.InPlanes && !s.OutPlanes && useDirect(s) {
+	if !s.InPlanes && !s.OutPlanes || useDirect(s) { // the direct 3×3 reads and writes planes itself
 		return false
 	}
 	ps := c.planes
-	if ps.sources > 0 {
+	if ps.pointwise {
 		c.pointwisePlanesForward(out, in, w)
 		return true
 	}
 	// Through rows: the planes in as rows, the convolution, the rows out
 	// as planes.
+	if ps.rows == nil {
+		c.planRows()
+	}
 	src, dst := in, out
 	r := ps.rows
 	if s.InPlanes {
@@ -66,7 +71,7 @@ func (c *Conv) planesForward(out, in, w []float32) bool {
 func (c *Conv) planPlanes() {
 	s, ps := c.ConvShape, &planesState{}
 	c.planes = ps
-	if a := s.Input; s.OutPlanes && !s.InPlanes && pointwise(s) && a != nil {
+	if a := s.Input; s.OutPlanes && pointwise(s) && a != nil {
 		ps.idx = a.Index
 		if ps.idx == nil {
 			ps.idx = make([]int32, s.C)
@@ -75,11 +80,21 @@ func (c *Conv) planPlanes() {
 			}
 		}
 		ps.most = slices.Max(ps.idx)
+		if s.InPlanes { // the planes are read as they are
+			ps.pointwise = true
+			return
+		}
 		if sources := (int(ps.most) + 8) &^ 7; sources <= s.LdIn {
-			ps.sources, ps.stages = sources, &bufs{size: 16 * sources}
+			ps.pointwise, ps.sources, ps.stages = true, sources, &bufs{size: 16 * sources}
 			return
 		}
 	}
+}
+
+// planRows makes the convolution of rows that planes go through, on the
+// first call that needs it.
+func (c *Conv) planRows() {
+	s, ps := c.ConvShape, c.planes
 	r := *c
 	r.ConvShape.InPlanes, r.ConvShape.OutPlanes, r.planes = false, false, nil
 	if s.InPlanes {
@@ -107,22 +122,35 @@ func planesToRows(dst []float32, ld int, src []float32, ldIn, p int) {
 	}
 }
 
-// pointwisePlanesForward is the pointwise convolution into planes.
+// pointwisePlanesForward is the pointwise convolution into planes, from
+// planes or from rows transposed sixteen pixels at a time.
 func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 	s, ps, a := c.ConvShape, c.planes, c.Input
 	cg, kg := s.C/s.G, s.K/s.G
 	p := s.N * s.H * s.W
-	if len(in) < (p-1)*s.LdIn+ps.sources || len(out) < (s.K-1)*s.LdOut+p || len(w) < s.Weights() {
+	need := (p-1)*s.LdIn + ps.sources
+	if s.InPlanes {
+		need = int(ps.most)*s.LdIn + p
+	}
+	if len(in) < need || len(out) < (s.K-1)*s.LdOut+p || len(w) < s.Weights() {
 		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
 	floor := reluFloor(a.ReLU)
 	parallel(c.Workers, (p+15)/16, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
-		staged := ps.stages.get()
-		defer ps.stages.put(staged)
+		var staged []float32
+		stride := s.LdIn // floats between a source channel's pixels' rows
+		if !s.InPlanes {
+			staged, stride = ps.stages.get(), 16
+			defer ps.stages.put(staged)
+		}
 		for chunk := lo; chunk < hi; chunk++ {
 			p0 := chunk * 16
 			pixels := min(16, p-p0)
+			src := staged
+			if s.InPlanes {
+				src = in[p0:]
+			}
 			for c0 := 0; c0 < ps.sources; c0 += 16 {
 				cols := min(16, ps.sources-c0)
 				if use.transpose && (pixels == 16 || pixels == 8) {
@@ -135,7 +163,7 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 				j := g * cg
 				for b0 := 0; b0 < kg; b0 += 16 {
 					k := g*kg + b0
-					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, staged, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
+					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
 						c.wGroups[k*cg:], min(16, kg-b0), floor, pixels)
 				}
 			}
@@ -164,24 +192,24 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 // its slices; most is the largest of idx (and of every index the caller
 // passes, which it checked once against the staged channels when it
 // planned them: no negative one).
-func checkPointwisePlanes(out []float32, ld int, staged []float32, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
+func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
 	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 16 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
-		len(out) < (kb-1)*ld+pixels || int(most) >= len(staged)/16 {
-		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d of %d staged), %d outputs %d apart, %d pixels into %d floats",
-			cg, most, len(staged)/16, kb, ld, pixels, len(out)))
+		len(out) < (kb-1)*ld+pixels || stride < pixels || int(most)*stride+pixels > len(staged) || int64(most)*int64(stride) > math.MaxInt32 {
+		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d, %d floats apart, of %d), %d outputs %d apart, %d pixels into %d floats",
+			cg, most, stride, len(staged), kb, ld, pixels, len(out)))
 	}
 }
 
 // pointwisePlanesGo is the pointwise planes kernel's definition: for
 // pixels p < pixels and outputs k < kb, out[k·ld + p] is the sum, in
-// order over input channels i, of w[i·kb + k] · max(staged[16·idx[i] + p]
-// · scale[i] + shift[i], floor), every multiply-add fused.
-func pointwisePlanesGo(out []float32, ld int, staged []float32, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+// order over input channels i, of w[i·kb + k] · max(staged[stride·idx[i]
+// + p] · scale[i] + shift[i], floor), every multiply-add fused.
+func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	for p := range pixels {
 		var acc [16]float32
 		for i, j := range idx {
-			v := max(fma32(staged[16*int(j)+p], scale[i], shift[i]), floor)
+			v := max(fma32(staged[stride*int(j)+p], scale[i], shift[i]), floor)
 			for k := range kb {
 				acc[k] = fma32(v, w[i*kb+k], acc[k])
 			}

@@ -314,22 +314,22 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 }
 
 //go:noescape
-func pointwisePlanes16(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+func pointwisePlanes16(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
 
 //go:noescape
-func pointwisePlanes8(out *float32, ld int, staged *float32, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
+func pointwisePlanes8(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
 
 // pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
 // for 16 and 8 outputs where they run.
-func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
-	checkPointwisePlanes(out, ld, staged, idx, most, scale, shift, w, kb, pixels)
+func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	checkPointwisePlanes(out, ld, staged, stride, idx, most, scale, shift, w, kb, pixels)
 	kernel := pointwisePlanes16
 	switch {
 	case !use.planes || kb != 16 && kb != 8:
-		pointwisePlanesGo(out, ld, staged, idx, scale, shift, w, kb, floor, pixels)
+		pointwisePlanesGo(out, ld, staged, stride, idx, scale, shift, w, kb, floor, pixels)
 		return
 	case kb == 8:
 		kernel = pointwisePlanes8
 	}
-	kernel(&out[0], ld, &staged[0], &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint16(1<<pixels-1))
+	kernel(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint16(1<<pixels-1))
 }

@@ -94,9 +94,9 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 	quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
 }
 
-func pointwisePlanes(out []float32, ld int, staged []float32, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
-	checkPointwisePlanes(out, ld, staged, idx, most, scale, shift, w, kb, pixels)
-	pointwisePlanesGo(out, ld, staged, idx, scale, shift, w, kb, floor, pixels)
+func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
+	checkPointwisePlanes(out, ld, staged, stride, idx, most, scale, shift, w, kb, pixels)
+	pointwisePlanesGo(out, ld, staged, stride, idx, scale, shift, w, kb, floor, pixels)
 }
 
 func affineRows(dst []float32, dstStride int, src []float32, w, h int, scale, shift, floor float32) {

@@ -73,3 +73,45 @@ func GlobalAvgPoolBackward(dIn, dOut []float32, n, hw, c, ldIn int) {
 		}
 	}
 }
+
+// AvgPool2Planes pools m planes of h×w floats, one after another, into
+// planes of h/2×w/2: each output the mean of its 2×2 window (an odd last
+// row or column is dropped, as AvgPool2Forward drops it).
+func AvgPool2Planes(out, in []float32, m, h, w int, workers int) {
+	oh, ow := h/2, w/2
+	_, _ = out[m*oh*ow-1], in[m*h*w-1]
+	parallel(workers, m, 5*m*oh*ow, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			src, dst := in[j*h*w:], out[j*oh*ow:]
+			for oy := range oh {
+				a, b := src[2*oy*w:][:2*ow], src[(2*oy+1)*w:][:2*ow]
+				y := dst[oy*ow:][:ow]
+				for ox := range y {
+					y[ox] = 0.25 * (a[2*ox] + a[2*ox+1] + b[2*ox] + b[2*ox+1])
+				}
+			}
+		}
+	})
+}
+
+// PlanesToRows copies c planes of p floats, ldIn apart, into p rows of c
+// channels, ldOut apart: by 16×16 register transposes where they run, a
+// float at a time for the edges.
+func PlanesToRows(out, in []float32, p, c, ldIn, ldOut int, workers int) {
+	_, _ = out[(p-1)*ldOut+c-1], in[(c-1)*ldIn+p-1]
+	parallel(workers, (p+15)/16, 2*p*c, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			p0 := 16 * b
+			rows := min(16, p-p0)
+			for c0 := 0; c0 < c; c0 += 16 {
+				cols := min(16, c-c0)
+				// transpose's rows are planes here, its columns pixels.
+				if use.transpose && (rows == 16 || rows == 8) && (cols == 16 || cols == 8) {
+					transpose(out[p0*ldOut+c0:], ldOut, in[c0*ldIn+p0:], ldIn, cols, rows, false)
+				} else {
+					transposeGo(out[p0*ldOut+c0:], ldOut, in[c0*ldIn+p0:], ldIn, cols, rows, false)
+				}
+			}
+		}
+	})
+}

@@ -40,6 +40,15 @@ func (t *Backend) Planar() bool {
 	return ok && p.Planar()
 }
 
+// AvgPool2Planes and PlanesToRows need a Planar backend (see Planar).
+func (t *Backend) AvgPool2Planes(out, in engine.View, m, h, w int) {
+	t.time("pooling forward", 0, func() { t.Backend.(engine.Planar).AvgPool2Planes(out, in, m, h, w) })
+}
+
+func (t *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {
+	t.time("planes to rows", 0, func() { t.Backend.(engine.Planar).PlanesToRows(out, in, p, c, ldIn, ldOut) })
+}
+
 func (t *Backend) Split() []engine.Backend {
 	s, ok := t.Backend.(engine.Splitter)
 	if !ok {
