@@ -80,7 +80,7 @@ type ConvShape struct {
 	// planes instead of rows: channel c of pixel p at c·Ld + p (Ld being
 	// LdIn or LdOut, at least N·H·W), which is how one convolution hands
 	// its output to the next without transposing it twice. An input
-	// transform's Index then selects planes (C of them without one).
+	// transform's Index then selects planes.
 	// Only backends that are Planar take them.
 	InPlanes, OutPlanes bool
 }

@@ -35,9 +35,23 @@ type Condensed struct {
 	logits *engine.Tensor
 	// Scratch shared by every layer, sized for the widest.
 	h *engine.Tensor
+	// planes, if set, is the backend's planes: the blocks' features, and
+	// what passes between a layer's convolutions, are planes (channel c of
+	// pixel p at c·P + p), which the convolutions read and write without
+	// transposes; the last block's features become rows in lastRows.
+	planes   engine.Planar
+	lastRows *engine.Tensor
 	// lanes, if set, are batch-1 networks, one per core, that do the work
 	// instead (see NewCondensed).
 	lanes []*Condensed
+}
+
+// planarOf returns be's planes, if it has them.
+func planarOf(be engine.Backend) engine.Planar {
+	if p, ok := be.(engine.Planar); ok && p.Planar() {
+		return p
+	}
+	return nil
 }
 
 type cblock struct {
@@ -78,9 +92,9 @@ func newLanes(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engi
 		cores = s.Split()
 	}
 	if cores == nil {
-		return newCondensedOn(arch, tensors, q, n, be)
+		return newCondensedOn(arch, tensors, q, n, be, planarOf(be))
 	}
-	first, err := newCondensedOn(arch, tensors, q, 1, cores[0])
+	first, err := newCondensedOn(arch, tensors, q, 1, cores[0], planarOf(cores[0]))
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +114,9 @@ func (m *Condensed) Share(n int, be engine.Backend) *Condensed {
 		m = m.lanes[0]
 	}
 	c := &Condensed{Arch: m.Arch, N: n, be: be, W: m.W, table: m.table, stemW: m.stemW, last: m.last, fcW: m.fcW, fcB: m.fcB}
+	if m.planes != nil {
+		c.planes = planarOf(be)
+	}
 	for _, bk := range m.blocks {
 		nb := &cblock{h: bk.h, w: bk.w, p: n * bk.h * bk.w, width: bk.width}
 		for _, ly := range bk.layers {
@@ -112,17 +129,20 @@ func (m *Condensed) Share(n int, be engine.Backend) *Condensed {
 	return c
 }
 
-func newCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
-	return newCondensedOn(arch, tensors, nil, n, be)
+// newCondensedRows builds the float network on be alone with its features
+// in rows, as Calibrator reads them.
+func newCondensedRows(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
+	return newCondensedOn(arch, tensors, nil, n, be, nil)
 }
 
-// newCondensedOn builds the network on be alone, int8 when q is set.
-func newCondensedOn(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engine.Backend) (*Condensed, error) {
+// newCondensedOn builds the network on be alone, int8 when q is set, in
+// planes when planes is set.
+func newCondensedOn(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engine.Backend, planes engine.Planar) (*Condensed, error) {
 	cfg := arch.Config
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	m := &Condensed{Arch: arch, N: n, be: be, table: &table{}}
+	m := &Condensed{Arch: arch, N: n, be: be, table: &table{}, planes: planes}
 	t := m.table
 	// BN statistics sit with the weights: nothing here is trained.
 	norm := func(prefix string, c int) normParams {
@@ -205,7 +225,11 @@ func newCondensedOn(arch *Architecture, tensors []Named, q []Int8Layer, n int, b
 func (m *Condensed) alloc() {
 	be, cfg, n := m.be, m.Arch.Config, m.N
 	m.x = be.Alloc(n * cfg.ImageFloats())
-	m.stem = be.NewConv(cfg.stemShape(n, m.blocks[0].width, true))
+	stem := cfg.stemShape(n, m.blocks[0].width, true)
+	if m.planes != nil {
+		stem.OutPlanes, stem.LdOut = true, m.blocks[0].p
+	}
+	m.stem = be.NewConv(stem)
 	maxK4 := 0
 	for _, bk := range m.blocks {
 		bk.buf = be.Alloc(bk.p * bk.width)
@@ -214,19 +238,22 @@ func (m *Condensed) alloc() {
 			maxK4 = max(maxK4, bk.p*k4)
 			// The index-select and first BatchNorm are fused into the 1×1
 			// convolution's read, and the shuffle and second BatchNorm
-			// into the 3×3 convolution's.
-			// Between the convolutions: planes where the backend takes
-			// them (no transposes on the way), else rows.
-			ld, planes := k4, false
-			if p, ok := be.(engine.Planar); ok && p.Planar() {
-				ld, planes = bk.p, true
+			// into the 3×3 convolution's. Rows are pixels, their channels
+			// (ld) apart, or planes, channels, their pixels (P) apart.
+			c1 := engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: k4, Fixed: true, Input: ly.in1, Int8: ly.rq1}
+			c2 := engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2}
+			if m.planes != nil {
+				c1.InPlanes, c1.OutPlanes, c1.LdIn, c1.LdOut = true, true, bk.p, bk.p
+				c2.InPlanes, c2.OutPlanes, c2.LdIn, c2.LdOut = true, true, bk.p, bk.p
 			}
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: sel, K: k4, R: 1, S: 1, Stride: 1, G: cfg.Group1x1, LdIn: bk.width, LdOut: ld, Fixed: true, Input: ly.in1, Int8: ly.rq1, OutPlanes: planes})
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: ld, LdOut: bk.width, Fixed: true, Input: ly.in2, Int8: ly.rq2, InPlanes: planes})
+			ly.conv1, ly.conv2 = be.NewConv(c1), be.NewConv(c2)
 		}
 	}
 	m.h = be.Alloc(maxK4)
 	bl := m.blocks[len(m.blocks)-1]
+	if m.planes != nil {
+		m.lastRows = be.Alloc(bl.p * bl.width)
+	}
 	m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
 	m.aLast = be.Alloc(bl.p * bl.width)
 	m.feat = be.Alloc(n * bl.width)
@@ -254,15 +281,28 @@ func (m *Condensed) Forward(logits, images []float32) {
 		for _, ly := range bk.layers {
 			// select → BN → ReLU → grouped 1×1 (fused); shuffle → BN → ReLU → 3×3 (fused)
 			ly.conv1.Forward(m.h.V(), bk.buf.V(), m.w(ly.w1))
-			ly.conv2.Forward(bk.buf.At(ly.c), m.h.V(), m.w(ly.w2))
+			out := bk.buf.At(ly.c) // the layer's channels: in rows, from channel c on; in planes, from plane c
+			if m.planes != nil {
+				out = bk.buf.At(ly.c * bk.p)
+			}
+			ly.conv2.Forward(out, m.h.V(), m.w(ly.w2))
 		}
 		if b+1 < len(m.blocks) {
 			nb := m.blocks[b+1]
+			if m.planes != nil { // the planes of all channels and images, one after another
+				m.planes.AvgPool2Planes(nb.buf.V(), bk.buf.V(), bk.width*m.N, bk.h, bk.w)
+				continue
+			}
 			be.AvgPool2Forward(nb.buf.V(), bk.buf.V(), m.N, bk.h, bk.w, bk.width, bk.width, nb.width)
 		}
 	}
 	bl := m.blocks[len(m.blocks)-1]
-	m.norm(m.bnLast, m.aLast.V(), bl.buf.V(), m.last)
+	last := bl.buf
+	if m.planes != nil {
+		m.planes.PlanesToRows(m.lastRows.V(), bl.buf.V(), bl.p, bl.width, bl.p, bl.width)
+		last = m.lastRows
+	}
+	m.norm(m.bnLast, m.aLast.V(), last.V(), m.last)
 	be.GlobalAvgPoolForward(m.feat.V(), m.aLast.V(), m.N, bl.h*bl.w, bl.width, bl.width)
 	sel := len(m.Arch.Classifier)
 	be.IndexSelectForward(m.sel.V(), m.feat.V(), m.Arch.Classifier, m.N, bl.width, sel)

@@ -212,7 +212,7 @@ type Calibrator struct {
 
 // NewCalibrator returns a Calibrator of batches of n images on be.
 func NewCalibrator(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Calibrator, error) {
-	m, err := newCondensed(arch, tensors, n, be)
+	m, err := newCondensedRows(arch, tensors, n, be)
 	if err != nil {
 		return nil, err
 	}

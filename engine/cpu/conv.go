@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -14,7 +15,7 @@ func checkConv(s engine.ConvShape) {
 	width := s.C // floats of an input row read
 	if a := s.Input; a != nil && a.Index != nil {
 		if s.InPlanes {
-			engine.CheckIndices("conv input transform", a.Index, s.C) // the input has C planes
+			engine.CheckIndices("conv input transform", a.Index, math.MaxInt32) // planes: checked against the input when it comes
 		} else {
 			engine.CheckIndices("conv input transform", a.Index, s.LdIn) // a selection may repeat channels
 		}

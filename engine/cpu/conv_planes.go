@@ -52,7 +52,7 @@ func (c *Conv) planesForward(out, in, w []float32) bool {
 	r := ps.rows
 	if s.InPlanes {
 		src = ps.in
-		planesToRows(src, r.LdIn, in, s.LdIn, s.N*s.H*s.W)
+		PlanesToRows(src, in, s.N*s.H*s.W, r.LdIn, s.LdIn, r.LdIn, 1)
 	}
 	if s.OutPlanes {
 		dst = ps.out
@@ -109,17 +109,6 @@ func (c *Conv) planRows() {
 		ps.out = make([]float32, s.N*s.OH()*s.OW()*s.K)
 	}
 	ps.rows = &r
-}
-
-// planesToRows copies p pixels of planes (ldIn apart) into rows of ld
-// channels.
-func planesToRows(dst []float32, ld int, src []float32, ldIn, p int) {
-	for ch := range ld {
-		plane := src[ch*ldIn:][:p]
-		for i, v := range plane {
-			dst[i*ld+ch] = v
-		}
-	}
 }
 
 // pointwisePlanesForward is the pointwise convolution into planes, from

@@ -40,9 +40,9 @@ type Int8Conv struct {
 	// 1×1 convolution writing planes) and tiles are stored whole.
 	outOff, tileMost []int32
 	contiguous       bool
-	// outPlanes holds rows' outputs as planes of every position, to be
-	// moved into the rows by register transposes where the row widths
-	// allow (see viaPlanes) rather than scattered.
+	// outPlanes holds the outputs as planes of every position, to be
+	// moved into the output's planes or rows (see viaPlanes) rather than
+	// scattered.
 	outPlanes []float32
 	// staged, if set, is the number of source channels (a multiple of
 	// 8) that rows of pixels are transposed in, to be quantised from
@@ -85,7 +85,7 @@ func checkInt8(s engine.ConvShape) {
 		in = true
 	}
 	if a := s.Input; a != nil && a.Index != nil && s.InPlanes {
-		engine.CheckIndices("int8 conv input transform", a.Index, s.C) // the input has C planes
+		engine.CheckIndices("int8 conv input transform", a.Index, math.MaxInt32) // planes: checked against the input when it comes
 	}
 	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 || s.OH() <= 0 || s.OW() <= 0 ||
 		!in || !out || !s.Fixed || s.Stride != 1 || len(q.Scale) != s.K || len(q.Shift) != s.K || !(q.Lo <= q.Hi) || q.Lo < math.MinInt32/2 || q.Hi > math.MaxInt32/2 {
@@ -213,6 +213,12 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 		for row := lo; row < hi; row++ {
 			n, y := row/oh, row%oh
 			o := (n*c.hp + y) * c.wp // the row's first position
+			if s.OutPlanes {         // a run of each plane
+				for k := range s.K {
+					copy(out[k*s.LdOut+row*ow:][:ow], c.outPlanes[k*planeLen+o:])
+				}
+				continue
+			}
 			for k0 := 0; k0 < s.K; k0 += 16 {
 				for x0 := 0; x0 < ow; x0 += 16 {
 					transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
@@ -222,12 +228,16 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 	})
 }
 
-// viaPlanes reports whether rows of outputs are written through
-// outPlanes: where the register transposes run and the output rows and
-// channels come in their eights or sixteens.
+// viaPlanes reports whether outputs are written through outPlanes: planes
+// whose positions are not pixels, copied a run at a time, and rows where
+// the register transposes run and the output rows and channels come in
+// their eights or sixteens.
 func (c *Int8Conv) viaPlanes() bool {
 	s := c.ConvShape
-	return !s.OutPlanes && use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
+	if s.OutPlanes {
+		return !c.contiguous
+	}
+	return use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
 }
 
 // prepareWeights arranges the weights as int8 pairs, once for a Fixed shape.

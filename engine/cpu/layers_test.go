@@ -471,3 +471,35 @@ func testBatchNormIndexed(t *testing.T) {
 		}
 	}
 }
+
+// Pooling planes is AvgPool2Forward on images of one channel; copying
+// planes into rows moves every float to its row and channel, at every
+// ISA level (the register transposes take whole eights and sixteens, Go
+// the edges).
+func TestPlanesOps(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(6, 6))
+		const m, h, w = 5, 6, 8
+		in := randSlice(rng, m*h*w)
+		got, want := make([]float32, m*h*w/4), make([]float32, m*h*w/4)
+		AvgPool2Planes(got, in, m, h, w, 2)
+		AvgPool2Forward(want, in, m, h, w, 1, 1, 1, 1)
+		if !slices.Equal(got, want) {
+			t.Errorf("pooled planes %v, want %v", got, want)
+		}
+		for _, sh := range [][2]int{{37, 20}, {64, 48}, {16, 8}, {3, 2}} {
+			p, c := sh[0], sh[1]
+			const extraIn, extraOut = 3, 5
+			planes := randSlice(rng, c*(p+extraIn))
+			rows := make([]float32, p*(c+extraOut))
+			PlanesToRows(rows, planes, p, c, p+extraIn, c+extraOut, 2)
+			for i := range p {
+				for ch := range c {
+					if rows[i*(c+extraOut)+ch] != planes[ch*(p+extraIn)+i] {
+						t.Fatalf("%d pixels of %d channels: pixel %d channel %d = %v, want %v", p, c, i, ch, rows[i*(c+extraOut)+ch], planes[ch*(p+extraIn)+i])
+					}
+				}
+			}
+		}
+	})
+}
