@@ -24,6 +24,13 @@
 	VRNDSCALEPS $0, z, z \
 	VMULPS      Z24, z, z
 
+// REQUANT4 requantises a channel's four registers of sums in place.
+#define REQUANT4(z0, z1, z2, z3) \
+	REQUANT(z0, z0) \
+	REQUANT(z1, z1) \
+	REQUANT(z2, z2) \
+	REQUANT(z3, z3)
+
 // REQUANT_CONSTANTS broadcasts a requant's five constants (scale,
 // shift, lo, hi, step) from off(R8) into Z20-Z24.
 #define REQUANT_CONSTANTS(off) \
@@ -119,10 +126,7 @@ storeStep:
 	SHRQ  $16, AX
 	KMOVW AX, K4
 	REQUANT_CONSTANTS(0)
-	REQUANT(Z0, Z0)
-	REQUANT(Z1, Z1)
-	REQUANT(Z2, Z2)
-	REQUANT(Z3, Z3)
+	REQUANT4(Z0, Z1, Z2, Z3)
 	VMOVUPS Z0, K1, (DI)
 	VMOVUPS Z1, K2, 64(DI)
 	VMOVUPS Z2, K3, 128(DI)
@@ -132,10 +136,7 @@ storeStep:
 	MOVQ    ld+8(FP), AX
 	LEAQ    (DI)(AX*4), DI
 	REQUANT_CONSTANTS(20)
-	REQUANT(Z4, Z4)
-	REQUANT(Z5, Z5)
-	REQUANT(Z6, Z6)
-	REQUANT(Z7, Z7)
+	REQUANT4(Z4, Z5, Z6, Z7)
 	VMOVUPS Z4, K1, (DI)
 	VMOVUPS Z5, K2, 64(DI)
 	VMOVUPS Z6, K3, 128(DI)
@@ -172,10 +173,7 @@ scatterStep:
 	VPMOVD2M  Z19, K4
 	KNOTW     K4, K4
 	REQUANT_CONSTANTS(0)
-	REQUANT(Z0, Z0)
-	REQUANT(Z1, Z1)
-	REQUANT(Z2, Z2)
-	REQUANT(Z3, Z3)
+	REQUANT4(Z0, Z1, Z2, Z3)
 	SCATTER(Z0, K1, Z16)
 	SCATTER(Z1, K2, Z17)
 	SCATTER(Z2, K3, Z18)
@@ -185,10 +183,7 @@ scatterStep:
 	MOVQ ld+8(FP), AX
 	LEAQ (DI)(AX*4), DI
 	REQUANT_CONSTANTS(20)
-	REQUANT(Z4, Z4)
-	REQUANT(Z5, Z5)
-	REQUANT(Z6, Z6)
-	REQUANT(Z7, Z7)
+	REQUANT4(Z4, Z5, Z6, Z7)
 	SCATTER(Z4, K1, Z16)
 	SCATTER(Z5, K2, Z17)
 	SCATTER(Z6, K3, Z18)
