@@ -44,6 +44,20 @@
 	VMOVUPS z, K1, (DI) \
 	ADDQ    R10, DI
 
+// PP2_FMA adds channel k's weight (at 4k(DX)) times the two input
+// vectors to its two accumulators.
+#define PP2_FMA(k, lo, hi) \
+	VBROADCASTSS k*4(DX), Z27 \
+	VFMADD231PS  Z27, Z30, lo \
+	VFMADD231PS  Z27, Z28, hi
+
+// PP2_STORE stores an output channel's 32 pixels under K1 and K2 and
+// steps to the next.
+#define PP2_STORE(lo, hi) \
+	VMOVUPS lo, K1, (DI) \
+	VMOVUPS hi, K2, 64(DI) \
+	ADDQ    R10, DI
+
 // func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 //
 // Two output channels of a 3×3 convolution over 64 consecutive positions q
@@ -494,5 +508,74 @@ pp8:
 	PP_STORE(Z5)
 	PP_STORE(Z6)
 	PP_STORE(Z7)
+	VZEROUPPER
+	RET
+
+// func pointwisePlanes8x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
+//
+// pointwisePlanesGo for 8 outputs of 32 pixels: two input vectors per
+// input channel, each weight used for both, under the mask's two halves.
+TEXT ·pointwisePlanes8x32(SB), NOSPLIT, $0-80
+	MOVQ         out+0(FP), DI
+	MOVQ         ld+8(FP), R10
+	SHLQ         $2, R10
+	MOVQ         staged+16(FP), SI
+	MOVQ         strideBytes+24(FP), R11
+	MOVQ         idx+32(FP), BX
+	MOVQ         scale+40(FP), R8
+	MOVQ         shift+48(FP), R9
+	MOVQ         cg+56(FP), CX
+	MOVQ         w+64(FP), DX
+	VBROADCASTSS floor+72(FP), Z31
+	MOVL         mask+76(FP), AX
+	KMOVW        AX, K1
+	SHRL         $16, AX
+	KMOVW        AX, K2
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+
+pp832:
+	MOVL             (BX), AX
+	IMULQ            R11, AX
+	VMOVUPS.Z        (SI)(AX*1), K1, Z30
+	VMOVUPS.Z        64(SI)(AX*1), K2, Z28
+	VBROADCASTSS     (R8), Z29
+	VFMADD213PS.BCST (R9), Z29, Z30
+	VFMADD213PS.BCST (R9), Z29, Z28
+	VMAXPS           Z31, Z30, Z30
+	VMAXPS           Z31, Z28, Z28
+	PP2_FMA(0, Z0, Z8)
+	PP2_FMA(1, Z1, Z9)
+	PP2_FMA(2, Z2, Z10)
+	PP2_FMA(3, Z3, Z11)
+	PP2_FMA(4, Z4, Z12)
+	PP2_FMA(5, Z5, Z13)
+	PP2_FMA(6, Z6, Z14)
+	PP2_FMA(7, Z7, Z15)
+	PP_NEXT(32)
+	JNZ pp832
+
+	PP2_STORE(Z0, Z8)
+	PP2_STORE(Z1, Z9)
+	PP2_STORE(Z2, Z10)
+	PP2_STORE(Z3, Z11)
+	PP2_STORE(Z4, Z12)
+	PP2_STORE(Z5, Z13)
+	PP2_STORE(Z6, Z14)
+	PP2_STORE(Z7, Z15)
 	VZEROUPPER
 	RET

@@ -124,18 +124,25 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 	if len(in) < need || len(out) < (s.K-1)*s.LdOut+p || len(w) < s.Weights() {
 		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
-	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
+	// From planes, 32 pixels of 8 outputs a call: each weight is used for
+	// two vectors of an input plane, which are read together; from staged
+	// rows, the 16 pixels transposed for 16 outputs a call.
+	chunk, block := 16, 16
+	if s.InPlanes {
+		chunk, block = 32, 8
+	}
+	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w, block) })
 	floor := reluFloor(a.ReLU)
-	parallel(c.Workers, (p+15)/16, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
+	parallel(c.Workers, (p+chunk-1)/chunk, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
 		var staged []float32
 		stride := s.LdIn // floats between a source channel's pixels' rows
 		if !s.InPlanes {
 			staged, stride = ps.stages.get(), 16
 			defer ps.stages.put(staged)
 		}
-		for chunk := lo; chunk < hi; chunk++ {
-			p0 := chunk * 16
-			pixels := min(16, p-p0)
+		for at := lo; at < hi; at++ {
+			p0 := at * chunk
+			pixels := min(chunk, p-p0)
 			src := staged
 			if s.InPlanes {
 				src = in[p0:]
@@ -150,10 +157,10 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 			}
 			for g := range s.G {
 				j := g * cg
-				for b0 := 0; b0 < kg; b0 += 16 {
+				for b0 := 0; b0 < kg; b0 += block {
 					k := g*kg + b0
 					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
-						c.wGroups[k*cg:], min(16, kg-b0), floor, pixels)
+						c.wGroups[k*cg:], min(block, kg-b0), floor, pixels)
 				}
 			}
 		}
@@ -161,13 +168,13 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 }
 
 // arrangePointwisePlanes lays out w (K, C/G) for pointwisePlanes: per
-// group and block of up to 16 outputs, (C/G, outputs of the block).
-func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
+// group and block of up to block outputs, (C/G, outputs of the block).
+func (c *Conv) arrangePointwisePlanes(dst, w []float32, block int) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	for g := range s.G {
-		for b0 := 0; b0 < kg; b0 += 16 {
-			kb, k0 := min(16, kg-b0), g*kg+b0
+		for b0 := 0; b0 < kg; b0 += block {
+			kb, k0 := min(block, kg-b0), g*kg+b0
 			for ci := range cg {
 				for kk := range kb {
 					dst[k0*cg+ci*kb+kk] = w[(k0+kk)*cg+ci]
@@ -183,7 +190,7 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 // planned them: no negative one).
 func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
-	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 16 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
+	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 32 || pixels > 16 && kb > 8 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
 		len(out) < (kb-1)*ld+pixels || stride < pixels || int(most)*stride+pixels > len(staged) || int64(most)*int64(stride) > math.MaxInt32 {
 		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d, %d floats apart, of %d), %d outputs %d apart, %d pixels into %d floats",
 			cg, most, stride, len(staged), kb, ld, pixels, len(out)))
@@ -196,7 +203,7 @@ func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, i
 // + p] · scale[i] + shift[i], floor), every multiply-add fused.
 func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	for p := range pixels {
-		var acc [16]float32
+		var acc [16]float32 // outputs
 		for i, j := range idx {
 			v := max(fma32(staged[stride*int(j)+p], scale[i], shift[i]), floor)
 			for k := range kb {

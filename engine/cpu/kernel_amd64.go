@@ -319,13 +319,19 @@ func pointwisePlanes16(out *float32, ld int, staged *float32, strideBytes int, i
 //go:noescape
 func pointwisePlanes8(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
 
+//go:noescape
+func pointwisePlanes8x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
+
 // pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
-// for 16 and 8 outputs where they run.
+// for 16 and 8 outputs of 16 pixels, or 8 of 32, where they run.
 func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	checkPointwisePlanes(out, ld, staged, stride, idx, most, scale, shift, w, kb, pixels)
 	kernel := pointwisePlanes16
 	switch {
-	case !use.planes || kb != 16 && kb != 8:
+	case use.planes && kb == 8 && pixels > 16:
+		pointwisePlanes8x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint32(1<<pixels-1))
+		return
+	case !use.planes || kb != 16 && kb != 8 || pixels > 16:
 		pointwisePlanesGo(out, ld, staged, stride, idx, scale, shift, w, kb, floor, pixels)
 		return
 	case kb == 8:
