@@ -339,3 +339,21 @@ func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []
 	}
 	kernel(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint16(1<<pixels-1))
 }
+
+//go:noescape
+func avgPoolPlanes512(dst, src *float32, w, rows int, evens *int32)
+
+// avgPoolPlanes is avgPoolPlanesGo, checked, on the AVX-512 kernel where
+// the strided kernels run.
+func avgPoolPlanes(dst, src []float32, w, rows int) {
+	checkAvgPoolPlanes(dst, src, w, rows)
+	if !use.strided {
+		avgPoolPlanesGo(dst, src, w, rows)
+		return
+	}
+	var evens [16]int32
+	for i := range evens {
+		evens[i] = int32(2 * i)
+	}
+	avgPoolPlanes512(&dst[0], &src[0], w, rows, &evens[0])
+}

@@ -103,3 +103,8 @@ func affineRows(dst []float32, dstStride int, src []float32, w, h int, scale, sh
 	checkAffineRows(dst, dstStride, src, w, h)
 	affineRowsGo(dst, dstStride, src, w, h, scale, shift, floor)
 }
+
+func avgPoolPlanes(dst, src []float32, w, rows int) {
+	checkAvgPoolPlanes(dst, src, w, rows)
+	avgPoolPlanesGo(dst, src, w, rows)
+}

@@ -479,13 +479,15 @@ func testBatchNormIndexed(t *testing.T) {
 func TestPlanesOps(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(6, 6))
-		const m, h, w = 5, 6, 8
-		in := randSlice(rng, m*h*w)
-		got, want := make([]float32, m*h*w/4), make([]float32, m*h*w/4)
-		AvgPool2Planes(got, in, m, h, w, 2)
-		AvgPool2Forward(want, in, m, h, w, 1, 1, 1, 1)
-		if !slices.Equal(got, want) {
-			t.Errorf("pooled planes %v, want %v", got, want)
+		for _, sh := range [][3]int{{5, 6, 8}, {3, 4, 32}, {2, 4, 70}, {2, 5, 6}, {2, 6, 7}} {
+			m, h, w := sh[0], sh[1], sh[2]
+			in := randSlice(rng, m*h*w)
+			got, want := make([]float32, m*(h/2)*(w/2)), make([]float32, m*(h/2)*(w/2))
+			AvgPool2Planes(got, in, m, h, w, 2)
+			AvgPool2Forward(want, in, m, h, w, 1, 1, 1, 1)
+			if !slices.Equal(got, want) {
+				t.Errorf("%d planes of %d×%d pooled: %v, want %v", m, h, w, got, want)
+			}
 		}
 		for _, sh := range [][2]int{{37, 20}, {64, 48}, {16, 8}, {3, 2}} {
 			p, c := sh[0], sh[1]

@@ -1,5 +1,7 @@
 package cpu
 
+import "fmt"
+
 // AvgPool2Forward averages 2×2 windows with stride 2: in (N, H, W, C) with
 // pixels ldIn apart, out (N, H/2, W/2, C) with pixels ldOut apart.
 func AvgPool2Forward(out, in []float32, n, h, w, c, ldIn, ldOut int, workers int) {
@@ -81,17 +83,38 @@ func AvgPool2Planes(out, in []float32, m, h, w int, workers int) {
 	oh, ow := h/2, w/2
 	_, _ = out[m*oh*ow-1], in[m*h*w-1]
 	parallel(workers, m, 5*m*oh*ow, func(lo, hi int) {
+		if h%2 == 0 && w%2 == 0 { // the planes' row pairs follow one another
+			avgPoolPlanes(out[lo*oh*ow:hi*oh*ow], in[lo*h*w:hi*h*w], w, (hi-lo)*oh)
+			return
+		}
 		for j := lo; j < hi; j++ {
-			src, dst := in[j*h*w:], out[j*oh*ow:]
 			for oy := range oh {
-				a, b := src[2*oy*w:][:2*ow], src[(2*oy+1)*w:][:2*ow]
-				y := dst[oy*ow:][:ow]
-				for ox := range y {
-					y[ox] = 0.25 * (a[2*ox] + a[2*ox+1] + b[2*ox] + b[2*ox+1])
-				}
+				avgPoolRowGo(out[(j*oh+oy)*ow:][:ow], in[(j*h+2*oy)*w:][:w], in[(j*h+2*oy+1)*w:][:w])
 			}
 		}
 	})
+}
+
+func checkAvgPoolPlanes(dst, src []float32, w, rows int) {
+	if w < 2 || w%2 != 0 || rows < 1 || len(src) < 2*rows*w || len(dst) < rows*w/2 {
+		panic(fmt.Sprintf("pool: %d rows of %d floats from %d into %d", rows, w, len(src), len(dst)))
+	}
+}
+
+// avgPoolPlanesGo is avgPoolPlanes's definition: output row y (w/2
+// floats) pools input rows 2y and 2y+1 (w floats each, one after another).
+func avgPoolPlanesGo(dst, src []float32, w, rows int) {
+	for y := range rows {
+		avgPoolRowGo(dst[y*w/2:][:w/2], src[2*y*w:][:w], src[(2*y+1)*w:][:w])
+	}
+}
+
+// avgPoolRowGo sets y[x] to the mean of a and b's floats 2x and 2x+1,
+// summed in the order AvgPool2Forward sums them.
+func avgPoolRowGo(y, a, b []float32) {
+	for x := range y {
+		y[x] = 0.25 * (a[2*x] + a[2*x+1] + b[2*x] + b[2*x+1])
+	}
 }
 
 // PlanesToRows copies c planes of p floats, ldIn apart, into p rows of c

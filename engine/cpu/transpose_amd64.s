@@ -325,3 +325,76 @@ TEXT ·transposeAffine(SB), NOSPLIT, $0-52
 	VMOVUPS      Z15, (DI)(R13*4)
 	VZEROUPPER
 	RET
+
+// func avgPoolPlanes512(dst, src *float32, w, rows int, evens *int32)
+// avgPoolPlanesGo's work on rows output rows of w/2 (w even, ≥ 2): each
+// from input rows 2y and 2y+1 (w floats each, one after another), 32
+// input floats at a time: the even and odd floats of each row gathered
+// by VPERMT2PS (evens holds 0, 2, ..., 30; odd is one more), summed in
+// the definition's order and scaled by a quarter. rows ≥ 1.
+TEXT ·avgPoolPlanes512(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         w+16(FP), R8
+	MOVQ         rows+24(FP), R9
+	MOVQ         evens+32(FP), AX
+	VMOVDQU32    (AX), Z20
+	MOVL         $1, AX
+	VPBROADCASTD AX, Z21
+	VPADDD       Z21, Z20, Z21 // the odds
+	MOVL         $0x3e800000, AX // 0.25
+	VPBROADCASTD AX, Z22
+
+poolRow:
+	MOVQ SI, R10          // row 2y
+	LEAQ (SI)(R8*4), R11  // row 2y+1
+	MOVQ DI, R12
+	MOVQ R8, CX
+
+poolChunk:
+	// K1, K2: the chunk's input floats (up to 32), K3: its outputs.
+	MOVQ  CX, DX
+	CMPQ  DX, $32
+	JLE   poolMask
+	MOVQ  $32, DX
+
+poolMask:
+	MOVQ  $1, AX
+	SHLXQ DX, AX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	SHRQ  $16, AX
+	KMOVW AX, K2
+	SHRQ  $1, DX
+	MOVQ  $1, AX
+	SHLXQ DX, AX, AX
+	DECQ  AX
+	KMOVW AX, K3
+	VMOVUPS.Z   (R10), K1, Z0
+	VMOVUPS.Z   64(R10), K2, Z1
+	VMOVUPS.Z   (R11), K1, Z2
+	VMOVUPS.Z   64(R11), K2, Z3
+	VMOVAPS     Z0, Z4
+	VPERMT2PS   Z1, Z20, Z4 // row 2y's evens
+	VPERMT2PS   Z1, Z21, Z0 // its odds
+	VMOVAPS     Z2, Z5
+	VPERMT2PS   Z3, Z20, Z5 // row 2y+1's evens
+	VPERMT2PS   Z3, Z21, Z2 // its odds
+	VADDPS      Z0, Z4, Z4
+	VADDPS      Z5, Z4, Z4
+	VADDPS      Z2, Z4, Z4
+	VMULPS      Z22, Z4, Z4
+	VMOVUPS     Z4, K3, (R12)
+	ADDQ        $128, R10
+	ADDQ        $128, R11
+	ADDQ        $64, R12
+	SUBQ        $32, CX
+	JG          poolChunk
+	LEAQ        (SI)(R8*8), SI // two input rows on
+	MOVQ        R8, AX
+	SHLQ        $1, AX // w/2 outputs, 4 bytes each
+	ADDQ        AX, DI
+	DECQ        R9
+	JNZ         poolRow
+	VZEROUPPER
+	RET
