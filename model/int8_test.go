@@ -107,3 +107,31 @@ func TestInt8ScalesChecked(t *testing.T) {
 		}
 	}
 }
+
+// After its first call, inference allocates nearly nothing, float32 or
+// int8: closures made per layer and call cost int8 inference a tenth of
+// its time in garbage collection before its layers ran their ranges as
+// methods (see cpu's each).
+func TestInferenceAllocatesLittle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 8
+	_, arch, tensors := randomCondensed(t, smallConfig(), n, rng)
+	_, images := randomBatch(rng, n)
+	scales, err := Calibrate(arch, tensors, images, n, cpu.New(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, _ := NewCondensed(arch, tensors, n, cpu.New(2))
+	i8, _ := NewCondensedInt8(arch, tensors, scales, n, cpu.New(2))
+	logits := make([]float32, n*5)
+	for name, net := range map[string]*Condensed{"float32": fl, "int8": i8} {
+		net.Forward(logits, images)
+		allocs := testing.AllocsPerRun(5, func() { net.Forward(logits, images) })
+		// Per image a handful (the stem, pools and classifier's ranges),
+		// none per dense layer: 455 a batch of 64 for CondenseNet-86's 42
+		// layers, where it was 8,582 (float32) and 13,959 (int8).
+		if allocs > 8*n {
+			t.Errorf("%s: %.0f allocations a batch of %d", name, allocs, n)
+		}
+	}
+}

@@ -56,6 +56,8 @@ type Conv struct {
 	rowsTried bool
 	plain     *Conv        // with an Input transform but no direct lowering: the convolution of its result
 	planes    *planesState // with InPlanes or OutPlanes (see conv_planes.go)
+	job       pairsJob     // the call of pairs running
+	copying   planesCopy   // the copy of planes running
 	// prepared is the weights the arranged ones were made from, for a
 	// Fixed shape.
 	prepared *float32

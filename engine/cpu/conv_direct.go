@@ -51,16 +51,9 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
 	floor := reluFloor(a != nil && a.ReLU)
 	if role == inputPlanes && s.InPlanes { // planes already: each row copied (transformed) into its padded plane
-		parallel(c.Workers, s.N*ch, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
-			for item := lo; item < hi; item++ {
-				n, k := item/ch, item%ch
-				j, scale, shift := k, float32(1), float32(0) // without a transform, a copy
-				if a != nil {
-					j, scale, shift = a.Source(k), a.Scale[k], a.Shift[k]
-				}
-				affineRows(planes[item*planeLen+rowStride+1:], rowStride, src[j*ld+n*s.H*s.W:], s.W, s.H, scale, shift, floor)
-			}
-		})
+		c.copying = planesCopy{c: c, planes: planes, src: src, ch: ch, ld: ld, a: a, floor: floor}
+		each(c.Workers, s.N*ch, 2*s.N*s.H*s.W*ch, &c.copying, (*planesCopy).run)
+		c.copying = planesCopy{}
 		return planes
 	}
 	// A pixel row and a channel at a time: the pixel row stays in cache
@@ -107,6 +100,30 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 		}
 	})
 	return planes
+}
+
+// A planesCopy is toPlanes's copy of planes, for its ranges (see each).
+type planesCopy struct {
+	c           *Conv
+	planes, src []float32
+	ch, ld      int
+	a           *engine.Affine
+	floor       float32
+}
+
+// run copies items [lo, hi), (image, channel), into their padded planes.
+func (j *planesCopy) run(lo, hi int) {
+	s, a := j.c.ConvShape, j.a
+	rowStride := s.W + 2
+	_, planeLen := j.c.directPlanes()
+	for item := lo; item < hi; item++ {
+		n, k := item/j.ch, item%j.ch
+		src, scale, shift := k, float32(1), float32(0) // without a transform, a copy
+		if a != nil {
+			src, scale, shift = a.Source(k), a.Scale[k], a.Shift[k]
+		}
+		affineRows(j.planes[item*planeLen+rowStride+1:], rowStride, j.src[src*j.ld+n*s.H*s.W:], s.W, s.H, scale, shift, j.floor)
+	}
 }
 
 // A sourceLayout is an input transform laid out by source channel for
@@ -211,7 +228,9 @@ func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	pairs := (kg + 1) / 2
-	c.prepare(w, func(w []float32) { c.arrangePairs(grow(&c.wPairs, s.G*pairs*cg*18), w, false) })
+	if c.prepared != &w[0] { // (a closure made only when there is work for it)
+		c.prepare(w, func(w []float32) { c.arrangePairs(grow(&c.wPairs, s.G*pairs*cg*18), w, false) })
+	}
 	wk := c.wPairs
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, wk)
@@ -225,7 +244,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
 	s := c.ConvShape
 	pairs, rowStride := (per+1)/2, s.W+2
-	positions, planeLen := c.directPlanes()
+	positions, _ := c.directPlanes()
 	// With rows of 16 pixels and outputs in eights, the outputs go to
 	// planes of their own first, and from there into dst by register
 	// transposes, 16 pixels at a time, instead of two floats a pixel.
@@ -234,47 +253,9 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 	if s.W%16 == 0 && k%8 == 0 && !s.OutPlanes {
 		outPlanes = grow(&c.scratch.outPlanes, s.N*k*positions)
 	}
-	parallel(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, func(lo, hi int) {
-		var acc [2 * directBlock]float32
-		for item := lo; item < hi; item++ {
-			n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
-			w := wk[(g*pairs+p)*red*18:][:red*18]
-			base := (n*chIn + g*red) * planeLen
-			o, two := g*per+2*p, 2*p+1 < per
-			for q0 := 0; q0 < positions; q0 += directBlock {
-				_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
-				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
-				if outPlanes != nil {
-					at := (n*k+o)*positions + q0
-					copy(outPlanes[at:at+directBlock], acc[:directBlock])
-					if two {
-						copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
-					}
-					continue
-				}
-				// The block's positions, row by row: the first W of a
-				// padded row are pixels, the last two padding.
-				y, x := q0/rowStride, q0%rowStride
-				for i := 0; i < directBlock && y < s.H; {
-					run := min(directBlock-i, rowStride-x)
-					if m := min(run, s.W-x); m > 0 && s.OutPlanes { // a run of each output's plane (Forward only)
-						at := o*ld + (n*s.H+y)*s.W + x
-						copy(dst[at:at+m], acc[i:i+m])
-						if two {
-							copy(dst[at+ld:at+ld+m], acc[directBlock+i:directBlock+i+m])
-						}
-					} else if m > 0 {
-						at := ((n*s.H+y)*s.W+x)*ld + o
-						scatterPair(dst[at:at+(m-1)*ld+1+b2i(two)], ld, acc[i:i+m], acc[directBlock+i:directBlock+i+m], add, two)
-					}
-					i, x = i+run, x+run
-					if x == rowStride {
-						y, x = y+1, 0
-					}
-				}
-			}
-		}
-	})
+	c.job = pairsJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk, outPlanes: outPlanes}
+	each(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, &c.job, (*pairsJob).run)
+	c.job = pairsJob{}
 	if outPlanes == nil {
 		return
 	}
@@ -289,6 +270,64 @@ func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, re
 			}
 		}
 	})
+}
+
+// A pairsJob is a call of pairs, for its ranges (see each).
+type pairsJob struct {
+	c              *Conv
+	dst            []float32
+	ld             int
+	add            bool
+	planes         []float32
+	chIn, red, per int
+	wk, outPlanes  []float32
+}
+
+// run computes items [lo, hi): (image, group, pair of output channels).
+func (j *pairsJob) run(lo, hi int) {
+	c, s := j.c, j.c.ConvShape
+	dst, ld, add, planes, chIn, red, per, wk, outPlanes := j.dst, j.ld, j.add, j.planes, j.chIn, j.red, j.per, j.wk, j.outPlanes
+	pairs, rowStride, k := (per+1)/2, s.W+2, s.G*per
+	positions, planeLen := c.directPlanes()
+	var acc [2 * directBlock]float32
+	for item := lo; item < hi; item++ {
+		n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
+		w := wk[(g*pairs+p)*red*18:][:red*18]
+		base := (n*chIn + g*red) * planeLen
+		o, two := g*per+2*p, 2*p+1 < per
+		for q0 := 0; q0 < positions; q0 += directBlock {
+			_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
+			conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+			if outPlanes != nil {
+				at := (n*k+o)*positions + q0
+				copy(outPlanes[at:at+directBlock], acc[:directBlock])
+				if two {
+					copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
+				}
+				continue
+			}
+			// The block's positions, row by row: the first W of a
+			// padded row are pixels, the last two padding.
+			y, x := q0/rowStride, q0%rowStride
+			for i := 0; i < directBlock && y < s.H; {
+				run := min(directBlock-i, rowStride-x)
+				if m := min(run, s.W-x); m > 0 && s.OutPlanes { // a run of each output's plane (Forward only)
+					at := o*ld + (n*s.H+y)*s.W + x
+					copy(dst[at:at+m], acc[i:i+m])
+					if two {
+						copy(dst[at+ld:at+ld+m], acc[directBlock+i:directBlock+i+m])
+					}
+				} else if m > 0 {
+					at := ((n*s.H+y)*s.W+x)*ld + o
+					scatterPair(dst[at:at+(m-1)*ld+1+b2i(two)], ld, acc[i:i+m], acc[directBlock+i:directBlock+i+m], add, two)
+				}
+				i, x = i+run, x+run
+				if x == rowStride {
+					y, x = y+1, 0
+				}
+			}
+		}
+	}
 }
 
 // scatterPair stores (or with add, adds) v0[j] at dst[j·ld] and, with

@@ -26,6 +26,7 @@ type planesState struct {
 	idx       []int32 // pointwise: each input channel's source (the transform's Index, or itself)
 	most      int32   // pointwise: the largest
 	stages    *bufs
+	in0, out0 []float32 // pointwise: the call's input and output, for its ranges (see each)
 	rows      *Conv     // through rows: the convolution of rows
 	in, out   []float32 // through rows: the rows
 }
@@ -114,8 +115,8 @@ func (c *Conv) planRows() {
 // pointwisePlanesForward is the pointwise convolution into planes, from
 // planes or from rows transposed sixteen pixels at a time.
 func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
-	s, ps, a := c.ConvShape, c.planes, c.Input
-	cg, kg := s.C/s.G, s.K/s.G
+	s, ps := c.ConvShape, c.planes
+	cg := s.C / s.G
 	p := s.N * s.H * s.W
 	need := (p-1)*s.LdIn + ps.sources
 	if s.InPlanes {
@@ -124,47 +125,58 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 	if len(in) < need || len(out) < (s.K-1)*s.LdOut+p || len(w) < s.Weights() {
 		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
-	// From planes, 32 pixels of 8 outputs a call: each weight is used for
-	// two vectors of an input plane, which are read together; from staged
-	// rows, the 16 pixels transposed for 16 outputs a call.
-	chunk, block := 16, 16
-	if s.InPlanes {
-		chunk, block = 32, 8
+	if c.prepared != &w[0] { // (a closure made only when there is work for it)
+		c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w, ps.block()) })
 	}
-	c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w, block) })
-	floor := reluFloor(a.ReLU)
-	parallel(c.Workers, (p+chunk-1)/chunk, p*(ps.sources+s.K*cg/8), func(lo, hi int) {
-		var staged []float32
-		stride := s.LdIn // floats between a source channel's pixels' rows
-		if !s.InPlanes {
-			staged, stride = ps.stages.get(), 16
-			defer ps.stages.put(staged)
+	ps.in0, ps.out0 = in, out
+	each(c.Workers, (p+ps.chunk()-1)/ps.chunk(), p*(ps.sources+s.K*cg/8), c, (*Conv).pointwiseRange)
+	ps.in0, ps.out0 = nil, nil
+}
+
+// chunk and block are the pixels and outputs a pointwise kernel call
+// takes: from planes, 32 pixels of 8 outputs, each weight used for two
+// vectors of an input plane, which are read together; from staged rows,
+// the 16 pixels transposed, for 16 outputs.
+func (ps *planesState) chunk() int { return 16 << b2i(ps.sources == 0) }
+func (ps *planesState) block() int { return 16 >> b2i(ps.sources == 0) }
+
+// pointwiseRange computes chunks [lo, hi) of the pointwise convolution's
+// pixels.
+func (c *Conv) pointwiseRange(lo, hi int) {
+	s, ps, a := c.ConvShape, c.planes, c.Input
+	in, out := ps.in0, ps.out0
+	cg, kg, p := s.C/s.G, s.K/s.G, s.N*s.H*s.W
+	chunk, block, floor := ps.chunk(), ps.block(), reluFloor(a.ReLU)
+	var staged []float32
+	stride := s.LdIn // floats between a source channel's pixels' rows
+	if !s.InPlanes {
+		staged, stride = ps.stages.get(), 16
+		defer ps.stages.put(staged)
+	}
+	for at := lo; at < hi; at++ {
+		p0 := at * chunk
+		pixels := min(chunk, p-p0)
+		src := staged
+		if s.InPlanes {
+			src = in[p0:]
 		}
-		for at := lo; at < hi; at++ {
-			p0 := at * chunk
-			pixels := min(chunk, p-p0)
-			src := staged
-			if s.InPlanes {
-				src = in[p0:]
-			}
-			for c0 := 0; c0 < ps.sources; c0 += 16 {
-				cols := min(16, ps.sources-c0)
-				if use.transpose && (pixels == 16 || pixels == 8) {
-					transpose(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
-				} else {
-					transposeGo(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
-				}
-			}
-			for g := range s.G {
-				j := g * cg
-				for b0 := 0; b0 < kg; b0 += block {
-					k := g*kg + b0
-					pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
-						c.wGroups[k*cg:], min(block, kg-b0), floor, pixels)
-				}
+		for c0 := 0; c0 < ps.sources; c0 += 16 {
+			cols := min(16, ps.sources-c0)
+			if use.transpose && (pixels == 16 || pixels == 8) {
+				transpose(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
+			} else {
+				transposeGo(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
 			}
 		}
-	})
+		for g := range s.G {
+			j := g * cg
+			for b0 := 0; b0 < kg; b0 += block {
+				k := g*kg + b0
+				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
+					c.wGroups[k*cg:], min(block, kg-b0), floor, pixels)
+			}
+		}
+	}
 }
 
 // arrangePointwisePlanes lays out w (K, C/G) for pointwisePlanes: per

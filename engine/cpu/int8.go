@@ -44,6 +44,9 @@ type Int8Conv struct {
 	// moved into the output's planes or rows (see viaPlanes) rather than
 	// scattered.
 	outPlanes []float32
+	// The call's input and output, for its ranges (see each).
+	in, out []float32
+	via     bool
 	// staged, if set, is the number of source channels (a multiple of
 	// 8) that rows of pixels are transposed in, to be quantised from
 	// there (quantiseStaged) instead of gathered (quantiseQuads); stages
@@ -167,65 +170,72 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 		panic(fmt.Sprintf("conv: int8 buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	c.prepareWeights(w)
-	c.quantiseInput(in)
-	steps := len(c.steps)
+	c.in, c.out, c.via = in, out, c.viaPlanes()
+	defer func() { c.in, c.out = nil, nil }()
+	each(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*s.C, c, (*Int8Conv).quantiseRows)
+	if c.via && c.outPlanes == nil {
+		c.outPlanes = make([]float32, s.K*len(c.tileMost)*tileLen)
+	}
+	each(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*len(c.steps)/4, c, (*Int8Conv).tiles)
+	if c.via {
+		each(c.Workers, s.N*s.OH(), 2*s.N*s.OH()*s.OW()*s.K, c, (*Int8Conv).fromPlanes)
+	}
+}
+
+// tiles computes tiles [lo, hi) of the outputs.
+func (c *Int8Conv) tiles(lo, hi int) {
+	s, out := c.ConvShape, c.out
+	steps, planeLen := len(c.steps), len(c.tileMost)*tileLen
 	stride := 1 // floats between an output's channels
 	if s.OutPlanes {
 		stride = s.LdOut
 	}
-	planeLen := len(c.tileMost) * tileLen
-	via := c.viaPlanes()
-	if via && c.outPlanes == nil {
-		c.outPlanes = make([]float32, s.K*planeLen)
-	}
-	parallel(c.Workers, len(c.tileMost), len(c.tileMost)*tileLen*s.K*steps/4, func(lo, hi int) {
-		kg := s.K / s.G
-		t := tile{steps: c.steps, most: c.stepsMost}
-		for at := lo; at < hi; at++ {
-			most := c.tileMost[at]
-			if most < 0 {
-				continue // padding alone
-			}
-			o0 := at * tileLen
-			offs := (*[tileLen]int32)(c.outOff[o0:])
-			for g := range s.G {
-				t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
-				for p := range c.pairs {
-					k := g*kg + 2*p
-					t.w, t.q = c.wt[(g*c.pairs+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
-					switch {
-					case c.contiguous:
-						dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
-					case via:
-						dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &t)
-					default:
-						dotScatter(out[k*stride:], stride, offs, most, &t)
-					}
+	kg := s.K / s.G
+	t := tile{steps: c.steps, most: c.stepsMost}
+	for at := lo; at < hi; at++ {
+		most := c.tileMost[at]
+		if most < 0 {
+			continue // padding alone
+		}
+		o0 := at * tileLen
+		offs := (*[tileLen]int32)(c.outOff[o0:])
+		for g := range s.G {
+			t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
+			for p := range c.pairs {
+				k := g*kg + 2*p
+				t.w, t.q = c.wt[(g*c.pairs+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
+				switch {
+				case c.contiguous:
+					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
+				case c.via:
+					dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &t)
+				default:
+					dotScatter(out[k*stride:], stride, offs, most, &t)
 				}
 			}
 		}
-	})
-	if !via {
-		return
 	}
-	oh, ow := s.OH(), s.OW()
-	parallel(c.Workers, s.N*oh, 2*s.N*oh*ow*s.K, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			n, y := row/oh, row%oh
-			o := (n*c.hp + y) * c.wp // the row's first position
-			if s.OutPlanes {         // a run of each plane
-				for k := range s.K {
-					copy(out[k*s.LdOut+row*ow:][:ow], c.outPlanes[k*planeLen+o:])
-				}
-				continue
+}
+
+// fromPlanes moves output rows [lo, hi) from outPlanes to the output.
+func (c *Int8Conv) fromPlanes(lo, hi int) {
+	s, out := c.ConvShape, c.out
+	planeLen, oh, ow := len(c.tileMost)*tileLen, s.OH(), s.OW()
+	for row := lo; row < hi; row++ {
+		n, y := row/oh, row%oh
+		o := (n*c.hp + y) * c.wp // the row's first position
+		if s.OutPlanes {         // a run of each plane
+			for k := range s.K {
+				copy(out[k*s.LdOut+row*ow:][:ow], c.outPlanes[k*planeLen+o:])
 			}
-			for k0 := 0; k0 < s.K; k0 += 16 {
-				for x0 := 0; x0 < ow; x0 += 16 {
-					transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
-				}
+			continue
+		}
+		for k0 := 0; k0 < s.K; k0 += 16 {
+			for x0 := 0; x0 < ow; x0 += 16 {
+				transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
 			}
 		}
-	})
+	}
 }
 
 // viaPlanes reports whether outputs are written through outPlanes: planes
@@ -265,31 +275,29 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 	c.prepared = &w[0]
 }
 
-// quantiseInput writes the input's quantised values into the planes,
-// inside the padding, an image row at a time: from planes or transposed
-// rows (quantiseStaged), or gathered.
-func (c *Int8Conv) quantiseInput(in []float32) {
-	s := c.ConvShape
-	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*s.C, func(lo, hi int) {
-		for ny := lo; ny < hi; ny++ {
-			n, y := ny/s.H, ny%s.H
-			dst := c.in8[((n*c.hp+y+s.Pad)*c.wp+s.Pad)*4:]
-			switch {
-			case s.InPlanes:
-				for x0 := 0; x0 < s.W; x0 += 16 {
-					quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(16, s.W-x0))
-				}
-			case c.staged > 0:
-				c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
-			default:
-				src := in[ny*s.W*s.LdIn:]
-				for gq := range s.G * c.nq {
-					qd := &c.quads
-					quantiseQuads(dst[gq*c.plane*4:], src, qd.idx[gq*4:][:4], qd.scale[gq*4:][:4], qd.shift[gq*4:][:4], s.W, s.LdIn)
-				}
+// quantiseRows writes input image rows [lo, hi), quantised, into the
+// planes, inside the padding: from planes or transposed rows
+// (quantiseStaged), or gathered.
+func (c *Int8Conv) quantiseRows(lo, hi int) {
+	s, in := c.ConvShape, c.in
+	for ny := lo; ny < hi; ny++ {
+		n, y := ny/s.H, ny%s.H
+		dst := c.in8[((n*c.hp+y+s.Pad)*c.wp+s.Pad)*4:]
+		switch {
+		case s.InPlanes:
+			for x0 := 0; x0 < s.W; x0 += 16 {
+				quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(16, s.W-x0))
+			}
+		case c.staged > 0:
+			c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
+		default:
+			src := in[ny*s.W*s.LdIn:]
+			for gq := range s.G * c.nq {
+				qd := &c.quads
+				quantiseQuads(dst[gq*c.plane*4:], src, qd.idx[gq*4:][:4], qd.scale[gq*4:][:4], qd.shift[gq*4:][:4], s.W, s.LdIn)
 			}
 		}
-	})
+	}
 }
 
 // quantiseStagedRow quantises an image row from src into the planes at
