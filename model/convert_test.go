@@ -54,15 +54,22 @@ func randomCondensed(t *testing.T, cfg Config, n int, rng *rand.Rand) (*Net, *Ar
 			}
 		}
 	}
+	arch, tensors := convertKeeping(t, net)
+	return net, arch, tensors
+}
+
+// convertKeeping converts net's tensors, keeping the whole classifier.
+func convertKeeping(t *testing.T, net *Net) (*Architecture, []Named) {
+	t.Helper()
 	ts := map[string]Named{}
 	for _, v := range net.Tensors(false) {
 		ts[v.Name] = v
 	}
-	arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
+	arch, tensors, err := Convert(net.Cfg, ts, ConvertOptions{KeepClassifier: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return net, arch, tensors
+	return arch, tensors
 }
 
 func TestCondensedMatchesMasked(t *testing.T) {
@@ -144,14 +151,7 @@ func TestConvertGathersIndexAndWeights(t *testing.T) {
 	}
 	bnw := net.W.Host[ly.n1.weight : ly.n1.weight+4]
 	copy(bnw, []float32{10, 11, 12, 13})
-	ts := map[string]Named{}
-	for _, v := range net.Tensors(false) {
-		ts[v.Name] = v
-	}
-	arch, tensors, err := Convert(cfg, ts, ConvertOptions{KeepClassifier: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	arch, tensors := convertKeeping(t, net)
 	if !slices.Equal(arch.Layers[0], []int32{1, 3, 0, 2}) {
 		t.Errorf("index = %v, want 1 3 0 2 (group 0's inputs, then group 1's)", arch.Layers[0])
 	}

@@ -160,13 +160,8 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 		if s.InPlanes {
 			src = in[p0:]
 		}
-		for c0 := 0; c0 < ps.sources; c0 += 16 {
-			cols := min(16, ps.sources-c0)
-			if use.transpose && (pixels == 16 || pixels == 8) {
-				transpose(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
-			} else {
-				transposeGo(staged[c0*16:], 16, in[p0*s.LdIn+c0:], s.LdIn, pixels, cols, false)
-			}
+		if !s.InPlanes {
+			stageRows(staged, in[p0*s.LdIn:], s.LdIn, pixels, ps.sources)
 		}
 		for g := range s.G {
 			j := g * cg
@@ -274,6 +269,20 @@ func affineRowsGo(dst []float32, dstStride int, src []float32, w, h int, scale, 
 	for y := range h {
 		for x, v := range src[y*w : (y+1)*w] {
 			dst[y*dstStride+x] = max(fma32(v, scale, shift), floor)
+		}
+	}
+}
+
+// stageRows transposes the first sources channels (a multiple of 8) of
+// pixels rows, ld apart, into staged: channel c's pixels at 16c. The
+// register transposes take rows of 16 or 8 pixels, Go the others.
+func stageRows(staged, src []float32, ld, pixels, sources int) {
+	for c0 := 0; c0 < sources; c0 += 16 {
+		cols := min(16, sources-c0)
+		if use.transpose && (pixels == 16 || pixels == 8) {
+			transpose(staged[c0*16:], 16, src[c0:], ld, pixels, cols, false)
+		} else {
+			transposeGo(staged[c0*16:], 16, src[c0:], ld, pixels, cols, false)
 		}
 	}
 }

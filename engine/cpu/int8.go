@@ -310,14 +310,7 @@ func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 	defer c.stages.put(staged)
 	for x0 := 0; x0 < s.W; x0 += 16 {
 		pixels := min(16, s.W-x0)
-		for ch := 0; ch < c.staged; ch += 16 {
-			cols := min(16, c.staged-ch)
-			if use.transpose && (pixels == 16 || pixels == 8) {
-				transpose(staged[ch*16:], 16, src[x0*s.LdIn+ch:], s.LdIn, pixels, cols, false)
-			} else {
-				transposeGo(staged[ch*16:], 16, src[x0*s.LdIn+ch:], s.LdIn, pixels, cols, false)
-			}
-		}
+		stageRows(staged, src[x0*s.LdIn:], s.LdIn, pixels, c.staged)
 		quantiseStaged(dst[x0*4:], c.plane*4, staged, 16, &c.quads, pixels)
 	}
 }
