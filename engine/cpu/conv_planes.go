@@ -9,12 +9,12 @@ import (
 
 // Planes (engine.ConvShape.InPlanes and OutPlanes) in the float
 // convolutions. A pointwise convolution with an input transform writes
-// planes itself: sixteen pixels at a time, the input rows' channels are
-// transposed into a staged block, and a kernel (pointwisePlanes) reads
-// each selected channel's sixteen values from there, transforms them and
-// accumulates up to sixteen output channels, storing them as rows of
-// their planes: no gathers, which were a third of the condensed
-// network's time. The direct 3×3 convolution copies planes into its
+// planes itself (pointwisePlanes): from planes, a call reads 32 pixels of
+// each selected input plane, transforms them once and accumulates 8
+// output channels; from rows, sixteen pixels' channels are transposed
+// into a staged block first and a call accumulates 16 outputs. Either
+// way no channel is gathered (gathers were a third of the condensed
+// network's time). The direct 3×3 convolution copies planes into its
 // padded planes (toPlanes) and its outputs' runs into planes (pairs). Any
 // other shape goes through rows.
 
