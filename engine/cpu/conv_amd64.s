@@ -4,33 +4,6 @@
 // 1×1 kernels and the pointwise one into planes (see conv_direct.go,
 // conv.go and conv_planes.go).
 
-// PP_INPUT puts input channel idx[0] of the staged sixteen pixels (or
-// fewer, under the mask in K1), transformed, in Z30:
-// max(staged[stride·idx]·scale + shift, floor), with BX, R8, R9 at idx,
-// scale, shift, R11 the stride in bytes and the floor in Z31.
-#define PP_INPUT \
-	MOVL         (BX), AX \
-	IMULQ        R11, AX \
-	VMOVUPS.Z    (SI)(AX*1), K1, Z30 \
-	VBROADCASTSS (R8), Z29 \
-	VFMADD213PS.BCST (R9), Z29, Z30 \
-	VMAXPS       Z31, Z30, Z30
-
-// PP_LOAD loads pointwisePlanes's arguments: R10 is ld in bytes.
-#define PP_LOAD \
-	MOVQ         out+0(FP), DI \
-	MOVQ         ld+8(FP), R10 \
-	SHLQ         $2, R10 \
-	MOVQ         staged+16(FP), SI \
-	MOVQ         strideBytes+24(FP), R11 \
-	MOVQ         idx+32(FP), BX \
-	MOVQ         scale+40(FP), R8 \
-	MOVQ         shift+48(FP), R9 \
-	MOVQ         cg+56(FP), CX \
-	MOVQ         w+64(FP), DX \
-	VBROADCASTSS floor+72(FP), Z31 \
-	KMOVW        mask+76(FP), K1
-
 // PP_NEXT steps to the next input channel.
 #define PP_NEXT(wbytes) \
 	ADDQ $4, BX \
@@ -39,21 +12,16 @@
 	ADDQ $wbytes, DX \
 	DECQ CX
 
-// PP_STORE stores an output channel's pixels and steps to the next.
-#define PP_STORE(z) \
-	VMOVUPS z, K1, (DI) \
-	ADDQ    R10, DI
-
-// PP2_FMA adds channel k's weight (at 4k(DX)) times the two input
+// PP_FMA adds channel k's weight (at 4k(DX)) times the two input
 // vectors to its two accumulators.
-#define PP2_FMA(k, lo, hi) \
+#define PP_FMA(k, lo, hi) \
 	VBROADCASTSS k*4(DX), Z27 \
 	VFMADD231PS  Z27, Z30, lo \
 	VFMADD231PS  Z27, Z28, hi
 
-// PP2_STORE stores an output channel's 32 pixels under K1 and K2 and
+// PP_STORE stores an output channel's 32 pixels under K1 and K2 and
 // steps to the next.
-#define PP2_STORE(lo, hi) \
+#define PP_STORE(lo, hi) \
 	VMOVUPS lo, K1, (DI) \
 	VMOVUPS hi, K2, 64(DI) \
 	ADDQ    R10, DI
@@ -409,112 +377,12 @@ g16Loop:
 	VZEROUPPER
 	RET
 
-// func pointwisePlanes16(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
-//
-// pointwisePlanesGo for 16 outputs: sixteen accumulators of sixteen
-// pixels, each input channel transformed once for all of them; stored
-// under mask, the outputs ld floats apart. cg ≥ 1.
-TEXT ·pointwisePlanes16(SB), NOSPLIT, $0-78
-	PP_LOAD
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-
-pp16:
-	PP_INPUT
-	VFMADD231PS.BCST (DX), Z30, Z0
-	VFMADD231PS.BCST 4(DX), Z30, Z1
-	VFMADD231PS.BCST 8(DX), Z30, Z2
-	VFMADD231PS.BCST 12(DX), Z30, Z3
-	VFMADD231PS.BCST 16(DX), Z30, Z4
-	VFMADD231PS.BCST 20(DX), Z30, Z5
-	VFMADD231PS.BCST 24(DX), Z30, Z6
-	VFMADD231PS.BCST 28(DX), Z30, Z7
-	VFMADD231PS.BCST 32(DX), Z30, Z8
-	VFMADD231PS.BCST 36(DX), Z30, Z9
-	VFMADD231PS.BCST 40(DX), Z30, Z10
-	VFMADD231PS.BCST 44(DX), Z30, Z11
-	VFMADD231PS.BCST 48(DX), Z30, Z12
-	VFMADD231PS.BCST 52(DX), Z30, Z13
-	VFMADD231PS.BCST 56(DX), Z30, Z14
-	VFMADD231PS.BCST 60(DX), Z30, Z15
-	PP_NEXT(64)
-	JNZ pp16
-
-	PP_STORE(Z0)
-	PP_STORE(Z1)
-	PP_STORE(Z2)
-	PP_STORE(Z3)
-	PP_STORE(Z4)
-	PP_STORE(Z5)
-	PP_STORE(Z6)
-	PP_STORE(Z7)
-	PP_STORE(Z8)
-	PP_STORE(Z9)
-	PP_STORE(Z10)
-	PP_STORE(Z11)
-	PP_STORE(Z12)
-	PP_STORE(Z13)
-	PP_STORE(Z14)
-	PP_STORE(Z15)
-	VZEROUPPER
-	RET
-
-// func pointwisePlanes8(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
-//
-// pointwisePlanes16 for 8 outputs.
-TEXT ·pointwisePlanes8(SB), NOSPLIT, $0-78
-	PP_LOAD
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-
-pp8:
-	PP_INPUT
-	VFMADD231PS.BCST (DX), Z30, Z0
-	VFMADD231PS.BCST 4(DX), Z30, Z1
-	VFMADD231PS.BCST 8(DX), Z30, Z2
-	VFMADD231PS.BCST 12(DX), Z30, Z3
-	VFMADD231PS.BCST 16(DX), Z30, Z4
-	VFMADD231PS.BCST 20(DX), Z30, Z5
-	VFMADD231PS.BCST 24(DX), Z30, Z6
-	VFMADD231PS.BCST 28(DX), Z30, Z7
-	PP_NEXT(32)
-	JNZ pp8
-
-	PP_STORE(Z0)
-	PP_STORE(Z1)
-	PP_STORE(Z2)
-	PP_STORE(Z3)
-	PP_STORE(Z4)
-	PP_STORE(Z5)
-	PP_STORE(Z6)
-	PP_STORE(Z7)
-	VZEROUPPER
-	RET
-
 // func pointwisePlanes8x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
 //
-// pointwisePlanesGo for 8 outputs of 32 pixels: two input vectors per
-// input channel, each weight used for both, under the mask's two halves.
+// pointwisePlanesGo for 8 outputs of up to 32 pixels: sixteen
+// accumulators, two input vectors per input channel (its 32 pixels,
+// strideBytes apart from the next channel's, read under the mask's two
+// halves), transformed once, each weight used for both. cg ≥ 1.
 TEXT ·pointwisePlanes8x32(SB), NOSPLIT, $0-80
 	MOVQ         out+0(FP), DI
 	MOVQ         ld+8(FP), R10
@@ -558,24 +426,24 @@ pp832:
 	VFMADD213PS.BCST (R9), Z29, Z28
 	VMAXPS           Z31, Z30, Z30
 	VMAXPS           Z31, Z28, Z28
-	PP2_FMA(0, Z0, Z8)
-	PP2_FMA(1, Z1, Z9)
-	PP2_FMA(2, Z2, Z10)
-	PP2_FMA(3, Z3, Z11)
-	PP2_FMA(4, Z4, Z12)
-	PP2_FMA(5, Z5, Z13)
-	PP2_FMA(6, Z6, Z14)
-	PP2_FMA(7, Z7, Z15)
+	PP_FMA(0, Z0, Z8)
+	PP_FMA(1, Z1, Z9)
+	PP_FMA(2, Z2, Z10)
+	PP_FMA(3, Z3, Z11)
+	PP_FMA(4, Z4, Z12)
+	PP_FMA(5, Z5, Z13)
+	PP_FMA(6, Z6, Z14)
+	PP_FMA(7, Z7, Z15)
 	PP_NEXT(32)
 	JNZ pp832
 
-	PP2_STORE(Z0, Z8)
-	PP2_STORE(Z1, Z9)
-	PP2_STORE(Z2, Z10)
-	PP2_STORE(Z3, Z11)
-	PP2_STORE(Z4, Z12)
-	PP2_STORE(Z5, Z13)
-	PP2_STORE(Z6, Z14)
-	PP2_STORE(Z7, Z15)
+	PP_STORE(Z0, Z8)
+	PP_STORE(Z1, Z9)
+	PP_STORE(Z2, Z10)
+	PP_STORE(Z3, Z11)
+	PP_STORE(Z4, Z12)
+	PP_STORE(Z5, Z13)
+	PP_STORE(Z6, Z14)
+	PP_STORE(Z7, Z15)
 	VZEROUPPER
 	RET

@@ -9,12 +9,11 @@ import (
 
 // Planes (engine.ConvShape.InPlanes and OutPlanes) in the float
 // convolutions. A pointwise convolution with an input transform writes
-// planes itself (pointwisePlanes): from planes, a call reads 32 pixels of
-// each selected input plane, transforms them once and accumulates 8
-// output channels; from rows, sixteen pixels' channels are transposed
-// into a staged block first and a call accumulates 16 outputs. Either
-// way no channel is gathered (gathers were a third of the condensed
-// network's time). The direct 3×3 convolution copies planes into its
+// planes itself (pointwisePlanes): a call reads 32 pixels of each
+// selected input plane (of the input's, or of 32 rows transposed into a
+// staged block first), transforms them once and accumulates 8 output
+// channels. No channel is gathered (gathers were a third of the
+// condensed network's time). The direct 3×3 convolution copies planes into its
 // padded planes (toPlanes) and its outputs' runs into planes (pairs). Any
 // other shape goes through rows.
 
@@ -22,7 +21,7 @@ import (
 // made.
 type planesState struct {
 	pointwise bool    // a pointwise convolution with an input transform, into planes
-	sources   int     // pointwise from rows: the input channels staged (a multiple of 8)
+	sources   int     // pointwise from rows: the input channels staged
 	idx       []int32 // pointwise: each input channel's source (the transform's Index, or itself)
 	most      int32   // pointwise: the largest
 	stages    *bufs
@@ -81,14 +80,12 @@ func (c *Conv) planPlanes() {
 			}
 		}
 		ps.most = slices.Max(ps.idx)
-		if s.InPlanes { // the planes are read as they are
-			ps.pointwise = true
-			return
+		ps.pointwise = true
+		if !s.InPlanes { // rows are staged; planes are read as they are
+			ps.sources = int(ps.most) + 1
+			ps.stages = &bufs{size: pointwiseChunk * ps.sources}
 		}
-		if sources := (int(ps.most) + 8) &^ 7; sources <= s.LdIn {
-			ps.pointwise, ps.sources, ps.stages = true, sources, &bufs{size: 16 * sources}
-			return
-		}
+		return
 	}
 }
 
@@ -113,7 +110,7 @@ func (c *Conv) planRows() {
 }
 
 // pointwisePlanesForward is the pointwise convolution into planes, from
-// planes or from rows transposed sixteen pixels at a time.
+// planes or from rows transposed a chunk of pixels at a time.
 func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 	s, ps := c.ConvShape, c.planes
 	cg := s.C / s.G
@@ -126,19 +123,17 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	if c.prepared != &w[0] { // (a closure made only when there is work for it)
-		c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w, ps.block()) })
+		c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
 	}
 	ps.in0, ps.out0 = in, out
-	each(c.Workers, (p+ps.chunk()-1)/ps.chunk(), p*(ps.sources+s.K*cg/8), c, (*Conv).pointwiseRange)
+	each(c.Workers, (p+pointwiseChunk-1)/pointwiseChunk, p*(ps.sources+s.K*cg/8), c, (*Conv).pointwiseRange)
 	ps.in0, ps.out0 = nil, nil
 }
 
-// chunk and block are the pixels and outputs a pointwise kernel call
-// takes: from planes, 32 pixels of 8 outputs, each weight used for two
-// vectors of an input plane, which are read together; from staged rows,
-// the 16 pixels transposed, for 16 outputs.
-func (ps *planesState) chunk() int { return 16 << b2i(ps.sources == 0) }
-func (ps *planesState) block() int { return 16 >> b2i(ps.sources == 0) }
+// A pointwise kernel call takes a chunk of 32 pixels and a block of 8
+// outputs: each weight is used for two vectors of an input plane, which
+// are read together.
+const pointwiseChunk, pointwiseBlock = 32, 8
 
 // pointwiseRange computes chunks [lo, hi) of the pointwise convolution's
 // pixels.
@@ -146,42 +141,42 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 	s, ps, a := c.ConvShape, c.planes, c.Input
 	in, out := ps.in0, ps.out0
 	cg, kg, p := s.C/s.G, s.K/s.G, s.N*s.H*s.W
-	chunk, block, floor := ps.chunk(), ps.block(), reluFloor(a.ReLU)
+	floor := reluFloor(a.ReLU)
 	var staged []float32
 	stride := s.LdIn // floats between a source channel's pixels' rows
 	if !s.InPlanes {
-		staged, stride = ps.stages.get(), 16
+		staged, stride = ps.stages.get(), pointwiseChunk
 		defer ps.stages.put(staged)
 	}
 	for at := lo; at < hi; at++ {
-		p0 := at * chunk
-		pixels := min(chunk, p-p0)
+		p0 := at * pointwiseChunk
+		pixels := min(pointwiseChunk, p-p0)
 		src := staged
 		if s.InPlanes {
 			src = in[p0:]
-		}
-		if !s.InPlanes {
-			stageRows(staged, in[p0*s.LdIn:], s.LdIn, pixels, ps.sources)
+		} else {
+			stageRows(staged, pointwiseChunk, in[p0*s.LdIn:], s.LdIn, pixels, ps.sources)
 		}
 		for g := range s.G {
 			j := g * cg
-			for b0 := 0; b0 < kg; b0 += block {
+			for b0 := 0; b0 < kg; b0 += pointwiseBlock {
 				k := g*kg + b0
 				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
-					c.wGroups[k*cg:], min(block, kg-b0), floor, pixels)
+					c.wGroups[k*cg:], min(pointwiseBlock, kg-b0), floor, pixels)
 			}
 		}
 	}
 }
 
 // arrangePointwisePlanes lays out w (K, C/G) for pointwisePlanes: per
-// group and block of up to block outputs, (C/G, outputs of the block).
-func (c *Conv) arrangePointwisePlanes(dst, w []float32, block int) {
+// group and block of up to pointwiseBlock outputs, (C/G, outputs of the
+// block).
+func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	for g := range s.G {
-		for b0 := 0; b0 < kg; b0 += block {
-			kb, k0 := min(block, kg-b0), g*kg+b0
+		for b0 := 0; b0 < kg; b0 += pointwiseBlock {
+			kb, k0 := min(pointwiseBlock, kg-b0), g*kg+b0
 			for ci := range cg {
 				for kk := range kb {
 					dst[k0*cg+ci*kb+kk] = w[(k0+kk)*cg+ci]
@@ -197,7 +192,7 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32, block int) {
 // planned them: no negative one).
 func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
-	if cg < 1 || kb < 1 || kb > 16 || pixels < 1 || pixels > 32 || pixels > 16 && kb > 8 || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
+	if cg < 1 || kb < 1 || kb > pointwiseBlock || pixels < 1 || pixels > pointwiseChunk || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
 		len(out) < (kb-1)*ld+pixels || stride < pixels || int(most)*stride+pixels > len(staged) || int64(most)*int64(stride) > math.MaxInt32 {
 		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d, %d floats apart, of %d), %d outputs %d apart, %d pixels into %d floats",
 			cg, most, stride, len(staged), kb, ld, pixels, len(out)))
@@ -210,7 +205,7 @@ func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, i
 // + p] · scale[i] + shift[i], floor), every multiply-add fused.
 func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	for p := range pixels {
-		var acc [16]float32 // outputs
+		var acc [pointwiseBlock]float32
 		for i, j := range idx {
 			v := max(fma32(staged[stride*int(j)+p], scale[i], shift[i]), floor)
 			for k := range kb {
@@ -273,16 +268,21 @@ func affineRowsGo(dst []float32, dstStride int, src []float32, w, h int, scale, 
 	}
 }
 
-// stageRows transposes the first sources channels (a multiple of 8) of
-// pixels rows, ld apart, into staged: channel c's pixels at 16c. The
-// register transposes take rows of 16 or 8 pixels, Go the others.
-func stageRows(staged, src []float32, ld, pixels, sources int) {
-	for c0 := 0; c0 < sources; c0 += 16 {
-		cols := min(16, sources-c0)
-		if use.transpose && (pixels == 16 || pixels == 8) {
-			transpose(staged[c0*16:], 16, src[c0:], ld, pixels, cols, false)
-		} else {
-			transposeGo(staged[c0*16:], 16, src[c0:], ld, pixels, cols, false)
+// stageRows transposes the first sources channels of pixels rows, ld
+// apart, into staged: channel c's pixels at stride·c, sixteen pixels at a
+// time. The register transposes take blocks of 16 or 8 pixels and
+// channels, Go the others.
+func stageRows(staged []float32, stride int, src []float32, ld, pixels, sources int) {
+	for p0 := 0; p0 < pixels; p0 += 16 {
+		rows := min(16, pixels-p0)
+		for c0 := 0; c0 < sources; c0 += 16 {
+			cols := min(16, sources-c0)
+			dst, from := staged[c0*stride+p0:], src[p0*ld+c0:]
+			if use.transpose && (rows == 16 || rows == 8) && (cols == 16 || cols == 8) {
+				transpose(dst, stride, from, ld, rows, cols, false)
+			} else {
+				transposeGo(dst, stride, from, ld, rows, cols, false)
+			}
 		}
 	}
 }

@@ -47,12 +47,11 @@ type Int8Conv struct {
 	// The call's input and output, for its ranges (see each).
 	in, out []float32
 	via     bool
-	// staged, if set, is the number of source channels (a multiple of
-	// 8) that rows of pixels are transposed in, to be quantised from
-	// there (quantiseStaged) instead of gathered (quantiseQuads); stages
-	// holds those transposes, one per worker at a time.
-	staged int
-	stages *bufs
+	// With an input of rows, sources is how many of a row's channels are
+	// transposed, sixteen pixels at a time, into one of stages' buffers,
+	// to be quantised from there (quantiseStaged).
+	sources int
+	stages  *bufs
 }
 
 // tileLen is the positions of a tile.
@@ -147,9 +146,9 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	for k := range s.K {
 		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
 	}
-	if sources := (int(qd.most) + 8) &^ 7; !s.InPlanes && sources <= s.LdIn {
-		c.staged = sources
-		c.stages = &bufs{size: 16 * sources}
+	if !s.InPlanes {
+		c.sources = int(qd.most) + 1
+		c.stages = &bufs{size: 16 * c.sources}
 	}
 	return c
 }
@@ -276,8 +275,8 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 }
 
 // quantiseRows writes input image rows [lo, hi), quantised, into the
-// planes, inside the padding: from planes or transposed rows
-// (quantiseStaged), or gathered.
+// planes, inside the padding: from planes, or rows transposed first
+// (quantiseStaged).
 func (c *Int8Conv) quantiseRows(lo, hi int) {
 	s, in := c.ConvShape, c.in
 	for ny := lo; ny < hi; ny++ {
@@ -288,29 +287,22 @@ func (c *Int8Conv) quantiseRows(lo, hi int) {
 			for x0 := 0; x0 < s.W; x0 += 16 {
 				quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(16, s.W-x0))
 			}
-		case c.staged > 0:
-			c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
 		default:
-			src := in[ny*s.W*s.LdIn:]
-			for gq := range s.G * c.nq {
-				qd := &c.quads
-				quantiseQuads(dst[gq*c.plane*4:], src, qd.idx[gq*4:][:4], qd.scale[gq*4:][:4], qd.shift[gq*4:][:4], s.W, s.LdIn)
-			}
+			c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
 		}
 	}
 }
 
 // quantiseStagedRow quantises an image row from src into the planes at
-// dst, sixteen pixels at a time: their first c.staged channels
-// transposed (by the 16×16 or 8×8 register transposes where the count
-// of pixels allows), then each quad's four read from there.
+// dst, sixteen pixels at a time: their first c.sources channels
+// transposed (stageRows), then each quad's four read from there.
 func (c *Int8Conv) quantiseStagedRow(dst []uint8, src []float32) {
 	s := c.ConvShape
 	staged := c.stages.get()
 	defer c.stages.put(staged)
 	for x0 := 0; x0 < s.W; x0 += 16 {
 		pixels := min(16, s.W-x0)
-		stageRows(staged, src[x0*s.LdIn:], s.LdIn, pixels, c.staged)
+		stageRows(staged, 16, src[x0*s.LdIn:], s.LdIn, pixels, c.sources)
 		quantiseStaged(dst[x0*4:], c.plane*4, staged, 16, &c.quads, pixels)
 	}
 }
@@ -395,30 +387,6 @@ func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
 			if o >= 0 {
 				out[i*ld+int(o)] = q.of(acc[i*tileLen+p])
 			}
-		}
-	}
-}
-
-func checkQuantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
-	if n < 1 || len(idx) < 4 || len(scale) < 4 || len(shift) < 4 || len(dst) < 4*n || int64(16*ldIn) > math.MaxInt32 {
-		panic(fmt.Sprintf("conv: quantising %d pixels into %d bytes with %d, %d, %d channel constants", n, len(dst), len(idx), len(scale), len(shift)))
-	}
-	for _, j := range idx[:4] {
-		if j < 0 || (n-1)*ldIn+int(j) >= len(src) {
-			panic(fmt.Sprintf("conv: quantising channel %d of %d pixels %d floats apart from %d floats", j, n, ldIn, len(src)))
-		}
-	}
-}
-
-// quantiseQuadsGo is the quantising gather's definition: for pixels p < n
-// (rows ldIn floats apart) and channels c < 4, dst[4p + c] is
-// src[p·ldIn + idx[c]]·scale[c] + shift[c] (rounded as Go rounds float32),
-// rounded to an integer, ties to even, within [0, 255].
-func quantiseQuadsGo(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
-	for p := range n {
-		for c := range 4 {
-			v := float32(src[p*ldIn+int(idx[c])]*scale[c]) + shift[c]
-			dst[4*p+c] = uint8(roundClamp(v, 0, 255))
 		}
 	}
 }

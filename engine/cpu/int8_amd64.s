@@ -1,18 +1,5 @@
 #include "textflag.h"
 
-// QUANTISE gathers one channel of sixteen pixels (index: their offsets)
-// under the mask in K2 into z, transforms it with scale and shift, and
-// rounds it into [0, Z22 = 255] as int32s.
-#define QUANTISE(index, scale, shift, z) \
-	KMOVW      K2, K1 \
-	VPXORD     z, z, z \
-	VGATHERDPS (SI)(index*4), K1, z \
-	VMULPS     scale, z, z \
-	VADDPS     shift, z, z \
-	VMAXPS     Z21, z, z \
-	VMINPS     Z22, z, z \
-	VCVTPS2DQ  z, z
-
 // REQUANT requantises the sixteen int32 sums in src into z (see
 // engine.Requant), with scale, shift, lo, hi and step in Z20-Z24.
 #define REQUANT(src, z) \
@@ -190,74 +177,6 @@ scatterStep:
 	SCATTER(Z7, K4, Z19)
 
 scatterDone:
-	VZEROUPPER
-	RET
-
-// func quantiseQuadsAVX512(dst *uint8, src *float32, lanes *int32, idx *int32, scale, shift *float32, n int)
-//
-// quantiseQuadsGo sixteen pixels at a time: lanes[p] is pixel p's offset
-// in floats (p·ldIn) within a sixteen, which advances 16·lanes[1] floats
-// a time. Each of the quad's channels is gathered, transformed (multiply,
-// then add, as Go rounds it), clamped to [0, 255] and rounded to even;
-// the four are packed into each pixel's dword. The last sixteen is
-// masked, lanes past n neither read nor written. n ≥ 1.
-TEXT ·quantiseQuadsAVX512(SB), NOSPLIT, $0-56
-	MOVQ          dst+0(FP), DI
-	MOVQ          src+8(FP), SI
-	MOVQ          lanes+16(FP), AX
-	MOVQ          idx+24(FP), BX
-	MOVQ          scale+32(FP), R8
-	MOVQ          shift+40(FP), R9
-	MOVQ          n+48(FP), CX
-	VMOVDQU32     (AX), Z20
-	MOVL          4(AX), DX
-	SHLQ          $6, DX         // 16 pixels × 4 bytes per float
-	VPBROADCASTD  (BX), Z16
-	VPADDD        Z20, Z16, Z16
-	VPBROADCASTD  4(BX), Z17
-	VPADDD        Z20, Z17, Z17
-	VPBROADCASTD  8(BX), Z18
-	VPADDD        Z20, Z18, Z18
-	VPBROADCASTD  12(BX), Z19
-	VPADDD        Z20, Z19, Z19
-	VBROADCASTSS  (R8), Z24
-	VBROADCASTSS  4(R8), Z25
-	VBROADCASTSS  8(R8), Z26
-	VBROADCASTSS  12(R8), Z27
-	VBROADCASTSS  (R9), Z28
-	VBROADCASTSS  4(R9), Z29
-	VBROADCASTSS  8(R9), Z30
-	VBROADCASTSS  12(R9), Z31
-	VPXORD        Z21, Z21, Z21  // 0.0
-	MOVL          $0x437f0000, AX // 255.0
-	VPBROADCASTD  AX, Z22
-
-sixteen:
-	MOVQ  $0xffff, AX
-	CMPQ  CX, $16
-	JGE   full
-	MOVQ  $1, AX
-	SHLQ  CX, AX
-	DECQ  AX
-
-full:
-	KMOVW AX, K2
-
-	QUANTISE(Z16, Z24, Z28, Z0)
-	QUANTISE(Z17, Z25, Z29, Z1)
-	QUANTISE(Z18, Z26, Z30, Z2)
-	QUANTISE(Z19, Z27, Z31, Z3)
-	VPSLLD    $8, Z1, Z1
-	VPSLLD    $16, Z2, Z2
-	VPSLLD    $24, Z3, Z3
-	VPORD     Z1, Z0, Z0
-	VPORD     Z3, Z2, Z2
-	VPORD     Z2, Z0, Z0
-	VMOVDQU32 Z0, K2, (DI)
-	ADDQ      DX, SI
-	ADDQ      $64, DI
-	SUBQ      $16, CX
-	JG        sixteen
 	VZEROUPPER
 	RET
 

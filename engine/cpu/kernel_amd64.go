@@ -282,24 +282,6 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 }
 
 //go:noescape
-func quantiseQuadsAVX512(dst *uint8, src *float32, lanes *int32, idx *int32, scale, shift *float32, n int)
-
-// quantiseQuads is quantiseQuadsGo, checked, on the AVX-512 kernel where
-// the int8 kernels run.
-func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
-	checkQuantiseQuads(dst, src, idx, scale, shift, n, ldIn)
-	if !use.int8 {
-		quantiseQuadsGo(dst, src, idx, scale, shift, n, ldIn)
-		return
-	}
-	var lanes [16]int32
-	for p := range lanes {
-		lanes[p] = int32(p * ldIn)
-	}
-	quantiseQuadsAVX512(&dst[0], &src[0], &lanes[0], &idx[0], &scale[0], &shift[0], n)
-}
-
-//go:noescape
 func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint16)
 
 // quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel
@@ -314,30 +296,17 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 }
 
 //go:noescape
-func pointwisePlanes16(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
-
-//go:noescape
-func pointwisePlanes8(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint16)
-
-//go:noescape
 func pointwisePlanes8x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
 
-// pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
-// for 16 and 8 outputs of 16 pixels, or 8 of 32, where they run.
+// pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernel
+// for blocks of 8 outputs where it runs.
 func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	checkPointwisePlanes(out, ld, staged, stride, idx, most, scale, shift, w, kb, pixels)
-	kernel := pointwisePlanes16
-	switch {
-	case use.planes && kb == 8 && pixels > 16:
-		pointwisePlanes8x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint32(1<<pixels-1))
-		return
-	case !use.planes || kb != 16 && kb != 8 || pixels > 16:
+	if !use.planes || kb != 8 {
 		pointwisePlanesGo(out, ld, staged, stride, idx, scale, shift, w, kb, floor, pixels)
 		return
-	case kb == 8:
-		kernel = pointwisePlanes8
 	}
-	kernel(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint16(1<<pixels-1))
+	pointwisePlanes8x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint32(1<<pixels-1))
 }
 
 //go:noescape

@@ -84,11 +84,6 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 	dotScatterGo(out, ld, offs, t)
 }
 
-func quantiseQuads(dst []uint8, src []float32, idx []int32, scale, shift []float32, n, ldIn int) {
-	checkQuantiseQuads(dst, src, idx, scale, shift, n, ldIn)
-	quantiseQuadsGo(dst, src, idx, scale, shift, n, ldIn)
-}
-
 func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
 	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
 	quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
