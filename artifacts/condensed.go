@@ -53,10 +53,17 @@ func LoadCondensedModel(a *Artifact) (*CondensedModel, error) {
 	if m.Weights, err = a.ReadFile(condensedWeightsFile); err != nil {
 		return nil, err
 	}
-	if a.Has(condensedInt8File) {
-		if m.Int8, err = a.ReadFile(condensedInt8File); err != nil {
-			return nil, err
-		}
+	if m.Int8, err = ReadCondensedInt8(a); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// ReadCondensedInt8 reads a CondensedModel artifact's int8.json alone (nil
+// in artifacts made before there was one), for a reader that has the rest.
+func ReadCondensedInt8(a *Artifact) ([]byte, error) {
+	if err := a.expect(KindCondensedModel, condensedSchema); err != nil || !a.Has(condensedInt8File) {
+		return nil, err
+	}
+	return a.ReadFile(condensedInt8File)
 }

@@ -30,12 +30,12 @@ func LoadCondensed(a *artifacts.Artifact) (*Architecture, []Named, error) {
 // LoadInt8Scales reads a CondensedModel artifact's int8 calibration; it
 // returns nil for an artifact made before there was one.
 func LoadInt8Scales(a *artifacts.Artifact) (*Int8Scales, error) {
-	cm, err := artifacts.LoadCondensedModel(a)
-	if err != nil || cm.Int8 == nil {
+	b, err := artifacts.ReadCondensedInt8(a)
+	if err != nil || b == nil {
 		return nil, err
 	}
 	var s Int8Scales
-	if err := json.Unmarshal(cm.Int8, &s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, &artifacts.CorruptError{Dir: a.Dir, File: "int8.json", Reason: err.Error()}
 	}
 	return &s, nil
