@@ -58,6 +58,15 @@ func randomCondensed(t *testing.T, cfg Config, n int, rng *rand.Rand) (*Net, *Ar
 	return net, arch, tensors
 }
 
+// logitsDiff returns the largest |got − want| and the largest |want|.
+func logitsDiff(got, want []float32) (diff, top float64) {
+	for i := range want {
+		top = max(top, math.Abs(float64(want[i])))
+		diff = max(diff, math.Abs(float64(got[i]-want[i])))
+	}
+	return diff, top
+}
+
 // convertKeeping converts net's tensors, keeping the whole classifier.
 func convertKeeping(t *testing.T, net *Net) (*Architecture, []Named) {
 	t.Helper()
@@ -93,11 +102,7 @@ func TestCondensedMatchesMasked(t *testing.T) {
 		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
 		net.Infer(want, images)
 		cn.Forward(got, images)
-		var maxRef, maxDiff float64
-		for i := range want {
-			maxRef = max(maxRef, math.Abs(float64(want[i])))
-			maxDiff = max(maxDiff, math.Abs(float64(got[i]-want[i])))
-		}
+		maxDiff, maxRef := logitsDiff(got, want)
 		if maxDiff > 1e-5*maxRef {
 			t.Errorf("G=%d C=%d: condensed logits differ from the masked net's by %.3g (max |logit| %.3g)", cfg.Group1x1, cfg.CondenseFactor, maxDiff, maxRef)
 		}

@@ -60,11 +60,7 @@ func TestCondensedInt8(t *testing.T) {
 		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
 		fl.Forward(want, images)
 		i8.Forward(got, images)
-		var top, diff float64
-		for i := range want {
-			top = max(top, math.Abs(float64(want[i])))
-			diff = max(diff, math.Abs(float64(got[i]-want[i])))
-		}
+		diff, top := logitsDiff(got, want)
 		if diff > 0.05*top || diff == 0 {
 			t.Errorf("%v: int8 logits differ from float32 ones by %.3g (largest |logit| %.3g)", cfg.Stages, diff, top)
 		}

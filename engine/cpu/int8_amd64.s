@@ -18,6 +18,13 @@
 	REQUANT(z2, z2) \
 	REQUANT(z3, z3)
 
+// STORE4 stores a channel's four registers at DI under K1-K4.
+#define STORE4(z0, z1, z2, z3) \
+	VMOVUPS z0, K1, (DI) \
+	VMOVUPS z1, K2, 64(DI) \
+	VMOVUPS z2, K3, 128(DI) \
+	VMOVUPS z3, K4, 192(DI)
+
 // REQUANT_CONSTANTS broadcasts a requant's five constants (scale,
 // shift, lo, hi, step) from off(R8) into Z20-Z24.
 #define REQUANT_CONSTANTS(off) \
@@ -114,20 +121,14 @@ storeStep:
 	KMOVW AX, K4
 	REQUANT_CONSTANTS(0)
 	REQUANT4(Z0, Z1, Z2, Z3)
-	VMOVUPS Z0, K1, (DI)
-	VMOVUPS Z1, K2, 64(DI)
-	VMOVUPS Z2, K3, 128(DI)
-	VMOVUPS Z3, K4, 192(DI)
+	STORE4(Z0, Z1, Z2, Z3)
 	CMPQ    channels+64(FP), $2
 	JLT     storeDone
 	MOVQ    ld+8(FP), AX
 	LEAQ    (DI)(AX*4), DI
 	REQUANT_CONSTANTS(20)
 	REQUANT4(Z4, Z5, Z6, Z7)
-	VMOVUPS Z4, K1, (DI)
-	VMOVUPS Z5, K2, 64(DI)
-	VMOVUPS Z6, K3, 128(DI)
-	VMOVUPS Z7, K4, 192(DI)
+	STORE4(Z4, Z5, Z6, Z7)
 
 storeDone:
 	VZEROUPPER
