@@ -70,8 +70,9 @@ type ConvShape struct {
 	// first nor read. It requires LdIn == C.
 	OverwriteDIn bool
 	// Input, if set, is applied to the input as the convolution reads it:
-	// input channel j is then Input's output j of rows LdIn floats apart
-	// (inference only).
+	// input channel j is then Input's output j of rows LdIn floats apart.
+	// It is for inference, except in a backend's own NormConv: there
+	// Backward's dIn is the gradient at Input's output, rows of C floats.
 	Input *Affine
 	// Int8, if set, makes a Fixed convolution run in 8-bit integers (see
 	// Requant); backends without integer kernels refuse it.
@@ -151,6 +152,28 @@ type NormShape struct {
 	// Index[j]: an index-select or channel shuffle fused into the
 	// BatchNorm (inference only).
 	Index []int32
+	// Moments, if set, are the sums of the input's channels, which a
+	// training BatchNorm then takes instead of summing its input again
+	// (see MomentKeeper).
+	Moments Moments
+}
+
+// A MomentKeeper is a backend that takes NormShape.Moments.
+type MomentKeeper interface {
+	// NewMoments returns zero sums of p rows of c channels, ld floats
+	// apart, or nil from a backend that wraps one that takes none.
+	NewMoments(p, c, ld int) Moments
+}
+
+// Moments are the per-channel batch sums of a channels-last buffer, taken
+// once as each range of its channels is written. Every layer of a dense
+// block normalises a prefix of the block's buffer with the batch's
+// statistics, which are the same for a channel whichever layer reads it:
+// summing each channel once instead of once per layer saves a pass over
+// the layer's whole input.
+type Moments interface {
+	// Add takes the sums of channels [c0, c1) of in, as they are now.
+	Add(in View, c0, c1 int)
 }
 
 // A Conv is a convolution with its scratch space.
@@ -171,6 +194,57 @@ type BatchNorm interface {
 	Backward(dIn, dGamma, dBeta, dOut, in, out, gamma View)
 }
 
+// A NormConv is a training network's BatchNorm with ReLU and the one
+// convolution that reads its output (a dense layer's first BatchNorm and
+// learned group convolution, or its second and grouped 3×3). A backend
+// may apply the BatchNorm as the convolution reads its input and never
+// store its output (ComposeNormConv stores it).
+type NormConv interface {
+	// Forward computes out = conv(relu(bn(in)), w), with the batch's
+	// statistics in training (updating runMean and runVar) and the running
+	// ones otherwise.
+	Forward(out, in, gamma, beta, runMean, runVar, w View, train bool)
+	// Backward accumulates into dIn, dGamma, dBeta and dW as the two
+	// layers' Backwards would, after a training Forward. dNormed is
+	// scratch of P·C floats, for the gradient at the BatchNorm's output.
+	Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w View)
+}
+
+// ComposeNormConv returns the NormConv of be's BatchNorm n (its LdOut must
+// be C) and convolution c (reading rows of n.C floats, with OverwriteDIn),
+// which keeps the BatchNorm's output in a tensor of its own.
+func ComposeNormConv(be Backend, n NormShape, c ConvShape) NormConv {
+	CheckNormConv(n, c)
+	return &composedNormConv{bn: be.NewBatchNorm(n), conv: be.NewConv(c), normed: be.Alloc(n.P * n.C)}
+}
+
+// CheckNormConv panics unless n and c make a NormConv.
+func CheckNormConv(n NormShape, c ConvShape) {
+	if n.Index != nil || !n.ReLU || n.LdOut != n.C || c.C != n.C || c.LdIn != c.C || !c.OverwriteDIn || c.N*c.H*c.W != n.P || c.Input != nil {
+		panic(fmt.Sprintf("engine: NormConv of %+v and %+v", n, c))
+	}
+}
+
+type composedNormConv struct {
+	bn     BatchNorm
+	conv   Conv
+	normed *Tensor
+}
+
+func (f *composedNormConv) Forward(out, in, gamma, beta, runMean, runVar, w View, train bool) {
+	if train {
+		f.bn.ForwardTrain(f.normed.V(), in, gamma, beta, runMean, runVar)
+	} else {
+		f.bn.ForwardInfer(f.normed.V(), in, gamma, beta, runMean, runVar)
+	}
+	f.conv.Forward(out, f.normed.V(), w)
+}
+
+func (f *composedNormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w View) {
+	f.conv.Backward(dNormed, dW, dOut, f.normed.V(), w)
+	f.bn.Backward(dIn, dGamma, dBeta, dNormed, in, f.normed.V(), gamma)
+}
+
 // Backend is what the model needs from a compute device. Shapes come as
 // plain integers; p is a row count, c a channel count, ld strides.
 type Backend interface {
@@ -186,6 +260,8 @@ type Backend interface {
 
 	NewConv(s ConvShape) Conv
 	NewBatchNorm(s NormShape) BatchNorm
+	// NewNormConv is as ComposeNormConv.
+	NewNormConv(n NormShape, c ConvShape) NormConv
 
 	ReLUForward(out, in View, p, c, ldIn, ldOut int)
 	ReLUBackward(dIn, dOut, out View, p, c, ldIn, ldOut int)

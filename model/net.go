@@ -57,7 +57,11 @@ type block struct {
 	h, w, p   int // image size and rows P = N·H·W
 	width     int // channels at the end of the block
 	buf, dbuf *engine.Tensor
-	layers    []*layer
+	// moments are buf's channel sums, taken as the channels are written
+	// in training, for every BatchNorm that reads buf (nil: each sums its
+	// own input).
+	moments engine.Moments
+	layers  []*layer
 	// Backward scratch shared by the block's layers, sized for the widest.
 	dA1, dH1, dA2, dW1m *engine.Tensor
 	dD1                 *engine.Tensor // gradient after dropout (nil without dropout)
@@ -66,18 +70,20 @@ type block struct {
 type normParams struct{ weight, bias, mean, vari int }
 
 type layer struct {
-	c, k         int // input channels, growth
-	bn1, bn2     engine.BatchNorm
-	conv1, conv2 engine.Conv
+	c, k         int             // input channels, growth
+	first        engine.NormConv // BN1 → ReLU → 1×1 (without dropout)
+	second       engine.NormConv // BN2 → ReLU → 3×3
 	n1, n2       normParams
 	w1, mask, w2 int            // offsets: W, S, W
 	count, stage int            // offsets in S: inputs dropped per group, condensing stage reached
-	a1           *engine.Tensor // (P, c) BN1+ReLU output
-	d1           *engine.Tensor // (P, c) after dropout (nil without dropout)
-	dmask        *engine.Tensor // (P, c) dropout mask
 	w1m          *engine.Tensor // (4k, c) masked 1×1 weight
 	h1           *engine.Tensor // (P, 4k) 1×1 conv output
-	a2           *engine.Tensor // (P, 4k) BN2+ReLU output
+	// With dropout, the first BatchNorm's output is stored for it.
+	bn1   engine.BatchNorm
+	conv1 engine.Conv
+	a1    *engine.Tensor // (P, c) BN1+ReLU output
+	d1    *engine.Tensor // (P, c) after dropout
+	dmask *engine.Tensor // (P, c) dropout mask
 }
 
 // NewNet allocates the network for batch size n and initialises its
@@ -137,26 +143,31 @@ func (net *Net) allocActivations() {
 	net.x = be.Alloc(n * cfg.ImageFloats())
 	net.dx = be.Alloc(n * cfg.ImageFloats())
 	net.stem = be.NewConv(cfg.stemShape(n, net.blocks[0].width, false))
+	keeper, _ := be.(engine.MomentKeeper)
 	for _, bk := range net.blocks {
 		bk.buf, bk.dbuf = be.Alloc(bk.p*bk.width), be.Alloc(bk.p*bk.width)
+		if keeper != nil {
+			bk.moments = keeper.NewMoments(bk.p, bk.width, bk.width)
+		}
 		maxC, k4 := 0, 0
 		for _, ly := range bk.layers {
 			k4 = cfg.Bottleneck * ly.k
 			maxC = max(maxC, ly.c)
-			ly.bn1 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: ly.c, LdIn: bk.width, LdOut: ly.c, ReLU: true})
-			ly.a1 = be.Alloc(bk.p * ly.c)
-			if cfg.Dropout > 0 {
-				ly.d1, ly.dmask = be.Alloc(bk.p*ly.c), be.Alloc(bk.p*ly.c)
-			}
-			ly.w1m = be.Alloc(k4 * ly.c)
 			// Both convolutions overwrite their input gradient, in a
 			// buffer shared by the block's layers, instead of adding to it
 			// after it is cleared.
-			ly.conv1 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: ly.c, K: k4, R: 1, S: 1, Stride: 1, G: 1, LdIn: ly.c, LdOut: k4, OverwriteDIn: true})
+			n1 := engine.NormShape{P: bk.p, C: ly.c, LdIn: bk.width, LdOut: ly.c, ReLU: true, Moments: bk.moments}
+			c1 := engine.ConvShape{N: n, H: bk.h, W: bk.w, C: ly.c, K: k4, R: 1, S: 1, Stride: 1, G: 1, LdIn: ly.c, LdOut: k4, OverwriteDIn: true}
+			if cfg.Dropout > 0 {
+				ly.bn1, ly.conv1 = be.NewBatchNorm(n1), be.NewConv(c1)
+				ly.a1, ly.d1, ly.dmask = be.Alloc(bk.p*ly.c), be.Alloc(bk.p*ly.c), be.Alloc(bk.p*ly.c)
+			} else {
+				ly.first = be.NewNormConv(n1, c1)
+			}
+			ly.w1m = be.Alloc(k4 * ly.c)
 			ly.h1 = be.Alloc(bk.p * k4)
-			ly.bn2 = be.NewBatchNorm(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true})
-			ly.a2 = be.Alloc(bk.p * k4)
-			ly.conv2 = be.NewConv(engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, OverwriteDIn: true})
+			ly.second = be.NewNormConv(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true},
+				engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, OverwriteDIn: true})
 		}
 		bk.dA1, bk.dH1, bk.dA2 = be.Alloc(bk.p*maxC), be.Alloc(bk.p*k4), be.Alloc(bk.p*k4)
 		bk.dW1m = be.Alloc(k4 * maxC)
@@ -165,7 +176,7 @@ func (net *Net) allocActivations() {
 		}
 	}
 	bl := net.blocks[len(net.blocks)-1]
-	net.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
+	net.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true, Moments: bl.moments})
 	net.aLast, net.daLast = be.Alloc(bl.p*bl.width), be.Alloc(bl.p*bl.width)
 	net.feat, net.dFeat = be.Alloc(n*bl.width), be.Alloc(n*bl.width)
 	net.logits, net.probs, net.dLogits = be.Alloc(n*cfg.Classes), be.Alloc(n*cfg.Classes), be.Alloc(n*cfg.Classes)
@@ -202,21 +213,35 @@ func (net *Net) Forward(train bool) {
 			bn.ForwardInfer(out, in, net.w(p.weight), net.w(p.bias), net.s(p.mean), net.s(p.vari))
 		}
 	}
+	// sums takes the statistics of channels [c0, c1) of a block's buffer,
+	// just written, for the BatchNorms that will read them.
+	sums := func(bk *block, c0, c1 int) {
+		if train && bk.moments != nil {
+			bk.moments.Add(bk.buf.V(), c0, c1)
+		}
+	}
 	net.stem.Forward(net.blocks[0].buf.V(), net.x.V(), net.w(net.stemW))
 	for b, bk := range net.blocks {
+		sums(bk, 0, bk.layers[0].c) // from the stem or the pooling
 		for l, ly := range bk.layers {
 			k4 := cfg.Bottleneck * ly.k
-			norm(ly.bn1, ly.a1.V(), bk.buf.V(), ly.n1)
-			in1 := ly.a1
-			if ly.d1 != nil && train {
-				be.DropoutMask(ly.dmask.V(), bk.p*ly.c, cfg.Dropout, net.step<<16|uint64(b)<<8|uint64(l))
-				be.DropoutForward(ly.d1.V(), ly.a1.V(), ly.dmask.V(), bk.p, ly.c, ly.c, ly.c)
-				in1 = ly.d1
-			}
 			be.MaskForward(ly.w1m.V(), net.w(ly.w1), net.s(ly.mask), k4*ly.c)
-			ly.conv1.Forward(ly.h1.V(), in1.V(), ly.w1m.V())
-			norm(ly.bn2, ly.a2.V(), ly.h1.V(), ly.n2)
-			ly.conv2.Forward(bk.buf.At(ly.c), ly.a2.V(), net.w(ly.w2))
+			if ly.first != nil {
+				p := ly.n1
+				ly.first.Forward(ly.h1.V(), bk.buf.V(), net.w(p.weight), net.w(p.bias), net.s(p.mean), net.s(p.vari), ly.w1m.V(), train)
+			} else {
+				norm(ly.bn1, ly.a1.V(), bk.buf.V(), ly.n1)
+				in1 := ly.a1
+				if train {
+					be.DropoutMask(ly.dmask.V(), bk.p*ly.c, cfg.Dropout, net.step<<16|uint64(b)<<8|uint64(l))
+					be.DropoutForward(ly.d1.V(), ly.a1.V(), ly.dmask.V(), bk.p, ly.c, ly.c, ly.c)
+					in1 = ly.d1
+				}
+				ly.conv1.Forward(ly.h1.V(), in1.V(), ly.w1m.V())
+			}
+			p := ly.n2
+			ly.second.Forward(bk.buf.At(ly.c), ly.h1.V(), net.w(p.weight), net.w(p.bias), net.s(p.mean), net.s(p.vari), net.w(ly.w2), train)
+			sums(bk, ly.c, ly.c+ly.k)
 		}
 		if b+1 < len(net.blocks) {
 			nb := net.blocks[b+1]
@@ -258,26 +283,24 @@ func (net *Net) Backward() {
 		for l := len(bk.layers) - 1; l >= 0; l-- {
 			ly := bk.layers[l]
 			k4 := cfg.Bottleneck * ly.k
-			// forward: buf[:, c:c+k] = conv2(a2)
-			ly.conv2.Backward(bk.dA2.V(), net.DW.At(ly.w2), bk.dbuf.At(ly.c), ly.a2.V(), net.w(ly.w2))
-			// forward: a2 = relu(bn2(h1))
+			// forward: buf[:, c:c+k] = conv2(relu(bn2(h1)))
+			p := ly.n2
 			be.Zero(bk.dH1.V(), bk.p*k4)
-			ly.bn2.Backward(bk.dH1.V(), net.DW.At(ly.n2.weight), net.DW.At(ly.n2.bias), bk.dA2.V(), ly.h1.V(), ly.a2.V(), net.w(ly.n2.weight))
-			// forward: h1 = conv1(in1, w1 ⊙ mask)
-			in1, dIn1 := ly.a1, bk.dA1
-			if ly.d1 != nil {
-				in1, dIn1 = ly.d1, bk.dD1
-			}
+			ly.second.Backward(bk.dH1.V(), net.DW.At(p.weight), net.DW.At(p.bias), net.DW.At(ly.w2), bk.dA2.V(), bk.dbuf.At(ly.c), ly.h1.V(), net.w(p.weight), net.w(ly.w2))
+			// forward: h1 = conv1(relu(bn1(buf[:, :c])) [⊙ dropout mask], w1 ⊙ mask);
+			// the gradient at buf adds to the block buffer's, where every
+			// later layer's already is.
+			p = ly.n1
 			be.Zero(bk.dW1m.V(), k4*ly.c)
-			ly.conv1.Backward(dIn1.V(), bk.dW1m.V(), bk.dH1.V(), in1.V(), ly.w1m.V())
-			be.MaskBackward(net.DW.At(ly.w1), bk.dW1m.V(), net.s(ly.mask), k4*ly.c)
-			if ly.d1 != nil { // forward: d1 = a1 ⊙ dropout mask
+			if ly.first != nil {
+				ly.first.Backward(bk.dbuf.V(), net.DW.At(p.weight), net.DW.At(p.bias), bk.dW1m.V(), bk.dA1.V(), bk.dH1.V(), bk.buf.V(), net.w(p.weight), ly.w1m.V())
+			} else {
+				ly.conv1.Backward(bk.dD1.V(), bk.dW1m.V(), bk.dH1.V(), ly.d1.V(), ly.w1m.V())
 				be.Zero(bk.dA1.V(), bk.p*ly.c)
 				be.DropoutBackward(bk.dA1.V(), bk.dD1.V(), ly.dmask.V(), bk.p, ly.c, ly.c, ly.c)
+				ly.bn1.Backward(bk.dbuf.V(), net.DW.At(p.weight), net.DW.At(p.bias), bk.dA1.V(), bk.buf.V(), ly.a1.V(), net.w(p.weight))
 			}
-			// forward: a1 = relu(bn1(buf[:, :c])); its gradient adds to the
-			// block buffer's, where every later layer's already is.
-			ly.bn1.Backward(bk.dbuf.V(), net.DW.At(ly.n1.weight), net.DW.At(ly.n1.bias), bk.dA1.V(), bk.buf.V(), ly.a1.V(), net.w(ly.n1.weight))
+			be.MaskBackward(net.DW.At(ly.w1), bk.dW1m.V(), net.s(ly.mask), k4*ly.c)
 		}
 	}
 	be.Zero(net.dx.V(), net.dx.Len)

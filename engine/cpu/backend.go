@@ -4,6 +4,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 
@@ -99,11 +100,44 @@ func (int8Conv) Backward(dIn, dW, dOut, in, w engine.View) {
 
 type batchNorm struct{ n *BatchNorm }
 
+type normConv struct{ f *NormConv }
+
+func (b *Backend) NewNormConv(n engine.NormShape, s engine.ConvShape) engine.NormConv {
+	return normConv{NewNormConv(n, s, b.workers, &b.scratch)}
+}
+
+type moments struct{ m *Moments }
+
+func (b *Backend) NewMoments(p, c, ld int) engine.Moments {
+	return moments{NewMoments(p, c, ld, b.workers)}
+}
+func (m moments) Add(in engine.View, c0, c1 int) { m.m.Add(h(in), c0, c1) }
+
+// momentsOf returns the CPU's Moments that s takes, nil if none.
+func momentsOf(s engine.NormShape) *Moments {
+	if s.Moments == nil {
+		return nil
+	}
+	m := s.Moments.(moments).m
+	if m.P != s.P || m.C < s.C || m.Ld != s.LdIn || s.Index != nil {
+		panic(fmt.Sprintf("batchnorm: moments of P=%d C=%d ld=%d for %+v", m.P, m.C, m.Ld, s))
+	}
+	return m
+}
+func (f normConv) Forward(out, in, gamma, beta, rm, rv, w engine.View, train bool) {
+	f.f.Forward(h(out), h(in), h(gamma), h(beta), h(rm), h(rv), h(w), train)
+}
+func (f normConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w engine.View) {
+	f.f.Backward(h(dIn), h(dGamma), h(dBeta), h(dW), h(dNormed), h(dOut), h(in), h(gamma), h(w))
+}
+
 func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	if s.Index != nil {
 		return batchNorm{NewIndexedBatchNorm(s.P, s.Index, s.LdIn, s.LdOut, s.ReLU, b.workers)}
 	}
-	return batchNorm{NewBatchNorm(s.P, s.C, s.LdIn, s.LdOut, s.ReLU, b.workers)}
+	n := NewBatchNorm(s.P, s.C, s.LdIn, s.LdOut, s.ReLU, b.workers)
+	n.Moments = momentsOf(s)
+	return batchNorm{n}
 }
 func (n batchNorm) ForwardTrain(out, in, gamma, beta, rm, rv engine.View) {
 	n.n.ForwardTrain(h(out), h(in), h(gamma), h(beta), h(rm), h(rv))

@@ -26,7 +26,9 @@ type BatchNorm struct {
 	Workers     int
 	// Index, if set, makes output channel j normalise input channel
 	// Index[j] (inference only; see engine.NormShape).
-	Index      []int32
+	Index []int32
+	// Moments, if set, hold the input's sums (see engine.Moments).
+	Moments    *Moments
 	mean, rstd []float32 // (C): the last training batch's statistics, for Backward
 	s1, s2     []float64 // (C): sums
 	b1, b2     []float32 // (blocks, C): each block's sums
@@ -79,25 +81,62 @@ func reluFloor(relu bool) float32 {
 // sums runs add on every block of rows [r0, r1), each adding into its own
 // zeroed (C) vectors, then totals the blocks into s1 and s2 in block order.
 func (b *BatchNorm) sums(add func(f1, f2 []float32, r0, r1 int)) {
-	blocks := (b.P + sumBlock - 1) / sumBlock
-	parallel(b.Workers, blocks, 2*b.P*b.C, func(lo, hi int) {
+	blockSums(b.s1, b.s2, b.b1, b.b2, b.P, b.C, b.Workers, add)
+}
+
+// blockSums is sums for p rows of n channels, the blocks' sums kept in b1
+// and b2 (blocks, n) and the totals in s1 and s2 (n).
+func blockSums(s1, s2 []float64, b1, b2 []float32, p, n, workers int, add func(f1, f2 []float32, r0, r1 int)) {
+	blocks := (p + sumBlock - 1) / sumBlock
+	parallel(workers, blocks, 2*p*n, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
-			f1, f2 := b.b1[k*b.C:(k+1)*b.C], b.b2[k*b.C:(k+1)*b.C]
+			f1, f2 := b1[k*n:(k+1)*n], b2[k*n:(k+1)*n]
 			clear(f1)
 			clear(f2)
-			add(f1, f2, k*sumBlock, min(b.P, (k+1)*sumBlock))
+			add(f1, f2, k*sumBlock, min(p, (k+1)*sumBlock))
 		}
 	})
-	clear(b.s1)
-	clear(b.s2)
+	clear(s1[:n])
+	clear(s2[:n])
 	for k := range blocks {
-		for c, v := range b.b1[k*b.C : (k+1)*b.C] {
-			b.s1[c] += float64(v)
+		for c, v := range b1[k*n : (k+1)*n] {
+			s1[c] += float64(v)
 		}
-		for c, v := range b.b2[k*b.C : (k+1)*b.C] {
-			b.s2[c] += float64(v)
+		for c, v := range b2[k*n : (k+1)*n] {
+			s2[c] += float64(v)
 		}
 	}
+}
+
+// Moments are the sums of a channels-last buffer's channels (see
+// engine.Moments), summed as a BatchNorm sums its input, so a BatchNorm
+// that takes them gives the same bits.
+type Moments struct {
+	P, C, Ld int
+	Workers  int
+	s1, s2   []float64 // (C)
+	b1, b2   []float32 // (blocks, C): a range's blocks' sums
+}
+
+// NewMoments returns zero sums of p rows of c channels, ld apart.
+func NewMoments(p, c, ld, workers int) *Moments {
+	if p <= 1 || c <= 0 || ld < c {
+		panic(fmt.Sprintf("batchnorm: moments of P=%d C=%d ld=%d", p, c, ld))
+	}
+	blocks := (p + sumBlock - 1) / sumBlock
+	return &Moments{P: p, C: c, Ld: ld, Workers: workers, s1: make([]float64, c), s2: make([]float64, c),
+		b1: make([]float32, blocks*c), b2: make([]float32, blocks*c)}
+}
+
+// Add takes the sums of channels [c0, c1) of in.
+func (m *Moments) Add(in []float32, c0, c1 int) {
+	if c0 < 0 || c1 > m.C || c0 >= c1 {
+		panic(fmt.Sprintf("batchnorm: moments of channels [%d, %d) of %d", c0, c1, m.C))
+	}
+	n := c1 - c0
+	blockSums(m.s1[c0:c1], m.s2[c0:c1], m.b1, m.b2, m.P, n, m.Workers, func(f1, f2 []float32, r0, r1 int) {
+		bnStats(f1, f2, in[r0*m.Ld+c0:], n, r1-r0, m.Ld)
+	})
 }
 
 // rows runs f over ranges of rows split between the workers.
@@ -106,12 +145,30 @@ func (b *BatchNorm) rows(f func(r0, r1 int)) { parallel(b.Workers, b.P, 2*b.P*b.
 // ForwardTrain normalises with batch statistics and updates runMean and
 // runVar in place.
 func (b *BatchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar []float32) {
+	b.batchStatistics(in, runMean, runVar)
+	b.apply(out, in, gamma, beta)
+}
+
+// ForwardInfer normalises with the running statistics.
+func (b *BatchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar []float32) {
+	b.runningStatistics(runMean, runVar)
+	b.apply(out, in, gamma, beta)
+}
+
+// batchStatistics sets mean and rstd to the batch's and updates runMean
+// and runVar.
+func (b *BatchNorm) batchStatistics(in, runMean, runVar []float32) {
 	if b.Index != nil {
 		panic("batchnorm: an index is for inference only")
 	}
-	b.sums(func(f1, f2 []float32, r0, r1 int) {
-		bnStats(f1, f2, in[r0*b.LdIn:], b.C, r1-r0, b.LdIn)
-	})
+	if m := b.Moments; m != nil {
+		copy(b.s1, m.s1[:b.C])
+		copy(b.s2, m.s2[:b.C])
+	} else {
+		b.sums(func(f1, f2 []float32, r0, r1 int) {
+			bnStats(f1, f2, in[r0*b.LdIn:], b.C, r1-r0, b.LdIn)
+		})
+	}
 	cnt := float64(b.P)
 	for c := range b.C {
 		mean := b.s1[c] / cnt
@@ -122,24 +179,28 @@ func (b *BatchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar []float32
 		runMean[c] = float32((1-m)*float64(runMean[c]) + m*mean)
 		runVar[c] = float32((1-m)*float64(runVar[c]) + m*v*cnt/(cnt-1))
 	}
-	b.apply(out, in, gamma, beta)
 }
 
-// ForwardInfer normalises with the running statistics.
-func (b *BatchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar []float32) {
+// runningStatistics sets mean and rstd to the running ones.
+func (b *BatchNorm) runningStatistics(runMean, runVar []float32) {
 	for c := range b.C {
 		b.mean[c] = runMean[c]
 		b.rstd[c] = float32(1 / math.Sqrt(float64(runVar[c])+float64(b.Eps)))
 	}
-	b.apply(out, in, gamma, beta)
 }
 
-// apply writes out = [relu](gamma·(in−mean)·rstd + beta).
-func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
+// coefficients sets scale and shift, the output being
+// [relu](in·scale + shift).
+func (b *BatchNorm) coefficients(gamma, beta []float32) {
 	for c := range b.C {
 		b.scale[c] = gamma[c] * b.rstd[c]
 		b.shift[c] = beta[c] - b.mean[c]*b.scale[c]
 	}
+}
+
+// apply writes out = [relu](gamma·(in−mean)·rstd + beta).
+func (b *BatchNorm) apply(out, in, gamma, beta []float32) {
+	b.coefficients(gamma, beta)
 	b.rows(func(r0, r1 int) {
 		normRows(out[r0*b.LdOut:], in[r0*b.LdIn:], b.Index, b.scale, b.shift, r1-r0, b.C, b.LdIn, b.LdOut, b.floor())
 	})

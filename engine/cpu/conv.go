@@ -31,7 +31,7 @@ func checkConv(s engine.ConvShape) {
 	// Every count is positive: the assembly loops test theirs at the
 	// bottom, so a count of 0 would run 2⁶⁴ times.
 	if min(s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.Stride, s.G) <= 0 || s.Pad < 0 || s.C%s.G != 0 || s.K%s.G != 0 ||
-		!in || !out || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C || (s.InPlanes || s.OutPlanes) && !s.Fixed {
+		!in || !out || s.OH() <= 0 || s.OW() <= 0 || s.OverwriteDIn && s.LdIn != s.C && s.Input == nil || (s.InPlanes || s.OutPlanes) && !s.Fixed {
 		panic(fmt.Sprintf("conv: invalid shape %+v", s))
 	}
 }
@@ -58,6 +58,7 @@ type Conv struct {
 	planes    *planesState // with InPlanes or OutPlanes (see conv_planes.go)
 	job       pairsJob     // the call of pairs running
 	copying   planesCopy   // the copy of planes running
+	longK     longKInput   // the weight gradient's input transform running
 	// prepared is the weights the arranged ones were made from, for a
 	// Fixed shape.
 	prepared *float32
@@ -103,6 +104,8 @@ type Scratch struct {
 	input []float32
 	// partial holds GemmLongK's products of chunks.
 	partial []float32
+	// rows holds transformed rows of a GemmLongK's A (see longKInput).
+	rows bufs
 	// outPlanes holds a direct convolution's outputs as planes (see
 	// pairs).
 	outPlanes []float32
@@ -172,22 +175,14 @@ func (c *Conv) Forward(out, in, w []float32) {
 		return
 	}
 	if s.Input != nil && !useDirect(s) {
-		if c.plain == nil {
-			plain := *c
-			plain.Input, plain.LdIn = nil, s.C
-			c.plain = &plain
-		}
+		c.initPlain()
 		if pointwise(s) {
 			c.pointwiseInputForward(out, in, w)
 			return
 		}
 		// The input's transform into a buffer first, then the convolution
 		// of that (the direct one applies it as it copies the input).
-		x := grow(&c.scratch.input, s.N*s.H*s.W*s.C)
-		a, p := s.Input, s.N*s.H*s.W
-		parallel(c.Workers, p, 2*p*s.C, func(lo, hi int) {
-			normRows(x[lo*s.C:], in[lo*s.LdIn:], a.Index, a.Scale, a.Shift, hi-lo, s.C, s.LdIn, s.C, reluFloor(a.ReLU))
-		})
+		x := c.transformed(in)
 		c.plain.Forward(out, x, w)
 		return
 	}
@@ -219,12 +214,33 @@ func (c *Conv) Forward(out, in, w []float32) {
 	}
 }
 
+// initPlain makes c.plain, c without its input transform.
+func (c *Conv) initPlain() {
+	if c.plain == nil {
+		plain := *c
+		plain.Input, plain.LdIn = nil, c.C
+		c.plain = &plain
+	}
+}
+
+// transformed returns the whole input after its transform, in scratch.
+func (c *Conv) transformed(in []float32) []float32 {
+	s := c.ConvShape
+	x := grow(&c.scratch.input, s.N*s.H*s.W*s.C)
+	a, p := s.Input, s.N*s.H*s.W
+	parallel(c.Workers, p, 2*p*s.C, func(lo, hi int) {
+		normRows(x[lo*s.C:], in[lo*s.LdIn:], a.Index, a.Scale, a.Shift, hi-lo, s.C, s.LdIn, s.C, reluFloor(a.ReLU))
+	})
+	return x
+}
+
 // Backward accumulates the weight gradient into dW and the input gradient
 // into dIn, given the output gradient dOut and the forward input in.
 func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 	s := c.ConvShape
-	if s.Input != nil {
-		panic("conv: an input transform is for inference only")
+	a := s.Input
+	if a != nil && (a.Index != nil || s.Fixed) {
+		panic("conv: an input transform with an index, or of a Fixed convolution, is for inference only")
 	}
 	cg, kg, kk := s.C/s.G, s.K/s.G, s.R*s.S*s.C/s.G
 	p := s.N * s.OH() * s.OW()
@@ -233,12 +249,22 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 		c.directBackward(dIn, dW, dOut, in, w)
 		return
 	}
+	if a != nil && !pointwise(s) {
+		c.initPlain()
+		c.plain.Backward(dIn, dW, dOut, c.transformed(in), w)
+		return
+	}
 	if s.Stride == 1 && !pointwise(s) {
 		c.backwardByOutputPatches(dIn, dW, dOut, in, w)
 		return
 	}
 	c.permuteWeights(w)
 	if pointwise(s) {
+		// With an input transform, dIn is its output's gradient, rows of C.
+		ldDIn := s.LdIn
+		if a != nil {
+			ldDIn = s.C
+		}
 		for g := range s.G {
 			// forward: out[:, g] = in[:, g] · w[g]ᵀ, so
 			// dw[g]ᵀ = in[:, g]ᵀ · dOut[:, g] and dIn[:, g] += dOut[:, g] · w[g].
@@ -246,13 +272,18 @@ func (c *Conv) Backward(dIn, dW, dOut, in, w []float32) {
 			// tiles where its cg would leave ragged ones (measured 1.2-1.5x
 			// faster on CondenseNet-86's first block), with the same sums.
 			t := c.dwPatch[g*kg*cg : (g+1)*kg*cg]
-			GemmLongK(cg, kg, p, in[g*cg:], s.LdIn, dOut[g*kg:], s.LdOut, t, kg, c.Workers, &c.scratch.partial)
+			if a != nil {
+				c.longK = longKInput{scale: a.Scale[g*cg:], shift: a.Shift[g*cg:], floor: reluFloor(a.ReLU), rows: &c.scratch.rows}
+				gemmLongK(cg, kg, p, in[g*cg:], s.LdIn, dOut[g*kg:], s.LdOut, t, kg, c.Workers, &c.scratch.partial, &c.longK)
+			} else {
+				gemmLongK(cg, kg, p, in[g*cg:], s.LdIn, dOut[g*kg:], s.LdOut, t, kg, c.Workers, &c.scratch.partial, nil)
+			}
 			for ci := range cg {
 				for o, v := range t[ci*kg : (ci+1)*kg] {
 					dW[(g*kg+o)*cg+ci] += v
 				}
 			}
-			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wPatch[g*kg*kk:], kk, c.addsToDIn(), dIn[g*cg:], s.LdIn, c.Workers)
+			Gemm(false, false, p, cg, kg, dOut[g*kg:], s.LdOut, c.wPatch[g*kg*kk:], kk, c.addsToDIn(), dIn[g*cg:], ldDIn, c.Workers)
 		}
 		return
 	}

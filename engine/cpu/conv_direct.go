@@ -135,9 +135,17 @@ type sourceLayout struct {
 }
 
 // sourceRows returns a's layout by source channel, made on the first call
-// (a convolution's transform never changes), or nil unless a reads each
-// of the ch source channels once (a permutation, like a channel shuffle).
+// (a convolution's transform reads the same channels on every call; a
+// training one's coefficients change, and are copied again), or nil unless
+// a reads each of the ch source channels once (a permutation, like a
+// channel shuffle).
 func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) *sourceLayout {
+	if l := c.rows; l != nil && !c.Fixed {
+		for k := range ch {
+			j := a.Source(k)
+			l.scale[j], l.shift[j] = a.Scale[k], a.Shift[k]
+		}
+	}
 	if c.rows != nil || c.rowsTried {
 		return c.rows
 	}
@@ -373,9 +381,13 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	rowStride := s.W + 2
 	wkT := grow(&c.wPairsT, s.G*(cg+1)/2*kg*18)
 	c.arrangePairs(wkT, w, true)
-	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, nil)
+	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
-	c.pairs(dIn, s.LdIn, !s.OverwriteDIn, outPlanes, s.K, kg, cg, wkT)
+	ldDIn := s.LdIn // with an input transform, dIn is its output's gradient, rows of C
+	if s.Input != nil {
+		ldDIn = s.C
+	}
+	c.pairs(dIn, ldDIn, !s.OverwriteDIn, outPlanes, s.K, kg, cg, wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.
 	pairs := (kg + 1) / 2

@@ -70,16 +70,46 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 // partial) are added in chunk order, so the result does not depend on the
 // worker count either.
 func GemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, workers int, partial *[]float32) {
+	gemmLongK(M, N, K, A, lda, B, ldb, C, ldc, workers, partial, nil)
+}
+
+// A longKInput is a transform of GemmLongK's A, max(x·scale[i] + shift[i],
+// floor) in column i: a training BatchNorm and ReLU folded into the 1×1
+// convolution whose weight gradient it is. rows holds buffers of kc rows
+// of M.
+type longKInput struct {
+	scale, shift []float32
+	floor        float32
+	rows         *bufs
+}
+
+// gemmLongK is GemmLongK of A after a transform, if a is set: kc rows of
+// A at a time are transformed into a buffer and multiplied from there, as
+// Gemm would multiply them, so the sums are the same.
+func gemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, workers int, partial *[]float32, a *longKInput) {
 	chunks := (K + longKChunk - 1) / longKChunk
-	if chunks <= 1 {
+	if chunks <= 1 && a == nil {
 		Gemm(true, false, M, N, K, A, lda, B, ldb, false, C, ldc, workers)
 		return
 	}
 	part := grow(partial, chunks*M*N)
+	if a != nil && a.rows.size != kc*M {
+		a.rows.size, a.rows.free = kc*M, nil
+	}
 	parallel(workers, chunks, K*(M+N)+M*N*K/16, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
-			k0 := k * longKChunk
-			Gemm(true, false, M, N, min(longKChunk, K-k0), A[k0*lda:], lda, B[k0*ldb:], ldb, false, part[k*M*N:], N, 1)
+			k0, n := k*longKChunk, min(longKChunk, K-k*longKChunk)
+			if a == nil {
+				Gemm(true, false, M, N, n, A[k0*lda:], lda, B[k0*ldb:], ldb, false, part[k*M*N:], N, 1)
+				continue
+			}
+			x := a.rows.get()
+			for p0 := 0; p0 < n; p0 += kc {
+				rows := min(kc, n-p0)
+				bnApply(x, A[(k0+p0)*lda:], a.scale, a.shift, M, rows, lda, M, a.floor)
+				Gemm(true, false, M, N, rows, x, M, B[(k0+p0)*ldb:], ldb, p0 > 0, part[k*M*N:], N, 1)
+			}
+			a.rows.put(x)
 		}
 	})
 	for i := range M {

@@ -505,3 +505,45 @@ func TestPlanesOps(t *testing.T) {
 		}
 	})
 }
+
+// A BatchNorm that takes Moments summed a range of channels at a time, as
+// a dense block's layers write them, gives the bits of one that sums its
+// input itself.
+func TestMomentsSameBits(t *testing.T) { forEachISA(t, testMomentsSameBits) }
+
+func testMomentsSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 17))
+	const p, width = 1000, 48
+	in, gamma, beta := randSlice(rng, p*width), randSlice(rng, width), randSlice(rng, width)
+	m := NewMoments(p, width, width, 2)
+	for _, r := range [][2]int{{0, 16}, {16, 24}, {24, 40}, {40, 48}} {
+		m.Add(in, r[0], r[1])
+	}
+	for _, c := range []int{16, 24, 40, 48} {
+		var outs [2][]float32
+		for i, mom := range []*Moments{nil, m} {
+			bn := NewBatchNorm(p, c, width, c, true, 2)
+			bn.Moments = mom
+			outs[i] = make([]float32, p*c)
+			rm, rv := make([]float32, c), make([]float32, c)
+			bn.ForwardTrain(outs[i], in, gamma, beta, rm, rv)
+			outs[i] = append(outs[i], rm...)
+			outs[i] = append(outs[i], rv...)
+		}
+		if !slices.Equal(outs[0], outs[1]) {
+			t.Fatalf("C=%d: the BatchNorm with moments differs from the one without", c)
+		}
+	}
+	// and it does take them: the sums of other values change its output
+	other := NewMoments(p, width, width, 2)
+	other.Add(randSlice(rng, p*width), 0, width)
+	bn := NewBatchNorm(p, width, width, width, true, 2)
+	bn.Moments = other
+	out, rm, rv := make([]float32, p*width), make([]float32, width), make([]float32, width)
+	bn.ForwardTrain(out, in, gamma, beta, rm, rv)
+	want := make([]float32, p*width)
+	NewBatchNorm(p, width, width, width, true, 2).ForwardTrain(want, in, gamma, beta, make([]float32, width), make([]float32, width))
+	if slices.Equal(out, want) {
+		t.Fatal("a BatchNorm given other moments gave the output of its own sums")
+	}
+}

@@ -22,6 +22,11 @@ type batchNorm struct {
 
 const bnRows = 256 // BN_ROWS in kernels.cu
 
+// NewNormConv stores the BatchNorm's output: no kernel here fuses them.
+func (b *Backend) NewNormConv(n engine.NormShape, c engine.ConvShape) engine.NormConv {
+	return engine.ComposeNormConv(b, n, c)
+}
+
 func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	if s.LdOut < s.C || s.P <= 1 || (s.Index == nil && s.LdIn < s.C) {
 		panic(fmt.Sprintf("cuda: invalid BatchNorm %+v", s))

@@ -139,6 +139,10 @@ type conv struct {
 
 // NewConv names a convolution by its kernel, groups and stride.
 func (t *Backend) NewConv(s engine.ConvShape) engine.Conv {
+	return &conv{t: t, c: t.Backend.NewConv(s), name: convName(s), fl: float64(s.FLOPs())}
+}
+
+func convName(s engine.ConvShape) string {
 	name := fmt.Sprintf("conv %d×%d", s.R, s.S)
 	if s.G > 1 {
 		name += fmt.Sprintf(" G=%d", s.G)
@@ -149,7 +153,7 @@ func (t *Backend) NewConv(s engine.ConvShape) engine.Conv {
 	if s.Int8 != nil {
 		name += " int8"
 	}
-	return &conv{t: t, c: t.Backend.NewConv(s), name: name, fl: float64(s.FLOPs())}
+	return name
 }
 
 func (c *conv) Forward(out, in, w engine.View) {
@@ -173,7 +177,7 @@ func (t *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
 	if s.ReLU {
 		name += "+relu"
 	}
-	return &batchNorm{t: t, n: t.Backend.NewBatchNorm(s), name: name}
+	return &batchNorm{t: t, n: t.Backend.NewBatchNorm(inner(s)), name: name}
 }
 
 func (n *batchNorm) ForwardTrain(out, in, gamma, beta, runMean, runVar engine.View) {
@@ -184,6 +188,57 @@ func (n *batchNorm) ForwardInfer(out, in, gamma, beta, runMean, runVar engine.Vi
 }
 func (n *batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.View) {
 	n.t.time(n.name+" backward", 0, func() { n.n.Backward(dIn, dGamma, dBeta, dOut, in, out, gamma) })
+}
+
+// moments time the sums they take as "batchnorm statistics".
+type moments struct {
+	t *Backend
+	m engine.Moments
+}
+
+// NewMoments returns the wrapped backend's, or nil if it takes none.
+func (t *Backend) NewMoments(p, c, ld int) engine.Moments {
+	k, ok := t.Backend.(engine.MomentKeeper)
+	if !ok {
+		return nil
+	}
+	m := k.NewMoments(p, c, ld)
+	if m == nil {
+		return nil
+	}
+	return &moments{t: t, m: m}
+}
+
+func (m *moments) Add(in engine.View, c0, c1 int) {
+	m.t.time("batchnorm statistics", 0, func() { m.m.Add(in, c0, c1) })
+}
+
+// inner returns s with the wrapped backend's Moments.
+func inner(s engine.NormShape) engine.NormShape {
+	if m, ok := s.Moments.(*moments); ok {
+		s.Moments = m.m
+	}
+	return s
+}
+
+type normConv struct {
+	t    *Backend
+	f    engine.NormConv
+	name string
+	fl   float64
+}
+
+// NewNormConv times the pair as one kind, named for both; its FLOPs are
+// the convolution's.
+func (t *Backend) NewNormConv(n engine.NormShape, c engine.ConvShape) engine.NormConv {
+	return &normConv{t: t, f: t.Backend.NewNormConv(inner(n), c), name: "batchnorm+relu+" + convName(c), fl: float64(c.FLOPs())}
+}
+
+func (f *normConv) Forward(out, in, gamma, beta, runMean, runVar, w engine.View, train bool) {
+	f.t.time(f.name+" forward", f.fl, func() { f.f.Forward(out, in, gamma, beta, runMean, runVar, w, train) })
+}
+func (f *normConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w engine.View) {
+	f.t.time(f.name+" backward", 2*f.fl, func() { f.f.Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w) })
 }
 
 func (t *Backend) ReLUForward(out, in engine.View, p, c, ldIn, ldOut int) {

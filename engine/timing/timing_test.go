@@ -54,7 +54,7 @@ func TestTimedStep(t *testing.T) {
 			t.Errorf("kinds not in order of time: %v", kinds)
 		}
 	}
-	for _, want := range []string{"conv 3×3 G=4 forward", "conv 1×1 backward", "batchnorm+relu forward", "SGD update", "pooling forward", "classifier forward", "upload", "download"} {
+	for _, want := range []string{"batchnorm+relu+conv 3×3 G=4 forward", "batchnorm+relu+conv 1×1 backward", "batchnorm+relu forward", "SGD update", "pooling forward", "classifier forward", "upload", "download"} {
 		if !names[want] {
 			t.Errorf("no %q among %v", want, kinds)
 		}
