@@ -27,7 +27,12 @@ func Gemm(transA, transB bool, M, N, K int, A []float32, lda int, B []float32, l
 		}
 		return
 	}
-	g := gemmArgs{transA, transB, A, lda, B, ldb, accumulate, C, ldc}
+	g := gemmArgs{transA: transA, transB: transB, A: A, lda: lda, B: B, ldb: ldb, accumulate: accumulate, C: C, ldc: ldc}
+	g.do(M, N, K, workers)
+}
+
+// do is Gemm's work, K > 0.
+func (g *gemmArgs) do(M, N, K, workers int) {
 	// Split the larger side of C, in whole micro-tiles, when there is
 	// enough work to pay for a goroutine: 4M multiply-adds a worker
 	// (on CondenseNet-86 at batch 1 a quarter of that made the condensed
@@ -83,9 +88,10 @@ type longKInput struct {
 	rows         *bufs
 }
 
-// gemmLongK is GemmLongK of A after a transform, if a is set: kc rows of
-// A at a time are transformed into a buffer and multiplied from there, as
-// Gemm would multiply them, so the sums are the same.
+// gemmLongK is GemmLongK of A after a transform, if a is set: with
+// AVX-512 the transform is applied as A is packed; otherwise kc rows of A
+// at a time are transformed into a buffer and multiplied from there, as
+// Gemm would multiply them. The sums are the same either way.
 func gemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []float32, ldc int, workers int, partial *[]float32, a *longKInput) {
 	chunks := (K + longKChunk - 1) / longKChunk
 	if chunks <= 1 && a == nil {
@@ -93,14 +99,15 @@ func gemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []floa
 		return
 	}
 	part := grow(partial, chunks*M*N)
-	if a != nil && a.rows.size != kc*M {
+	if a != nil && !use.bnAll && a.rows.size != kc*M {
 		a.rows.size, a.rows.free = kc*M, nil
 	}
 	parallel(workers, chunks, K*(M+N)+M*N*K/16, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			k0, n := k*longKChunk, min(longKChunk, K-k*longKChunk)
-			if a == nil {
-				Gemm(true, false, M, N, n, A[k0*lda:], lda, B[k0*ldb:], ldb, false, part[k*M*N:], N, 1)
+			if a == nil || use.bnAll {
+				g := gemmArgs{transA: true, A: A[k0*lda:], lda: lda, B: B[k0*ldb:], ldb: ldb, C: part[k*M*N:], ldc: N, aff: a}
+				g.do(M, N, n, 1)
 				continue
 			}
 			x := a.rows.get()
@@ -160,6 +167,9 @@ type gemmArgs struct {
 	accumulate     bool
 	C              []float32
 	ldc            int
+	// aff, if set, transforms op(A)'s columns as a transposed A is
+	// packed (see longKInput; AVX-512 only).
+	aff *longKInput
 }
 
 // scratch holds one goroutine's packing buffers.
@@ -272,6 +282,10 @@ func (g *gemmArgs) packA(dst []float32, i0, m, p0, k int) {
 		strip := dst[s*k : (s+mr)*k]
 		rows := min(mr, m-s)
 		if g.transA { // A is K×M: op(A)[i, p] = A[p, i], rows of A are contiguous here
+			if a := g.aff; a != nil {
+				packAffineA(strip, g.A[p0*g.lda+i0+s:], k, g.lda, rows, a.scale[i0+s:], a.shift[i0+s:], a.floor)
+				continue
+			}
 			if rows == mr {
 				copyRowsA(strip, g.A[p0*g.lda+i0+s:], k, g.lda)
 				continue

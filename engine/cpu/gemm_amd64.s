@@ -297,3 +297,43 @@ overwrite512:
 	PUT2(64, Z10, Z11)
 	VZEROUPPER
 	RET
+
+// func packAffineA512(dst, src *float32, k, lda int, rows int, scale, shift *float32, floor float32)
+// As packA6, with max(x·scale[i] + shift[i], floor) in column i (as
+// bnApply512 computes it) and zeros past rows (1 to 6) columns.
+TEXT ·packAffineA512(SB), NOSPLIT, $0-60
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         lda+24(FP), DX
+	SHLQ         $2, DX
+	MOVQ         rows+32(FP), CX
+	MOVQ         $1, BX
+	SHLQ         CX, BX
+	DECQ         BX
+	KMOVW        BX, K1
+	MOVQ         k+16(FP), CX
+	MOVQ         $0x3f, BX
+	KMOVW        BX, K2
+	MOVQ         scale+40(FP), R8
+	MOVQ         shift+48(FP), R9
+	VMOVUPS.Z    (R8), K1, Z1
+	VMOVUPS.Z    (R9), K1, Z2
+	VBROADCASTSS floor+56(FP), Z15
+	TESTQ        CX, CX
+	JE           packAffineDone
+
+packAffineLoop:
+	VMOVUPS.Z   (SI), K1, Z0
+	VMOVAPS     Z2, Z3
+	VFMADD231PS Z1, Z0, Z3
+	VMAXPS      Z15, Z3, Z3
+	VMOVAPS.Z   Z3, K1, Z3
+	VMOVUPS     Z3, K2, (DI)
+	ADDQ        DX, SI
+	ADDQ        $24, DI
+	DECQ        CX
+	JNE         packAffineLoop
+
+packAffineDone:
+	VZEROUPPER
+	RET

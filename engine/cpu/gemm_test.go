@@ -259,3 +259,24 @@ func TestPeakGFLOPs(t *testing.T) {
 	}
 	t.Logf("peak %.1f GFLOP/s per core; a 256³ GEMM on one worker %.1f", p, gemm)
 }
+
+// packAffineA packs what bnApply computes, zeros past its rows.
+func TestPackAffineA(t *testing.T) {
+	if !use.bnAll {
+		t.Skip("packAffineA is AVX-512 only; without it, gemmLongK transforms with bnApply")
+	}
+	rng := rand.New(rand.NewPCG(41, 41))
+	const k, ld = 37, 11
+	src, scale, shift := randSlice(rng, k*ld), randSlice(rng, mr), randSlice(rng, mr)
+	for rows := 1; rows <= mr; rows++ {
+		for _, floor := range []float32{0, float32(math.Inf(-1))} {
+			got := randSlice(rng, k*mr)
+			packAffineA(got, src, k, ld, rows, scale, shift, floor)
+			y := make([]float32, k*mr)
+			bnApply(y, src, scale, shift, rows, k, ld, mr, floor)
+			if !slices.Equal(got, y) {
+				t.Fatalf("rows %d floor %v: packed %v, want %v", rows, floor, got, y)
+			}
+		}
+	}
+}

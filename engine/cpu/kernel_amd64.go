@@ -72,6 +72,23 @@ func copyRowsA(dst, src []float32, k, ld int) {
 }
 
 //go:noescape
+func packAffineA512(dst, src *float32, k, lda, rows int, scale, shift *float32, floor float32)
+
+// packAffineA is copyRowsA of max(x·scale[i] + shift[i], floor) in column
+// i < rows, zeros in the columns past rows (AVX-512 only: bnApply's
+// arithmetic, fused multiply-adds).
+func packAffineA(dst, src []float32, k, ld, rows int, scale, shift []float32, floor float32) {
+	if k == 0 {
+		return
+	}
+	if rows < 1 || rows > mr || !use.bnAll {
+		panic("gemm: packAffineA of bad rows, or without AVX-512")
+	}
+	_, _, _, _ = dst[k*mr-1], src[(k-1)*ld+rows-1], scale[rows-1], shift[rows-1]
+	packAffineA512(&dst[0], &src[0], k, ld, rows, &scale[0], &shift[0], floor)
+}
+
+//go:noescape
 func kernel8AVX2(k int, a *float32, aStep, aRow int, b, c *float32, ldc int, accumulate bool)
 
 // kernel8 is kernel for an mr×8 tile written straight into C, for GEMMs

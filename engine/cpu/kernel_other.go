@@ -32,6 +32,10 @@ func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 	addRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }
 
+func packAffineA(dst, src []float32, k, ld, rows int, scale, shift []float32, floor float32) {
+	panic("unreachable")
+}
+
 func kernel8(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
 	panic("unreachable")
 }
