@@ -266,14 +266,46 @@ apply512Row:
 	VMOVUPS.Z   (BX)(AX*1), K3, Z1
 
 // func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
-#define BACKSUMS(k) \
-	GRAD512(k) \
-	VMOVUPS.Z   (DI)(AX*1), k, Z5 \
-	VADDPS      Z5, Z1, Z5 \
-	VMOVUPS     Z5, k, (DI)(AX*1) \
-	VMOVUPS.Z   (R11)(AX*1), k, Z6 \
-	VFMADD231PS Z2, Z1, Z6 \
-	VMOVUPS     Z6, k, (R11)(AX*1)
+//
+// Column-major: the sums of a column of vectors are kept in registers down
+// all the rows, instead of being loaded and stored at every row, whose
+// chain through memory bounded the row loop. Each channel's sums are still
+// added row by row, in order: the bits of sums kept in memory.
+// SUMSV(off, k, sc, sh, sg, sgx) adds one vector's row at R13 (x) and R14
+// (dy) into sg and sgx, given its scale and shift.
+#define SUMSV(off, k, sc, sh, sg, sgx) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VMOVAPS     sh, Z1 \
+	VFMADD231PS sc, Z0, Z1 \
+	VCMPPS      $0x1e, Z15, Z1, k, K3 \
+	VMOVUPS.Z   off(R14), K3, Z2 \
+	VADDPS      Z2, sg, sg \
+	VFMADD231PS Z0, Z2, sgx
+
+// SUMSLOAD and SUMSSTORE move a column vector's constants and sums at
+// byte offset AX + off between memory and registers.
+#define SUMSLOAD(off, k, sc, sh, sg, sgx) \
+	VMOVUPS.Z off(R12)(AX*1), k, sc \
+	VMOVUPS.Z off(R15)(AX*1), k, sh \
+	VMOVUPS.Z off(DI)(AX*1), k, sg \
+	VMOVUPS.Z off(R11)(AX*1), k, sgx
+
+#define SUMSSTORE(off, k, sg, sgx) \
+	VMOVUPS sg, k, off(DI)(AX*1) \
+	VMOVUPS sgx, k, off(R11)(AX*1)
+
+// SUMSROWS points R13 and R14 at column AX of the first row and CX at the
+// row count.
+#define SUMSROWS \
+	LEAQ (SI)(AX*1), R13 \
+	LEAQ (BX)(AX*1), R14 \
+	MOVQ DX, CX
+
+#define SUMSNEXT(loop) \
+	ADDQ R8, R13 \
+	ADDQ R9, R14 \
+	DECQ CX \
+	JNZ  loop
 
 TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	MOVQ         sg+0(FP), DI
@@ -289,13 +321,56 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	MOVQ         ldy+72(FP), R9
 	SHLQ         $2, R9
 	VBROADCASTSS floor+80(FP), Z15
+	XORQ         AX, AX
 
-sums512Row:
-	BNCOLS(BACKSUMS, sums512Col, sums512Tail)
-	ADDQ R8, SI
-	ADDQ R9, BX
-	DECQ DX
-	JNZ  sums512Row
+sums512Quad: // four full vectors at a time
+	LEAQ 256(AX), CX
+	CMPQ CX, R10
+	JGT  sums512One
+	SUMSLOAD(0, K2, Z16, Z17, Z18, Z19)
+	SUMSLOAD(64, K2, Z20, Z21, Z22, Z23)
+	SUMSLOAD(128, K2, Z24, Z25, Z26, Z27)
+	SUMSLOAD(192, K2, Z28, Z29, Z30, Z31)
+	SUMSROWS
+
+sums512QuadRow:
+	SUMSV(0, K2, Z16, Z17, Z18, Z19)
+	SUMSV(64, K2, Z20, Z21, Z22, Z23)
+	SUMSV(128, K2, Z24, Z25, Z26, Z27)
+	SUMSV(192, K2, Z28, Z29, Z30, Z31)
+	SUMSNEXT(sums512QuadRow)
+	SUMSSTORE(0, K2, Z18, Z19)
+	SUMSSTORE(64, K2, Z22, Z23)
+	SUMSSTORE(128, K2, Z26, Z27)
+	SUMSSTORE(192, K2, Z30, Z31)
+	ADDQ $256, AX
+	JMP  sums512Quad
+
+sums512One: // the other full vectors, one at a time
+	CMPQ AX, R10
+	JGE  sums512Tail
+	SUMSLOAD(0, K2, Z16, Z17, Z18, Z19)
+	SUMSROWS
+
+sums512OneRow:
+	SUMSV(0, K2, Z16, Z17, Z18, Z19)
+	SUMSNEXT(sums512OneRow)
+	SUMSSTORE(0, K2, Z18, Z19)
+	ADDQ $64, AX
+	JMP  sums512One
+
+sums512Tail: // the last channels under K1, if any
+	KORTESTW K1, K1
+	JZ       sums512Done
+	SUMSLOAD(0, K1, Z16, Z17, Z18, Z19)
+	SUMSROWS
+
+sums512TailRow:
+	SUMSV(0, K1, Z16, Z17, Z18, Z19)
+	SUMSNEXT(sums512TailRow)
+	SUMSSTORE(0, K1, Z18, Z19)
+
+sums512Done:
 	VZEROUPPER
 	RET
 
