@@ -198,14 +198,30 @@ tail: \
 	body(K1)
 
 // func bnStats512(s1, s2, x *float32, n, rows, ldx int)
-#define STATS(k) \
-	VMOVUPS.Z   (SI)(AX*1), k, Z0 \
-	VMOVUPS.Z   (DI)(AX*1), k, Z1 \
-	VADDPS      Z1, Z0, Z1 \
-	VMOVUPS     Z1, k, (DI)(AX*1) \
-	VMOVUPS.Z   (R8)(AX*1), k, Z2 \
-	VFMADD231PS Z0, Z0, Z2 \
-	VMOVUPS     Z2, k, (R8)(AX*1)
+//
+// Column-major, as bnBackSums512: STATSV(off, k, s1, s2) adds one
+// vector's row at R13 into s1 and its squares into s2.
+#define STATSV(off, k, s1, s2) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VADDPS      Z0, s1, s1 \
+	VFMADD231PS Z0, Z0, s2
+
+#define STATSLOAD(off, k, s1, s2) \
+	VMOVUPS.Z off(DI)(AX*1), k, s1 \
+	VMOVUPS.Z off(R8)(AX*1), k, s2
+
+#define STATSSTORE(off, k, s1, s2) \
+	VMOVUPS s1, k, off(DI)(AX*1) \
+	VMOVUPS s2, k, off(R8)(AX*1)
+
+#define STATSROWS \
+	LEAQ (SI)(AX*1), R13 \
+	MOVQ DX, CX
+
+#define STATSNEXT(loop) \
+	ADDQ R9, R13 \
+	DECQ CX \
+	JNZ  loop
 
 TEXT ·bnStats512(SB), NOSPLIT, $0-48
 	MOVQ s1+0(FP), DI
@@ -215,12 +231,56 @@ TEXT ·bnStats512(SB), NOSPLIT, $0-48
 	MOVQ rows+32(FP), DX
 	MOVQ ldx+40(FP), R9
 	SHLQ $2, R9
+	XORQ AX, AX
 
-stats512Row:
-	BNCOLS(STATS, stats512Col, stats512Tail)
-	ADDQ R9, SI
-	DECQ DX
-	JNZ  stats512Row
+stats512Quad:
+	LEAQ 256(AX), CX
+	CMPQ CX, R10
+	JGT  stats512One
+	STATSLOAD(0, K2, Z16, Z17)
+	STATSLOAD(64, K2, Z18, Z19)
+	STATSLOAD(128, K2, Z20, Z21)
+	STATSLOAD(192, K2, Z22, Z23)
+	STATSROWS
+
+stats512QuadRow:
+	STATSV(0, K2, Z16, Z17)
+	STATSV(64, K2, Z18, Z19)
+	STATSV(128, K2, Z20, Z21)
+	STATSV(192, K2, Z22, Z23)
+	STATSNEXT(stats512QuadRow)
+	STATSSTORE(0, K2, Z16, Z17)
+	STATSSTORE(64, K2, Z18, Z19)
+	STATSSTORE(128, K2, Z20, Z21)
+	STATSSTORE(192, K2, Z22, Z23)
+	ADDQ $256, AX
+	JMP  stats512Quad
+
+stats512One:
+	CMPQ AX, R10
+	JGE  stats512Tail
+	STATSLOAD(0, K2, Z16, Z17)
+	STATSROWS
+
+stats512OneRow:
+	STATSV(0, K2, Z16, Z17)
+	STATSNEXT(stats512OneRow)
+	STATSSTORE(0, K2, Z16, Z17)
+	ADDQ $64, AX
+	JMP  stats512One
+
+stats512Tail:
+	KORTESTW K1, K1
+	JZ       stats512Done
+	STATSLOAD(0, K1, Z16, Z17)
+	STATSROWS
+
+stats512TailRow:
+	STATSV(0, K1, Z16, Z17)
+	STATSNEXT(stats512TailRow)
+	STATSSTORE(0, K1, Z16, Z17)
+
+stats512Done:
 	VZEROUPPER
 	RET
 
