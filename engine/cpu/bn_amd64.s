@@ -1,5 +1,20 @@
 #include "textflag.h"
 
+// BACKLOAD(off, k, sc, sh, ca, cb, cc) loads a column vector's
+// coefficients for BACKV (bnBackApply512; macros that name arguments go
+// before every TEXT, for vet's sake).
+#define BACKLOAD(off, k, sc, sh, ca, cb, cc) \
+	MOVQ      scale+24(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, sc \
+	MOVQ      shift+32(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, sh \
+	MOVQ      a+40(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, ca \
+	MOVQ      b+48(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, cb \
+	MOVQ      c+56(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, cc
+
 // Row kernels for BatchNorm. Each walks `rows` rows of n channels (n a
 // multiple of 8, at least 8), rows ldx and ldy floats apart; per-channel
 // vectors (sums, scale, shift, coefficients) have n elements. `floor` is 0
@@ -435,40 +450,79 @@ sums512Done:
 	RET
 
 // func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
-#define BACKAPPLY(k) \
-	GRAD512(k) \
-	VMOVUPS.Z   (DI)(AX*1), k, Z0 \
-	VMOVUPS.Z   (CX)(AX*1), k, Z5 \
-	VADDPS      Z5, Z0, Z0 \
-	VMOVUPS.Z   (R11)(AX*1), k, Z6 \
-	VFMADD231PS Z6, Z1, Z0 \
-	VMOVUPS.Z   (R13)(AX*1), k, Z7 \
-	VFMADD231PS Z7, Z2, Z0 \
-	VMOVUPS     Z0, k, (DI)(AX*1)
+//
+// Column-major, as bnBackSums512, so that a column of vectors' five
+// coefficients stay in registers down the rows instead of being loaded at
+// every row. BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row
+// at R13 (x; dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x.
+#define BACKV(off, k, sc, sh, ca, cb, cc) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VMOVAPS     sh, Z1 \
+	VFMADD231PS sc, Z0, Z1 \
+	VCMPPS      $0x1e, Z15, Z1, k, K3 \
+	VMOVUPS.Z   off(R14), K3, Z2 \
+	VMOVUPS.Z   off(R13)(R11*1), k, Z3 \
+	VADDPS      cc, Z3, Z3 \
+	VFMADD231PS ca, Z2, Z3 \
+	VFMADD231PS cb, Z0, Z3 \
+	VMOVUPS     Z3, k, off(R13)(R11*1)
 
 TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
 	MOVQ         dx+0(FP), DI
 	MOVQ         x+8(FP), SI
 	MOVQ         dy+16(FP), BX
-	MOVQ         scale+24(FP), R12
-	MOVQ         shift+32(FP), R15
-	MOVQ         a+40(FP), R11
-	MOVQ         b+48(FP), R13
 	BNMASKS(n+64(FP))
-	MOVQ         c+56(FP), CX
 	MOVQ         rows+72(FP), DX
 	MOVQ         ldx+80(FP), R8
 	SHLQ         $2, R8
 	MOVQ         ldy+88(FP), R9
 	SHLQ         $2, R9
 	VBROADCASTSS floor+96(FP), Z15
+	MOVQ         DI, R11
+	SUBQ         SI, R11
+	XORQ         AX, AX
 
-back512Row:
-	BNCOLS(BACKAPPLY, back512Col, back512Tail)
-	ADDQ R8, SI
-	ADDQ R8, DI
-	ADDQ R9, BX
-	DECQ DX
-	JNZ  back512Row
+back512Quad:
+	LEAQ 256(AX), CX
+	CMPQ CX, R10
+	JGT  back512One
+	BACKLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
+	BACKLOAD(64, K2, Z21, Z22, Z23, Z24, Z25)
+	BACKLOAD(128, K2, Z26, Z27, Z28, Z29, Z30)
+	BACKLOAD(192, K2, Z31, Z4, Z5, Z6, Z7)
+	SUMSROWS
+
+back512QuadRow:
+	BACKV(0, K2, Z16, Z17, Z18, Z19, Z20)
+	BACKV(64, K2, Z21, Z22, Z23, Z24, Z25)
+	BACKV(128, K2, Z26, Z27, Z28, Z29, Z30)
+	BACKV(192, K2, Z31, Z4, Z5, Z6, Z7)
+	SUMSNEXT(back512QuadRow)
+	ADDQ $256, AX
+	JMP  back512Quad
+
+back512One:
+	CMPQ AX, R10
+	JGE  back512Tail
+	BACKLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
+	SUMSROWS
+
+back512OneRow:
+	BACKV(0, K2, Z16, Z17, Z18, Z19, Z20)
+	SUMSNEXT(back512OneRow)
+	ADDQ $64, AX
+	JMP  back512One
+
+back512Tail:
+	KORTESTW K1, K1
+	JZ       back512Done
+	BACKLOAD(0, K1, Z16, Z17, Z18, Z19, Z20)
+	SUMSROWS
+
+back512TailRow:
+	BACKV(0, K1, Z16, Z17, Z18, Z19, Z20)
+	SUMSNEXT(back512TailRow)
+
+back512Done:
 	VZEROUPPER
 	RET
