@@ -57,15 +57,27 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 		return planes
 	}
 	// A pixel row and a channel at a time: the pixel row stays in cache
-	// while each plane's row is written in order. Without a transform,
-	// whole 16×16 blocks of (pixels, channels) are transposed in registers
-	// instead (on CondenseNet-86's first block, half the time of gathering
-	// a channel at a time).
-	blocks := use.transpose && a == nil && s.W%16 == 0 && ch%8 == 0
+	// while each plane's row is written in order. Where rows are whole
+	// eights of pixels, blocks of 16 (or 8) pixels × 16 (or 8) channels
+	// are transposed in registers instead (on CondenseNet-86's first
+	// block, half the time of gathering a channel at a time).
+	blocks := use.transpose && s.W%8 == 0 && ch%8 == 0
+	run := 8 // pixels per transposed block
+	if s.W%16 == 0 {
+		run = 16
+	}
 	// With a transform that permutes whole sixteens of channels, the
-	// transposed rows go to their planes with the BatchNorm on the way.
-	permuted := use.transpose && a != nil && s.W%16 == 0 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
+	// transposed rows go to their planes with the BatchNorm on the way;
+	// with another, a pixel row is transformed into a buffer (staged) and
+	// transposed from there.
+	permuted := blocks && a != nil && run == 16 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
+	staged := blocks && a != nil && !permuted && s.W*ch <= len(scratch{}.a)
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
+		var stage *scratch
+		if staged {
+			stage = getScratch()
+			defer putScratch(stage)
+		}
 		for row := lo; row < hi; row++ {
 			n, y := row/s.H, row%s.H
 			px := src[(n*s.H+y)*s.W*ld:]
@@ -80,11 +92,16 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 				}
 				continue
 			}
-			if blocks {
+			if blocks && (a == nil || staged) {
+				src, srcLd := px, ld
+				if staged {
+					src, srcLd = stage.a[:s.W*ch], ch
+					normRows(src, px, a.Index, a.Scale, a.Shift, s.W, ch, ld, ch, floor)
+				}
 				for k0 := 0; k0 < ch; k0 += 16 {
 					cols := min(16, ch-k0)
-					for x0 := 0; x0 < s.W; x0 += 16 {
-						transpose(planes[at+k0*planeLen+x0:], planeLen, px[x0*ld+k0:], ld, 16, cols, false)
+					for x0 := 0; x0 < s.W; x0 += run {
+						transpose(planes[at+k0*planeLen+x0:], planeLen, src[x0*srcLd+k0:], srcLd, run, cols, false)
 					}
 				}
 				continue
