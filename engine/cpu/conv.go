@@ -106,9 +106,6 @@ type Scratch struct {
 	partial []float32
 	// rows holds transformed rows of a GemmLongK's A (see longKInput).
 	rows bufs
-	// outPlanes holds a direct convolution's outputs as planes (see
-	// pairs).
-	outPlanes []float32
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by
 	// role and image size: their borders stay zero between calls.
 	planeBufs map[[3]int][]float32

@@ -268,33 +268,20 @@ func (c *Conv) directForward(out, in, w []float32) {
 // row kernels count floats, about twelve to one in time.
 func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
 	s := c.ConvShape
-	pairs, rowStride := (per+1)/2, s.W+2
+	pairs := (per + 1) / 2
 	positions, _ := c.directPlanes()
-	// With rows of 16 pixels and outputs in eights, the outputs go to
-	// planes of their own first, and from there into dst by register
-	// transposes, 16 pixels at a time, instead of two floats a pixel.
-	k := s.G * per
-	var outPlanes []float32
-	if s.W%16 == 0 && k%8 == 0 && !s.OutPlanes {
-		outPlanes = grow(&c.scratch.outPlanes, s.N*k*positions)
+	c.job = pairsJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk}
+	work := s.N * positions * s.G * per * red * 9 / 12
+	// With rows of 16 pixels and outputs in eights, an image's outputs go
+	// to planes of their own first, and from there into dst by register
+	// transposes, 16 pixels at a time, instead of two floats a pixel,
+	// while the planes are still in cache.
+	if k := s.G * per; s.W%16 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b) {
+		each(c.Workers, s.N, work, &c.job, (*pairsJob).images)
+	} else {
+		each(c.Workers, s.N*s.G*pairs, work, &c.job, (*pairsJob).run)
 	}
-	c.job = pairsJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk, outPlanes: outPlanes}
-	each(c.Workers, s.N*s.G*pairs, s.N*positions*s.G*per*red*9/12, &c.job, (*pairsJob).run)
 	c.job = pairsJob{}
-	if outPlanes == nil {
-		return
-	}
-	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*k, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			n, y := row/s.H, row%s.H
-			for k0 := 0; k0 < k; k0 += 16 {
-				rows := min(16, k-k0)
-				for x0 := 0; x0 < s.W; x0 += 16 {
-					transpose(dst[((n*s.H+y)*s.W+x0)*ld+k0:], ld, outPlanes[(n*k+k0)*positions+y*rowStride+x0:], positions, rows, 16, add)
-				}
-			}
-		}
-	})
 }
 
 // A pairsJob is a call of pairs, for its ranges (see each).
@@ -305,14 +292,40 @@ type pairsJob struct {
 	add            bool
 	planes         []float32
 	chIn, red, per int
-	wk, outPlanes  []float32
+	wk             []float32
 }
 
-// run computes items [lo, hi): (image, group, pair of output channels).
-func (j *pairsJob) run(lo, hi int) {
+// images computes images [lo, hi) a whole image at a time, through
+// planes of its outputs.
+func (j *pairsJob) images(lo, hi int) {
+	s := j.c.ConvShape
+	pairs, rowStride, k := (j.per+1)/2, s.W+2, s.G*j.per
+	positions, _ := j.c.directPlanes()
+	stage := getScratch()
+	defer putScratch(stage)
+	outPlanes := stage.b[:k*positions]
+	for n := lo; n < hi; n++ {
+		j.items(n*s.G*pairs, (n+1)*s.G*pairs, outPlanes)
+		for y := range s.H {
+			for k0 := 0; k0 < k; k0 += 16 {
+				rows := min(16, k-k0)
+				for x0 := 0; x0 < s.W; x0 += 16 {
+					transpose(j.dst[((n*s.H+y)*s.W+x0)*j.ld+k0:], j.ld, outPlanes[k0*positions+y*rowStride+x0:], positions, rows, 16, j.add)
+				}
+			}
+		}
+	}
+}
+
+// run computes items [lo, hi).
+func (j *pairsJob) run(lo, hi int) { j.items(lo, hi, nil) }
+
+// items computes items [lo, hi): (image, group, pair of output channels),
+// all of one image if outPlanes, which gets their outputs, is set.
+func (j *pairsJob) items(lo, hi int, outPlanes []float32) {
 	c, s := j.c, j.c.ConvShape
-	dst, ld, add, planes, chIn, red, per, wk, outPlanes := j.dst, j.ld, j.add, j.planes, j.chIn, j.red, j.per, j.wk, j.outPlanes
-	pairs, rowStride, k := (per+1)/2, s.W+2, s.G*per
+	dst, ld, add, planes, chIn, red, per, wk := j.dst, j.ld, j.add, j.planes, j.chIn, j.red, j.per, j.wk
+	pairs, rowStride := (per+1)/2, s.W+2
 	positions, planeLen := c.directPlanes()
 	var acc [2 * directBlock]float32
 	for item := lo; item < hi; item++ {
@@ -324,7 +337,7 @@ func (j *pairsJob) run(lo, hi int) {
 			_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
 			conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
 			if outPlanes != nil {
-				at := (n*k+o)*positions + q0
+				at := o*positions + q0
 				copy(outPlanes[at:at+directBlock], acc[:directBlock])
 				if two {
 					copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
