@@ -171,9 +171,17 @@ type MomentKeeper interface {
 // statistics, which are the same for a channel whichever layer reads it:
 // summing each channel once instead of once per layer saves a pass over
 // the layer's whole input.
+//
+// A BatchNorm taking them may also leave part of its input gradient to
+// them in Backward (on the CPU, the part linear in the input, which adds
+// up over the layers reading a channel): Settle adds it, and must run
+// before the gradient of those channels is read.
 type Moments interface {
 	// Add takes the sums of channels [c0, c1) of in, as they are now.
 	Add(in View, c0, c1 int)
+	// Settle adds to dIn, the gradient at in, what the BatchNorms' Backward
+	// left for channels [c0, c1).
+	Settle(dIn, in View, c0, c1 int)
 }
 
 // A Conv is a convolution with its scratch space.

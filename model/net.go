@@ -273,10 +273,19 @@ func (net *Net) Backward() {
 	p := net.last
 	net.bnLast.Backward(bl.dbuf.V(), net.DW.At(p.weight), net.DW.At(p.bias), net.daLast.V(), bl.buf.V(), net.aLast.V(), net.w(p.weight))
 
+	// settle completes the gradient of channels [c0, c1) of a block's
+	// buffer, where the BatchNorms reading them left part of it to the
+	// block's moments, before it is read.
+	settle := func(bk *block, c0, c1 int) {
+		if bk.moments != nil {
+			bk.moments.Settle(bk.dbuf.V(), bk.buf.V(), c0, c1)
+		}
+	}
 	for b := len(net.blocks) - 1; b >= 0; b-- {
 		bk := net.blocks[b]
 		if b+1 < len(net.blocks) {
 			nb := net.blocks[b+1]
+			settle(nb, 0, nb.layers[0].c)
 			be.Zero(bk.dbuf.V(), bk.dbuf.Len)
 			be.AvgPool2Backward(bk.dbuf.V(), nb.dbuf.V(), net.N, bk.h, bk.w, bk.width, bk.width, nb.width)
 		}
@@ -285,6 +294,7 @@ func (net *Net) Backward() {
 			k4 := cfg.Bottleneck * ly.k
 			// forward: buf[:, c:c+k] = conv2(relu(bn2(h1)))
 			p := ly.n2
+			settle(bk, ly.c, ly.c+ly.k)
 			be.Zero(bk.dH1.V(), bk.p*k4)
 			ly.second.Backward(bk.dH1.V(), net.DW.At(p.weight), net.DW.At(p.bias), net.DW.At(ly.w2), bk.dA2.V(), bk.dbuf.At(ly.c), ly.h1.V(), net.w(p.weight), net.w(ly.w2))
 			// forward: h1 = conv1(relu(bn1(buf[:, :c])) [⊙ dropout mask], w1 ⊙ mask);
@@ -303,6 +313,7 @@ func (net *Net) Backward() {
 			be.MaskBackward(net.DW.At(ly.w1), bk.dW1m.V(), net.s(ly.mask), k4*ly.c)
 		}
 	}
+	settle(net.blocks[0], 0, net.blocks[0].layers[0].c)
 	be.Zero(net.dx.V(), net.dx.Len)
 	net.stem.Backward(net.dx.V(), net.DW.At(net.stemW), net.blocks[0].dbuf.V(), net.x.V(), net.w(net.stemW))
 }

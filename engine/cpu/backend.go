@@ -112,6 +112,9 @@ func (b *Backend) NewMoments(p, c, ld int) engine.Moments {
 	return moments{NewMoments(p, c, ld, b.workers)}
 }
 func (m moments) Add(in engine.View, c0, c1 int) { m.m.Add(h(in), c0, c1) }
+func (m moments) Settle(dIn, in engine.View, c0, c1 int) {
+	m.m.Settle(h(dIn), h(in), c0, c1)
+}
 
 // momentsOf returns the CPU's Moments that s takes, nil if none.
 func momentsOf(s engine.NormShape) *Moments {

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/condensenet/condensenet/engine"
 )
@@ -111,11 +112,21 @@ func blockSums(s1, s2 []float64, b1, b2 []float32, p, n, workers int, add func(f
 // Moments are the sums of a channels-last buffer's channels (see
 // engine.Moments), summed as a BatchNorm sums its input, so a BatchNorm
 // that takes them gives the same bits.
+//
+// They also hold what those BatchNorms' backward passes leave to Settle:
+// the part of each one's input gradient that is linear in the input,
+// b·x + c per channel, which adds up over the BatchNorms reading a channel
+// (every later layer of the block) into one slope and offset. Each
+// BatchNorm then makes one pass over its input (its sums and a·g)
+// instead of two, and Settle one per channel.
 type Moments struct {
-	P, C, Ld int
-	Workers  int
-	s1, s2   []float64 // (C)
-	b1, b2   []float32 // (blocks, C): a range's blocks' sums
+	P, C, Ld      int
+	Workers       int
+	s1, s2        []float64 // (C)
+	b1, b2        []float32 // (blocks, C): a range's blocks' sums
+	slope, offset []float64 // (C): the gradient's b and c, summed
+	owed          []bool    // (C): a BatchNorm left a slope and offset
+	b, c, zero    []float32 // (C): Settle's coefficients
 }
 
 // NewMoments returns zero sums of p rows of c channels, ld apart.
@@ -124,14 +135,44 @@ func NewMoments(p, c, ld, workers int) *Moments {
 		panic(fmt.Sprintf("batchnorm: moments of P=%d C=%d ld=%d", p, c, ld))
 	}
 	blocks := (p + sumBlock - 1) / sumBlock
+	f := func(n int) []float32 { return make([]float32, n) }
 	return &Moments{P: p, C: c, Ld: ld, Workers: workers, s1: make([]float64, c), s2: make([]float64, c),
-		b1: make([]float32, blocks*c), b2: make([]float32, blocks*c)}
+		b1: f(blocks * c), b2: f(blocks * c), slope: make([]float64, c), offset: make([]float64, c),
+		owed: make([]bool, c), b: f(c), c: f(c), zero: f(c)}
+}
+
+// Settle adds to dIn, for channels [c0, c1), the slope·in + offset that
+// the BatchNorms' backward passes left; their gradients are then whole.
+func (m *Moments) Settle(dIn, in []float32, c0, c1 int) {
+	m.check(c0, c1)
+	if !slices.Contains(m.owed[c0:c1], true) {
+		return
+	}
+	for j := c0; j < c1; j++ {
+		m.b[j], m.c[j] = float32(m.slope[j]), float32(m.offset[j])
+		m.slope[j], m.offset[j], m.owed[j] = 0, 0, false
+	}
+	n := c1 - c0
+	parallel(m.Workers, m.P, 2*m.P*n, func(r0, r1 int) {
+		// bnBackApply with a = 0 adds b·x + c (g, here x itself, counts
+		// for nothing).
+		z := m.zero[c0:c1]
+		x := in[r0*m.Ld+c0:]
+		bnBackApply(dIn[r0*m.Ld+c0:], x, x, z, z, z, m.b[c0:c1], m.c[c0:c1], n, r1-r0, m.Ld, m.Ld, float32(math.Inf(-1)))
+	})
+}
+
+func (m *Moments) check(c0, c1 int) {
+	if c0 < 0 || c1 > m.C || c0 >= c1 {
+		panic(fmt.Sprintf("batchnorm: moments of channels [%d, %d) of %d", c0, c1, m.C))
+	}
 }
 
 // Add takes the sums of channels [c0, c1) of in.
 func (m *Moments) Add(in []float32, c0, c1 int) {
-	if c0 < 0 || c1 > m.C || c0 >= c1 {
-		panic(fmt.Sprintf("batchnorm: moments of channels [%d, %d) of %d", c0, c1, m.C))
+	m.check(c0, c1)
+	for j := c0; j < c1; j++ { // a new forward pass owes nothing yet
+		m.slope[j], m.offset[j], m.owed[j] = 0, 0, false
 	}
 	n := c1 - c0
 	blockSums(m.s1[c0:c1], m.s2[c0:c1], m.b1, m.b2, m.P, n, m.Workers, func(f1, f2 []float32, r0, r1 int) {
@@ -241,9 +282,25 @@ func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, gamma []float32) {
 	}
 	floor := b.floor()
 	// forward: xhat = (x−mean)·rstd; y = relu(gamma·xhat + beta); g = dy·[y > 0]
-	b.sums(func(f1, f2 []float32, r0, r1 int) {
-		bnBackSums(f1, f2, in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.C, r1-r0, b.LdIn, b.LdOut, floor)
-	})
+	// With Moments, one pass takes the sums and adds a·g (a needs no
+	// sums), leaving b·x + c to them; AVX2 machines keep their two
+	// assembly passes.
+	m := b.Moments
+	if m != nil && use.bnEights && !use.bnAll {
+		m = nil
+	}
+	if m != nil {
+		for c := range b.C {
+			b.ca[c] = float32(float64(gamma[c]) * float64(b.rstd[c]))
+		}
+		b.sums(func(f1, f2 []float32, r0, r1 int) {
+			bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.C, r1-r0, b.LdIn, b.LdOut, floor)
+		})
+	} else {
+		b.sums(func(f1, f2 []float32, r0, r1 int) {
+			bnBackSums(f1, f2, in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.C, r1-r0, b.LdIn, b.LdOut, floor)
+		})
+	}
 	// dbeta = Σg; dgamma = Σg·xhat = rstd·(Σg·x − mean·Σg);
 	// dx = gamma·rstd·(g − Σg/P − xhat·Σg·xhat/P), which is a·g + b·x + c.
 	cnt := float64(b.P)
@@ -258,6 +315,14 @@ func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, gamma []float32) {
 		b.ca[c] = float32(gr)
 		b.cb[c] = float32(-gr * rstd * k2)
 		b.cc[c] = float32(gr * (mean*rstd*k2 - k1))
+		if m != nil {
+			m.slope[c] += -gr * rstd * k2
+			m.offset[c] += gr * (mean*rstd*k2 - k1)
+			m.owed[c] = true
+		}
+	}
+	if m != nil {
+		return
 	}
 	b.rows(func(r0, r1 int) {
 		bnBackApply(dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.cb, b.cc, b.C, r1-r0, b.LdIn, b.LdOut, floor)

@@ -22,4 +22,7 @@ func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float3
 func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
 
 //go:noescape
+func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32)
+
+//go:noescape
 func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)

@@ -15,6 +15,18 @@
 	MOVQ      c+56(FP), CX \
 	VMOVUPS.Z off(CX)(AX*1), k, cc
 
+// FUSEDLOAD(off, k, sc, sh, ca, sg, sgx) loads a column vector's scale,
+// shift, coefficient a and sums for FUSEDV (bnBackFused512).
+#define FUSEDLOAD(off, k, sc, sh, ca, sg, sgx) \
+	MOVQ      scale+40(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, sc \
+	MOVQ      shift+48(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, sh \
+	MOVQ      a+56(FP), CX \
+	VMOVUPS.Z off(CX)(AX*1), k, ca \
+	VMOVUPS.Z off(DI)(AX*1), k, sg \
+	VMOVUPS.Z off(R12)(AX*1), k, sgx
+
 // Row kernels for BatchNorm. Each walks `rows` rows of n channels (n a
 // multiple of 8, at least 8), rows ldx and ldy floats apart; per-channel
 // vectors (sums, scale, shift, coefficients) have n elements. `floor` is 0
@@ -524,5 +536,93 @@ back512TailRow:
 	SUMSNEXT(back512TailRow)
 
 back512Done:
+	VZEROUPPER
+	RET
+
+// func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32)
+//
+// bnBackSums512 and the a·g of bnBackApply512 in one pass, column-major:
+// FUSEDV(off, k, sc, sh, ca, sg, sgx) does one vector of the row at R13
+// (x; dx R11 bytes on) and R14 (dy): sg += g, sgx += g·x, dx += a·g.
+#define FUSEDV(off, k, sc, sh, ca, sg, sgx) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VMOVAPS     sh, Z1 \
+	VFMADD231PS sc, Z0, Z1 \
+	VCMPPS      $0x1e, Z15, Z1, k, K3 \
+	VMOVUPS.Z   off(R14), K3, Z2 \
+	VADDPS      Z2, sg, sg \
+	VFMADD231PS Z0, Z2, sgx \
+	VMOVUPS.Z   off(R13)(R11*1), k, Z3 \
+	VFMADD231PS ca, Z2, Z3 \
+	VMOVUPS     Z3, k, off(R13)(R11*1)
+
+#define FUSEDSTORE(off, k, sg, sgx) \
+	VMOVUPS sg, k, off(DI)(AX*1) \
+	VMOVUPS sgx, k, off(R12)(AX*1)
+
+TEXT ·bnBackFused512(SB), NOSPLIT, $0-100
+	MOVQ         sg+0(FP), DI
+	MOVQ         sgx+8(FP), R12
+	MOVQ         dx+16(FP), R11
+	MOVQ         x+24(FP), SI
+	MOVQ         dy+32(FP), BX
+	BNMASKS(n+64(FP))
+	MOVQ         rows+72(FP), DX
+	MOVQ         ldx+80(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldy+88(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+96(FP), Z15
+	SUBQ         SI, R11
+	XORQ         AX, AX
+
+fused512Quad:
+	LEAQ 256(AX), CX
+	CMPQ CX, R10
+	JGT  fused512One
+	FUSEDLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
+	FUSEDLOAD(64, K2, Z21, Z22, Z23, Z24, Z25)
+	FUSEDLOAD(128, K2, Z26, Z27, Z28, Z29, Z30)
+	FUSEDLOAD(192, K2, Z31, Z4, Z5, Z6, Z7)
+	SUMSROWS
+
+fused512QuadRow:
+	FUSEDV(0, K2, Z16, Z17, Z18, Z19, Z20)
+	FUSEDV(64, K2, Z21, Z22, Z23, Z24, Z25)
+	FUSEDV(128, K2, Z26, Z27, Z28, Z29, Z30)
+	FUSEDV(192, K2, Z31, Z4, Z5, Z6, Z7)
+	SUMSNEXT(fused512QuadRow)
+	FUSEDSTORE(0, K2, Z19, Z20)
+	FUSEDSTORE(64, K2, Z24, Z25)
+	FUSEDSTORE(128, K2, Z29, Z30)
+	FUSEDSTORE(192, K2, Z6, Z7)
+	ADDQ $256, AX
+	JMP  fused512Quad
+
+fused512One:
+	CMPQ AX, R10
+	JGE  fused512Tail
+	FUSEDLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
+	SUMSROWS
+
+fused512OneRow:
+	FUSEDV(0, K2, Z16, Z17, Z18, Z19, Z20)
+	SUMSNEXT(fused512OneRow)
+	FUSEDSTORE(0, K2, Z19, Z20)
+	ADDQ $64, AX
+	JMP  fused512One
+
+fused512Tail:
+	KORTESTW K1, K1
+	JZ       fused512Done
+	FUSEDLOAD(0, K1, Z16, Z17, Z18, Z19, Z20)
+	SUMSROWS
+
+fused512TailRow:
+	FUSEDV(0, K1, Z16, Z17, Z18, Z19, Z20)
+	SUMSNEXT(fused512TailRow)
+	FUSEDSTORE(0, K1, Z19, Z20)
+
+fused512Done:
 	VZEROUPPER
 	RET

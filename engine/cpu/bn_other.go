@@ -24,3 +24,6 @@ func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int,
 func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32) {
 	panic("unreachable")
 }
+func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32) {
+	panic("unreachable")
+}

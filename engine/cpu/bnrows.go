@@ -98,6 +98,30 @@ func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy i
 	}
 }
 
+// bnBackFused adds g and g·x to sg and sgx, as bnBackSums, and a·g to dx:
+// a BatchNorm's backward pass but for the part of dx linear in x, b·x + c,
+// which Moments.Settle adds later (for every BatchNorm reading a channel
+// at once). AVX-512 only, where the others run in Go.
+func bnBackFused(sg, sgx, dx, x, dy, scale, shift, a []float32, n, rows, ldx, ldy int, floor float32) {
+	if rows > 0 && use.bnAll {
+		_, _, _, _ = sg[n-1], sgx[n-1], dx[(rows-1)*ldx+n-1], x[(rows-1)*ldx+n-1]
+		_, _, _, _ = dy[(rows-1)*ldy+n-1], scale[n-1], shift[n-1], a[n-1]
+		bnBackFused512(&sg[0], &sgx[0], &dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], n, rows, ldx, ldy, floor)
+		return
+	}
+	for r := range rows {
+		dxr, xr, dyr := dx[r*ldx:r*ldx+n], x[r*ldx:r*ldx+n], dy[r*ldy:r*ldy+n]
+		for c := range n {
+			if affine(xr[c], scale[c], shift[c]) > floor {
+				g := dyr[c]
+				sg[c] += g
+				sgx[c] += g * xr[c]
+				dxr[c] += a[c] * g
+			}
+		}
+	}
+}
+
 // asmChannels returns how many leading channels of rows rows the assembly
 // handles: all of them with AVX-512, whole eights with AVX2.
 func asmChannels(n, rows int) int {

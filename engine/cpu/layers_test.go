@@ -547,3 +547,37 @@ func testMomentsSameBits(t *testing.T) {
 		t.Fatal("a BatchNorm given other moments gave the output of its own sums")
 	}
 }
+
+// bnBackFused takes bnBackSums's sums and adds bnBackApply's a·g (b and c
+// zero), bit for bit, at every level (the Go definition in Go's
+// arithmetic, the assembly in fused multiply-adds).
+func TestBackFused(t *testing.T) { forEachISA(t, testBackFused) }
+
+func testBackFused(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 19))
+	for _, n := range []int{5, 16, 29, 64, 77, 136} {
+		rows, ldx, ldy := 9, n+3, n+5
+		x, dy := randSlice(rng, rows*ldx), randSlice(rng, rows*ldy)
+		scale, shift, a := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+		zero := make([]float32, n)
+		for _, floor := range []float32{0, float32(math.Inf(-1))} {
+			dx := randSlice(rng, rows*ldx)
+			want := slices.Clone(dx)
+			g1, g2 := make([]float32, n), make([]float32, n)
+			w1, w2 := make([]float32, n), make([]float32, n)
+			bnBackFused(g1, g2, dx, x, dy, scale, shift, a, n, rows, ldx, ldy, floor)
+			func() {
+				if !use.bnAll { // bnBackFused ran its Go definition: so do these
+					defer withISA(isaGo)()
+				}
+				bnBackSums(w1, w2, x, dy, scale, shift, n, rows, ldx, ldy, floor)
+				bnBackApply(want, x, dy, scale, shift, a, zero, zero, n, rows, ldx, ldy, floor)
+			}()
+			for k, pr := range [][2][]float32{{g1, w1}, {g2, w2}, {dx, want}} {
+				if !slices.Equal(pr[0], pr[1]) {
+					t.Fatalf("n=%d floor=%v: result %d (sums of g, of g·x, dx) differs from the two kernels'", n, floor, k)
+				}
+			}
+		}
+	}
+}

@@ -190,7 +190,8 @@ func (n *batchNorm) Backward(dIn, dGamma, dBeta, dOut, in, out, gamma engine.Vie
 	n.t.time(n.name+" backward", 0, func() { n.n.Backward(dIn, dGamma, dBeta, dOut, in, out, gamma) })
 }
 
-// moments time the sums they take as "batchnorm statistics".
+// moments time the sums they take as "batchnorm statistics", and the
+// gradient they settle.
 type moments struct {
 	t *Backend
 	m engine.Moments
@@ -211,6 +212,10 @@ func (t *Backend) NewMoments(p, c, ld int) engine.Moments {
 
 func (m *moments) Add(in engine.View, c0, c1 int) {
 	m.t.time("batchnorm statistics", 0, func() { m.m.Add(in, c0, c1) })
+}
+
+func (m *moments) Settle(dIn, in engine.View, c0, c1 int) {
+	m.t.time("batchnorm backward, settling", 0, func() { m.m.Settle(dIn, in, c0, c1) })
 }
 
 // inner returns s with the wrapped backend's Moments.
