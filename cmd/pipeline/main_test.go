@@ -739,7 +739,7 @@ func TestBenchLayers(t *testing.T) {
 		share += l.Share
 		kinds[l.Kind] = true
 	}
-	for _, want := range []string{"conv 3×3 G=4 forward", "conv 3×3 G=4 backward", "SGD update"} {
+	for _, want := range []string{"batchnorm+relu+conv 3×3 G=4 forward", "batchnorm+relu+conv 3×3 G=4 backward", "SGD update"} {
 		if !kinds[want] {
 			t.Errorf("no %q in %+v", want, res.Layers)
 		}
