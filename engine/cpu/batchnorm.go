@@ -277,24 +277,45 @@ const gatherRowsBlock = 16
 // ForwardTrain, with which it finds the fused ReLU's mask again, so the
 // forward's output (engine.BatchNorm's out) is not read.
 func (b *BatchNorm) Backward(dIn, dGamma, dBeta, dOut, in, gamma []float32) {
+	b.backward(dIn, dGamma, dBeta, dOut, in, gamma, nil)
+}
+
+// defers reports whether Backward makes one pass and leaves the gradient's
+// part linear in the input to its Moments: with Moments, where AVX2
+// machines do not keep their two assembly passes instead.
+func (b *BatchNorm) defers() bool {
+	return b.Moments != nil && (use.bnAll || !use.bnEights)
+}
+
+// backward is Backward. If dOutRows is set and b defers, dOut is not read:
+// dOutRows computes each block of sumBlock rows of it, rows of C floats,
+// into the buffer it is given (sumBlock·C floats), where the pass reads it
+// while it is in cache.
+func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOutRows func(buf []float32, r0, r1 int)) {
 	if b.Index != nil {
 		panic("batchnorm: an index is for inference only")
 	}
 	floor := b.floor()
 	// forward: xhat = (x−mean)·rstd; y = relu(gamma·xhat + beta); g = dy·[y > 0]
 	// With Moments, one pass takes the sums and adds a·g (a needs no
-	// sums), leaving b·x + c to them; AVX2 machines keep their two
-	// assembly passes.
-	m := b.Moments
-	if m != nil && use.bnEights && !use.bnAll {
-		m = nil
+	// sums), leaving b·x + c to them.
+	var m *Moments
+	if b.defers() {
+		m = b.Moments
 	}
 	if m != nil {
 		for c := range b.C {
 			b.ca[c] = float32(float64(gamma[c]) * float64(b.rstd[c]))
 		}
 		b.sums(func(f1, f2 []float32, r0, r1 int) {
-			bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.C, r1-r0, b.LdIn, b.LdOut, floor)
+			dy, ldy := dOut[min(len(dOut), r0*b.LdOut):], b.LdOut
+			if dOutRows != nil {
+				stage := getScratch()
+				defer putScratch(stage)
+				dy, ldy = stage.b[:(r1-r0)*b.C], b.C
+				dOutRows(dy, r0, r1)
+			}
+			bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dy, b.scale, b.shift, b.ca, b.C, r1-r0, b.LdIn, ldy, floor)
 		})
 	} else {
 		b.sums(func(f1, f2 []float32, r0, r1 int) {

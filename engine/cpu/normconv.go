@@ -35,8 +35,20 @@ func (f *NormConv) Forward(out, in, gamma, beta, runMean, runVar, w []float32, t
 }
 
 // Backward accumulates into dIn, dGamma, dBeta and dW; dNormed (P·C) gets
-// the gradient at the BatchNorm's output.
+// the gradient at the BatchNorm's output, except where the BatchNorm
+// defers to Moments after a 1×1 convolution: there each block of rows of
+// that gradient is computed as the BatchNorm's pass reads it, into a
+// buffer that stays in cache, and is never stored.
 func (f *NormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w []float32) {
-	f.conv.Backward(dNormed, dW, dOut, in, w)
-	f.bn.Backward(dIn, dGamma, dBeta, dNormed, in, gamma)
+	s := f.conv.ConvShape
+	if !f.bn.defers() || !pointwise(s) || s.G != 1 || sumBlock*s.C > len(scratch{}.b) {
+		f.conv.Backward(dNormed, dW, dOut, in, w)
+		f.bn.Backward(dIn, dGamma, dBeta, dNormed, in, gamma)
+		return
+	}
+	f.conv.pointwiseWeightGradient(dW, dOut, in)
+	f.bn.backward(dIn, dGamma, dBeta, nil, in, gamma, func(dy []float32, r0, r1 int) {
+		// forward: out = normed · wᵀ, so dNormed = dOut · w, these rows of it
+		Gemm(false, false, r1-r0, s.C, s.K, dOut[r0*s.LdOut:], s.LdOut, w, s.C, false, dy, s.C, 1)
+	})
 }
