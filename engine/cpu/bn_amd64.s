@@ -224,93 +224,6 @@ col: \
 tail: \
 	body(K1)
 
-// func bnStats512(s1, s2, x *float32, n, rows, ldx int)
-//
-// Column-major, as bnBackSums512: STATSV(off, k, s1, s2) adds one
-// vector's row at R13 into s1 and its squares into s2.
-#define STATSV(off, k, s1, s2) \
-	VMOVUPS.Z   off(R13), k, Z0 \
-	VADDPS      Z0, s1, s1 \
-	VFMADD231PS Z0, Z0, s2
-
-#define STATSLOAD(off, k, s1, s2) \
-	VMOVUPS.Z off(DI)(AX*1), k, s1 \
-	VMOVUPS.Z off(R8)(AX*1), k, s2
-
-#define STATSSTORE(off, k, s1, s2) \
-	VMOVUPS s1, k, off(DI)(AX*1) \
-	VMOVUPS s2, k, off(R8)(AX*1)
-
-#define STATSROWS \
-	LEAQ (SI)(AX*1), R13 \
-	MOVQ DX, CX
-
-#define STATSNEXT(loop) \
-	ADDQ R9, R13 \
-	DECQ CX \
-	JNZ  loop
-
-TEXT ·bnStats512(SB), NOSPLIT, $0-48
-	MOVQ s1+0(FP), DI
-	MOVQ s2+8(FP), R8
-	MOVQ x+16(FP), SI
-	BNMASKS(n+24(FP))
-	MOVQ rows+32(FP), DX
-	MOVQ ldx+40(FP), R9
-	SHLQ $2, R9
-	XORQ AX, AX
-
-stats512Quad:
-	LEAQ 256(AX), CX
-	CMPQ CX, R10
-	JGT  stats512One
-	STATSLOAD(0, K2, Z16, Z17)
-	STATSLOAD(64, K2, Z18, Z19)
-	STATSLOAD(128, K2, Z20, Z21)
-	STATSLOAD(192, K2, Z22, Z23)
-	STATSROWS
-
-stats512QuadRow:
-	STATSV(0, K2, Z16, Z17)
-	STATSV(64, K2, Z18, Z19)
-	STATSV(128, K2, Z20, Z21)
-	STATSV(192, K2, Z22, Z23)
-	STATSNEXT(stats512QuadRow)
-	STATSSTORE(0, K2, Z16, Z17)
-	STATSSTORE(64, K2, Z18, Z19)
-	STATSSTORE(128, K2, Z20, Z21)
-	STATSSTORE(192, K2, Z22, Z23)
-	ADDQ $256, AX
-	JMP  stats512Quad
-
-stats512One:
-	CMPQ AX, R10
-	JGE  stats512Tail
-	STATSLOAD(0, K2, Z16, Z17)
-	STATSROWS
-
-stats512OneRow:
-	STATSV(0, K2, Z16, Z17)
-	STATSNEXT(stats512OneRow)
-	STATSSTORE(0, K2, Z16, Z17)
-	ADDQ $64, AX
-	JMP  stats512One
-
-stats512Tail:
-	KORTESTW K1, K1
-	JZ       stats512Done
-	STATSLOAD(0, K1, Z16, Z17)
-	STATSROWS
-
-stats512TailRow:
-	STATSV(0, K1, Z16, Z17)
-	STATSNEXT(stats512TailRow)
-	STATSSTORE(0, K1, Z16, Z17)
-
-stats512Done:
-	VZEROUPPER
-	RET
-
 // func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
 #define APPLY(k) \
 	VMOVUPS.Z   (SI)(AX*1), k, Z0 \
@@ -342,24 +255,113 @@ apply512Row:
 	VZEROUPPER
 	RET
 
-// GRAD512(k) leaves x in Z2 and g in Z1: dy where x·scale + shift (the
-// forward's output before its floor) is above floor, else 0.
-#define GRAD512(k) \
-	VMOVUPS.Z   (SI)(AX*1), k, Z2 \
-	VMOVUPS.Z   (R12)(AX*1), k, Z4 \
-	VMOVUPS.Z   (R15)(AX*1), k, Z3 \
-	VFMADD231PS Z4, Z2, Z3 \
-	VCMPPS      $0x1e, Z15, Z3, k, K3 \
-	VMOVUPS.Z   (BX)(AX*1), K3, Z1
+// The column-major row kernels: the sums (or coefficients) of a column of
+// vectors are kept in registers down all the rows, instead of being
+// loaded and stored at every row, whose chain through memory bounded the
+// row loop. Each channel's sums are still added row by row, in order: the
+// bits of sums kept in memory.
+//
+// COLUMNS runs one: four full vectors of channels at a time while there
+// are four (LOAD4, then BODY4 on every row, then STORE4), then one full
+// vector at a time (LOAD1, BODY1, STORE1 under K2), then the last few
+// channels under K1, if any. ROWS points R13 and R14 at column AX of the
+// first row of x and dy and CX at the row count (DX); NEXT(loop) moves them
+// on a row (R8 and R9 bytes) and loops. BNMASKS must have run; the
+// rest are labels.
+#define ROWS \
+	LEAQ (SI)(AX*1), R13 \
+	LEAQ (BX)(AX*1), R14 \
+	MOVQ DX, CX
+
+#define NEXT(loop) \
+	ADDQ R8, R13 \
+	ADDQ R9, R14 \
+	DECQ CX \
+	JNZ  loop
+
+#define COLUMNS(LOAD4, BODY4, STORE4, LOAD1, BODY1, STORE1, quad, quadRow, one, oneRow, tail, tailRow, done) \
+	XORQ     AX, AX \
+quad: \
+	LEAQ     256(AX), CX \
+	CMPQ     CX, R10 \
+	JGT      one \
+	LOAD4 \
+	ROWS \
+quadRow: \
+	BODY4 \
+	NEXT(quadRow) \
+	STORE4 \
+	ADDQ     $256, AX \
+	JMP      quad \
+one: \
+	CMPQ     AX, R10 \
+	JGE      tail \
+	LOAD1(K2) \
+	ROWS \
+oneRow: \
+	BODY1(K2) \
+	NEXT(oneRow) \
+	STORE1(K2) \
+	ADDQ     $64, AX \
+	JMP      one \
+tail: \
+	KORTESTW K1, K1 \
+	JZ       done \
+	LOAD1(K1) \
+	ROWS \
+tailRow: \
+	BODY1(K1) \
+	NEXT(tailRow) \
+	STORE1(K1) \
+done:
+
+// func bnStats512(s1, s2, x *float32, n, rows, ldx int)
+// STATSV(off, k, s1, s2) adds one vector's row at R13 into s1 and its
+// squares into s2.
+#define STATSV(off, k, s1, s2) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VADDPS      Z0, s1, s1 \
+	VFMADD231PS Z0, Z0, s2
+
+#define STATSLOAD(off, k, s1, s2) \
+	VMOVUPS.Z off(DI)(AX*1), k, s1 \
+	VMOVUPS.Z off(R12)(AX*1), k, s2
+
+#define STATSSTORE(off, k, s1, s2) \
+	VMOVUPS s1, k, off(DI)(AX*1) \
+	VMOVUPS s2, k, off(R12)(AX*1)
+
+#define STATS4(V) \
+	V(0, K2, Z16, Z17) \
+	V(64, K2, Z18, Z19) \
+	V(128, K2, Z20, Z21) \
+	V(192, K2, Z22, Z23)
+
+#define STATS4LOAD STATS4(STATSLOAD)
+#define STATS4BODY STATS4(STATSV)
+#define STATS4STORE STATS4(STATSSTORE)
+#define STATS1LOAD(k) STATSLOAD(0, k, Z16, Z17)
+#define STATS1BODY(k) STATSV(0, k, Z16, Z17)
+#define STATS1STORE(k) STATSSTORE(0, k, Z16, Z17)
+
+// (It has no dy: ROWS and NEXT move R14 for nothing.)
+TEXT ·bnStats512(SB), NOSPLIT, $0-48
+	MOVQ s1+0(FP), DI
+	MOVQ s2+8(FP), R12
+	MOVQ x+16(FP), SI
+	BNMASKS(n+24(FP))
+	MOVQ rows+32(FP), DX
+	MOVQ ldx+40(FP), R8
+	SHLQ $2, R8
+	COLUMNS(STATS4LOAD, STATS4BODY, STATS4STORE, STATS1LOAD, STATS1BODY, STATS1STORE, stats512Quad, stats512QuadRow, stats512One, stats512OneRow, stats512Tail, stats512TailRow, stats512Done)
+	VZEROUPPER
+	RET
 
 // func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
-//
-// Column-major: the sums of a column of vectors are kept in registers down
-// all the rows, instead of being loaded and stored at every row, whose
-// chain through memory bounded the row loop. Each channel's sums are still
-// added row by row, in order: the bits of sums kept in memory.
 // SUMSV(off, k, sc, sh, sg, sgx) adds one vector's row at R13 (x) and R14
-// (dy) into sg and sgx, given its scale and shift.
+// (dy) into sg and sgx, given its scale and shift: g is dy where
+// x·scale + shift (the forward's output before its floor) is above
+// floor, else 0.
 #define SUMSV(off, k, sc, sh, sg, sgx) \
 	VMOVUPS.Z   off(R13), k, Z0 \
 	VMOVAPS     sh, Z1 \
@@ -369,30 +371,28 @@ apply512Row:
 	VADDPS      Z2, sg, sg \
 	VFMADD231PS Z0, Z2, sgx
 
-// SUMSLOAD and SUMSSTORE move a column vector's constants and sums at
-// byte offset AX + off between memory and registers.
 #define SUMSLOAD(off, k, sc, sh, sg, sgx) \
 	VMOVUPS.Z off(R12)(AX*1), k, sc \
 	VMOVUPS.Z off(R15)(AX*1), k, sh \
 	VMOVUPS.Z off(DI)(AX*1), k, sg \
 	VMOVUPS.Z off(R11)(AX*1), k, sgx
 
-#define SUMSSTORE(off, k, sg, sgx) \
+#define SUMSSTORE(off, k, sc, sh, sg, sgx) \
 	VMOVUPS sg, k, off(DI)(AX*1) \
 	VMOVUPS sgx, k, off(R11)(AX*1)
 
-// SUMSROWS points R13 and R14 at column AX of the first row and CX at the
-// row count.
-#define SUMSROWS \
-	LEAQ (SI)(AX*1), R13 \
-	LEAQ (BX)(AX*1), R14 \
-	MOVQ DX, CX
+#define SUMS4(V) \
+	V(0, K2, Z16, Z17, Z18, Z19) \
+	V(64, K2, Z20, Z21, Z22, Z23) \
+	V(128, K2, Z24, Z25, Z26, Z27) \
+	V(192, K2, Z28, Z29, Z30, Z31)
 
-#define SUMSNEXT(loop) \
-	ADDQ R8, R13 \
-	ADDQ R9, R14 \
-	DECQ CX \
-	JNZ  loop
+#define SUMS4LOAD SUMS4(SUMSLOAD)
+#define SUMS4BODY SUMS4(SUMSV)
+#define SUMS4STORE SUMS4(SUMSSTORE)
+#define SUMS1LOAD(k) SUMSLOAD(0, k, Z16, Z17, Z18, Z19)
+#define SUMS1BODY(k) SUMSV(0, k, Z16, Z17, Z18, Z19)
+#define SUMS1STORE(k) SUMSSTORE(0, k, Z16, Z17, Z18, Z19)
 
 TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	MOVQ         sg+0(FP), DI
@@ -408,65 +408,14 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	MOVQ         ldy+72(FP), R9
 	SHLQ         $2, R9
 	VBROADCASTSS floor+80(FP), Z15
-	XORQ         AX, AX
-
-sums512Quad: // four full vectors at a time
-	LEAQ 256(AX), CX
-	CMPQ CX, R10
-	JGT  sums512One
-	SUMSLOAD(0, K2, Z16, Z17, Z18, Z19)
-	SUMSLOAD(64, K2, Z20, Z21, Z22, Z23)
-	SUMSLOAD(128, K2, Z24, Z25, Z26, Z27)
-	SUMSLOAD(192, K2, Z28, Z29, Z30, Z31)
-	SUMSROWS
-
-sums512QuadRow:
-	SUMSV(0, K2, Z16, Z17, Z18, Z19)
-	SUMSV(64, K2, Z20, Z21, Z22, Z23)
-	SUMSV(128, K2, Z24, Z25, Z26, Z27)
-	SUMSV(192, K2, Z28, Z29, Z30, Z31)
-	SUMSNEXT(sums512QuadRow)
-	SUMSSTORE(0, K2, Z18, Z19)
-	SUMSSTORE(64, K2, Z22, Z23)
-	SUMSSTORE(128, K2, Z26, Z27)
-	SUMSSTORE(192, K2, Z30, Z31)
-	ADDQ $256, AX
-	JMP  sums512Quad
-
-sums512One: // the other full vectors, one at a time
-	CMPQ AX, R10
-	JGE  sums512Tail
-	SUMSLOAD(0, K2, Z16, Z17, Z18, Z19)
-	SUMSROWS
-
-sums512OneRow:
-	SUMSV(0, K2, Z16, Z17, Z18, Z19)
-	SUMSNEXT(sums512OneRow)
-	SUMSSTORE(0, K2, Z18, Z19)
-	ADDQ $64, AX
-	JMP  sums512One
-
-sums512Tail: // the last channels under K1, if any
-	KORTESTW K1, K1
-	JZ       sums512Done
-	SUMSLOAD(0, K1, Z16, Z17, Z18, Z19)
-	SUMSROWS
-
-sums512TailRow:
-	SUMSV(0, K1, Z16, Z17, Z18, Z19)
-	SUMSNEXT(sums512TailRow)
-	SUMSSTORE(0, K1, Z18, Z19)
-
-sums512Done:
+	COLUMNS(SUMS4LOAD, SUMS4BODY, SUMS4STORE, SUMS1LOAD, SUMS1BODY, SUMS1STORE, sums512Quad, sums512QuadRow, sums512One, sums512OneRow, sums512Tail, sums512TailRow, sums512Done)
 	VZEROUPPER
 	RET
 
 // func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
-//
-// Column-major, as bnBackSums512, so that a column of vectors' five
-// coefficients stay in registers down the rows instead of being loaded at
-// every row. BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row
-// at R13 (x; dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x.
+// BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row at R13 (x;
+// dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x, g as in
+// SUMSV. It stores dx itself; BACKNONE stores nothing after the rows.
 #define BACKV(off, k, sc, sh, ca, cb, cc) \
 	VMOVUPS.Z   off(R13), k, Z0 \
 	VMOVAPS     sh, Z1 \
@@ -479,8 +428,27 @@ sums512Done:
 	VFMADD231PS cb, Z0, Z3 \
 	VMOVUPS     Z3, k, off(R13)(R11*1)
 
+#define BACKNONE(off, k, sc, sh, ca, cb, cc)
+
+// FIVE4(V) and FIVE1(V, k) give V the registers of four vectors, or one,
+// with five per vector (bnBackApply512 and bnBackFused512).
+#define FIVE4(V) \
+	V(0, K2, Z16, Z17, Z18, Z19, Z20) \
+	V(64, K2, Z21, Z22, Z23, Z24, Z25) \
+	V(128, K2, Z26, Z27, Z28, Z29, Z30) \
+	V(192, K2, Z31, Z4, Z5, Z6, Z7)
+
+#define FIVE1(V, k) V(0, k, Z16, Z17, Z18, Z19, Z20)
+
+#define BACK4LOAD FIVE4(BACKLOAD)
+#define BACK4BODY FIVE4(BACKV)
+#define BACK4STORE FIVE4(BACKNONE)
+#define BACK1LOAD(k) FIVE1(BACKLOAD, k)
+#define BACK1BODY(k) FIVE1(BACKV, k)
+#define BACK1STORE(k) FIVE1(BACKNONE, k)
+
 TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
-	MOVQ         dx+0(FP), DI
+	MOVQ         dx+0(FP), R11
 	MOVQ         x+8(FP), SI
 	MOVQ         dy+16(FP), BX
 	BNMASKS(n+64(FP))
@@ -490,60 +458,15 @@ TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
 	MOVQ         ldy+88(FP), R9
 	SHLQ         $2, R9
 	VBROADCASTSS floor+96(FP), Z15
-	MOVQ         DI, R11
 	SUBQ         SI, R11
-	XORQ         AX, AX
-
-back512Quad:
-	LEAQ 256(AX), CX
-	CMPQ CX, R10
-	JGT  back512One
-	BACKLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
-	BACKLOAD(64, K2, Z21, Z22, Z23, Z24, Z25)
-	BACKLOAD(128, K2, Z26, Z27, Z28, Z29, Z30)
-	BACKLOAD(192, K2, Z31, Z4, Z5, Z6, Z7)
-	SUMSROWS
-
-back512QuadRow:
-	BACKV(0, K2, Z16, Z17, Z18, Z19, Z20)
-	BACKV(64, K2, Z21, Z22, Z23, Z24, Z25)
-	BACKV(128, K2, Z26, Z27, Z28, Z29, Z30)
-	BACKV(192, K2, Z31, Z4, Z5, Z6, Z7)
-	SUMSNEXT(back512QuadRow)
-	ADDQ $256, AX
-	JMP  back512Quad
-
-back512One:
-	CMPQ AX, R10
-	JGE  back512Tail
-	BACKLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
-	SUMSROWS
-
-back512OneRow:
-	BACKV(0, K2, Z16, Z17, Z18, Z19, Z20)
-	SUMSNEXT(back512OneRow)
-	ADDQ $64, AX
-	JMP  back512One
-
-back512Tail:
-	KORTESTW K1, K1
-	JZ       back512Done
-	BACKLOAD(0, K1, Z16, Z17, Z18, Z19, Z20)
-	SUMSROWS
-
-back512TailRow:
-	BACKV(0, K1, Z16, Z17, Z18, Z19, Z20)
-	SUMSNEXT(back512TailRow)
-
-back512Done:
+	COLUMNS(BACK4LOAD, BACK4BODY, BACK4STORE, BACK1LOAD, BACK1BODY, BACK1STORE, back512Quad, back512QuadRow, back512One, back512OneRow, back512Tail, back512TailRow, back512Done)
 	VZEROUPPER
 	RET
 
 // func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32)
-//
-// bnBackSums512 and the a·g of bnBackApply512 in one pass, column-major:
-// FUSEDV(off, k, sc, sh, ca, sg, sgx) does one vector of the row at R13
-// (x; dx R11 bytes on) and R14 (dy): sg += g, sgx += g·x, dx += a·g.
+// bnBackSums512 and the a·g of bnBackApply512 in one pass: FUSEDV(off, k,
+// sc, sh, ca, sg, sgx) does one vector of the row at R13 (x; dx R11 bytes
+// on) and R14 (dy): sg += g, sgx += g·x, dx += a·g.
 #define FUSEDV(off, k, sc, sh, ca, sg, sgx) \
 	VMOVUPS.Z   off(R13), k, Z0 \
 	VMOVAPS     sh, Z1 \
@@ -556,9 +479,16 @@ back512Done:
 	VFMADD231PS ca, Z2, Z3 \
 	VMOVUPS     Z3, k, off(R13)(R11*1)
 
-#define FUSEDSTORE(off, k, sg, sgx) \
+#define FUSEDSTORE(off, k, sc, sh, ca, sg, sgx) \
 	VMOVUPS sg, k, off(DI)(AX*1) \
 	VMOVUPS sgx, k, off(R12)(AX*1)
+
+#define FUSED4LOAD FIVE4(FUSEDLOAD)
+#define FUSED4BODY FIVE4(FUSEDV)
+#define FUSED4STORE FIVE4(FUSEDSTORE)
+#define FUSED1LOAD(k) FIVE1(FUSEDLOAD, k)
+#define FUSED1BODY(k) FIVE1(FUSEDV, k)
+#define FUSED1STORE(k) FIVE1(FUSEDSTORE, k)
 
 TEXT ·bnBackFused512(SB), NOSPLIT, $0-100
 	MOVQ         sg+0(FP), DI
@@ -574,55 +504,6 @@ TEXT ·bnBackFused512(SB), NOSPLIT, $0-100
 	SHLQ         $2, R9
 	VBROADCASTSS floor+96(FP), Z15
 	SUBQ         SI, R11
-	XORQ         AX, AX
-
-fused512Quad:
-	LEAQ 256(AX), CX
-	CMPQ CX, R10
-	JGT  fused512One
-	FUSEDLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
-	FUSEDLOAD(64, K2, Z21, Z22, Z23, Z24, Z25)
-	FUSEDLOAD(128, K2, Z26, Z27, Z28, Z29, Z30)
-	FUSEDLOAD(192, K2, Z31, Z4, Z5, Z6, Z7)
-	SUMSROWS
-
-fused512QuadRow:
-	FUSEDV(0, K2, Z16, Z17, Z18, Z19, Z20)
-	FUSEDV(64, K2, Z21, Z22, Z23, Z24, Z25)
-	FUSEDV(128, K2, Z26, Z27, Z28, Z29, Z30)
-	FUSEDV(192, K2, Z31, Z4, Z5, Z6, Z7)
-	SUMSNEXT(fused512QuadRow)
-	FUSEDSTORE(0, K2, Z19, Z20)
-	FUSEDSTORE(64, K2, Z24, Z25)
-	FUSEDSTORE(128, K2, Z29, Z30)
-	FUSEDSTORE(192, K2, Z6, Z7)
-	ADDQ $256, AX
-	JMP  fused512Quad
-
-fused512One:
-	CMPQ AX, R10
-	JGE  fused512Tail
-	FUSEDLOAD(0, K2, Z16, Z17, Z18, Z19, Z20)
-	SUMSROWS
-
-fused512OneRow:
-	FUSEDV(0, K2, Z16, Z17, Z18, Z19, Z20)
-	SUMSNEXT(fused512OneRow)
-	FUSEDSTORE(0, K2, Z19, Z20)
-	ADDQ $64, AX
-	JMP  fused512One
-
-fused512Tail:
-	KORTESTW K1, K1
-	JZ       fused512Done
-	FUSEDLOAD(0, K1, Z16, Z17, Z18, Z19, Z20)
-	SUMSROWS
-
-fused512TailRow:
-	FUSEDV(0, K1, Z16, Z17, Z18, Z19, Z20)
-	SUMSNEXT(fused512TailRow)
-	FUSEDSTORE(0, K1, Z19, Z20)
-
-fused512Done:
+	COLUMNS(FUSED4LOAD, FUSED4BODY, FUSED4STORE, FUSED1LOAD, FUSED1BODY, FUSED1STORE, fused512Quad, fused512QuadRow, fused512One, fused512OneRow, fused512Tail, fused512TailRow, fused512Done)
 	VZEROUPPER
 	RET
