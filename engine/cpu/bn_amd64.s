@@ -196,9 +196,7 @@ backCol:
 // code under the mask K1 (the full vectors under K2, all ones), so every
 // channel gets the same instructions and the results are the AVX2
 // kernels' bits. BNMASKS sets the masks and R10, the bytes of a row's
-// full vectors; BNCOLS(body, col, tail) runs body(K2) over them and
-// body(K1) over the rest, AX the column's byte offset (col and tail are
-// the labels it needs).
+// full vectors.
 #define BNMASKS(n) \
 	MOVQ  n, CX \
 	ANDQ  $15, CX \
@@ -211,49 +209,6 @@ backCol:
 	MOVQ  n, R10 \
 	ANDQ  $-16, R10 \
 	SHLQ  $2, R10
-
-#define BNCOLS(body, col, tail) \
-	XORQ AX, AX \
-	CMPQ AX, R10 \
-	JEQ  tail \
-col: \
-	body(K2) \
-	ADDQ $64, AX \
-	CMPQ AX, R10 \
-	JLT  col \
-tail: \
-	body(K1)
-
-// func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
-#define APPLY(k) \
-	VMOVUPS.Z   (SI)(AX*1), k, Z0 \
-	VMOVUPS.Z   (R11)(AX*1), k, Z1 \
-	VMOVUPS.Z   (R12)(AX*1), k, Z2 \
-	VFMADD231PS Z1, Z0, Z2 \
-	VMAXPS      Z15, Z2, Z2 \
-	VMOVUPS     Z2, k, (DI)(AX*1)
-
-TEXT ·bnApply512(SB), NOSPLIT, $0-68
-	MOVQ         y+0(FP), DI
-	MOVQ         x+8(FP), SI
-	MOVQ         scale+16(FP), R11
-	MOVQ         shift+24(FP), R12
-	BNMASKS(n+32(FP))
-	MOVQ         rows+40(FP), DX
-	MOVQ         ldx+48(FP), R8
-	SHLQ         $2, R8
-	MOVQ         ldy+56(FP), R9
-	SHLQ         $2, R9
-	VBROADCASTSS floor+64(FP), Z15
-
-apply512Row:
-	BNCOLS(APPLY, apply512Col, apply512Tail)
-	ADDQ R8, SI
-	ADDQ R9, DI
-	DECQ DX
-	JNZ  apply512Row
-	VZEROUPPER
-	RET
 
 // The column-major row kernels: the sums (or coefficients) of a column of
 // vectors are kept in registers down all the rows, instead of being
@@ -331,18 +286,22 @@ done:
 	VMOVUPS s1, k, off(DI)(AX*1) \
 	VMOVUPS s2, k, off(R12)(AX*1)
 
-#define STATS4(V) \
+// TWO4(V) and TWO1(V, k) give V the registers of four vectors, or one,
+// with two per vector (bnStats512 and bnApply512).
+#define TWO4(V) \
 	V(0, K2, Z16, Z17) \
 	V(64, K2, Z18, Z19) \
 	V(128, K2, Z20, Z21) \
 	V(192, K2, Z22, Z23)
 
-#define STATS4LOAD STATS4(STATSLOAD)
-#define STATS4BODY STATS4(STATSV)
-#define STATS4STORE STATS4(STATSSTORE)
-#define STATS1LOAD(k) STATSLOAD(0, k, Z16, Z17)
-#define STATS1BODY(k) STATSV(0, k, Z16, Z17)
-#define STATS1STORE(k) STATSSTORE(0, k, Z16, Z17)
+#define TWO1(V, k) V(0, k, Z16, Z17)
+
+#define STATS4LOAD TWO4(STATSLOAD)
+#define STATS4BODY TWO4(STATSV)
+#define STATS4STORE TWO4(STATSSTORE)
+#define STATS1LOAD(k) TWO1(STATSLOAD, k)
+#define STATS1BODY(k) TWO1(STATSV, k)
+#define STATS1STORE(k) TWO1(STATSSTORE, k)
 
 // (It has no dy: ROWS and NEXT move R14 for nothing.)
 TEXT ·bnStats512(SB), NOSPLIT, $0-48
@@ -354,6 +313,45 @@ TEXT ·bnStats512(SB), NOSPLIT, $0-48
 	MOVQ ldx+40(FP), R8
 	SHLQ $2, R8
 	COLUMNS(STATS4LOAD, STATS4BODY, STATS4STORE, STATS1LOAD, STATS1BODY, STATS1STORE, stats512Quad, stats512QuadRow, stats512One, stats512OneRow, stats512Tail, stats512TailRow, stats512Done)
+	VZEROUPPER
+	RET
+
+// func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
+// APPLYV(off, k, sc, sh) writes one vector of the row at R14 (y):
+// max(x·scale + shift, floor), x at R13.
+#define APPLYV(off, k, sc, sh) \
+	VMOVUPS.Z   off(R13), k, Z0 \
+	VMOVAPS     sh, Z1 \
+	VFMADD231PS sc, Z0, Z1 \
+	VMAXPS      Z15, Z1, Z1 \
+	VMOVUPS     Z1, k, off(R14)
+
+#define APPLYLOAD(off, k, sc, sh) \
+	VMOVUPS.Z off(R11)(AX*1), k, sc \
+	VMOVUPS.Z off(R12)(AX*1), k, sh
+
+#define APPLYNONE(off, k, sc, sh)
+
+#define APPLY4LOAD TWO4(APPLYLOAD)
+#define APPLY4BODY TWO4(APPLYV)
+#define APPLY4STORE TWO4(APPLYNONE)
+#define APPLY1LOAD(k) TWO1(APPLYLOAD, k)
+#define APPLY1BODY(k) TWO1(APPLYV, k)
+#define APPLY1STORE(k) TWO1(APPLYNONE, k)
+
+TEXT ·bnApply512(SB), NOSPLIT, $0-68
+	MOVQ         y+0(FP), BX
+	MOVQ         x+8(FP), SI
+	MOVQ         scale+16(FP), R11
+	MOVQ         shift+24(FP), R12
+	BNMASKS(n+32(FP))
+	MOVQ         rows+40(FP), DX
+	MOVQ         ldx+48(FP), R8
+	SHLQ         $2, R8
+	MOVQ         ldy+56(FP), R9
+	SHLQ         $2, R9
+	VBROADCASTSS floor+64(FP), Z15
+	COLUMNS(APPLY4LOAD, APPLY4BODY, APPLY4STORE, APPLY1LOAD, APPLY1BODY, APPLY1STORE, apply512Quad, apply512QuadRow, apply512One, apply512OneRow, apply512Tail, apply512TailRow, apply512Done)
 	VZEROUPPER
 	RET
 
