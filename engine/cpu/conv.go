@@ -75,6 +75,7 @@ type arranged struct {
 	wPairs  []float32 // the direct micro-kernel's weights (see arrangePairs)
 	wG4     []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
 	wGroups []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
+	wStem   []float32 // the stride-2 stem's weights (R, S, C, K) (see stem2Forward)
 }
 
 // prepare runs rearrange on w unless the shape is Fixed and w is what was
@@ -196,6 +197,10 @@ func (c *Conv) Forward(out, in, w []float32) {
 	if pointwise(s) {
 		c.preparePointwise(w)
 		c.pointwiseForward(out, in, w, p, c.Workers)
+		return
+	}
+	if useStem2(s) {
+		c.stem2Forward(out, in, w)
 		return
 	}
 	c.prepare(w, c.permuteWeights)

@@ -447,3 +447,115 @@ pp832:
 	PP_STORE(Z7, Z15)
 	VZEROUPPER
 	RET
+
+// func stem2Row512(out, in, w *float32, n, ldIn, ldOut int)
+//
+// A row of n outputs of a stride-2 3×3 convolution of RGB rows into 16
+// channels (see stem2Forward): output x is Σ over image rows dy < 3 and
+// the 9 floats f of that row's three pixels of
+// in[dy·ldIn + 6x + f] · w[(9dy + f)·16 : +16], summed from zero in
+// (dy, f) order, as the GEMM of its patches sums them. The 27 weight
+// vectors stay in Z0..Z26; four outputs at a time (Z27..Z30) hide the
+// latency of each one's chain of multiply-adds.
+#define STEM4(off, row, wz) \
+	VFMADD231PS.BCST off(row), wz, Z27 \
+	VFMADD231PS.BCST off+24(row), wz, Z28 \
+	VFMADD231PS.BCST off+48(row), wz, Z29 \
+	VFMADD231PS.BCST off+72(row), wz, Z30
+
+#define STEM1(off, row, wz) \
+	VFMADD231PS.BCST off(row), wz, Z27
+
+// STEMROW(m, row) runs m over the nine floats of one image row, whose
+// weights start at wz.
+#define STEMROW(m, row, w0, w1, w2, w3, w4, w5, w6, w7, w8) \
+	m(0, row, w0) \
+	m(4, row, w1) \
+	m(8, row, w2) \
+	m(12, row, w3) \
+	m(16, row, w4) \
+	m(20, row, w5) \
+	m(24, row, w6) \
+	m(28, row, w7) \
+	m(32, row, w8)
+
+#define STEMALL(m) \
+	STEMROW(m, SI, Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8) \
+	STEMROW(m, R10, Z9, Z10, Z11, Z12, Z13, Z14, Z15, Z16, Z17) \
+	STEMROW(m, R11, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26)
+
+TEXT ·stem2Row512(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ in+8(FP), SI
+	MOVQ w+16(FP), AX
+	MOVQ n+24(FP), CX
+	MOVQ ldIn+32(FP), R8
+	SHLQ $2, R8
+	MOVQ ldOut+40(FP), DX
+	SHLQ $2, DX
+	VMOVUPS 0(AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+	VMOVUPS 1024(AX), Z16
+	VMOVUPS 1088(AX), Z17
+	VMOVUPS 1152(AX), Z18
+	VMOVUPS 1216(AX), Z19
+	VMOVUPS 1280(AX), Z20
+	VMOVUPS 1344(AX), Z21
+	VMOVUPS 1408(AX), Z22
+	VMOVUPS 1472(AX), Z23
+	VMOVUPS 1536(AX), Z24
+	VMOVUPS 1600(AX), Z25
+	VMOVUPS 1664(AX), Z26
+
+stemQuad:
+	CMPQ   CX, $4
+	JLT    stemOne
+	LEAQ   (SI)(R8*1), R10
+	LEAQ   (R10)(R8*1), R11
+	VXORPS Z27, Z27, Z27
+	VXORPS Z28, Z28, Z28
+	VXORPS Z29, Z29, Z29
+	VXORPS Z30, Z30, Z30
+	STEMALL(STEM4)
+	VMOVUPS Z27, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Z28, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Z29, (DI)
+	ADDQ    DX, DI
+	VMOVUPS Z30, (DI)
+	ADDQ    DX, DI
+	ADDQ    $96, SI
+	SUBQ    $4, CX
+	JMP     stemQuad
+
+stemOne:
+	TESTQ  CX, CX
+	JE     stemDone
+	LEAQ   (SI)(R8*1), R10
+	LEAQ   (R10)(R8*1), R11
+	VXORPS Z27, Z27, Z27
+	STEMALL(STEM1)
+	VMOVUPS Z27, (DI)
+	ADDQ    DX, DI
+	ADDQ    $24, SI
+	DECQ    CX
+	JMP     stemOne
+
+stemDone:
+	VZEROUPPER
+	RET

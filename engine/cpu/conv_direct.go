@@ -35,10 +35,11 @@ func (c *Conv) directPlanes() (positions, planeLen int) {
 }
 
 // Plane roles: a convolution's input, and its output gradient (both at
-// once in Backward).
+// once in Backward); and the stride-2 stem's padded rows.
 const (
 	inputPlanes = iota
 	gradientPlanes
+	stemInput // stem2Forward's padded rows
 )
 
 // toPlanes copies src (N·H·W pixels of ch channels, ld apart) into
@@ -448,6 +449,49 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 					dW[((o+j)*cg+ci)*9+t] += sum
 				}
 			}
+		}
+	})
+}
+
+// useStem2 reports the ImageNet network's stem, a stride-2 3×3
+// convolution of RGB rows into 16 channels, which stem2Forward computes
+// directly: through patches its GEMMs have 27-long sums and 16 columns,
+// and the patches are copied three floats at a time.
+func useStem2(s engine.ConvShape) bool {
+	return use.bnAll && s.R == 3 && s.S == 3 && s.Stride == 2 && s.Pad == 1 && s.C == 3 && s.K == 16 &&
+		s.G == 1 && s.LdIn == 3 && s.Input == nil && !s.InPlanes
+}
+
+// stem2Forward copies each image into rows padded by a zero pixel (kept
+// per image size, their borders zero, as toPlanes's planes are) and runs
+// stem2Row over each output row: output (y, x) reads the nine floats of
+// three pixels at padded rows 2y to 2y+2, columns 2x to 2x+2. The sums
+// are the GEMM's of the patches, in the same order.
+func (c *Conv) stem2Forward(out, in, w []float32) {
+	s := c.ConvShape
+	c.prepare(w, func(w []float32) {
+		c.wStem = grow(&c.wStem, 27*16)
+		for k := range 16 {
+			for ci := range 3 {
+				for t := range 9 {
+					c.wStem[(t*3+ci)*16+k] = w[(k*3+ci)*9+t]
+				}
+			}
+		}
+	})
+	ldIn := (s.W + 2) * 3 // a padded row
+	padded := c.scratch.planes(stemInput, s.H, s.W, (s.H+2)*ldIn, s.N)
+	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*3, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/s.H, row%s.H
+			copy(padded[n*(s.H+2)*ldIn+(y+1)*ldIn+3:][:s.W*3], in[(n*s.H+y)*s.W*3:][:s.W*3])
+		}
+	})
+	oh, ow := s.OH(), s.OW()
+	parallel(c.Workers, s.N*oh, s.N*oh*ow*27*16/8, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			n, y := row/oh, row%oh
+			stem2Row(out[(n*oh+y)*ow*s.LdOut:], padded[n*(s.H+2)*ldIn+2*y*ldIn:], c.wStem, ow, ldIn, s.LdOut)
 		}
 	})
 }

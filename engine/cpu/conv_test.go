@@ -406,3 +406,39 @@ func TestAffineRows(t *testing.T) {
 		mustPanic(t, "rows past the source", "rows of", func() { affineRows(make([]float32, 200), 60, make([]float32, 47), 16, 3, 1, 0, 0) })
 	})
 }
+
+// The ImageNet stem computed directly (stem2Forward) gives the bits of its
+// GEMM on patches, which the AVX2 level runs, and the plain definition's
+// values; odd sizes reach the padding on the far sides.
+func TestStem2SameBits(t *testing.T) {
+	if !use.bnAll {
+		t.Skip("stem2Forward is AVX-512 only")
+	}
+	rng := rand.New(rand.NewPCG(23, 23))
+	for _, s := range []engine.ConvShape{
+		{N: 2, H: 14, W: 18, C: 3, K: 16, R: 3, S: 3, Stride: 2, Pad: 1, G: 1, LdIn: 3, LdOut: 16},
+		{N: 1, H: 7, W: 9, C: 3, K: 16, R: 3, S: 3, Stride: 2, Pad: 1, G: 1, LdIn: 3, LdOut: 20},
+	} {
+		if !useStem2(s) {
+			t.Fatalf("%s: not the stem", enginetest.ConvName(s))
+		}
+		in, w := randSlice(rng, s.N*s.H*s.W*3), randSlice(rng, s.Weights())
+		n := s.N * s.OH() * s.OW() * s.LdOut
+		got, want, plain := make([]float32, n), make([]float32, n), make([]float32, n)
+		NewConv(s, 2, nil).Forward(got, in, w)
+		func() {
+			defer withISA(isaAVX2)()
+			NewConv(s, 2, nil).Forward(want, in, w)
+		}()
+		convNaive(plain, in, w, s)
+		for p := range s.N * s.OH() * s.OW() {
+			row := p * s.LdOut
+			if !slices.Equal(got[row:row+16], want[row:row+16]) {
+				t.Fatalf("%s: pixel %d = %v, the GEMM's %v", enginetest.ConvName(s), p, got[row:row+16], want[row:row+16])
+			}
+			if k, ok := closeTo(got[row:row+16], plain[row:row+16], 1e-5, 1e-5); !ok {
+				t.Fatalf("%s: pixel %d channel %d = %v, want %v", enginetest.ConvName(s), p, k, got[row+k], plain[row+k])
+			}
+		}
+	}
+}

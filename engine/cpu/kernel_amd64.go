@@ -72,6 +72,19 @@ func copyRowsA(dst, src []float32, k, ld int) {
 }
 
 //go:noescape
+func stem2Row512(out, in, w *float32, n, ldIn, ldOut int)
+
+// stem2Row is a row of stem2Forward's outputs: n pixels, ldOut apart in
+// out, from three padded image rows of in, ldIn apart (see stem2Row512).
+func stem2Row(out, in, w []float32, n, ldIn, ldOut int) {
+	if n < 1 || !use.bnAll {
+		panic("conv: stem2Row of no pixels, or without AVX-512")
+	}
+	_, _, _ = out[(n-1)*ldOut+15], in[2*ldIn+6*(n-1)+8], w[27*16-1]
+	stem2Row512(&out[0], &in[0], &w[0], n, ldIn, ldOut)
+}
+
+//go:noescape
 func packAffineA512(dst, src *float32, k, lda, rows int, scale, shift *float32, floor float32)
 
 // packAffineA is copyRowsA of max(x·scale[i] + shift[i], floor) in column

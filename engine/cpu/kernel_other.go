@@ -32,6 +32,8 @@ func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 	addRunsGo(dst, src, groups, cg, dstStride, srcStride)
 }
 
+func stem2Row(out, in, w []float32, n, ldIn, ldOut int) { panic("unreachable") }
+
 func packAffineA(dst, src []float32, k, ld, rows int, scale, shift []float32, floor float32) {
 	panic("unreachable")
 }
