@@ -19,7 +19,7 @@ func testArrangementsShared(t *testing.T) {
 		{N: 1, H: 4, W: 4, C: 16, K: 32, R: 1, S: 1, Stride: 1, G: 4},        // the four-group 1×1 kernel with AVX-512, groups else
 		{N: 1, H: 4, W: 4, C: 6, K: 4, R: 1, S: 1, Stride: 1, G: 2},          // grouped 1×1, group by group
 		{N: 1, H: 5, W: 5, C: 8, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4},  // direct with AVX-512, shifted else
-		{N: 1, H: 6, W: 6, C: 3, K: 16, R: 3, S: 3, Stride: 2, Pad: 1, G: 1}, // patches (the stem)
+		{N: 1, H: 6, W: 6, C: 3, K: 16, R: 3, S: 3, Stride: 2, Pad: 1, G: 1}, // the stride-2 stem: direct with AVX-512, patches else
 		{N: 1, H: 5, W: 5, C: 8, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 1}, // direct, or patches
 	} {
 		s.LdIn, s.LdOut, s.Fixed = s.C, s.K, true
@@ -48,7 +48,7 @@ func testArrangementsShared(t *testing.T) {
 
 // data returns where the arrangement in use keeps its floats.
 func data(a arranged) *float32 {
-	for _, s := range [][]float32{a.wPatch, a.wTaps, a.wPairs, a.wG4, a.wGroups} {
+	for _, s := range [][]float32{a.wPatch, a.wTaps, a.wPairs, a.wG4, a.wGroups, a.wStem} {
 		if len(s) > 0 {
 			return &s[0]
 		}
