@@ -42,8 +42,10 @@ type Condensed struct {
 	planes   engine.Planar
 	lastRows *engine.Tensor
 	// lanes, if set, are batch-1 networks, one per core, that do the work
-	// instead (see NewCondensed).
-	lanes []*Condensed
+	// instead (see NewCondensed); a lane hands its features over through
+	// handover.
+	lanes    []*Condensed
+	handover []float32
 }
 
 // planarOf returns be's planes, if it has them.
@@ -101,6 +103,14 @@ func newLanes(arch *Architecture, tensors []Named, q []Int8Layer, n int, be engi
 	m := &Condensed{Arch: arch, N: n, be: be, lanes: []*Condensed{first}}
 	for _, core := range cores[1:] {
 		m.lanes = append(m.lanes, first.Share(1, core))
+	}
+	// The lanes leave each image's selected features here, and the
+	// classifier takes the whole batch at once: one pass over its weights
+	// (4 MB on the ImageNet network) instead of one per image.
+	m.sel = be.Alloc(n * len(arch.Classifier))
+	m.logits = be.Alloc(n * arch.Config.Classes)
+	for _, lane := range m.lanes {
+		lane.handover = make([]float32, len(arch.Classifier))
 	}
 	return m, nil
 }
@@ -271,10 +281,29 @@ func (m *Condensed) norm(bn engine.BatchNorm, out, in engine.View, p normParams)
 // normalised and channels last, into logits.
 func (m *Condensed) Forward(logits, images []float32) {
 	if m.lanes != nil {
-		m.forwardLanes(logits, images)
-		return
+		m.forwardLanes(images)
+	} else {
+		m.features(images)
 	}
-	be, cfg := m.be, m.Arch.Config
+	m.classify(logits, m.lanes)
+}
+
+// classify computes the logits of the selected features in sel, with the
+// weights of m or, if set, of its lanes (which share one copy).
+func (m *Condensed) classify(logits []float32, lanes []*Condensed) {
+	w := m
+	if lanes != nil {
+		w = lanes[0]
+	}
+	sel, k := len(m.Arch.Classifier), m.Arch.Config.Classes
+	m.be.LinearForward(m.logits.V(), m.sel.V(), w.w(w.fcW), w.w(w.fcB), m.N, sel, k)
+	m.be.Download(logits, m.logits.V())
+}
+
+// features runs the network up to the classifier's selected features,
+// which it leaves in sel.
+func (m *Condensed) features(images []float32) {
+	be := m.be
 	be.Upload(m.x.V(), images)
 	m.stem.Forward(m.blocks[0].buf.V(), m.x.V(), m.w(m.stemW))
 	for b, bk := range m.blocks {
@@ -306,19 +335,20 @@ func (m *Condensed) Forward(logits, images []float32) {
 	be.GlobalAvgPoolForward(m.feat.V(), m.aLast.V(), m.N, bl.h*bl.w, bl.width, bl.width)
 	sel := len(m.Arch.Classifier)
 	be.IndexSelectForward(m.sel.V(), m.feat.V(), m.Arch.Classifier, m.N, bl.width, sel)
-	be.LinearForward(m.logits.V(), m.sel.V(), m.w(m.fcW), m.w(m.fcB), m.N, sel, cfg.Classes)
-	be.Download(logits, m.logits.V())
 }
 
-// forwardLanes has each lane take the next image until none are left.
-func (m *Condensed) forwardLanes(logits, images []float32) {
-	size, k := len(images)/m.N, m.Arch.Config.Classes
+// forwardLanes has each lane take the next image until none are left,
+// and leaves their selected features in sel.
+func (m *Condensed) forwardLanes(images []float32) {
+	size, sel := len(images)/m.N, len(m.Arch.Classifier)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for _, lane := range m.lanes {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < m.N; i = int(next.Add(1) - 1) {
-				lane.Forward(logits[i*k:(i+1)*k], images[i*size:(i+1)*size])
+				lane.features(images[i*size : (i+1)*size])
+				lane.be.Download(lane.handover, lane.sel.V())
+				m.be.Upload(m.sel.At(i*sel), lane.handover)
 			}
 		})
 	}
