@@ -581,3 +581,23 @@ func testBackFused(t *testing.T) {
 		}
 	}
 }
+
+// A single row through LinearForward (the weights read in place) gives
+// the bits of the same row in a batch (the weights packed), with sums
+// longer than the GEMM's blocks of K.
+func TestLinearOneRowSameBits(t *testing.T) { forEachISA(t, testLinearOneRowSameBits) }
+
+func testLinearOneRowSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 29))
+	const n, i, o = 3, 300, 37
+	in, w, bias := randSlice(rng, n*i), randSlice(rng, o*i), randSlice(rng, o)
+	batch := make([]float32, n*o)
+	LinearForward(batch, in, w, bias, n, i, o, 2)
+	for b := range n {
+		one := make([]float32, o)
+		LinearForward(one, in[b*i:(b+1)*i], w, bias, 1, i, o, 2)
+		if !slices.Equal(one, batch[b*o:(b+1)*o]) {
+			t.Fatalf("row %d alone: %v, in the batch: %v", b, one, batch[b*o:(b+1)*o])
+		}
+	}
+}
