@@ -285,15 +285,15 @@ func (m *Condensed) Forward(logits, images []float32) {
 	} else {
 		m.features(images)
 	}
-	m.classify(logits, m.lanes)
+	m.classify(logits)
 }
 
 // classify computes the logits of the selected features in sel, with the
-// weights of m or, if set, of its lanes (which share one copy).
-func (m *Condensed) classify(logits []float32, lanes []*Condensed) {
+// weights of m or, if it has lanes, of theirs (they share one copy).
+func (m *Condensed) classify(logits []float32) {
 	w := m
-	if lanes != nil {
-		w = lanes[0]
+	if m.lanes != nil {
+		w = m.lanes[0]
 	}
 	sel, k := len(m.Arch.Classifier), m.Arch.Config.Classes
 	m.be.LinearForward(m.logits.V(), m.sel.V(), w.w(w.fcW), w.w(w.fcB), m.N, sel, k)

@@ -299,17 +299,22 @@ func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOut
 	// forward: xhat = (x−mean)·rstd; y = relu(gamma·xhat + beta); g = dy·[y > 0]
 	// With Moments, one pass takes the sums and adds a·g (a needs no
 	// sums), leaving b·x + c to them.
+	// dx = gamma·rstd·(g − Σg/P − xhat·Σg·xhat/P), which is a·g + b·x + c,
+	// a = gamma·rstd needing no sums.
+	for c := range b.C {
+		b.ca[c] = float32(float64(gamma[c]) * float64(b.rstd[c]))
+	}
 	var m *Moments
 	if b.defers() {
 		m = b.Moments
 	}
 	if m != nil {
-		for c := range b.C {
-			b.ca[c] = float32(float64(gamma[c]) * float64(b.rstd[c]))
-		}
 		b.sums(func(f1, f2 []float32, r0, r1 int) {
-			dy, ldy := dOut[min(len(dOut), r0*b.LdOut):], b.LdOut
-			if dOutRows != nil {
+			var dy []float32
+			ldy := b.LdOut
+			if dOutRows == nil {
+				dy = dOut[r0*b.LdOut:]
+			} else {
 				stage := getScratch()
 				defer putScratch(stage)
 				dy, ldy = stage.b[:(r1-r0)*b.C], b.C
@@ -322,8 +327,7 @@ func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOut
 			bnBackSums(f1, f2, in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.C, r1-r0, b.LdIn, b.LdOut, floor)
 		})
 	}
-	// dbeta = Σg; dgamma = Σg·xhat = rstd·(Σg·x − mean·Σg);
-	// dx = gamma·rstd·(g − Σg/P − xhat·Σg·xhat/P), which is a·g + b·x + c.
+	// dbeta = Σg; dgamma = Σg·xhat = rstd·(Σg·x − mean·Σg)
 	cnt := float64(b.P)
 	for c := range b.C {
 		mean, rstd := float64(b.mean[c]), float64(b.rstd[c])
@@ -333,14 +337,13 @@ func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOut
 		dGamma[c] += float32(sgxhat)
 		gr := float64(gamma[c]) * rstd
 		k1, k2 := sg/cnt, sgxhat/cnt
-		b.ca[c] = float32(gr)
-		b.cb[c] = float32(-gr * rstd * k2)
-		b.cc[c] = float32(gr * (mean*rstd*k2 - k1))
+		cb, cc := -gr*rstd*k2, gr*(mean*rstd*k2-k1)
 		if m != nil {
-			m.slope[c] += -gr * rstd * k2
-			m.offset[c] += gr * (mean*rstd*k2 - k1)
+			m.slope[c] += cb
+			m.offset[c] += cc
 			m.owed[c] = true
 		}
+		b.cb[c], b.cc[c] = float32(cb), float32(cc)
 	}
 	if m != nil {
 		return

@@ -473,16 +473,18 @@ func useStem2(s engine.ConvShape) bool {
 // are the GEMM's of the patches, in the same order.
 func (c *Conv) stem2Forward(out, in, w []float32) {
 	s := c.ConvShape
-	c.prepare(w, func(w []float32) {
-		c.wStem = grow(&c.wStem, 27*16)
-		for k := range 16 {
-			for ci := range 3 {
-				for t := range 9 {
-					c.wStem[(t*3+ci)*16+k] = w[(k*3+ci)*9+t]
+	if c.prepared != &w[0] { // (a closure made only when there is work for it)
+		c.prepare(w, func(w []float32) {
+			c.wStem = grow(&c.wStem, 27*16)
+			for k := range 16 {
+				for ci := range 3 {
+					for t := range 9 {
+						c.wStem[(t*3+ci)*16+k] = w[(k*3+ci)*9+t]
+					}
 				}
 			}
-		}
-	})
+		})
+	}
 	ldIn := (s.W + 2) * 3 // a padded row
 	padded := c.scratch.planes(stemInput, s.H, s.W, (s.H+2)*ldIn, s.N)
 	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*3, func(lo, hi int) {

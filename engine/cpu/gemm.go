@@ -99,7 +99,7 @@ func gemmLongK(M, N, K int, A []float32, lda int, B []float32, ldb int, C []floa
 		return
 	}
 	part := grow(partial, chunks*M*N)
-	if a != nil && !use.bnAll && a.rows.size != kc*M {
+	if a != nil && !use.bnAll && a.rows.size < kc*M { // its buffers serve any narrower A
 		a.rows.size, a.rows.free = kc*M, nil
 	}
 	parallel(workers, chunks, K*(M+N)+M*N*K/16, func(lo, hi int) {
