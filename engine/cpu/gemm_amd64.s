@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // GEMM micro-kernels and packing (see gemm.go).
 
@@ -244,18 +245,9 @@ TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
 	MOVQ c+48(FP), DI
 	MOVQ ldc+56(FP), DX
 	SHLQ $2, DX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z4, Z5, Z6, Z7)
+	ZERO4(Z8, Z9, Z10, Z11)
 
 	TESTQ CX, CX
 	JE    store512

@@ -1,41 +1,38 @@
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // The peak-rate loops (see peak.go).
+
+// LOOP512(op, loop) runs CX rounds of op on twelve independent 512-bit
+// accumulators, Z12 and Z13 its operands.
+#define LOOP512(op, loop) \
+	ZERO4(Z0, Z1, Z2, Z3) \
+	ZERO4(Z4, Z5, Z6, Z7) \
+	ZERO4(Z8, Z9, Z10, Z11) \
+	VPXORD Z12, Z12, Z12 \
+	VPXORD Z13, Z13, Z13 \
+loop: \
+	op Z12, Z13, Z0 \
+	op Z12, Z13, Z1 \
+	op Z12, Z13, Z2 \
+	op Z12, Z13, Z3 \
+	op Z12, Z13, Z4 \
+	op Z12, Z13, Z5 \
+	op Z12, Z13, Z6 \
+	op Z12, Z13, Z7 \
+	op Z12, Z13, Z8 \
+	op Z12, Z13, Z9 \
+	op Z12, Z13, Z10 \
+	op Z12, Z13, Z11 \
+	DECQ CX \
+	JNE  loop
 
 // func fmaLoop512(n int)
 // n rounds of 12 independent 512-bit FMAs on registers only: the core's
 // peak floating-point rate, for PeakGFLOPs.
 TEXT ·fmaLoop512(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-fma512:
-	VFMADD231PS Z12, Z13, Z0
-	VFMADD231PS Z12, Z13, Z1
-	VFMADD231PS Z12, Z13, Z2
-	VFMADD231PS Z12, Z13, Z3
-	VFMADD231PS Z12, Z13, Z4
-	VFMADD231PS Z12, Z13, Z5
-	VFMADD231PS Z12, Z13, Z6
-	VFMADD231PS Z12, Z13, Z7
-	VFMADD231PS Z12, Z13, Z8
-	VFMADD231PS Z12, Z13, Z9
-	VFMADD231PS Z12, Z13, Z10
-	VFMADD231PS Z12, Z13, Z11
-	DECQ CX
-	JNE  fma512
+	LOOP512(VFMADD231PS, fma512)
 	VZEROUPPER
 	RET
 
@@ -80,35 +77,7 @@ fma256:
 // uint8·int8 multiply-adds each): the core's peak int8 rate, for
 // PeakInt8GOPs.
 TEXT ·dotLoop512(SB), NOSPLIT, $0-8
-	MOVQ   n+0(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-dot512:
-	VPDPBUSD Z12, Z13, Z0
-	VPDPBUSD Z12, Z13, Z1
-	VPDPBUSD Z12, Z13, Z2
-	VPDPBUSD Z12, Z13, Z3
-	VPDPBUSD Z12, Z13, Z4
-	VPDPBUSD Z12, Z13, Z5
-	VPDPBUSD Z12, Z13, Z6
-	VPDPBUSD Z12, Z13, Z7
-	VPDPBUSD Z12, Z13, Z8
-	VPDPBUSD Z12, Z13, Z9
-	VPDPBUSD Z12, Z13, Z10
-	VPDPBUSD Z12, Z13, Z11
-	DECQ     CX
-	JNE      dot512
+	MOVQ n+0(FP), CX
+	LOOP512(VPDPBUSD, dot512)
 	VZEROUPPER
 	RET

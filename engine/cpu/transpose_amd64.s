@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // Register transposes between channels-last rows and planes.
 
@@ -113,14 +114,8 @@ TEXT ·transposeBlock(SB), NOSPLIT, $0-49
 	ADDQ      BX, SI
 	CMPQ rows+32(FP), $16
 	JEQ  rows16
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
+	ZERO4(Z8, Z9, Z10, Z11)
+	ZERO4(Z12, Z13, Z14, Z15)
 	JMP  shuffle
 
 rows16:
