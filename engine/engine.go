@@ -113,6 +113,24 @@ type Requant struct {
 	Lo, Hi, Step float32
 }
 
+// An Int8Pairer backend runs two int8 convolutions in a row as one
+// (engine.Int8Pair), handing the first's output to the second as bytes in
+// the second's own input layout instead of as floats it would quantise
+// again: the first's outputs must be the second's integer inputs (Requant
+// Lo ≥ 0, Hi ≤ 255, Step 1) and the second must read them at most
+// permuted (an Input of Scale 1 and Shift 0, whose Index, if any, is a
+// permutation), as in a condensed network's dense layer, where the first
+// is the 1×1 convolution and the second the 3×3 after the shuffle. The
+// pair's output is the second's output of the first's of in, bit for bit.
+type Int8Pairer interface {
+	NewInt8Pair(first, second ConvShape) Int8Pair
+}
+
+// An Int8Pair is two convolutions run as one; w1 and w2 are their weights.
+type Int8Pair interface {
+	Forward(out, in, w1, w2 View)
+}
+
 // An Affine is a per-channel transform of channels-last rows,
 // y[j] = max(x[Index[j]]·Scale[j] + Shift[j], floor), floor 0 with ReLU
 // and −∞ without; Index nil reads x[j]. It is an inference BatchNorm (with

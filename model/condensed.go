@@ -72,8 +72,10 @@ type clayer struct {
 	conv1  engine.Conv    // 1×1, G groups
 	conv2  engine.Conv    // 3×3, group_3x3 groups
 	w1, w2 int
-	// rq1 and rq2, if set, make the convolutions int8 (see int8Convs).
+	// rq1 and rq2, if set, make the convolutions int8 (see int8Convs),
+	// which then run as one pair instead of conv1 and conv2.
 	rq1, rq2 *engine.Requant
+	pair     engine.Int8Pair
 }
 
 // NewCondensed builds the condensed network for batch size n from its
@@ -256,6 +258,10 @@ func (m *Condensed) alloc() {
 				c1.InPlanes, c1.OutPlanes, c1.LdIn, c1.LdOut = true, true, bk.p, bk.p
 				c2.InPlanes, c2.OutPlanes, c2.LdIn, c2.LdOut = true, true, bk.p, bk.p
 			}
+			if ly.rq1 != nil {
+				ly.pair = be.(engine.Int8Pairer).NewInt8Pair(c1, c2) // NewCondensedInt8 checked
+				continue
+			}
 			ly.conv1, ly.conv2 = be.NewConv(c1), be.NewConv(c2)
 		}
 	}
@@ -309,11 +315,15 @@ func (m *Condensed) features(images []float32) {
 	for b, bk := range m.blocks {
 		for _, ly := range bk.layers {
 			// select → BN → ReLU → grouped 1×1 (fused); shuffle → BN → ReLU → 3×3 (fused)
-			ly.conv1.Forward(m.h.V(), bk.buf.V(), m.w(ly.w1))
 			out := bk.buf.At(ly.c) // the layer's channels: in rows, from channel c on; in planes, from plane c
 			if m.planes != nil {
 				out = bk.buf.At(ly.c * bk.p)
 			}
+			if ly.pair != nil {
+				ly.pair.Forward(out, bk.buf.V(), m.w(ly.w1), m.w(ly.w2))
+				continue
+			}
+			ly.conv1.Forward(m.h.V(), bk.buf.V(), m.w(ly.w1))
 			ly.conv2.Forward(out, m.h.V(), m.w(ly.w2))
 		}
 		if b+1 < len(m.blocks) {

@@ -143,8 +143,11 @@ func Int8Layers(arch *Architecture, tensors []Named, scales *Int8Scales) ([]Int8
 }
 
 // NewCondensedInt8 builds the condensed network's int8 form for batch n
-// on be, which must run int8 convolutions (the CPU).
+// on be, which must run int8 convolutions in pairs (the CPU).
 func NewCondensedInt8(arch *Architecture, tensors []Named, scales *Int8Scales, n int, be engine.Backend) (*Condensed, error) {
+	if _, ok := be.(engine.Int8Pairer); !ok {
+		return nil, fmt.Errorf("model: the int8 network runs on the CPU, not on %s", be.Name())
+	}
 	q, err := Int8Layers(arch, tensors, scales)
 	if err != nil {
 		return nil, err

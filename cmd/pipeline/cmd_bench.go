@@ -216,13 +216,13 @@ func runBench(ctx context.Context, opts BenchOptions, changed func(flag string) 
 		if err != nil {
 			return err
 		}
-		if condensed, err = model.NewCondensed(arch, tensors, opts.Batch, be); err != nil {
-			return err
-		}
 		if opts.Int8 {
-			if condensed, err = benchInt8(arch, tensors, opts, be, g.Seed); err != nil {
-				return err
-			}
+			condensed, err = benchInt8(arch, tensors, opts, be, g.Seed)
+		} else {
+			condensed, err = model.NewCondensed(arch, tensors, opts.Batch, be)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	images, labels := model.RandomBatch(opts.Batch, cfg.Input(), cfg.Classes, g.Seed)

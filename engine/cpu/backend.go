@@ -98,6 +98,15 @@ func (int8Conv) Backward(dIn, dW, dOut, in, w engine.View) {
 	panic("conv: an int8 convolution is for inference only")
 }
 
+type int8Pair struct{ p *Int8Pair }
+
+// NewInt8Pair runs two int8 convolutions as one (see engine.Int8Pairer).
+func (b *Backend) NewInt8Pair(first, second engine.ConvShape) engine.Int8Pair {
+	return int8Pair{NewInt8Pair(first, second, b.workers)}
+}
+
+func (p int8Pair) Forward(out, in, w1, w2 engine.View) { p.p.Forward(h(out), h(in), h(w1), h(w2)) }
+
 type batchNorm struct{ n *BatchNorm }
 
 type normConv struct{ f *NormConv }

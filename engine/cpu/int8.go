@@ -96,7 +96,11 @@ func checkInt8(s engine.ConvShape) {
 	if a := s.Input; a != nil && (len(a.Scale) != s.C || len(a.Shift) != s.C || a.Index != nil && len(a.Index) != s.C) {
 		panic(fmt.Sprintf("conv: int8 input transform of %d channels for %d", len(a.Scale), s.C))
 	}
-	if int64(s.N*s.OH()*s.OW())*int64(max(s.LdOut, 1)) > math.MaxInt32 || int64(16*s.LdIn) > math.MaxInt32 {
+	outOff := int64(s.N*s.OH()*s.OW()) * int64(max(s.LdOut, 1)) // outOff's largest: a row's offset, or for planes a pixel
+	if s.OutPlanes {
+		outOff = int64(s.N * s.OH() * s.OW())
+	}
+	if outOff > math.MaxInt32 || int64(16*s.LdIn) > math.MaxInt32 {
 		panic(fmt.Sprintf("conv: int8 shape %+v has offsets past int32", s))
 	}
 }
@@ -156,6 +160,15 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 // Forward computes out from in with w, weights (K, C/G, R, S) that are
 // integers in [-127, 127].
 func (c *Int8Conv) Forward(out, in, w []float32) {
+	c.check(out, in, w)
+	c.prepareWeights(w)
+	c.quantise(in)
+	c.compute(out)
+}
+
+// check panics unless out and in (either nil: not checked) hold the
+// output and input and w the weights.
+func (c *Int8Conv) check(out, in, w []float32) {
 	s := c.ConvShape
 	pixels, outPixels := s.N*s.H*s.W, s.N*s.OH()*s.OW()
 	needIn, needOut := (pixels-1)*s.LdIn+int(c.quads.most)+1, (outPixels-1)*s.LdOut+s.K
@@ -165,13 +178,24 @@ func (c *Int8Conv) Forward(out, in, w []float32) {
 	if s.OutPlanes {
 		needOut = (s.K-1)*s.LdOut + outPixels
 	}
-	if len(w) < s.Weights() || len(in) < needIn || len(out) < needOut {
+	if len(w) < s.Weights() || in != nil && len(in) < needIn || out != nil && len(out) < needOut {
 		panic(fmt.Sprintf("conv: int8 buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
-	c.prepareWeights(w)
-	c.in, c.out, c.via = in, out, c.viaPlanes()
-	defer func() { c.in, c.out = nil, nil }()
+}
+
+// quantise writes in, quantised, into the input's quad planes.
+func (c *Int8Conv) quantise(in []float32) {
+	s := c.ConvShape
+	c.in = in
 	each(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*s.C, c, (*Int8Conv).quantiseRows)
+	c.in = nil
+}
+
+// compute computes out from the quad planes.
+func (c *Int8Conv) compute(out []float32) {
+	s := c.ConvShape
+	c.out, c.via = out, c.viaPlanes()
+	defer func() { c.out = nil }()
 	if c.via && c.outPlanes == nil {
 		c.outPlanes = make([]float32, s.K*len(c.tileMost)*tileLen)
 	}

@@ -98,6 +98,46 @@
 	VMINPS       Z22, z, z \
 	VCVTPS2DQ    z, z
 
+// QUADS requantises a channel's sums in z0-z3 (its constants at R8), moves
+// each to its byte lane of the quads (R9: its quadDest) and stores every
+// run (R11 to R12) of the four vectors, through the frame, into the
+// channel's plane at DI; then steps R8 and R9 to the next channel.
+#define QUADS(z0, z1, z2, z3, run) \
+	REQUANT_CONSTANTS(0) \
+	REQUANT4(z0, z1, z2, z3) \
+	MOVQ      8(R9), CX \
+	MOVQ      CX, AX \
+	SHLQ      $3, AX \
+	VMOVQ     AX, X14 \
+	VCVTPS2DQ z0, z0 \
+	VCVTPS2DQ z1, z1 \
+	VCVTPS2DQ z2, z2 \
+	VCVTPS2DQ z3, z3 \
+	VPSLLD    X14, z0, z0 \
+	VPSLLD    X14, z1, z1 \
+	VPSLLD    X14, z2, z2 \
+	VPSLLD    X14, z3, z3 \
+	VMOVDQU32 z0, (SP) \
+	VMOVDQU32 z1, 64(SP) \
+	VMOVDQU32 z2, 128(SP) \
+	VMOVDQU32 z3, 192(SP) \
+	MOVQ      (R9), R10 \
+	ADDQ      DI, R10 \
+	MOVQ      R11, BX \
+run: \
+	MOVQ      8(BX), AX \
+	SHLQ      CX, AX \
+	KMOVQ     AX, K1 \
+	MOVQ      (BX), AX \
+	VMOVDQU32 (SP)(AX*4), Z8 \
+	MOVQ      16(BX), AX \
+	VMOVDQU8  Z8, K1, (R10)(AX*1) \
+	ADDQ      $24, BX \
+	CMPQ      BX, R12 \
+	JNE       run \
+	ADDQ      $20, R8 \
+	ADDQ      $16, R9
+
 // func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
 //
 // dotStoreGo: the tile's n ≥ 1 steps, then each channel's requantised
@@ -221,5 +261,43 @@ quad:
 	ADDQ      $16, R9
 	DECQ      CX
 	JNZ       quad
+	VZEROUPPER
+	RET
+
+// func dotQuadsVNNI(dst *uint8, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+//
+// dotQuadsGo: for each pair of the channels ≥ 1 (the last may be one), the
+// tile's n ≥ 1 steps, then each channel's requantised sums stored as
+// bytes of the quads of its runs (nruns ≥ 1).
+TEXT ·dotQuadsVNNI(SB), NOSPLIT, $256-80
+	MOVQ  dst+0(FP), DI
+	MOVQ  runs+8(FP), R11
+	MOVQ  nruns+16(FP), R12
+	IMULQ $24, R12
+	ADDQ  R11, R12
+	MOVQ  in+24(FP), SI
+	MOVQ  w+48(FP), DX
+	MOVQ  q+56(FP), R8
+	MOVQ  dest+64(FP), R9
+	MOVQ  channels+72(FP), R13
+
+quadsPair:
+	MOVQ steps+32(FP), BX
+	MOVQ n+40(FP), CX
+	DOT_ZERO
+
+quadsStep:
+	DOT_STEP
+	DECQ CX
+	JNZ  quadsStep
+
+	QUADS(Z0, Z1, Z2, Z3, quadsRun0)
+	DECQ R13
+	JZ   quadsDone
+	QUADS(Z4, Z5, Z6, Z7, quadsRun1)
+	DECQ R13
+	JNZ  quadsPair
+
+quadsDone:
 	VZEROUPPER
 	RET

@@ -228,3 +228,21 @@ func TestPeakInt8GOPs(t *testing.T) {
 	}
 	t.Logf("int8 peak %.1f GOP/s per core; CondenseNet's first 3×3 on one worker %.1f", p, conv)
 }
+
+// A batch in planes whose row offsets would pass int32 (N·H·W·LdOut, what
+// rows would need) runs: planes' offsets are pixels. A whole batch of 64
+// in planes, as a one-core machine runs CondenseNet-86, was refused.
+func TestInt8ConvLargeBatchInPlanes(t *testing.T) {
+	s, in, w := randInt8Planes(rand.New(rand.NewPCG(4, 4)), engine.ConvShape{N: 64, H: 32, W: 32, C: 16, K: 32, R: 1, S: 1, Stride: 1, G: 4}, true, true, true)
+	if int64(s.N*s.H*s.W)*int64(s.LdOut) <= math.MaxInt32 {
+		t.Fatalf("the shape's rows fit int32: not the case tested")
+	}
+	want, got := make([]float32, s.K*s.LdOut), make([]float32, s.K*s.LdOut)
+	int8Naive(want, in, w, s)
+	NewInt8Conv(s, 2).Forward(got, in, w)
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("out[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+}

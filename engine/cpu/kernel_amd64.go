@@ -12,7 +12,7 @@ func detectISA() isa {
 		return isaGo
 	case !cpu.X86.HasAVX512F:
 		return isaAVX2
-	case !cpu.X86.HasAVX512VNNI:
+	case !cpu.X86.HasAVX512VNNI || !cpu.X86.HasAVX512BW || !cpu.X86.HasAVX512DQ: // the int8 kernels' byte masks and VPMOVD2M
 		return isaAVX512
 	}
 	return isaVNNI
@@ -309,6 +309,23 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 		return
 	}
 	dotScatterVNNI(&out[0], ld, &offs[0], &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
+}
+
+//go:noescape
+func dotQuadsVNNI(dst *uint8, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+
+// dotQuads is dotQuadsGo on tile at's runs, checked, on the VNNI kernel
+// where the int8 kernels run.
+func dotQuads(dst []uint8, rs *quadRuns, at int, t *tile, dest []quadDest) {
+	checkDotQuads(dst, rs, t, dest)
+	runs := rs.runs[rs.start[at]:rs.start[at+1]]
+	switch {
+	case len(runs) == 0:
+	case !use.int8:
+		dotQuadsGo(dst, runs, t, dest)
+	default:
+		dotQuadsVNNI(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q))
+	}
 }
 
 //go:noescape

@@ -9,6 +9,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/condensenet/condensenet/engine"
@@ -25,8 +26,8 @@ type Kind struct {
 // Backend times the operations of the backend it wraps.
 type Backend struct {
 	engine.Backend
-	kinds map[string]*Kind
-	cores []*Backend // what Split returned, each timing its own core
+	kinds  map[string]*Kind
+	splits [][]*Backend // what each Split returned, each timing its own core
 }
 
 // New wraps b.
@@ -54,18 +55,25 @@ func (t *Backend) Split() []engine.Backend {
 	if !ok {
 		return nil
 	}
+	split := s.Split()
+	if split == nil {
+		return nil
+	}
 	var cores []engine.Backend
-	for _, b := range s.Split() {
+	var timed []*Backend
+	for _, b := range split {
 		core := New(b)
-		t.cores = append(t.cores, core)
+		timed = append(timed, core)
 		cores = append(cores, core)
 	}
+	t.splits = append(t.splits, timed)
 	return cores
 }
 
 // Kinds returns the time per kind since the last Reset, largest first.
 // Work that ran split between cores counts its seconds divided by the
-// cores: the time of the whole machine on it, as for the rest.
+// cores of its split: the time of the whole machine on it, as for the
+// rest (a second network split the same way divides its own time only).
 func (t *Backend) Kinds() []Kind {
 	all := map[string]*Kind{}
 	add := func(k *Kind, share float64) {
@@ -81,9 +89,11 @@ func (t *Backend) Kinds() []Kind {
 	for _, k := range t.kinds {
 		add(k, 1)
 	}
-	for _, core := range t.cores {
-		for _, k := range core.kinds {
-			add(k, 1/float64(len(t.cores)))
+	for _, cores := range t.splits {
+		for _, core := range cores {
+			for _, k := range core.kinds {
+				add(k, 1/float64(len(cores)))
+			}
 		}
 	}
 	var out []Kind
@@ -99,8 +109,10 @@ func (t *Backend) Kinds() []Kind {
 // Reset forgets what was timed (a warm-up, say).
 func (t *Backend) Reset() {
 	clear(t.kinds)
-	for _, core := range t.cores {
-		core.Reset()
+	for _, cores := range t.splits {
+		for _, core := range cores {
+			core.Reset()
+		}
 	}
 }
 
@@ -161,6 +173,24 @@ func (c *conv) Forward(out, in, w engine.View) {
 }
 func (c *conv) Backward(dIn, dW, dOut, in, w engine.View) {
 	c.t.time(c.name+" backward", 2*c.fl, func() { c.c.Backward(dIn, dW, dOut, in, w) })
+}
+
+type int8Pair struct {
+	t    *Backend
+	p    engine.Int8Pair
+	name string
+	fl   float64
+}
+
+// NewInt8Pair needs an engine.Int8Pairer backend; the pair counts as one
+// kind, named by both convolutions.
+func (t *Backend) NewInt8Pair(first, second engine.ConvShape) engine.Int8Pair {
+	return &int8Pair{t: t, p: t.Backend.(engine.Int8Pairer).NewInt8Pair(first, second),
+		name: convName(first) + " and " + strings.TrimPrefix(convName(second), "conv "), fl: float64(first.FLOPs() + second.FLOPs())}
+}
+
+func (p *int8Pair) Forward(out, in, w1, w2 engine.View) {
+	p.t.time(p.name+" forward", p.fl, func() { p.p.Forward(out, in, w1, w2) })
 }
 
 type batchNorm struct {

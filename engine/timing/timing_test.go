@@ -1,6 +1,7 @@
 package timing
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -93,8 +94,8 @@ func TestTimedSplit(t *testing.T) {
 	}
 	want, one := run(1)
 	got, two := run(2)
-	if len(two.cores) != 2 || len(one.cores) != 0 {
-		t.Fatalf("%d and %d cores timed, want 0 and 2", len(one.cores), len(two.cores))
+	if len(two.splits) != 1 || len(two.splits[0]) != 2 || len(one.splits) != 0 {
+		t.Fatalf("%d and %d splits timed, want 0 and one of 2", len(one.splits), len(two.splits))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatal("splitting changed the results")
@@ -118,5 +119,47 @@ func TestTimedSplit(t *testing.T) {
 	v2, l2, f2 := count(two.Kinds())
 	if f1 != f2 || f1 == 0 || v2 != 3*v1 || l1 != 1 || l2 != 1 {
 		t.Errorf("split: %d convolutions, %d classifiers, %g FLOPs; whole batch: %d, %d, %g (want three times the convolutions, one per image, one classifier each, and the same FLOPs)", v2, l2, f2, v1, l1, f1)
+	}
+}
+
+// A network split between cores books the seconds of its own cores
+// divided by their count, however many other networks split the same
+// backend (the int8 benchmark's calibration network did, which halved
+// what --layers reported).
+func TestTimedSecondSplit(t *testing.T) {
+	cfg := model.CondenseNet(20)
+	cfg.Stages, cfg.Growth = []int{1, 1, 1}, []int{4, 4, 4}
+	net, err := model.NewNet(cfg, 3, cpu.New(1), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch, tensors, err := net.ConvertCurrent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := New(cpu.New(2))
+	var cn *model.Condensed
+	for range 2 { // the first is never run
+		if cn, err = model.NewCondensed(arch, tensors, 3, tb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.Reset()
+	images, _ := model.RandomBatch(3, 32, cfg.Classes, 1)
+	cn.Forward(make([]float32, 3*cfg.Classes), images)
+	var lanes, booked, whole float64 // whole: what the batch's own backend booked besides (the classifier)
+	for _, core := range tb.splits[1] {
+		for _, k := range core.kinds {
+			lanes += k.Seconds
+		}
+	}
+	for _, k := range tb.Kinds() {
+		booked += k.Seconds
+	}
+	for _, k := range tb.kinds {
+		whole += k.Seconds
+	}
+	if len(tb.splits) != 2 || lanes <= 0 || math.Abs(booked-whole-lanes/2) > 1e-9*lanes {
+		t.Errorf("%d splits; booked %g s of lanes that took %g s (want half)", len(tb.splits), booked-whole, lanes)
 	}
 }

@@ -1,0 +1,176 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/condensenet/condensenet/engine"
+)
+
+// An Int8Pair is two int8 convolutions run as one (see
+// engine.Int8Pairer): a 1×1 convolution whose tiles write their outputs,
+// as bytes, straight into the next convolution's quad planes (dotQuads),
+// which that one then reads without quantising them again. The first's
+// output is never stored as floats, and the second's input never
+// transposed or rounded.
+type Int8Pair struct {
+	first, second *Int8Conv
+	// dest is where each of the first's output channels goes in the
+	// second's quad planes.
+	dest []quadDest
+	runs quadRuns
+}
+
+// quadRuns are a convolution's tiles' outputs cut where an image row
+// ends: tile t's runs are runs[start[t]:start[t+1]]. The bytes they
+// write lie from least to most after a channel's plane. Only
+// newQuadRuns makes them, so that the kernels may trust them.
+type quadRuns struct {
+	runs        []quadRun
+	start       []int
+	least, most int
+}
+
+// A quadDest is an output channel's place in the next convolution's quad
+// planes: its quad's plane (a byte offset) and its byte of each quad.
+type quadDest struct{ off, lane int }
+
+// A quadRun is the positions of one of a tile's four vectors of sixteen
+// that lie in one image row: the vector's first position in the tile,
+// mask holding bit 4j for each of its positions j in the run, and the
+// byte offset from a plane where position j's quad is at off + 4j.
+type quadRun struct {
+	first int
+	mask  uint64
+	off   int
+}
+
+// NewInt8Pair returns the pair of int8 convolutions first and second (see
+// engine.Int8Pairer). The first must be 1×1, unpadded, and of the same
+// images as the second.
+func NewInt8Pair(first, second engine.ConvShape, workers int) *Int8Pair {
+	f, s := NewInt8Conv(first, workers), NewInt8Conv(second, workers)
+	q, a := first.Int8, second.Input
+	if first.R != 1 || first.S != 1 || first.Pad != 0 || first.N != second.N || first.H != second.H || first.W != second.W ||
+		first.K != second.C || q.Lo < 0 || q.Hi > 255 || q.Step != 1 {
+		panic(fmt.Sprintf("conv: int8 pair of %+v and %+v: the first must be an unpadded 1×1 convolution of the second's images, writing its %d input channels as integers in [0, 255]", first, second, second.C))
+	}
+	inv := make([]int, second.C) // the second's input channel that reads each output of the first
+	for j := range inv {
+		inv[j] = -1
+	}
+	for j := range second.C {
+		src := j
+		if a != nil {
+			if a.Scale[j] != 1 || a.Shift[j] != 0 {
+				panic(fmt.Sprintf("conv: int8 pair: the second convolution's input %d is transformed (scale %v, shift %v)", j, a.Scale[j], a.Shift[j]))
+			}
+			src = a.Source(j)
+		}
+		if src < 0 || src >= second.C || inv[src] >= 0 {
+			panic(fmt.Sprintf("conv: int8 pair: the second convolution's input channels are not a permutation of the first's outputs (input %d reads %d)", j, src))
+		}
+		inv[src] = j
+	}
+	p := &Int8Pair{first: f, second: s, runs: newQuadRuns(f, s)}
+	for _, j := range inv {
+		plane := j/s.cg*s.nq + j%s.cg/4
+		d := quadDest{off: 4 * plane * s.plane, lane: j % s.cg % 4}
+		if d.off+p.runs.most >= len(s.in8) {
+			panic(fmt.Sprintf("conv: int8 pair writes bytes %d to %d of %d", d.off+p.runs.least, d.off+p.runs.most, len(s.in8)))
+		}
+		p.dest = append(p.dest, d)
+	}
+	return p
+}
+
+// newQuadRuns returns the runs of f's tiles' positions (an unpadded 1×1
+// convolution's: pixels) in s's quad planes.
+func newQuadRuns(f, s *Int8Conv) quadRuns {
+	rs := quadRuns{least: math.MaxInt, most: -1}
+	hw := f.H * f.W
+	for t := range f.tileMost {
+		rs.start = append(rs.start, len(rs.runs))
+		for v := 0; v < tileLen; v += 16 {
+			for j := 0; j < 16 && t*tileLen+v+j < f.positions; j++ {
+				o := t*tileLen + v + j
+				n, y, x := o/hw, o/f.W%f.H, o%f.W
+				d := (n*s.hp+y+s.Pad)*s.wp + x + s.Pad // its position in s's planes
+				if j == 0 || x == 0 {
+					rs.runs = append(rs.runs, quadRun{first: v, off: 4 * (d - j)})
+				}
+				rs.runs[len(rs.runs)-1].mask |= 1 << (4 * j)
+				rs.least, rs.most = min(rs.least, 4*d), max(rs.most, 4*d+3)
+			}
+		}
+	}
+	rs.start = append(rs.start, len(rs.runs))
+	return rs
+}
+
+// Forward computes out from in: the first convolution with w1, the second
+// with w2.
+func (p *Int8Pair) Forward(out, in, w1, w2 []float32) {
+	f, s := p.first, p.second
+	f.check(nil, in, w1)
+	s.check(out, nil, w2)
+	f.prepareWeights(w1)
+	s.prepareWeights(w2)
+	f.quantise(in)
+	each(f.Workers, len(f.tileMost), len(f.tileMost)*tileLen*f.K*len(f.steps)/4, p, (*Int8Pair).tiles)
+	s.compute(out)
+}
+
+// tiles computes the first convolution's tiles [lo, hi) into the second's
+// quad planes, a group at a time.
+func (p *Int8Pair) tiles(lo, hi int) {
+	f := p.first
+	kg, group := f.K/f.G, f.pairs*len(f.steps)*8
+	t := tile{steps: f.steps, most: f.stepsMost}
+	for at := lo; at < hi; at++ {
+		for g := range f.G {
+			t.in = f.in8[(g*f.nq*f.plane+at*tileLen)*4:]
+			t.w, t.q = f.wt[g*group:][:group], f.rq[g*kg:(g+1)*kg]
+			dotQuads(p.second.in8, &p.runs, at, &t, p.dest[g*kg:(g+1)*kg])
+		}
+	}
+}
+
+// checkDotQuads panics unless t's steps lie in its input, its weights
+// hold a pair's for every two channels, and every channel's runs lie in
+// dst.
+func checkDotQuads(dst []uint8, rs *quadRuns, t *tile, dest []quadDest) {
+	if len(t.steps) == 0 || len(t.q) == 0 || len(dest) != len(t.q) || rs.least < 0 ||
+		len(t.w) < (len(t.q)+1)/2*8*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
+		panic(fmt.Sprintf("conv: int8 quads tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d places)",
+			len(t.steps), t.most, len(t.in), len(t.w), len(t.q), len(dest)))
+	}
+	for _, d := range dest {
+		if d.off < 0 || d.lane < 0 || d.lane > 3 || d.off+rs.most >= len(dst) {
+			panic(fmt.Sprintf("conv: int8 quads to byte %d of lane %d, up to %d, of %d", d.off, d.lane, d.off+rs.most, len(dst)))
+		}
+	}
+}
+
+// dotQuadsGo is the quads tile kernel's definition: for channels k (of
+// t.q, a pair's weights for every two), the tile's sums requantised (see
+// engine.Requant; they are integers in [0, 255]) into byte lane of the
+// quads at off + r.off + 4j for each run r and position j of it, its
+// vector's r.first + j.
+func dotQuadsGo(dst []uint8, runs []quadRun, t *tile, dest []quadDest) {
+	var acc [2 * tileLen]int32
+	pair := 8 * len(t.steps)
+	for k, q := range t.q {
+		if k%2 == 0 {
+			dotTileGo(&acc, t.in, t.steps, t.w[k/2*pair:])
+		}
+		d := dest[k]
+		for _, r := range runs {
+			for j := range 16 {
+				if r.mask>>(4*j)&1 != 0 {
+					dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[k%2*tileLen+r.first+j]))
+				}
+			}
+		}
+	}
+}
