@@ -90,9 +90,10 @@ type ConvShape struct {
 // two operations a network kept in planes needs besides.
 type Planar interface {
 	Planar() bool
-	// AvgPool2Planes pools m planes of h×w floats, one after another, into
-	// planes of h/2×w/2, one after another.
-	AvgPool2Planes(out, in View, m, h, w int)
+	// AvgPool2Planes pools c planes, ldIn floats apart, each of n images
+	// of h×w floats one after another, into planes of n images of
+	// h/2×w/2, ldOut apart.
+	AvgPool2Planes(out, in View, c, n, h, w, ldIn, ldOut int)
 	// PlanesToRows copies c planes of p floats, ldIn apart, into p rows of
 	// c channels, ldOut apart.
 	PlanesToRows(out, in View, p, c, ldIn, ldOut int)

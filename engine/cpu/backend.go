@@ -51,8 +51,8 @@ func (b *Backend) Split() []engine.Backend {
 // (engine.ConvShape.InPlanes and OutPlanes).
 func (b *Backend) Planar() bool { return true }
 
-func (b *Backend) AvgPool2Planes(out, in engine.View, m, height, width int) {
-	AvgPool2Planes(h(out), h(in), m, height, width, b.workers)
+func (b *Backend) AvgPool2Planes(out, in engine.View, c, n, height, width, ldIn, ldOut int) {
+	AvgPool2Planes(h(out), h(in), c, n, height, width, ldIn, ldOut, b.workers)
 }
 
 func (b *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {

@@ -479,14 +479,18 @@ func testBatchNormIndexed(t *testing.T) {
 func TestPlanesOps(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(6, 6))
-		for _, sh := range [][3]int{{5, 6, 8}, {3, 4, 32}, {2, 4, 70}, {2, 5, 6}, {2, 6, 7}} {
-			m, h, w := sh[0], sh[1], sh[2]
-			in := randSlice(rng, m*h*w)
-			got, want := make([]float32, m*(h/2)*(w/2)), make([]float32, m*(h/2)*(w/2))
-			AvgPool2Planes(got, in, m, h, w, 2)
-			AvgPool2Forward(want, in, m, h, w, 1, 1, 1, 1)
-			if !slices.Equal(got, want) {
-				t.Errorf("%d planes of %d×%d pooled: %v, want %v", m, h, w, got, want)
+		for _, sh := range [][4]int{{5, 1, 6, 8}, {3, 2, 4, 32}, {2, 1, 4, 70}, {2, 3, 5, 6}, {2, 2, 6, 7}} {
+			c, n, h, w := sh[0], sh[1], sh[2], sh[3]
+			ldIn, ldOut := n*h*w+16, n*(h/2)*(w/2)+3 // planes apart, as the condensed network keeps them
+			in := randSlice(rng, c*ldIn)
+			got := make([]float32, c*ldOut)
+			AvgPool2Planes(got, in, c, n, h, w, ldIn, ldOut, 2)
+			for j := range c { // a plane's images are AvgPool2Forward's of one channel
+				want := make([]float32, n*(h/2)*(w/2))
+				AvgPool2Forward(want, in[j*ldIn:][:n*h*w], n, h, w, 1, 1, 1, 1)
+				if !slices.Equal(got[j*ldOut:][:len(want)], want) {
+					t.Errorf("plane %d of %d images of %d×%d pooled: %v, want %v", j, n, h, w, got[j*ldOut:][:len(want)], want)
+				}
 			}
 		}
 		for _, sh := range [][2]int{{37, 20}, {64, 48}, {16, 8}, {3, 2}} {

@@ -76,20 +76,26 @@ func GlobalAvgPoolBackward(dIn, dOut []float32, n, hw, c, ldIn int) {
 	}
 }
 
-// AvgPool2Planes pools m planes of h×w floats, one after another, into
-// planes of h/2×w/2: each output the mean of its 2×2 window (an odd last
-// row or column is dropped, as AvgPool2Forward drops it).
-func AvgPool2Planes(out, in []float32, m, h, w int, workers int) {
+// AvgPool2Planes pools c planes, ldIn floats apart, each of n images of
+// h×w floats one after another, into planes of n images of h/2×w/2,
+// ldOut apart: each output the mean of its 2×2 window (an odd last row or
+// column is dropped, as AvgPool2Forward drops it).
+func AvgPool2Planes(out, in []float32, c, n, h, w, ldIn, ldOut int, workers int) {
 	oh, ow := h/2, w/2
-	_, _ = out[m*oh*ow-1], in[m*h*w-1]
-	parallel(workers, m, 5*m*oh*ow, func(lo, hi int) {
-		if h%2 == 0 && w%2 == 0 { // the planes' row pairs follow one another
-			avgPoolPlanes(out[lo*oh*ow:hi*oh*ow], in[lo*h*w:hi*h*w], w, (hi-lo)*oh)
-			return
-		}
+	if c < 1 || n < 1 || h < 2 || w < 2 || ldIn < n*h*w || ldOut < n*oh*ow {
+		panic(fmt.Sprintf("pool: %d planes of %d images of %d×%d, %d and %d floats apart", c, n, h, w, ldIn, ldOut))
+	}
+	_, _ = out[(c-1)*ldOut+n*oh*ow-1], in[(c-1)*ldIn+n*h*w-1]
+	parallel(workers, c, 5*c*n*oh*ow, func(lo, hi int) {
 		for j := lo; j < hi; j++ {
-			for oy := range oh {
-				avgPoolRowGo(out[(j*oh+oy)*ow:][:ow], in[(j*h+2*oy)*w:][:w], in[(j*h+2*oy+1)*w:][:w])
+			dst, src := out[j*ldOut:][:n*oh*ow], in[j*ldIn:][:n*h*w]
+			if h%2 == 0 && w%2 == 0 { // the images' row pairs follow one another
+				avgPoolPlanes(dst, src, w, n*oh)
+				continue
+			}
+			for i := range n * oh { // image i/oh's output row i%oh
+				y := i/oh*h + 2*(i%oh)
+				avgPoolRowGo(dst[i*ow:][:ow], src[y*w:][:w], src[(y+1)*w:][:w])
 			}
 		}
 	})

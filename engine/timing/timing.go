@@ -42,8 +42,8 @@ func (t *Backend) Planar() bool {
 }
 
 // AvgPool2Planes and PlanesToRows need a Planar backend (see Planar).
-func (t *Backend) AvgPool2Planes(out, in engine.View, m, h, w int) {
-	t.time("pooling forward", 0, func() { t.Backend.(engine.Planar).AvgPool2Planes(out, in, m, h, w) })
+func (t *Backend) AvgPool2Planes(out, in engine.View, c, n, h, w, ldIn, ldOut int) {
+	t.time("pooling forward", 0, func() { t.Backend.(engine.Planar).AvgPool2Planes(out, in, c, n, h, w, ldIn, ldOut) })
 }
 
 func (t *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {
