@@ -110,10 +110,11 @@ func TestInt8Bounds(t *testing.T) {
 		mustPanic(t, "scatter past the output", "scattering", func() { dotScatter(make([]float32, 100), 1, &offs, 99, good) })
 		rs := &quadRuns{runs: []quadRun{{first: 0, mask: 1, off: 0}}, start: []int{0, 1}, least: 0, most: 3}
 		dest := []quadDest{{off: 0, lane: 0}, {off: 60, lane: 1}}
-		mustPanic(t, "quads past the output", "int8 quads to byte 60", func() { dotQuads(make([]uint8, 63), rs, 0, good, dest) })
-		mustPanic(t, "quads in a fifth lane", "lane 4", func() { dotQuads(make([]uint8, 64), rs, 0, good, []quadDest{{0, 0}, {0, 4}}) })
+		block := &tile{in: in, steps: []int{0, 64}, most: 64, w: make([]int8, 32), q: q} // four channels' weights for two steps
+		mustPanic(t, "quads past the output", "int8 quads to byte 60", func() { dotQuads(make([]uint8, 63), rs, 0, block, dest) })
+		mustPanic(t, "quads in a fifth lane", "lane 4", func() { dotQuads(make([]uint8, 64), rs, 0, block, []quadDest{{0, 0}, {0, 4}}) })
 		mustPanic(t, "quads without weights", "int8 quads tile", func() {
-			dotQuads(make([]uint8, 64), rs, 0, &tile{in: in, steps: []int{0, 4}, most: 4, w: w[:15], q: q}, dest)
+			dotQuads(make([]uint8, 64), rs, 0, &tile{in: in, steps: []int{0, 4}, most: 4, w: w, q: q}, dest)
 		})
 		qd := &quads{idx: []int32{0, 1, 2, 3}, scale: make([]float32, 4), shift: make([]float32, 4), most: 3}
 		mustPanic(t, "staged source past the input", "quantising", func() { quantiseStaged(make([]uint8, 64), 0, make([]float32, 63), 16, qd, 16) })

@@ -26,10 +26,11 @@ type Int8Conv struct {
 	hp, wp    int    // the padded images' height and width
 	positions int    // N·hp·wp
 	plane     int    // positions of a plane: the images', rounded up to tiles, and the taps' reach
-	pairs     int    // pairs of output channels per group (a last odd one padded with zeros)
+	width     int    // output channels a tile takes at once: 2, or 4 for a pair's first (dotQuads)
+	blocks    int    // blocks of width output channels per group (the last padded with zeros)
 	steps     []int  // byte offsets of the steps (quad, tap) from a group's first plane
 	stepsMost int    // the largest
-	wt        []int8 // (G, pairs, steps, 2, 4): each pair's weight quads, step by step
+	wt        []int8 // (G, blocks, steps, width, 4): each block's weight quads, step by step
 	in8       []uint8
 	prepared  *float32 // the weights wt was made from (the shape is Fixed)
 	quads     quads
@@ -110,7 +111,6 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	checkInt8(s)
 	c := &Int8Conv{ConvShape: s, Workers: workers, cg: s.C / s.G, hp: s.H + 2*s.Pad, wp: s.W + 2*s.Pad}
 	c.nq = (c.cg + 3) / 4
-	c.pairs = (s.K/s.G + 1) / 2
 	c.positions = s.N * c.hp * c.wp
 	c.plane = (c.positions+tileLen-1)/tileLen*tileLen + (s.R-1)*c.wp + s.S - 1
 	for q := range c.nq {
@@ -119,7 +119,7 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 		}
 	}
 	c.stepsMost = slices.Max(c.steps)
-	c.wt = make([]int8, s.G*c.pairs*len(c.steps)*8)
+	c.arrange(2)
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
 	q := s.Int8
 	c.contiguous = s.OutPlanes && c.positions == s.N*s.OH()*s.OW()
@@ -239,9 +239,9 @@ func (c *Int8Conv) tiles(lo, hi int) {
 		offs := (*[tileLen]int32)(c.outOff[o0:])
 		for g := range s.G {
 			t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
-			for p := range c.pairs {
+			for p := range c.blocks {
 				k := g*kg + 2*p
-				t.w, t.q = c.wt[(g*c.pairs+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
+				t.w, t.q = c.wt[(g*c.blocks+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
 				switch {
 				case c.contiguous:
 					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
@@ -288,7 +288,14 @@ func (c *Int8Conv) viaPlanes() bool {
 	return use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
 }
 
-// prepareWeights arranges the weights as int8 pairs, once for a Fixed shape.
+// arrange makes the tiles take width output channels at once.
+func (c *Int8Conv) arrange(width int) {
+	c.width, c.blocks = width, (c.K/c.G+width-1)/width
+	c.wt, c.prepared = make([]int8, c.G*c.blocks*len(c.steps)*width*4), nil
+}
+
+// prepareWeights arranges the weights in blocks of width channels, once
+// for a Fixed shape.
 func (c *Int8Conv) prepareWeights(w []float32) {
 	if c.prepared == &w[0] {
 		return
@@ -297,7 +304,7 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 	kg, rs, steps := s.K/s.G, s.R*s.S, len(c.steps)
 	for g := range s.G {
 		for kk := range kg {
-			k, pair, i := g*kg+kk, g*c.pairs+kk/2, kk%2
+			k, block, i := g*kg+kk, g*c.blocks+kk/c.width, kk%c.width
 			for ci := range c.cg {
 				for t := range rs {
 					v := w[(k*c.cg+ci)*rs+t]
@@ -305,7 +312,7 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 						panic(fmt.Sprintf("conv: int8 weight %v (output %d, input %d, tap %d) is not an integer in [-127, 127]", v, k, ci, t))
 					}
 					step := ci/4*rs + t
-					c.wt[((pair*steps+step)*2+i)*4+ci%4] = int8(v)
+					c.wt[((block*steps+step)*c.width+i)*4+ci%4] = int8(v)
 				}
 			}
 		}

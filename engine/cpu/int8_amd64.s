@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // REQUANT requantises the sixteen int32 sums in src into z (see
 // engine.Requant), with scale, shift, lo, hi and step in Z20-Z24.
@@ -36,14 +37,8 @@
 
 // DOT_ZERO clears the tile's eight accumulators, Z0-Z7.
 #define DOT_ZERO \
-	VPXORD Z0, Z0, Z0 \
-	VPXORD Z1, Z1, Z1 \
-	VPXORD Z2, Z2, Z2 \
-	VPXORD Z3, Z3, Z3 \
-	VPXORD Z4, Z4, Z4 \
-	VPXORD Z5, Z5, Z5 \
-	VPXORD Z6, Z6, Z6 \
-	VPXORD Z7, Z7, Z7
+	ZERO4(Z0, Z1, Z2, Z3) \
+	ZERO4(Z4, Z5, Z6, Z7)
 
 // DOT_STEP is one step of the tile (see dotTileGo): the 64 positions'
 // quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
@@ -108,15 +103,15 @@
 	MOVQ      8(R9), CX \
 	MOVQ      CX, AX \
 	SHLQ      $3, AX \
-	VMOVQ     AX, X14 \
+	VMOVQ     AX, X29 \
 	VCVTPS2DQ z0, z0 \
 	VCVTPS2DQ z1, z1 \
 	VCVTPS2DQ z2, z2 \
 	VCVTPS2DQ z3, z3 \
-	VPSLLD    X14, z0, z0 \
-	VPSLLD    X14, z1, z1 \
-	VPSLLD    X14, z2, z2 \
-	VPSLLD    X14, z3, z3 \
+	VPSLLD    X29, z0, z0 \
+	VPSLLD    X29, z1, z1 \
+	VPSLLD    X29, z2, z2 \
+	VPSLLD    X29, z3, z3 \
 	VMOVDQU32 z0, (SP) \
 	VMOVDQU32 z1, 64(SP) \
 	VMOVDQU32 z2, 128(SP) \
@@ -129,14 +124,22 @@ run: \
 	SHLQ      CX, AX \
 	KMOVQ     AX, K1 \
 	MOVQ      (BX), AX \
-	VMOVDQU32 (SP)(AX*4), Z8 \
+	VMOVDQU32 (SP)(AX*4), Z30 \
 	MOVQ      16(BX), AX \
-	VMOVDQU8  Z8, K1, (R10)(AX*1) \
+	VMOVDQU8  Z30, K1, (R10)(AX*1) \
 	ADDQ      $24, BX \
 	CMPQ      BX, R12 \
 	JNE       run \
 	ADDQ      $20, R8 \
 	ADDQ      $16, R9
+
+// DOT4 sums the 64 positions' quads in Z16-Z19 times channel i's weight
+// quad in w into its accumulators a0-a3.
+#define DOT4(w, a0, a1, a2, a3) \
+	VPDPBUSD w, Z16, a0 \
+	VPDPBUSD w, Z17, a1 \
+	VPDPBUSD w, Z18, a2 \
+	VPDPBUSD w, Z19, a3
 
 // func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
 //
@@ -266,8 +269,9 @@ quad:
 
 // func dotQuadsVNNI(dst *uint8, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
 //
-// dotQuadsGo: for each pair of the channels ≥ 1 (the last may be one), the
-// tile's n ≥ 1 steps, then each channel's requantised sums stored as
+// dotQuadsGo: for each block of four of the channels ≥ 1 (the last may
+// have fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel
+// i's in Z(4i) to Z(4i+3), then each channel's requantised sums stored as
 // bytes of the quads of its runs (nruns ≥ 1).
 TEXT ·dotQuadsVNNI(SB), NOSPLIT, $256-80
 	MOVQ  dst+0(FP), DI
@@ -281,22 +285,45 @@ TEXT ·dotQuadsVNNI(SB), NOSPLIT, $256-80
 	MOVQ  dest+64(FP), R9
 	MOVQ  channels+72(FP), R13
 
-quadsPair:
+quadsBlock:
 	MOVQ steps+32(FP), BX
 	MOVQ n+40(FP), CX
-	DOT_ZERO
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z4, Z5, Z6, Z7)
+	ZERO4(Z8, Z9, Z10, Z11)
+	ZERO4(Z12, Z13, Z14, Z15)
 
 quadsStep:
-	DOT_STEP
-	DECQ CX
-	JNZ  quadsStep
+	MOVQ         (BX), AX
+	VMOVDQU32    (SI)(AX*1), Z16
+	VMOVDQU32    64(SI)(AX*1), Z17
+	VMOVDQU32    128(SI)(AX*1), Z18
+	VMOVDQU32    192(SI)(AX*1), Z19
+	VPBROADCASTD (DX), Z25
+	VPBROADCASTD 4(DX), Z26
+	VPBROADCASTD 8(DX), Z27
+	VPBROADCASTD 12(DX), Z28
+	DOT4(Z25, Z0, Z1, Z2, Z3)
+	DOT4(Z26, Z4, Z5, Z6, Z7)
+	DOT4(Z27, Z8, Z9, Z10, Z11)
+	DOT4(Z28, Z12, Z13, Z14, Z15)
+	ADDQ         $8, BX
+	ADDQ         $16, DX
+	DECQ         CX
+	JNZ          quadsStep
 
 	QUADS(Z0, Z1, Z2, Z3, quadsRun0)
 	DECQ R13
 	JZ   quadsDone
 	QUADS(Z4, Z5, Z6, Z7, quadsRun1)
 	DECQ R13
-	JNZ  quadsPair
+	JZ   quadsDone
+	QUADS(Z8, Z9, Z10, Z11, quadsRun2)
+	DECQ R13
+	JZ   quadsDone
+	QUADS(Z12, Z13, Z14, Z15, quadsRun3)
+	DECQ R13
+	JNZ  quadsBlock
 
 quadsDone:
 	VZEROUPPER

@@ -125,9 +125,11 @@ func randInt8Planes(rng *rand.Rand, s engine.ConvShape, transform, inPlanes, out
 	for i := range w {
 		w[i] = float32(rng.IntN(255) - 127)
 	}
-	in := make([]float32, s.N*s.H*s.W*s.LdIn)
+	var in []float32
 	if inPlanes {
 		in = make([]float32, s.C*s.LdIn)
+	} else {
+		in = make([]float32, s.N*s.H*s.W*s.LdIn)
 	}
 	for i := range in {
 		in[i] = float32(rng.NormFloat64() * 120)

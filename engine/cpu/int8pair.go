@@ -72,6 +72,7 @@ func NewInt8Pair(first, second engine.ConvShape, workers int) *Int8Pair {
 		}
 		inv[src] = j
 	}
+	f.arrange(4)
 	p := &Int8Pair{first: f, second: s, runs: newQuadRuns(f, s)}
 	for _, j := range inv {
 		plane := j/s.cg*s.nq + j%s.cg/4
@@ -125,7 +126,7 @@ func (p *Int8Pair) Forward(out, in, w1, w2 []float32) {
 // quad planes, a group at a time.
 func (p *Int8Pair) tiles(lo, hi int) {
 	f := p.first
-	kg, group := f.K/f.G, f.pairs*len(f.steps)*8
+	kg, group := f.K/f.G, f.blocks*len(f.steps)*16
 	t := tile{steps: f.steps, most: f.stepsMost}
 	for at := lo; at < hi; at++ {
 		for g := range f.G {
@@ -137,11 +138,11 @@ func (p *Int8Pair) tiles(lo, hi int) {
 }
 
 // checkDotQuads panics unless t's steps lie in its input, its weights
-// hold a pair's for every two channels, and every channel's runs lie in
-// dst.
+// hold a block's for every four channels, and every channel's runs lie
+// in dst.
 func checkDotQuads(dst []uint8, rs *quadRuns, t *tile, dest []quadDest) {
 	if len(t.steps) == 0 || len(t.q) == 0 || len(dest) != len(t.q) || rs.least < 0 ||
-		len(t.w) < (len(t.q)+1)/2*8*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
+		len(t.w) < (len(t.q)+3)/4*16*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
 		panic(fmt.Sprintf("conv: int8 quads tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d places)",
 			len(t.steps), t.most, len(t.in), len(t.w), len(t.q), len(dest)))
 	}
@@ -153,22 +154,28 @@ func checkDotQuads(dst []uint8, rs *quadRuns, t *tile, dest []quadDest) {
 }
 
 // dotQuadsGo is the quads tile kernel's definition: for channels k (of
-// t.q, a pair's weights for every two), the tile's sums requantised (see
-// engine.Requant; they are integers in [0, 255]) into byte lane of the
-// quads at off + r.off + 4j for each run r and position j of it, its
-// vector's r.first + j.
+// t.q, in blocks of four, whose weights are (steps, 4, 4) each), the sum
+// over steps s and bytes b of in[steps[s] + 4p + b] · w[16s + 4(k%4) + b]
+// at each position p < 64, requantised (see engine.Requant; they are
+// integers in [0, 255]) into byte lane of the quads at off + r.off + 4j
+// for each run r and position j of it, its vector's r.first + j.
 func dotQuadsGo(dst []uint8, runs []quadRun, t *tile, dest []quadDest) {
-	var acc [2 * tileLen]int32
-	pair := 8 * len(t.steps)
+	block := 16 * len(t.steps)
 	for k, q := range t.q {
-		if k%2 == 0 {
-			dotTileGo(&acc, t.in, t.steps, t.w[k/2*pair:])
+		w := t.w[k/4*block+4*(k%4):]
+		var acc [tileLen]int32
+		for s, o := range t.steps {
+			wq := w[16*s:][:4]
+			for p := range acc {
+				x := t.in[o+4*p:][:4]
+				acc[p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
+			}
 		}
 		d := dest[k]
 		for _, r := range runs {
 			for j := range 16 {
 				if r.mask>>(4*j)&1 != 0 {
-					dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[k%2*tileLen+r.first+j]))
+					dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[r.first+j]))
 				}
 			}
 		}
