@@ -41,9 +41,12 @@ type Int8Conv struct {
 	// 1×1 convolution writing planes) and tiles are stored whole.
 	outOff, tileMost []int32
 	contiguous       bool
+	// runs, for planes whose positions are not pixels (padded), are where
+	// the tiles store their outputs in the planes.
+	runs tileRuns
 	// outPlanes holds the outputs as planes of every position, to be
-	// moved into the output's planes or rows (see viaPlanes) rather than
-	// scattered.
+	// moved into the output's rows by transposes (see viaPlanes) rather
+	// than scattered.
 	outPlanes []float32
 	// The call's input and output, for its ranges (see each).
 	in, out []float32
@@ -135,6 +138,9 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 			}
 			c.tileMost[o/tileLen] = c.outOff[o]
 		}
+	}
+	if s.OutPlanes && !c.contiguous {
+		c.runs = newRuns(len(c.tileMost), c.positions, func(o int) int { return int(c.outOff[o]) }, 0xF)
 	}
 	qd := &c.quads
 	qd.idx = make([]int32, s.G*c.nq*4)
@@ -245,6 +251,8 @@ func (c *Int8Conv) tiles(lo, hi int) {
 				switch {
 				case c.contiguous:
 					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
+				case s.OutPlanes:
+					dotRuns(out[k*stride:], stride, &c.runs, at, &t)
 				case c.via:
 					dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &t)
 				default:
@@ -262,12 +270,6 @@ func (c *Int8Conv) fromPlanes(lo, hi int) {
 	for row := lo; row < hi; row++ {
 		n, y := row/oh, row%oh
 		o := (n*c.hp + y) * c.wp // the row's first position
-		if s.OutPlanes {         // a run of each plane
-			for k := range s.K {
-				copy(out[k*s.LdOut+row*ow:][:ow], c.outPlanes[k*planeLen+o:])
-			}
-			continue
-		}
 		for k0 := 0; k0 < s.K; k0 += 16 {
 			for x0 := 0; x0 < ow; x0 += 16 {
 				transpose(out[(row*ow+x0)*s.LdOut+k0:], s.LdOut, c.outPlanes[k0*planeLen+o+x0:], planeLen, min(16, s.K-k0), min(16, ow-x0), false)
@@ -276,16 +278,12 @@ func (c *Int8Conv) fromPlanes(lo, hi int) {
 	}
 }
 
-// viaPlanes reports whether outputs are written through outPlanes: planes
-// whose positions are not pixels, copied a run at a time, and rows where
-// the register transposes run and the output rows and channels come in
-// their eights or sixteens.
+// viaPlanes reports whether outputs are written through outPlanes: rows
+// where the register transposes run and the output rows and channels
+// come in their eights or sixteens.
 func (c *Int8Conv) viaPlanes() bool {
 	s := c.ConvShape
-	if s.OutPlanes {
-		return !c.contiguous
-	}
-	return use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
+	return !s.OutPlanes && use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
 }
 
 // arrange makes the tiles take width output channels at once.
@@ -432,6 +430,30 @@ func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
 		for p, o := range offs {
 			if o >= 0 {
 				out[i*ld+int(o)] = q.of(acc[i*tileLen+p])
+			}
+		}
+	}
+}
+
+func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
+	checkTile(t)
+	if ld < 0 || rs.least < 0 || 4*(len(t.q)-1)*ld+rs.most >= 4*len(out) {
+		panic(fmt.Sprintf("conv: storing runs of %d channels %d floats apart up to byte %d of %d floats", len(t.q), ld, rs.most, len(out)))
+	}
+}
+
+// dotRunsGo is the run-storing tile kernel's definition: channel i's sum
+// at position r.first + j requantised into out[i·ld + r.off/4 + j] for
+// each run r and position j of it.
+func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
+	var acc [2 * tileLen]int32
+	dotTileGo(&acc, t.in, t.steps, t.w)
+	for i, q := range t.q {
+		for _, r := range runs {
+			for j := range 16 {
+				if r.mask>>(4*j)&0xF != 0 {
+					out[i*ld+r.off/4+j] = q.of(acc[i*tileLen+r.first+j])
+				}
 			}
 		}
 	}

@@ -93,31 +93,14 @@
 	VMINPS       Z22, z, z \
 	VCVTPS2DQ    z, z
 
-// QUADS requantises a channel's sums in z0-z3 (its constants at R8), moves
-// each to its byte lane of the quads (R9: its quadDest) and stores every
-// run (R11 to R12) of the four vectors, through the frame, into the
-// channel's plane at DI; then steps R8 and R9 to the next channel.
-#define QUADS(z0, z1, z2, z3, run) \
-	REQUANT_CONSTANTS(0) \
-	REQUANT4(z0, z1, z2, z3) \
-	MOVQ      8(R9), CX \
-	MOVQ      CX, AX \
-	SHLQ      $3, AX \
-	VMOVQ     AX, X29 \
-	VCVTPS2DQ z0, z0 \
-	VCVTPS2DQ z1, z1 \
-	VCVTPS2DQ z2, z2 \
-	VCVTPS2DQ z3, z3 \
-	VPSLLD    X29, z0, z0 \
-	VPSLLD    X29, z1, z1 \
-	VPSLLD    X29, z2, z2 \
-	VPSLLD    X29, z3, z3 \
+// STORE_RUNS stores z0-z3, a tile's four vectors, through the frame:
+// under each run's mask (R11 to R12) shifted left by CX bits, to R10 plus
+// the run's offset. It leaves R8 to R13 and DX, SI, DI as they were.
+#define STORE_RUNS(z0, z1, z2, z3, run) \
 	VMOVDQU32 z0, (SP) \
 	VMOVDQU32 z1, 64(SP) \
 	VMOVDQU32 z2, 128(SP) \
 	VMOVDQU32 z3, 192(SP) \
-	MOVQ      (R9), R10 \
-	ADDQ      DI, R10 \
 	MOVQ      R11, BX \
 run: \
 	MOVQ      8(BX), AX \
@@ -129,9 +112,55 @@ run: \
 	VMOVDQU8  Z30, K1, (R10)(AX*1) \
 	ADDQ      $24, BX \
 	CMPQ      BX, R12 \
-	JNE       run \
+	JNE       run
+
+// QUADS requantises a channel's sums in z0-z3 (its constants at R8) into
+// integers in [0, 255] (Step 1: no rounding is left after the
+// conversion's, and no multiplying), moves each to its byte lane of the
+// quads (R9: its quadDest) and stores its runs into the channel's plane
+// at DI; then steps R8 and R9 to the next channel.
+#define QUADS(z0, z1, z2, z3, run) \
+	REQUANT_CONSTANTS(0) \
+	QUANTISE4(z0, z1, z2, z3) \
+	MOVQ      8(R9), CX \
+	MOVQ      CX, AX \
+	SHLQ      $3, AX \
+	VMOVQ     AX, X29 \
+	VPSLLD    X29, z0, z0 \
+	VPSLLD    X29, z1, z1 \
+	VPSLLD    X29, z2, z2 \
+	VPSLLD    X29, z3, z3 \
+	MOVQ      (R9), R10 \
+	ADDQ      DI, R10 \
+	STORE_RUNS(z0, z1, z2, z3, run) \
 	ADDQ      $20, R8 \
 	ADDQ      $16, R9
+
+// QUANTISE requantises the sixteen int32 sums in z in place into int32s
+// within [lo, hi], for a requant of Step 1 (constants in Z20-Z23).
+#define QUANTISE(z) \
+	VCVTDQ2PS   z, z \
+	VMULPS      Z20, z, z \
+	VADDPS      Z21, z, z \
+	VMAXPS      Z22, z, z \
+	VMINPS      Z23, z, z \
+	VCVTPS2DQ   z, z
+
+#define QUANTISE4(z0, z1, z2, z3) \
+	QUANTISE(z0) \
+	QUANTISE(z1) \
+	QUANTISE(z2) \
+	QUANTISE(z3)
+
+// FLOATS requantises a channel's sums in z0-z3 (constants at R8) and
+// stores its runs into its plane at R10; then steps R8 to the next
+// channel.
+#define FLOATS(z0, z1, z2, z3, run) \
+	REQUANT_CONSTANTS(0) \
+	REQUANT4(z0, z1, z2, z3) \
+	XORQ CX, CX \
+	STORE_RUNS(z0, z1, z2, z3, run) \
+	ADDQ $20, R8
 
 // DOT4 sums the 64 positions' quads in Z16-Z19 times channel i's weight
 // quad in w into its accumulators a0-a3.
@@ -326,5 +355,40 @@ quadsStep:
 	JNZ  quadsBlock
 
 quadsDone:
+	VZEROUPPER
+	RET
+
+// func dotRunsVNNI(out *float32, ldBytes int, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+//
+// dotRunsGo: the tile's n ≥ 1 steps, then each channel's requantised
+// outputs stored as floats under its runs (nruns ≥ 1); channel 1's
+// ldBytes after channel 0's.
+TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-80
+	MOVQ  out+0(FP), DI
+	MOVQ  runs+16(FP), R11
+	MOVQ  nruns+24(FP), R12
+	IMULQ $24, R12
+	ADDQ  R11, R12
+	MOVQ  in+32(FP), SI
+	MOVQ  steps+40(FP), BX
+	MOVQ  n+48(FP), CX
+	MOVQ  w+56(FP), DX
+	MOVQ  q+64(FP), R8
+	DOT_ZERO
+
+runsStep:
+	DOT_STEP
+	DECQ CX
+	JNZ  runsStep
+
+	MOVQ DI, R10
+	FLOATS(Z0, Z1, Z2, Z3, runsRun0)
+	CMPQ channels+72(FP), $2
+	JLT  runsDone
+	MOVQ DI, R10
+	ADDQ ldBytes+8(FP), R10
+	FLOATS(Z4, Z5, Z6, Z7, runsRun1)
+
+runsDone:
 	VZEROUPPER
 	RET

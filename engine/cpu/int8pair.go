@@ -18,15 +18,16 @@ type Int8Pair struct {
 	// dest is where each of the first's output channels goes in the
 	// second's quad planes.
 	dest []quadDest
-	runs quadRuns
+	runs tileRuns
 }
 
-// quadRuns are a convolution's tiles' outputs cut where an image row
-// ends: tile t's runs are runs[start[t]:start[t+1]]. The bytes they
-// write lie from least to most after a channel's plane. Only
-// newQuadRuns makes them, so that the kernels may trust them.
-type quadRuns struct {
-	runs        []quadRun
+// tileRuns are a convolution's tiles' outputs cut where a run of
+// consecutive places in the destination ends (an image row's end, or
+// padding): tile t's runs are runs[start[t]:start[t+1]]. The bytes they
+// write lie from least to most after a channel's plane. Only newRuns
+// makes them, so that the kernels may trust them.
+type tileRuns struct {
+	runs        []tileRun
 	start       []int
 	least, most int
 }
@@ -35,11 +36,12 @@ type quadRuns struct {
 // planes: its quad's plane (a byte offset) and its byte of each quad.
 type quadDest struct{ off, lane int }
 
-// A quadRun is the positions of one of a tile's four vectors of sixteen
-// that lie in one image row: the vector's first position in the tile,
-// mask holding bit 4j for each of its positions j in the run, and the
-// byte offset from a plane where position j's quad is at off + 4j.
-type quadRun struct {
+// A tileRun is the positions of one of a tile's four vectors of sixteen
+// whose places follow one another: the vector's first position in the
+// tile, mask holding the bits of the bytes that position j's four take,
+// shifted 4j (0x1: a quad's first byte; 0xF: a float), and the byte
+// offset from a plane where position j's four bytes are at off + 4j.
+type tileRun struct {
 	first int
 	mask  uint64
 	off   int
@@ -73,7 +75,7 @@ func NewInt8Pair(first, second engine.ConvShape, workers int) *Int8Pair {
 		inv[src] = j
 	}
 	f.arrange(4)
-	p := &Int8Pair{first: f, second: s, runs: newQuadRuns(f, s)}
+	p := &Int8Pair{first: f, second: s, runs: pairRuns(f, s)}
 	for _, j := range inv {
 		plane := j/s.cg*s.nq + j%s.cg/4
 		d := quadDest{off: 4 * plane * s.plane, lane: j % s.cg % 4}
@@ -85,28 +87,41 @@ func NewInt8Pair(first, second engine.ConvShape, workers int) *Int8Pair {
 	return p
 }
 
-// newQuadRuns returns the runs of f's tiles' positions (an unpadded 1×1
-// convolution's: pixels) in s's quad planes.
-func newQuadRuns(f, s *Int8Conv) quadRuns {
-	rs := quadRuns{least: math.MaxInt, most: -1}
-	hw := f.H * f.W
-	for t := range f.tileMost {
+// newRuns returns the runs of positions [0, positions) of tiles whose
+// places (four bytes each) at gives, -1 for none; lane is the bytes of
+// position 0 in a mask.
+func newRuns(tiles, positions int, at func(o int) int, lane uint64) tileRuns {
+	rs := tileRuns{least: math.MaxInt, most: -1}
+	for t := range tiles {
 		rs.start = append(rs.start, len(rs.runs))
 		for v := 0; v < tileLen; v += 16 {
-			for j := 0; j < 16 && t*tileLen+v+j < f.positions; j++ {
-				o := t*tileLen + v + j
-				n, y, x := o/hw, o/f.W%f.H, o%f.W
-				d := (n*s.hp+y+s.Pad)*s.wp + x + s.Pad // its position in s's planes
-				if j == 0 || x == 0 {
-					rs.runs = append(rs.runs, quadRun{first: v, off: 4 * (d - j)})
+			last := -2
+			for j := 0; j < 16 && t*tileLen+v+j < positions; j++ {
+				d := at(t*tileLen + v + j)
+				if d < 0 {
+					last = -2 // the run ends
+					continue
 				}
-				rs.runs[len(rs.runs)-1].mask |= 1 << (4 * j)
-				rs.least, rs.most = min(rs.least, 4*d), max(rs.most, 4*d+3)
+				if d != last+1 {
+					rs.runs = append(rs.runs, tileRun{first: v, off: 4 * (d - j)})
+				}
+				rs.runs[len(rs.runs)-1].mask |= lane << (4 * j)
+				rs.least, rs.most, last = min(rs.least, 4*d), max(rs.most, 4*d+3), d
 			}
 		}
 	}
 	rs.start = append(rs.start, len(rs.runs))
 	return rs
+}
+
+// pairRuns returns the runs of f's tiles' positions (an unpadded 1×1
+// convolution's: pixels) in s's quad planes.
+func pairRuns(f, s *Int8Conv) tileRuns {
+	hw := f.H * f.W
+	return newRuns(len(f.tileMost), f.positions, func(o int) int {
+		n, y, x := o/hw, o/f.W%f.H, o%f.W
+		return (n*s.hp+y+s.Pad)*s.wp + x + s.Pad
+	}, 0x1)
 }
 
 // Forward computes out from in: the first convolution with w1, the second
@@ -140,7 +155,7 @@ func (p *Int8Pair) tiles(lo, hi int) {
 // checkDotQuads panics unless t's steps lie in its input, its weights
 // hold a block's for every four channels, and every channel's runs lie
 // in dst.
-func checkDotQuads(dst []uint8, rs *quadRuns, t *tile, dest []quadDest) {
+func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
 	if len(t.steps) == 0 || len(t.q) == 0 || len(dest) != len(t.q) || rs.least < 0 ||
 		len(t.w) < (len(t.q)+3)/4*16*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
 		panic(fmt.Sprintf("conv: int8 quads tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d places)",
@@ -159,7 +174,7 @@ func checkDotQuads(dst []uint8, rs *quadRuns, t *tile, dest []quadDest) {
 // at each position p < 64, requantised (see engine.Requant; they are
 // integers in [0, 255]) into byte lane of the quads at off + r.off + 4j
 // for each run r and position j of it, its vector's r.first + j.
-func dotQuadsGo(dst []uint8, runs []quadRun, t *tile, dest []quadDest) {
+func dotQuadsGo(dst []uint8, runs []tileRun, t *tile, dest []quadDest) {
 	block := 16 * len(t.steps)
 	for k, q := range t.q {
 		w := t.w[k/4*block+4*(k%4):]

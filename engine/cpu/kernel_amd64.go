@@ -312,11 +312,11 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 }
 
 //go:noescape
-func dotQuadsVNNI(dst *uint8, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
 
 // dotQuads is dotQuadsGo on tile at's runs, checked, on the VNNI kernel
 // where the int8 kernels run.
-func dotQuads(dst []uint8, rs *quadRuns, at int, t *tile, dest []quadDest) {
+func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 	checkDotQuads(dst, rs, t, dest)
 	runs := rs.runs[rs.start[at]:rs.start[at+1]]
 	switch {
@@ -325,6 +325,23 @@ func dotQuads(dst []uint8, rs *quadRuns, at int, t *tile, dest []quadDest) {
 		dotQuadsGo(dst, runs, t, dest)
 	default:
 		dotQuadsVNNI(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q))
+	}
+}
+
+//go:noescape
+func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+
+// dotRuns is dotRunsGo on tile at's runs, checked, on the VNNI kernel
+// where the int8 kernels run.
+func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
+	checkDotRuns(out, ld, rs, t)
+	runs := rs.runs[rs.start[at]:rs.start[at+1]]
+	switch {
+	case len(runs) == 0:
+	case !use.int8:
+		dotRunsGo(out, ld, runs, t)
+	default:
+		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
 	}
 }
 

@@ -90,9 +90,14 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 	dotScatterGo(out, ld, offs, t)
 }
 
-func dotQuads(dst []uint8, rs *quadRuns, at int, t *tile, dest []quadDest) {
+func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 	checkDotQuads(dst, rs, t, dest)
 	dotQuadsGo(dst, rs.runs[rs.start[at]:rs.start[at+1]], t, dest)
+}
+
+func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
+	checkDotRuns(out, ld, rs, t)
+	dotRunsGo(out, ld, rs.runs[rs.start[at]:rs.start[at+1]], t)
 }
 
 func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
