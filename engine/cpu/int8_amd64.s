@@ -63,6 +63,17 @@
 	ADDQ         $8, BX \
 	ADDQ         $8, DX
 
+// DOT_STEP1 is DOT_STEP for the first sixteen positions alone, with the
+// step at off(BX) and its weights at off(DX), into accumulators a
+// (channel 0) and b (channel 1).
+#define DOT_STEP1(off, a, b) \
+	MOVQ         off(BX), AX \
+	VMOVDQU32    (SI)(AX*1), Z8 \
+	VPBROADCASTD off(DX), Z12 \
+	VPBROADCASTD off+4(DX), Z13 \
+	VPDPBUSD     Z12, Z8, a \
+	VPDPBUSD     Z13, Z8, b
+
 // DOT_LOAD loads dotStore's and dotScatter's tile arguments.
 #define DOT_LOAD \
 	MOVQ in+24(FP), SI \
@@ -296,7 +307,7 @@ quad:
 	VZEROUPPER
 	RET
 
-// func dotQuadsVNNI(dst *uint8, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+// func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
 //
 // dotQuadsGo: for each block of four of the channels ≥ 1 (the last may
 // have fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel
@@ -358,12 +369,15 @@ quadsDone:
 	VZEROUPPER
 	RET
 
-// func dotRunsVNNI(out *float32, ldBytes int, runs *quadRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors int)
 //
 // dotRunsGo: the tile's n ≥ 1 steps, then each channel's requantised
 // outputs stored as floats under its runs (nruns ≥ 1); channel 1's
-// ldBytes after channel 0's.
-TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-80
+// ldBytes after channel 0's. With vectors 1 (the runs are all in the
+// first sixteen positions, as in a tile past an image's last row) only
+// those are summed, two steps at a time into two accumulators each, so
+// that the dot products' latency does not hold up the steps.
+TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-88
 	MOVQ  out+0(FP), DI
 	MOVQ  runs+16(FP), R11
 	MOVQ  nruns+24(FP), R12
@@ -375,12 +389,35 @@ TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-80
 	MOVQ  w+56(FP), DX
 	MOVQ  q+64(FP), R8
 	DOT_ZERO
+	CMPQ  vectors+80(FP), $1
+	JEQ   runsOne
 
 runsStep:
 	DOT_STEP
 	DECQ CX
 	JNZ  runsStep
+	JMP  runsStore
 
+runsOne:
+	CMPQ      CX, $2
+	JLT       runsOneLast
+	DOT_STEP1(0, Z0, Z4)
+	DOT_STEP1(8, Z1, Z5)
+	ADDQ      $16, BX
+	ADDQ      $16, DX
+	SUBQ      $2, CX
+	JMP       runsOne
+
+runsOneLast:
+	TESTQ     CX, CX
+	JZ        runsOneSum
+	DOT_STEP1(0, Z0, Z4)
+
+runsOneSum:
+	VPADDD Z1, Z0, Z0
+	VPADDD Z5, Z4, Z4
+
+runsStore:
 	MOVQ DI, R10
 	FLOATS(Z0, Z1, Z2, Z3, runsRun0)
 	CMPQ channels+72(FP), $2

@@ -23,12 +23,14 @@ type Int8Pair struct {
 
 // tileRuns are a convolution's tiles' outputs cut where a run of
 // consecutive places in the destination ends (an image row's end, or
-// padding): tile t's runs are runs[start[t]:start[t+1]]. The bytes they
-// write lie from least to most after a channel's plane. Only newRuns
-// makes them, so that the kernels may trust them.
+// padding): tile t's runs are runs[start[t]:start[t+1]], and lie in its
+// first vectors[t] vectors of sixteen positions. The bytes they write lie
+// from least to most after a channel's plane. Only newRuns makes them, so
+// that the kernels may trust them.
 type tileRuns struct {
 	runs        []tileRun
 	start       []int
+	vectors     []int
 	least, most int
 }
 
@@ -94,6 +96,7 @@ func newRuns(tiles, positions int, at func(o int) int, lane uint64) tileRuns {
 	rs := tileRuns{least: math.MaxInt, most: -1}
 	for t := range tiles {
 		rs.start = append(rs.start, len(rs.runs))
+		rs.vectors = append(rs.vectors, 0)
 		for v := 0; v < tileLen; v += 16 {
 			last := -2
 			for j := 0; j < 16 && t*tileLen+v+j < positions; j++ {
@@ -104,6 +107,7 @@ func newRuns(tiles, positions int, at func(o int) int, lane uint64) tileRuns {
 				}
 				if d != last+1 {
 					rs.runs = append(rs.runs, tileRun{first: v, off: 4 * (d - j)})
+					rs.vectors[t] = v/16 + 1
 				}
 				rs.runs[len(rs.runs)-1].mask |= lane << (4 * j)
 				rs.least, rs.most, last = min(rs.least, 4*d), max(rs.most, 4*d+3), d

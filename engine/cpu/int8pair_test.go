@@ -37,7 +37,7 @@ func int8PairShapes() [][2]engine.ConvShape {
 // with inputs, or outputs, of planes.
 func randInt8Pair(rng *rand.Rand, p [2]engine.ConvShape, planes bool) (first, second engine.ConvShape, in, w1, w2 []float32) {
 	first, in, w1 = randInt8Planes(rng, p[0], true, planes, planes)
-	second, _, w2 = randInt8Planes(rng, p[1], false, planes, false)
+	second, _, w2 = randInt8Planes(rng, p[1], false, planes, planes)
 	q := first.Int8
 	q.Lo, q.Hi, q.Step = 0, 255, 1
 	for k := range q.Scale {

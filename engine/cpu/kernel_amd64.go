@@ -329,7 +329,7 @@ func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 }
 
 //go:noescape
-func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors int)
 
 // dotRuns is dotRunsGo on tile at's runs, checked, on the VNNI kernel
 // where the int8 kernels run.
@@ -341,7 +341,7 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 	case !use.int8:
 		dotRunsGo(out, ld, runs, t)
 	default:
-		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
+		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q), rs.vectors[at])
 	}
 }
 
