@@ -94,9 +94,13 @@ type Planar interface {
 	// of h×w floats one after another, into planes of n images of
 	// h/2×w/2, ldOut apart.
 	AvgPool2Planes(out, in View, c, n, h, w, ldIn, ldOut int)
-	// PlanesToRows copies c planes of p floats, ldIn apart, into p rows of
-	// c channels, ldOut apart.
-	PlanesToRows(out, in View, p, c, ldIn, ldOut int)
+	// NormPoolPlanes writes out (n, len(a.Index)): output j of image i
+	// is the mean over the image's hw pixels of plane a.Index[j] (planes
+	// ld floats apart, each holding the n images one after another) under
+	// a, a BatchNorm folded with its ReLU: a BatchNorm, global average
+	// pooling and a selection of channels, in one pass over the selected
+	// planes.
+	NormPoolPlanes(out, in View, a *Affine, n, hw, ld int)
 }
 
 // A Requant describes an int8 convolution, as quantised inference runs

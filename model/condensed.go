@@ -38,9 +38,10 @@ type Condensed struct {
 	// planes, if set, is the backend's planes: the blocks' features, and
 	// what passes between a layer's convolutions, are planes (channel c of
 	// pixel p at c·P + p), which the convolutions read and write without
-	// transposes; the last block's features become rows in lastRows.
-	planes   engine.Planar
-	lastRows *engine.Tensor
+	// transposes; the last BatchNorm, pooling and the classifier's
+	// selection then take the selected planes in one pass (lastSel).
+	planes  engine.Planar
+	lastSel *engine.Affine
 	// lanes, if set, are batch-1 networks, one per core, that do the work
 	// instead (see NewCondensed); a lane hands its features over through
 	// handover.
@@ -135,7 +136,7 @@ func (m *Condensed) Share(n int, be engine.Backend) *Condensed {
 	if m.lanes != nil {
 		m = m.lanes[0]
 	}
-	c := &Condensed{Arch: m.Arch, N: n, be: be, W: m.W, table: m.table, stemW: m.stemW, last: m.last, fcW: m.fcW, fcB: m.fcB}
+	c := &Condensed{Arch: m.Arch, N: n, be: be, W: m.W, table: m.table, stemW: m.stemW, last: m.last, lastSel: m.lastSel, fcW: m.fcW, fcB: m.fcB}
 	if m.planes != nil {
 		c.planes = planarOf(be)
 	}
@@ -219,6 +220,13 @@ func newCondensedOn(arch *Architecture, tensors []Named, q []Int8Layer, n int, b
 	if err := checkNames(byName, t.params, ""); err != nil {
 		return nil, err
 	}
+	if planes != nil {
+		whole := foldNorm(byName, "features.norm_last", nil) // of every channel; the classifier reads some
+		m.lastSel = &engine.Affine{Index: arch.Classifier, ReLU: true}
+		for _, j := range arch.Classifier {
+			m.lastSel.Scale, m.lastSel.Shift = append(m.lastSel.Scale, whole.Scale[j]), append(m.lastSel.Shift, whole.Shift[j])
+		}
+	}
 	data := map[int][]float32{} // int8 weights, by offset, in place of the float ones
 	li = 0
 	for _, bk := range m.blocks {
@@ -282,13 +290,11 @@ func (m *Condensed) alloc() {
 		}
 	}
 	m.h = be.Alloc(maxK4)
-	bl := m.blocks[len(m.blocks)-1]
-	if m.planes != nil {
-		m.lastRows = be.Alloc(bl.p * bl.width)
+	if bl := m.blocks[len(m.blocks)-1]; m.planes == nil {
+		m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
+		m.aLast = be.Alloc(bl.p * bl.width)
+		m.feat = be.Alloc(n * bl.width)
 	}
-	m.bnLast = be.NewBatchNorm(engine.NormShape{P: bl.p, C: bl.width, LdIn: bl.width, LdOut: bl.width, ReLU: true})
-	m.aLast = be.Alloc(bl.p * bl.width)
-	m.feat = be.Alloc(n * bl.width)
 	m.sel = be.Alloc(n * len(m.Arch.Classifier))
 	m.logits = be.Alloc(n * cfg.Classes)
 }
@@ -352,12 +358,11 @@ func (m *Condensed) features(images []float32) {
 		}
 	}
 	bl := m.blocks[len(m.blocks)-1]
-	last := bl.buf
 	if m.planes != nil {
-		m.planes.PlanesToRows(m.lastRows.V(), bl.buf.V(), bl.p, bl.width, bl.ld, bl.width)
-		last = m.lastRows
+		m.planes.NormPoolPlanes(m.sel.V(), bl.buf.V(), m.lastSel, m.N, bl.h*bl.w, bl.ld)
+		return
 	}
-	m.norm(m.bnLast, m.aLast.V(), last.V(), m.last)
+	m.norm(m.bnLast, m.aLast.V(), bl.buf.V(), m.last)
 	be.GlobalAvgPoolForward(m.feat.V(), m.aLast.V(), m.N, bl.h*bl.w, bl.width, bl.width)
 	sel := len(m.Arch.Classifier)
 	be.IndexSelectForward(m.sel.V(), m.feat.V(), m.Arch.Classifier, m.N, bl.width, sel)

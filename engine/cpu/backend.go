@@ -55,8 +55,8 @@ func (b *Backend) AvgPool2Planes(out, in engine.View, c, n, height, width, ldIn,
 	AvgPool2Planes(h(out), h(in), c, n, height, width, ldIn, ldOut, b.workers)
 }
 
-func (b *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {
-	PlanesToRows(h(out), h(in), p, c, ldIn, ldOut, b.workers)
+func (b *Backend) NormPoolPlanes(out, in engine.View, a *engine.Affine, n, hw, ld int) {
+	NormPoolPlanes(h(out), h(in), a, n, hw, ld, b.workers)
 }
 
 // Workers returns the number of goroutines per kernel.

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/condensenet/condensenet/engine"
 )
 
 // batchNormNaive is the definition in float64: biased batch variance for
@@ -604,4 +606,56 @@ func testLinearOneRowSameBits(t *testing.T) {
 			t.Fatalf("row %d alone: %v, in the batch: %v", b, one, batch[b*o:(b+1)*o])
 		}
 	}
+}
+
+// NormPoolPlanes is its definition, bit for bit, and within rounding a
+// BatchNorm with its ReLU on rows, global average pooling and an
+// index-select, at every ISA level.
+func TestNormPoolPlanes(t *testing.T) {
+	forEachISA(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 7))
+		for _, sh := range [][3]int{{1, 64, 40}, {3, 49, 21}, {2, 4, 17}} {
+			n, hw, c := sh[0], sh[1], sh[2]
+			ld := n*hw + 16
+			planes := randSlice(rng, c*ld)
+			rows := make([]float32, n*hw*c)
+			PlanesToRows(rows, planes, n*hw, c, ld, c, 1)
+			gamma, beta, mean := randSlice(rng, c), randSlice(rng, c), randSlice(rng, c)
+			vari := make([]float32, c)
+			for j := range vari {
+				vari[j] = rng.Float32() + 0.1
+			}
+			normed, pooled := make([]float32, len(rows)), make([]float32, n*c)
+			NewBatchNorm(n*hw, c, c, c, true, 2).ForwardInfer(normed, rows, gamma, beta, mean, vari)
+			GlobalAvgPoolForward(pooled, normed, n, hw, c, c)
+			a := &engine.Affine{ReLU: true}
+			for range c / 2 {
+				j := rng.IntN(c)
+				rstd := float32(1 / math.Sqrt(float64(vari[j])+1e-5))
+				a.Index = append(a.Index, int32(j))
+				a.Scale = append(a.Scale, gamma[j]*rstd)
+				a.Shift = append(a.Shift, beta[j]-mean[j]*(gamma[j]*rstd))
+			}
+			m := len(a.Index)
+			got := make([]float32, n*m)
+			NormPoolPlanes(got, planes, a, n, hw, ld, 2)
+			for i := range n {
+				for j, src := range a.Index {
+					var sum float32
+					for p := range hw {
+						sum += max(float32(planes[int(src)*ld+i*hw+p]*a.Scale[j])+a.Shift[j], 0)
+					}
+					if def := sum * (1 / float32(hw)); math.Float32bits(got[i*m+j]) != math.Float32bits(def) {
+						t.Fatalf("%d images of %d pixels, %d channels: image %d's output %d (channel %d) = %v, its definition %v", n, hw, c, i, j, src, got[i*m+j], def)
+					}
+					if w := pooled[i*c+int(src)]; math.Abs(float64(got[i*m+j]-w)) > 1e-6*(1+math.Abs(float64(w))) {
+						t.Fatalf("%d images of %d pixels, %d channels: image %d's output %d (channel %d) = %v, BatchNorm and pooling give %v", n, hw, c, i, j, src, got[i*m+j], w)
+					}
+				}
+			}
+		}
+		mustPanic(t, "a selected plane past the input", "index", func() {
+			NormPoolPlanes(make([]float32, 1), make([]float32, 2*20), &engine.Affine{Index: []int32{2}, Scale: []float32{1}, Shift: []float32{0}}, 1, 4, 20, 1)
+		})
+	})
 }

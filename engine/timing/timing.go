@@ -41,13 +41,13 @@ func (t *Backend) Planar() bool {
 	return ok && p.Planar()
 }
 
-// AvgPool2Planes and PlanesToRows need a Planar backend (see Planar).
+// AvgPool2Planes and NormPoolPlanes need a Planar backend (see Planar).
 func (t *Backend) AvgPool2Planes(out, in engine.View, c, n, h, w, ldIn, ldOut int) {
 	t.time("pooling forward", 0, func() { t.Backend.(engine.Planar).AvgPool2Planes(out, in, c, n, h, w, ldIn, ldOut) })
 }
 
-func (t *Backend) PlanesToRows(out, in engine.View, p, c, ldIn, ldOut int) {
-	t.time("planes to rows", 0, func() { t.Backend.(engine.Planar).PlanesToRows(out, in, p, c, ldIn, ldOut) })
+func (t *Backend) NormPoolPlanes(out, in engine.View, a *engine.Affine, n, hw, ld int) {
+	t.time("batchnorm+relu and pooling forward", 0, func() { t.Backend.(engine.Planar).NormPoolPlanes(out, in, a, n, hw, ld) })
 }
 
 func (t *Backend) Split() []engine.Backend {
