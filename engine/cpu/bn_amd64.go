@@ -1,6 +1,9 @@
 package cpu
 
 //go:noescape
+func normSum512(x *float32, n int, scale, shift, floor float32) float32
+
+//go:noescape
 func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int)
 
 //go:noescape

@@ -505,3 +505,52 @@ TEXT ·bnBackFused512(SB), NOSPLIT, $0-100
 	COLUMNS(FUSED4LOAD, FUSED4BODY, FUSED4STORE, FUSED1LOAD, FUSED1BODY, FUSED1STORE, fused512Quad, fused512QuadRow, fused512One, fused512OneRow, fused512Tail, fused512TailRow, fused512Done)
 	VZEROUPPER
 	RET
+
+// func normSum512(x *float32, n int, scale, shift, floor float32) float32
+//
+// normSumGo: sixteen lanes of sums, the last vector's lanes past n left
+// as they are, then folded in halves. n ≥ 1.
+TEXT ·normSum512(SB), NOSPLIT, $0-36
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS scale+16(FP), Z1
+	VBROADCASTSS shift+20(FP), Z2
+	VBROADCASTSS floor+24(FP), Z3
+	VXORPS       Z0, Z0, Z0
+
+normSumVector:
+	CMPQ    CX, $16
+	JLT     normSumTail
+	VMULPS  (SI), Z1, Z4
+	VADDPS  Z2, Z4, Z4
+	VMAXPS  Z3, Z4, Z4
+	VADDPS  Z4, Z0, Z0
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	JMP     normSumVector
+
+normSumTail:
+	TESTQ     CX, CX
+	JZ        normSumFold
+	MOVQ      $1, AX
+	SHLQ      CX, AX
+	DECQ      AX
+	KMOVW     AX, K1
+	VMOVUPS.Z (SI), K1, Z5
+	VMULPS    Z5, Z1, Z4
+	VADDPS    Z2, Z4, Z4
+	VMAXPS    Z3, Z4, Z4
+	VADDPS    Z4, Z0, K1, Z0
+
+normSumFold:
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X0, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	VZEROUPPER
+	MOVSS         X0, ret+32(FP)
+	RET

@@ -5,6 +5,9 @@ package cpu
 // The assembly kernels exist only on amd64; use has none of them
 // elsewhere, so these are never called.
 func bnStatsAVX2(s1, s2, x *float32, n, rows, ldx int) { panic("unreachable") }
+func normSum512(x *float32, n int, scale, shift, floor float32) float32 {
+	panic("unreachable")
+}
 func bnApplyAVX2(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32) {
 	panic("unreachable")
 }

@@ -133,3 +133,28 @@ func asmChannels(n, rows int) int {
 	}
 	return n &^ 7
 }
+
+// normSum returns the sum of max(float32(x·scale) + shift, floor) over x,
+// as normSumGo sums it.
+func normSum(x []float32, scale, shift, floor float32) float32 {
+	if use.bnAll && len(x) > 0 {
+		return normSum512(&x[0], len(x), scale, shift, floor)
+	}
+	return normSumGo(x, scale, shift, floor)
+}
+
+// normSumGo is normSum's definition: value p goes into lane p%16 in
+// order, and the lanes are added as halves: lane i and i+8, then i and
+// i+4, i+2, i+1 (a 512-bit register's sums, folded).
+func normSumGo(x []float32, scale, shift, floor float32) float32 {
+	var lanes [16]float32
+	for p, v := range x {
+		lanes[p%16] += max(float32(v*scale)+shift, floor)
+	}
+	for half := 8; half > 0; half /= 2 {
+		for i := range half {
+			lanes[i] += lanes[i+half]
+		}
+	}
+	return lanes[0]
+}

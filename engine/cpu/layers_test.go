@@ -610,7 +610,8 @@ func testLinearOneRowSameBits(t *testing.T) {
 
 // NormPoolPlanes is its definition, bit for bit, and within rounding a
 // BatchNorm with its ReLU on rows, global average pooling and an
-// index-select, at every ISA level.
+// index-select, at every ISA level; normSum's kernel is its Go definition,
+// bit for bit, on lengths around a vector's.
 func TestNormPoolPlanes(t *testing.T) {
 	forEachISA(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 7))
@@ -641,16 +642,22 @@ func TestNormPoolPlanes(t *testing.T) {
 			NormPoolPlanes(got, planes, a, n, hw, ld, 2)
 			for i := range n {
 				for j, src := range a.Index {
-					var sum float32
-					for p := range hw {
-						sum += max(float32(planes[int(src)*ld+i*hw+p]*a.Scale[j])+a.Shift[j], 0)
-					}
+					sum := normSumGo(planes[int(src)*ld+i*hw:][:hw], a.Scale[j], a.Shift[j], 0)
 					if def := sum * (1 / float32(hw)); math.Float32bits(got[i*m+j]) != math.Float32bits(def) {
 						t.Fatalf("%d images of %d pixels, %d channels: image %d's output %d (channel %d) = %v, its definition %v", n, hw, c, i, j, src, got[i*m+j], def)
 					}
 					if w := pooled[i*c+int(src)]; math.Abs(float64(got[i*m+j]-w)) > 1e-6*(1+math.Abs(float64(w))) {
 						t.Fatalf("%d images of %d pixels, %d channels: image %d's output %d (channel %d) = %v, BatchNorm and pooling give %v", n, hw, c, i, j, src, got[i*m+j], w)
 					}
+				}
+			}
+		}
+		for _, n := range []int{1, 15, 16, 17, 49, 64, 100} {
+			x := randSlice(rng, n)
+			for _, floor := range []float32{0, float32(math.Inf(-1))} {
+				got, want := normSum(x, 1.5, -0.25, floor), normSumGo(x, 1.5, -0.25, floor)
+				if math.Float32bits(got) != math.Float32bits(want) {
+					t.Errorf("normSum of %d floats (floor %v) = %v, its definition %v", n, floor, got, want)
 				}
 			}
 		}

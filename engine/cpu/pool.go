@@ -51,10 +51,11 @@ func AvgPool2Backward(dIn, dOut []float32, n, h, w, c, ldIn, ldOut int, workers 
 // NormPoolPlanes writes out[i·m + j], m = len(a.Index), the mean over
 // image i's hw pixels of plane a.Index[j] (planes ld floats apart, the n
 // images one after another in each) of max(float32(x·Scale[j]) +
-// Shift[j], floor), summed in pixel order and times 1/hw: a BatchNorm with
-// its ReLU, GlobalAvgPoolForward and an index-select in one pass over the
-// selected planes. (The BatchNorm's assembly fuses its multiply and add,
-// so the composition's last bits may differ.)
+// Shift[j], floor), summed as normSum sums (in sixteen lanes) and times
+// 1/hw: a BatchNorm with its ReLU, GlobalAvgPoolForward and an
+// index-select in one pass over the selected planes, equal to them up to
+// the order of the sums (and the BatchNorm's assembly fusing its multiply
+// and add).
 func NormPoolPlanes(out, in []float32, a *engine.Affine, n, hw, ld int, workers int) {
 	m := len(a.Index)
 	if n < 1 || hw < 1 || ld < n*hw || len(a.Scale) != m || len(a.Shift) != m || len(out) < n*m {
@@ -67,30 +68,10 @@ func NormPoolPlanes(out, in []float32, a *engine.Affine, n, hw, ld int, workers 
 		floor = 0
 	}
 	inv := 1 / float32(hw)
-	plane := func(i, j int) []float32 { return in[int(a.Index[j])*ld+i*hw:][:hw] }
 	parallel(workers, m, 2*n*hw*m, func(lo, hi int) {
 		for i := range n {
-			y := out[i*m:]
-			j := lo
-			for ; j+4 <= hi; j += 4 { // four channels' sums in flight, each in pixel order
-				x0, x1, x2, x3 := plane(i, j), plane(i, j+1), plane(i, j+2), plane(i, j+3)
-				s0, s1, s2, s3 := a.Scale[j], a.Scale[j+1], a.Scale[j+2], a.Scale[j+3]
-				h0, h1, h2, h3 := a.Shift[j], a.Shift[j+1], a.Shift[j+2], a.Shift[j+3]
-				var y0, y1, y2, y3 float32
-				for p, v := range x0 {
-					y0 += max(float32(v*s0)+h0, floor)
-					y1 += max(float32(x1[p]*s1)+h1, floor)
-					y2 += max(float32(x2[p]*s2)+h2, floor)
-					y3 += max(float32(x3[p]*s3)+h3, floor)
-				}
-				y[j], y[j+1], y[j+2], y[j+3] = y0*inv, y1*inv, y2*inv, y3*inv
-			}
-			for ; j < hi; j++ {
-				var sum float32
-				for _, v := range plane(i, j) {
-					sum += max(float32(v*a.Scale[j])+a.Shift[j], floor)
-				}
-				y[j] = sum * inv
+			for j := lo; j < hi; j++ {
+				out[i*m+j] = normSum(in[int(a.Index[j])*ld+i*hw:][:hw], a.Scale[j], a.Shift[j], floor) * inv
 			}
 		}
 	})
