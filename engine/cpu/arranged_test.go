@@ -48,7 +48,7 @@ func testArrangementsShared(t *testing.T) {
 
 // data returns where the arrangement in use keeps its floats.
 func data(a arranged) *float32 {
-	for _, s := range [][]float32{a.wPatch, a.wTaps, a.wPairs, a.wG4, a.wGroups, a.wStem} {
+	for _, s := range [][]float32{a.wPatch, a.wTaps, a.wTiles, a.wG4, a.wGroups, a.wStem} {
 		if len(s) > 0 {
 			return &s[0]
 		}

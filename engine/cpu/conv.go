@@ -48,7 +48,7 @@ type Conv struct {
 	scratch *Scratch
 	arranged
 	dwPatch []float32 // (K, R·S·C/G): weight gradient in patch order
-	wPairsT []float32 // the direct micro-kernel's weights for the input gradient
+	wTilesT []float32 // the direct micro-kernels' weights for the input gradient
 	shifted bool      // runs as shifted GEMMs (see useShifted)
 	// rows lays out a direct convolution's input transform by source
 	// channel, once tried (see sourceRows).
@@ -56,7 +56,7 @@ type Conv struct {
 	rowsTried bool
 	plain     *Conv        // with an Input transform but no direct lowering: the convolution of its result
 	planes    *planesState // with InPlanes or OutPlanes (see conv_planes.go)
-	job       pairsJob     // the call of pairs running
+	job       tilesJob     // the call of tiles running
 	copying   planesCopy   // the copy of planes running
 	longK     longKInput   // the weight gradient's input transform running
 	// prepared is the weights the arranged ones were made from, for a
@@ -72,7 +72,7 @@ type Conv struct {
 type arranged struct {
 	wPatch  []float32 // (K, R·S·C/G): weights in patch order
 	wTaps   []float32 // (R·S, C, K): per-tap block-diagonal weights (shifted only)
-	wPairs  []float32 // the direct micro-kernel's weights (see arrangePairs)
+	wTiles  []float32 // the direct micro-kernels' weights (see arrangeTiles)
 	wG4     []float32 // a grouped 1×1's weights for the four-group kernels (see arrangeG4)
 	wGroups []float32 // a Fixed 1×1's weights, group by group (C/G, K/G) (see arrangeGroups)
 	wStem   []float32 // the stride-2 stem's weights (R, S, C, K) (see stem2Forward)

@@ -92,6 +92,88 @@ pairLoop:
 	VZEROUPPER
 	RET
 
+// func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+//
+// conv3x3Pair512 for four output channels: for j < 4, lane q,
+//   acc[j·64 + q] = Σ_{ci<cg} Σ_{r,s<3} plane[ci·planeStride + q + r·rowStride + s] · wk[(ci·9 + r·3 + s)·4 + j]
+// summed in the same order. Z0..Z15 accumulate (channel j in Z4j..Z4j+3),
+// Z16..Z19 hold a tap's input vectors, Z20..Z23 its four weights: each
+// input load feeds four multiply-adds, where the pair's fed two.
+#define QTAP(row, s, t) \
+	VMOVUPS      (s*4)(row), Z16 \
+	VMOVUPS      (s*4+64)(row), Z17 \
+	VMOVUPS      (s*4+128)(row), Z18 \
+	VMOVUPS      (s*4+192)(row), Z19 \
+	VBROADCASTSS (t*16)(SI), Z20 \
+	VBROADCASTSS (t*16+4)(SI), Z21 \
+	VBROADCASTSS (t*16+8)(SI), Z22 \
+	VBROADCASTSS (t*16+12)(SI), Z23 \
+	VFMADD231PS  Z16, Z20, Z0 \
+	VFMADD231PS  Z17, Z20, Z1 \
+	VFMADD231PS  Z18, Z20, Z2 \
+	VFMADD231PS  Z19, Z20, Z3 \
+	VFMADD231PS  Z16, Z21, Z4 \
+	VFMADD231PS  Z17, Z21, Z5 \
+	VFMADD231PS  Z18, Z21, Z6 \
+	VFMADD231PS  Z19, Z21, Z7 \
+	VFMADD231PS  Z16, Z22, Z8 \
+	VFMADD231PS  Z17, Z22, Z9 \
+	VFMADD231PS  Z18, Z22, Z10 \
+	VFMADD231PS  Z19, Z22, Z11 \
+	VFMADD231PS  Z16, Z23, Z12 \
+	VFMADD231PS  Z17, Z23, Z13 \
+	VFMADD231PS  Z18, Z23, Z14 \
+	VFMADD231PS  Z19, Z23, Z15
+
+TEXT ·conv3x3Quad512(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DI
+	MOVQ plane+8(FP), R8
+	MOVQ wk+16(FP), SI
+	MOVQ cg+24(FP), CX
+	MOVQ planeStride+32(FP), DX
+	SHLQ $2, DX
+	MOVQ rowStride+40(FP), BX
+	SHLQ $2, BX
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z4, Z5, Z6, Z7)
+	ZERO4(Z8, Z9, Z10, Z11)
+	ZERO4(Z12, Z13, Z14, Z15)
+
+quadLoop:
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	QTAP(R8, 0, 0)
+	QTAP(R8, 1, 1)
+	QTAP(R8, 2, 2)
+	QTAP(R9, 0, 3)
+	QTAP(R9, 1, 4)
+	QTAP(R9, 2, 5)
+	QTAP(R10, 0, 6)
+	QTAP(R10, 1, 7)
+	QTAP(R10, 2, 8)
+	ADDQ DX, R8
+	ADDQ $144, SI
+	DECQ CX
+	JNE  quadLoop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VMOVUPS Z5, 320(DI)
+	VMOVUPS Z6, 384(DI)
+	VMOVUPS Z7, 448(DI)
+	VMOVUPS Z8, 512(DI)
+	VMOVUPS Z9, 576(DI)
+	VMOVUPS Z10, 640(DI)
+	VMOVUPS Z11, 704(DI)
+	VMOVUPS Z12, 768(DI)
+	VMOVUPS Z13, 832(DI)
+	VMOVUPS Z14, 896(DI)
+	VMOVUPS Z15, 960(DI)
+	VZEROUPPER
+	RET
+
 // func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
 //
 // The weight gradient of conv3x3Pair512 for two output channels and one

@@ -11,11 +11,12 @@ import (
 // image, (H+2)·(W+2) floats each, flattened: output pixel (y, x) is then
 // position q = y·(W+2) + x, and tap (r, s) reads the plane at
 // q + r·(W+2) + s. So 16 consecutive positions, across image rows, read 16
-// consecutive floats for every tap, and a micro-kernel (conv3x3Pair512)
-// computes two output channels over 64 positions at a time, the input
-// vectors shared by both channels. The two positions per row past the
-// image's edge are computed and dropped (6% of the work at 32×32, 20% at
-// 8×8). The shifted GEMMs this replaces computed G times the arithmetic.
+// consecutive floats for every tap, and a micro-kernel (conv3x3Quad512)
+// computes four output channels over 64 positions at a time, the input
+// vectors shared by all four (conv3x3Pair512 two; see tileWidth). The two
+// positions per row past the image's edge are computed and dropped (6% of
+// the work at 32×32, 20% at 8×8). The shifted GEMMs this replaces
+// computed G times the arithmetic.
 
 // useDirect reports whether s is done directly.
 func useDirect(s engine.ConvShape) bool {
@@ -217,32 +218,46 @@ func stridedAffineGo(dst, src []float32, stride int, scale, shift, floor float32
 	}
 }
 
-// arrangePairs lays out w (K, C/G, 3, 3) in dst for conv3x3Pair512: per
-// group and pair of the kernel's outputs, (reduction channels, 9 taps, 2),
-// a missing second output (an odd count) zero. For the output the kernel's
-// outputs are w's output channels and the reduction its input channels;
-// for the input gradient (flip) the other way round, the taps reversed.
-func (c *Conv) arrangePairs(dst, w []float32, flip bool) {
+// tileWidth is the output channels a direct micro-kernel call computes
+// for a group of per outputs: four (conv3x3Quad512, each input load
+// feeding four multiply-adds) where they come in whole fours, else two
+// (conv3x3Pair512, an odd count's last pair half zero). Both sum in the
+// same order, so the width does not change the bits.
+func tileWidth(per int) int {
+	if per%4 == 0 {
+		return 4
+	}
+	return 2
+}
+
+// arrangeTiles lays out w (K, C/G, 3, 3) in dst for the direct
+// micro-kernels: per group and tile of the kernel's outputs (tileWidth of
+// them), (reduction channels, 9 taps, width), a missing output zero. For
+// the output the kernel's outputs are w's output channels and the
+// reduction its input channels; for the input gradient (flip) the other
+// way round, the taps reversed.
+func (c *Conv) arrangeTiles(dst, w []float32, flip bool) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	outs, red := kg, cg
 	if flip {
 		outs, red = cg, kg
 	}
-	pairs := (outs + 1) / 2
+	width := tileWidth(outs)
+	tiles := (outs + width - 1) / width
 	for g := range s.G {
-		for p := range pairs {
-			d := dst[(g*pairs+p)*red*18:][:red*18]
+		for p := range tiles {
+			d := dst[(g*tiles+p)*red*9*width:][:red*9*width]
 			for r := range red {
 				for t := range 9 {
-					for j := range 2 {
+					for j := range width {
 						v := float32(0)
-						if o := 2*p + j; o < outs && flip {
+						if o := width*p + j; o < outs && flip {
 							v = w[((g*kg+r)*cg+o)*9+8-t]
 						} else if o < outs {
 							v = w[((g*kg+o)*cg+r)*9+t]
 						}
-						d[(r*9+t)*2+j] = v
+						d[(r*9+t)*width+j] = v
 					}
 				}
 			}
@@ -250,43 +265,50 @@ func (c *Conv) arrangePairs(dst, w []float32, flip bool) {
 	}
 }
 
+// tileWeights is the length of arrangeTiles's layout for per outputs and
+// red reduction channels a group.
+func (c *Conv) tileWeights(per, red int) int {
+	width := tileWidth(per)
+	return c.G * (per + width - 1) / width * width * red * 9
+}
+
 func (c *Conv) directForward(out, in, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
-	pairs := (kg + 1) / 2
 	if c.prepared != &w[0] { // (a closure made only when there is work for it)
-		c.prepare(w, func(w []float32) { c.arrangePairs(grow(&c.wPairs, s.G*pairs*cg*18), w, false) })
+		c.prepare(w, func(w []float32) { c.arrangeTiles(grow(&c.wTiles, c.tileWeights(kg, cg)), w, false) })
 	}
-	wk := c.wPairs
+	wk := c.wTiles
 	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
-	c.pairs(out, s.LdOut, false, planes, s.C, cg, kg, wk)
+	c.tiles(out, s.LdOut, false, planes, s.C, cg, kg, wk)
 }
 
-// pairs runs conv3x3Pair512 over every (image, group, pair of output
-// channels): planes hold chIn channels per image, red of them per group
-// (the reduction), and each group has per outputs, written to dst (ld
-// apart) or, with add, added to it. The work counts multiply-adds as the
-// row kernels count floats, about twelve to one in time.
-func (c *Conv) pairs(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
+// tiles runs the direct micro-kernel over every (image, group, tile of
+// output channels): planes hold chIn channels per image, red of them per
+// group (the reduction), and each group has per outputs, written to dst
+// (ld apart) or, with add, added to it. The work counts multiply-adds as
+// the row kernels count floats, about twelve to one in time.
+func (c *Conv) tiles(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
 	s := c.ConvShape
-	pairs := (per + 1) / 2
+	width := tileWidth(per)
+	tiles := (per + width - 1) / width
 	positions, _ := c.directPlanes()
-	c.job = pairsJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk}
+	c.job = tilesJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk}
 	work := s.N * positions * s.G * per * red * 9 / 12
 	// With rows of 16 pixels and outputs in eights, an image's outputs go
 	// to planes of their own first, and from there into dst by register
-	// transposes, 16 pixels at a time, instead of two floats a pixel,
+	// transposes, 16 pixels at a time, instead of one float a pixel,
 	// while the planes are still in cache.
 	if k := s.G * per; s.W%16 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b) {
-		each(c.Workers, s.N, work, &c.job, (*pairsJob).images)
+		each(c.Workers, s.N, work, &c.job, (*tilesJob).images)
 	} else {
-		each(c.Workers, s.N*s.G*pairs, work, &c.job, (*pairsJob).run)
+		each(c.Workers, s.N*s.G*tiles, work, &c.job, (*tilesJob).run)
 	}
-	c.job = pairsJob{}
+	c.job = tilesJob{}
 }
 
-// A pairsJob is a call of pairs, for its ranges (see each).
-type pairsJob struct {
+// A tilesJob is a call of tiles, for its ranges (see each).
+type tilesJob struct {
 	c              *Conv
 	dst            []float32
 	ld             int
@@ -298,15 +320,16 @@ type pairsJob struct {
 
 // images computes images [lo, hi) a whole image at a time, through
 // planes of its outputs.
-func (j *pairsJob) images(lo, hi int) {
+func (j *tilesJob) images(lo, hi int) {
 	s := j.c.ConvShape
-	pairs, rowStride, k := (j.per+1)/2, s.W+2, s.G*j.per
+	width, rowStride, k := tileWidth(j.per), s.W+2, s.G*j.per
+	tiles := (j.per + width - 1) / width
 	positions, _ := j.c.directPlanes()
 	stage := getScratch()
 	defer putScratch(stage)
 	outPlanes := stage.b[:k*positions]
 	for n := lo; n < hi; n++ {
-		j.items(n*s.G*pairs, (n+1)*s.G*pairs, outPlanes)
+		j.items(n*s.G*tiles, (n+1)*s.G*tiles, outPlanes)
 		for y := range s.H {
 			for k0 := 0; k0 < k; k0 += 16 {
 				rows := min(16, k-k0)
@@ -319,29 +342,32 @@ func (j *pairsJob) images(lo, hi int) {
 }
 
 // run computes items [lo, hi).
-func (j *pairsJob) run(lo, hi int) { j.items(lo, hi, nil) }
+func (j *tilesJob) run(lo, hi int) { j.items(lo, hi, nil) }
 
-// items computes items [lo, hi): (image, group, pair of output channels),
+// items computes items [lo, hi): (image, group, tile of output channels),
 // all of one image if outPlanes, which gets their outputs, is set.
-func (j *pairsJob) items(lo, hi int, outPlanes []float32) {
+func (j *tilesJob) items(lo, hi int, outPlanes []float32) {
 	c, s := j.c, j.c.ConvShape
 	dst, ld, add, planes, chIn, red, per, wk := j.dst, j.ld, j.add, j.planes, j.chIn, j.red, j.per, j.wk
-	pairs, rowStride := (per+1)/2, s.W+2
+	width, rowStride := tileWidth(per), s.W+2
+	tiles := (per + width - 1) / width
 	positions, planeLen := c.directPlanes()
-	var acc [2 * directBlock]float32
+	var acc [4 * directBlock]float32
 	for item := lo; item < hi; item++ {
-		n, g, p := item/(s.G*pairs), item/pairs%s.G, item%pairs
-		w := wk[(g*pairs+p)*red*18:][:red*18]
+		n, g, p := item/(s.G*tiles), item/tiles%s.G, item%tiles
+		w := wk[(g*tiles+p)*red*9*width:][:red*9*width]
 		base := (n*chIn + g*red) * planeLen
-		o, two := g*per+2*p, 2*p+1 < per
+		o, outs := g*per+width*p, min(width, per-width*p)
 		for q0 := 0; q0 < positions; q0 += directBlock {
 			_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
-			conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+			if width == 4 {
+				conv3x3Quad512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+			} else {
+				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
+			}
 			if outPlanes != nil {
-				at := o*positions + q0
-				copy(outPlanes[at:at+directBlock], acc[:directBlock])
-				if two {
-					copy(outPlanes[at+positions:at+positions+directBlock], acc[directBlock:])
+				for i := range outs {
+					copy(outPlanes[(o+i)*positions+q0:][:directBlock], acc[i*directBlock:][:directBlock])
 				}
 				continue
 			}
@@ -352,13 +378,12 @@ func (j *pairsJob) items(lo, hi int, outPlanes []float32) {
 				run := min(directBlock-i, rowStride-x)
 				if m := min(run, s.W-x); m > 0 && s.OutPlanes { // a run of each output's plane (Forward only)
 					at := o*ld + (n*s.H+y)*s.W + x
-					copy(dst[at:at+m], acc[i:i+m])
-					if two {
-						copy(dst[at+ld:at+ld+m], acc[directBlock+i:directBlock+i+m])
+					for k := range outs {
+						copy(dst[at+k*ld:][:m], acc[k*directBlock+i:][:m])
 					}
 				} else if m > 0 {
 					at := ((n*s.H+y)*s.W+x)*ld + o
-					scatterPair(dst[at:at+(m-1)*ld+1+b2i(two)], ld, acc[i:i+m], acc[directBlock+i:directBlock+i+m], add, two)
+					scatter(dst[at:at+(m-1)*ld+outs], ld, acc[i:], m, outs, add)
 				}
 				i, x = i+run, x+run
 				if x == rowStride {
@@ -369,36 +394,21 @@ func (j *pairsJob) items(lo, hi int, outPlanes []float32) {
 	}
 }
 
-// scatterPair stores (or with add, adds) v0[j] at dst[j·ld] and, with
-// two, v1[j] at dst[j·ld + 1].
-func scatterPair(dst []float32, ld int, v0, v1 []float32, add, two bool) {
-	switch {
-	case add && two:
-		for j, v := range v0 {
-			dst[j*ld] += v
-			dst[j*ld+1] += v1[j]
-		}
-	case add:
-		for j, v := range v0 {
-			dst[j*ld] += v
-		}
-	case two:
-		for j, v := range v0 {
-			dst[j*ld] = v
-			dst[j*ld+1] = v1[j]
-		}
-	default:
-		for j, v := range v0 {
-			dst[j*ld] = v
+// scatter stores (or with add, adds) pixel j's outputs, acc[k·directBlock
+// + j] for k < outs, at dst[j·ld + k], for j < m.
+func scatter(dst []float32, ld int, acc []float32, m, outs int, add bool) {
+	for k := range outs {
+		v := acc[k*directBlock:][:m]
+		if add {
+			for j, x := range v {
+				dst[j*ld+k] += x
+			}
+		} else {
+			for j, x := range v {
+				dst[j*ld+k] = x
+			}
 		}
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // directBackward is Backward for a convolution useDirect takes: dIn with
@@ -410,15 +420,15 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	cg, kg := s.C/s.G, s.K/s.G
 	positions, planeLen := c.directPlanes()
 	rowStride := s.W + 2
-	wkT := grow(&c.wPairsT, s.G*(cg+1)/2*kg*18)
-	c.arrangePairs(wkT, w, true)
+	wkT := grow(&c.wTilesT, c.tileWeights(cg, kg))
+	c.arrangeTiles(wkT, w, true)
 	inPlanes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
 	outPlanes := c.toPlanes(gradientPlanes, dOut, s.K, s.LdOut, nil)
 	ldDIn := s.LdIn // with an input transform, dIn is its output's gradient, rows of C
 	if s.Input != nil {
 		ldDIn = s.C
 	}
-	c.pairs(dIn, ldDIn, !s.OverwriteDIn, outPlanes, s.K, kg, cg, wkT)
+	c.tiles(dIn, ldDIn, !s.OverwriteDIn, outPlanes, s.K, kg, cg, wkT)
 	// dW[o, ci, t] += Σ_n Σ_q dOut[n, o](q) · in[n, ci](q + tap t); a
 	// plane's dOut at q is its padded plane at q + rowStride + 1.
 	pairs := (kg + 1) / 2

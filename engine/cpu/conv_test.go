@@ -442,3 +442,32 @@ func TestStem2SameBits(t *testing.T) {
 		}
 	}
 }
+
+// The direct micro-kernel over four output channels gives the bits of
+// the pair kernel over two and two, so tileWidth does not change results.
+func TestDirectQuadIsTwoPairs(t *testing.T) {
+	if !use.direct3x3 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(13, 13))
+	for _, rowStride := range []int{9, 16, 34} {
+		red := 37
+		planeLen := directBlock + 2*rowStride + 2
+		plane, quad := randSlice(rng, red*planeLen), randSlice(rng, red*9*4)
+		pairs := make([]float32, 2*red*9*2) // quad's outputs 0-1, then 2-3
+		for h := range 2 {
+			for i := range red * 9 {
+				pairs[h*red*18+2*i], pairs[h*red*18+2*i+1] = quad[4*i+2*h], quad[4*i+2*h+1]
+			}
+		}
+		var got [4 * directBlock]float32
+		var want [2][2 * directBlock]float32
+		conv3x3Quad512(&got[0], &plane[0], &quad[0], red, planeLen, rowStride)
+		conv3x3Pair512(&want[0][0], &plane[0], &pairs[0], red, planeLen, rowStride)
+		conv3x3Pair512(&want[1][0], &plane[0], &pairs[red*18], red, planeLen, rowStride)
+		if !slices.Equal(got[:], slices.Concat(want[0][:], want[1][:])) {
+			i, _ := closeTo(got[:], slices.Concat(want[0][:], want[1][:]), 0, 0)
+			t.Fatalf("row stride %d: output %d position %d differs from the pair kernel's", rowStride, i/directBlock, i%directBlock)
+		}
+	}
+}

@@ -210,6 +210,9 @@ func dotRounds(n int) float64 {
 func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 
 //go:noescape
+func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+
+//go:noescape
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
 
 //go:noescape
