@@ -26,7 +26,7 @@ type Int8Conv struct {
 	hp, wp    int    // the padded images' height and width
 	positions int    // N·hp·wp
 	plane     int    // positions of a plane: the images', rounded up to tiles, and the taps' reach
-	width     int    // output channels a tile takes at once: 2, or 4 for a pair's first (dotQuads)
+	width     int    // output channels a tile takes at once: 2, or 4 for runs (dotRuns) and a pair's first (dotQuads)
 	blocks    int    // blocks of width output channels per group (the last padded with zeros)
 	steps     []int  // byte offsets of the steps (quad, tap) from a group's first plane
 	stepsMost int    // the largest
@@ -122,10 +122,13 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 		}
 	}
 	c.stepsMost = slices.Max(c.steps)
-	c.arrange(2)
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
 	q := s.Int8
 	c.contiguous = s.OutPlanes && c.positions == s.N*s.OH()*s.OW()
+	c.arrange(2)
+	if s.OutPlanes && !c.contiguous {
+		c.arrange(4) // dotRuns takes four channels (as fast as two where a group has two)
+	}
 	c.outOff = make([]int32, c.plane)
 	c.tileMost = slices.Repeat([]int32{-1}, (c.positions+tileLen-1)/tileLen)
 	for o := range c.outOff {
@@ -235,7 +238,8 @@ func (c *Int8Conv) tiles(lo, hi int) {
 		stride = s.LdOut
 	}
 	kg := s.K / s.G
-	t := tile{steps: c.steps, most: c.stepsMost}
+	t := tile{steps: c.steps, most: c.stepsMost, width: c.width}
+	block := steps * 4 * c.width // a block's weights
 	for at := lo; at < hi; at++ {
 		most := c.tileMost[at]
 		if most < 0 {
@@ -246,8 +250,8 @@ func (c *Int8Conv) tiles(lo, hi int) {
 		for g := range s.G {
 			t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
 			for p := range c.blocks {
-				k := g*kg + 2*p
-				t.w, t.q = c.wt[(g*c.blocks+p)*steps*8:][:steps*8], c.rq[k:k+min(2, kg-2*p)]
+				k := g*kg + c.width*p
+				t.w, t.q = c.wt[(g*c.blocks+p)*block:][:block], c.rq[k:k+min(c.width, kg-c.width*p)]
 				switch {
 				case c.contiguous:
 					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
@@ -366,26 +370,30 @@ type tile struct {
 	in    []uint8
 	steps []int
 	most  int
+	width int // channels of a step's weights: 2, or 4 (dotRuns, dotQuads)
 	w     []int8
 	q     []requant
 }
 
 // checkTile panics unless every step's 64 quads lie in in and w holds
-// every step's two weight quads: the tile kernels trust both.
-func checkTile(t *tile) {
-	if len(t.steps) == 0 || len(t.w) < 8*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 || len(t.q) < 1 || len(t.q) > 2 {
-		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights, for %d channels", len(t.steps), t.most, len(t.in), len(t.w), len(t.q)))
+// every step's width weight quads, for the kernel's width, and the
+// channels are at most width: the tile kernels trust all three.
+func checkTile(t *tile, width int) {
+	if len(t.steps) == 0 || t.width != width || len(t.w) < 4*width*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 || len(t.q) < 1 || len(t.q) > width {
+		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d a step; the kernel takes %d)",
+			len(t.steps), t.most, len(t.in), len(t.w), len(t.q), t.width, width))
 	}
 }
 
-// dotTileGo is the tile's sums: for channels i = 0, 1 and positions
+// dotTileGo is the tile's sums: for channels i < t.width and positions
 // p < 64, acc[i·64 + p] is the sum over steps s and bytes b of
-// in[steps[s] + 4p + b] · w[8s + 4i + b].
-func dotTileGo(acc *[2 * tileLen]int32, in []uint8, steps []int, w []int8) {
+// in[steps[s] + 4p + b] · w[4·width·s + 4i + b].
+func dotTileGo(acc *[4 * tileLen]int32, t *tile) {
 	clear(acc[:])
-	for s, o := range steps {
-		for i := range 2 {
-			wq := w[8*s+4*i:][:4]
+	in, w := t.in, t.w
+	for s, o := range t.steps {
+		for i := range t.width {
+			wq := w[4*t.width*s+4*i:][:4]
 			for p := range tileLen {
 				x := in[o+4*p:][:4]
 				acc[i*tileLen+p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
@@ -395,7 +403,7 @@ func dotTileGo(acc *[2 * tileLen]int32, in []uint8, steps []int, w []int8) {
 }
 
 func checkDotStore(out []float32, ld, n int, t *tile) {
-	checkTile(t)
+	checkTile(t, 2)
 	if n < 1 || n > tileLen || ld < 0 || len(out) < (len(t.q)-1)*ld+n {
 		panic(fmt.Sprintf("conv: storing %d outputs of %d channels %d floats apart into %d floats", n, len(t.q), ld, len(out)))
 	}
@@ -404,8 +412,8 @@ func checkDotStore(out []float32, ld, n int, t *tile) {
 // dotStoreGo is the storing tile kernel's definition: channel i's first
 // n sums requantised (see engine.Requant) into out[i·ld + p].
 func dotStoreGo(out []float32, ld, n int, t *tile) {
-	var acc [2 * tileLen]int32
-	dotTileGo(&acc, t.in, t.steps, t.w)
+	var acc [4 * tileLen]int32
+	dotTileGo(&acc, t)
 	for i, q := range t.q {
 		for p, a := range acc[i*tileLen : i*tileLen+n] {
 			out[i*ld+p] = q.of(a)
@@ -414,7 +422,7 @@ func dotStoreGo(out []float32, ld, n int, t *tile) {
 }
 
 func checkDotScatter(out []float32, ld int, most int32, t *tile) {
-	checkTile(t)
+	checkTile(t, 2)
 	if ld < 0 || most < 0 || (len(t.q)-1)*ld+int(most) >= len(out) {
 		panic(fmt.Sprintf("conv: scattering %d channels %d floats apart to offsets up to %d of %d floats", len(t.q), ld, most, len(out)))
 	}
@@ -424,8 +432,8 @@ func checkDotScatter(out []float32, ld int, most int32, t *tile) {
 // sum at position p requantised into out[i·ld + offs[p]] where offs[p] ≥ 0
 // (the largest is most, which its caller took from the same offsets).
 func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
-	var acc [2 * tileLen]int32
-	dotTileGo(&acc, t.in, t.steps, t.w)
+	var acc [4 * tileLen]int32
+	dotTileGo(&acc, t)
 	for i, q := range t.q {
 		for p, o := range offs {
 			if o >= 0 {
@@ -436,7 +444,7 @@ func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
 }
 
 func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
-	checkTile(t)
+	checkTile(t, 4)
 	if ld < 0 || rs.least < 0 || 4*(len(t.q)-1)*ld+rs.most >= 4*len(out) {
 		panic(fmt.Sprintf("conv: storing runs of %d channels %d floats apart up to byte %d of %d floats", len(t.q), ld, rs.most, len(out)))
 	}
@@ -446,8 +454,8 @@ func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
 // at position r.first + j requantised into out[i·ld + r.off/4 + j] for
 // each run r and position j of it.
 func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
-	var acc [2 * tileLen]int32
-	dotTileGo(&acc, t.in, t.steps, t.w)
+	var acc [4 * tileLen]int32
+	dotTileGo(&acc, t)
 	for i, q := range t.q {
 		for _, r := range runs {
 			for j := range 16 {

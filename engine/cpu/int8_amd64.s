@@ -63,16 +63,40 @@
 	ADDQ         $8, BX \
 	ADDQ         $8, DX
 
-// DOT_STEP1 is DOT_STEP for the first sixteen positions alone, with the
-// step at off(BX) and its weights at off(DX), into accumulators a
-// (channel 0) and b (channel 1).
-#define DOT_STEP1(off, a, b) \
+// QUAD_STEP is DOT_STEP for four channels: the 64 positions' quads at
+// SI+(BX) in Z16-Z19, the channels' weight quads at DX broadcast into
+// Z25-Z28, channel i's sums into Z(4i) to Z(4i+3).
+#define QUAD_STEP \
+	MOVQ         (BX), AX \
+	VMOVDQU32    (SI)(AX*1), Z16 \
+	VMOVDQU32    64(SI)(AX*1), Z17 \
+	VMOVDQU32    128(SI)(AX*1), Z18 \
+	VMOVDQU32    192(SI)(AX*1), Z19 \
+	VPBROADCASTD (DX), Z25 \
+	VPBROADCASTD 4(DX), Z26 \
+	VPBROADCASTD 8(DX), Z27 \
+	VPBROADCASTD 12(DX), Z28 \
+	DOT4(Z25, Z0, Z1, Z2, Z3) \
+	DOT4(Z26, Z4, Z5, Z6, Z7) \
+	DOT4(Z27, Z8, Z9, Z10, Z11) \
+	DOT4(Z28, Z12, Z13, Z14, Z15) \
+	ADDQ         $8, BX \
+	ADDQ         $16, DX
+
+// QUAD_STEP1 is QUAD_STEP for the first sixteen positions alone, with
+// the step at off(BX) and its weights at 2·off(DX), into accumulators
+// a0-a3 (channels 0-3).
+#define QUAD_STEP1(off, a0, a1, a2, a3) \
 	MOVQ         off(BX), AX \
-	VMOVDQU32    (SI)(AX*1), Z8 \
-	VPBROADCASTD off(DX), Z12 \
-	VPBROADCASTD off+4(DX), Z13 \
-	VPDPBUSD     Z12, Z8, a \
-	VPDPBUSD     Z13, Z8, b
+	VMOVDQU32    (SI)(AX*1), Z16 \
+	VPBROADCASTD 2*off(DX), Z25 \
+	VPBROADCASTD 2*off+4(DX), Z26 \
+	VPBROADCASTD 2*off+8(DX), Z27 \
+	VPBROADCASTD 2*off+12(DX), Z28 \
+	VPDPBUSD     Z25, Z16, a0 \
+	VPDPBUSD     Z26, Z16, a1 \
+	VPDPBUSD     Z27, Z16, a2 \
+	VPDPBUSD     Z28, Z16, a3
 
 // DOT_LOAD loads dotStore's and dotScatter's tile arguments.
 #define DOT_LOAD \
@@ -334,23 +358,9 @@ quadsBlock:
 	ZERO4(Z12, Z13, Z14, Z15)
 
 quadsStep:
-	MOVQ         (BX), AX
-	VMOVDQU32    (SI)(AX*1), Z16
-	VMOVDQU32    64(SI)(AX*1), Z17
-	VMOVDQU32    128(SI)(AX*1), Z18
-	VMOVDQU32    192(SI)(AX*1), Z19
-	VPBROADCASTD (DX), Z25
-	VPBROADCASTD 4(DX), Z26
-	VPBROADCASTD 8(DX), Z27
-	VPBROADCASTD 12(DX), Z28
-	DOT4(Z25, Z0, Z1, Z2, Z3)
-	DOT4(Z26, Z4, Z5, Z6, Z7)
-	DOT4(Z27, Z8, Z9, Z10, Z11)
-	DOT4(Z28, Z12, Z13, Z14, Z15)
-	ADDQ         $8, BX
-	ADDQ         $16, DX
-	DECQ         CX
-	JNZ          quadsStep
+	QUAD_STEP
+	DECQ CX
+	JNZ  quadsStep
 
 	QUADS(Z0, Z1, Z2, Z3, quadsRun0)
 	DECQ R13
@@ -371,12 +381,13 @@ quadsDone:
 
 // func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors int)
 //
-// dotRunsGo: the tile's n ≥ 1 steps, then each channel's requantised
-// outputs stored as floats under its runs (nruns ≥ 1); channel 1's
-// ldBytes after channel 0's. With vectors 1 (the runs are all in the
-// first sixteen positions, as in a tile past an image's last row) only
-// those are summed, two steps at a time into two accumulators each, so
-// that the dot products' latency does not hold up the steps.
+// dotRunsGo: the tile's n ≥ 1 steps for four channels, then each of the
+// first channels ≥ 1 requantised and stored as floats under its runs
+// (nruns ≥ 1); channel i's ldBytes after channel i-1's. With vectors 1
+// (the runs are all in the first sixteen positions, as in a tile past an
+// image's last row) only those are summed, two steps at a time into two
+// accumulators each, so that the dot products' latency does not hold up
+// the steps.
 TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-88
 	MOVQ  out+0(FP), DI
 	MOVQ  runs+16(FP), R11
@@ -388,43 +399,56 @@ TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-88
 	MOVQ  n+48(FP), CX
 	MOVQ  w+56(FP), DX
 	MOVQ  q+64(FP), R8
-	DOT_ZERO
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z4, Z5, Z6, Z7)
+	ZERO4(Z8, Z9, Z10, Z11)
+	ZERO4(Z12, Z13, Z14, Z15)
 	CMPQ  vectors+80(FP), $1
 	JEQ   runsOne
 
 runsStep:
-	DOT_STEP
+	QUAD_STEP
 	DECQ CX
 	JNZ  runsStep
 	JMP  runsStore
 
 runsOne:
-	CMPQ      CX, $2
-	JLT       runsOneLast
-	DOT_STEP1(0, Z0, Z4)
-	DOT_STEP1(8, Z1, Z5)
-	ADDQ      $16, BX
-	ADDQ      $16, DX
-	SUBQ      $2, CX
-	JMP       runsOne
+	CMPQ       CX, $2
+	JLT        runsOneLast
+	QUAD_STEP1(0, Z0, Z4, Z8, Z12)
+	QUAD_STEP1(8, Z1, Z5, Z9, Z13)
+	ADDQ       $16, BX
+	ADDQ       $32, DX
+	SUBQ       $2, CX
+	JMP        runsOne
 
 runsOneLast:
-	TESTQ     CX, CX
-	JZ        runsOneSum
-	DOT_STEP1(0, Z0, Z4)
+	TESTQ      CX, CX
+	JZ         runsOneSum
+	QUAD_STEP1(0, Z0, Z4, Z8, Z12)
 
 runsOneSum:
 	VPADDD Z1, Z0, Z0
 	VPADDD Z5, Z4, Z4
+	VPADDD Z9, Z8, Z8
+	VPADDD Z13, Z12, Z12
 
 runsStore:
 	MOVQ DI, R10
+	MOVQ channels+72(FP), R13
 	FLOATS(Z0, Z1, Z2, Z3, runsRun0)
-	CMPQ channels+72(FP), $2
-	JLT  runsDone
-	MOVQ DI, R10
+	DECQ R13
+	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
 	FLOATS(Z4, Z5, Z6, Z7, runsRun1)
+	DECQ R13
+	JZ   runsDone
+	ADDQ ldBytes+8(FP), R10
+	FLOATS(Z8, Z9, Z10, Z11, runsRun2)
+	DECQ R13
+	JZ   runsDone
+	ADDQ ldBytes+8(FP), R10
+	FLOATS(Z12, Z13, Z14, Z15, runsRun3)
 
 runsDone:
 	VZEROUPPER

@@ -146,7 +146,7 @@ func (p *Int8Pair) Forward(out, in, w1, w2 []float32) {
 func (p *Int8Pair) tiles(lo, hi int) {
 	f := p.first
 	kg, group := f.K/f.G, f.blocks*len(f.steps)*16
-	t := tile{steps: f.steps, most: f.stepsMost}
+	t := tile{steps: f.steps, most: f.stepsMost, width: 4}
 	for at := lo; at < hi; at++ {
 		for g := range f.G {
 			t.in = f.in8[(g*f.nq*f.plane+at*tileLen)*4:]
