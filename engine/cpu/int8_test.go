@@ -26,7 +26,7 @@ func int8Shapes() []engine.ConvShape {
 		engine.ConvShape{N: 1, H: 32, W: 32, C: 120, K: 32, R: 1, S: 1, Stride: 1, G: 4, LdIn: 128, LdOut: 32},
 		engine.ConvShape{N: 1, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 128},
 		engine.ConvShape{N: 2, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 128, LdOut: 480},
-		engine.ConvShape{N: 1, H: 8, W: 8, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 8}, // an image's second tile holds outputs in its first sixteen positions alone
+		engine.ConvShape{N: 1, H: 8, W: 8, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 8},   // an image's second tile holds outputs in its first sixteen positions alone
 		engine.ConvShape{N: 1, H: 8, W: 8, C: 16, K: 20, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 16, LdOut: 20}, // and groups of five outputs: a tile of four and of one
 		engine.ConvShape{N: 3, H: 5, W: 5, C: 12, K: 9, R: 3, S: 3, Stride: 1, Pad: 1, G: 3, LdIn: 12, LdOut: 9},
 	)
