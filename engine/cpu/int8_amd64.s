@@ -128,33 +128,44 @@
 	VMINPS       Z22, z, z \
 	VCVTPS2DQ    z, z
 
-// STORE_RUNS stores z0-z3, a tile's four vectors, through the frame:
-// under each run's mask (R11 to R12) shifted left by CX bits, to R10 plus
-// the run's offset. It leaves R8 to R13 and DX, SI, DI as they were.
-#define STORE_RUNS(z0, z1, z2, z3, run) \
-	VMOVDQU32 z0, (SP) \
-	VMOVDQU32 z1, 64(SP) \
-	VMOVDQU32 z2, 128(SP) \
-	VMOVDQU32 z3, 192(SP) \
-	MOVQ      R11, BX \
+// STORE_RUNS stores z0-z3, a tile's four vectors: each run's vector
+// (its first position 0, 16, 32 or 48) under the run's mask (R11 to R12)
+// shifted left by CX bits, to R10 plus the run's offset. It leaves R8 to
+// R13 and DX, SI, DI as they were. (Labels: run and the branches to the
+// second, last two and last vectors' stores, and past the store.)
+#define STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
+	MOVQ     R11, BX \
 run: \
-	MOVQ      8(BX), AX \
-	SHLQ      CX, AX \
-	KMOVQ     AX, K1 \
-	MOVQ      (BX), AX \
-	VMOVDQU32 (SP)(AX*4), Z30 \
-	MOVQ      16(BX), AX \
-	VMOVDQU8  Z30, K1, (R10)(AX*1) \
-	ADDQ      $24, BX \
-	CMPQ      BX, R12 \
-	JNE       run
+	MOVQ     8(BX), AX \
+	SHLQ     CX, AX \
+	KMOVQ    AX, K1 \
+	MOVQ     16(BX), AX \
+	CMPQ     (BX), $16 \
+	JEQ      second \
+	JGT      upper \
+	VMOVDQU8 z0, K1, (R10)(AX*1) \
+	JMP      stored \
+second: \
+	VMOVDQU8 z1, K1, (R10)(AX*1) \
+	JMP      stored \
+upper: \
+	CMPQ     (BX), $48 \
+	JEQ      last \
+	VMOVDQU8 z2, K1, (R10)(AX*1) \
+	JMP      stored \
+last: \
+	VMOVDQU8 z3, K1, (R10)(AX*1) \
+stored: \
+	ADDQ     $24, BX \
+	CMPQ     BX, R12 \
+	JNE      run
 
 // QUADS requantises a channel's sums in z0-z3 (its constants at R8) into
 // integers in [0, 255] (Step 1: no rounding is left after the
 // conversion's, and no multiplying), moves each to its byte lane of the
 // quads (R9: its quadDest) and stores its runs into the channel's plane
 // at DI; then steps R8 and R9 to the next channel.
-#define QUADS(z0, z1, z2, z3, run) \
+#define QUADS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	REQUANT_CONSTANTS(0) \
 	QUANTISE4(z0, z1, z2, z3) \
 	MOVQ      8(R9), CX \
@@ -167,7 +178,7 @@ run: \
 	VPSLLD    X29, z3, z3 \
 	MOVQ      (R9), R10 \
 	ADDQ      DI, R10 \
-	STORE_RUNS(z0, z1, z2, z3, run) \
+	STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	ADDQ      $20, R8 \
 	ADDQ      $16, R9
 
@@ -190,11 +201,11 @@ run: \
 // FLOATS requantises a channel's sums in z0-z3 (constants at R8) and
 // stores its runs into its plane at R10; then steps R8 to the next
 // channel.
-#define FLOATS(z0, z1, z2, z3, run) \
+#define FLOATS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	REQUANT_CONSTANTS(0) \
 	REQUANT4(z0, z1, z2, z3) \
 	XORQ CX, CX \
-	STORE_RUNS(z0, z1, z2, z3, run) \
+	STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	ADDQ $20, R8
 
 // DOT4 sums the 64 positions' quads in Z16-Z19 times channel i's weight
@@ -337,7 +348,7 @@ quad:
 // have fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel
 // i's in Z(4i) to Z(4i+3), then each channel's requantised sums stored as
 // bytes of the quads of its runs (nruns ≥ 1).
-TEXT ·dotQuadsVNNI(SB), NOSPLIT, $256-80
+TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-80
 	MOVQ  dst+0(FP), DI
 	MOVQ  runs+8(FP), R11
 	MOVQ  nruns+16(FP), R12
@@ -362,16 +373,16 @@ quadsStep:
 	DECQ CX
 	JNZ  quadsStep
 
-	QUADS(Z0, Z1, Z2, Z3, quadsRun0)
+	QUADS(Z0, Z1, Z2, Z3, quadsRun0, quadsRun0Second, quadsRun0Upper, quadsRun0Last, quadsRun0Stored)
 	DECQ R13
 	JZ   quadsDone
-	QUADS(Z4, Z5, Z6, Z7, quadsRun1)
+	QUADS(Z4, Z5, Z6, Z7, quadsRun1, quadsRun1Second, quadsRun1Upper, quadsRun1Last, quadsRun1Stored)
 	DECQ R13
 	JZ   quadsDone
-	QUADS(Z8, Z9, Z10, Z11, quadsRun2)
+	QUADS(Z8, Z9, Z10, Z11, quadsRun2, quadsRun2Second, quadsRun2Upper, quadsRun2Last, quadsRun2Stored)
 	DECQ R13
 	JZ   quadsDone
-	QUADS(Z12, Z13, Z14, Z15, quadsRun3)
+	QUADS(Z12, Z13, Z14, Z15, quadsRun3, quadsRun3Second, quadsRun3Upper, quadsRun3Last, quadsRun3Stored)
 	DECQ R13
 	JNZ  quadsBlock
 
@@ -388,7 +399,7 @@ quadsDone:
 // image's last row) only those are summed, two steps at a time into two
 // accumulators each, so that the dot products' latency does not hold up
 // the steps.
-TEXT ·dotRunsVNNI(SB), NOSPLIT, $256-88
+TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-88
 	MOVQ  out+0(FP), DI
 	MOVQ  runs+16(FP), R11
 	MOVQ  nruns+24(FP), R12
@@ -436,19 +447,19 @@ runsOneSum:
 runsStore:
 	MOVQ DI, R10
 	MOVQ channels+72(FP), R13
-	FLOATS(Z0, Z1, Z2, Z3, runsRun0)
+	FLOATS(Z0, Z1, Z2, Z3, runsRun0, runsRun0Second, runsRun0Upper, runsRun0Last, runsRun0Stored)
 	DECQ R13
 	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
-	FLOATS(Z4, Z5, Z6, Z7, runsRun1)
+	FLOATS(Z4, Z5, Z6, Z7, runsRun1, runsRun1Second, runsRun1Upper, runsRun1Last, runsRun1Stored)
 	DECQ R13
 	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
-	FLOATS(Z8, Z9, Z10, Z11, runsRun2)
+	FLOATS(Z8, Z9, Z10, Z11, runsRun2, runsRun2Second, runsRun2Upper, runsRun2Last, runsRun2Stored)
 	DECQ R13
 	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
-	FLOATS(Z12, Z13, Z14, Z15, runsRun3)
+	FLOATS(Z12, Z13, Z14, Z15, runsRun3, runsRun3Second, runsRun3Upper, runsRun3Last, runsRun3Stored)
 
 runsDone:
 	VZEROUPPER
