@@ -299,6 +299,12 @@ scatterDone:
 	VZEROUPPER
 	RET
 
+// quadOrder reorders sixteen bytes held channel by channel (four pixels
+// each) pixel by pixel: byte 4i + c is byte 4c + i.
+DATA quadOrder<>+0(SB)/8, $0x0d0905010c080400
+DATA quadOrder<>+8(SB)/8, $0x0f0b07030e0a0602
+GLOBL quadOrder<>(SB), RODATA|NOPTR, $16
+
 // func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint16)
 //
 // quantiseStagedGo: staged holds source channels as planes, strideBytes
@@ -317,21 +323,20 @@ TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-66
 	MOVQ         shift+48(FP), R9
 	MOVQ         quads+56(FP), CX
 	KMOVW        mask+64(FP), K1
-	VPXORD       Z21, Z21, Z21   // 0.0
-	MOVL         $0x437f0000, AX // 255.0
-	VPBROADCASTD AX, Z22
+	VPXORD          Z21, Z21, Z21   // 0.0
+	MOVL            $0x437f0000, AX // 255.0
+	VPBROADCASTD    AX, Z22
+	VBROADCASTI32X4 quadOrder<>(SB), Z23
 
 quad:
 	STAGED(0, Z0)
 	STAGED(4, Z1)
 	STAGED(8, Z2)
 	STAGED(12, Z3)
-	VPSLLD    $8, Z1, Z1
-	VPSLLD    $16, Z2, Z2
-	VPSLLD    $24, Z3, Z3
-	VPORD     Z1, Z0, Z0
-	VPORD     Z3, Z2, Z2
-	VPORD     Z2, Z0, Z0
+	VPACKUSDW Z1, Z0, Z0 // per 128 bits: the four channels' bytes of four pixels, channel by channel
+	VPACKUSDW Z3, Z2, Z2
+	VPACKUSWB Z2, Z0, Z0
+	VPSHUFB   Z23, Z0, Z0 // pixel by pixel
 	VMOVDQU32 Z0, K1, (DI)
 	ADDQ      DX, DI
 	ADDQ      $16, BX
