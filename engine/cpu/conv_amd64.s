@@ -457,6 +457,8 @@ TEXT ·pointwisePlanes8x32(SB), NOSPLIT, $0-80
 pp832:
 	MOVL             (BX), AX
 	IMULQ            R11, AX
+	PREFETCHT0       128(SI)(AX*1)
+	PREFETCHT0       192(SI)(AX*1)
 	VMOVUPS.Z        (SI)(AX*1), K1, Z30
 	VMOVUPS.Z        64(SI)(AX*1), K2, Z28
 	VBROADCASTSS     (R8), Z29
@@ -474,6 +476,96 @@ pp832:
 	PP_FMA(7, Z7, Z15)
 	PP_NEXT(32)
 	JNZ pp832
+
+	PP_STORE(Z0, Z8)
+	PP_STORE(Z1, Z9)
+	PP_STORE(Z2, Z10)
+	PP_STORE(Z3, Z11)
+	PP_STORE(Z4, Z12)
+	PP_STORE(Z5, Z13)
+	PP_STORE(Z6, Z14)
+	PP_STORE(Z7, Z15)
+	VZEROUPPER
+	RET
+
+// func transformPlanes512(t *float32, src *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, floor float32, mask uint32)
+//
+// pointwisePlanes8x32's transform alone, into t: for i < cg, lanes p of
+// t[32i : 32i+32] are max(src[stride·idx[i] + p]·scale[i] + shift[i],
+// floor), the multiply-add fused, under mask (lanes past it transform 0).
+TEXT ·transformPlanes512(SB), NOSPLIT, $0-64
+	MOVQ         t+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         strideBytes+16(FP), R11
+	MOVQ         idx+24(FP), BX
+	MOVQ         scale+32(FP), R8
+	MOVQ         shift+40(FP), R9
+	MOVQ         cg+48(FP), CX
+	VBROADCASTSS floor+56(FP), Z31
+	MOVL         mask+60(FP), AX
+	KMOVW        AX, K1
+	SHRL         $16, AX
+	KMOVW        AX, K2
+
+transform:
+	MOVL             (BX), AX
+	IMULQ            R11, AX
+	PREFETCHT0       128(SI)(AX*1)
+	PREFETCHT0       192(SI)(AX*1)
+	VMOVUPS.Z        (SI)(AX*1), K1, Z30
+	VMOVUPS.Z        64(SI)(AX*1), K2, Z28
+	VBROADCASTSS     (R8), Z29
+	VFMADD213PS.BCST (R9), Z29, Z30
+	VFMADD213PS.BCST (R9), Z29, Z28
+	VMAXPS           Z31, Z30, Z30
+	VMAXPS           Z31, Z28, Z28
+	VMOVUPS          Z30, (DI)
+	VMOVUPS          Z28, 64(DI)
+	ADDQ             $128, DI
+	ADDQ             $4, BX
+	ADDQ             $4, R8
+	ADDQ             $4, R9
+	DECQ             CX
+	JNZ              transform
+	VZEROUPPER
+	RET
+
+// func pointwiseTransformed8x32(out *float32, ld int, t *float32, cg int, w *float32, mask uint32)
+//
+// pointwisePlanes8x32 on inputs transformed already (transformPlanes512):
+// the same sums, each input vector loaded from t, where the transform
+// would be done again for every block of eight outputs.
+TEXT ·pointwiseTransformed8x32(SB), NOSPLIT, $0-44
+	MOVQ  out+0(FP), DI
+	MOVQ  ld+8(FP), R10
+	SHLQ  $2, R10
+	MOVQ  t+16(FP), SI
+	MOVQ  cg+24(FP), CX
+	MOVQ  w+32(FP), DX
+	MOVL  mask+40(FP), AX
+	KMOVW AX, K1
+	SHRL  $16, AX
+	KMOVW AX, K2
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z4, Z5, Z6, Z7)
+	ZERO4(Z8, Z9, Z10, Z11)
+	ZERO4(Z12, Z13, Z14, Z15)
+
+transformed:
+	VMOVUPS (SI), Z30
+	VMOVUPS 64(SI), Z28
+	PP_FMA(0, Z0, Z8)
+	PP_FMA(1, Z1, Z9)
+	PP_FMA(2, Z2, Z10)
+	PP_FMA(3, Z3, Z11)
+	PP_FMA(4, Z4, Z12)
+	PP_FMA(5, Z5, Z13)
+	PP_FMA(6, Z6, Z14)
+	PP_FMA(7, Z7, Z15)
+	ADDQ    $128, SI
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     transformed
 
 	PP_STORE(Z0, Z8)
 	PP_STORE(Z1, Z9)

@@ -11,9 +11,14 @@ import (
 // convolutions. A pointwise convolution with an input transform writes
 // planes itself (pointwisePlanes): a call reads 32 pixels of each
 // selected input plane (of the input's, or of 32 rows transposed into a
-// staged block first), transforms them once and accumulates 8 output
-// channels. No channel is gathered (gathers were a third of the
-// condensed network's time). The direct 3×3 convolution copies planes into its
+// staged block first), transforms them and accumulates 8 output
+// channels. Where a group has more blocks of 8 outputs than one, its
+// inputs are transformed once into a block of their own
+// (transformPlanes, which also prefetches the next chunk's pixels of
+// each plane) that every block's call reads (pointwiseTransformed): the
+// ImageNet network's 1×1s read thousands of planes, from beyond L2. No
+// channel is gathered (gathers were a third of the condensed network's
+// time). The direct 3×3 convolution copies planes into its
 // padded planes (toPlanes) and its outputs' runs into planes (pairs). Any
 // other shape goes through rows.
 
@@ -25,9 +30,12 @@ type planesState struct {
 	idx       []int32 // pointwise: each input channel's source (the transform's Index, or itself)
 	most      int32   // pointwise: the largest
 	stages    *bufs
-	in0, out0 []float32 // pointwise: the call's input and output, for its ranges (see each)
-	rows      *Conv     // through rows: the convolution of rows
-	in, out   []float32 // through rows: the rows
+	// transformed, where a group has more than one block of outputs, holds
+	// a chunk's transformed inputs of a group, made once for its blocks.
+	transformed *bufs
+	in0, out0   []float32 // pointwise: the call's input and output, for its ranges (see each)
+	rows        *Conv     // through rows: the convolution of rows
+	in, out     []float32 // through rows: the rows
 }
 
 // planesForward computes the convolution if it reads or writes planes in
@@ -81,6 +89,9 @@ func (c *Conv) planPlanes() {
 		}
 		ps.most = slices.Max(ps.idx)
 		ps.pointwise = true
+		if kg := s.K / s.G; use.planes && kg%pointwiseBlock == 0 && kg > pointwiseBlock {
+			ps.transformed = &bufs{size: pointwiseChunk * s.C / s.G}
+		}
 		if !s.InPlanes { // rows are staged; planes are read as they are
 			ps.sources = int(ps.most) + 1
 			ps.stages = &bufs{size: pointwiseChunk * ps.sources}
@@ -142,11 +153,15 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 	in, out := ps.in0, ps.out0
 	cg, kg, p := s.C/s.G, s.K/s.G, s.N*s.H*s.W
 	floor := reluFloor(a.ReLU)
-	var staged []float32
+	var staged, t []float32
 	stride := s.LdIn // floats between a source channel's pixels' rows
 	if !s.InPlanes {
 		staged, stride = ps.stages.get(), pointwiseChunk
 		defer ps.stages.put(staged)
+	}
+	if ps.transformed != nil {
+		t = ps.transformed.get()
+		defer ps.transformed.put(t)
 	}
 	for at := lo; at < hi; at++ {
 		p0 := at * pointwiseChunk
@@ -159,10 +174,17 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 		}
 		for g := range s.G {
 			j := g * cg
+			idx, scale, shift := ps.idx[j:j+cg], a.Scale[j:j+cg], a.Shift[j:j+cg]
+			if t != nil {
+				transformPlanes(t, src, stride, idx, ps.most, scale, shift, floor, pixels)
+			}
 			for b0 := 0; b0 < kg; b0 += pointwiseBlock {
 				k := g*kg + b0
-				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, ps.idx[j:j+cg], ps.most, a.Scale[j:j+cg], a.Shift[j:j+cg],
-					c.wGroups[k*cg:], min(pointwiseBlock, kg-b0), floor, pixels)
+				if t != nil {
+					pointwiseTransformed(out[k*s.LdOut+p0:], s.LdOut, t, cg, c.wGroups[k*cg:], pixels)
+					continue
+				}
+				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, idx, ps.most, scale, shift, c.wGroups[k*cg:], min(pointwiseBlock, kg-b0), floor, pixels)
 			}
 		}
 	}
@@ -215,6 +237,26 @@ func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx 
 		for k := range kb {
 			out[k*ld+p] = acc[k]
 		}
+	}
+}
+
+// checkTransformPlanes panics unless transformPlanes's reads lie in src
+// (idx's largest is most, as checkPointwisePlanes trusts) and its writes
+// in t.
+func checkTransformPlanes(t, src []float32, stride int, idx []int32, most int32, scale, shift []float32, pixels int) {
+	cg := len(idx)
+	if cg < 1 || pixels < 1 || pixels > pointwiseChunk || len(scale) < cg || len(shift) < cg || len(t) < cg*pointwiseChunk ||
+		stride < pixels || int(most)*stride+pixels > len(src) || int64(most)*int64(stride) > math.MaxInt32 {
+		panic(fmt.Sprintf("conv: transforming %d channels (up to %d, %d floats apart, of %d) of %d pixels into %d floats", cg, most, stride, len(src), pixels, len(t)))
+	}
+}
+
+// checkPointwiseTransformed panics unless pointwiseTransformed's reads
+// lie in t and w and its writes in out.
+func checkPointwiseTransformed(out []float32, ld int, t []float32, cg int, w []float32, pixels int) {
+	if cg < 1 || pixels < 1 || pixels > pointwiseChunk || ld < pixels || len(t) < cg*pointwiseChunk || len(w) < cg*pointwiseBlock ||
+		len(out) < (pointwiseBlock-1)*ld+pixels {
+		panic(fmt.Sprintf("conv: pointwise of %d transformed channels, %d outputs %d apart, %d pixels into %d floats", cg, pointwiseBlock, ld, pixels, len(out)))
 	}
 }
 

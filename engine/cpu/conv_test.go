@@ -471,3 +471,42 @@ func TestDirectQuadIsTwoPairs(t *testing.T) {
 		}
 	}
 }
+
+// A pointwise convolution into planes whose inputs are transformed once
+// for all its blocks of outputs (transformPlanes, pointwiseTransformed)
+// gives the bits of its definition, which transforms them in every
+// block, as the fused kernel does; tails of pixels included.
+func TestPointwiseTransformedSameBits(t *testing.T) {
+	if !use.planes {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(14, 14))
+	for _, c := range []struct{ cg, pixels int }{{1, 32}, {7, 32}, {37, 17}, {130, 1}} {
+		const stride, blocks = 45, 3
+		src := randSlice(rng, 200*stride)
+		idx := make([]int32, c.cg)
+		for i := range idx {
+			idx[i] = int32(rng.IntN(200))
+		}
+		most := slices.Max(idx)
+		scale, shift, w := randSlice(rng, c.cg), randSlice(rng, c.cg), randSlice(rng, blocks*c.cg*pointwiseBlock)
+		for _, floor := range []float32{0, float32(math.Inf(-1))} {
+			transformed := make([]float32, c.cg*pointwiseChunk)
+			transformPlanes(transformed, src, stride, idx, most, scale, shift, floor, c.pixels)
+			const ld = 40
+			got, fused, want := make([]float32, blocks*pointwiseBlock*ld), make([]float32, blocks*pointwiseBlock*ld), make([]float32, blocks*pointwiseBlock*ld)
+			for b := range blocks {
+				at, wb := b*pointwiseBlock*ld, w[b*c.cg*pointwiseBlock:]
+				pointwiseTransformed(got[at:], ld, transformed, c.cg, wb, c.pixels)
+				pointwisePlanes(fused[at:], ld, src, stride, idx, most, scale, shift, wb, pointwiseBlock, floor, c.pixels)
+				pointwisePlanesGo(want[at:], ld, src, stride, idx, scale, shift, wb, pointwiseBlock, floor, c.pixels)
+			}
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(fused[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%d channels, %d pixels, floor %v: output %d pixel %d = %v transformed once, %v fused, %v by definition",
+						c.cg, c.pixels, floor, i/ld, i%ld, got[i], fused[i], want[i])
+				}
+			}
+		}
+	}
+}

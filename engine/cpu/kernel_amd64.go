@@ -377,6 +377,27 @@ func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []
 }
 
 //go:noescape
+func transformPlanes512(t *float32, src *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, floor float32, mask uint32)
+
+//go:noescape
+func pointwiseTransformed8x32(out *float32, ld int, t *float32, cg int, w *float32, mask uint32)
+
+// transformPlanes is pointwisePlanes's transform alone, checked, into t
+// (see transformPlanes512), on the AVX-512 kernel: use.planes is its
+// caller's to check.
+func transformPlanes(t []float32, src []float32, stride int, idx []int32, most int32, scale, shift []float32, floor float32, pixels int) {
+	checkTransformPlanes(t, src, stride, idx, most, scale, shift, pixels)
+	transformPlanes512(&t[0], &src[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), floor, uint32(1<<pixels-1))
+}
+
+// pointwiseTransformed is pointwisePlanes of eight outputs on cg inputs
+// transformPlanes transformed into t, checked, on the AVX-512 kernel.
+func pointwiseTransformed(out []float32, ld int, t []float32, cg int, w []float32, pixels int) {
+	checkPointwiseTransformed(out, ld, t, cg, w, pixels)
+	pointwiseTransformed8x32(&out[0], ld, &t[0], cg, &w[0], uint32(1<<pixels-1))
+}
+
+//go:noescape
 func avgPoolPlanes512(dst, src *float32, w, rows int, evens *int32)
 
 // avgPoolPlanes is avgPoolPlanesGo, checked, on the AVX-512 kernel where

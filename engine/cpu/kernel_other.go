@@ -119,3 +119,11 @@ func avgPoolPlanes(dst, src []float32, w, rows int) {
 	checkAvgPoolPlanes(dst, src, w, rows)
 	avgPoolPlanesGo(dst, src, w, rows)
 }
+
+func transformPlanes(t []float32, src []float32, stride int, idx []int32, most int32, scale, shift []float32, floor float32, pixels int) {
+	panic("unreachable")
+}
+
+func pointwiseTransformed(out []float32, ld int, t []float32, cg int, w []float32, pixels int) {
+	panic("unreachable")
+}
