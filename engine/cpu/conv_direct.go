@@ -13,7 +13,7 @@ import (
 // q + r·(W+2) + s. So 16 consecutive positions, across image rows, read 16
 // consecutive floats for every tap, and a micro-kernel (conv3x3Quad512)
 // computes four output channels over 64 positions at a time, the input
-// vectors shared by all four (conv3x3Pair512 two; see tileWidth). The two
+// vectors shared by all four (conv3x3Pair512 two; see tiling). The two
 // positions per row past the image's edge are computed and dropped (6% of
 // the work at 32×32, 20% at 8×8). The shifted GEMMs this replaces
 // computed G times the arithmetic.
@@ -218,21 +218,22 @@ func stridedAffineGo(dst, src []float32, stride int, scale, shift, floor float32
 	}
 }
 
-// tileWidth is the output channels a direct micro-kernel call computes
-// for a group of per outputs: four (conv3x3Quad512, each input load
-// feeding four multiply-adds) where they come in whole fours, else two
-// (conv3x3Pair512, an odd count's last pair half zero). Both sum in the
-// same order, so the width does not change the bits.
-func tileWidth(per int) int {
+// tiling returns the output channels a direct micro-kernel call computes
+// for a group of per outputs, and the calls (tiles) per group: four
+// channels (conv3x3Quad512, each input load feeding four multiply-adds)
+// where they come in whole fours, else two (conv3x3Pair512, an odd
+// count's last pair half zero). Both sum in the same order, so the width
+// does not change the bits.
+func tiling(per int) (width, tiles int) {
 	if per%4 == 0 {
-		return 4
+		return 4, per / 4
 	}
-	return 2
+	return 2, (per + 1) / 2
 }
 
 // arrangeTiles lays out w (K, C/G, 3, 3) in dst for the direct
-// micro-kernels: per group and tile of the kernel's outputs (tileWidth of
-// them), (reduction channels, 9 taps, width), a missing output zero. For
+// micro-kernels: per group and tile of the kernel's outputs (see
+// tiling), (reduction channels, 9 taps, width), a missing output zero. For
 // the output the kernel's outputs are w's output channels and the
 // reduction its input channels; for the input gradient (flip) the other
 // way round, the taps reversed.
@@ -243,8 +244,7 @@ func (c *Conv) arrangeTiles(dst, w []float32, flip bool) {
 	if flip {
 		outs, red = cg, kg
 	}
-	width := tileWidth(outs)
-	tiles := (outs + width - 1) / width
+	width, tiles := tiling(outs)
 	for g := range s.G {
 		for p := range tiles {
 			d := dst[(g*tiles+p)*red*9*width:][:red*9*width]
@@ -268,8 +268,8 @@ func (c *Conv) arrangeTiles(dst, w []float32, flip bool) {
 // tileWeights is the length of arrangeTiles's layout for per outputs and
 // red reduction channels a group.
 func (c *Conv) tileWeights(per, red int) int {
-	width := tileWidth(per)
-	return c.G * (per + width - 1) / width * width * red * 9
+	width, tiles := tiling(per)
+	return c.G * tiles * width * red * 9
 }
 
 func (c *Conv) directForward(out, in, w []float32) {
@@ -290,8 +290,7 @@ func (c *Conv) directForward(out, in, w []float32) {
 // the row kernels count floats, about twelve to one in time.
 func (c *Conv) tiles(dst []float32, ld int, add bool, planes []float32, chIn, red, per int, wk []float32) {
 	s := c.ConvShape
-	width := tileWidth(per)
-	tiles := (per + width - 1) / width
+	_, tiles := tiling(per)
 	positions, _ := c.directPlanes()
 	c.job = tilesJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk}
 	work := s.N * positions * s.G * per * red * 9 / 12
@@ -322,8 +321,8 @@ type tilesJob struct {
 // planes of its outputs.
 func (j *tilesJob) images(lo, hi int) {
 	s := j.c.ConvShape
-	width, rowStride, k := tileWidth(j.per), s.W+2, s.G*j.per
-	tiles := (j.per + width - 1) / width
+	_, tiles := tiling(j.per)
+	rowStride, k := s.W+2, s.G*j.per
 	positions, _ := j.c.directPlanes()
 	stage := getScratch()
 	defer putScratch(stage)
@@ -349,8 +348,8 @@ func (j *tilesJob) run(lo, hi int) { j.items(lo, hi, nil) }
 func (j *tilesJob) items(lo, hi int, outPlanes []float32) {
 	c, s := j.c, j.c.ConvShape
 	dst, ld, add, planes, chIn, red, per, wk := j.dst, j.ld, j.add, j.planes, j.chIn, j.red, j.per, j.wk
-	width, rowStride := tileWidth(per), s.W+2
-	tiles := (per + width - 1) / width
+	width, tiles := tiling(per)
+	rowStride := s.W + 2
 	positions, planeLen := c.directPlanes()
 	var acc [4 * directBlock]float32
 	for item := lo; item < hi; item++ {

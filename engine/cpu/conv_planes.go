@@ -19,7 +19,7 @@ import (
 // ImageNet network's 1×1s read thousands of planes, from beyond L2. No
 // channel is gathered (gathers were a third of the condensed network's
 // time). The direct 3×3 convolution copies planes into its
-// padded planes (toPlanes) and its outputs' runs into planes (pairs). Any
+// padded planes (toPlanes) and its outputs' runs into planes (tiles). Any
 // other shape goes through rows.
 
 // planesState is how a convolution does its planes, planned when it is
@@ -214,8 +214,7 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 // planned them: no negative one).
 func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
-	if cg < 1 || kb < 1 || kb > pointwiseBlock || pixels < 1 || pixels > pointwiseChunk || len(scale) < cg || len(shift) < cg || len(w) < cg*kb || ld < pixels ||
-		len(out) < (kb-1)*ld+pixels || stride < pixels || int(most)*stride+pixels > len(staged) || int64(most)*int64(stride) > math.MaxInt32 {
+	if !transformReads(staged, stride, idx, most, scale, shift, pixels) || kb < 1 || kb > pointwiseBlock || len(w) < cg*kb || ld < pixels || len(out) < (kb-1)*ld+pixels {
 		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d, %d floats apart, of %d), %d outputs %d apart, %d pixels into %d floats",
 			cg, most, stride, len(staged), kb, ld, pixels, len(out)))
 	}
@@ -241,14 +240,20 @@ func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx 
 }
 
 // checkTransformPlanes panics unless transformPlanes's reads lie in src
-// (idx's largest is most, as checkPointwisePlanes trusts) and its writes
-// in t.
+// and its writes in t.
 func checkTransformPlanes(t, src []float32, stride int, idx []int32, most int32, scale, shift []float32, pixels int) {
-	cg := len(idx)
-	if cg < 1 || pixels < 1 || pixels > pointwiseChunk || len(scale) < cg || len(shift) < cg || len(t) < cg*pointwiseChunk ||
-		stride < pixels || int(most)*stride+pixels > len(src) || int64(most)*int64(stride) > math.MaxInt32 {
-		panic(fmt.Sprintf("conv: transforming %d channels (up to %d, %d floats apart, of %d) of %d pixels into %d floats", cg, most, stride, len(src), pixels, len(t)))
+	if !transformReads(src, stride, idx, most, scale, shift, pixels) || len(t) < len(idx)*pointwiseChunk {
+		panic(fmt.Sprintf("conv: transforming %d channels (up to %d, %d floats apart, of %d) of %d pixels into %d floats", len(idx), most, stride, len(src), pixels, len(t)))
 	}
+}
+
+// transformReads reports whether a chunk's transform of pixels of the
+// channels idx (up to most, which the caller checked against every index
+// once: none is negative) lies in src, planes stride floats apart.
+func transformReads(src []float32, stride int, idx []int32, most int32, scale, shift []float32, pixels int) bool {
+	cg := len(idx)
+	return cg >= 1 && pixels >= 1 && pixels <= pointwiseChunk && len(scale) >= cg && len(shift) >= cg && stride >= pixels &&
+		int(most)*stride+pixels <= len(src) && int64(most)*int64(stride) <= math.MaxInt32
 }
 
 // checkPointwiseTransformed panics unless pointwiseTransformed's reads

@@ -125,9 +125,10 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
 	q := s.Int8
 	c.contiguous = s.OutPlanes && c.positions == s.N*s.OH()*s.OW()
-	c.arrange(2)
 	if s.OutPlanes && !c.contiguous {
 		c.arrange(4) // dotRuns takes four channels (as fast as two where a group has two)
+	} else {
+		c.arrange(2)
 	}
 	c.outOff = make([]int32, c.plane)
 	c.tileMost = slices.Repeat([]int32{-1}, (c.positions+tileLen-1)/tileLen)
