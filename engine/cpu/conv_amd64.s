@@ -20,12 +20,92 @@
 	VFMADD231PS  Z27, Z30, lo \
 	VFMADD231PS  Z27, Z28, hi
 
+// PP_FMA8 adds the eight channels' weights (at DX) times the two input
+// vectors (Z30, Z28) to their accumulators, channel i's in Zi and Zi+8.
+#define PP_FMA8 \
+	PP_FMA(0, Z0, Z8) \
+	PP_FMA(1, Z1, Z9) \
+	PP_FMA(2, Z2, Z10) \
+	PP_FMA(3, Z3, Z11) \
+	PP_FMA(4, Z4, Z12) \
+	PP_FMA(5, Z5, Z13) \
+	PP_FMA(6, Z6, Z14) \
+	PP_FMA(7, Z7, Z15)
+
 // PP_STORE stores an output channel's 32 pixels under K1 and K2 and
 // steps to the next.
 #define PP_STORE(lo, hi) \
 	VMOVUPS lo, K1, (DI) \
 	VMOVUPS hi, K2, 64(DI) \
 	ADDQ    R10, DI
+
+// PP_STORE8 stores the eight channels' accumulators, R10 bytes apart.
+#define PP_STORE8 \
+	PP_STORE(Z0, Z8) \
+	PP_STORE(Z1, Z9) \
+	PP_STORE(Z2, Z10) \
+	PP_STORE(Z3, Z11) \
+	PP_STORE(Z4, Z12) \
+	PP_STORE(Z5, Z13) \
+	PP_STORE(Z6, Z14) \
+	PP_STORE(Z7, Z15)
+
+// PP_MASKS splits the 32-bit mask at off(FP) into K1 (its low 16 pixels)
+// and K2.
+#define PP_MASKS(off) \
+	MOVL  off(FP), AX \
+	KMOVW AX, K1 \
+	SHRL  $16, AX \
+	KMOVW AX, K2
+
+// PP_TRANSFORM reads the input channel idx (BX) of 32 pixels (SI plus
+// idx·R11 bytes, under K1 and K2) into Z30 and Z28, prefetching the next
+// 32, and transforms them: max(x·scale + shift, floor), scale and shift
+// at R8 and R9, the floor in Z31.
+#define PP_TRANSFORM \
+	MOVL             (BX), AX \
+	IMULQ            R11, AX \
+	PREFETCHT0       128(SI)(AX*1) \
+	PREFETCHT0       192(SI)(AX*1) \
+	VMOVUPS.Z        (SI)(AX*1), K1, Z30 \
+	VMOVUPS.Z        64(SI)(AX*1), K2, Z28 \
+	VBROADCASTSS     (R8), Z29 \
+	VFMADD213PS.BCST (R9), Z29, Z30 \
+	VFMADD213PS.BCST (R9), Z29, Z28 \
+	VMAXPS           Z31, Z30, Z30 \
+	VMAXPS           Z31, Z28, Z28
+
+// DIRECT_ARGS loads the direct 3×3 kernels' arguments: acc (DI), plane
+// (R8), wk (SI), cg (CX), and the plane and row strides in bytes (DX,
+// BX).
+#define DIRECT_ARGS \
+	MOVQ acc+0(FP), DI \
+	MOVQ plane+8(FP), R8 \
+	MOVQ wk+16(FP), SI \
+	MOVQ cg+24(FP), CX \
+	MOVQ planeStride+32(FP), DX \
+	SHLQ $2, DX \
+	MOVQ rowStride+40(FP), BX \
+	SHLQ $2, BX
+
+// NINE_TAPS runs tap over an input channel's nine taps (rows at R8, R9,
+// R10), then steps to the next channel (its plane and its wbytes of
+// weights) and counts it off CX.
+#define NINE_TAPS(tap, wbytes) \
+	LEAQ (R8)(BX*1), R9 \
+	LEAQ (R9)(BX*1), R10 \
+	tap(R8, 0, 0) \
+	tap(R8, 1, 1) \
+	tap(R8, 2, 2) \
+	tap(R9, 0, 3) \
+	tap(R9, 1, 4) \
+	tap(R9, 2, 5) \
+	tap(R10, 0, 6) \
+	tap(R10, 1, 7) \
+	tap(R10, 2, 8) \
+	ADDQ DX, R8 \
+	ADDQ $wbytes, SI \
+	DECQ CX
 
 // func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 //
@@ -54,33 +134,13 @@
 	VFMADD231PS  Z11, Z13, Z7
 
 TEXT ·conv3x3Pair512(SB), NOSPLIT, $0-48
-	MOVQ acc+0(FP), DI
-	MOVQ plane+8(FP), R8
-	MOVQ wk+16(FP), SI
-	MOVQ cg+24(FP), CX
-	MOVQ planeStride+32(FP), DX
-	SHLQ $2, DX
-	MOVQ rowStride+40(FP), BX
-	SHLQ $2, BX
+	DIRECT_ARGS
 	ZERO4(Z0, Z1, Z2, Z3)
 	ZERO4(Z4, Z5, Z6, Z7)
 
 pairLoop:
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	TAP(R8, 0, 0)
-	TAP(R8, 1, 1)
-	TAP(R8, 2, 2)
-	TAP(R9, 0, 3)
-	TAP(R9, 1, 4)
-	TAP(R9, 2, 5)
-	TAP(R10, 0, 6)
-	TAP(R10, 1, 7)
-	TAP(R10, 2, 8)
-	ADDQ DX, R8
-	ADDQ $72, SI
-	DECQ CX
-	JNE  pairLoop
+	NINE_TAPS(TAP, 72)
+	JNE pairLoop
 	VMOVUPS Z0, 0(DI)
 	VMOVUPS Z1, 64(DI)
 	VMOVUPS Z2, 128(DI)
@@ -126,35 +186,12 @@ pairLoop:
 	VFMADD231PS  Z19, Z23, Z15
 
 TEXT ·conv3x3Quad512(SB), NOSPLIT, $0-48
-	MOVQ acc+0(FP), DI
-	MOVQ plane+8(FP), R8
-	MOVQ wk+16(FP), SI
-	MOVQ cg+24(FP), CX
-	MOVQ planeStride+32(FP), DX
-	SHLQ $2, DX
-	MOVQ rowStride+40(FP), BX
-	SHLQ $2, BX
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	DIRECT_ARGS
+	ZERO16
 
 quadLoop:
-	LEAQ (R8)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
-	QTAP(R8, 0, 0)
-	QTAP(R8, 1, 1)
-	QTAP(R8, 2, 2)
-	QTAP(R9, 0, 3)
-	QTAP(R9, 1, 4)
-	QTAP(R9, 2, 5)
-	QTAP(R10, 0, 6)
-	QTAP(R10, 1, 7)
-	QTAP(R10, 2, 8)
-	ADDQ DX, R8
-	ADDQ $144, SI
-	DECQ CX
-	JNE  quadLoop
+	NINE_TAPS(QTAP, 144)
+	JNE quadLoop
 	VMOVUPS Z0, 0(DI)
 	VMOVUPS Z1, 64(DI)
 	VMOVUPS Z2, 128(DI)
@@ -364,10 +401,7 @@ TEXT ·conv1x1G4x16AVX512(SB), NOSPLIT, $0-48
 	LEAQ (R8)(R9*1), R10
 	LEAQ (R10)(R9*1), R11
 	LEAQ (R11)(R9*1), R9
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	ZERO16
 	ZERO4(Z16, Z17, Z18, Z19)
 	ZERO4(Z20, Z21, Z22, Z23)
 
@@ -445,46 +479,16 @@ TEXT ·pointwisePlanes8x32(SB), NOSPLIT, $0-80
 	MOVQ         cg+56(FP), CX
 	MOVQ         w+64(FP), DX
 	VBROADCASTSS floor+72(FP), Z31
-	MOVL         mask+76(FP), AX
-	KMOVW        AX, K1
-	SHRL         $16, AX
-	KMOVW        AX, K2
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	PP_MASKS(mask+76)
+	ZERO16
 
 pp832:
-	MOVL             (BX), AX
-	IMULQ            R11, AX
-	PREFETCHT0       128(SI)(AX*1)
-	PREFETCHT0       192(SI)(AX*1)
-	VMOVUPS.Z        (SI)(AX*1), K1, Z30
-	VMOVUPS.Z        64(SI)(AX*1), K2, Z28
-	VBROADCASTSS     (R8), Z29
-	VFMADD213PS.BCST (R9), Z29, Z30
-	VFMADD213PS.BCST (R9), Z29, Z28
-	VMAXPS           Z31, Z30, Z30
-	VMAXPS           Z31, Z28, Z28
-	PP_FMA(0, Z0, Z8)
-	PP_FMA(1, Z1, Z9)
-	PP_FMA(2, Z2, Z10)
-	PP_FMA(3, Z3, Z11)
-	PP_FMA(4, Z4, Z12)
-	PP_FMA(5, Z5, Z13)
-	PP_FMA(6, Z6, Z14)
-	PP_FMA(7, Z7, Z15)
+	PP_TRANSFORM
+	PP_FMA8
 	PP_NEXT(32)
 	JNZ pp832
 
-	PP_STORE(Z0, Z8)
-	PP_STORE(Z1, Z9)
-	PP_STORE(Z2, Z10)
-	PP_STORE(Z3, Z11)
-	PP_STORE(Z4, Z12)
-	PP_STORE(Z5, Z13)
-	PP_STORE(Z6, Z14)
-	PP_STORE(Z7, Z15)
+	PP_STORE8
 	VZEROUPPER
 	RET
 
@@ -502,23 +506,10 @@ TEXT ·transformPlanes512(SB), NOSPLIT, $0-64
 	MOVQ         shift+40(FP), R9
 	MOVQ         cg+48(FP), CX
 	VBROADCASTSS floor+56(FP), Z31
-	MOVL         mask+60(FP), AX
-	KMOVW        AX, K1
-	SHRL         $16, AX
-	KMOVW        AX, K2
+	PP_MASKS(mask+60)
 
 transform:
-	MOVL             (BX), AX
-	IMULQ            R11, AX
-	PREFETCHT0       128(SI)(AX*1)
-	PREFETCHT0       192(SI)(AX*1)
-	VMOVUPS.Z        (SI)(AX*1), K1, Z30
-	VMOVUPS.Z        64(SI)(AX*1), K2, Z28
-	VBROADCASTSS     (R8), Z29
-	VFMADD213PS.BCST (R9), Z29, Z30
-	VFMADD213PS.BCST (R9), Z29, Z28
-	VMAXPS           Z31, Z30, Z30
-	VMAXPS           Z31, Z28, Z28
+	PP_TRANSFORM
 	VMOVUPS          Z30, (DI)
 	VMOVUPS          Z28, 64(DI)
 	ADDQ             $128, DI
@@ -542,39 +533,19 @@ TEXT ·pointwiseTransformed8x32(SB), NOSPLIT, $0-44
 	MOVQ  t+16(FP), SI
 	MOVQ  cg+24(FP), CX
 	MOVQ  w+32(FP), DX
-	MOVL  mask+40(FP), AX
-	KMOVW AX, K1
-	SHRL  $16, AX
-	KMOVW AX, K2
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	PP_MASKS(mask+40)
+	ZERO16
 
 transformed:
 	VMOVUPS (SI), Z30
 	VMOVUPS 64(SI), Z28
-	PP_FMA(0, Z0, Z8)
-	PP_FMA(1, Z1, Z9)
-	PP_FMA(2, Z2, Z10)
-	PP_FMA(3, Z3, Z11)
-	PP_FMA(4, Z4, Z12)
-	PP_FMA(5, Z5, Z13)
-	PP_FMA(6, Z6, Z14)
-	PP_FMA(7, Z7, Z15)
+	PP_FMA8
 	ADDQ    $128, SI
 	ADDQ    $32, DX
 	DECQ    CX
 	JNZ     transformed
 
-	PP_STORE(Z0, Z8)
-	PP_STORE(Z1, Z9)
-	PP_STORE(Z2, Z10)
-	PP_STORE(Z3, Z11)
-	PP_STORE(Z4, Z12)
-	PP_STORE(Z5, Z13)
-	PP_STORE(Z6, Z14)
-	PP_STORE(Z7, Z15)
+	PP_STORE8
 	VZEROUPPER
 	RET
 

@@ -40,16 +40,21 @@
 	ZERO4(Z0, Z1, Z2, Z3) \
 	ZERO4(Z4, Z5, Z6, Z7)
 
+// TILE_LOAD loads the 64 positions' quads of the step at (BX), SI plus
+// its byte offset, into z0-z3.
+#define TILE_LOAD(z0, z1, z2, z3) \
+	MOVQ      (BX), AX \
+	VMOVDQU32 (SI)(AX*1), z0 \
+	VMOVDQU32 64(SI)(AX*1), z1 \
+	VMOVDQU32 128(SI)(AX*1), z2 \
+	VMOVDQU32 192(SI)(AX*1), z3
+
 // DOT_STEP is one step of the tile (see dotTileGo): the 64 positions'
 // quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
 // broadcast, and VPDPBUSD summing each quad's four uint8·int8 products
 // into its position's int32: channel 0 in Z0-Z3, channel 1 in Z4-Z7.
 #define DOT_STEP \
-	MOVQ         (BX), AX \
-	VMOVDQU32    (SI)(AX*1), Z8 \
-	VMOVDQU32    64(SI)(AX*1), Z9 \
-	VMOVDQU32    128(SI)(AX*1), Z10 \
-	VMOVDQU32    192(SI)(AX*1), Z11 \
+	TILE_LOAD(Z8, Z9, Z10, Z11) \
 	VPBROADCASTD (DX), Z12 \
 	VPBROADCASTD 4(DX), Z13 \
 	VPDPBUSD     Z12, Z8, Z0 \
@@ -67,11 +72,7 @@
 // SI+(BX) in Z16-Z19, the channels' weight quads at DX broadcast into
 // Z25-Z28, channel i's sums into Z(4i) to Z(4i+3).
 #define QUAD_STEP \
-	MOVQ         (BX), AX \
-	VMOVDQU32    (SI)(AX*1), Z16 \
-	VMOVDQU32    64(SI)(AX*1), Z17 \
-	VMOVDQU32    128(SI)(AX*1), Z18 \
-	VMOVDQU32    192(SI)(AX*1), Z19 \
+	TILE_LOAD(Z16, Z17, Z18, Z19) \
 	VPBROADCASTD (DX), Z25 \
 	VPBROADCASTD 4(DX), Z26 \
 	VPBROADCASTD 8(DX), Z27 \
@@ -368,10 +369,7 @@ TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-80
 quadsBlock:
 	MOVQ steps+32(FP), BX
 	MOVQ n+40(FP), CX
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	ZERO16
 
 quadsStep:
 	QUAD_STEP
@@ -415,10 +413,7 @@ TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-88
 	MOVQ  n+48(FP), CX
 	MOVQ  w+56(FP), DX
 	MOVQ  q+64(FP), R8
-	ZERO4(Z0, Z1, Z2, Z3)
-	ZERO4(Z4, Z5, Z6, Z7)
-	ZERO4(Z8, Z9, Z10, Z11)
-	ZERO4(Z12, Z13, Z14, Z15)
+	ZERO16
 	CMPQ  vectors+80(FP), $1
 	JEQ   runsOne
 
