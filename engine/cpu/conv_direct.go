@@ -88,6 +88,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 				for s0 := 0; s0 < ch; s0 += 16 {
 					for x0 := 0; x0 < s.W; x0 += 16 {
 						d, p := planes[at+x0:], px[x0*ld+s0:]
+						prefetchLines(&p[0], prefetchAhead*ld, ld, false)
 						_, _ = d[(ch-1)*planeLen+15], p[15*ld+15]
 						transposeAffine(&d[0], &c.rows.off[s0], &p[0], ld, &c.rows.scale[s0], &c.rows.shift[s0], floor)
 					}
@@ -103,6 +104,7 @@ func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) [
 				for k0 := 0; k0 < ch; k0 += 16 {
 					cols := min(16, ch-k0)
 					for x0 := 0; x0 < s.W; x0 += run {
+						prefetchLines(&src[x0*srcLd+k0], prefetchAhead*srcLd, srcLd, false)
 						transpose(planes[at+k0*planeLen+x0:], planeLen, src[x0*srcLd+k0:], srcLd, run, cols, false)
 					}
 				}
@@ -183,6 +185,12 @@ func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) *sourceLayout {
 	c.rows = l
 	return l
 }
+
+// prefetchAhead is how many pixels ahead of a transpose the lines of a
+// later one are prefetched: two blocks of 16 (measured 2.4x faster adding
+// blocks into a 33 MB buffer of rows 128 floats apart; one block ahead
+// gained less, four no more).
+const prefetchAhead = 32
 
 // transpose is transposeBlock on slices, checked: dst[j·dstStride + i]
 // (+)= src[i·srcStride + j] for i < rows, j < cols, each 8 or 16.
@@ -333,7 +341,9 @@ func (j *tilesJob) images(lo, hi int) {
 			for k0 := 0; k0 < k; k0 += 16 {
 				rows := min(16, k-k0)
 				for x0 := 0; x0 < s.W; x0 += 16 {
-					transpose(j.dst[((n*s.H+y)*s.W+x0)*j.ld+k0:], j.ld, outPlanes[k0*positions+y*rowStride+x0:], positions, rows, 16, j.add)
+					at := ((n*s.H+y)*s.W+x0)*j.ld + k0
+					prefetchLines(&j.dst[at], prefetchAhead*j.ld, j.ld, true)
+					transpose(j.dst[at:], j.ld, outPlanes[k0*positions+y*rowStride+x0:], positions, rows, 16, j.add)
 				}
 			}
 		}

@@ -366,6 +366,21 @@ func TestDirectPlanesKeptApart(t *testing.T) {
 
 // The register transpose does what its definition does, for each block
 // shape and with add, and writes nothing else.
+// prefetchLines may be asked for lines past its slice, even on pages that
+// are not mapped (the last blocks of a buffer ask for the lines after
+// it): a prefetch never faults, and changes nothing it reaches.
+func TestPrefetchLinesPastEnd(t *testing.T) {
+	buf := []float32{1, 2, 3}
+	for _, write := range []bool{false, true} {
+		for _, offset := range []int{3, 1 << 20, 1 << 40, -1 << 40} {
+			prefetchLines(&buf[0], offset, 1<<30, write)
+		}
+	}
+	if !slices.Equal(buf, []float32{1, 2, 3}) {
+		t.Fatalf("buffer changed: %v", buf)
+	}
+}
+
 func TestTranspose(t *testing.T) {
 	if !use.transpose {
 		t.Skip("no AVX-512 on this CPU")

@@ -292,7 +292,8 @@ overwrite512:
 
 // func packAffineA512(dst, src *float32, k, lda int, rows int, scale, shift *float32, floor float32)
 // As packA6, with max(x·scale[i] + shift[i], floor) in column i (as
-// bnApply512 computes it) and zeros past rows (1 to 6) columns.
+// bnApply512 computes it) and zeros past rows (1 to 6) columns. Each
+// row's line eight rows on is asked for ahead (see bn_amd64.s's NEXT).
 TEXT ·packAffineA512(SB), NOSPLIT, $0-60
 	MOVQ         dst+0(FP), DI
 	MOVQ         src+8(FP), SI
@@ -315,6 +316,7 @@ TEXT ·packAffineA512(SB), NOSPLIT, $0-60
 	JE           packAffineDone
 
 packAffineLoop:
+	PREFETCHT0  (SI)(DX*8)
 	VMOVUPS.Z   (SI), K1, Z0
 	VMOVAPS     Z2, Z3
 	VFMADD231PS Z1, Z0, Z3

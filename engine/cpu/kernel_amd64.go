@@ -280,6 +280,9 @@ func conv1x1G4x16AVX512(out *float32, ldOut int, a *float32, lda, cg int, w *flo
 func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int, add bool)
 
 //go:noescape
+func prefetchLines(p *float32, offset, stride int, write bool)
+
+//go:noescape
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
 
 //go:noescape

@@ -78,6 +78,8 @@ func transposeBlock(dst *float32, dstStride int, src *float32, srcStride int, ro
 	panic("unreachable")
 }
 
+func prefetchLines(p *float32, offset, stride int, write bool) {}
+
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32) {
 	panic("unreachable")
 }

@@ -393,3 +393,35 @@ poolMask:
 	JNZ         poolRow
 	VZEROUPPER
 	RET
+
+// func prefetchLines(p *float32, offset, stride int, write bool)
+//
+// Asks for the 16 cache lines at p + offset + i·stride (floats), i < 16,
+// ahead of a transpose that will read (or, with write, write) them: a
+// strided block's lines each lie on a page of their own, where the
+// hardware's prefetchers stop. Prefetches never fault, so the lines may
+// lie past the end of p's slice.
+TEXT ·prefetchLines(SB), NOSPLIT, $0-25
+	MOVQ    p+0(FP), DI
+	MOVQ    offset+8(FP), AX
+	LEAQ    (DI)(AX*4), DI
+	MOVQ    stride+16(FP), DX
+	SHLQ    $2, DX
+	MOVQ    $16, CX
+	MOVBQZX write+24(FP), AX
+	TESTQ   AX, AX
+	JEQ     read
+
+write:
+	BYTE $0x0F; BYTE $0x0D; BYTE $0x0F // PREFETCHW (DI), which this assembler lacks
+	ADDQ DX, DI
+	DECQ CX
+	JNZ  write
+	RET
+
+read:
+	PREFETCHT0 (DI)
+	ADDQ       DX, DI
+	DECQ       CX
+	JNZ        read
+	RET
