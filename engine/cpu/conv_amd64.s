@@ -201,28 +201,35 @@ quadLoop:
 	VZEROUPPER
 	RET
 
-// func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
+// func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int)
 //
 // The weight gradient of conv3x3Pair512 for two output channels and one
-// input channel, over nvec vectors of 16 positions q: for tap t = 3r + s,
+// input channel, over nvec vectors of 16 positions q of each of images
+// images (planes doutStride and inStride floats on from one image to the
+// next): for tap t = 3r + s,
 //   acc[t·16 + lane]     += Σ_q dout0[q] · in[q + r·rowStride + s]
 //   acc[(9+t)·16 + lane] += Σ_q dout1[q] · in[q + r·rowStride + s]
-// summed lane by lane (the caller adds the 16 lanes once, after the last
-// image). Z0..Z17 accumulate,
-// Z18/Z19 hold the two output gradients, Z20 an input vector.
+// summed lane by lane, image by image (the caller adds the 16 lanes). The
+// sums stay in registers across the images: the last block's planes have
+// five vectors an image. Z0..Z17 accumulate, Z18/Z19 hold the two output
+// gradients, Z20 an input vector.
 #define GRADTAP(row, s, a0, a1) \
 	VMOVUPS     (s*4)(row), Z20 \
 	VFMADD231PS Z18, Z20, a0 \
 	VFMADD231PS Z19, Z20, a1
 
-TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-48
+TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-72
 	MOVQ acc+0(FP), DI
-	MOVQ dout0+8(FP), AX
-	MOVQ dout1+16(FP), DX
-	MOVQ in+24(FP), R8
-	MOVQ nvec+32(FP), CX
+	MOVQ dout0+8(FP), R11
+	MOVQ dout1+16(FP), R12
+	MOVQ in+24(FP), R13
 	MOVQ rowStride+40(FP), BX
 	SHLQ $2, BX
+	MOVQ images+48(FP), SI
+	MOVQ doutStride+56(FP), R14
+	SHLQ $2, R14
+	MOVQ inStride+64(FP), R15
+	SHLQ $2, R15
 	VMOVUPS 0(DI), Z0
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 128(DI), Z2
@@ -241,6 +248,12 @@ TEXT ·conv3x3GradPair512(SB), NOSPLIT, $0-48
 	VMOVUPS 960(DI), Z15
 	VMOVUPS 1024(DI), Z16
 	VMOVUPS 1088(DI), Z17
+
+gradImage:
+	MOVQ R11, AX
+	MOVQ R12, DX
+	MOVQ R13, R8
+	MOVQ nvec+32(FP), CX
 
 gradLoop:
 	VMOVUPS (AX), Z18
@@ -261,6 +274,11 @@ gradLoop:
 	ADDQ $64, R8
 	DECQ CX
 	JNE  gradLoop
+	ADDQ R14, R11
+	ADDQ R14, R12
+	ADDQ R15, R13
+	DECQ SI
+	JNE  gradImage
 	ACC_STORE4(Z0, Z1, Z2, Z3, 0)
 	ACC_STORE4(Z4, Z5, Z6, Z7, 256)
 	ACC_STORE4(Z8, Z9, Z10, Z11, 512)

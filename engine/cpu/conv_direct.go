@@ -302,11 +302,11 @@ func (c *Conv) tiles(dst []float32, ld int, add bool, planes []float32, chIn, re
 	positions, _ := c.directPlanes()
 	c.job = tilesJob{c: c, dst: dst, ld: ld, add: add, planes: planes, chIn: chIn, red: red, per: per, wk: wk}
 	work := s.N * positions * s.G * per * red * 9 / 12
-	// With rows of 16 pixels and outputs in eights, an image's outputs go
-	// to planes of their own first, and from there into dst by register
-	// transposes, 16 pixels at a time, instead of one float a pixel,
-	// while the planes are still in cache.
-	if k := s.G * per; s.W%16 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b) {
+	// With rows of whole eights of pixels and outputs in eights, an
+	// image's outputs go to planes of their own first, and from there into
+	// dst by register transposes, 16 (or 8) pixels at a time, instead of
+	// one float a pixel, while the planes are still in cache.
+	if k := s.G * per; s.W%8 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b) {
 		each(c.Workers, s.N, work, &c.job, (*tilesJob).images)
 	} else {
 		each(c.Workers, s.N*s.G*tiles, work, &c.job, (*tilesJob).run)
@@ -335,15 +335,19 @@ func (j *tilesJob) images(lo, hi int) {
 	stage := getScratch()
 	defer putScratch(stage)
 	outPlanes := stage.b[:k*positions]
+	run := 8 // pixels per transposed block
+	if s.W%16 == 0 {
+		run = 16
+	}
 	for n := lo; n < hi; n++ {
 		j.items(n*s.G*tiles, (n+1)*s.G*tiles, outPlanes)
 		for y := range s.H {
 			for k0 := 0; k0 < k; k0 += 16 {
 				rows := min(16, k-k0)
-				for x0 := 0; x0 < s.W; x0 += 16 {
+				for x0 := 0; x0 < s.W; x0 += run {
 					at := ((n*s.H+y)*s.W+x0)*j.ld + k0
 					prefetchLines(&j.dst[at], prefetchAhead*j.ld, j.ld, true)
-					transpose(j.dst[at:], j.ld, outPlanes[k0*positions+y*rowStride+x0:], positions, rows, 16, j.add)
+					transpose(j.dst[at:], j.ld, outPlanes[k0*positions+y*rowStride+x0:], positions, rows, run, j.add)
 				}
 			}
 		}
@@ -448,21 +452,21 @@ func (c *Conv) directBackward(dIn, dW, dOut, in, w []float32) {
 	parallel(c.Workers, s.G*pairs*cg, s.N*positions*s.K*cg*9/12, func(lo, hi int) {
 		var acc [18 * 16]float32
 		for item := lo; item < hi; item++ {
-			g, p, ci := item/(pairs*cg), item/cg%pairs, item%cg
+			g, ci, p := item/(cg*pairs), item/pairs%cg, item%pairs
 			o := g*kg + 2*p
 			clear(acc[:])
-			for n := range s.N {
-				// An odd last pair's second gradient repeats the first;
-				// its sums are not kept.
-				d0 := outPlanes[(n*s.K+o)*planeLen+rowStride+1:]
-				d1 := d0
-				if 2*p+1 < kg {
-					d1 = outPlanes[(n*s.K+o+1)*planeLen+rowStride+1:]
-				}
-				src := inPlanes[(n*s.C+g*cg+ci)*planeLen:]
-				_, _, _ = d0[16*vectors-1], d1[16*vectors-1], src[16*vectors-1+2*rowStride+2]
-				conv3x3GradPair512(&acc[0], &d0[0], &d1[0], &src[0], vectors, rowStride)
+			// Every image's planes, one after another (K and C planes
+			// apart); an odd last pair's second gradient repeats the
+			// first, and its sums are not kept.
+			d0 := outPlanes[o*planeLen+rowStride+1:]
+			d1 := d0
+			if 2*p+1 < kg {
+				d1 = outPlanes[(o+1)*planeLen+rowStride+1:]
 			}
+			src := inPlanes[(g*cg+ci)*planeLen:]
+			last := s.N - 1 // the last image's farthest reads
+			_, _, _ = d0[last*s.K*planeLen+16*vectors-1], d1[last*s.K*planeLen+16*vectors-1], src[last*s.C*planeLen+16*vectors-1+2*rowStride+2]
+			conv3x3GradPair512(&acc[0], &d0[0], &d1[0], &src[0], vectors, rowStride, s.N, s.K*planeLen, s.C*planeLen)
 			for j := range min(2, kg-2*p) {
 				for t := range 9 {
 					var sum float32

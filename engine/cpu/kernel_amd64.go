@@ -213,7 +213,7 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 
 //go:noescape
-func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride int)
+func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int)
 
 //go:noescape
 func affineRows512(dst *float32, dstStride int, src *float32, w, h int, scale, shift, floor float32)
