@@ -54,7 +54,9 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int) { p
 
 func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int) { panic("unreachable") }
 
-func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int) { panic("unreachable") }
+func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int) {
+	panic("unreachable")
+}
 
 func stridedCopy(dst, src []float32, stride int) { stridedCopyGo(dst, src, stride) }
 
