@@ -278,14 +278,14 @@ func (g *gemmArgs) edgeTile(k int, a []float32, aStep, aRow int, b, c []float32,
 // packA copies op(A)[i0:i0+m, p0:p0+k] into strips of mr rows: strip s
 // holds, for each p, the mr values op(A)[i0+s*mr+r, p0+p]. Rows past m are zero.
 func (g *gemmArgs) packA(dst []float32, i0, m, p0, k int) {
+	if a := g.aff; a != nil && g.transA {
+		packAffineA(dst, g.A[p0*g.lda+i0:], k, g.lda, m, a.scale[i0:], a.shift[i0:], a.floor)
+		return
+	}
 	for s := 0; s < m; s += mr {
 		strip := dst[s*k : (s+mr)*k]
 		rows := min(mr, m-s)
 		if g.transA { // A is K×M: op(A)[i, p] = A[p, i], rows of A are contiguous here
-			if a := g.aff; a != nil {
-				packAffineA(strip, g.A[p0*g.lda+i0+s:], k, g.lda, rows, a.scale[i0+s:], a.shift[i0+s:], a.floor)
-				continue
-			}
 			if rows == mr {
 				copyRowsA(strip, g.A[p0*g.lda+i0+s:], k, g.lda)
 				continue

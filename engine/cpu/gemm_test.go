@@ -260,22 +260,31 @@ func TestPeakGFLOPs(t *testing.T) {
 	t.Logf("peak %.1f GFLOP/s per core; a 256³ GEMM on one worker %.1f", p, gemm)
 }
 
-// packAffineA packs what bnApply computes, zeros past its rows.
+// packAffineA packs what bnApply computes, strip by strip, zeros past its
+// columns.
 func TestPackAffineA(t *testing.T) {
 	if !use.bnAll {
 		t.Skip("packAffineA is AVX-512 only; without it, gemmLongK transforms with bnApply")
 	}
 	rng := rand.New(rand.NewPCG(41, 41))
-	const k, ld = 37, 11
-	src, scale, shift := randSlice(rng, k*ld), randSlice(rng, mr), randSlice(rng, mr)
-	for rows := 1; rows <= mr; rows++ {
+	const k, ld = 37, 23
+	src, scale, shift := randSlice(rng, k*ld), randSlice(rng, ld), randSlice(rng, ld)
+	for m := 1; m <= ld; m++ {
 		for _, floor := range []float32{0, float32(math.Inf(-1))} {
-			got := randSlice(rng, k*mr)
-			packAffineA(got, src, k, ld, rows, scale, shift, floor)
-			y := make([]float32, k*mr)
-			bnApply(y, src, scale, shift, rows, k, ld, mr, floor)
-			if !slices.Equal(got, y) {
-				t.Fatalf("rows %d floor %v: packed %v, want %v", rows, floor, got, y)
+			strips := (m + mr - 1) / mr
+			got := randSlice(rng, strips*mr*k+1)
+			last := got[len(got)-1]
+			packAffineA(got[:strips*mr*k], src, k, ld, m, scale, shift, floor)
+			y := make([]float32, k*m)
+			bnApply(y, src, scale, shift, m, k, ld, m, floor)
+			want := make([]float32, strips*mr*k)
+			for p := range k {
+				for i := range m {
+					want[(i/mr*k+p)*mr+i%mr] = y[p*m+i]
+				}
+			}
+			if !slices.Equal(got[:len(want)], want) || got[len(want)] != last {
+				t.Fatalf("m %d floor %v: packed %v, want %v", m, floor, got, want)
 			}
 		}
 	}

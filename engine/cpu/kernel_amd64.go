@@ -85,20 +85,36 @@ func stem2Row(out, in, w []float32, n, ldIn, ldOut int) {
 }
 
 //go:noescape
-func packAffineA512(dst, src *float32, k, lda, rows int, scale, shift *float32, floor float32)
+func packAffineA512(dst, src *float32, k, stride, lda, strips, tail int, scale, shift *float32, floor float32)
 
-// packAffineA is copyRowsA of max(x·scale[i] + shift[i], floor) in column
-// i < rows, zeros in the columns past rows (AVX-512 only: bnApply's
-// arithmetic, fused multiply-adds).
-func packAffineA(dst, src []float32, k, ld, rows int, scale, shift []float32, floor float32) {
+//go:noescape
+func packAffineWideA512(dst, src *float32, k, stride, lda, strips, tail int, scale, shift *float32, floor float32)
+
+// packAffineA packs the first m columns of a transposed A, k rows of ld,
+// as packA does, in strips of mr (the last zero past m), with
+// max(x·scale[i] + shift[i], floor) in column i (AVX-512 only: bnApply's
+// arithmetic, fused multiply-adds). The rows with sixteen floats to read
+// at every strip's start go through the wide kernel.
+func packAffineA(dst, src []float32, k, ld, m int, scale, shift []float32, floor float32) {
 	if k == 0 {
 		return
 	}
-	if rows < 1 || rows > mr || !use.bnAll {
-		panic("gemm: packAffineA of bad rows, or without AVX-512")
+	if m < 1 || !use.bnAll {
+		panic("gemm: packAffineA of no columns, or without AVX-512")
 	}
-	_, _, _, _ = dst[k*mr-1], src[(k-1)*ld+rows-1], scale[rows-1], shift[rows-1]
-	packAffineA512(&dst[0], &src[0], k, ld, rows, &scale[0], &shift[0], floor)
+	strips, tail := m/mr, m%mr
+	_, _, _, _ = dst[(strips+min(tail, 1))*mr*k-1], src[(k-1)*ld+m-1], scale[m-1], shift[m-1]
+	// Row p's last strip starts at p·ld + (m−1)/mr·mr.
+	wide := 0
+	if room := len(src) - (m-1)/mr*mr - 16; room >= 0 {
+		wide = min(k, room/ld+1)
+	}
+	if wide > 0 {
+		packAffineWideA512(&dst[0], &src[0], wide, k*mr, ld, strips, tail, &scale[0], &shift[0], floor)
+	}
+	if wide < k {
+		packAffineA512(&dst[wide*mr], &src[wide*ld], k-wide, k*mr, ld, strips, tail, &scale[0], &shift[0], floor)
+	}
 }
 
 //go:noescape

@@ -34,7 +34,7 @@ func addRuns(dst, src []float32, groups, cg, dstStride, srcStride int) {
 
 func stem2Row(out, in, w []float32, n, ldIn, ldOut int) { panic("unreachable") }
 
-func packAffineA(dst, src []float32, k, ld, rows int, scale, shift []float32, floor float32) {
+func packAffineA(dst, src []float32, k, ld, m int, scale, shift []float32, floor float32) {
 	panic("unreachable")
 }
 
