@@ -3,7 +3,7 @@
 // BACKLOAD(off, k, sc, sh, ca, cb, cc) loads a column vector's
 // coefficients for BACKV (bnBackApply512; macros that name arguments go
 // before every TEXT, for vet's sake).
-#define BACKLOAD(off, k, sc, sh, ca, cb, cc) \
+#define BACKLOAD(off, k, LD, sc, sh, ca, cb, cc) \
 	MOVQ      scale+24(FP), CX \
 	VMOVUPS.Z off(CX)(AX*1), k, sc \
 	MOVQ      shift+32(FP), CX \
@@ -17,7 +17,7 @@
 
 // FUSEDLOAD(off, k, sc, sh, ca, sg, sgx) loads a column vector's scale,
 // shift, coefficient a and sums for FUSEDV (bnBackFused512).
-#define FUSEDLOAD(off, k, sc, sh, ca, sg, sgx) \
+#define FUSEDLOAD(off, k, LD, sc, sh, ca, sg, sgx) \
 	MOVQ      scale+40(FP), CX \
 	VMOVUPS.Z off(CX)(AX*1), k, sc \
 	MOVQ      shift+48(FP), CX \
@@ -239,6 +239,13 @@ backCol:
 	DECQ CX \
 	JNZ  loop
 
+// LDFULL and LDMASK load a vector of a row: whole, for full vectors,
+// or under mask k for the last few channels. A masked load that misses the
+// cache is slower than a plain one, even under a mask of all ones
+// (bnBackFused512 on CondenseNet-86's first block: 28 against 36 GB/s).
+#define LDFULL(src, k, dst) VMOVUPS src, dst
+#define LDMASK(src, k, dst) VMOVUPS.Z src, k, dst
+
 #define COLUMNS(LOAD4, BODY4, STORE4, LOAD1, BODY1, STORE1, quad, quadRow, one, oneRow, tail, tailRow, done) \
 	XORQ     AX, AX \
 quad: \
@@ -256,57 +263,57 @@ quadRow: \
 one: \
 	CMPQ     AX, R10 \
 	JGE      tail \
-	LOAD1(K2) \
+	LOAD1(K2, LDFULL) \
 	ROWS \
 oneRow: \
-	BODY1(K2) \
+	BODY1(K2, LDFULL) \
 	NEXT(oneRow) \
-	STORE1(K2) \
+	STORE1(K2, LDFULL) \
 	ADDQ     $64, AX \
 	JMP      one \
 tail: \
 	KORTESTW K1, K1 \
 	JZ       done \
-	LOAD1(K1) \
+	LOAD1(K1, LDMASK) \
 	ROWS \
 tailRow: \
-	BODY1(K1) \
+	BODY1(K1, LDMASK) \
 	NEXT(tailRow) \
-	STORE1(K1) \
+	STORE1(K1, LDMASK) \
 done:
 
 // func bnStats512(s1, s2, x *float32, n, rows, ldx int)
 // STATSV(off, k, s1, s2) adds one vector's row at R13 into s1 and its
 // squares into s2.
-#define STATSV(off, k, s1, s2) \
-	VMOVUPS.Z   off(R13), k, Z0 \
+#define STATSV(off, k, LD, s1, s2) \
+	LD(off(R13), k, Z0) \
 	VADDPS      Z0, s1, s1 \
 	VFMADD231PS Z0, Z0, s2
 
-#define STATSLOAD(off, k, s1, s2) \
+#define STATSLOAD(off, k, LD, s1, s2) \
 	VMOVUPS.Z off(DI)(AX*1), k, s1 \
 	VMOVUPS.Z off(R12)(AX*1), k, s2
 
-#define STATSSTORE(off, k, s1, s2) \
+#define STATSSTORE(off, k, LD, s1, s2) \
 	VMOVUPS s1, k, off(DI)(AX*1) \
 	VMOVUPS s2, k, off(R12)(AX*1)
 
 // TWO4(V) and TWO1(V, k) give V the registers of four vectors, or one,
 // with two per vector (bnStats512 and bnApply512).
 #define TWO4(V) \
-	V(0, K2, Z16, Z17) \
-	V(64, K2, Z18, Z19) \
-	V(128, K2, Z20, Z21) \
-	V(192, K2, Z22, Z23)
+	V(0, K2, LDFULL, Z16, Z17) \
+	V(64, K2, LDFULL, Z18, Z19) \
+	V(128, K2, LDFULL, Z20, Z21) \
+	V(192, K2, LDFULL, Z22, Z23)
 
-#define TWO1(V, k) V(0, k, Z16, Z17)
+#define TWO1(V, k, LD) V(0, k, LD, Z16, Z17)
 
 #define STATS4LOAD TWO4(STATSLOAD)
 #define STATS4BODY TWO4(STATSV)
 #define STATS4STORE TWO4(STATSSTORE)
-#define STATS1LOAD(k) TWO1(STATSLOAD, k)
-#define STATS1BODY(k) TWO1(STATSV, k)
-#define STATS1STORE(k) TWO1(STATSSTORE, k)
+#define STATS1LOAD(k, LD) TWO1(STATSLOAD, k, LD)
+#define STATS1BODY(k, LD) TWO1(STATSV, k, LD)
+#define STATS1STORE(k, LD) TWO1(STATSSTORE, k, LD)
 
 // (It has no dy: R14 follows x, for NEXT.)
 TEXT ·bnStats512(SB), NOSPLIT, $0-48
@@ -326,25 +333,25 @@ TEXT ·bnStats512(SB), NOSPLIT, $0-48
 // func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
 // APPLYV(off, k, sc, sh) writes one vector of the row at R14 (y):
 // max(x·scale + shift, floor), x at R13.
-#define APPLYV(off, k, sc, sh) \
-	VMOVUPS.Z   off(R13), k, Z0 \
+#define APPLYV(off, k, LD, sc, sh) \
+	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
 	VFMADD231PS sc, Z0, Z1 \
 	VMAXPS      Z15, Z1, Z1 \
 	VMOVUPS     Z1, k, off(R14)
 
-#define APPLYLOAD(off, k, sc, sh) \
+#define APPLYLOAD(off, k, LD, sc, sh) \
 	VMOVUPS.Z off(R11)(AX*1), k, sc \
 	VMOVUPS.Z off(R12)(AX*1), k, sh
 
-#define APPLYNONE(off, k, sc, sh)
+#define APPLYNONE(off, k, LD, sc, sh)
 
 #define APPLY4LOAD TWO4(APPLYLOAD)
 #define APPLY4BODY TWO4(APPLYV)
 #define APPLY4STORE TWO4(APPLYNONE)
-#define APPLY1LOAD(k) TWO1(APPLYLOAD, k)
-#define APPLY1BODY(k) TWO1(APPLYV, k)
-#define APPLY1STORE(k) TWO1(APPLYNONE, k)
+#define APPLY1LOAD(k, LD) TWO1(APPLYLOAD, k, LD)
+#define APPLY1BODY(k, LD) TWO1(APPLYV, k, LD)
+#define APPLY1STORE(k, LD) TWO1(APPLYNONE, k, LD)
 
 TEXT ·bnApply512(SB), NOSPLIT, $0-68
 	MOVQ         y+0(FP), BX
@@ -367,37 +374,38 @@ TEXT ·bnApply512(SB), NOSPLIT, $0-68
 // (dy) into sg and sgx, given its scale and shift: g is dy where
 // x·scale + shift (the forward's output before its floor) is above
 // floor, else 0.
-#define SUMSV(off, k, sc, sh, sg, sgx) \
-	VMOVUPS.Z   off(R13), k, Z0 \
+#define SUMSV(off, k, LD, sc, sh, sg, sgx) \
+	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
 	VFMADD231PS sc, Z0, Z1 \
 	VCMPPS      $0x1e, Z15, Z1, k, K3 \
-	VMOVUPS.Z   off(R14), K3, Z2 \
+	LD(off(R14), k, Z2) \
+	VMOVAPS.Z   Z2, K3, Z2 \
 	VADDPS      Z2, sg, sg \
 	VFMADD231PS Z0, Z2, sgx
 
-#define SUMSLOAD(off, k, sc, sh, sg, sgx) \
+#define SUMSLOAD(off, k, LD, sc, sh, sg, sgx) \
 	VMOVUPS.Z off(R12)(AX*1), k, sc \
 	VMOVUPS.Z off(R15)(AX*1), k, sh \
 	VMOVUPS.Z off(DI)(AX*1), k, sg \
 	VMOVUPS.Z off(R11)(AX*1), k, sgx
 
-#define SUMSSTORE(off, k, sc, sh, sg, sgx) \
+#define SUMSSTORE(off, k, LD, sc, sh, sg, sgx) \
 	VMOVUPS sg, k, off(DI)(AX*1) \
 	VMOVUPS sgx, k, off(R11)(AX*1)
 
 #define SUMS4(V) \
-	V(0, K2, Z16, Z17, Z18, Z19) \
-	V(64, K2, Z20, Z21, Z22, Z23) \
-	V(128, K2, Z24, Z25, Z26, Z27) \
-	V(192, K2, Z28, Z29, Z30, Z31)
+	V(0, K2, LDFULL, Z16, Z17, Z18, Z19) \
+	V(64, K2, LDFULL, Z20, Z21, Z22, Z23) \
+	V(128, K2, LDFULL, Z24, Z25, Z26, Z27) \
+	V(192, K2, LDFULL, Z28, Z29, Z30, Z31)
 
 #define SUMS4LOAD SUMS4(SUMSLOAD)
 #define SUMS4BODY SUMS4(SUMSV)
 #define SUMS4STORE SUMS4(SUMSSTORE)
-#define SUMS1LOAD(k) SUMSLOAD(0, k, Z16, Z17, Z18, Z19)
-#define SUMS1BODY(k) SUMSV(0, k, Z16, Z17, Z18, Z19)
-#define SUMS1STORE(k) SUMSSTORE(0, k, Z16, Z17, Z18, Z19)
+#define SUMS1LOAD(k, LD) SUMSLOAD(0, k, LD, Z16, Z17, Z18, Z19)
+#define SUMS1BODY(k, LD) SUMSV(0, k, LD, Z16, Z17, Z18, Z19)
+#define SUMS1STORE(k, LD) SUMSSTORE(0, k, LD, Z16, Z17, Z18, Z19)
 
 TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	MOVQ         sg+0(FP), DI
@@ -421,36 +429,37 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 // BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row at R13 (x;
 // dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x, g as in
 // SUMSV. It stores dx itself; BACKNONE stores nothing after the rows.
-#define BACKV(off, k, sc, sh, ca, cb, cc) \
-	VMOVUPS.Z   off(R13), k, Z0 \
+#define BACKV(off, k, LD, sc, sh, ca, cb, cc) \
+	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
 	VFMADD231PS sc, Z0, Z1 \
 	VCMPPS      $0x1e, Z15, Z1, k, K3 \
-	VMOVUPS.Z   off(R14), K3, Z2 \
-	VMOVUPS.Z   off(R13)(R11*1), k, Z3 \
+	LD(off(R14), k, Z2) \
+	VMOVAPS.Z   Z2, K3, Z2 \
+	LD(off(R13)(R11*1), k, Z3) \
 	VADDPS      cc, Z3, Z3 \
 	VFMADD231PS ca, Z2, Z3 \
 	VFMADD231PS cb, Z0, Z3 \
 	VMOVUPS     Z3, k, off(R13)(R11*1)
 
-#define BACKNONE(off, k, sc, sh, ca, cb, cc)
+#define BACKNONE(off, k, LD, sc, sh, ca, cb, cc)
 
 // FIVE4(V) and FIVE1(V, k) give V the registers of four vectors, or one,
 // with five per vector (bnBackApply512 and bnBackFused512).
 #define FIVE4(V) \
-	V(0, K2, Z16, Z17, Z18, Z19, Z20) \
-	V(64, K2, Z21, Z22, Z23, Z24, Z25) \
-	V(128, K2, Z26, Z27, Z28, Z29, Z30) \
-	V(192, K2, Z31, Z4, Z5, Z6, Z7)
+	V(0, K2, LDFULL, Z16, Z17, Z18, Z19, Z20) \
+	V(64, K2, LDFULL, Z21, Z22, Z23, Z24, Z25) \
+	V(128, K2, LDFULL, Z26, Z27, Z28, Z29, Z30) \
+	V(192, K2, LDFULL, Z31, Z4, Z5, Z6, Z7)
 
-#define FIVE1(V, k) V(0, k, Z16, Z17, Z18, Z19, Z20)
+#define FIVE1(V, k, LD) V(0, k, LD, Z16, Z17, Z18, Z19, Z20)
 
 #define BACK4LOAD FIVE4(BACKLOAD)
 #define BACK4BODY FIVE4(BACKV)
 #define BACK4STORE FIVE4(BACKNONE)
-#define BACK1LOAD(k) FIVE1(BACKLOAD, k)
-#define BACK1BODY(k) FIVE1(BACKV, k)
-#define BACK1STORE(k) FIVE1(BACKNONE, k)
+#define BACK1LOAD(k, LD) FIVE1(BACKLOAD, k, LD)
+#define BACK1BODY(k, LD) FIVE1(BACKV, k, LD)
+#define BACK1STORE(k, LD) FIVE1(BACKNONE, k, LD)
 
 TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
 	MOVQ         dx+0(FP), R11
@@ -472,28 +481,28 @@ TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
 // bnBackSums512 and the a·g of bnBackApply512 in one pass: FUSEDV(off, k,
 // sc, sh, ca, sg, sgx) does one vector of the row at R13 (x; dx R11 bytes
 // on) and R14 (dy): sg += g, sgx += g·x, dx += a·g.
-#define FUSEDV(off, k, sc, sh, ca, sg, sgx) \
-	VMOVUPS.Z   off(R13), k, Z0 \
+#define FUSEDV(off, k, LD, sc, sh, ca, sg, sgx) \
+	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
 	VFMADD231PS sc, Z0, Z1 \
 	VCMPPS      $0x1e, Z15, Z1, k, K3 \
 	VMOVUPS.Z   off(R14), K3, Z2 \
 	VADDPS      Z2, sg, sg \
 	VFMADD231PS Z0, Z2, sgx \
-	VMOVUPS.Z   off(R13)(R11*1), k, Z3 \
+	LD(off(R13)(R11*1), k, Z3) \
 	VFMADD231PS ca, Z2, Z3 \
 	VMOVUPS     Z3, k, off(R13)(R11*1)
 
-#define FUSEDSTORE(off, k, sc, sh, ca, sg, sgx) \
+#define FUSEDSTORE(off, k, LD, sc, sh, ca, sg, sgx) \
 	VMOVUPS sg, k, off(DI)(AX*1) \
 	VMOVUPS sgx, k, off(R12)(AX*1)
 
 #define FUSED4LOAD FIVE4(FUSEDLOAD)
 #define FUSED4BODY FIVE4(FUSEDV)
 #define FUSED4STORE FIVE4(FUSEDSTORE)
-#define FUSED1LOAD(k) FIVE1(FUSEDLOAD, k)
-#define FUSED1BODY(k) FIVE1(FUSEDV, k)
-#define FUSED1STORE(k) FIVE1(FUSEDSTORE, k)
+#define FUSED1LOAD(k, LD) FIVE1(FUSEDLOAD, k, LD)
+#define FUSED1BODY(k, LD) FIVE1(FUSEDV, k, LD)
+#define FUSED1STORE(k, LD) FIVE1(FUSEDSTORE, k, LD)
 
 TEXT ·bnBackFused512(SB), NOSPLIT, $0-100
 	MOVQ         sg+0(FP), DI
