@@ -48,79 +48,107 @@ const (
 // if it is not nil.
 func (c *Conv) toPlanes(role int, src []float32, ch, ld int, a *engine.Affine) []float32 {
 	s := c.ConvShape
-	rowStride := s.W + 2
 	_, planeLen := c.directPlanes()
-	planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
-	floor := reluFloor(a != nil && a.ReLU)
 	if role == inputPlanes && s.InPlanes { // planes already: each row copied (transformed) into its padded plane
-		c.copying = planesCopy{c: c, planes: planes, src: src, ch: ch, ld: ld, a: a, floor: floor}
+		planes := c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch)
+		c.copying = planesCopy{c: c, planes: planes, src: src, ch: ch, ld: ld, a: a, floor: reluFloor(a != nil && a.ReLU)}
 		each(c.Workers, s.N*ch, 2*s.N*s.H*s.W*ch, &c.copying, (*planesCopy).run)
 		c.copying = planesCopy{}
 		return planes
 	}
+	f := c.planeFill(role, src, ch, ld, a)
+	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, f.rows)
+	return f.planes
+}
+
+// A planeFill is toPlanes's copy of channels-last rows into planes, for
+// its ranges of pixel rows (see rows).
+type planeFill struct {
+	c                        *Conv
+	planes, src              []float32
+	ch, ld                   int
+	a                        *engine.Affine
+	floor                    float32
+	blocks, permuted, staged bool
+	run                      int
+}
+
+// planeFill returns toPlanes's fill of role's planes from rows.
+func (c *Conv) planeFill(role int, src []float32, ch, ld int, a *engine.Affine) *planeFill {
+	s := c.ConvShape
+	_, planeLen := c.directPlanes()
+	f := &planeFill{c: c, planes: c.scratch.planes(role, s.H, s.W, planeLen, s.N*ch), src: src, ch: ch, ld: ld, a: a,
+		floor: reluFloor(a != nil && a.ReLU)}
 	// A pixel row and a channel at a time: the pixel row stays in cache
 	// while each plane's row is written in order. Where rows are whole
 	// eights of pixels, blocks of 16 (or 8) pixels × 16 (or 8) channels
 	// are transposed in registers instead (on CondenseNet-86's first
 	// block, half the time of gathering a channel at a time).
-	blocks := use.transpose && s.W%8 == 0 && ch%8 == 0
-	run := 8 // pixels per transposed block
+	f.blocks = use.transpose && s.W%8 == 0 && ch%8 == 0
+	f.run = 8 // pixels per transposed block
 	if s.W%16 == 0 {
-		run = 16
+		f.run = 16
 	}
 	// With a transform that permutes whole sixteens of channels, the
 	// transposed rows go to their planes with the BatchNorm on the way;
 	// with another, a pixel row is transformed into a buffer (staged) and
 	// transposed from there.
-	permuted := blocks && a != nil && run == 16 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
-	staged := blocks && a != nil && !permuted && s.W*ch <= len(scratch{}.a)
-	parallel(c.Workers, s.N*s.H, 2*s.N*s.H*s.W*ch, func(lo, hi int) {
-		var stage *scratch
-		if staged {
-			stage = getScratch()
-			defer putScratch(stage)
-		}
-		for row := lo; row < hi; row++ {
-			n, y := row/s.H, row%s.H
-			px := src[(n*s.H+y)*s.W*ld:]
-			at := n*ch*planeLen + (y+1)*rowStride + 1
-			if permuted {
-				for s0 := 0; s0 < ch; s0 += 16 {
-					for x0 := 0; x0 < s.W; x0 += 16 {
-						d, p := planes[at+x0:], px[x0*ld+s0:]
-						prefetchLines(&p[0], prefetchAhead*ld, ld, false)
-						_, _ = d[(ch-1)*planeLen+15], p[15*ld+15]
-						transposeAffine(&d[0], &c.rows.off[s0], &p[0], ld, &c.rows.scale[s0], &c.rows.shift[s0], floor)
-					}
+	f.permuted = f.blocks && a != nil && f.run == 16 && ch%16 == 0 && c.sourceRows(a, ch, planeLen) != nil
+	f.staged = f.blocks && a != nil && !f.permuted && s.W*ch <= len(scratch{}.a)
+	return f
+}
+
+// rows fills the planes of pixel rows [lo, hi), row n·H + y being image
+// n's row y.
+func (f *planeFill) rows(lo, hi int) {
+	c, s := f.c, f.c.ConvShape
+	planes, ch, ld, a := f.planes, f.ch, f.ld, f.a
+	rowStride := s.W + 2
+	_, planeLen := c.directPlanes()
+	var stage *scratch
+	if f.staged {
+		stage = getScratch()
+		defer putScratch(stage)
+	}
+	for row := lo; row < hi; row++ {
+		n, y := row/s.H, row%s.H
+		px := f.src[(n*s.H+y)*s.W*ld:]
+		at := n*ch*planeLen + (y+1)*rowStride + 1
+		if f.permuted {
+			for s0 := 0; s0 < ch; s0 += 16 {
+				for x0 := 0; x0 < s.W; x0 += 16 {
+					d, p := planes[at+x0:], px[x0*ld+s0:]
+					prefetchLines(&p[0], prefetchAhead*ld, ld, false)
+					_, _ = d[(ch-1)*planeLen+15], p[15*ld+15]
+					transposeAffine(&d[0], &c.rows.off[s0], &p[0], ld, &c.rows.scale[s0], &c.rows.shift[s0], f.floor)
 				}
+			}
+			continue
+		}
+		if f.blocks && (a == nil || f.staged) {
+			src, srcLd := px, ld
+			if f.staged {
+				src, srcLd = stage.a[:s.W*ch], ch
+				normRows(src, px, a.Index, a.Scale, a.Shift, s.W, ch, ld, ch, f.floor)
+			}
+			for k0 := 0; k0 < ch; k0 += 16 {
+				cols := min(16, ch-k0)
+				for x0 := 0; x0 < s.W; x0 += f.run {
+					prefetchLines(&src[x0*srcLd+k0], prefetchAhead*srcLd, srcLd, false)
+					transpose(planes[at+k0*planeLen+x0:], planeLen, src[x0*srcLd+k0:], srcLd, f.run, cols, false)
+				}
+			}
+			continue
+		}
+		for k := range ch {
+			dst := planes[at+k*planeLen:][:s.W]
+			if a == nil {
+				stridedCopy(dst, px[k:], ld)
 				continue
 			}
-			if blocks && (a == nil || staged) {
-				src, srcLd := px, ld
-				if staged {
-					src, srcLd = stage.a[:s.W*ch], ch
-					normRows(src, px, a.Index, a.Scale, a.Shift, s.W, ch, ld, ch, floor)
-				}
-				for k0 := 0; k0 < ch; k0 += 16 {
-					cols := min(16, ch-k0)
-					for x0 := 0; x0 < s.W; x0 += run {
-						prefetchLines(&src[x0*srcLd+k0], prefetchAhead*srcLd, srcLd, false)
-						transpose(planes[at+k0*planeLen+x0:], planeLen, src[x0*srcLd+k0:], srcLd, run, cols, false)
-					}
-				}
-				continue
-			}
-			for k := range ch {
-				dst := planes[at+k*planeLen:][:s.W]
-				if a == nil {
-					stridedCopy(dst, px[k:], ld)
-					continue
-				}
-				stridedAffine(dst, px[a.Source(k):], ld, a.Scale[k], a.Shift[k], floor)
-			}
+			stridedAffine(dst, px[a.Source(k):], ld, a.Scale[k], a.Shift[k], f.floor)
 		}
-	})
-	return planes
+	}
 }
 
 // A planesCopy is toPlanes's copy of planes, for its ranges (see each).
@@ -287,8 +315,33 @@ func (c *Conv) directForward(out, in, w []float32) {
 		c.prepare(w, func(w []float32) { c.arrangeTiles(grow(&c.wTiles, c.tileWeights(kg, cg)), w, false) })
 	}
 	wk := c.wTiles
-	planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
-	c.tiles(out, s.LdOut, false, planes, s.C, cg, kg, wk)
+	if s.InPlanes || !c.byImage(kg) {
+		planes := c.toPlanes(inputPlanes, in, s.C, s.LdIn, s.Input)
+		c.tiles(out, s.LdOut, false, planes, s.C, cg, kg, wk)
+		return
+	}
+	// Each image's planes are filled and convolved by one worker in turn,
+	// while they are in its cache, where the whole batch's planes would
+	// go to memory and back (9.5 MB a layer in CondenseNet-86's first
+	// block).
+	f := c.planeFill(inputPlanes, in, s.C, s.LdIn, s.Input)
+	job := tilesJob{c: c, dst: out, ld: s.LdOut, planes: f.planes, chIn: s.C, red: cg, per: kg, wk: wk}
+	positions, _ := c.directPlanes()
+	parallel(c.Workers, s.N, s.N*(positions*s.K*cg*9/12+2*s.H*s.W*s.C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			f.rows(n*s.H, (n+1)*s.H)
+			job.images(n, n+1)
+		}
+	})
+}
+
+// byImage reports whether tiles computes a whole image at a time, for per
+// outputs a group (see tiles).
+func (c *Conv) byImage(per int) bool {
+	s := c.ConvShape
+	positions, _ := c.directPlanes()
+	k := s.G * per
+	return s.W%8 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b)
 }
 
 // tiles runs the direct micro-kernel over every (image, group, tile of
@@ -306,7 +359,7 @@ func (c *Conv) tiles(dst []float32, ld int, add bool, planes []float32, chIn, re
 	// image's outputs go to planes of their own first, and from there into
 	// dst by register transposes, 16 (or 8) pixels at a time, instead of
 	// one float a pixel, while the planes are still in cache.
-	if k := s.G * per; s.W%8 == 0 && k%8 == 0 && !s.OutPlanes && k*positions <= len(scratch{}.b) {
+	if c.byImage(per) {
 		each(c.Workers, s.N, work, &c.job, (*tilesJob).images)
 	} else {
 		each(c.Workers, s.N*s.G*tiles, work, &c.job, (*tilesJob).run)
