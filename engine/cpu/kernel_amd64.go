@@ -417,6 +417,34 @@ func pointwiseTransformed(out []float32, ld int, t []float32, cg int, w []float3
 }
 
 //go:noescape
+func avgPool2Row512(y, x *float32, ldIn, rowIn, ldOut, ow, c int)
+
+//go:noescape
+func avgPool2RowBack512(dx, grad *float32, ldIn, rowIn, ldOut, ow, c int)
+
+// avgPool2Row is avgPool2RowGo, checked, on the AVX-512 kernel where the
+// strided kernels run.
+func avgPool2Row(y, x []float32, ldIn, rowIn, ldOut, ow, c int) {
+	checkAvgPool2Row(y, x, ldIn, rowIn, ldOut, ow, c)
+	if !use.strided {
+		avgPool2RowGo(y, x, ldIn, rowIn, ldOut, ow, c)
+		return
+	}
+	avgPool2Row512(&y[0], &x[0], ldIn, rowIn, ldOut, ow, c)
+}
+
+// avgPool2RowBack is avgPool2RowBackGo, checked, on the AVX-512 kernel
+// where the strided kernels run.
+func avgPool2RowBack(dx, g []float32, ldIn, rowIn, ldOut, ow, c int) {
+	checkAvgPool2Row(g, dx, ldIn, rowIn, ldOut, ow, c)
+	if !use.strided {
+		avgPool2RowBackGo(dx, g, ldIn, rowIn, ldOut, ow, c)
+		return
+	}
+	avgPool2RowBack512(&dx[0], &g[0], ldIn, rowIn, ldOut, ow, c)
+}
+
+//go:noescape
 func avgPoolPlanes512(dst, src *float32, w, rows int, evens *int32)
 
 // avgPoolPlanes is avgPoolPlanesGo, checked, on the AVX-512 kernel where

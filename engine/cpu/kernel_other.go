@@ -121,6 +121,16 @@ func affineRows(dst []float32, dstStride int, src []float32, w, h int, scale, sh
 	affineRowsGo(dst, dstStride, src, w, h, scale, shift, floor)
 }
 
+func avgPool2Row(y, x []float32, ldIn, rowIn, ldOut, ow, c int) {
+	checkAvgPool2Row(y, x, ldIn, rowIn, ldOut, ow, c)
+	avgPool2RowGo(y, x, ldIn, rowIn, ldOut, ow, c)
+}
+
+func avgPool2RowBack(dx, g []float32, ldIn, rowIn, ldOut, ow, c int) {
+	checkAvgPool2Row(g, dx, ldIn, rowIn, ldOut, ow, c)
+	avgPool2RowBackGo(dx, g, ldIn, rowIn, ldOut, ow, c)
+}
+
 func avgPoolPlanes(dst, src []float32, w, rows int) {
 	checkAvgPoolPlanes(dst, src, w, rows)
 	avgPoolPlanesGo(dst, src, w, rows)

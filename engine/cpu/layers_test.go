@@ -385,6 +385,32 @@ func BenchmarkBatchNorm(b *testing.B) {
 	})
 }
 
+// A row of 2×2 pooling, and its gradient, give their definitions' bits on
+// whole vectors of channels and on tails, and leave the channels past c
+// as they were.
+func TestAvgPool2RowSameBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for _, c := range []int{1, 5, 16, 17, 40, 128} {
+		ldIn, ldOut, ow := c+3, c+7, 5
+		rowIn := 2*ow*ldIn + 2
+		x, g := randSlice(rng, 2*rowIn), randSlice(rng, ow*ldOut)
+		y := randSlice(rng, ow*ldOut)
+		want := slices.Clone(y)
+		avgPool2Row(y, x, ldIn, rowIn, ldOut, ow, c)
+		avgPool2RowGo(want, x, ldIn, rowIn, ldOut, ow, c)
+		if !slices.Equal(y, want) {
+			t.Fatalf("c %d: pooled %v, want %v", c, y, want)
+		}
+		dx := randSlice(rng, 2*rowIn)
+		wantDx := slices.Clone(dx)
+		avgPool2RowBack(dx, g, ldIn, rowIn, ldOut, ow, c)
+		avgPool2RowBackGo(wantDx, g, ldIn, rowIn, ldOut, ow, c)
+		if !slices.Equal(dx, wantDx) {
+			t.Fatalf("c %d: gradient %v, want %v", c, dx, wantDx)
+		}
+	}
+}
+
 func BenchmarkAvgPool2(b *testing.B) {
 	rng := rand.New(rand.NewPCG(14, 14))
 	const n, h, w, c = 64, 32, 32, 128

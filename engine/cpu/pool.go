@@ -14,15 +14,7 @@ func AvgPool2Forward(out, in []float32, n, h, w, c, ldIn, ldOut int, workers int
 	parallel(workers, n*oh, 5*n*oh*ow*c, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			b, oy := row/oh, row%oh
-			for ox := range ow {
-				i00 := ((b*h+2*oy)*w + 2*ox) * ldIn
-				a, bb := in[i00:i00+c], in[i00+ldIn:i00+ldIn+c]
-				cc, d := in[i00+w*ldIn:i00+w*ldIn+c], in[i00+(w+1)*ldIn:i00+(w+1)*ldIn+c]
-				y := out[((b*oh+oy)*ow+ox)*ldOut:][:c]
-				for j := range y {
-					y[j] = 0.25 * (a[j] + bb[j] + cc[j] + d[j])
-				}
-			}
+			avgPool2Row(out[(b*oh+oy)*ow*ldOut:], in[(b*h+2*oy)*w*ldIn:], ldIn, w*ldIn, ldOut, ow, c)
 		}
 	})
 }
@@ -34,18 +26,47 @@ func AvgPool2Backward(dIn, dOut []float32, n, h, w, c, ldIn, ldOut int, workers 
 	parallel(workers, n*oh, 9*n*oh*ow*c, func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			b, oy := row/oh, row%oh
-			for ox := range ow {
-				dy := dOut[((b*oh+oy)*ow+ox)*ldOut:][:c]
-				i00 := ((b*h+2*oy)*w + 2*ox) * ldIn
-				for _, off := range [4]int{i00, i00 + ldIn, i00 + w*ldIn, i00 + (w+1)*ldIn} {
-					dx := dIn[off : off+c]
-					for j, g := range dy {
-						dx[j] += 0.25 * g
-					}
-				}
-			}
+			avgPool2RowBack(dIn[(b*h+2*oy)*w*ldIn:], dOut[(b*oh+oy)*ow*ldOut:], ldIn, w*ldIn, ldOut, ow, c)
 		}
 	})
+}
+
+// checkAvgPool2Row panics unless x (or dx) holds two input rows of 2·ow
+// pixels of c channels (pixels ldIn apart, rows rowIn apart) and y (or g)
+// ow output pixels (ldOut apart).
+func checkAvgPool2Row(y, x []float32, ldIn, rowIn, ldOut, ow, c int) {
+	if ow < 1 || c < 1 || ldIn < c || ldOut < c || rowIn < 2*ow*ldIn || len(x) < rowIn+(2*ow-1)*ldIn+c || len(y) < (ow-1)*ldOut+c {
+		panic(fmt.Sprintf("pool: %d pixels of %d channels (%d, %d and %d apart) from %d floats into %d", ow, c, ldIn, rowIn, ldOut, len(x), len(y)))
+	}
+}
+
+// avgPool2RowGo is avgPool2Row's definition: output pixel ox of the row
+// averages the window of input pixels 2·ox and 2·ox+1 of x's two rows.
+func avgPool2RowGo(y, x []float32, ldIn, rowIn, ldOut, ow, c int) {
+	for ox := range ow {
+		i00 := 2 * ox * ldIn
+		a, b := x[i00:i00+c], x[i00+ldIn:i00+ldIn+c]
+		cc, d := x[i00+rowIn:i00+rowIn+c], x[i00+rowIn+ldIn:i00+rowIn+ldIn+c]
+		out := y[ox*ldOut:][:c]
+		for j := range out {
+			out[j] = 0.25 * (a[j] + b[j] + cc[j] + d[j])
+		}
+	}
+}
+
+// avgPool2RowBackGo is avgPool2RowBack's definition: a quarter of output
+// pixel ox's gradient added to each pixel of its window.
+func avgPool2RowBackGo(dx, g []float32, ldIn, rowIn, ldOut, ow, c int) {
+	for ox := range ow {
+		dy := g[ox*ldOut:][:c]
+		i00 := 2 * ox * ldIn
+		for _, off := range [4]int{i00, i00 + ldIn, i00 + rowIn, i00 + rowIn + ldIn} {
+			d := dx[off : off+c]
+			for j, v := range dy {
+				d[j] += 0.25 * v
+			}
+		}
+	}
 }
 
 // NormPoolPlanes writes out[i·m + j], m = len(a.Index), the mean over

@@ -1,7 +1,34 @@
 #include "textflag.h"
 #include "zero_amd64.h"
 
-// Register transposes between channels-last rows and planes.
+// POOL_ARGS (macros that name arguments go before every TEXT, for vet's
+// sake) loads avgPool2Row512's and avgPool2RowBack512's arguments:
+// DI the output (or its gradient), SI the first input pixel (or its
+// gradient's), R8 the bytes between input pixels, R9 between input rows,
+// R10 between output pixels, R11 the output pixels, R13 the bytes of a
+// pixel's full vectors of channels and K1 the last few channels' mask;
+// Z15 a quarter.
+#define POOL_ARGS \
+	MOVQ         ldIn+16(FP), R8 \
+	SHLQ         $2, R8 \
+	MOVQ         rowIn+24(FP), R9 \
+	SHLQ         $2, R9 \
+	MOVQ         ldOut+32(FP), R10 \
+	SHLQ         $2, R10 \
+	MOVQ         ow+40(FP), R11 \
+	MOVQ         c+48(FP), R13 \
+	MOVQ         R13, CX \
+	ANDQ         $15, CX \
+	MOVQ         $1, AX \
+	SHLXQ        CX, AX, AX \
+	DECQ         AX \
+	KMOVW        AX, K1 \
+	ANDQ         $-16, R13 \
+	SHLQ         $2, R13 \
+	MOVL         $0x3e800000, AX \
+	VPBROADCASTD AX, Z15
+
+// Register transposes between channels-last rows and planes, and pooling.
 
 // TRANSPOSE16 transposes the 16×16 block in Z0..Z15 (row i in Zi) in
 // place, with Z16..Z31 for the steps between: 32-bit then 64-bit unpacks
@@ -424,4 +451,111 @@ read:
 	ADDQ       DX, DI
 	DECQ       CX
 	JNZ        read
+	RET
+
+// POOL_WINDOW points DX, BX and R14 at the window's other three pixels
+// (SI the first) and AX at its first channel.
+#define POOL_WINDOW \
+	LEAQ (SI)(R8*1), DX \
+	LEAQ (SI)(R9*1), BX \
+	LEAQ (BX)(R8*1), R14 \
+	XORQ AX, AX
+
+// func avgPool2Row512(y, x *float32, ldIn, rowIn, ldOut, ow, c int)
+//
+// avgPool2RowGo: for each of ow output pixels (ldOut floats apart), its c
+// channels are a quarter of ((a + b) + c) + d over the 2×2 window of input
+// pixels (ldIn floats apart in a row, input rows rowIn apart), in the
+// definition's order; full vectors loaded whole, the last few channels
+// under K1.
+TEXT ·avgPool2Row512(SB), NOSPLIT, $0-56
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	POOL_ARGS
+
+avgPoolPixel:
+	POOL_WINDOW
+
+avgPoolVector:
+	CMPQ    AX, R13
+	JGE     avgPoolTail
+	VMOVUPS (SI)(AX*1), Z0
+	VADDPS  (DX)(AX*1), Z0, Z0
+	VADDPS  (BX)(AX*1), Z0, Z0
+	VADDPS  (R14)(AX*1), Z0, Z0
+	VMULPS  Z15, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ    $64, AX
+	JMP     avgPoolVector
+
+avgPoolTail:
+	KORTESTW  K1, K1
+	JZ        avgPoolNext
+	VMOVUPS.Z (SI)(AX*1), K1, Z0
+	VMOVUPS.Z (DX)(AX*1), K1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS.Z (BX)(AX*1), K1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMOVUPS.Z (R14)(AX*1), K1, Z1
+	VADDPS    Z1, Z0, Z0
+	VMULPS    Z15, Z0, Z0
+	VMOVUPS   Z0, K1, (DI)(AX*1)
+
+avgPoolNext:
+	LEAQ (SI)(R8*2), SI
+	ADDQ R10, DI
+	DECQ R11
+	JNZ  avgPoolPixel
+	VZEROUPPER
+	RET
+
+// func avgPool2RowBack512(dx, grad *float32, ldIn, rowIn, ldOut, ow, c int)
+//
+// avgPool2RowBackGo: a quarter of each output pixel's gradient (ldOut
+// floats apart) added to each of its window's four input pixels' dx,
+// laid out as avgPool2Row512's.
+#define SPREAD(p) \
+	VADDPS  (p)(AX*1), Z0, Z1 \
+	VMOVUPS Z1, (p)(AX*1)
+
+#define SPREAD_TAIL(p) \
+	VMOVUPS.Z (p)(AX*1), K1, Z1 \
+	VADDPS    Z0, Z1, Z1 \
+	VMOVUPS   Z1, K1, (p)(AX*1)
+
+TEXT ·avgPool2RowBack512(SB), NOSPLIT, $0-56
+	MOVQ grad+8(FP), DI
+	MOVQ dx+0(FP), SI
+	POOL_ARGS
+
+spreadPixel:
+	POOL_WINDOW
+
+spreadVector:
+	CMPQ    AX, R13
+	JGE     spreadTail
+	VMULPS  (DI)(AX*1), Z15, Z0
+	SPREAD(SI)
+	SPREAD(DX)
+	SPREAD(BX)
+	SPREAD(R14)
+	ADDQ    $64, AX
+	JMP     spreadVector
+
+spreadTail:
+	KORTESTW  K1, K1
+	JZ        spreadNext
+	VMOVUPS.Z (DI)(AX*1), K1, Z0
+	VMULPS    Z15, Z0, Z0
+	SPREAD_TAIL(SI)
+	SPREAD_TAIL(DX)
+	SPREAD_TAIL(BX)
+	SPREAD_TAIL(R14)
+
+spreadNext:
+	LEAQ (SI)(R8*2), SI
+	ADDQ R10, DI
+	DECQ R11
+	JNZ  spreadPixel
+	VZEROUPPER
 	RET
