@@ -179,6 +179,10 @@ type NormShape struct {
 	// training BatchNorm then takes instead of summing its input again
 	// (see MomentKeeper).
 	Moments Moments
+	// OverwriteDIn makes a NormConv's Backward write dIn (P·C floats,
+	// LdIn = C) instead of adding to it, so that its caller need not clear
+	// it first (not with Moments; a BatchNorm of its own refuses it).
+	OverwriteDIn bool
 }
 
 // A MomentKeeper is a backend that takes NormShape.Moments.
@@ -235,9 +239,10 @@ type NormConv interface {
 	// statistics in training (updating runMean and runVar) and the running
 	// ones otherwise.
 	Forward(out, in, gamma, beta, runMean, runVar, w View, train bool)
-	// Backward accumulates into dIn, dGamma, dBeta and dW as the two
-	// layers' Backwards would, after a training Forward. dNormed is
-	// scratch of P·C floats, for the gradient at the BatchNorm's output.
+	// Backward accumulates into dIn (or with OverwriteDIn writes it),
+	// dGamma, dBeta and dW as the two layers' Backwards would, after a
+	// training Forward. dNormed is scratch of P·C floats, for the gradient
+	// at the BatchNorm's output.
 	Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w View)
 }
 
@@ -246,17 +251,23 @@ type NormConv interface {
 // which keeps the BatchNorm's output in a tensor of its own.
 func ComposeNormConv(be Backend, n NormShape, c ConvShape) NormConv {
 	CheckNormConv(n, c)
-	return &composedNormConv{bn: be.NewBatchNorm(n), conv: be.NewConv(c), normed: be.Alloc(n.P * n.C)}
+	f := &composedNormConv{be: be, n: n, conv: be.NewConv(c), normed: be.Alloc(n.P * n.C)}
+	n.OverwriteDIn = false // Backward clears dIn for the BatchNorm's sum
+	f.bn = be.NewBatchNorm(n)
+	return f
 }
 
 // CheckNormConv panics unless n and c make a NormConv.
 func CheckNormConv(n NormShape, c ConvShape) {
-	if n.Index != nil || !n.ReLU || n.LdOut != n.C || c.C != n.C || c.LdIn != c.C || !c.OverwriteDIn || c.N*c.H*c.W != n.P || c.Input != nil {
+	if n.Index != nil || !n.ReLU || n.LdOut != n.C || c.C != n.C || c.LdIn != c.C || !c.OverwriteDIn || c.N*c.H*c.W != n.P || c.Input != nil ||
+		n.OverwriteDIn && (n.Moments != nil || n.LdIn != n.C) {
 		panic(fmt.Sprintf("engine: NormConv of %+v and %+v", n, c))
 	}
 }
 
 type composedNormConv struct {
+	be     Backend
+	n      NormShape
 	bn     BatchNorm
 	conv   Conv
 	normed *Tensor
@@ -273,6 +284,9 @@ func (f *composedNormConv) Forward(out, in, gamma, beta, runMean, runVar, w View
 
 func (f *composedNormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w View) {
 	f.conv.Backward(dNormed, dW, dOut, f.normed.V(), w)
+	if f.n.OverwriteDIn {
+		f.be.Zero(dIn, f.n.P*f.n.C)
+	}
 	f.bn.Backward(dIn, dGamma, dBeta, dNormed, in, f.normed.V(), gamma)
 }
 

@@ -153,9 +153,9 @@ func (net *Net) allocActivations() {
 		for _, ly := range bk.layers {
 			k4 = cfg.Bottleneck * ly.k
 			maxC = max(maxC, ly.c)
-			// Both convolutions overwrite their input gradient, in a
-			// buffer shared by the block's layers, instead of adding to it
-			// after it is cleared.
+			// Both convolutions, and the second BatchNorm, overwrite
+			// their input gradient, in a buffer shared by the block's
+			// layers, instead of adding to it after it is cleared.
 			n1 := engine.NormShape{P: bk.p, C: ly.c, LdIn: bk.width, LdOut: ly.c, ReLU: true, Moments: bk.moments}
 			c1 := engine.ConvShape{N: n, H: bk.h, W: bk.w, C: ly.c, K: k4, R: 1, S: 1, Stride: 1, G: 1, LdIn: ly.c, LdOut: k4, OverwriteDIn: true}
 			if cfg.Dropout > 0 {
@@ -166,7 +166,7 @@ func (net *Net) allocActivations() {
 			}
 			ly.w1m = be.Alloc(k4 * ly.c)
 			ly.h1 = be.Alloc(bk.p * k4)
-			ly.second = be.NewNormConv(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true},
+			ly.second = be.NewNormConv(engine.NormShape{P: bk.p, C: k4, LdIn: k4, LdOut: k4, ReLU: true, OverwriteDIn: true},
 				engine.ConvShape{N: n, H: bk.h, W: bk.w, C: k4, K: ly.k, R: 3, S: 3, Stride: 1, Pad: 1, G: cfg.Group3x3, LdIn: k4, LdOut: bk.width, OverwriteDIn: true})
 		}
 		bk.dA1, bk.dH1, bk.dA2 = be.Alloc(bk.p*maxC), be.Alloc(bk.p*k4), be.Alloc(bk.p*k4)
@@ -295,7 +295,6 @@ func (net *Net) Backward() {
 			// forward: buf[:, c:c+k] = conv2(relu(bn2(h1)))
 			p := ly.n2
 			settle(bk, ly.c, ly.c+ly.k)
-			be.Zero(bk.dH1.V(), bk.p*k4)
 			ly.second.Backward(bk.dH1.V(), net.DW.At(p.weight), net.DW.At(p.bias), net.DW.At(ly.w2), bk.dA2.V(), bk.dbuf.At(ly.c), ly.h1.V(), net.w(p.weight), net.w(ly.w2))
 			// forward: h1 = conv1(relu(bn1(buf[:, :c])) [⊙ dropout mask], w1 ⊙ mask);
 			// the gradient at buf adds to the block buffer's, where every

@@ -144,6 +144,9 @@ func (f normConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w e
 }
 
 func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
+	if s.OverwriteDIn {
+		panic("batchnorm: OverwriteDIn is a NormConv's")
+	}
 	if s.Index != nil {
 		return batchNorm{NewIndexedBatchNorm(s.P, s.Index, s.LdIn, s.LdOut, s.ReLU, b.workers)}
 	}

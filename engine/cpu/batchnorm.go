@@ -37,6 +37,9 @@ type BatchNorm struct {
 	// Backward computes again for the ReLU's mask instead of reading y.
 	scale, shift []float32
 	ca, cb, cc   []float32 // (C): Backward's coefficients
+	// overwrite makes Backward write dIn instead of adding to it (a
+	// NormConv's, see engine.NormShape.OverwriteDIn).
+	overwrite bool
 }
 
 const sumBlock = 256
@@ -158,7 +161,7 @@ func (m *Moments) Settle(dIn, in []float32, c0, c1 int) {
 		// for nothing).
 		z := m.zero[c0:c1]
 		x := in[r0*m.Ld+c0:]
-		bnBackApply(dIn[r0*m.Ld+c0:], x, x, z, z, z, m.b[c0:c1], m.c[c0:c1], n, r1-r0, m.Ld, m.Ld, float32(math.Inf(-1)))
+		bnBackApply(dIn[r0*m.Ld+c0:], x, x, z, z, z, m.b[c0:c1], m.c[c0:c1], n, r1-r0, m.Ld, m.Ld, float32(math.Inf(-1)), false)
 	})
 }
 
@@ -349,6 +352,6 @@ func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOut
 		return
 	}
 	b.rows(func(r0, r1 int) {
-		bnBackApply(dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.cb, b.cc, b.C, r1-r0, b.LdIn, b.LdOut, floor)
+		bnBackApply(dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.cb, b.cc, b.C, r1-r0, b.LdIn, b.LdOut, floor, b.overwrite)
 	})
 }

@@ -29,3 +29,6 @@ func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, 
 
 //go:noescape
 func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
+
+//go:noescape
+func bnBackSet512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)

@@ -27,6 +27,22 @@
 	VMOVUPS.Z off(DI)(AX*1), k, sg \
 	VMOVUPS.Z off(R12)(AX*1), k, sgx
 
+// BACK_ARGS loads bnBackApply512's and bnBackSet512's arguments: R11 dx's
+// distance from x, SI x, BX dy, DX the rows, R8 and R9 the rows' strides in
+// bytes, Z15 the floor, and the masks (BNMASKS).
+#define BACK_ARGS \
+	MOVQ         dx+0(FP), R11 \
+	MOVQ         x+8(FP), SI \
+	MOVQ         dy+16(FP), BX \
+	BNMASKS(n+64(FP)) \
+	MOVQ         rows+72(FP), DX \
+	MOVQ         ldx+80(FP), R8 \
+	SHLQ         $2, R8 \
+	MOVQ         ldy+88(FP), R9 \
+	SHLQ         $2, R9 \
+	VBROADCASTSS floor+96(FP), Z15 \
+	SUBQ         SI, R11
+
 // Row kernels for BatchNorm. Each walks `rows` rows of n channels (n a
 // multiple of 8, at least 8), rows ldx and ldy floats apart; per-channel
 // vectors (sums, scale, shift, coefficients) have n elements. `floor` is 0
@@ -429,18 +445,25 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 // BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row at R13 (x;
 // dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x, g as in
 // SUMSV. It stores dx itself; BACKNONE stores nothing after the rows.
-#define BACKV(off, k, LD, sc, sh, ca, cb, cc) \
+#define BACKSTEP(off, k, LD, sc, sh, ca, cb, cc, DX) \
 	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
 	VFMADD231PS sc, Z0, Z1 \
 	VCMPPS      $0x1e, Z15, Z1, k, K3 \
 	LD(off(R14), k, Z2) \
 	VMOVAPS.Z   Z2, K3, Z2 \
-	LD(off(R13)(R11*1), k, Z3) \
+	DX(off, k, LD) \
 	VADDPS      cc, Z3, Z3 \
 	VFMADD231PS ca, Z2, Z3 \
 	VFMADD231PS cb, Z0, Z3 \
 	VMOVUPS     Z3, k, off(R13)(R11*1)
+
+// DXADD loads dx into Z3; DXZERO zeroes Z3 instead (bnBackSet512: then
+// 0 + c is c, and the rest as bnBackApply512 computes it).
+#define DXADD(off, k, LD) LD(off(R13)(R11*1), k, Z3)
+#define DXZERO(off, k, LD) VXORPS Z3, Z3, Z3
+#define BACKV(off, k, LD, sc, sh, ca, cb, cc) BACKSTEP(off, k, LD, sc, sh, ca, cb, cc, DXADD)
+#define SETV(off, k, LD, sc, sh, ca, cb, cc) BACKSTEP(off, k, LD, sc, sh, ca, cb, cc, DXZERO)
 
 #define BACKNONE(off, k, LD, sc, sh, ca, cb, cc)
 
@@ -460,20 +483,20 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 #define BACK1LOAD(k, LD) FIVE1(BACKLOAD, k, LD)
 #define BACK1BODY(k, LD) FIVE1(BACKV, k, LD)
 #define BACK1STORE(k, LD) FIVE1(BACKNONE, k, LD)
+#define SET4BODY FIVE4(SETV)
+#define SET1BODY(k, LD) FIVE1(SETV, k, LD)
 
 TEXT ·bnBackApply512(SB), NOSPLIT, $0-100
-	MOVQ         dx+0(FP), R11
-	MOVQ         x+8(FP), SI
-	MOVQ         dy+16(FP), BX
-	BNMASKS(n+64(FP))
-	MOVQ         rows+72(FP), DX
-	MOVQ         ldx+80(FP), R8
-	SHLQ         $2, R8
-	MOVQ         ldy+88(FP), R9
-	SHLQ         $2, R9
-	VBROADCASTSS floor+96(FP), Z15
-	SUBQ         SI, R11
+	BACK_ARGS
 	COLUMNS(BACK4LOAD, BACK4BODY, BACK4STORE, BACK1LOAD, BACK1BODY, BACK1STORE, back512Quad, back512QuadRow, back512One, back512OneRow, back512Tail, back512TailRow, back512Done)
+	VZEROUPPER
+	RET
+
+// func bnBackSet512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
+// bnBackApply512 writing dx = ((0 + c) + a·g) + b·x, without reading it.
+TEXT ·bnBackSet512(SB), NOSPLIT, $0-100
+	BACK_ARGS
+	COLUMNS(BACK4LOAD, SET4BODY, BACK4STORE, BACK1LOAD, SET1BODY, BACK1STORE, set512Quad, set512QuadRow, set512One, set512OneRow, set512Tail, set512TailRow, set512Done)
 	VZEROUPPER
 	RET
 

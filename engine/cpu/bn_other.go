@@ -27,6 +27,10 @@ func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int,
 func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32) {
 	panic("unreachable")
 }
+
+func bnBackSet512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32) {
+	panic("unreachable")
+}
 func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32) {
 	panic("unreachable")
 }

@@ -73,11 +73,21 @@ func bnBackSums(sg, sgx, x, dy, scale, shift []float32, n, rows, ldx, ldy int, f
 	}
 }
 
-// bnBackApply adds a·g + b·x + c to dx, g as in bnBackSums.
-func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy int, floor float32) {
+// bnBackApply adds a·g + b·x + c to dx, g as in bnBackSums, or with set
+// writes it there (as adding it to zeros would).
+func bnBackApply(dx, x, dy, scale, shift, a, b, c []float32, n, rows, ldx, ldy int, floor float32, set bool) {
+	if set && !use.bnAll {
+		for r := range rows {
+			clear(dx[r*ldx : r*ldx+n])
+		}
+	}
 	if done := asmChannels(n, rows); done > 0 {
 		_, _, _ = dx[(rows-1)*ldx+done-1], x[(rows-1)*ldx+done-1], dy[(rows-1)*ldy+done-1]
 		_, _, _, _, _ = scale[done-1], shift[done-1], a[done-1], b[done-1], c[done-1]
+		if use.bnAll && set {
+			bnBackSet512(&dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], &b[0], &c[0], n, rows, ldx, ldy, floor)
+			return
+		}
 		if use.bnAll {
 			bnBackApply512(&dx[0], &x[0], &dy[0], &scale[0], &shift[0], &a[0], &b[0], &c[0], n, rows, ldx, ldy, floor)
 			return

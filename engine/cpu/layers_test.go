@@ -333,7 +333,18 @@ func TestBatchNormRowKernels(t *testing.T) {
 				g1, g2 := make([]float32, n), make([]float32, n)
 				bnBackSums(g1, g2, x, dy, scale, shift, n, rows, ldx, ldy, floor)
 				dx := randSlice(rand.New(rand.NewPCG(1, 1)), rows*ldx)
-				bnBackApply(dx, x, dy, scale, shift, a, b, c, n, rows, ldx, ldy, floor)
+				set, added := slices.Clone(dx), slices.Clone(dx)
+				bnBackApply(dx, x, dy, scale, shift, a, b, c, n, rows, ldx, ldy, floor, false)
+				// Writing dx is adding to zeros, bit for bit, and leaves
+				// the channels past n.
+				bnBackApply(set, x, dy, scale, shift, a, b, c, n, rows, ldx, ldy, floor, true)
+				for r := range rows {
+					clear(added[r*ldx : r*ldx+n])
+				}
+				bnBackApply(added, x, dy, scale, shift, a, b, c, n, rows, ldx, ldy, floor, false)
+				if !slices.Equal(set, added) {
+					t.Errorf("n=%d floor=%v %v: writing dx differs from adding to zeros", n, floor, l)
+				}
 				return [][]float32{s1, s2, ap, g1, g2, dx}
 			}
 			names := []string{"stats s1", "stats s2", "apply", "back sums g", "back sums gx", "back apply"}
@@ -603,7 +614,7 @@ func testBackFused(t *testing.T) {
 					defer withISA(isaGo)()
 				}
 				bnBackSums(w1, w2, x, dy, scale, shift, n, rows, ldx, ldy, floor)
-				bnBackApply(want, x, dy, scale, shift, a, zero, zero, n, rows, ldx, ldy, floor)
+				bnBackApply(want, x, dy, scale, shift, a, zero, zero, n, rows, ldx, ldy, floor, false)
 			}()
 			for k, pr := range [][2][]float32{{g1, w1}, {g2, w2}, {dx, want}} {
 				if !slices.Equal(pr[0], pr[1]) {

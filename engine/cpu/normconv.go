@@ -18,7 +18,7 @@ type NormConv struct {
 func NewNormConv(n engine.NormShape, s engine.ConvShape, workers int, scratch *Scratch) *NormConv {
 	engine.CheckNormConv(n, s)
 	bn := NewBatchNorm(n.P, n.C, n.LdIn, n.C, true, workers)
-	bn.Moments = momentsOf(n)
+	bn.Moments, bn.overwrite = momentsOf(n), n.OverwriteDIn
 	s.LdIn, s.Input = n.LdIn, &engine.Affine{Scale: bn.scale, Shift: bn.shift, ReLU: true}
 	return &NormConv{bn: bn, conv: NewConv(s, workers, scratch)}
 }

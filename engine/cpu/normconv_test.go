@@ -15,7 +15,8 @@ import (
 // a wider block buffer (several of the weight gradient's chunks and a
 // ragged last one) and grouped 3×3s on rows of 32, 16 and 8 pixels; with
 // Moments too, where the 1×1's output gradient is never stored and part
-// of the input's is settled after.
+// of the input's is settled after; and writing the input's gradient
+// instead of adding to it (OverwriteDIn).
 func TestNormConvSameBits(t *testing.T) { forEachISA(t, testNormConvSameBits) }
 
 func testNormConvSameBits(t *testing.T) {
@@ -24,7 +25,8 @@ func testNormConvSameBits(t *testing.T) {
 		ldIn int
 		c    engine.ConvShape
 	}
-	for _, withMoments := range []bool{false, true} {
+	for _, mode := range []struct{ withMoments, overwrite bool }{{false, false}, {false, true}, {true, false}} {
+		withMoments := mode.withMoments
 		for _, tc := range []pair{
 			{40, engine.ConvShape{N: 3, H: 27, W: 31, C: 24, K: 32, R: 1, S: 1, Stride: 1, G: 1}},
 			{24, engine.ConvShape{N: 2, H: 5, W: 3, C: 24, K: 16, R: 1, S: 1, Stride: 1, G: 1}},
@@ -35,7 +37,10 @@ func testNormConvSameBits(t *testing.T) {
 			s := tc.c
 			s.LdIn, s.LdOut, s.OverwriteDIn = s.C, s.K, true
 			p := s.N * s.H * s.W
-			n := engine.NormShape{P: p, C: s.C, LdIn: tc.ldIn, LdOut: s.C, ReLU: true}
+			n := engine.NormShape{P: p, C: s.C, LdIn: tc.ldIn, LdOut: s.C, ReLU: true, OverwriteDIn: mode.overwrite}
+			if mode.overwrite && tc.ldIn != s.C {
+				continue // OverwriteDIn is for rows of C
+			}
 			be := New(2)
 			var moments [2]engine.Moments // the fused pair's and the composed pair's
 			in, w := randSlice(rng, p*tc.ldIn), randSlice(rng, s.Weights())
@@ -76,8 +81,8 @@ func testNormConvSameBits(t *testing.T) {
 					for k < len(pr[0]) && pr[0][k] == pr[1][k] {
 						k++
 					}
-					t.Fatalf("%s (LdIn %d, moments %v): result %d (out, dIn, dGamma, dBeta, dW, runMean, runVar, inference) differs at %d: %v, composed %v",
-						enginetest.ConvName(s), tc.ldIn, withMoments, i, k, pr[0][k], pr[1][k])
+					t.Fatalf("%s (LdIn %d, %+v): result %d (out, dIn, dGamma, dBeta, dW, runMean, runVar, inference) differs at %d: %v, composed %v",
+						enginetest.ConvName(s), tc.ldIn, mode, i, k, pr[0][k], pr[1][k])
 				}
 			}
 		}

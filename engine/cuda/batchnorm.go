@@ -28,8 +28,8 @@ func (b *Backend) NewNormConv(n engine.NormShape, c engine.ConvShape) engine.Nor
 }
 
 func (b *Backend) NewBatchNorm(s engine.NormShape) engine.BatchNorm {
-	if s.LdOut < s.C || s.P <= 1 || (s.Index == nil && s.LdIn < s.C) {
-		panic(fmt.Sprintf("cuda: invalid BatchNorm %+v", s))
+	if s.LdOut < s.C || s.P <= 1 || (s.Index == nil && s.LdIn < s.C) || s.OverwriteDIn {
+		panic(fmt.Sprintf("cuda: invalid BatchNorm %+v (OverwriteDIn is a NormConv's)", s))
 	}
 	n := &batchNorm{b: b, NormShape: s, blocks: (s.P + bnRows - 1) / bnRows}
 	if s.Index != nil {
