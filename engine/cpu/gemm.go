@@ -238,7 +238,13 @@ func (g *gemmArgs) run(m0, m1, n0, n1, K int, s *scratch) {
 						c := g.C[(ic+ir)*g.ldc+jc+jr:]
 						switch {
 						case m == mr && pair:
-							kernelPair(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
+							// This tile and the full ones after it, in one call.
+							tiles, aTile := (mcur-ir)/mr, mr*kcur
+							if inPlace {
+								aTile = mr * g.lda
+							}
+							kernelPair(kcur, a, aStep, aRow, aTile, tiles, bp, c, g.ldc, accumulate)
+							ir += (tiles - 1) * mr
 						case m == mr && n == nr:
 							kernel(kcur, a, aStep, aRow, bp, c, g.ldc, accumulate)
 						case m == mr && n == 8 && use.gemm && kcur > 0:
@@ -391,10 +397,13 @@ func kernelGo(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accu
 }
 
 // kernelPairGo is the definition of kernelPair: kernel on two adjacent
-// packed strips of B.
-func kernelPairGo(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
-	kernel(k, a, aStep, aRow, b, c, ldc, accumulate)
-	kernel(k, a, aStep, aRow, b[k*nr:], c[nr:], ldc, accumulate)
+// packed strips of B, for each of tiles tiles of mr rows.
+func kernelPairGo(k int, a []float32, aStep, aRow, aTile, tiles int, b, c []float32, ldc int, accumulate bool) {
+	for t := range tiles {
+		a, c := a[t*aTile:], c[t*mr*ldc:]
+		kernel(k, a, aStep, aRow, b, c, ldc, accumulate)
+		kernel(k, a, aStep, aRow, b[k*nr:], c[nr:], ldc, accumulate)
+	}
 }
 
 // GemmNaive is the definition Gemm is tested against: a plain triple loop.

@@ -332,25 +332,38 @@ overwrite8:
 	VZEROUPPER
 	RET
 
-// func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ldc int, accumulate bool)
+// func kernel6x32AVX512(k int, a *float32, aStep, aRow, aTile, tiles int, b0, b1, c *float32, ldc int, accumulate bool)
 //
 // kernelAVX2 over two adjacent packed strips of B at once, with 512-bit
-// registers: C[0:6, 0:16] from strip b0 and C[0:6, 16:32] from strip b1.
-// Z0..Z11 hold the 6×32 tile (two registers per row), Z12/Z13 a row of
-// each strip, Z14 a broadcast element of A, which serves both strips. Each
-// element is summed in the same order with the same FMAs as kernelAVX2, so
-// the two give the same bits.
-TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-65
+// registers: C[0:6, 0:16] from strip b0 and C[0:6, 16:32] from strip b1,
+// for tiles tiles of six rows one after another (A's aTile floats apart,
+// C's six rows): the strips stay in cache across them, and a GEMM of a
+// short k makes one call instead of one per tile. Z0..Z11 hold the 6×32
+// tile (two registers per row), Z12/Z13 a row of each strip, Z14 a
+// broadcast element of A, which serves both strips. Each element is
+// summed in the same order with the same FMAs as kernelAVX2, so the two
+// give the same bits. AX and R15 hold the tile's A and C.
+TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-81
 	LOAD_A
-	MOVQ b0+32(FP), BX
-	MOVQ b1+40(FP), R12
-	MOVQ c+48(FP), DI
-	MOVQ ldc+56(FP), DX
+	MOVQ SI, AX
+	MOVQ aTile+32(FP), R13
+	SHLQ $2, R13
+	MOVQ tiles+40(FP), R14
+	MOVQ c+64(FP), R15
+	MOVQ ldc+72(FP), DX
 	SHLQ $2, DX
+
+tile512:
+	MOVQ AX, SI
+	LEAQ (SI)(R9*2), R10
+	ADDQ R9, R10
+	MOVQ b0+48(FP), BX
+	MOVQ b1+56(FP), R12
+	MOVQ R15, DI
+	MOVQ k+0(FP), CX
 	ZERO4(Z0, Z1, Z2, Z3)
 	ZERO4(Z4, Z5, Z6, Z7)
 	ZERO4(Z8, Z9, Z10, Z11)
-
 	TESTQ CX, CX
 	JE    store512
 
@@ -371,7 +384,7 @@ loop512:
 	JNE  loop512
 
 store512:
-	MOVBQZX accumulate+64(FP), R8
+	MOVBQZX accumulate+80(FP), R8
 	TESTQ   R8, R8
 	JE      overwrite512
 	ADD2(64, Z0, Z1)
@@ -380,7 +393,7 @@ store512:
 	ADD2(64, Z6, Z7)
 	ADD2(64, Z8, Z9)
 	ADD2(64, Z10, Z11)
-	MOVQ    c+48(FP), DI
+	MOVQ    R15, DI
 
 overwrite512:
 	PUT2(64, Z0, Z1)
@@ -389,6 +402,10 @@ overwrite512:
 	PUT2(64, Z6, Z7)
 	PUT2(64, Z8, Z9)
 	PUT2(64, Z10, Z11)
+	MOVQ    DI, R15 // six rows on
+	ADDQ    R13, AX
+	DECQ    R14
+	JNE     tile512
 	VZEROUPPER
 	RET
 

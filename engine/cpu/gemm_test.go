@@ -109,7 +109,8 @@ func TestKernelAsmMatchesGo(t *testing.T) {
 }
 
 // The 512-bit kernel over two strips gives the same bits as the AVX2
-// kernel on each, and touches nothing outside its 6×32 tile.
+// kernel on each, over one tile or several, and touches nothing outside
+// its 6×32 tiles.
 func TestKernelPairMatchesKernel(t *testing.T) {
 	if !use.gemmPair {
 		t.Skip("no AVX-512 on this CPU: kernelPair is kernel twice")
@@ -117,19 +118,21 @@ func TestKernelPairMatchesKernel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	const ldc = 2*nr + 5
 	for _, k := range []int{1, 2, 7, 256} {
-		for _, layout := range []struct {
-			name        string
-			aStep, aRow int
-		}{{"packed A", mr, 1}, {"A rows in place", 1, k + 3}} {
-			a, b := randSlice(rng, k*layout.aStep+mr*layout.aRow), randSlice(rng, 2*k*nr)
-			for _, acc := range []bool{false, true} {
-				c0 := randSlice(rng, (mr+1)*ldc)
-				want, got := slices.Clone(c0), slices.Clone(c0)
-				kernelPairGo(k, a, layout.aStep, layout.aRow, b, want, ldc, acc)
-				kernelPair(k, a, layout.aStep, layout.aRow, b, got, ldc, acc)
-				if !slices.Equal(got, want) {
-					i, _ := closeTo(got, want, 0, 0)
-					t.Errorf("%s k=%d accumulate=%v: c[%d] = %v, two AVX2 kernels %v", layout.name, k, acc, i, got[i], want[i])
+		for _, tiles := range []int{1, 3} {
+			for _, layout := range []struct {
+				name               string
+				aStep, aRow, aTile int
+			}{{"packed A", mr, 1, mr * k}, {"A rows in place", 1, k + 3, mr * (k + 3)}} {
+				a, b := randSlice(rng, (tiles-1)*layout.aTile+k*layout.aStep+mr*layout.aRow), randSlice(rng, 2*k*nr)
+				for _, acc := range []bool{false, true} {
+					c0 := randSlice(rng, (tiles*mr+1)*ldc)
+					want, got := slices.Clone(c0), slices.Clone(c0)
+					kernelPairGo(k, a, layout.aStep, layout.aRow, layout.aTile, tiles, b, want, ldc, acc)
+					kernelPair(k, a, layout.aStep, layout.aRow, layout.aTile, tiles, b, got, ldc, acc)
+					if !slices.Equal(got, want) {
+						i, _ := closeTo(got, want, 0, 0)
+						t.Errorf("%s k=%d tiles=%d accumulate=%v: c[%d] = %v, two AVX2 kernels %v", layout.name, k, tiles, acc, i, got[i], want[i])
+					}
 				}
 			}
 		}

@@ -34,17 +34,18 @@ func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumu
 }
 
 //go:noescape
-func kernel6x32AVX512(k int, a *float32, aStep, aRow int, b0, b1, c *float32, ldc int, accumulate bool)
+func kernel6x32AVX512(k int, a *float32, aStep, aRow, aTile, tiles int, b0, b1, c *float32, ldc int, accumulate bool)
 
 // kernelPair is kernel over two adjacent packed strips of B, b and
-// b[k·nr:], into C[0:mr, 0:2·nr]; see kernelPairGo.
-func kernelPair(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
+// b[k·nr:], into C[0:mr, 0:2·nr], for tiles tiles of mr rows one after
+// another (A's aTile floats apart, C's mr rows); see kernelPairGo.
+func kernelPair(k int, a []float32, aStep, aRow, aTile, tiles int, b, c []float32, ldc int, accumulate bool) {
 	if !use.gemmPair || k == 0 {
-		kernelPairGo(k, a, aStep, aRow, b, c, ldc, accumulate)
+		kernelPairGo(k, a, aStep, aRow, aTile, tiles, b, c, ldc, accumulate)
 		return
 	}
-	_, _, _ = a[(k-1)*aStep+(mr-1)*aRow], b[2*k*nr-1], c[(mr-1)*ldc+2*nr-1]
-	kernel6x32AVX512(k, &a[0], aStep, aRow, &b[0], &b[k*nr], &c[0], ldc, accumulate)
+	_, _, _ = a[(tiles-1)*aTile+(k-1)*aStep+(mr-1)*aRow], b[2*k*nr-1], c[(tiles*mr-1)*ldc+2*nr-1]
+	kernel6x32AVX512(k, &a[0], aStep, aRow, aTile, tiles, &b[0], &b[k*nr], &c[0], ldc, accumulate)
 }
 
 //go:noescape

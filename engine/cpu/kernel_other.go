@@ -8,8 +8,8 @@ func kernel(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumu
 	kernelGo(k, a, aStep, aRow, b, c, ldc, accumulate)
 }
 
-func kernelPair(k int, a []float32, aStep, aRow int, b, c []float32, ldc int, accumulate bool) {
-	kernelPairGo(k, a, aStep, aRow, b, c, ldc, accumulate)
+func kernelPair(k int, a []float32, aStep, aRow, aTile, tiles int, b, c []float32, ldc int, accumulate bool) {
+	kernelPairGo(k, a, aStep, aRow, aTile, tiles, b, c, ldc, accumulate)
 }
 
 func copyRowsB(dst, src []float32, k, ld int) {
