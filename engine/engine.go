@@ -251,8 +251,10 @@ type NormConv interface {
 // which keeps the BatchNorm's output in a tensor of its own.
 func ComposeNormConv(be Backend, n NormShape, c ConvShape) NormConv {
 	CheckNormConv(n, c)
-	f := &composedNormConv{be: be, n: n, conv: be.NewConv(c), normed: be.Alloc(n.P * n.C)}
-	n.OverwriteDIn = false // Backward clears dIn for the BatchNorm's sum
+	f := &composedNormConv{be: be, conv: be.NewConv(c), normed: be.Alloc(n.P * n.C)}
+	if n.OverwriteDIn { // Backward clears dIn for the BatchNorm to add to
+		f.clearDIn, n.OverwriteDIn = n.P*n.C, false
+	}
 	f.bn = be.NewBatchNorm(n)
 	return f
 }
@@ -266,11 +268,11 @@ func CheckNormConv(n NormShape, c ConvShape) {
 }
 
 type composedNormConv struct {
-	be     Backend
-	n      NormShape
-	bn     BatchNorm
-	conv   Conv
-	normed *Tensor
+	be       Backend
+	bn       BatchNorm
+	conv     Conv
+	normed   *Tensor
+	clearDIn int // floats of dIn Backward clears first (OverwriteDIn), or 0
 }
 
 func (f *composedNormConv) Forward(out, in, gamma, beta, runMean, runVar, w View, train bool) {
@@ -284,8 +286,8 @@ func (f *composedNormConv) Forward(out, in, gamma, beta, runMean, runVar, w View
 
 func (f *composedNormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w View) {
 	f.conv.Backward(dNormed, dW, dOut, f.normed.V(), w)
-	if f.n.OverwriteDIn {
-		f.be.Zero(dIn, f.n.P*f.n.C)
+	if f.clearDIn > 0 {
+		f.be.Zero(dIn, f.clearDIn)
 	}
 	f.bn.Backward(dIn, dGamma, dBeta, dNormed, in, f.normed.V(), gamma)
 }

@@ -1,6 +1,6 @@
 #include "textflag.h"
 
-// BACKLOAD(off, k, sc, sh, ca, cb, cc) loads a column vector's
+// BACKLOAD(off, k, LD, sc, sh, ca, cb, cc) loads a column vector's
 // coefficients for BACKV (bnBackApply512; macros that name arguments go
 // before every TEXT, for vet's sake).
 #define BACKLOAD(off, k, LD, sc, sh, ca, cb, cc) \
@@ -15,7 +15,7 @@
 	MOVQ      c+56(FP), CX \
 	VMOVUPS.Z off(CX)(AX*1), k, cc
 
-// FUSEDLOAD(off, k, sc, sh, ca, sg, sgx) loads a column vector's scale,
+// FUSEDLOAD(off, k, LD, sc, sh, ca, sg, sgx) loads a column vector's scale,
 // shift, coefficient a and sums for FUSEDV (bnBackFused512).
 #define FUSEDLOAD(off, k, LD, sc, sh, ca, sg, sgx) \
 	MOVQ      scale+40(FP), CX \
@@ -239,8 +239,10 @@ backCol:
 // first row of x and dy and CX at the row count (DX); NEXT(loop) moves them
 // on a row (R8 and R9 bytes) and loops, asking for the lines eight rows
 // on: rows of a wide buffer lie a page apart every few rows, where the
-// hardware's prefetchers stop (the training step gained 3-7%). BNMASKS must have run; the
-// rest are labels.
+// hardware's prefetchers stop (the training step gained 3-7%). BNMASKS
+// must have run; the rest are labels. Every step macro takes (off, k, LD,
+// registers...): the vector's byte offset, its mask, and how to load a
+// row's vector (LDFULL or LDMASK).
 #define ROWS \
 	LEAQ (SI)(AX*1), R13 \
 	LEAQ (BX)(AX*1), R14 \
@@ -258,7 +260,7 @@ backCol:
 // LDFULL and LDMASK load a vector of a row: whole, for full vectors,
 // or under mask k for the last few channels. A masked load that misses the
 // cache is slower than a plain one, even under a mask of all ones
-// (bnBackFused512 on CondenseNet-86's first block: 28 against 36 GB/s).
+// (bnBackFused512 on CondenseNet-86's first block: 28 against 34 GB/s).
 #define LDFULL(src, k, dst) VMOVUPS src, dst
 #define LDMASK(src, k, dst) VMOVUPS.Z src, k, dst
 
@@ -299,7 +301,7 @@ tailRow: \
 done:
 
 // func bnStats512(s1, s2, x *float32, n, rows, ldx int)
-// STATSV(off, k, s1, s2) adds one vector's row at R13 into s1 and its
+// STATSV(off, k, LD, s1, s2) adds one vector's row at R13 into s1 and its
 // squares into s2.
 #define STATSV(off, k, LD, s1, s2) \
 	LD(off(R13), k, Z0) \
@@ -314,7 +316,7 @@ done:
 	VMOVUPS s1, k, off(DI)(AX*1) \
 	VMOVUPS s2, k, off(R12)(AX*1)
 
-// TWO4(V) and TWO1(V, k) give V the registers of four vectors, or one,
+// TWO4(V) and TWO1(V, k, LD) give V the registers of four vectors, or one,
 // with two per vector (bnStats512 and bnApply512).
 #define TWO4(V) \
 	V(0, K2, LDFULL, Z16, Z17) \
@@ -347,7 +349,7 @@ TEXT ·bnStats512(SB), NOSPLIT, $0-48
 	RET
 
 // func bnApply512(y, x, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
-// APPLYV(off, k, sc, sh) writes one vector of the row at R14 (y):
+// APPLYV(off, k, LD, sc, sh) writes one vector of the row at R14 (y):
 // max(x·scale + shift, floor), x at R13.
 #define APPLYV(off, k, LD, sc, sh) \
 	LD(off(R13), k, Z0) \
@@ -386,7 +388,7 @@ TEXT ·bnApply512(SB), NOSPLIT, $0-68
 	RET
 
 // func bnBackSums512(sg, sgx, x, dy, scale, shift *float32, n, rows, ldx, ldy int, floor float32)
-// SUMSV(off, k, sc, sh, sg, sgx) adds one vector's row at R13 (x) and R14
+// SUMSV(off, k, LD, sc, sh, sg, sgx) adds one vector's row at R13 (x) and R14
 // (dy) into sg and sgx, given its scale and shift: g is dy where
 // x·scale + shift (the forward's output before its floor) is above
 // floor, else 0.
@@ -442,9 +444,10 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 	RET
 
 // func bnBackApply512(dx, x, dy, scale, shift, a, b, c *float32, n, rows, ldx, ldy int, floor float32)
-// BACKV(off, k, sc, sh, ca, cb, cc) does one vector of the row at R13 (x;
-// dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x, g as in
-// SUMSV. It stores dx itself; BACKNONE stores nothing after the rows.
+// BACKV(off, k, LD, sc, sh, ca, cb, cc) does one vector of the row at R13
+// (x; dx R11 bytes on) and R14 (dy): dx = ((dx + c) + a·g) + b·x, g as in
+// SUMSV; SETV the same with dx zero (BACKSTEP, with DX the load of dx).
+// They store dx themselves; BACKNONE stores nothing after the rows.
 #define BACKSTEP(off, k, LD, sc, sh, ca, cb, cc, DX) \
 	LD(off(R13), k, Z0) \
 	VMOVAPS     sh, Z1 \
@@ -467,7 +470,7 @@ TEXT ·bnBackSums512(SB), NOSPLIT, $0-84
 
 #define BACKNONE(off, k, LD, sc, sh, ca, cb, cc)
 
-// FIVE4(V) and FIVE1(V, k) give V the registers of four vectors, or one,
+// FIVE4(V) and FIVE1(V, k, LD) give V the registers of four vectors, or one,
 // with five per vector (bnBackApply512 and bnBackFused512).
 #define FIVE4(V) \
 	V(0, K2, LDFULL, Z16, Z17, Z18, Z19, Z20) \
@@ -502,7 +505,7 @@ TEXT ·bnBackSet512(SB), NOSPLIT, $0-100
 
 // func bnBackFused512(sg, sgx, dx, x, dy, scale, shift, a *float32, n, rows, ldx, ldy int, floor float32)
 // bnBackSums512 and the a·g of bnBackApply512 in one pass: FUSEDV(off, k,
-// sc, sh, ca, sg, sgx) does one vector of the row at R13 (x; dx R11 bytes
+// LD, sc, sh, ca, sg, sgx) does one vector of the row at R13 (x; dx R11 bytes
 // on) and R14 (dy): sg += g, sgx += g·x, dx += a·g.
 #define FUSEDV(off, k, LD, sc, sh, ca, sg, sgx) \
 	LD(off(R13), k, Z0) \

@@ -85,10 +85,7 @@ func (c *Conv) planeFill(role int, src []float32, ch, ld int, a *engine.Affine) 
 	// are transposed in registers instead (on CondenseNet-86's first
 	// block, half the time of gathering a channel at a time).
 	f.blocks = use.transpose && s.W%8 == 0 && ch%8 == 0
-	f.run = 8 // pixels per transposed block
-	if s.W%16 == 0 {
-		f.run = 16
-	}
+	f.run = c.transposeRun()
 	// With a transform that permutes whole sixteens of channels, the
 	// transposed rows go to their planes with the BatchNorm on the way;
 	// with another, a pixel row is transformed into a buffer (staged) and
@@ -212,6 +209,15 @@ func (c *Conv) sourceRows(a *engine.Affine, ch, planeLen int) *sourceLayout {
 	}
 	c.rows = l
 	return l
+}
+
+// transposeRun is the pixels of a row a register transpose takes: 16
+// where rows are whole sixteens, else 8 (rows of whole eights).
+func (c *Conv) transposeRun() int {
+	if c.W%16 == 0 {
+		return 16
+	}
+	return 8
 }
 
 // prefetchAhead is how many pixels ahead of a transpose the lines of a
@@ -388,10 +394,7 @@ func (j *tilesJob) images(lo, hi int) {
 	stage := getScratch()
 	defer putScratch(stage)
 	outPlanes := stage.b[:k*positions]
-	run := 8 // pixels per transposed block
-	if s.W%16 == 0 {
-		run = 16
-	}
+	run := j.c.transposeRun()
 	for n := lo; n < hi; n++ {
 		j.items(n*s.G*tiles, (n+1)*s.G*tiles, outPlanes)
 		for y := range s.H {
