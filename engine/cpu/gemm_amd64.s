@@ -12,13 +12,23 @@
 #define MASKED(row, load) VMOVUPS.Z (row), load, Z0
 #define WIDE(row, load) VMOVUPS (row), Z0
 
-#define PACK_ROW(row, off, load, LOADX) \
+#define PACK_ROW(row, off, load, LOADX, ZEROX, STOREX) \
 	LOADX(row, load) \
-	VMOVAPS     Z5, Z1 \
-	VFMADD231PS Z4, Z0, Z1 \
-	VMAXPS      Z15, Z1, Z1 \
-	VMOVAPS.Z   Z1, load, Z1 \
-	VMOVUPS     Z1, K2, off(R11)
+	VFMADD213PS Z5, Z4, Z0 \
+	VMAXPS      Z15, Z0, Z0 \
+	ZEROX(load) \
+	STOREX(off)
+
+// STOREX(off) stores a row's six floats: under the mask, or as eight
+// (STORE8), the two past them landing where the next row's six go,
+// which must be stored after. Masked stores are slow on this CPU.
+#define STORE6(off) VMOVUPS Z0, K2, off(R11)
+#define STORE8(off) VMOVUPS Y0, off(R11)
+
+// ZEROX(load) zeroes Z0's lanes past a tail strip's columns, which a
+// whole strip's store (K2) writes as zero; a full strip has none.
+#define KEEP(load)
+#define ZEROPAST(load) VMOVAPS.Z Z0, load, Z0
 
 #define PACK_COEFFICIENTS(load) \
 	VMOVUPS.Z (R13), load, Z4 \
@@ -26,7 +36,7 @@
 
 // PACK_FOUR packs a strip of four rows, R12 pointing at the first, and
 // asks for the lines eight rows on.
-#define PACK_FOUR(load, LOADX) \
+#define PACK_FOUR(load, LOADX, ZEROX, STOREX) \
 	PACK_COEFFICIENTS(load) \
 	LEAQ       (R12)(DX*1), R15 \
 	LEAQ       (R12)(DX*2), AX \
@@ -35,17 +45,17 @@
 	PREFETCHT0 (R15)(DX*8) \
 	PREFETCHT0 (AX)(DX*8) \
 	PREFETCHT0 (R9)(DX*8) \
-	PACK_ROW(R12, 0, load, LOADX) \
-	PACK_ROW(R15, 24, load, LOADX) \
-	PACK_ROW(AX, 48, load, LOADX) \
-	PACK_ROW(R9, 72, load, LOADX)
+	PACK_ROW(R12, 0, load, LOADX, ZEROX, STOREX) \
+	PACK_ROW(R15, 24, load, LOADX, ZEROX, STOREX) \
+	PACK_ROW(AX, 48, load, LOADX, ZEROX, STOREX) \
+	PACK_ROW(R9, 72, load, LOADX, ZEROX, STOREX)
 
-#define PACK_ONE(load, LOADX) \
+#define PACK_ONE(load, LOADX, ZEROX, STOREX) \
 	PACK_COEFFICIENTS(load) \
-	PACK_ROW(R12, 0, load, LOADX)
+	PACK_ROW(R12, 0, load, LOADX, ZEROX, STOREX)
 
 // PACK_ROWS packs every strip of the rows at SI into DI (labels follow).
-#define PACK_ROWS(PACK, LOADX, strip, tail, next) \
+#define PACK_ROWS(PACK, LOADX, STOREX, strip, tail, next) \
 	MOVQ     DI, R11 \
 	MOVQ     SI, R12 \
 	MOVQ     scale+56(FP), R13 \
@@ -54,7 +64,7 @@
 	TESTQ    BX, BX \
 	JE       tail \
 strip: \
-	PACK(K2, LOADX) \
+	PACK(K2, LOADX, KEEP, STOREX) \
 	ADDQ     $24, R12 \
 	ADDQ     $24, R13 \
 	ADDQ     $24, R14 \
@@ -64,7 +74,7 @@ strip: \
 tail: \
 	KORTESTW K1, K1 \
 	JE       next \
-	PACK(K1, LOADX) \
+	PACK(K1, LOADX, ZEROPAST, STOREX) \
 next:
 
 // PACK_AFFINE is packAffineA512's body.
@@ -87,16 +97,23 @@ next:
 	VBROADCASTSS floor+72(FP), Z15 \
 fours: \
 	CMPQ CX, $4 \
-	JLT  ones \
-	PACK_ROWS(PACK_FOUR, LOADX, fourStrip, fourTail, fourNext) \
+	JLE  lastFour \
+	PACK_ROWS(PACK_FOUR, LOADX, STORE8, fourStrip, fourTail, fourNext) \
 	ADDQ $96, DI \
 	LEAQ (SI)(DX*4), SI \
 	SUBQ $4, CX \
 	JMP  fours \
+lastFour: \
+	CMPQ CX, $4 \
+	JLT  ones \
+	PACK_ROWS(PACK_FOUR, LOADX, STORE6, lastStrip, lastTail, lastNext) \
+	ADDQ $96, DI \
+	LEAQ (SI)(DX*4), SI \
+	SUBQ $4, CX \
 ones: \
 	TESTQ CX, CX \
 	JE    done \
-	PACK_ROWS(PACK_ONE, LOADX, oneStrip, oneTail, oneNext) \
+	PACK_ROWS(PACK_ONE, LOADX, STORE6, oneStrip, oneTail, oneNext) \
 	ADDQ  $24, DI \
 	ADDQ  DX, SI \
 	DECQ  CX \

@@ -264,13 +264,20 @@ func TestPeakGFLOPs(t *testing.T) {
 }
 
 // packAffineA packs what bnApply computes, strip by strip, zeros past its
-// columns.
+// columns, over row counts that end in each of its loops (four rows whose
+// stores spill into the next row's place, the last four, single rows).
 func TestPackAffineA(t *testing.T) {
 	if !use.bnAll {
 		t.Skip("packAffineA is AVX-512 only; without it, gemmLongK transforms with bnApply")
 	}
 	rng := rand.New(rand.NewPCG(41, 41))
-	const k, ld = 37, 23
+	const ld = 23
+	for _, k := range []int{1, 3, 4, 5, 8, 9, 37} {
+		testPackAffineA(t, rng, k, ld)
+	}
+}
+
+func testPackAffineA(t *testing.T, rng *rand.Rand, k, ld int) {
 	src, scale, shift := randSlice(rng, k*ld), randSlice(rng, ld), randSlice(rng, ld)
 	for m := 1; m <= ld; m++ {
 		for _, floor := range []float32{0, float32(math.Inf(-1))} {
@@ -287,7 +294,7 @@ func TestPackAffineA(t *testing.T) {
 				}
 			}
 			if !slices.Equal(got[:len(want)], want) || got[len(want)] != last {
-				t.Fatalf("m %d floor %v: packed %v, want %v", m, floor, got, want)
+				t.Fatalf("k %d m %d floor %v: packed %v, want %v", k, m, floor, got, want)
 			}
 		}
 	}
