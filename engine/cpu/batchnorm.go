@@ -290,11 +290,11 @@ func (b *BatchNorm) defers() bool {
 	return b.Moments != nil && (use.bnAll || !use.bnEights)
 }
 
-// backward is Backward. If dOutRows is set and b defers, dOut is not read:
-// dOutRows computes each block of sumBlock rows of it, rows of C floats,
-// into the buffer it is given (sumBlock·C floats), where the pass reads it
-// while it is in cache.
-func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOutRows func(buf []float32, r0, r1 int)) {
+// backward is Backward. If pass is set and b defers, dOut is not read:
+// pass makes the one pass over each block of rows [r0, r1) itself, adding
+// to f1 and f2 and to dIn what bnBackFused would on the gradient that it
+// computes there (see NormConv.Backward).
+func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, pass func(f1, f2 []float32, r0, r1 int)) {
 	if b.Index != nil {
 		panic("batchnorm: an index is for inference only")
 	}
@@ -313,17 +313,11 @@ func (b *BatchNorm) backward(dIn, dGamma, dBeta, dOut, in, gamma []float32, dOut
 	}
 	if m != nil {
 		b.sums(func(f1, f2 []float32, r0, r1 int) {
-			var dy []float32
-			ldy := b.LdOut
-			if dOutRows == nil {
-				dy = dOut[r0*b.LdOut:]
-			} else {
-				stage := getScratch()
-				defer putScratch(stage)
-				dy, ldy = stage.b[:(r1-r0)*b.C], b.C
-				dOutRows(dy, r0, r1)
+			if pass != nil {
+				pass(f1, f2, r0, r1)
+				return
 			}
-			bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dy, b.scale, b.shift, b.ca, b.C, r1-r0, b.LdIn, ldy, floor)
+			bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dOut[r0*b.LdOut:], b.scale, b.shift, b.ca, b.C, r1-r0, b.LdIn, b.LdOut, floor)
 		})
 	} else {
 		b.sums(func(f1, f2 []float32, r0, r1 int) {

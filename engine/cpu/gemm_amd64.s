@@ -349,6 +349,24 @@ overwrite8:
 	VZEROUPPER
 	RET
 
+// PAIR_STEP(step) is one p of the 6×32 tile: Z0..Z11 += A[0:6, p]·(b0,
+// b1)[p], as LOAD_A leaves SI, R10 and R9, with BX and R12 at the strips'
+// rows; it moves them all on (A by step bytes) and counts CX down.
+#define PAIR_STEP(step) \
+	VMOVUPS (BX), Z12 \
+	VMOVUPS (R12), Z13 \
+	FMA2((SI), Z12, Z13, Z14, Z0, Z1) \
+	FMA2((SI)(R9*1), Z12, Z13, Z14, Z2, Z3) \
+	FMA2((SI)(R9*2), Z12, Z13, Z14, Z4, Z5) \
+	FMA2((R10), Z12, Z13, Z14, Z6, Z7) \
+	FMA2((R10)(R9*1), Z12, Z13, Z14, Z8, Z9) \
+	FMA2((R10)(R9*2), Z12, Z13, Z14, Z10, Z11) \
+	ADDQ step, SI \
+	ADDQ step, R10 \
+	ADDQ $64, BX \
+	ADDQ $64, R12 \
+	DECQ CX
+
 // func kernel6x32AVX512(k int, a *float32, aStep, aRow, aTile, tiles int, b0, b1, c *float32, ldc int, accumulate bool)
 //
 // kernelAVX2 over two adjacent packed strips of B at once, with 512-bit
@@ -385,19 +403,7 @@ tile512:
 	JE    store512
 
 loop512:
-	VMOVUPS (BX), Z12
-	VMOVUPS (R12), Z13
-	FMA2((SI), Z12, Z13, Z14, Z0, Z1)
-	FMA2((SI)(R9*1), Z12, Z13, Z14, Z2, Z3)
-	FMA2((SI)(R9*2), Z12, Z13, Z14, Z4, Z5)
-	FMA2((R10), Z12, Z13, Z14, Z6, Z7)
-	FMA2((R10)(R9*1), Z12, Z13, Z14, Z8, Z9)
-	FMA2((R10)(R9*2), Z12, Z13, Z14, Z10, Z11)
-	ADDQ R11, SI
-	ADDQ R11, R10
-	ADDQ $64, BX
-	ADDQ $64, R12
-	DECQ CX
+	PAIR_STEP(R11)
 	JNE  loop512
 
 store512:
@@ -445,3 +451,151 @@ TEXT ·packAffineA512(SB), NOSPLIT, $0-76
 // caller has checked that they are there to read.
 TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 	PACK_AFFINE(WIDE)
+
+// BNGRAD_V(off, k, LD, ST, g, sc, sh, ca, sg, sgx) is bnBackFused512's
+// step (bn_amd64.s: the same instructions, so the same bits) on one vector
+// of the row at R8 (x; dx R15 bytes on), its dy in register g: sg += g,
+// sgx += g·x, dx += a·g, g = dy where x·scale + shift > floor (Z15).
+// LD and ST load and store x and dx: whole, or under the mask k (a masked
+// load that misses the cache is slow).
+#define BNGRAD_V(off, k, LD, ST, g, sc, sh, ca, sg, sgx) \
+	LD(off(R8), k, Z26) \
+	VMOVAPS     sh, Z27 \
+	VFMADD231PS sc, Z26, Z27 \
+	VCMPPS      $0x1e, Z15, Z27, k, K3 \
+	VMOVAPS.Z   g, K3, g \
+	VADDPS      g, sg, sg \
+	VFMADD231PS Z26, g, sgx \
+	LD(off(R8)(R15*1), k, Z28) \
+	VFMADD231PS ca, g, Z28 \
+	ST(Z28, k, off(R8)(R15*1))
+
+#define LDWHOLE(mem, k, z) VMOVUPS mem, z
+#define LDUNDER(mem, k, z) VMOVUPS.Z mem, k, z
+#define STWHOLE(z, k, mem) VMOVUPS z, mem
+#define STUNDER(z, k, mem) VMOVUPS z, k, mem
+
+// BNGRAD_ROW does a row's 32 channels (K4 and K5 the two vectors' masks)
+// and moves R8 to the next row (DX bytes on). It asks for the lines of x
+// and dx twelve rows on, two tiles ahead: without, the rows' reads from
+// memory waited between the tiles' multiplying instead of overlapping it.
+#define BNGRAD_ROW(LD, ST, g0, g1) \
+	LEAQ       (R8)(DX*8), SI \
+	LEAQ       (SI)(DX*4), SI \
+	PREFETCHT0 (SI) \
+	PREFETCHT0 64(SI) \
+	PREFETCHT0 (SI)(R15*1) \
+	PREFETCHT0 64(SI)(R15*1) \
+	BNGRAD_V(0, K4, LD, ST, g0, Z16, Z18, Z20, Z22, Z24) \
+	BNGRAD_V(64, K5, LD, ST, g1, Z17, Z19, Z21, Z23, Z25) \
+	ADDQ DX, R8
+
+// BNGRAD_TILES runs R14 tiles: each a 6×32 tile of dy from A at AX (rows
+// R9 bytes apart, R13 bytes to the next tile) and the strips at DI and
+// DI + R11 (R11 = k·64 bytes), then the steps on the tile's rows: six,
+// or in the last tile as many as K6 holds.
+#define BNGRAD_TILES(LD, ST, tile, loop, last, done) \
+tile: \
+	MOVQ AX, SI \
+	LEAQ (SI)(R9*2), R10 \
+	ADDQ R9, R10 \
+	MOVQ DI, BX \
+	LEAQ (DI)(R11*1), R12 \
+	MOVQ R11, CX \
+	SHRQ $6, CX \
+	ZERO4(Z0, Z1, Z2, Z3) \
+	ZERO4(Z4, Z5, Z6, Z7) \
+	ZERO4(Z8, Z9, Z10, Z11) \
+loop: \
+	PAIR_STEP($4) \
+	JNE  loop \
+	MOVQ $6, R10 \
+	CMPQ R14, $1 \
+	JNE  last \
+	KMOVW K6, R10 \
+last: \
+	BNGRAD_ROW(LD, ST, Z0, Z1) \
+	DECQ R10 \
+	JZ   done \
+	BNGRAD_ROW(LD, ST, Z2, Z3) \
+	DECQ R10 \
+	JZ   done \
+	BNGRAD_ROW(LD, ST, Z4, Z5) \
+	DECQ R10 \
+	JZ   done \
+	BNGRAD_ROW(LD, ST, Z6, Z7) \
+	DECQ R10 \
+	JZ   done \
+	BNGRAD_ROW(LD, ST, Z8, Z9) \
+	DECQ R10 \
+	JZ   done \
+	BNGRAD_ROW(LD, ST, Z10, Z11) \
+done: \
+	ADDQ R13, AX \
+	DECQ R14 \
+	JNE  tile
+
+// func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx *float32, floor float32)
+//
+// bnBackFused512 on 32 channels (mask0 and mask1 those of the two vectors
+// that are there) of (tiles−1)·6 + rows rows of x and dx (1 ≤ rows ≤ 6;
+// A has six rows in every tile), their dy computed here as
+// kernel6x32AVX512 computes a tile (A's rows in place, lda floats apart,
+// k ≥ 1; the strips at b and b + 16k) and used while it is in registers:
+// it is never stored. sg and sgx stay in registers down all the rows,
+// which it adds in order, as bnBackFused512 does.
+TEXT ·bnBackFusedGemm512(SB), NOSPLIT, $0-132
+	MOVQ      k+0(FP), R11
+	SHLQ      $6, R11
+	MOVQ      a+8(FP), AX
+	MOVQ      lda+16(FP), R9
+	SHLQ      $2, R9
+	LEAQ      (R9)(R9*2), R13
+	SHLQ      $1, R13
+	MOVQ      tiles+24(FP), R14
+	MOVQ      rows+32(FP), BX
+	KMOVW     BX, K6
+	MOVQ      b+40(FP), DI
+	MOVQ      x+48(FP), R8
+	MOVQ      dx+56(FP), R15
+	SUBQ      R8, R15
+	MOVQ      ldx+64(FP), DX
+	SHLQ      $2, DX
+	MOVQ      mask0+72(FP), BX
+	KMOVW     BX, K4
+	MOVQ      mask1+80(FP), R12
+	KMOVW     R12, K5
+	ANDQ      BX, R12
+	MOVQ      scale+88(FP), CX
+	VMOVUPS.Z (CX), K4, Z16
+	VMOVUPS.Z 64(CX), K5, Z17
+	MOVQ      shift+96(FP), CX
+	VMOVUPS.Z (CX), K4, Z18
+	VMOVUPS.Z 64(CX), K5, Z19
+	MOVQ      ca+104(FP), CX
+	VMOVUPS.Z (CX), K4, Z20
+	VMOVUPS.Z 64(CX), K5, Z21
+	MOVQ      sg+112(FP), CX
+	VMOVUPS.Z (CX), K4, Z22
+	VMOVUPS.Z 64(CX), K5, Z23
+	MOVQ      sgx+120(FP), CX
+	VMOVUPS.Z (CX), K4, Z24
+	VMOVUPS.Z 64(CX), K5, Z25
+	VBROADCASTSS floor+128(FP), Z15
+	CMPQ      R12, $0xffff
+	JNE       under
+	BNGRAD_TILES(LDWHOLE, STWHOLE, wholeTile, wholeLoop, wholeLast, wholeDone)
+	JMP       sums
+
+under:
+	BNGRAD_TILES(LDUNDER, STUNDER, underTile, underLoop, underLast, underDone)
+
+sums:
+	MOVQ    sg+112(FP), CX
+	VMOVUPS Z22, K4, (CX)
+	VMOVUPS Z23, K5, 64(CX)
+	MOVQ    sgx+120(FP), CX
+	VMOVUPS Z24, K4, (CX)
+	VMOVUPS Z25, K5, 64(CX)
+	VZEROUPPER
+	RET

@@ -139,6 +139,52 @@ func TestKernelPairMatchesKernel(t *testing.T) {
 	}
 }
 
+// bnBackFusedGemm gives the bits of its definition, Gemm's dy and then
+// bnBackFused on it, over whole tiles and a last short one, whole and
+// masked channel vectors, and both ReLU floors; it writes nothing past
+// its rows and channels.
+func TestBnBackFusedGemm(t *testing.T) {
+	if !use.gemmPair || !use.bnAll {
+		t.Skip("no AVX-512 on this CPU: backRows computes dy apart")
+	}
+	rng := rand.New(rand.NewPCG(43, 43))
+	const ld, lda = 41, 37
+	for _, k := range []int{1, 3, 32} {
+		b := randSlice(rng, 2*k*nr)
+		for _, rows := range []int{1, 5, 6, 7, 12, 17} {
+			a := randSlice(rng, rows*lda)
+			x := randSlice(rng, (rows+1)*ld)
+			for i := rows * ld; i < len(x); i++ {
+				x[i] = float32(math.Inf(1)) // a row too many would add 0·∞ to sgx
+			}
+			for _, n := range []int{1, 8, 16, 17, 24, 32} {
+				for _, floor := range []float32{0, float32(math.Inf(-1))} {
+					scale, shift, ca := randSlice(rng, n+1), randSlice(rng, n+1), randSlice(rng, n+1)
+					dx, sg, sgx := randSlice(rng, (rows+1)*ld), randSlice(rng, n+1), randSlice(rng, n+1)
+					wantDx, wantSg, wantSgx := slices.Clone(dx), slices.Clone(sg), slices.Clone(sgx)
+					// B's strips hold columns [0, 32); the definition reads its first n.
+					bRows := make([]float32, k*n)
+					for p := range k {
+						for j := range n {
+							bRows[p*n+j] = b[j/nr*k*nr+p*nr+j%nr]
+						}
+					}
+					dy := make([]float32, rows*n)
+					Gemm(false, false, rows, n, k, a, lda, bRows, n, false, dy, n, 1)
+					bnBackFused(wantSg, wantSgx, wantDx, x, dy, scale, shift, ca, n, rows, ld, n, floor)
+					bnBackFusedGemm(k, a, lda, rows, b, make([]float32, mr*k), sg, sgx, dx, x, ld, n, scale, shift, ca, floor)
+					for _, pr := range [][2][]float32{{dx, wantDx}, {sg, wantSg}, {sgx, wantSgx}} {
+						if !slices.Equal(pr[0], pr[1]) {
+							i, _ := closeTo(pr[0], pr[1], 0, 0)
+							t.Fatalf("k %d rows %d n %d floor %v: [%d] = %v, want %v", k, rows, n, floor, i, pr[0][i], pr[1][i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // Gemm gives the same bits with and without the 512-bit kernel.
 // GemmLongK against the definition, on one chunk and on several with a
 // short last one, with the same bits for any worker count.

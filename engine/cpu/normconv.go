@@ -12,6 +12,9 @@ import "github.com/condensenet/condensenet/engine"
 type NormConv struct {
 	bn   *BatchNorm
 	conv *Conv
+	// wPairs is the last Backward's w packed for bnBackFusedGemm (nil
+	// where it is not used), in packed's memory.
+	wPairs, packed []float32
 }
 
 // NewNormConv returns the NormConv of n and s (see engine.ComposeNormConv).
@@ -36,9 +39,8 @@ func (f *NormConv) Forward(out, in, gamma, beta, runMean, runVar, w []float32, t
 
 // Backward accumulates into dIn, dGamma, dBeta and dW; dNormed (P·C) gets
 // the gradient at the BatchNorm's output, except where the BatchNorm
-// defers to Moments after a 1×1 convolution: there each block of rows of
-// that gradient is computed as the BatchNorm's pass reads it, into a
-// buffer that stays in cache, and is never stored.
+// defers to Moments after a 1×1 convolution: there that gradient is
+// computed as the BatchNorm's pass reads it (backRows) and never stored.
 func (f *NormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w []float32) {
 	s := f.conv.ConvShape
 	if !f.bn.defers() || !pointwise(s) || s.G != 1 || sumBlock*s.C > len(scratch{}.b) {
@@ -47,8 +49,41 @@ func (f *NormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w 
 		return
 	}
 	f.conv.pointwiseWeightGradient(dW, dOut, in)
-	f.bn.backward(dIn, dGamma, dBeta, nil, in, gamma, func(dy []float32, r0, r1 int) {
-		// forward: out = normed · wᵀ, so dNormed = dOut · w, these rows of it
-		Gemm(false, false, r1-r0, s.C, s.K, dOut[r0*s.LdOut:], s.LdOut, w, s.C, false, dy, s.C, 1)
+	f.wPairs = nil
+	if use.gemmPair && use.bnAll {
+		// forward: out = normed · wᵀ, so dNormed = dOut · w: w's rows are
+		// B's, packed once in pairs of strips, the last padded with zeros.
+		pairs := (s.C + 2*nr - 1) / (2 * nr)
+		f.wPairs = grow(&f.packed, pairs*2*nr*s.K)
+		clear(f.wPairs[(pairs*2-1)*nr*s.K:])
+		g := gemmArgs{B: w, ldb: s.C}
+		g.packB(f.wPairs, 0, s.K, 0, s.C)
+	}
+	f.bn.backward(dIn, dGamma, dBeta, nil, in, gamma, func(f1, f2 []float32, r0, r1 int) {
+		f.backRows(f1, f2, dIn, dOut, in, w, r0, r1)
 	})
+}
+
+// backRows is the BatchNorm's pass over rows [r0, r1) on dNormed = dOut·w,
+// which it computes there: with AVX-512 a 6×32 tile at a time, used while
+// in registers (bnBackFusedGemm), so that the pass's reading of the input
+// and its gradient from memory overlaps the multiplying; without, as
+// Gemm's rows into a buffer that stays in cache. The sums add rows in
+// order either way.
+func (f *NormConv) backRows(f1, f2, dIn, dOut, in, w []float32, r0, r1 int) {
+	s, b := f.conv.ConvShape, f.bn
+	floor := b.floor()
+	stage := getScratch()
+	defer putScratch(stage)
+	if f.wPairs != nil {
+		for j := 0; j < s.C; j += 2 * nr {
+			at := r0*b.LdIn + j
+			bnBackFusedGemm(s.K, dOut[r0*s.LdOut:], s.LdOut, r1-r0, f.wPairs[j*s.K:], stage.a[:], f1[j:], f2[j:], dIn[at:], in[at:], b.LdIn,
+				min(2*nr, s.C-j), b.scale[j:], b.shift[j:], b.ca[j:], floor)
+		}
+		return
+	}
+	dy := stage.b[:(r1-r0)*s.C]
+	Gemm(false, false, r1-r0, s.C, s.K, dOut[r0*s.LdOut:], s.LdOut, w, s.C, false, dy, s.C, 1)
+	bnBackFused(f1, f2, dIn[r0*b.LdIn:], in[r0*b.LdIn:], dy, b.scale, b.shift, b.ca, s.C, r1-r0, b.LdIn, s.C, floor)
 }

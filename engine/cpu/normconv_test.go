@@ -13,7 +13,7 @@ import (
 // (engine.ComposeNormConv), in training and inference, forward and
 // backward, for the shapes a dense layer has: a 1×1 reading a prefix of
 // a wider block buffer (several of the weight gradient's chunks and a
-// ragged last one) and grouped 3×3s on rows of 32, 16 and 8 pixels; with
+// ragged last one; whole and part vectors of channels) and grouped 3×3s on rows of 32, 16 and 8 pixels; with
 // Moments too, where the 1×1's output gradient is never stored and part
 // of the input's is settled after; and writing the input's gradient
 // instead of adding to it (OverwriteDIn).
@@ -30,6 +30,7 @@ func testNormConvSameBits(t *testing.T) {
 		for _, tc := range []pair{
 			{40, engine.ConvShape{N: 3, H: 27, W: 31, C: 24, K: 32, R: 1, S: 1, Stride: 1, G: 1}},
 			{24, engine.ConvShape{N: 2, H: 5, W: 3, C: 24, K: 16, R: 1, S: 1, Stride: 1, G: 1}},
+			{80, engine.ConvShape{N: 2, H: 9, W: 15, C: 72, K: 32, R: 1, S: 1, Stride: 1, G: 1}},
 			{32, engine.ConvShape{N: 2, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4}},
 			{64, engine.ConvShape{N: 3, H: 16, W: 16, C: 64, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, G: 4}},
 			{128, engine.ConvShape{N: 2, H: 8, W: 8, C: 128, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, G: 4}},
