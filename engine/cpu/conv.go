@@ -103,8 +103,11 @@ type Scratch struct {
 	out  []float32 // a zero-padded output (see shifted)
 	// input is an input after its transform (engine.ConvShape.Input).
 	input []float32
-	// partial holds GemmLongK's products of chunks.
+	// partial holds GemmLongK's products of chunks, or a NormConv's
+	// blocks' parts of a weight gradient.
 	partial []float32
+	// packedW holds a NormConv's 1×1 weights packed for bnBackFusedGemm.
+	packedW []float32
 	// rows holds transformed rows of a GemmLongK's A (see longKInput).
 	rows bufs
 	// planeBufs hold the direct convolutions' planes (see toPlanes), by

@@ -455,7 +455,9 @@ TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 // BNGRAD_V(off, k, LD, ST, g, sc, sh, ca, sg, sgx) is bnBackFused512's
 // step (bn_amd64.s: the same instructions, so the same bits) on one vector
 // of the row at R8 (x; dx R15 bytes on), its dy in register g: sg += g,
-// sgx += g·x, dx += a·g, g = dy where x·scale + shift > floor (Z15).
+// sgx += g·x, dx += a·g, g = dy where x·scale + shift > floor (Z15). It
+// leaves max(x·scale + shift, floor) in g, the normalised input that the
+// weight gradient multiplies (as packAffineA512 computes it).
 // LD and ST load and store x and dx: whole, or under the mask k (a masked
 // load that misses the cache is slow).
 #define BNGRAD_V(off, k, LD, ST, g, sc, sh, ca, sg, sgx) \
@@ -468,7 +470,8 @@ TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 	VFMADD231PS Z26, g, sgx \
 	LD(off(R8)(R15*1), k, Z28) \
 	VFMADD231PS ca, g, Z28 \
-	ST(Z28, k, off(R8)(R15*1))
+	ST(Z28, k, off(R8)(R15*1)) \
+	VMAXPS      Z15, Z27, g
 
 #define LDWHOLE(mem, k, z) VMOVUPS mem, z
 #define LDUNDER(mem, k, z) VMOVUPS.Z mem, k, z
@@ -490,11 +493,48 @@ TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 	BNGRAD_V(64, K5, LD, ST, g1, Z17, Z19, Z21, Z23, Z25) \
 	ADDQ DX, R8
 
+// DW_ROW(r, a, c) adds dOut[r, o]·a into the row's accumulators Z26,
+// Z27, where a and c hold row r's normalised input; SI and BX point at
+// dOut's rows 0 and 3 of the tile, at output o.
+#define DW_ROW(src, a, c) \
+	VBROADCASTSS src, Z28 \
+	VFMADD231PS  a, Z28, Z26 \
+	VFMADD231PS  c, Z28, Z27
+
+// DW_UPDATE adds the tile's part of the weight gradient into the 32
+// channels' rows at R13 (one of 32 floats for each of the k outputs):
+// row o += Σ_r dOut[r, o]·x̂[r], the six rows in order, as the weight
+// gradient's GEMM sums them. Rows past a last tile's have x̂ and dOut
+// zero (their dy is zero) and add nothing.
+#define DW_UPDATE(loop) \
+	MOVQ AX, SI \
+	LEAQ (SI)(R9*2), BX \
+	ADDQ R9, BX \
+	MOVQ R13, R12 \
+	MOVQ R11, CX \
+	SHRQ $6, CX \
+loop: \
+	VMOVUPS (R12), Z26 \
+	VMOVUPS 64(R12), Z27 \
+	DW_ROW((SI), Z0, Z1) \
+	DW_ROW((SI)(R9*1), Z2, Z3) \
+	DW_ROW((SI)(R9*2), Z4, Z5) \
+	DW_ROW((BX), Z6, Z7) \
+	DW_ROW((BX)(R9*1), Z8, Z9) \
+	DW_ROW((BX)(R9*2), Z10, Z11) \
+	VMOVUPS Z26, (R12) \
+	VMOVUPS Z27, 64(R12) \
+	ADDQ    $4, SI \
+	ADDQ    $4, BX \
+	ADDQ    $128, R12 \
+	DECQ    CX \
+	JNE     loop
+
 // BNGRAD_TILES runs R14 tiles: each a 6×32 tile of dy from A at AX (rows
-// R9 bytes apart, R13 bytes to the next tile) and the strips at DI and
-// DI + R11 (R11 = k·64 bytes), then the steps on the tile's rows: six,
-// or in the last tile as many as K6 holds.
-#define BNGRAD_TILES(LD, ST, tile, loop, last, done) \
+// R9 bytes apart, six rows a tile) and the strips at DI and DI + R11
+// (R11 = k·64 bytes), then the steps on the tile's rows: six, or in the
+// last tile as many as K6 holds; then the tile's weight gradient.
+#define BNGRAD_TILES(LD, ST, tile, loop, last, done, dwLoop) \
 tile: \
 	MOVQ AX, SI \
 	LEAQ (SI)(R9*2), R10 \
@@ -531,27 +571,29 @@ last: \
 	JZ   done \
 	BNGRAD_ROW(LD, ST, Z10, Z11) \
 done: \
-	ADDQ R13, AX \
+	DW_UPDATE(dwLoop) \
+	LEAQ (R9)(R9*2), SI \
+	LEAQ (AX)(SI*2), AX \
 	DECQ R14 \
 	JNE  tile
 
-// func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx *float32, floor float32)
+// func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx, t *float32, floor float32)
 //
 // bnBackFused512 on 32 channels (mask0 and mask1 those of the two vectors
 // that are there) of (tiles−1)·6 + rows rows of x and dx (1 ≤ rows ≤ 6;
-// A has six rows in every tile), their dy computed here as
-// kernel6x32AVX512 computes a tile (A's rows in place, lda floats apart,
-// k ≥ 1; the strips at b and b + 16k) and used while it is in registers:
-// it is never stored. sg and sgx stay in registers down all the rows,
-// which it adds in order, as bnBackFused512 does.
-TEXT ·bnBackFusedGemm512(SB), NOSPLIT, $0-132
+// A has six rows in every tile, zero past the last's), their dy computed
+// here as kernel6x32AVX512 computes a tile (A's rows in place, lda floats
+// apart, k ≥ 1; the strips at b and b + 16k) and used while it is in
+// registers: it is never stored. sg and sgx stay in registers down all
+// the rows, which it adds in order, as bnBackFused512 does. It also adds
+// the 1×1 convolution's weight gradient of the rows into t (k rows of
+// 32 floats): t[o] += Σ_r A[r, o]·max(x[r]·scale + shift, floor).
+TEXT ·bnBackFusedGemm512(SB), NOSPLIT, $0-140
 	MOVQ      k+0(FP), R11
 	SHLQ      $6, R11
 	MOVQ      a+8(FP), AX
 	MOVQ      lda+16(FP), R9
 	SHLQ      $2, R9
-	LEAQ      (R9)(R9*2), R13
-	SHLQ      $1, R13
 	MOVQ      tiles+24(FP), R14
 	MOVQ      rows+32(FP), BX
 	KMOVW     BX, K6
@@ -581,14 +623,15 @@ TEXT ·bnBackFusedGemm512(SB), NOSPLIT, $0-132
 	MOVQ      sgx+120(FP), CX
 	VMOVUPS.Z (CX), K4, Z24
 	VMOVUPS.Z 64(CX), K5, Z25
-	VBROADCASTSS floor+128(FP), Z15
+	MOVQ      t+128(FP), R13
+	VBROADCASTSS floor+136(FP), Z15
 	CMPQ      R12, $0xffff
 	JNE       under
-	BNGRAD_TILES(LDWHOLE, STWHOLE, wholeTile, wholeLoop, wholeLast, wholeDone)
+	BNGRAD_TILES(LDWHOLE, STWHOLE, wholeTile, wholeLoop, wholeLast, wholeDone, wholeDW)
 	JMP       sums
 
 under:
-	BNGRAD_TILES(LDUNDER, STUNDER, underTile, underLoop, underLast, underDone)
+	BNGRAD_TILES(LDUNDER, STUNDER, underTile, underLoop, underLast, underDone, underDW)
 
 sums:
 	MOVQ    sg+112(FP), CX

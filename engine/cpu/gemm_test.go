@@ -140,7 +140,8 @@ func TestKernelPairMatchesKernel(t *testing.T) {
 }
 
 // bnBackFusedGemm gives the bits of its definition, Gemm's dy and then
-// bnBackFused on it, over whole tiles and a last short one, whole and
+// bnBackFused on it, and the weight gradient's Gemm of dOut and the
+// normalised input, over whole tiles and a last short one, whole and
 // masked channel vectors, and both ReLU floors; it writes nothing past
 // its rows and channels.
 func TestBnBackFusedGemm(t *testing.T) {
@@ -172,8 +173,16 @@ func TestBnBackFusedGemm(t *testing.T) {
 					dy := make([]float32, rows*n)
 					Gemm(false, false, rows, n, k, a, lda, bRows, n, false, dy, n, 1)
 					bnBackFused(wantSg, wantSgx, wantDx, x, dy, scale, shift, ca, n, rows, ld, n, floor)
-					bnBackFusedGemm(k, a, lda, rows, b, make([]float32, mr*k), sg, sgx, dx, x, ld, n, scale, shift, ca, floor)
-					for _, pr := range [][2][]float32{{dx, wantDx}, {sg, wantSg}, {sgx, wantSgx}} {
+					normed, wantT := make([]float32, rows*n), make([]float32, k*2*nr)
+					bnApply(normed, x, scale, shift, n, rows, ld, n, floor)
+					Gemm(true, false, k, n, rows, a, lda, normed, n, false, wantT, 2*nr, 1)
+					tw := make([]float32, k*2*nr)
+					bnBackFusedGemm(k, a, lda, rows, b, make([]float32, mr*k), sg, sgx, dx, x, tw, ld, n, scale, shift, ca, floor)
+					gotT := slices.Clone(wantT)
+					for o := range k {
+						copy(gotT[o*2*nr:o*2*nr+n], tw[o*2*nr:])
+					}
+					for _, pr := range [][2][]float32{{dx, wantDx}, {sg, wantSg}, {sgx, wantSgx}, {gotT, wantT}} {
 						if !slices.Equal(pr[0], pr[1]) {
 							i, _ := closeTo(pr[0], pr[1], 0, 0)
 							t.Fatalf("k %d rows %d n %d floor %v: [%d] = %v, want %v", k, rows, n, floor, i, pr[0][i], pr[1][i])

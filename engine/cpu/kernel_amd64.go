@@ -49,7 +49,7 @@ func kernelPair(k int, a []float32, aStep, aRow, aTile, tiles int, b, c []float3
 }
 
 //go:noescape
-func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx *float32, floor float32)
+func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx, t *float32, floor float32)
 
 // bnBackFusedGemm is bnBackFused on n ≤ 32 channels of rows rows of x and
 // dx, their gradient dy = A·B computed a 6×32 tile at a time (A's rows in
@@ -57,30 +57,33 @@ func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float
 // b[k·nr:]) and used while in registers, never stored (AVX-512 only).
 // Past the whole tiles, a last tile's rows of A are copied into tail (at
 // least mr·k floats) and zeros. The sums and a·g are bnBackFused's bits on
-// the dy that Gemm computes.
-func bnBackFusedGemm(k int, a []float32, lda, rows int, b, tail, sg, sgx, dx, x []float32, ldx, n int, scale, shift, ca []float32, floor float32) {
+// the dy that Gemm computes. It also adds the rows' part of the 1×1
+// convolution's weight gradient into t (k rows of 32 floats, one for each
+// output): t[o] += Σ_r A[r, o]·max(x[r]·scale + shift, floor), the rows
+// in order.
+func bnBackFusedGemm(k int, a []float32, lda, rows int, b, tail, sg, sgx, dx, x, t []float32, ldx, n int, scale, shift, ca []float32, floor float32) {
 	if !use.gemmPair || !use.bnAll || k < 1 || rows < 1 || n < 1 || n > 2*nr {
 		panic("gemm: bnBackFusedGemm without AVX-512, or of no rows or channels, or of more than 32")
 	}
 	_, _, _, _ = a[(rows-1)*lda+k-1], b[2*k*nr-1], dx[(rows-1)*ldx+n-1], x[(rows-1)*ldx+n-1]
-	_, _, _, _, _ = sg[n-1], sgx[n-1], scale[n-1], shift[n-1], ca[n-1]
+	_, _, _, _, _, _ = sg[n-1], sgx[n-1], scale[n-1], shift[n-1], ca[n-1], t[k*2*nr-1]
 	mask0, mask1 := 1<<min(n, 16)-1, 1<<max(n-16, 0)-1
 	if tiles := rows / mr; tiles > 0 {
-		bnBackFusedGemm512(k, &a[0], lda, tiles, mr, &b[0], &x[0], &dx[0], ldx, mask0, mask1, &scale[0], &shift[0], &ca[0], &sg[0], &sgx[0], floor)
+		bnBackFusedGemm512(k, &a[0], lda, tiles, mr, &b[0], &x[0], &dx[0], ldx, mask0, mask1, &scale[0], &shift[0], &ca[0], &sg[0], &sgx[0], &t[0], floor)
 	}
 	r := rows / mr * mr
 	if r == rows {
 		return
 	}
-	t := tail[:mr*k]
+	tl := tail[:mr*k]
 	for i := range mr {
 		if r+i < rows {
-			copy(t[i*k:(i+1)*k], a[(r+i)*lda:])
+			copy(tl[i*k:(i+1)*k], a[(r+i)*lda:])
 		} else {
-			clear(t[i*k : (i+1)*k])
+			clear(tl[i*k : (i+1)*k])
 		}
 	}
-	bnBackFusedGemm512(k, &t[0], k, 1, rows-r, &b[0], &x[r*ldx], &dx[r*ldx], ldx, mask0, mask1, &scale[0], &shift[0], &ca[0], &sg[0], &sgx[0], floor)
+	bnBackFusedGemm512(k, &tl[0], k, 1, rows-r, &b[0], &x[r*ldx], &dx[r*ldx], ldx, mask0, mask1, &scale[0], &shift[0], &ca[0], &sg[0], &sgx[0], &t[0], floor)
 }
 
 //go:noescape

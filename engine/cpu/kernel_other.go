@@ -12,7 +12,7 @@ func kernelPair(k int, a []float32, aStep, aRow, aTile, tiles int, b, c []float3
 	kernelPairGo(k, a, aStep, aRow, aTile, tiles, b, c, ldc, accumulate)
 }
 
-func bnBackFusedGemm(k int, a []float32, lda, rows int, b, tail, sg, sgx, dx, x []float32, ldx, n int, scale, shift, ca []float32, floor float32) {
+func bnBackFusedGemm(k int, a []float32, lda, rows int, b, tail, sg, sgx, dx, x, t []float32, ldx, n int, scale, shift, ca []float32, floor float32) {
 	panic("unreachable")
 }
 
