@@ -493,40 +493,49 @@ TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 	BNGRAD_V(64, K5, LD, ST, g1, Z17, Z19, Z21, Z23, Z25) \
 	ADDQ DX, R8
 
-// DW_ROW(r, a, c) adds dOut[r, o]·a into the row's accumulators Z26,
-// Z27, where a and c hold row r's normalised input; SI and BX point at
-// dOut's rows 0 and 3 of the tile, at output o.
-#define DW_ROW(src, a, c) \
-	VBROADCASTSS src, Z28 \
+// DW_ROW(o0, o1, a, c) adds dOut[r, o]·(a, c) into an output's
+// accumulators Z26, Z27 and dOut[r, o+1]·(a, c) into Z29, Z30, where a
+// and c hold row r's normalised input and o0 and o1 address dOut[r, o]
+// and dOut[r, o+1].
+#define DW_ROW(o0, o1, a, c) \
+	VBROADCASTSS o0, Z28 \
 	VFMADD231PS  a, Z28, Z26 \
-	VFMADD231PS  c, Z28, Z27
+	VFMADD231PS  c, Z28, Z27 \
+	VBROADCASTSS o1, Z31 \
+	VFMADD231PS  a, Z31, Z29 \
+	VFMADD231PS  c, Z31, Z30
 
 // DW_UPDATE adds the tile's part of the weight gradient into the 32
-// channels' rows at R13 (one of 32 floats for each of the k outputs):
-// row o += Σ_r dOut[r, o]·x̂[r], the six rows in order, as the weight
-// gradient's GEMM sums them. Rows past a last tile's have x̂ and dOut
-// zero (their dy is zero) and add nothing.
+// channels' rows at R13 (one of 32 floats for each of the k outputs, k
+// even), two outputs at a time: row o += Σ_r dOut[r, o]·x̂[r], the six
+// rows in order, as the weight gradient's GEMM sums them. SI and BX
+// point at dOut's rows 0 and 3 of the tile. Rows past a last tile's have
+// x̂ and dOut zero (their dy is zero) and add nothing.
 #define DW_UPDATE(loop) \
 	MOVQ AX, SI \
 	LEAQ (SI)(R9*2), BX \
 	ADDQ R9, BX \
 	MOVQ R13, R12 \
 	MOVQ R11, CX \
-	SHRQ $6, CX \
+	SHRQ $7, CX \
 loop: \
 	VMOVUPS (R12), Z26 \
 	VMOVUPS 64(R12), Z27 \
-	DW_ROW((SI), Z0, Z1) \
-	DW_ROW((SI)(R9*1), Z2, Z3) \
-	DW_ROW((SI)(R9*2), Z4, Z5) \
-	DW_ROW((BX), Z6, Z7) \
-	DW_ROW((BX)(R9*1), Z8, Z9) \
-	DW_ROW((BX)(R9*2), Z10, Z11) \
+	VMOVUPS 128(R12), Z29 \
+	VMOVUPS 192(R12), Z30 \
+	DW_ROW((SI), 4(SI), Z0, Z1) \
+	DW_ROW((SI)(R9*1), 4(SI)(R9*1), Z2, Z3) \
+	DW_ROW((SI)(R9*2), 4(SI)(R9*2), Z4, Z5) \
+	DW_ROW((BX), 4(BX), Z6, Z7) \
+	DW_ROW((BX)(R9*1), 4(BX)(R9*1), Z8, Z9) \
+	DW_ROW((BX)(R9*2), 4(BX)(R9*2), Z10, Z11) \
 	VMOVUPS Z26, (R12) \
 	VMOVUPS Z27, 64(R12) \
-	ADDQ    $4, SI \
-	ADDQ    $4, BX \
-	ADDQ    $128, R12 \
+	VMOVUPS Z29, 128(R12) \
+	VMOVUPS Z30, 192(R12) \
+	ADDQ    $8, SI \
+	ADDQ    $8, BX \
+	ADDQ    $256, R12 \
 	DECQ    CX \
 	JNE     loop
 
@@ -583,7 +592,7 @@ done: \
 // that are there) of (tiles−1)·6 + rows rows of x and dx (1 ≤ rows ≤ 6;
 // A has six rows in every tile, zero past the last's), their dy computed
 // here as kernel6x32AVX512 computes a tile (A's rows in place, lda floats
-// apart, k ≥ 1; the strips at b and b + 16k) and used while it is in
+// apart, k even; the strips at b and b + 16k) and used while it is in
 // registers: it is never stored. sg and sgx stay in registers down all
 // the rows, which it adds in order, as bnBackFused512 does. It also adds
 // the 1×1 convolution's weight gradient of the rows into t (k rows of

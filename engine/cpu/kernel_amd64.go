@@ -53,7 +53,7 @@ func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float
 
 // bnBackFusedGemm is bnBackFused on n ≤ 32 channels of rows rows of x and
 // dx, their gradient dy = A·B computed a 6×32 tile at a time (A's rows in
-// place, lda apart, k ≥ 1 floats each; B two packed strips, b and
+// place, lda apart, k floats each, k even; B two packed strips, b and
 // b[k·nr:]) and used while in registers, never stored (AVX-512 only).
 // Past the whole tiles, a last tile's rows of A are copied into tail (at
 // least mr·k floats) and zeros. The sums and a·g are bnBackFused's bits on
@@ -62,8 +62,8 @@ func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float
 // output): t[o] += Σ_r A[r, o]·max(x[r]·scale + shift, floor), the rows
 // in order.
 func bnBackFusedGemm(k int, a []float32, lda, rows int, b, tail, sg, sgx, dx, x, t []float32, ldx, n int, scale, shift, ca []float32, floor float32) {
-	if !use.gemmPair || !use.bnAll || k < 1 || rows < 1 || n < 1 || n > 2*nr {
-		panic("gemm: bnBackFusedGemm without AVX-512, or of no rows or channels, or of more than 32")
+	if !use.gemmPair || !use.bnAll || k < 2 || k%2 != 0 || rows < 1 || n < 1 || n > 2*nr {
+		panic("gemm: bnBackFusedGemm without AVX-512, or of an odd k, or of no rows or channels, or of more than 32")
 	}
 	_, _, _, _ = a[(rows-1)*lda+k-1], b[2*k*nr-1], dx[(rows-1)*ldx+n-1], x[(rows-1)*ldx+n-1]
 	_, _, _, _, _, _ = sg[n-1], sgx[n-1], scale[n-1], shift[n-1], ca[n-1], t[k*2*nr-1]

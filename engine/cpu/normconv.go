@@ -51,7 +51,7 @@ func (f *NormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w 
 		return
 	}
 	f.wPairs = nil
-	if !use.gemmPair || !use.bnAll {
+	if !use.gemmPair || !use.bnAll || s.K%2 != 0 {
 		f.conv.pointwiseWeightGradient(dW, dOut, in)
 	} else {
 		// forward: out = normed · wᵀ, so dNormed = dOut · w: w's rows are
@@ -105,6 +105,14 @@ func (f *NormConv) blockWeights(k int) []float32 {
 	n := (f.conv.C + 2*nr - 1) / (2 * nr) * 2 * nr * f.conv.K
 	return f.dwBlocks[k*n : (k+1)*n]
 }
+
+// The blocks of rows that the weight gradient's parts are summed over are
+// the BatchNorm's; they are gemmLongK's blocks of K too, which these make
+// sure of (an array of non-zero length does not convert to one of none).
+var (
+	_ = [0]struct{}([kc - sumBlock]struct{}{})
+	_ = [0]struct{}([longKChunk % sumBlock]struct{}{})
+)
 
 // addWeightGradient adds the blocks' parts of the weight gradient into dW
 // (K×C) in gemmLongK's order, whose bits they are: each chunk of
