@@ -493,6 +493,12 @@ TEXT ·packAffineWideA512(SB), NOSPLIT, $0-76
 	BNGRAD_V(64, K5, LD, ST, g1, Z17, Z19, Z21, Z23, Z25) \
 	ADDQ DX, R8
 
+// BNGRAD_COUNTED is BNGRAD_ROW, then on to done once R10 rows are done.
+#define BNGRAD_COUNTED(LD, ST, g0, g1, done) \
+	BNGRAD_ROW(LD, ST, g0, g1) \
+	DECQ R10 \
+	JZ   done
+
 // DW_ROW(o0, o1, a, c) adds dOut[r, o]·(a, c) into an output's
 // accumulators Z26, Z27 and dOut[r, o+1]·(a, c) into Z29, Z30, where a
 // and c hold row r's normalised input and o0 and o1 address dOut[r, o]
@@ -563,21 +569,11 @@ loop: \
 	JNE  last \
 	KMOVW K6, R10 \
 last: \
-	BNGRAD_ROW(LD, ST, Z0, Z1) \
-	DECQ R10 \
-	JZ   done \
-	BNGRAD_ROW(LD, ST, Z2, Z3) \
-	DECQ R10 \
-	JZ   done \
-	BNGRAD_ROW(LD, ST, Z4, Z5) \
-	DECQ R10 \
-	JZ   done \
-	BNGRAD_ROW(LD, ST, Z6, Z7) \
-	DECQ R10 \
-	JZ   done \
-	BNGRAD_ROW(LD, ST, Z8, Z9) \
-	DECQ R10 \
-	JZ   done \
+	BNGRAD_COUNTED(LD, ST, Z0, Z1, done) \
+	BNGRAD_COUNTED(LD, ST, Z2, Z3, done) \
+	BNGRAD_COUNTED(LD, ST, Z4, Z5, done) \
+	BNGRAD_COUNTED(LD, ST, Z6, Z7, done) \
+	BNGRAD_COUNTED(LD, ST, Z8, Z9, done) \
 	BNGRAD_ROW(LD, ST, Z10, Z11) \
 done: \
 	DW_UPDATE(dwLoop) \
