@@ -61,8 +61,7 @@ func (f *NormConv) Backward(dIn, dGamma, dBeta, dW, dNormed, dOut, in, gamma, w 
 		clear(f.wPairs[(pairs*2-1)*nr*s.K:])
 		g := gemmArgs{B: w, ldb: s.C}
 		g.packB(f.wPairs, 0, s.K, 0, s.C)
-		blocks := (f.bn.P + sumBlock - 1) / sumBlock
-		f.dwBlocks = grow(&f.conv.scratch.partial, blocks*pairs*s.K*2*nr)
+		f.dwBlocks = grow(&f.conv.scratch.partial, f.blocks()*f.partLen())
 	}
 	f.bn.backward(dIn, dGamma, dBeta, nil, in, gamma, func(f1, f2 []float32, r0, r1 int) {
 		f.backRows(f1, f2, dIn, dOut, in, w, r0, r1)
@@ -102,9 +101,16 @@ func (f *NormConv) backRows(f1, f2, dIn, dOut, in, w []float32, r0, r1 int) {
 // channels j, K rows o of 32 floats, the sum over the block's rows of
 // dOut[r, o]·x̂[r, j:j+32].
 func (f *NormConv) blockWeights(k int) []float32 {
-	n := (f.conv.C + 2*nr - 1) / (2 * nr) * 2 * nr * f.conv.K
+	n := f.partLen()
 	return f.dwBlocks[k*n : (k+1)*n]
 }
+
+// partLen is the length of a block's part: K rows of 32 floats for each
+// 32 channels.
+func (f *NormConv) partLen() int { return (f.conv.C + 2*nr - 1) / (2 * nr) * 2 * nr * f.conv.K }
+
+// blocks is the number of the BatchNorm's blocks of rows.
+func (f *NormConv) blocks() int { return (f.bn.P + sumBlock - 1) / sumBlock }
 
 // The blocks of rows that the weight gradient's parts are summed over are
 // the BatchNorm's; they are gemmLongK's blocks of K too, which these make
@@ -121,8 +127,8 @@ var (
 // total is added to dW.
 func (f *NormConv) addWeightGradient(dW []float32) {
 	s := f.conv.ConvShape
-	blocks, per := (f.bn.P+sumBlock-1)/sumBlock, longKChunk/sumBlock
-	chunks, n := (blocks+per-1)/per, len(f.blockWeights(0))
+	blocks, per, n := f.blocks(), longKChunk/sumBlock, f.partLen()
+	chunks := (blocks + per - 1) / per
 	parallel(f.conv.Workers, chunks, blocks*n, func(lo, hi int) {
 		for k := lo; k < hi; k++ {
 			first := f.blockWeights(k * per)
