@@ -58,6 +58,16 @@ func randomCondensed(t *testing.T, cfg Config, n int, rng *rand.Rand) (*Net, *Ar
 	return net, arch, tensors
 }
 
+// randomImages returns n images of cfg's input size, channels last, of
+// normal noise.
+func randomImages(rng *rand.Rand, cfg Config, n int) []float32 {
+	x := make([]float32, n*cfg.ImageFloats())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
 // logitsDiff returns the largest |got − want| and the largest |want|.
 func logitsDiff(got, want []float32) (diff, top float64) {
 	for i := range want {
@@ -82,13 +92,22 @@ func convertKeeping(t *testing.T, net *Net) (*Architecture, []Named) {
 }
 
 func TestCondensedMatchesMasked(t *testing.T) {
-	for _, cfg := range []Config{
-		smallConfig(), // G = C = 4
-		{Stages: []int{2, 2}, Growth: []int{8, 8}, Bottleneck: 4, Group1x1: 2, Group3x3: 4, CondenseFactor: 4, Dropout: 0.2, Classes: 7}, // G != C, dropout
-		{Stages: []int{1, 2, 1}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 2, CondenseFactor: 2, Classes: 10},
+	for _, tc := range []struct {
+		cfg Config
+		n   int
+		// lane is the images each lane takes at a time, and split its
+		// first block that takes them together.
+		lane, split int
+	}{
+		{smallConfig(), 3, 1, 2}, // G = C = 4
+		{Config{Stages: []int{2, 2}, Growth: []int{8, 8}, Bottleneck: 4, Group1x1: 2, Group3x3: 4, CondenseFactor: 4, Dropout: 0.2, Classes: 7}, 3, 1, 2}, // G != C, dropout
+		{Config{Stages: []int{1, 2, 1}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 2, CondenseFactor: 2, Classes: 10}, 3, 1, 3},
+		// 36², an image at a time, then 18² and 9², two images together
+		// on each lane, as the ImageNet network's last blocks run.
+		{Config{Stages: []int{1, 2, 2}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 6, InputSize: 36}, 4, 2, 1},
 	} {
+		cfg, n := tc.cfg, tc.n
 		rng := rand.New(rand.NewPCG(21, 22))
-		const n = 3
 		net, arch, tensors := randomCondensed(t, cfg, n, rng)
 		ts := map[string]Named{}
 		for _, v := range net.Tensors(false) {
@@ -98,7 +117,7 @@ func TestCondensedMatchesMasked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, images := randomBatch(rng, n)
+		images := randomImages(rng, cfg, n)
 		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
 		net.Infer(want, images)
 		cn.Forward(got, images)
@@ -110,6 +129,9 @@ func TestCondensedMatchesMasked(t *testing.T) {
 		// one: the same bits.
 		if len(cn.lanes) != 2 {
 			t.Fatalf("%d lanes on two cores, want 2", len(cn.lanes))
+		}
+		if l := cn.lanes[0]; l.N != tc.lane || l.split != tc.split {
+			t.Errorf("%v: lanes take %d images, blocks from %d together; want %d, from %d", cfg.Stages, l.N, l.split, tc.lane, tc.split)
 		}
 		if &cn.lanes[0].W.Host[0] != &cn.lanes[1].W.Host[0] {
 			t.Errorf("G=%d C=%d: each lane holds a copy of the weights, want one shared", cfg.Group1x1, cfg.CondenseFactor)

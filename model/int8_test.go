@@ -18,14 +18,15 @@ func TestCondensedInt8(t *testing.T) {
 	for _, cfg := range []Config{
 		smallConfig(),
 		{Stages: []int{1, 2, 1}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 2, CondenseFactor: 2, Classes: 10},
+		// 36², an image at a time; 18² and 9², two images together a lane
+		{Stages: []int{1, 2, 2}, Growth: []int{4, 8, 8}, Bottleneck: 4, Group1x1: 4, Group3x3: 4, CondenseFactor: 4, Classes: 6, InputSize: 36},
 	} {
 		rng := rand.New(rand.NewPCG(31, 32))
 		const n = 4
 		_, arch, tensors := randomCondensed(t, cfg, n, rng)
 		var calib []float32
 		for range 4 {
-			_, x := randomBatch(rng, n)
-			calib = append(calib, x...)
+			calib = append(calib, randomImages(rng, cfg, n)...)
 		}
 		scales, err := Calibrate(arch, tensors, calib, 3, cpu.New(2)) // 16 images, a last batch of 1
 		if err != nil {
@@ -56,7 +57,7 @@ func TestCondensedInt8(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, images := randomBatch(rng, n)
+		images := randomImages(rng, cfg, n)
 		want, got := make([]float32, n*cfg.Classes), make([]float32, n*cfg.Classes)
 		fl.Forward(want, images)
 		i8.Forward(got, images)
