@@ -201,6 +201,53 @@ quadLoop:
 	VZEROUPPER
 	RET
 
+// func conv3x3QuadVec512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+// func conv3x3PairVec512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+//
+// conv3x3Quad512 and conv3x3Pair512 over one vector of 16 positions, for
+// the last vectors of a plane that end short of a whole block: the same
+// sums in the same order, channel j's at acc[j·64 + q], q < 16. Z0..Z3
+// accumulate, Z16 holds a tap's input vector; the weights are broadcast
+// from memory.
+#define QTAP1(row, s, t) \
+	VMOVUPS          (s*4)(row), Z16 \
+	VFMADD231PS.BCST (t*16)(SI), Z16, Z0 \
+	VFMADD231PS.BCST (t*16+4)(SI), Z16, Z1 \
+	VFMADD231PS.BCST (t*16+8)(SI), Z16, Z2 \
+	VFMADD231PS.BCST (t*16+12)(SI), Z16, Z3
+
+#define PTAP1(row, s, t) \
+	VMOVUPS          (s*4)(row), Z16 \
+	VFMADD231PS.BCST (t*8)(SI), Z16, Z0 \
+	VFMADD231PS.BCST (t*8+4)(SI), Z16, Z1
+
+TEXT ·conv3x3QuadVec512(SB), NOSPLIT, $0-48
+	DIRECT_ARGS
+	ZERO4(Z0, Z1, Z2, Z3)
+
+quadVecLoop:
+	NINE_TAPS(QTAP1, 144)
+	JNE quadVecLoop
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 256(DI)
+	VMOVUPS Z2, 512(DI)
+	VMOVUPS Z3, 768(DI)
+	VZEROUPPER
+	RET
+
+TEXT ·conv3x3PairVec512(SB), NOSPLIT, $0-48
+	DIRECT_ARGS
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+
+pairVecLoop:
+	NINE_TAPS(PTAP1, 72)
+	JNE pairVecLoop
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 256(DI)
+	VZEROUPPER
+	RET
+
 // func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int)
 //
 // The weight gradient of conv3x3Pair512 for two output channels and one

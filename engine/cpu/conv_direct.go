@@ -23,16 +23,39 @@ func useDirect(s engine.ConvShape) bool {
 	return use.direct3x3 && s.R == 3 && s.S == 3 && s.Stride == 1 && s.Pad == 1
 }
 
-// directBlock is the positions the micro-kernel covers per call.
-const directBlock = 64
+// directBlock is the positions the micro-kernel covers per call, and
+// directVector those of its one-vector form (conv3x3QuadVec512), which
+// takes a plane's last vectors where they are not a whole block.
+const directBlock, directVector = 64, 16
 
-// directPlanes returns the positions computed per image (whole blocks) and
-// the floats per plane: the positions plus the farthest tap's reach.
+// directPlanes returns the positions computed per image (whole vectors)
+// and the floats per plane: the positions plus the farthest tap's reach.
 func (c *Conv) directPlanes() (positions, planeLen int) {
 	s := c.ConvShape
 	rowStride := s.W + 2
-	positions = (s.H*rowStride + directBlock - 1) / directBlock * directBlock
+	positions = (s.H*rowStride + directVector - 1) / directVector * directVector
 	return positions, positions + 2*rowStride + 2
+}
+
+// direct3x3 runs the micro-kernel for width outputs (see tiling) over
+// the m positions of the planes from at on into acc: a whole block, or
+// the plane's last vectors one at a time.
+func direct3x3(acc *[4 * directBlock]float32, planes, w []float32, at, red, planeLen, rowStride, width, m int) {
+	_ = planes[at+(red-1)*planeLen+m-1+2*rowStride+2] // the kernel's farthest read
+	switch {
+	case m == directBlock && width == 4:
+		conv3x3Quad512(&acc[0], &planes[at], &w[0], red, planeLen, rowStride)
+	case m == directBlock:
+		conv3x3Pair512(&acc[0], &planes[at], &w[0], red, planeLen, rowStride)
+	case width == 4:
+		for v := 0; v < m; v += directVector {
+			conv3x3QuadVec512(&acc[v], &planes[at+v], &w[0], red, planeLen, rowStride)
+		}
+	default:
+		for v := 0; v < m; v += directVector {
+			conv3x3PairVec512(&acc[v], &planes[at+v], &w[0], red, planeLen, rowStride)
+		}
+	}
 }
 
 // Plane roles: a convolution's input, and its output gradient (both at
@@ -428,23 +451,19 @@ func (j *tilesJob) items(lo, hi int, outPlanes []float32) {
 		base := (n*chIn + g*red) * planeLen
 		o, outs := g*per+width*p, min(width, per-width*p)
 		for q0 := 0; q0 < positions; q0 += directBlock {
-			_ = planes[base+(red-1)*planeLen+q0+directBlock-1+2*rowStride+2] // the kernel's farthest read
-			if width == 4 {
-				conv3x3Quad512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
-			} else {
-				conv3x3Pair512(&acc[0], &planes[base+q0], &w[0], red, planeLen, rowStride)
-			}
+			m := min(directBlock, positions-q0)
+			direct3x3(&acc, planes, w, base+q0, red, planeLen, rowStride, width, m)
 			if outPlanes != nil {
 				for i := range outs {
-					copy(outPlanes[(o+i)*positions+q0:][:directBlock], acc[i*directBlock:][:directBlock])
+					copy(outPlanes[(o+i)*positions+q0:][:m], acc[i*directBlock:][:m])
 				}
 				continue
 			}
 			// The block's positions, row by row: the first W of a
 			// padded row are pixels, the last two padding.
 			y, x := q0/rowStride, q0%rowStride
-			for i := 0; i < directBlock && y < s.H; {
-				run := min(directBlock-i, rowStride-x)
+			for i := 0; i < m && y < s.H; {
+				run := min(m-i, rowStride-x)
 				if m := min(run, s.W-x); m > 0 && s.OutPlanes { // a run of each output's plane (Forward only)
 					at := o*ld + (n*s.H+y)*s.W + x
 					for k := range outs {

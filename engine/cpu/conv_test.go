@@ -459,7 +459,8 @@ func TestStem2SameBits(t *testing.T) {
 }
 
 // The direct micro-kernel over four output channels gives the bits of
-// the pair kernel over two and two, so tileWidth does not change results.
+// the pair kernel over two and two, so tileWidth does not change results;
+// and the one-vector forms of both, those of the whole block's.
 func TestDirectQuadIsTwoPairs(t *testing.T) {
 	if !use.direct3x3 {
 		t.Skip("no AVX-512 on this CPU")
@@ -483,6 +484,22 @@ func TestDirectQuadIsTwoPairs(t *testing.T) {
 		if !slices.Equal(got[:], slices.Concat(want[0][:], want[1][:])) {
 			i, _ := closeTo(got[:], slices.Concat(want[0][:], want[1][:]), 0, 0)
 			t.Fatalf("row stride %d: output %d position %d differs from the pair kernel's", rowStride, i/directBlock, i%directBlock)
+		}
+		for v := 0; v < directBlock; v += directVector {
+			var quadVec [4 * directBlock]float32
+			var pairVec [2][4 * directBlock]float32
+			conv3x3QuadVec512(&quadVec[0], &plane[v], &quad[0], red, planeLen, rowStride)
+			conv3x3PairVec512(&pairVec[0][0], &plane[v], &pairs[0], red, planeLen, rowStride)
+			conv3x3PairVec512(&pairVec[1][0], &plane[v], &pairs[red*18], red, planeLen, rowStride)
+			for j := range 4 {
+				whole := got[j*directBlock+v:][:directVector]
+				if !slices.Equal(quadVec[j*directBlock:][:directVector], whole) {
+					t.Fatalf("row stride %d: the one-vector quad kernel's output %d at position %d differs from the block's", rowStride, j, v)
+				}
+				if !slices.Equal(pairVec[j/2][j%2*directBlock:][:directVector], whole) {
+					t.Fatalf("row stride %d: the one-vector pair kernel's output %d at position %d differs from the block's", rowStride, j, v)
+				}
+			}
 		}
 	}
 }

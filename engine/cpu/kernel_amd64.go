@@ -268,6 +268,12 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int)
 
 //go:noescape
+func conv3x3PairVec512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+
+//go:noescape
+func conv3x3QuadVec512(acc, plane, wk *float32, cg, planeStride, rowStride int)
+
+//go:noescape
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int)
 
 //go:noescape

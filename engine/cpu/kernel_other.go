@@ -58,6 +58,10 @@ func conv3x3Pair512(acc, plane, wk *float32, cg, planeStride, rowStride int) { p
 
 func conv3x3Quad512(acc, plane, wk *float32, cg, planeStride, rowStride int) { panic("unreachable") }
 
+func conv3x3PairVec512(acc, plane, wk *float32, cg, planeStride, rowStride int) { panic("unreachable") }
+
+func conv3x3QuadVec512(acc, plane, wk *float32, cg, planeStride, rowStride int) { panic("unreachable") }
+
 func conv3x3GradPair512(acc, dout0, dout1, in *float32, nvec, rowStride, images, doutStride, inStride int) {
 	panic("unreachable")
 }
