@@ -13,10 +13,12 @@ import (
 // q + r·(W+2) + s. So 16 consecutive positions, across image rows, read 16
 // consecutive floats for every tap, and a micro-kernel (conv3x3Quad512)
 // computes four output channels over 64 positions at a time, the input
-// vectors shared by all four (conv3x3Pair512 two; see tiling). The two
-// positions per row past the image's edge are computed and dropped (6% of
-// the work at 32×32, 20% at 8×8). The shifted GEMMs this replaces
-// computed G times the arithmetic.
+// vectors shared by all four (conv3x3Pair512 two; see tiling), and a
+// plane's last vectors one at a time where they are not a whole 64 (at
+// 8×8, 80 positions, where whole blocks computed 128). The two positions
+// per row past the image's edge are computed and dropped (6% of the work
+// at 32×32, 20% at 8×8). The shifted GEMMs this replaces computed G times
+// the arithmetic.
 
 // useDirect reports whether s is done directly.
 func useDirect(s engine.ConvShape) bool {
