@@ -32,6 +32,13 @@
 	PP_FMA(6, Z6, Z14) \
 	PP_FMA(7, Z7, Z15)
 
+// PP_FMA4 is PP_FMA8 for four channels (weights 16 bytes a step).
+#define PP_FMA4 \
+	PP_FMA(0, Z0, Z8) \
+	PP_FMA(1, Z1, Z9) \
+	PP_FMA(2, Z2, Z10) \
+	PP_FMA(3, Z3, Z11)
+
 // PP_STORE stores an output channel's 32 pixels under K1 and K2 and
 // steps to the next.
 #define PP_STORE(lo, hi) \
@@ -49,6 +56,13 @@
 	PP_STORE(Z5, Z13) \
 	PP_STORE(Z6, Z14) \
 	PP_STORE(Z7, Z15)
+
+// PP_STORE4 is PP_STORE8 for four channels.
+#define PP_STORE4 \
+	PP_STORE(Z0, Z8) \
+	PP_STORE(Z1, Z9) \
+	PP_STORE(Z2, Z10) \
+	PP_STORE(Z3, Z11)
 
 // PP_MASKS splits the 32-bit mask at off(FP) into K1 (its low 16 pixels)
 // and K2.
@@ -538,6 +552,36 @@ pp832:
 	JNZ pp832
 
 	PP_STORE8
+	VZEROUPPER
+	RET
+
+// func pointwisePlanes4x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
+//
+// pointwisePlanes8x32 for a block of 4 outputs (a group of four, as in
+// the ImageNet G=C=8 network's first block): eight accumulators.
+TEXT ·pointwisePlanes4x32(SB), NOSPLIT, $0-80
+	MOVQ         out+0(FP), DI
+	MOVQ         ld+8(FP), R10
+	SHLQ         $2, R10
+	MOVQ         staged+16(FP), SI
+	MOVQ         strideBytes+24(FP), R11
+	MOVQ         idx+32(FP), BX
+	MOVQ         scale+40(FP), R8
+	MOVQ         shift+48(FP), R9
+	MOVQ         cg+56(FP), CX
+	MOVQ         w+64(FP), DX
+	VBROADCASTSS floor+72(FP), Z31
+	PP_MASKS(mask+76)
+	ZERO4(Z0, Z1, Z2, Z3)
+	ZERO4(Z8, Z9, Z10, Z11)
+
+pp432:
+	PP_TRANSFORM
+	PP_FMA4
+	PP_NEXT(16)
+	JNZ pp432
+
+	PP_STORE4
 	VZEROUPPER
 	RET
 

@@ -504,6 +504,38 @@ func TestDirectQuadIsTwoPairs(t *testing.T) {
 	}
 }
 
+// The pointwise kernels into planes, for blocks of 8 and of 4 outputs
+// (and the definition for others), give the bits of the definition, and
+// write nothing past their outputs' pixels.
+func TestPointwisePlanesBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	for _, kb := range []int{8, 4, 3} {
+		for _, c := range []struct{ cg, pixels int }{{1, 32}, {9, 32}, {37, 17}, {5, 1}} {
+			const stride, ld = 45, 40
+			src := randSlice(rng, 200*stride)
+			idx := make([]int32, c.cg)
+			for i := range idx {
+				idx[i] = int32(rng.IntN(200))
+			}
+			scale, shift, w := randSlice(rng, c.cg), randSlice(rng, c.cg), randSlice(rng, c.cg*kb)
+			for _, floor := range []float32{0, float32(math.Inf(-1))} {
+				got, want := make([]float32, (kb+1)*ld), make([]float32, (kb+1)*ld)
+				for i := range got {
+					got[i] = float32(math.NaN())
+					want[i] = got[i]
+				}
+				pointwisePlanes(got, ld, src, stride, idx, slices.Max(idx), scale, shift, w, kb, floor, c.pixels)
+				pointwisePlanesGo(want, ld, src, stride, idx, scale, shift, w, kb, floor, c.pixels)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("block of %d, %d channels, %d pixels, floor %v: output %d pixel %d = %v, want %v", kb, c.cg, c.pixels, floor, i/ld, i%ld, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
 // A pointwise convolution into planes whose inputs are transformed once
 // for all its blocks of outputs (transformPlanes, pointwiseTransformed)
 // gives the bits of its definition, which transforms them in every
