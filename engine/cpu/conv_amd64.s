@@ -72,6 +72,24 @@
 	SHRL  $16, AX \
 	KMOVW AX, K2
 
+// PP_ARGS loads the pointwise kernels' arguments (pointwisePlanes8x32's):
+// out (DI), ld in bytes (R10), staged (SI), strideBytes (R11), idx (BX),
+// scale and shift (R8, R9), cg (CX), w (DX), the floor (Z31) and the
+// masks (K1, K2).
+#define PP_ARGS \
+	MOVQ         out+0(FP), DI \
+	MOVQ         ld+8(FP), R10 \
+	SHLQ         $2, R10 \
+	MOVQ         staged+16(FP), SI \
+	MOVQ         strideBytes+24(FP), R11 \
+	MOVQ         idx+32(FP), BX \
+	MOVQ         scale+40(FP), R8 \
+	MOVQ         shift+48(FP), R9 \
+	MOVQ         cg+56(FP), CX \
+	MOVQ         w+64(FP), DX \
+	VBROADCASTSS floor+72(FP), Z31 \
+	PP_MASKS(mask+76)
+
 // PP_TRANSFORM reads the input channel idx (BX) of 32 pixels (SI plus
 // idx·R11 bytes, under K1 and K2) into Z30 and Z28, prefetching the next
 // 32, and transforms them: max(x·scale + shift, floor), scale and shift
@@ -531,18 +549,7 @@ g16Loop:
 // strideBytes apart from the next channel's, read under the mask's two
 // halves), transformed once, each weight used for both. cg ≥ 1.
 TEXT ·pointwisePlanes8x32(SB), NOSPLIT, $0-80
-	MOVQ         out+0(FP), DI
-	MOVQ         ld+8(FP), R10
-	SHLQ         $2, R10
-	MOVQ         staged+16(FP), SI
-	MOVQ         strideBytes+24(FP), R11
-	MOVQ         idx+32(FP), BX
-	MOVQ         scale+40(FP), R8
-	MOVQ         shift+48(FP), R9
-	MOVQ         cg+56(FP), CX
-	MOVQ         w+64(FP), DX
-	VBROADCASTSS floor+72(FP), Z31
-	PP_MASKS(mask+76)
+	PP_ARGS
 	ZERO16
 
 pp832:
@@ -560,18 +567,7 @@ pp832:
 // pointwisePlanes8x32 for a block of 4 outputs (a group of four, as in
 // the ImageNet G=C=8 network's first block): eight accumulators.
 TEXT ·pointwisePlanes4x32(SB), NOSPLIT, $0-80
-	MOVQ         out+0(FP), DI
-	MOVQ         ld+8(FP), R10
-	SHLQ         $2, R10
-	MOVQ         staged+16(FP), SI
-	MOVQ         strideBytes+24(FP), R11
-	MOVQ         idx+32(FP), BX
-	MOVQ         scale+40(FP), R8
-	MOVQ         shift+48(FP), R9
-	MOVQ         cg+56(FP), CX
-	MOVQ         w+64(FP), DX
-	VBROADCASTSS floor+72(FP), Z31
-	PP_MASKS(mask+76)
+	PP_ARGS
 	ZERO4(Z0, Z1, Z2, Z3)
 	ZERO4(Z8, Z9, Z10, Z11)
 
