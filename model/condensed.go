@@ -130,9 +130,10 @@ type clayer struct {
 // NewCondensed builds the condensed network for batch size n from its
 // architecture and tensors (as Convert returns them). On a backend that
 // splits into cores (engine.Splitter) a batch runs as one image at a time
-// on each core: on CondenseNet-86 at batch 64 that measured 1.5x the
-// images/s of the whole batch's layers split between two cores. Each
-// image's logits are the same either way.
+// on each core (up to four in blocks of small planes, see laneImages): on
+// CondenseNet-86 at batch 64 that measured 1.5x the images/s of the whole
+// batch's layers split between two cores. Each image's logits are the
+// same either way.
 func NewCondensed(arch *Architecture, tensors []Named, n int, be engine.Backend) (*Condensed, error) {
 	return newLanes(arch, tensors, nil, n, be)
 }

@@ -32,7 +32,7 @@
 	PP_FMA(6, Z6, Z14) \
 	PP_FMA(7, Z7, Z15)
 
-// PP_FMA4 is PP_FMA8 for four channels (weights 16 bytes a step).
+// PP_FMA4 is PP_FMA8 for the first four channels.
 #define PP_FMA4 \
 	PP_FMA(0, Z0, Z8) \
 	PP_FMA(1, Z1, Z9) \
@@ -564,8 +564,9 @@ pp832:
 
 // func pointwisePlanes4x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
 //
-// pointwisePlanes8x32 for a block of 4 outputs (a group of four, as in
-// the ImageNet G=C=8 network's first block): eight accumulators.
+// pointwisePlanes8x32 for the first 4 outputs of a block (a group of
+// four, as in the ImageNet G=C=8 network's first block): eight
+// accumulators; the weights are still eight a step.
 TEXT ·pointwisePlanes4x32(SB), NOSPLIT, $0-80
 	PP_ARGS
 	ZERO4(Z0, Z1, Z2, Z3)
@@ -574,7 +575,7 @@ TEXT ·pointwisePlanes4x32(SB), NOSPLIT, $0-80
 pp432:
 	PP_TRANSFORM
 	PP_FMA4
-	PP_NEXT(16)
+	PP_NEXT(32)
 	JNZ pp432
 
 	PP_STORE4

@@ -134,7 +134,9 @@ func (c *Conv) pointwisePlanesForward(out, in, w []float32) {
 		panic(fmt.Sprintf("conv: buffers of %d, %d, %d floats for shape %+v", len(out), len(in), len(w), s))
 	}
 	if c.prepared != &w[0] { // (a closure made only when there is work for it)
-		c.prepare(w, func(w []float32) { c.arrangePointwisePlanes(grow(&c.wGroups, s.K*cg), w) })
+		c.prepare(w, func(w []float32) {
+			c.arrangePointwisePlanes(grow(&c.wGroups, s.G*c.pointwiseBlocks()*pointwiseBlock*cg), w)
+		})
 	}
 	ps.in0, ps.out0 = in, out
 	each(c.Workers, (p+pointwiseChunk-1)/pointwiseChunk, p*(ps.sources+s.K*cg/8), c, (*Conv).pointwiseRange)
@@ -181,31 +183,42 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 			for b0 := 0; b0 < kg; b0 += pointwiseBlock {
 				k := g*kg + b0
 				if t != nil {
-					pointwiseTransformed(out[k*s.LdOut+p0:], s.LdOut, t, cg, c.wGroups[k*cg:], pixels)
+					pointwiseTransformed(out[k*s.LdOut+p0:], s.LdOut, t, cg, c.blockWeights(g, b0), pixels)
 					continue
 				}
-				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, idx, ps.most, scale, shift, c.wGroups[k*cg:], min(pointwiseBlock, kg-b0), floor, pixels)
+				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, idx, ps.most, scale, shift, c.blockWeights(g, b0), min(pointwiseBlock, kg-b0), floor, pixels)
 			}
 		}
 	}
 }
 
 // arrangePointwisePlanes lays out w (K, C/G) for pointwisePlanes: per
-// group and block of up to pointwiseBlock outputs, (C/G, outputs of the
-// block).
+// group and block of pointwiseBlock outputs, (C/G, pointwiseBlock), a
+// short last block's missing outputs zero.
 func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 	s := c.ConvShape
 	cg, kg := s.C/s.G, s.K/s.G
 	for g := range s.G {
 		for b0 := 0; b0 < kg; b0 += pointwiseBlock {
-			kb, k0 := min(pointwiseBlock, kg-b0), g*kg+b0
+			d := c.blockWeights(g, b0)
+			clear(d)
 			for ci := range cg {
-				for kk := range kb {
-					dst[k0*cg+ci*kb+kk] = w[(k0+kk)*cg+ci]
+				for kk := range min(pointwiseBlock, kg-b0) {
+					d[ci*pointwiseBlock+kk] = w[(g*kg+b0+kk)*cg+ci]
 				}
 			}
 		}
 	}
+}
+
+// pointwiseBlocks is the blocks of outputs a group has.
+func (c *Conv) pointwiseBlocks() int { return (c.K/c.G + pointwiseBlock - 1) / pointwiseBlock }
+
+// blockWeights is group g's block of outputs from b0 on in the arranged
+// weights.
+func (c *Conv) blockWeights(g, b0 int) []float32 {
+	cg := c.C / c.G
+	return c.wGroups[(g*c.pointwiseBlocks()+b0/pointwiseBlock)*pointwiseBlock*cg:][:pointwiseBlock*cg]
 }
 
 // checkPointwisePlanes panics unless the kernel's reads and writes lie in
@@ -214,7 +227,7 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 // planned them: no negative one).
 func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb, pixels int) {
 	cg := len(idx)
-	if !transformReads(staged, stride, idx, most, scale, shift, pixels) || kb < 1 || kb > pointwiseBlock || len(w) < cg*kb || ld < pixels || len(out) < (kb-1)*ld+pixels {
+	if !transformReads(staged, stride, idx, most, scale, shift, pixels) || kb < 1 || kb > pointwiseBlock || len(w) < cg*pointwiseBlock || ld < pixels || len(out) < (kb-1)*ld+pixels {
 		panic(fmt.Sprintf("conv: pointwise planes of %d channels (up to %d, %d floats apart, of %d), %d outputs %d apart, %d pixels into %d floats",
 			cg, most, stride, len(staged), kb, ld, pixels, len(out)))
 	}
@@ -222,15 +235,16 @@ func checkPointwisePlanes(out []float32, ld int, staged []float32, stride int, i
 
 // pointwisePlanesGo is the pointwise planes kernel's definition: for
 // pixels p < pixels and outputs k < kb, out[k·ld + p] is the sum, in
-// order over input channels i, of w[i·kb + k] · max(staged[stride·idx[i]
-// + p] · scale[i] + shift[i], floor), every multiply-add fused.
+// order over input channels i, of w[i·pointwiseBlock + k] ·
+// max(staged[stride·idx[i] + p] · scale[i] + shift[i], floor), every
+// multiply-add fused (w as arrangePointwisePlanes lays out a block).
 func pointwisePlanesGo(out []float32, ld int, staged []float32, stride int, idx []int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	for p := range pixels {
 		var acc [pointwiseBlock]float32
 		for i, j := range idx {
 			v := max(fma32(staged[stride*int(j)+p], scale[i], shift[i]), floor)
 			for k := range kb {
-				acc[k] = fma32(v, w[i*kb+k], acc[k])
+				acc[k] = fma32(v, w[i*pointwiseBlock+k], acc[k])
 			}
 		}
 		for k := range kb {

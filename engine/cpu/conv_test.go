@@ -504,12 +504,13 @@ func TestDirectQuadIsTwoPairs(t *testing.T) {
 	}
 }
 
-// The pointwise kernels into planes, for blocks of 8 and of 4 outputs
-// (and the definition for others), give the bits of the definition, and
-// write nothing past their outputs' pixels.
+// The pointwise kernels into planes, for blocks of any count of outputs
+// (8, 4, or another through a buffer), give the bits of the definition,
+// and write nothing past their outputs' pixels: a short block's unused
+// weights (here not zero) change nothing.
 func TestPointwisePlanesBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 15))
-	for _, kb := range []int{8, 4, 3} {
+	for _, kb := range []int{8, 4, 7, 3, 1} {
 		for _, c := range []struct{ cg, pixels int }{{1, 32}, {9, 32}, {37, 17}, {5, 1}} {
 			const stride, ld = 45, 40
 			src := randSlice(rng, 200*stride)
@@ -517,7 +518,7 @@ func TestPointwisePlanesBlocks(t *testing.T) {
 			for i := range idx {
 				idx[i] = int32(rng.IntN(200))
 			}
-			scale, shift, w := randSlice(rng, c.cg), randSlice(rng, c.cg), randSlice(rng, c.cg*kb)
+			scale, shift, w := randSlice(rng, c.cg), randSlice(rng, c.cg), randSlice(rng, c.cg*pointwiseBlock)
 			for _, floor := range []float32{0, float32(math.Inf(-1))} {
 				got, want := make([]float32, (kb+1)*ld), make([]float32, (kb+1)*ld)
 				for i := range got {

@@ -433,16 +433,24 @@ func pointwisePlanes8x32(out *float32, ld int, staged *float32, strideBytes int,
 func pointwisePlanes4x32(out *float32, ld int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, cg int, w *float32, floor float32, mask uint32)
 
 // pointwisePlanes is pointwisePlanesGo, checked, on the AVX-512 kernels
-// for blocks of 8 or 4 outputs where they run.
+// where they run: for a block of 8 outputs, of 4, or of another count
+// through 8 into a buffer (the missing outputs' weights are zero).
 func pointwisePlanes(out []float32, ld int, staged []float32, stride int, idx []int32, most int32, scale, shift, w []float32, kb int, floor float32, pixels int) {
 	checkPointwisePlanes(out, ld, staged, stride, idx, most, scale, shift, w, kb, pixels)
+	mask := uint32(1<<pixels - 1)
 	switch {
-	case use.planes && kb == 8:
-		pointwisePlanes8x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint32(1<<pixels-1))
-	case use.planes && kb == 4:
-		pointwisePlanes4x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, uint32(1<<pixels-1))
-	default:
+	case !use.planes:
 		pointwisePlanesGo(out, ld, staged, stride, idx, scale, shift, w, kb, floor, pixels)
+	case kb == pointwiseBlock:
+		pointwisePlanes8x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, mask)
+	case kb == 4:
+		pointwisePlanes4x32(&out[0], ld, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, mask)
+	default:
+		var buf [pointwiseBlock * pointwiseChunk]float32
+		pointwisePlanes8x32(&buf[0], pointwiseChunk, &staged[0], 4*stride, &idx[0], &scale[0], &shift[0], len(idx), &w[0], floor, mask)
+		for k := range kb {
+			copy(out[k*ld:][:pixels], buf[k*pointwiseChunk:])
+		}
 	}
 }
 

@@ -26,6 +26,8 @@ var ConvShapes = []engine.ConvShape{
 	{N: 1, H: 4, W: 3, C: 2, K: 4, R: 3, S: 3, Stride: 1, Pad: 2, G: 2, LdIn: 2, LdOut: 4},     // padded past the kernel's middle
 	{N: 2, H: 5, W: 7, C: 40, K: 32, R: 1, S: 1, Stride: 1, Pad: 0, G: 4, LdIn: 44, LdOut: 35}, // the condensed first block's grouped 1×1
 	{N: 1, H: 4, W: 5, C: 24, K: 64, R: 1, S: 1, Stride: 1, Pad: 0, G: 4, LdIn: 24, LdOut: 64}, // and the second's
+	{N: 2, H: 5, W: 6, C: 24, K: 48, R: 1, S: 1, Stride: 1, Pad: 0, G: 4, LdIn: 24, LdOut: 50}, // 12 outputs a group: blocks of 8 and 4
+	{N: 1, H: 6, W: 7, C: 12, K: 24, R: 1, S: 1, Stride: 1, Pad: 0, G: 4, LdIn: 12, LdOut: 24}, // 6 a group
 }
 
 // ConvName names a shape in test messages.
