@@ -96,15 +96,17 @@ const laneChunk = 32
 func anImageAtATime(hw int) bool { return hw%laneChunk == 0 || hw > 1024 }
 
 // laneImages returns the images a lane takes at a time, for batch n on
-// lanes cores: the most, up to four, that divide n evenly and leave every
-// lane some, or 1 where no block of arch would run them together.
+// lanes cores: the most, up to four, that give every lane the same
+// number of turns (at batch 12 on two cores four would leave one core
+// idle for a third of the batch), or 1 where no block of arch would run
+// them together.
 func laneImages(arch *Architecture, n, lanes int) int {
 	together := false
 	for _, side := range arch.Config.Sides() {
 		together = together || !anImageAtATime(side*side)
 	}
 	for per := 4; per > 1 && together; per-- {
-		if n%per == 0 && n/per >= lanes {
+		if n%(per*lanes) == 0 {
 			return per
 		}
 	}
