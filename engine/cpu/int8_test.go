@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -247,6 +248,42 @@ func TestInt8ConvLargeBatchInPlanes(t *testing.T) {
 	for i := range want {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 			t.Fatalf("out[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// The staged quantising gives the bytes of its definition, at the edges
+// too: below 0, past 255, infinite and NaN inputs, and ties.
+func TestQuantiseStaged(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 16))
+	edges := []float32{-1e30, -300, -0.5, -0.4, 0, 0.5, 1.5, 2.5, 254.5, 255.4, 255.5, 256, 3e9, 1e30,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	const stride, nq = 20, 3
+	staged := make([]float32, 8*stride)
+	for i := range staged {
+		staged[i] = edges[rng.IntN(len(edges))]
+		if rng.IntN(3) == 0 {
+			staged[i] = 300 * (rng.Float32() - 0.3)
+		}
+	}
+	q := &quads{idx: make([]int32, 4*nq), scale: make([]float32, 4*nq), shift: make([]float32, 4*nq)}
+	for k := range q.idx {
+		q.idx[k] = int32(rng.IntN(8))
+		q.scale[k], q.shift[k] = 1, 0
+		if k%2 == 1 {
+			q.scale[k], q.shift[k] = 0.7, 3
+		}
+	}
+	q.most = slices.Max(q.idx)
+	for pixels := 1; pixels <= 16; pixels++ {
+		const planeBytes = 70
+		got, want := make([]uint8, nq*planeBytes), make([]uint8, nq*planeBytes)
+		quantiseStaged(got, planeBytes, staged, stride, q, pixels)
+		quantiseStagedGo(want, planeBytes, staged, stride, q, pixels)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%d pixels: byte %d = %d, want %d", pixels, i, got[i], want[i])
+			}
 		}
 	}
 }
