@@ -437,8 +437,9 @@ func (m *Condensed) selected(i int) {
 	m.be.IndexSelectForward(m.sel.V(), m.feat.V(), m.Arch.Classifier, m.N, bl.width, sel)
 }
 
-// forwardLanes has each lane take the next image until none are left,
-// and leaves their selected features in sel.
+// forwardLanes has each lane take the next of its turns' images (one,
+// or up to four: see laneImages) until none are left, and leaves their
+// selected features in sel.
 func (m *Condensed) forwardLanes(images []float32) {
 	size, sel := len(images)/m.N, len(m.Arch.Classifier)
 	var next atomic.Int64
