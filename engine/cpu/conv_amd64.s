@@ -153,34 +153,67 @@
 // of zero-padded planes (see conv_direct.go): for j < 2, lane q,
 //   acc[j·64 + q] = Σ_{ci<cg} Σ_{r,s<3} plane[ci·planeStride + q + r·rowStride + s] · wk[(ci·9 + r·3 + s)·2 + j]
 // Z0..Z3 and Z4..Z7 accumulate the two channels (four vectors of 16
-// positions each), Z8..Z11 hold a tap's input vectors, Z12/Z13 its two
-// weights. R8, R9, R10 point at rows 0, 1, 2 of the taps.
+// positions each), Z13/Z14 hold a tap's two weights. R8, R9, R10 point at
+// rows 0, 1, 2 of the taps.
 //
-// TAP(row, s, t) adds tap t (row, column s) for one input channel.
-#define TAP(row, s, t) \
-	VMOVUPS      (s*4)(row), Z8 \
-	VMOVUPS      (s*4+64)(row), Z9 \
-	VMOVUPS      (s*4+128)(row), Z10 \
-	VMOVUPS      (s*4+192)(row), Z11 \
-	VBROADCASTSS (t*8)(SI), Z12 \
-	VBROADCASTSS (t*8+4)(SI), Z13 \
-	VFMADD231PS  Z8, Z12, Z0 \
-	VFMADD231PS  Z9, Z12, Z1 \
-	VFMADD231PS  Z10, Z12, Z2 \
-	VFMADD231PS  Z11, Z12, Z3 \
-	VFMADD231PS  Z8, Z13, Z4 \
-	VFMADD231PS  Z9, Z13, Z5 \
-	VFMADD231PS  Z10, Z13, Z6 \
-	VFMADD231PS  Z11, Z13, Z7
+// With two channels an input vector feeds only two multiply-adds, and
+// loading each tap's four (three of the row's taps at unaligned offsets)
+// held the kernel to two thirds of the peak. So a row's vectors are
+// loaded once, Z8..Z11 and the first two floats of the fifth (Z12, under
+// K1), and its taps 1 and 2 shifted out of them (VALIGND, into
+// Z15..Z18): the same products in the same order.
+//
+// PAIR_FMA(t, a, b, c, d) adds tap t's weights times the input vectors
+// a..d.
+#define PAIR_FMA(t, a, b, c, d) \
+	VBROADCASTSS (t*8)(SI), Z13 \
+	VBROADCASTSS (t*8+4)(SI), Z14 \
+	VFMADD231PS  a, Z13, Z0 \
+	VFMADD231PS  b, Z13, Z1 \
+	VFMADD231PS  c, Z13, Z2 \
+	VFMADD231PS  d, Z13, Z3 \
+	VFMADD231PS  a, Z14, Z4 \
+	VFMADD231PS  b, Z14, Z5 \
+	VFMADD231PS  c, Z14, Z6 \
+	VFMADD231PS  d, Z14, Z7
+
+// PAIR_SHIFT(n) shifts the row's vectors n floats on into Z15..Z18.
+#define PAIR_SHIFT(n) \
+	VALIGND $n, Z8, Z9, Z15 \
+	VALIGND $n, Z9, Z10, Z16 \
+	VALIGND $n, Z10, Z11, Z17 \
+	VALIGND $n, Z11, Z12, Z18
+
+// PAIR_ROW(row, t0, t1, t2) adds a row's three taps, t0..t2.
+#define PAIR_ROW(row, t0, t1, t2) \
+	VMOVUPS   (row), Z8 \
+	VMOVUPS   64(row), Z9 \
+	VMOVUPS   128(row), Z10 \
+	VMOVUPS   192(row), Z11 \
+	VMOVUPS.Z 256(row), K1, Z12 \
+	PAIR_FMA(t0, Z8, Z9, Z10, Z11) \
+	PAIR_SHIFT(1) \
+	PAIR_FMA(t1, Z15, Z16, Z17, Z18) \
+	PAIR_SHIFT(2) \
+	PAIR_FMA(t2, Z15, Z16, Z17, Z18)
 
 TEXT ·conv3x3Pair512(SB), NOSPLIT, $0-48
 	DIRECT_ARGS
 	ZERO4(Z0, Z1, Z2, Z3)
 	ZERO4(Z4, Z5, Z6, Z7)
+	MOVL  $3, AX
+	KMOVW AX, K1
 
 pairLoop:
-	NINE_TAPS(TAP, 72)
-	JNE pairLoop
+	LEAQ (R8)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	PAIR_ROW(R8, 0, 1, 2)
+	PAIR_ROW(R9, 3, 4, 5)
+	PAIR_ROW(R10, 6, 7, 8)
+	ADDQ DX, R8
+	ADDQ $72, SI
+	DECQ CX
+	JNE  pairLoop
 	ACC_STORE4(Z0, Z1, Z2, Z3, 0)
 	ACC_STORE4(Z4, Z5, Z6, Z7, 256)
 	VZEROUPPER
