@@ -183,10 +183,10 @@ func (c *Conv) pointwiseRange(lo, hi int) {
 			for b0 := 0; b0 < kg; b0 += pointwiseBlock {
 				k := g*kg + b0
 				if t != nil {
-					pointwiseTransformed(out[k*s.LdOut+p0:], s.LdOut, t, cg, c.blockWeights(g, b0), pixels)
+					pointwiseTransformed(out[k*s.LdOut+p0:], s.LdOut, t, cg, c.pointwiseWeights(g, b0), pixels)
 					continue
 				}
-				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, idx, ps.most, scale, shift, c.blockWeights(g, b0), min(pointwiseBlock, kg-b0), floor, pixels)
+				pointwisePlanes(out[k*s.LdOut+p0:], s.LdOut, src, stride, idx, ps.most, scale, shift, c.pointwiseWeights(g, b0), min(pointwiseBlock, kg-b0), floor, pixels)
 			}
 		}
 	}
@@ -200,7 +200,7 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 	cg, kg := s.C/s.G, s.K/s.G
 	for g := range s.G {
 		for b0 := 0; b0 < kg; b0 += pointwiseBlock {
-			d := c.blockWeights(g, b0)
+			d := c.pointwiseWeights(g, b0)
 			clear(d)
 			for ci := range cg {
 				for kk := range min(pointwiseBlock, kg-b0) {
@@ -214,9 +214,9 @@ func (c *Conv) arrangePointwisePlanes(dst, w []float32) {
 // pointwiseBlocks is the blocks of outputs a group has.
 func (c *Conv) pointwiseBlocks() int { return (c.K/c.G + pointwiseBlock - 1) / pointwiseBlock }
 
-// blockWeights is group g's block of outputs from b0 on in the arranged
+// pointwiseWeights is group g's block of outputs from b0 on in the arranged
 // weights.
-func (c *Conv) blockWeights(g, b0 int) []float32 {
+func (c *Conv) pointwiseWeights(g, b0 int) []float32 {
 	cg := c.C / c.G
 	return c.wGroups[(g*c.pointwiseBlocks()+b0/pointwiseBlock)*pointwiseBlock*cg:][:pointwiseBlock*cg]
 }
