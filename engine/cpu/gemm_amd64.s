@@ -582,6 +582,19 @@ done: \
 	DECQ R14 \
 	JNE  tile
 
+// LOAD32(arg, lo, hi) loads the 32 channels of the argument pointer arg
+// into lo and hi, under K4 and K5 (zero past the channels there are);
+// STORE32 stores them back.
+#define LOAD32(arg, lo, hi) \
+	MOVQ      arg, CX \
+	VMOVUPS.Z (CX), K4, lo \
+	VMOVUPS.Z 64(CX), K5, hi
+
+#define STORE32(arg, lo, hi) \
+	MOVQ    arg, CX \
+	VMOVUPS lo, K4, (CX) \
+	VMOVUPS hi, K5, 64(CX)
+
 // func bnBackFusedGemm512(k int, a *float32, lda, tiles, rows int, b, x, dx *float32, ldx, mask0, mask1 int, scale, shift, ca, sg, sgx, t *float32, floor float32)
 //
 // bnBackFused512 on 32 channels (mask0 and mask1 those of the two vectors
@@ -613,21 +626,11 @@ TEXT ·bnBackFusedGemm512(SB), NOSPLIT, $0-140
 	MOVQ      mask1+80(FP), R12
 	KMOVW     R12, K5
 	ANDQ      BX, R12
-	MOVQ      scale+88(FP), CX
-	VMOVUPS.Z (CX), K4, Z16
-	VMOVUPS.Z 64(CX), K5, Z17
-	MOVQ      shift+96(FP), CX
-	VMOVUPS.Z (CX), K4, Z18
-	VMOVUPS.Z 64(CX), K5, Z19
-	MOVQ      ca+104(FP), CX
-	VMOVUPS.Z (CX), K4, Z20
-	VMOVUPS.Z 64(CX), K5, Z21
-	MOVQ      sg+112(FP), CX
-	VMOVUPS.Z (CX), K4, Z22
-	VMOVUPS.Z 64(CX), K5, Z23
-	MOVQ      sgx+120(FP), CX
-	VMOVUPS.Z (CX), K4, Z24
-	VMOVUPS.Z 64(CX), K5, Z25
+	LOAD32(scale+88(FP), Z16, Z17)
+	LOAD32(shift+96(FP), Z18, Z19)
+	LOAD32(ca+104(FP), Z20, Z21)
+	LOAD32(sg+112(FP), Z22, Z23)
+	LOAD32(sgx+120(FP), Z24, Z25)
 	MOVQ      t+128(FP), R13
 	VBROADCASTSS floor+136(FP), Z15
 	CMPQ      R12, $0xffff
@@ -639,11 +642,7 @@ under:
 	BNGRAD_TILES(LDUNDER, STUNDER, underTile, underLoop, underLast, underDone, underDW)
 
 sums:
-	MOVQ    sg+112(FP), CX
-	VMOVUPS Z22, K4, (CX)
-	VMOVUPS Z23, K5, 64(CX)
-	MOVQ    sgx+120(FP), CX
-	VMOVUPS Z24, K4, (CX)
-	VMOVUPS Z25, K5, 64(CX)
+	STORE32(sg+112(FP), Z22, Z23)
+	STORE32(sgx+120(FP), Z24, Z25)
 	VZEROUPPER
 	RET

@@ -145,11 +145,6 @@ func (f *NormConv) addWeightGradient(dW []float32) {
 		}
 	})
 	for j := 0; j < s.C; j += 2 * nr {
-		for o := range s.K {
-			row := total[(j/(2*nr)*s.K+o)*2*nr:]
-			for c := range min(2*nr, s.C-j) {
-				dW[o*s.C+j+c] += row[c]
-			}
-		}
+		addRuns(dW[j:], total[j*s.K:], s.K, min(2*nr, s.C-j), s.C, 2*nr)
 	}
 }
