@@ -115,19 +115,44 @@
 	KMOVW       mask, K5 \
 	VSCATTERDPS z, K5, (DI)(offsets*4)
 
-// STAGED reads the staged channel idx[at/4] (BX: idx, R10: the stride in
-// bytes) of sixteen pixels under the mask in K1 into z, transforms it
-// with scale and shift (R8, R9) and rounds it into [0, Z22 = 255] as
-// int32s.
-#define STAGED(at, z) \
-	MOVL         at(BX), AX \
-	IMULQ        R10, AX \
-	VMOVUPS.Z    (SI)(AX*1), K1, z \
-	VMULPS.BCST  at(R8), z, z \
-	VADDPS.BCST  at(R9), z, z \
-	VMAXPS       Z21, z, z \
-	VMINPS       Z22, z, z \
-	VCVTPS2DQ    z, z
+// STAGED transforms the sixteen floats in z with scale and shift
+// (multiply, then add) and rounds them to int32s, clamped above at 255
+// (Z22): the minimum's operands are in the order that keeps a NaN, which
+// converts to the integer indefinite, a negative number, as below 0 does,
+// and the packs after saturate both to 0.
+#define STAGED(scale, shift, z) \
+	VMULPS    scale, z, z \
+	VADDPS    shift, z, z \
+	VMINPS    z, Z22, z \
+	VCVTPS2DQ z, z
+
+// QUAD_VECTOR quantises a quad's sixteen pixels at off from its four
+// channels' planes (R11-R14) under mask k, with their transforms in
+// Z24-Z31, into z0-z3, packs them into the pixels' dwords and stores
+// them at off(DI).
+#define QUAD_VECTOR(off, k, z0, z1, z2, z3) \
+	VMOVUPS.Z off(R11), k, z0 \
+	VMOVUPS.Z off(R12), k, z1 \
+	VMOVUPS.Z off(R13), k, z2 \
+	VMOVUPS.Z off(R14), k, z3 \
+	STAGED(Z24, Z28, z0) \
+	STAGED(Z25, Z29, z1) \
+	STAGED(Z26, Z30, z2) \
+	STAGED(Z27, Z31, z3) \
+	VPACKUSDW z1, z0, z0 \
+	VPACKUSDW z3, z2, z2 \
+	VPACKUSWB z2, z0, z0 \
+	VPSHUFB   Z23, z0, z0 \
+	VMOVDQU32 z0, k, off(DI)
+
+// QUAD_CHANNEL points r at the staged plane of the quad's channel at
+// off(BX) and broadcasts its scale and shift into zs and zt.
+#define QUAD_CHANNEL(off, r, zs, zt) \
+	MOVL         off(BX), r \
+	IMULQ        R10, r \
+	ADDQ         SI, r \
+	VBROADCASTSS off(R8), zs \
+	VBROADCASTSS off(R9), zt
 
 // STORE_RUNS stores z0-z3, a tile's four vectors: each run's vector
 // (its first position 0, 16, 32 or 48) under the run's mask (R11 to R12)
@@ -306,45 +331,61 @@ DATA quadOrder<>+0(SB)/8, $0x0d0905010c080400
 DATA quadOrder<>+8(SB)/8, $0x0f0b07030e0a0602
 GLOBL quadOrder<>(SB), RODATA|NOPTR, $16
 
-// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint16)
+// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint64, vectors int)
 //
 // quantiseStagedGo: staged holds source channels as planes, strideBytes
 // apart (a transposed input, or an input of planes); each quad's four
-// are read sixteen pixels at a time, transformed (multiply, then add),
-// clamped to [0, 255], rounded to even and packed into the pixels'
-// dwords, stored under mask to its plane, planeBytes after the last.
+// are read up to 64 pixels at a time, in vectors ≥ 1 of sixteen under
+// each sixteen bits of mask, transformed, rounded and packed into the
+// pixels' dwords, stored to its plane, planeBytes after the last.
 // quads ≥ 1.
-TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-66
-	MOVQ         dst+0(FP), DI
-	MOVQ         planeBytes+8(FP), DX
-	MOVQ         staged+16(FP), SI
-	MOVQ         strideBytes+24(FP), R10
-	MOVQ         idx+32(FP), BX
-	MOVQ         scale+40(FP), R8
-	MOVQ         shift+48(FP), R9
-	MOVQ         quads+56(FP), CX
-	KMOVW        mask+64(FP), K1
-	VPXORD          Z21, Z21, Z21   // 0.0
+TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-80
+	MOVQ            dst+0(FP), DI
+	MOVQ            planeBytes+8(FP), DX
+	MOVQ            staged+16(FP), SI
+	MOVQ            strideBytes+24(FP), R10
+	MOVQ            idx+32(FP), BX
+	MOVQ            scale+40(FP), R8
+	MOVQ            shift+48(FP), R9
+	MOVQ            quads+56(FP), CX
+	MOVQ            mask+64(FP), AX
+	KMOVW           AX, K1
+	SHRQ            $16, AX
+	KMOVW           AX, K2
+	SHRQ            $16, AX
+	KMOVW           AX, K3
+	SHRQ            $16, AX
+	KMOVW           AX, K4
 	MOVL            $0x437f0000, AX // 255.0
 	VPBROADCASTD    AX, Z22
 	VBROADCASTI32X4 quadOrder<>(SB), Z23
+	MOVQ            vectors+72(FP), AX
+
+	PCALIGN $64
 
 quad:
-	STAGED(0, Z0)
-	STAGED(4, Z1)
-	STAGED(8, Z2)
-	STAGED(12, Z3)
-	VPACKUSDW Z1, Z0, Z0 // per 128 bits: the four channels' bytes of four pixels, channel by channel
-	VPACKUSDW Z3, Z2, Z2
-	VPACKUSWB Z2, Z0, Z0
-	VPSHUFB   Z23, Z0, Z0 // pixel by pixel
-	VMOVDQU32 Z0, K1, (DI)
-	ADDQ      DX, DI
-	ADDQ      $16, BX
-	ADDQ      $16, R8
-	ADDQ      $16, R9
-	DECQ      CX
-	JNZ       quad
+	QUAD_CHANNEL(0, R11, Z24, Z28)
+	QUAD_CHANNEL(4, R12, Z25, Z29)
+	QUAD_CHANNEL(8, R13, Z26, Z30)
+	QUAD_CHANNEL(12, R14, Z27, Z31)
+	QUAD_VECTOR(0, K1, Z0, Z1, Z2, Z3)
+	CMPQ        AX, $1
+	JEQ         quadNext
+	QUAD_VECTOR(64, K2, Z4, Z5, Z6, Z7)
+	CMPQ        AX, $2
+	JEQ         quadNext
+	QUAD_VECTOR(128, K3, Z8, Z9, Z10, Z11)
+	CMPQ        AX, $3
+	JEQ         quadNext
+	QUAD_VECTOR(192, K4, Z12, Z13, Z14, Z15)
+
+quadNext:
+	ADDQ DX, DI
+	ADDQ $16, BX
+	ADDQ $16, R8
+	ADDQ $16, R9
+	DECQ CX
+	JNZ  quad
 	VZEROUPPER
 	RET
 
