@@ -100,25 +100,35 @@ func TestInt8Bounds(t *testing.T) {
 		q := make([]requant, 2)
 		var offs [tileLen]int32
 		mustPanic(t, "tile step past the input", "int8 tile", func() {
-			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 68}, most: 68, width: 2, w: w, q: q})
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 68}, most: 68, width: 2, groups: 1, w: w, q: q})
 		})
 		mustPanic(t, "tile without weights", "int8 tile", func() {
-			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, width: 2, w: w[:15], q: q})
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, width: 2, groups: 1, w: w[:15], q: q})
 		})
 		mustPanic(t, "tile of four channels' weights to a two-channel kernel", "the kernel takes 2", func() {
-			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, width: 4, w: make([]int8, 32), q: q})
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, width: 4, groups: 1, w: make([]int8, 32), q: q})
 		})
-		good := &tile{in: in, steps: []int{0, 64}, most: 64, width: 2, w: w, q: q}
+		good := &tile{in: in, steps: []int{0, 64}, most: 64, width: 2, groups: 1, w: w, q: q}
 		mustPanic(t, "store past the output", "storing", func() { dotStore(make([]float32, 127), 64, 64, good) })
 		mustPanic(t, "scatter past the output", "scattering", func() { dotScatter(make([]float32, 100), 1, &offs, 99, good) })
-		rs := &tileRuns{runs: []tileRun{{first: 0, mask: 1, off: 0}}, start: []int{0, 1}, least: 0, most: 3}
+		rs := &tileRuns{runs: []tileRun{{first: 0, mask: 1, off: 0}}, start: []int{0, 1}, vectors: []int{1}, least: 0, most: 3}
 		dest := []quadDest{{off: 0, lane: 0}, {off: 60, lane: 1}}
-		block := &tile{in: in, steps: []int{0, 64}, most: 64, width: 4, w: make([]int8, 32), q: q} // four channels' weights for two steps
+		block := &tile{in: in, steps: []int{0, 64}, most: 64, width: 4, groups: 1, w: make([]int8, 32), q: q} // four channels' weights for two steps
 		mustPanic(t, "runs past the output", "storing runs", func() { dotRuns(make([]float32, 64), 64, rs, 0, block) })
 		mustPanic(t, "quads past the output", "int8 quads to byte 60", func() { dotQuads(make([]uint8, 63), rs, 0, block, dest) })
 		mustPanic(t, "quads in a fifth lane", "lane 4", func() { dotQuads(make([]uint8, 64), rs, 0, block, []quadDest{{0, 0}, {0, 4}}) })
-		mustPanic(t, "quads without weights", "int8 quads tile", func() {
-			dotQuads(make([]uint8, 64), rs, 0, &tile{in: in, steps: []int{0, 4}, most: 4, w: w, q: q}, dest)
+		mustPanic(t, "quads without weights", "int8 tile", func() {
+			dotQuads(make([]uint8, 64), rs, 0, &tile{in: in, steps: []int{0, 4}, most: 4, width: 4, groups: 1, w: w, q: q}, dest)
+		})
+		twoGroups := &tile{in: in, steps: []int{0, 4}, most: 4, width: 4, groups: 2, groupBytes: 61, w: make([]int8, 64), q: q}
+		mustPanic(t, "a second group past the input", "int8 tile", func() { dotRuns(make([]float32, 128), 64, rs, 0, twoGroups) })
+		twoGroups.groupBytes = 60
+		dotRuns(make([]float32, 128), 64, rs, 0, twoGroups) // the second group's last step ends at the input's end
+		mustPanic(t, "groups of unequal channels", "int8 tile", func() {
+			dotRuns(make([]float32, 128), 64, rs, 0, &tile{in: in, steps: []int{0, 4}, most: 4, width: 4, groups: 2, w: make([]int8, 64), q: make([]requant, 3)})
+		})
+		mustPanic(t, "groups to a one-group kernel", "storing", func() {
+			dotStore(make([]float32, 128), 64, 64, &tile{in: in, steps: []int{0, 4}, most: 4, width: 2, groups: 2, w: make([]int8, 32), q: q})
 		})
 		qd := &quads{idx: []int32{0, 1, 2, 3}, scale: make([]float32, 4), shift: make([]float32, 4), most: 3}
 		mustPanic(t, "staged source past the input", "quantising", func() { quantiseStaged(make([]uint8, 64), 0, make([]float32, 63), 16, qd, 16) })

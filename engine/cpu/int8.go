@@ -236,38 +236,38 @@ func (c *Int8Conv) compute(out []float32) {
 	}
 }
 
-// tiles computes tiles [lo, hi) of the outputs.
+// tiles computes tiles [lo, hi) of the outputs: into planes of runs,
+// every group's blocks in one call; else a block at a time.
 func (c *Int8Conv) tiles(lo, hi int) {
 	s, out := c.ConvShape, c.out
-	steps, planeLen := len(c.steps), len(c.tileMost)*tileLen
+	planeLen := len(c.tileMost) * tileLen
 	stride := 1 // floats between an output's channels
 	if s.OutPlanes {
 		stride = s.LdOut
 	}
-	kg := s.K / s.G
-	t := tile{steps: c.steps, most: c.stepsMost, width: c.width}
-	block := steps * 4 * c.width // a block's weights
+	t := tile{steps: c.steps, most: c.stepsMost, width: c.width, groups: s.G, groupBytes: 4 * c.nq * c.plane, w: c.wt, q: c.rq}
 	for at := lo; at < hi; at++ {
 		most := c.tileMost[at]
 		if most < 0 {
 			continue // padding alone
 		}
 		o0 := at * tileLen
+		t.in = c.in8[o0*4:]
+		if s.OutPlanes && !c.contiguous {
+			dotRuns(out, stride, &c.runs, at, &t)
+			continue
+		}
 		offs := (*[tileLen]int32)(c.outOff[o0:])
 		for g := range s.G {
-			t.in = c.in8[(g*c.nq*c.plane+o0)*4:]
-			for p := range c.blocks {
-				k := g*kg + c.width*p
-				t.w, t.q = c.wt[(g*c.blocks+p)*block:][:block], c.rq[k:k+min(c.width, kg-c.width*p)]
+			for p := range t.blocks() {
+				b, k := t.block(g, p)
 				switch {
 				case c.contiguous:
-					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &t)
-				case s.OutPlanes:
-					dotRuns(out[k*stride:], stride, &c.runs, at, &t)
+					dotStore(out[k*stride+o0:], stride, min(tileLen, c.positions-o0), &b)
 				case c.via:
-					dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &t)
+					dotStore(c.outPlanes[k*planeLen+o0:], planeLen, tileLen, &b)
 				default:
-					dotScatter(out[k*stride:], stride, offs, most, &t)
+					dotScatter(out[k*stride:], stride, offs, most, &b)
 				}
 			}
 		}
@@ -369,26 +369,46 @@ func roundClamp(v, lo, hi float32) float32 {
 }
 
 // A tile is the dot-product kernels' work: 64 positions of the input's
-// quad planes from in; the steps, each quad and tap's byte offset (the
-// largest is most, which its caller took from the same steps); the
-// weight quads of one or two output channels, step by step; and their
-// requantisations.
+// quad planes from in, for each of groups (each group's groupBytes after
+// the last's); the steps, each quad and tap's byte offset (the largest is
+// most, which its caller took from the same steps); the weight quads of
+// each group's blocks of width output channels (the last block of a group
+// padded with zeros), step by step, block after block; and the channels'
+// requantisations, group after group.
 type tile struct {
-	in    []uint8
-	steps []int
-	most  int
-	width int // channels of a step's weights: 2, or 4 (dotRuns, dotQuads)
-	w     []int8
-	q     []requant
+	in                 []uint8
+	steps              []int
+	most               int
+	width              int // channels of a step's weights: 2, or 4 (dotRuns, dotQuads)
+	groups, groupBytes int
+	w                  []int8
+	q                  []requant
 }
 
-// checkTile panics unless every step's 64 quads lie in in and w holds
-// every step's width weight quads, for the kernel's width, and the
-// channels are at most width: the tile kernels trust all three.
+// blocks is how many blocks of width channels a group's take.
+func (t *tile) blocks() int { return (len(t.q)/t.groups + t.width - 1) / t.width }
+
+// block returns block p of group g as a tile of its own, and its first
+// channel.
+func (t *tile) block(g, p int) (tile, int) {
+	kg, size := len(t.q)/t.groups, 4*t.width*len(t.steps)
+	k := g*kg + p*t.width
+	b := *t
+	b.groups, b.groupBytes = 1, 0
+	b.in = t.in[g*t.groupBytes:]
+	b.w = t.w[(g*t.blocks()+p)*size:][:size]
+	b.q = t.q[k:min(k+t.width, (g+1)*kg)]
+	return b, k
+}
+
+// checkTile panics unless every group's steps' 64 quads lie in in, w
+// holds every block's weights, for the kernel's width, and the groups
+// have the same channels: the tile kernels trust all three.
 func checkTile(t *tile, width int) {
-	if len(t.steps) == 0 || t.width != width || len(t.w) < 4*width*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 || len(t.q) < 1 || len(t.q) > width {
-		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d a step; the kernel takes %d)",
-			len(t.steps), t.most, len(t.in), len(t.w), len(t.q), t.width, width))
+	if len(t.steps) == 0 || t.width != width || t.groups < 1 || len(t.q) < t.groups || len(t.q)%t.groups != 0 || t.groupBytes < 0 || t.groups > 1 && t.groupBytes > len(t.in) ||
+		len(t.w) < t.groups*t.blocks()*4*width*len(t.steps) || (t.groups-1)*t.groupBytes+t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
+		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d (groups of %d, %d bytes apart) of %d, with %d weights, for %d channels (%d a step; the kernel takes %d)",
+			len(t.steps), t.most, t.groups, t.groupBytes, len(t.in), len(t.w), len(t.q), t.width, width))
 	}
 }
 
@@ -411,7 +431,7 @@ func dotTileGo(acc *[4 * tileLen]int32, t *tile) {
 
 func checkDotStore(out []float32, ld, n int, t *tile) {
 	checkTile(t, 2)
-	if n < 1 || n > tileLen || ld < 0 || len(out) < (len(t.q)-1)*ld+n {
+	if t.groups != 1 || len(t.q) > 2 || n < 1 || n > tileLen || ld < 0 || len(out) < (len(t.q)-1)*ld+n {
 		panic(fmt.Sprintf("conv: storing %d outputs of %d channels %d floats apart into %d floats", n, len(t.q), ld, len(out)))
 	}
 }
@@ -430,7 +450,7 @@ func dotStoreGo(out []float32, ld, n int, t *tile) {
 
 func checkDotScatter(out []float32, ld int, most int32, t *tile) {
 	checkTile(t, 2)
-	if ld < 0 || most < 0 || (len(t.q)-1)*ld+int(most) >= len(out) {
+	if t.groups != 1 || len(t.q) > 2 || ld < 0 || most < 0 || (len(t.q)-1)*ld+int(most) >= len(out) {
 		panic(fmt.Sprintf("conv: scattering %d channels %d floats apart to offsets up to %d of %d floats", len(t.q), ld, most, len(out)))
 	}
 }
@@ -457,17 +477,22 @@ func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
 	}
 }
 
-// dotRunsGo is the run-storing tile kernel's definition: channel i's sum
-// at position r.first + j requantised into out[i·ld + r.off/4 + j] for
+// dotRunsGo is the run-storing tile kernel's definition: channel k's sum
+// at position r.first + j requantised into out[k·ld + r.off/4 + j] for
 // each run r and position j of it.
 func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
-	var acc [4 * tileLen]int32
-	dotTileGo(&acc, t)
-	for i, q := range t.q {
-		for _, r := range runs {
-			for j := range 16 {
-				if r.mask>>(4*j)&0xF != 0 {
-					out[i*ld+r.off/4+j] = q.of(acc[i*tileLen+r.first+j])
+	for g := range t.groups {
+		for p := range t.blocks() {
+			b, k := t.block(g, p)
+			var acc [4 * tileLen]int32
+			dotTileGo(&acc, &b)
+			for i, q := range b.q {
+				for _, r := range runs {
+					for j := range 16 {
+						if r.mask>>(4*j)&0xF != 0 {
+							out[(k+i)*ld+r.off/4+j] = q.of(acc[i*tileLen+r.first+j])
+						}
+					}
 				}
 			}
 		}

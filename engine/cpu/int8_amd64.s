@@ -389,13 +389,15 @@ quadNext:
 	VZEROUPPER
 	RET
 
-// func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+// func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int)
 //
-// dotQuadsGo: for each block of four of the channels ≥ 1 (the last may
-// have fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel
-// i's in Z(4i) to Z(4i+3), then each channel's requantised sums stored as
-// bytes of the quads of its runs (nruns ≥ 1).
-TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-80
+// dotQuadsGo: for each of groups ≥ 1 (its input groupBytes after the
+// last's) and each block of four of its channels ≥ 1 (the last may have
+// fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel i's
+// in Z(4i) to Z(4i+3), then each channel's requantised sums stored as
+// bytes of the quads of its runs (nruns ≥ 1). The weights, requants and
+// places follow one another across blocks and groups.
+TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-96
 	MOVQ  dst+0(FP), DI
 	MOVQ  runs+8(FP), R11
 	MOVQ  nruns+16(FP), R12
@@ -405,7 +407,10 @@ TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-80
 	MOVQ  w+48(FP), DX
 	MOVQ  q+56(FP), R8
 	MOVQ  dest+64(FP), R9
-	MOVQ  channels+72(FP), R13
+	MOVQ  groups+80(FP), R14
+
+quadsGroup:
+	MOVQ channels+72(FP), R13
 
 quadsBlock:
 	MOVQ steps+32(FP), BX
@@ -419,41 +424,52 @@ quadsStep:
 
 	QUADS(Z0, Z1, Z2, Z3, quadsRun0, quadsRun0Second, quadsRun0Upper, quadsRun0Last, quadsRun0Stored)
 	DECQ R13
-	JZ   quadsDone
+	JZ   quadsGroupDone
 	QUADS(Z4, Z5, Z6, Z7, quadsRun1, quadsRun1Second, quadsRun1Upper, quadsRun1Last, quadsRun1Stored)
 	DECQ R13
-	JZ   quadsDone
+	JZ   quadsGroupDone
 	QUADS(Z8, Z9, Z10, Z11, quadsRun2, quadsRun2Second, quadsRun2Upper, quadsRun2Last, quadsRun2Stored)
 	DECQ R13
-	JZ   quadsDone
+	JZ   quadsGroupDone
 	QUADS(Z12, Z13, Z14, Z15, quadsRun3, quadsRun3Second, quadsRun3Upper, quadsRun3Last, quadsRun3Stored)
 	DECQ R13
 	JNZ  quadsBlock
 
-quadsDone:
+quadsGroupDone:
+	ADDQ groupBytes+88(FP), SI
+	DECQ R14
+	JNZ  quadsGroup
 	VZEROUPPER
 	RET
 
-// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors int)
+// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes int)
 //
-// dotRunsGo: the tile's n ≥ 1 steps for four channels, then each of the
-// first channels ≥ 1 requantised and stored as floats under its runs
-// (nruns ≥ 1); channel i's ldBytes after channel i-1's. With vectors 1
-// (the runs are all in the first sixteen positions, as in a tile past an
-// image's last row) only those are summed, two steps at a time into two
-// accumulators each, so that the dot products' latency does not hold up
-// the steps.
-TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-88
-	MOVQ  out+0(FP), DI
+// dotRunsGo: for each of groups ≥ 1 (its input groupBytes after the
+// last's) and each block of four of its channels ≥ 1 (the last may have
+// fewer), the tile's n ≥ 1 steps, then each channel requantised and
+// stored as floats under its runs (nruns ≥ 1), ldBytes after the last
+// channel's; the weights and requants follow one another across blocks
+// and groups. With vectors 1 (the runs are all in the first sixteen
+// positions, as in a tile past an image's last row) only those are
+// summed, two steps at a time into two accumulators each, so that the
+// dot products' latency does not hold up the steps.
+TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-104
+	MOVQ  out+0(FP), R10
 	MOVQ  runs+16(FP), R11
 	MOVQ  nruns+24(FP), R12
 	IMULQ $24, R12
 	ADDQ  R11, R12
 	MOVQ  in+32(FP), SI
-	MOVQ  steps+40(FP), BX
-	MOVQ  n+48(FP), CX
 	MOVQ  w+56(FP), DX
 	MOVQ  q+64(FP), R8
+	MOVQ  groups+88(FP), R9
+
+runsGroup:
+	MOVQ channels+72(FP), R13
+
+runsBlock:
+	MOVQ  steps+40(FP), BX
+	MOVQ  n+48(FP), CX
 	ZERO16
 	CMPQ  vectors+80(FP), $1
 	JEQ   runsOne
@@ -478,6 +494,7 @@ runsOneLast:
 	TESTQ      CX, CX
 	JZ         runsOneSum
 	QUAD_STEP1(0, Z0, Z4, Z8, Z12)
+	ADDQ       $16, DX
 
 runsOneSum:
 	VPADDD Z1, Z0, Z0
@@ -486,22 +503,26 @@ runsOneSum:
 	VPADDD Z13, Z12, Z12
 
 runsStore:
-	MOVQ DI, R10
-	MOVQ channels+72(FP), R13
 	FLOATS(Z0, Z1, Z2, Z3, runsRun0, runsRun0Second, runsRun0Upper, runsRun0Last, runsRun0Stored)
-	DECQ R13
-	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
+	DECQ R13
+	JZ   runsGroupDone
 	FLOATS(Z4, Z5, Z6, Z7, runsRun1, runsRun1Second, runsRun1Upper, runsRun1Last, runsRun1Stored)
-	DECQ R13
-	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
+	DECQ R13
+	JZ   runsGroupDone
 	FLOATS(Z8, Z9, Z10, Z11, runsRun2, runsRun2Second, runsRun2Upper, runsRun2Last, runsRun2Stored)
-	DECQ R13
-	JZ   runsDone
 	ADDQ ldBytes+8(FP), R10
+	DECQ R13
+	JZ   runsGroupDone
 	FLOATS(Z12, Z13, Z14, Z15, runsRun3, runsRun3Second, runsRun3Upper, runsRun3Last, runsRun3Stored)
+	ADDQ ldBytes+8(FP), R10
+	DECQ R13
+	JNZ  runsBlock
 
-runsDone:
+runsGroupDone:
+	ADDQ groupBytes+96(FP), SI
+	DECQ R9
+	JNZ  runsGroup
 	VZEROUPPER
 	RET

@@ -142,28 +142,22 @@ func (p *Int8Pair) Forward(out, in, w1, w2 []float32) {
 }
 
 // tiles computes the first convolution's tiles [lo, hi) into the second's
-// quad planes, a group at a time.
+// quad planes, every group in one call.
 func (p *Int8Pair) tiles(lo, hi int) {
 	f := p.first
-	kg, group := f.K/f.G, f.blocks*len(f.steps)*16
-	t := tile{steps: f.steps, most: f.stepsMost, width: 4}
+	t := tile{steps: f.steps, most: f.stepsMost, width: 4, groups: f.G, groupBytes: 4 * f.nq * f.plane, w: f.wt, q: f.rq}
 	for at := lo; at < hi; at++ {
-		for g := range f.G {
-			t.in = f.in8[(g*f.nq*f.plane+at*tileLen)*4:]
-			t.w, t.q = f.wt[g*group:][:group], f.rq[g*kg:(g+1)*kg]
-			dotQuads(p.second.in8, &p.runs, at, &t, p.dest[g*kg:(g+1)*kg])
-		}
+		t.in = f.in8[at*tileLen*4:]
+		dotQuads(p.second.in8, &p.runs, at, &t, p.dest)
 	}
 }
 
-// checkDotQuads panics unless t's steps lie in its input, its weights
-// hold a block's for every four channels, and every channel's runs lie
-// in dst.
+// checkDotQuads panics unless t is a tile of four channels a block and
+// every channel's runs lie in dst.
 func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
-	if len(t.steps) == 0 || len(t.q) == 0 || len(dest) != len(t.q) || rs.least < 0 ||
-		len(t.w) < (len(t.q)+3)/4*16*len(t.steps) || t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
-		panic(fmt.Sprintf("conv: int8 quads tile of %d steps up to byte %d of %d, with %d weights, for %d channels (%d places)",
-			len(t.steps), t.most, len(t.in), len(t.w), len(t.q), len(dest)))
+	checkTile(t, 4)
+	if len(dest) != len(t.q) || rs.least < 0 {
+		panic(fmt.Sprintf("conv: int8 quads tile of %d channels with %d places", len(t.q), len(dest)))
 	}
 	for _, d := range dest {
 		if d.off < 0 || d.lane < 0 || d.lane > 3 || d.off+rs.most >= len(dst) {
@@ -172,29 +166,25 @@ func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
 	}
 }
 
-// dotQuadsGo is the quads tile kernel's definition: for channels k (of
-// t.q, in blocks of four, whose weights are (steps, 4, 4) each), the sum
-// over steps s and bytes b of in[steps[s] + 4p + b] · w[16s + 4(k%4) + b]
-// at each position p < 64, requantised (see engine.Requant; they are
-// integers in [0, 255]) into byte lane of the quads at off + r.off + 4j
-// for each run r and position j of it, its vector's r.first + j.
+// dotQuadsGo is the quads tile kernel's definition: channel k's sum (see
+// dotTileGo, a block at a time) at each position p < 64, requantised (see
+// engine.Requant; they are integers in [0, 255]) into byte dest[k].lane
+// of the quads at dest[k].off + r.off + 4j for each run r and position j
+// of it, its vector's r.first + j.
 func dotQuadsGo(dst []uint8, runs []tileRun, t *tile, dest []quadDest) {
-	block := 16 * len(t.steps)
-	for k, q := range t.q {
-		w := t.w[k/4*block+4*(k%4):]
-		var acc [tileLen]int32
-		for s, o := range t.steps {
-			wq := w[16*s:][:4]
-			for p := range acc {
-				x := t.in[o+4*p:][:4]
-				acc[p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
-			}
-		}
-		d := dest[k]
-		for _, r := range runs {
-			for j := range 16 {
-				if r.mask>>(4*j)&1 != 0 {
-					dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[r.first+j]))
+	for g := range t.groups {
+		for p := range t.blocks() {
+			b, k := t.block(g, p)
+			var acc [4 * tileLen]int32
+			dotTileGo(&acc, &b)
+			for i, q := range b.q {
+				d := dest[k+i]
+				for _, r := range runs {
+					for j := range 16 {
+						if r.mask>>(4*j)&1 != 0 {
+							dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[i*tileLen+r.first+j]))
+						}
+					}
 				}
 			}
 		}

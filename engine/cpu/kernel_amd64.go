@@ -379,7 +379,7 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 }
 
 //go:noescape
-func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels int)
+func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int)
 
 // dotQuads is dotQuadsGo on tile at's runs, checked, on the VNNI kernel
 // where the int8 kernels run.
@@ -391,12 +391,12 @@ func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 	case !use.int8:
 		dotQuadsGo(dst, runs, t, dest)
 	default:
-		dotQuadsVNNI(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q))
+		dotQuadsVNNI(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q)/t.groups, t.groups, t.groupBytes)
 	}
 }
 
 //go:noescape
-func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors int)
+func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes int)
 
 // dotRuns is dotRunsGo on tile at's runs, checked, on the VNNI kernel
 // where the int8 kernels run.
@@ -408,7 +408,7 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 	case !use.int8:
 		dotRunsGo(out, ld, runs, t)
 	default:
-		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q), rs.vectors[at])
+		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q)/t.groups, rs.vectors[at], t.groups, t.groupBytes)
 	}
 }
 
