@@ -26,15 +26,17 @@ type Int8Conv struct {
 	hp, wp    int    // the padded images' height and width
 	positions int    // N·hp·wp
 	plane     int    // positions of a plane: the images', rounded up to tiles, and the taps' reach
-	width     int    // output channels a tile takes at once: 2, or 4 for runs (dotRuns) and a pair's first (dotQuads)
-	blocks    int    // blocks of width output channels per group (the last padded with zeros)
 	steps     []int  // byte offsets of the steps (quad, tap) from a group's first plane
 	stepsMost int    // the largest
-	wt        []int8 // (G, blocks, steps, width, 4): each block's weight quads, step by step
+	wt        []int8 // (blocks, steps, width, 4): each block's weight quads, step by step
 	in8       []uint8
-	prepared  *float32 // the weights wt was made from (the shape is Fixed)
-	quads     quads
-	rq        []requant
+	// tile is every tile's work but its input: output channels 2 at a
+	// time, or 4 for runs (dotRuns) and a pair's first (dotQuads),
+	// whose groups of two channels are paired where they can be.
+	tile     tile
+	prepared *float32 // the weights wt was made from (the shape is Fixed)
+	quads    quads
+	rq       []requant
 	// outOff is each position's output offset (row·LdOut, or the pixel
 	// for planes), or -1 for a padding one; tileMost the largest of each
 	// tile's. With contiguous, positions are output pixels (an unpadded
@@ -124,11 +126,14 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 	c.stepsMost = slices.Max(c.steps)
 	c.in8 = make([]uint8, s.G*c.nq*c.plane*4)
 	q := s.Int8
+	for k := range s.K {
+		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
+	}
 	c.contiguous = s.OutPlanes && c.positions == s.N*s.OH()*s.OW()
 	if s.OutPlanes && !c.contiguous {
-		c.arrange(4) // dotRuns takes four channels (as fast as two where a group has two)
+		c.arrange(4, s.K/s.G == 2 && s.G%2 == 0)
 	} else {
-		c.arrange(2)
+		c.arrange(2, false)
 	}
 	c.outOff = make([]int32, c.plane)
 	c.tileMost = slices.Repeat([]int32{-1}, (c.positions+tileLen-1)/tileLen)
@@ -157,9 +162,6 @@ func NewInt8Conv(s engine.ConvShape, workers int) *Int8Conv {
 		}
 	}
 	qd.most = slices.Max(qd.idx)
-	for k := range s.K {
-		c.rq = append(c.rq, requant{q.Scale[k], q.Shift[k], q.Lo, q.Hi, q.Step})
-	}
 	if !s.InPlanes {
 		c.sources = int(qd.most) + 1
 		c.stages = &bufs{size: 16 * c.sources}
@@ -245,7 +247,7 @@ func (c *Int8Conv) tiles(lo, hi int) {
 	if s.OutPlanes {
 		stride = s.LdOut
 	}
-	t := tile{steps: c.steps, most: c.stepsMost, width: c.width, groups: s.G, groupBytes: 4 * c.nq * c.plane, w: c.wt, q: c.rq}
+	t := c.tile
 	for at := lo; at < hi; at++ {
 		most := c.tileMost[at]
 		if most < 0 {
@@ -259,7 +261,7 @@ func (c *Int8Conv) tiles(lo, hi int) {
 		}
 		offs := (*[tileLen]int32)(c.outOff[o0:])
 		for g := range s.G {
-			for p := range t.blocks() {
+			for p := range t.groupBlocks() {
 				b, k := t.block(g, p)
 				switch {
 				case c.contiguous:
@@ -297,10 +299,12 @@ func (c *Int8Conv) viaPlanes() bool {
 	return !s.OutPlanes && use.transpose && (s.OW()%16 == 0 || s.OW() == 8) && s.K%8 == 0
 }
 
-// arrange makes the tiles take width output channels at once.
-func (c *Int8Conv) arrange(width int) {
-	c.width, c.blocks = width, (c.K/c.G+width-1)/width
-	c.wt, c.prepared = make([]int8, c.G*c.blocks*len(c.steps)*width*4), nil
+// arrange makes the tiles take width output channels at once, paired or
+// not (see tile).
+func (c *Int8Conv) arrange(width int, paired bool) {
+	c.tile = tile{steps: c.steps, most: c.stepsMost, width: width, groups: c.G, groupBytes: 4 * c.nq * c.plane, paired: paired, q: c.rq}
+	c.wt, c.prepared = make([]int8, c.tile.blockCount()*len(c.steps)*width*4), nil
+	c.tile.w = c.wt
 }
 
 // prepareWeights arranges the weights in blocks of width channels, once
@@ -310,10 +314,11 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 		return
 	}
 	s := c.ConvShape
-	kg, rs, steps := s.K/s.G, s.R*s.S, len(c.steps)
+	kg, rs, steps, width := s.K/s.G, s.R*s.S, len(c.steps), c.tile.width
 	for g := range s.G {
 		for kk := range kg {
-			k, block, i := g*kg+kk, g*c.blocks+kk/c.width, kk%c.width
+			k := g*kg + kk
+			block, i := c.tile.slot(k)
 			for ci := range c.cg {
 				for t := range rs {
 					v := w[(k*c.cg+ci)*rs+t]
@@ -321,7 +326,7 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 						panic(fmt.Sprintf("conv: int8 weight %v (output %d, input %d, tap %d) is not an integer in [-127, 127]", v, k, ci, t))
 					}
 					step := ci/4*rs + t
-					c.wt[((block*steps+step)*c.width+i)*4+ci%4] = int8(v)
+					c.wt[((block*steps+step)*width+i)*4+ci%4] = int8(v)
 				}
 			}
 		}
@@ -372,59 +377,84 @@ func roundClamp(v, lo, hi float32) float32 {
 // quad planes from in, for each of groups (each group's groupBytes after
 // the last's); the steps, each quad and tap's byte offset (the largest is
 // most, which its caller took from the same steps); the weight quads of
-// each group's blocks of width output channels (the last block of a group
-// padded with zeros), step by step, block after block; and the channels'
-// requantisations, group after group.
+// the output channels in blocks of width (see slot), step by step, block
+// after block; and the channels' requantisations, group after group.
 type tile struct {
 	in                 []uint8
 	steps              []int
 	most               int
 	width              int // channels of a step's weights: 2, or 4 (dotRuns, dotQuads)
 	groups, groupBytes int
-	w                  []int8
-	q                  []requant
+	// paired makes a block of four channels two groups' two each, for
+	// groups of two channels (dotRuns), rather than one group's two and
+	// two zeros: the block's second pair reads the second group's input.
+	paired bool
+	w      []int8
+	q      []requant
 }
 
-// blocks is how many blocks of width channels a group's take.
-func (t *tile) blocks() int { return (len(t.q)/t.groups + t.width - 1) / t.width }
+// slot returns the block that holds channel k's weights and its place in
+// it: each group's channels in blocks of width, the last padded with
+// zeros, or paired, the channels in blocks of four in their order.
+func (t *tile) slot(k int) (block, i int) {
+	if t.paired {
+		return k / 4, k % 4
+	}
+	kg := len(t.q) / t.groups
+	return k/kg*t.groupBlocks() + k%kg/t.width, k % kg % t.width
+}
 
-// block returns block p of group g as a tile of its own, and its first
-// channel.
+// groupBlocks is how many blocks each group's channels take, unpaired.
+func (t *tile) groupBlocks() int { return (len(t.q)/t.groups + t.width - 1) / t.width }
+
+// blockCount is how many blocks the channels take.
+func (t *tile) blockCount() int {
+	if t.paired {
+		return len(t.q) / 4
+	}
+	return t.groups * t.groupBlocks()
+}
+
+// block returns block p of group g of an unpaired tile as a tile of its
+// own, and its first channel.
 func (t *tile) block(g, p int) (tile, int) {
 	kg, size := len(t.q)/t.groups, 4*t.width*len(t.steps)
 	k := g*kg + p*t.width
 	b := *t
 	b.groups, b.groupBytes = 1, 0
 	b.in = t.in[g*t.groupBytes:]
-	b.w = t.w[(g*t.blocks()+p)*size:][:size]
+	b.w = t.w[(g*t.groupBlocks()+p)*size:][:size]
 	b.q = t.q[k:min(k+t.width, (g+1)*kg)]
 	return b, k
 }
 
 // checkTile panics unless every group's steps' 64 quads lie in in, w
 // holds every block's weights, for the kernel's width, and the groups
-// have the same channels: the tile kernels trust all three.
+// have the same channels (two each, an even number of groups, where
+// paired): the tile kernels trust all four.
 func checkTile(t *tile, width int) {
 	if len(t.steps) == 0 || t.width != width || t.groups < 1 || len(t.q) < t.groups || len(t.q)%t.groups != 0 || t.groupBytes < 0 || t.groups > 1 && t.groupBytes > len(t.in) ||
-		len(t.w) < t.groups*t.blocks()*4*width*len(t.steps) || (t.groups-1)*t.groupBytes+t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
-		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d (groups of %d, %d bytes apart) of %d, with %d weights, for %d channels (%d a step; the kernel takes %d)",
-			len(t.steps), t.most, t.groups, t.groupBytes, len(t.in), len(t.w), len(t.q), t.width, width))
+		t.paired && (width != 4 || len(t.q) != 2*t.groups || t.groups%2 != 0 || t.groupBytes == 0) ||
+		len(t.w) < t.blockCount()*4*width*len(t.steps) || (t.groups-1)*t.groupBytes+t.most > len(t.in)-4*tileLen || t.steps[0] < 0 {
+		panic(fmt.Sprintf("conv: int8 tile of %d steps up to byte %d (groups of %d, %d bytes apart, paired %v) of %d, with %d weights, for %d channels (%d a step; the kernel takes %d)",
+			len(t.steps), t.most, t.groups, t.groupBytes, t.paired, len(t.in), len(t.w), len(t.q), t.width, width))
 	}
 }
 
-// dotTileGo is the tile's sums: for channels i < t.width and positions
-// p < 64, acc[i·64 + p] is the sum over steps s and bytes b of
-// in[steps[s] + 4p + b] · w[4·width·s + 4i + b].
-func dotTileGo(acc *[4 * tileLen]int32, t *tile) {
+// dotChannelGo is channel k's sums at the tile's positions: acc[p] is the
+// sum over steps s and bytes b of in[o + steps[s] + 4p + b] · w[4·width·s
+// + 4i + b], where o is its group's input and w starts at its block (see
+// slot).
+func dotChannelGo(acc *[tileLen]int32, t *tile, k int) {
+	block, i := t.slot(k)
+	in := t.in[k/(len(t.q)/t.groups)*t.groupBytes:]
+	w := t.w[block*4*t.width*len(t.steps):]
 	clear(acc[:])
-	in, w := t.in, t.w
 	for s, o := range t.steps {
-		for i := range t.width {
-			wq := w[4*t.width*s+4*i:][:4]
-			for p := range tileLen {
-				x := in[o+4*p:][:4]
-				acc[i*tileLen+p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
-			}
+		wq := w[4*t.width*s+4*i:][:4]
+		for p := range tileLen {
+			x := in[o+4*p:][:4]
+			acc[p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])
 		}
 	}
 }
@@ -439,10 +469,10 @@ func checkDotStore(out []float32, ld, n int, t *tile) {
 // dotStoreGo is the storing tile kernel's definition: channel i's first
 // n sums requantised (see engine.Requant) into out[i·ld + p].
 func dotStoreGo(out []float32, ld, n int, t *tile) {
-	var acc [4 * tileLen]int32
-	dotTileGo(&acc, t)
 	for i, q := range t.q {
-		for p, a := range acc[i*tileLen : i*tileLen+n] {
+		var acc [tileLen]int32
+		dotChannelGo(&acc, t, i)
+		for p, a := range acc[:n] {
 			out[i*ld+p] = q.of(a)
 		}
 	}
@@ -459,12 +489,12 @@ func checkDotScatter(out []float32, ld int, most int32, t *tile) {
 // sum at position p requantised into out[i·ld + offs[p]] where offs[p] ≥ 0
 // (the largest is most, which its caller took from the same offsets).
 func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
-	var acc [4 * tileLen]int32
-	dotTileGo(&acc, t)
 	for i, q := range t.q {
+		var acc [tileLen]int32
+		dotChannelGo(&acc, t, i)
 		for p, o := range offs {
 			if o >= 0 {
-				out[i*ld+int(o)] = q.of(acc[i*tileLen+p])
+				out[i*ld+int(o)] = q.of(acc[p])
 			}
 		}
 	}
@@ -481,18 +511,13 @@ func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
 // at position r.first + j requantised into out[k·ld + r.off/4 + j] for
 // each run r and position j of it.
 func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
-	for g := range t.groups {
-		for p := range t.blocks() {
-			b, k := t.block(g, p)
-			var acc [4 * tileLen]int32
-			dotTileGo(&acc, &b)
-			for i, q := range b.q {
-				for _, r := range runs {
-					for j := range 16 {
-						if r.mask>>(4*j)&0xF != 0 {
-							out[(k+i)*ld+r.off/4+j] = q.of(acc[i*tileLen+r.first+j])
-						}
-					}
+	for k, q := range t.q {
+		var acc [tileLen]int32
+		dotChannelGo(&acc, t, k)
+		for _, r := range runs {
+			for j := range 16 {
+				if r.mask>>(4*j)&0xF != 0 {
+					out[k*ld+r.off/4+j] = q.of(acc[r.first+j])
 				}
 			}
 		}

@@ -41,13 +41,17 @@
 	ZERO4(Z4, Z5, Z6, Z7)
 
 // TILE_LOAD loads the 64 positions' quads of the step at (BX), SI plus
-// its byte offset, into z0-z3.
+// its byte offset, into z0-z3 (the offset stays in AX).
 #define TILE_LOAD(z0, z1, z2, z3) \
-	MOVQ      (BX), AX \
-	VMOVDQU32 (SI)(AX*1), z0 \
-	VMOVDQU32 64(SI)(AX*1), z1 \
-	VMOVDQU32 128(SI)(AX*1), z2 \
-	VMOVDQU32 192(SI)(AX*1), z3
+	MOVQ (BX), AX \
+	LOAD4(SI, z0, z1, z2, z3)
+
+// LOAD4 loads the 64 positions' quads at base plus AX into z0-z3.
+#define LOAD4(base, z0, z1, z2, z3) \
+	VMOVDQU32 (base)(AX*1), z0 \
+	VMOVDQU32 64(base)(AX*1), z1 \
+	VMOVDQU32 128(base)(AX*1), z2 \
+	VMOVDQU32 192(base)(AX*1), z3
 
 // DOT_STEP is one step of the tile (see dotTileGo): the 64 positions'
 // quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
@@ -73,16 +77,35 @@
 // Z25-Z28, channel i's sums into Z(4i) to Z(4i+3).
 #define QUAD_STEP \
 	TILE_LOAD(Z16, Z17, Z18, Z19) \
+	QUAD_WEIGHTS \
+	DOT4(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
+	DOT4(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
+	DOT4(Z27, Z16, Z17, Z18, Z19, Z8, Z9, Z10, Z11) \
+	DOT4(Z28, Z16, Z17, Z18, Z19, Z12, Z13, Z14, Z15) \
+	ADDQ $8, BX \
+	ADDQ $16, DX
+
+// PAIRED_STEP is QUAD_STEP for a block of two groups' two channels each:
+// channels 0 and 1 read the quads at SI+(BX), in Z16-Z19, and channels 2
+// and 3 the second group's at DI+(BX), in Z20-Z23.
+#define PAIRED_STEP \
+	TILE_LOAD(Z16, Z17, Z18, Z19) \
+	LOAD4(DI, Z20, Z21, Z22, Z23) \
+	QUAD_WEIGHTS \
+	DOT4(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
+	DOT4(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
+	DOT4(Z27, Z20, Z21, Z22, Z23, Z8, Z9, Z10, Z11) \
+	DOT4(Z28, Z20, Z21, Z22, Z23, Z12, Z13, Z14, Z15) \
+	ADDQ $8, BX \
+	ADDQ $16, DX
+
+// QUAD_WEIGHTS broadcasts the four channels' weight quads at DX into
+// Z25-Z28.
+#define QUAD_WEIGHTS \
 	VPBROADCASTD (DX), Z25 \
 	VPBROADCASTD 4(DX), Z26 \
 	VPBROADCASTD 8(DX), Z27 \
-	VPBROADCASTD 12(DX), Z28 \
-	DOT4(Z25, Z0, Z1, Z2, Z3) \
-	DOT4(Z26, Z4, Z5, Z6, Z7) \
-	DOT4(Z27, Z8, Z9, Z10, Z11) \
-	DOT4(Z28, Z12, Z13, Z14, Z15) \
-	ADDQ         $8, BX \
-	ADDQ         $16, DX
+	VPBROADCASTD 12(DX), Z28
 
 // QUAD_STEP1 is QUAD_STEP for the first sixteen positions alone, with
 // the step at off(BX) and its weights at 2·off(DX), into accumulators
@@ -234,13 +257,13 @@ stored: \
 	STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	ADDQ $20, R8
 
-// DOT4 sums the 64 positions' quads in Z16-Z19 times channel i's weight
+// DOT4 sums the 64 positions' quads in x0-x3 times a channel's weight
 // quad in w into its accumulators a0-a3.
-#define DOT4(w, a0, a1, a2, a3) \
-	VPDPBUSD w, Z16, a0 \
-	VPDPBUSD w, Z17, a1 \
-	VPDPBUSD w, Z18, a2 \
-	VPDPBUSD w, Z19, a3
+#define DOT4(w, x0, x1, x2, x3, a0, a1, a2, a3) \
+	VPDPBUSD w, x0, a0 \
+	VPDPBUSD w, x1, a1 \
+	VPDPBUSD w, x2, a2 \
+	VPDPBUSD w, x3, a3
 
 // func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
 //
@@ -442,7 +465,7 @@ quadsGroupDone:
 	VZEROUPPER
 	RET
 
-// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes int)
+// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int)
 //
 // dotRunsGo: for each of groups ≥ 1 (its input groupBytes after the
 // last's) and each block of four of its channels ≥ 1 (the last may have
@@ -452,8 +475,11 @@ quadsGroupDone:
 // and groups. With vectors 1 (the runs are all in the first sixteen
 // positions, as in a tile past an image's last row) only those are
 // summed, two steps at a time into two accumulators each, so that the
-// dot products' latency does not hold up the steps.
-TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-104
+// dot products' latency does not hold up the steps. With second > 0, a
+// group is two of the convolution's, of two channels each, and its
+// channels 2 and 3 read the input second bytes after 0 and 1 (PAIRED_STEP,
+// over every position).
+TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-112
 	MOVQ  out+0(FP), R10
 	MOVQ  runs+16(FP), R11
 	MOVQ  nruns+24(FP), R12
@@ -471,6 +497,9 @@ runsBlock:
 	MOVQ  steps+40(FP), BX
 	MOVQ  n+48(FP), CX
 	ZERO16
+	MOVQ  second+104(FP), DI
+	TESTQ DI, DI
+	JNZ   runsPaired
 	CMPQ  vectors+80(FP), $1
 	JEQ   runsOne
 
@@ -478,6 +507,15 @@ runsStep:
 	QUAD_STEP
 	DECQ CX
 	JNZ  runsStep
+	JMP  runsStore
+
+runsPaired:
+	ADDQ SI, DI
+
+runsPairedStep:
+	PAIRED_STEP
+	DECQ CX
+	JNZ  runsPairedStep
 	JMP  runsStore
 
 runsOne:

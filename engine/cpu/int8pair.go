@@ -76,7 +76,7 @@ func NewInt8Pair(first, second engine.ConvShape, workers int) *Int8Pair {
 		}
 		inv[src] = j
 	}
-	f.arrange(4)
+	f.arrange(4, false)
 	p := &Int8Pair{first: f, second: s, runs: pairRuns(f, s)}
 	for _, j := range inv {
 		plane := j/s.cg*s.nq + j%s.cg/4
@@ -145,7 +145,7 @@ func (p *Int8Pair) Forward(out, in, w1, w2 []float32) {
 // quad planes, every group in one call.
 func (p *Int8Pair) tiles(lo, hi int) {
 	f := p.first
-	t := tile{steps: f.steps, most: f.stepsMost, width: 4, groups: f.G, groupBytes: 4 * f.nq * f.plane, w: f.wt, q: f.rq}
+	t := f.tile
 	for at := lo; at < hi; at++ {
 		t.in = f.in8[at*tileLen*4:]
 		dotQuads(p.second.in8, &p.runs, at, &t, p.dest)
@@ -156,7 +156,7 @@ func (p *Int8Pair) tiles(lo, hi int) {
 // every channel's runs lie in dst.
 func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
 	checkTile(t, 4)
-	if len(dest) != len(t.q) || rs.least < 0 {
+	if t.paired || len(dest) != len(t.q) || rs.least < 0 {
 		panic(fmt.Sprintf("conv: int8 quads tile of %d channels with %d places", len(t.q), len(dest)))
 	}
 	for _, d := range dest {
@@ -167,24 +167,19 @@ func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
 }
 
 // dotQuadsGo is the quads tile kernel's definition: channel k's sum (see
-// dotTileGo, a block at a time) at each position p < 64, requantised (see
-// engine.Requant; they are integers in [0, 255]) into byte dest[k].lane
-// of the quads at dest[k].off + r.off + 4j for each run r and position j
-// of it, its vector's r.first + j.
+// dotChannelGo) at each position p < 64, requantised (see engine.Requant;
+// they are integers in [0, 255]) into byte dest[k].lane of the quads at
+// dest[k].off + r.off + 4j for each run r and position j of it, its
+// vector's r.first + j.
 func dotQuadsGo(dst []uint8, runs []tileRun, t *tile, dest []quadDest) {
-	for g := range t.groups {
-		for p := range t.blocks() {
-			b, k := t.block(g, p)
-			var acc [4 * tileLen]int32
-			dotTileGo(&acc, &b)
-			for i, q := range b.q {
-				d := dest[k+i]
-				for _, r := range runs {
-					for j := range 16 {
-						if r.mask>>(4*j)&1 != 0 {
-							dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[i*tileLen+r.first+j]))
-						}
-					}
+	for k, q := range t.q {
+		var acc [tileLen]int32
+		dotChannelGo(&acc, t, k)
+		d := dest[k]
+		for _, r := range runs {
+			for j := range 16 {
+				if r.mask>>(4*j)&1 != 0 {
+					dst[d.off+r.off+4*j+d.lane] = uint8(q.of(acc[r.first+j]))
 				}
 			}
 		}

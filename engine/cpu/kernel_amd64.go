@@ -396,7 +396,7 @@ func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 }
 
 //go:noescape
-func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes int)
+func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int)
 
 // dotRuns is dotRunsGo on tile at's runs, checked, on the VNNI kernel
 // where the int8 kernels run.
@@ -408,7 +408,11 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 	case !use.int8:
 		dotRunsGo(out, ld, runs, t)
 	default:
-		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q)/t.groups, rs.vectors[at], t.groups, t.groupBytes)
+		channels, groups, groupBytes, second := len(t.q)/t.groups, t.groups, t.groupBytes, 0
+		if t.paired { // the kernel's groups are pairs of the tile's
+			channels, groups, groupBytes, second = 4, groups/2, 2*groupBytes, groupBytes
+		}
+		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], channels, rs.vectors[at], groups, groupBytes, second)
 	}
 }
 
