@@ -207,21 +207,19 @@ func (c *Int8Conv) quantise(in []float32) {
 	c.in = nil
 }
 
-// quantiseChunk is the most pixels quantiseStaged takes at a time: four
-// vectors of each of a quad's planes, read in a row (sixteen at a time
-// ran at two thirds of the speed).
+// quantiseChunk is the pixels of the input the workers share out when
+// quantising planes.
 const quantiseChunk = 64
 
 // quantiseChunks writes the input's chunks [lo, hi) of quantiseChunk
 // pixels from planes into unpadded planes, whose positions are the
 // pixels: across rows, not a row at a time (rows of 8 half filled the
-// vectors).
+// vectors), a quad at a time (its four planes read in a row: sixteen
+// pixels of every quad at a time ran at half the speed).
 func (c *Int8Conv) quantiseChunks(lo, hi int) {
 	s := c.ConvShape
-	pixels := s.N * s.H * s.W
-	for p := quantiseChunk * lo; p < min(quantiseChunk*hi, pixels); p += quantiseChunk {
-		quantiseStaged(c.in8[p*4:], c.plane*4, c.in[p:], s.LdIn, &c.quads, min(quantiseChunk, pixels-p))
-	}
+	p := quantiseChunk * lo
+	quantiseStaged(c.in8[p*4:], c.plane*4, c.in[p:], s.LdIn, &c.quads, min(quantiseChunk*hi, s.N*s.H*s.W)-p)
 }
 
 // compute computes out from the quad planes.
@@ -344,9 +342,7 @@ func (c *Int8Conv) quantiseRows(lo, hi int) {
 		dst := c.in8[((n*c.hp+y+s.Pad)*c.wp+s.Pad)*4:]
 		switch {
 		case s.InPlanes:
-			for x0 := 0; x0 < s.W; x0 += quantiseChunk {
-				quantiseStaged(dst[x0*4:], c.plane*4, in[ny*s.W+x0:], s.LdIn, &c.quads, min(quantiseChunk, s.W-x0))
-			}
+			quantiseStaged(dst, c.plane*4, in[ny*s.W:], s.LdIn, &c.quads, s.W)
 		default:
 			c.quantiseStagedRow(dst, in[ny*s.W*s.LdIn:])
 		}
@@ -528,7 +524,7 @@ func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
 // checked when q was made) lie in staged and every quad's pixels in dst.
 func checkQuantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
 	n := len(q.idx) / 4
-	if n < 1 || pixels < 1 || pixels > quantiseChunk || stride < pixels || planeBytes < 0 || len(q.scale) < 4*n || len(q.shift) < 4*n ||
+	if n < 1 || pixels < 1 || stride < pixels || planeBytes < 0 || len(q.scale) < 4*n || len(q.shift) < 4*n ||
 		len(dst) < (n-1)*planeBytes+4*pixels || int(q.most)*stride+pixels > len(staged) || int64(4*stride)*int64(q.most) > math.MaxInt32 {
 		panic(fmt.Sprintf("conv: quantising %d quads of %d pixels (sources up to %d, %d floats apart, of %d) into %d bytes", n, pixels, q.most, stride, len(staged), len(dst)))
 	}

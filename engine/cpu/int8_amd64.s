@@ -178,16 +178,14 @@
 	VBROADCASTSS off(R9), zt
 
 // STORE_RUNS stores z0-z3, a tile's four vectors: each run's vector
-// (its first position 0, 16, 32 or 48) under the run's mask (R11 to R12)
-// shifted left by CX bits, to R10 plus the run's offset. It leaves R8 to
+// (its first position 0, 16, 32 or 48) under the run's mask (R11 to R12),
+// to R10 plus the run's offset. It leaves R8 to
 // R13 and DX, SI, DI as they were. (Labels: run and the branches to the
 // second, last two and last vectors' stores, and past the store.)
 #define STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	MOVQ     R11, BX \
 run: \
-	MOVQ     8(BX), AX \
-	SHLQ     CX, AX \
-	KMOVQ    AX, K1 \
+	KMOVQ    8(BX), K1 \
 	MOVQ     16(BX), AX \
 	CMPQ     (BX), $16 \
 	JEQ      second \
@@ -211,21 +209,16 @@ stored: \
 
 // QUADS requantises a channel's sums in z0-z3 (its constants at R8) into
 // integers in [0, 255] (Step 1: no rounding is left after the
-// conversion's, and no multiplying), moves each to its byte lane of the
-// quads (R9: its quadDest) and stores its runs into the channel's plane
-// at DI; then steps R8 and R9 to the next channel.
+// conversion's, and no multiplying) and stores its runs into the
+// channel's plane at DI (R9: its quadDest): each integer's low byte,
+// under the runs' masks of every fourth byte, at the quads plus the
+// channel's byte lane, which puts it in that lane. Then it steps R8 and
+// R9 to the next channel.
 #define QUADS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	REQUANT_CONSTANTS(0) \
 	QUANTISE4(z0, z1, z2, z3) \
-	MOVQ      8(R9), CX \
-	MOVQ      CX, AX \
-	SHLQ      $3, AX \
-	VMOVQ     AX, X29 \
-	VPSLLD    X29, z0, z0 \
-	VPSLLD    X29, z1, z1 \
-	VPSLLD    X29, z2, z2 \
-	VPSLLD    X29, z3, z3 \
 	MOVQ      (R9), R10 \
+	ADDQ      8(R9), R10 \
 	ADDQ      DI, R10 \
 	STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	ADDQ      $20, R8 \
@@ -253,7 +246,6 @@ stored: \
 #define FLOATS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	REQUANT_CONSTANTS(0) \
 	REQUANT4(z0, z1, z2, z3) \
-	XORQ CX, CX \
 	STORE_RUNS(z0, z1, z2, z3, run, second, upper, last, stored) \
 	ADDQ $20, R8
 
@@ -354,15 +346,15 @@ DATA quadOrder<>+0(SB)/8, $0x0d0905010c080400
 DATA quadOrder<>+8(SB)/8, $0x0f0b07030e0a0602
 GLOBL quadOrder<>(SB), RODATA|NOPTR, $16
 
-// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint64, vectors int)
+// func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, chunks int, mask uint64, vectors int)
 //
 // quantiseStagedGo: staged holds source channels as planes, strideBytes
-// apart (a transposed input, or an input of planes); each quad's four
-// are read up to 64 pixels at a time, in vectors ≥ 1 of sixteen under
-// each sixteen bits of mask, transformed, rounded and packed into the
-// pixels' dwords, stored to its plane, planeBytes after the last.
-// quads ≥ 1.
-TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-80
+// apart (a transposed input, or an input of planes); quad by quad (each
+// planeBytes after the last in dst, quads ≥ 1), its four planes are read
+// in a row, in chunks ≥ 0 of 64 pixels and then vectors (0 to 4) of
+// sixteen under each sixteen bits of mask, transformed, rounded and packed
+// into the pixels' dwords.
+TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-88
 	MOVQ            dst+0(FP), DI
 	MOVQ            planeBytes+8(FP), DX
 	MOVQ            staged+16(FP), SI
@@ -371,7 +363,10 @@ TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-80
 	MOVQ            scale+40(FP), R8
 	MOVQ            shift+48(FP), R9
 	MOVQ            quads+56(FP), CX
-	MOVQ            mask+64(FP), AX
+	MOVQ            chunks+64(FP), AX
+	SHLQ            $8, AX
+	SUBQ            AX, DX // from past a quad's last chunk to the next quad
+	MOVQ            mask+72(FP), AX
 	KMOVW           AX, K1
 	SHRQ            $16, AX
 	KMOVW           AX, K2
@@ -379,18 +374,39 @@ TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-80
 	KMOVW           AX, K3
 	SHRQ            $16, AX
 	KMOVW           AX, K4
+	KXNORW          K5, K5, K5
 	MOVL            $0x437f0000, AX // 255.0
 	VPBROADCASTD    AX, Z22
 	VBROADCASTI32X4 quadOrder<>(SB), Z23
-	MOVQ            vectors+72(FP), AX
-
-	PCALIGN $64
 
 quad:
 	QUAD_CHANNEL(0, R11, Z24, Z28)
 	QUAD_CHANNEL(4, R12, Z25, Z29)
 	QUAD_CHANNEL(8, R13, Z26, Z30)
 	QUAD_CHANNEL(12, R14, Z27, Z31)
+	MOVQ chunks+64(FP), AX
+	TESTQ AX, AX
+	JZ   quadTail
+
+	PCALIGN $64
+
+quadChunk:
+	QUAD_VECTOR(0, K5, Z0, Z1, Z2, Z3)
+	QUAD_VECTOR(64, K5, Z4, Z5, Z6, Z7)
+	QUAD_VECTOR(128, K5, Z8, Z9, Z10, Z11)
+	QUAD_VECTOR(192, K5, Z12, Z13, Z14, Z15)
+	ADDQ $256, R11
+	ADDQ $256, R12
+	ADDQ $256, R13
+	ADDQ $256, R14
+	ADDQ $256, DI
+	DECQ AX
+	JNZ  quadChunk
+
+quadTail:
+	MOVQ        vectors+80(FP), AX
+	TESTQ       AX, AX
+	JZ          quadNext
 	QUAD_VECTOR(0, K1, Z0, Z1, Z2, Z3)
 	CMPQ        AX, $1
 	JEQ         quadNext

@@ -258,7 +258,7 @@ func TestQuantiseStaged(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 16))
 	edges := []float32{-1e30, -300, -0.5, -0.4, 0, 0.5, 1.5, 2.5, 254.5, 255.4, 255.5, 256, 3e9, 1e30,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
-	const stride, nq = 70, 3
+	const stride, nq = 200, 3
 	staged := make([]float32, 8*stride)
 	for i := range staged {
 		staged[i] = edges[rng.IntN(len(edges))]
@@ -275,8 +275,8 @@ func TestQuantiseStaged(t *testing.T) {
 		}
 	}
 	q.most = slices.Max(q.idx)
-	for pixels := 1; pixels <= quantiseChunk; pixels++ {
-		const planeBytes = 290
+	for pixels := 1; pixels <= stride; pixels++ {
+		const planeBytes = 810
 		got, want := make([]uint8, nq*planeBytes), make([]uint8, nq*planeBytes)
 		quantiseStaged(got, planeBytes, staged, stride, q, pixels)
 		quantiseStagedGo(want, planeBytes, staged, stride, q, pixels)

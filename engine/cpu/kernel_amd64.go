@@ -417,7 +417,7 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 }
 
 //go:noescape
-func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads int, mask uint64, vectors int)
+func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, chunks int, mask uint64, vectors int)
 
 // quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel
 // where the int8 kernels run.
@@ -427,7 +427,7 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 		quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
 		return
 	}
-	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, 1<<pixels-1, (pixels+15)/16)
+	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, pixels/64, 1<<(pixels%64)-1, pixels%64/16+min(1, pixels%16))
 }
 
 //go:noescape
