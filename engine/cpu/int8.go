@@ -17,8 +17,8 @@ import (
 // them. Output (n, y, x) is then position o = n·hp·wp + y·wp + x, and its
 // tap (r, s) reads position o + r·wp + s of every quad: a run of 64
 // outputs reads one run of 64 quads per quad and tap, which the tile
-// kernel (dotTile) takes for two output channels at a time. Outputs in
-// the padding's columns and rows are computed and dropped.
+// kernels take for two or four output channels at a time (see tile).
+// Outputs in the padding's columns and rows are computed and dropped.
 type Int8Conv struct {
 	engine.ConvShape
 	Workers   int

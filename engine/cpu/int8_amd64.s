@@ -53,7 +53,7 @@
 	VMOVDQU32 128(base)(AX*1), z2 \
 	VMOVDQU32 192(base)(AX*1), z3
 
-// DOT_STEP is one step of the tile (see dotTileGo): the 64 positions'
+// DOT_STEP is one step of the tile (see dotChannelGo): the 64 positions'
 // quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
 // broadcast, and VPDPBUSD summing each quad's four uint8·int8 products
 // into its position's int32: channel 0 in Z0-Z3, channel 1 in Z4-Z7.
