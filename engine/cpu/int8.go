@@ -200,26 +200,22 @@ func (c *Int8Conv) quantise(in []float32) {
 	s := c.ConvShape
 	c.in = in
 	if pixels := s.N * s.H * s.W; s.InPlanes && s.Pad == 0 {
-		each(c.Workers, (pixels+quantiseChunk-1)/quantiseChunk, 2*pixels*s.C, c, (*Int8Conv).quantiseChunks)
+		each(c.Workers, len(c.quads.idx)/4, 2*pixels*s.C, c, (*Int8Conv).quantiseQuads)
 	} else {
 		each(c.Workers, s.N*s.H, 2*pixels*s.C, c, (*Int8Conv).quantiseRows)
 	}
 	c.in = nil
 }
 
-// quantiseChunk is the pixels of the input the workers share out when
-// quantising planes.
-const quantiseChunk = 64
-
-// quantiseChunks writes the input's chunks [lo, hi) of quantiseChunk
-// pixels from planes into unpadded planes, whose positions are the
-// pixels: across rows, not a row at a time (rows of 8 half filled the
-// vectors), a quad at a time (its four planes read in a row: sixteen
-// pixels of every quad at a time ran at half the speed).
-func (c *Int8Conv) quantiseChunks(lo, hi int) {
-	s := c.ConvShape
-	p := quantiseChunk * lo
-	quantiseStaged(c.in8[p*4:], c.plane*4, c.in[p:], s.LdIn, &c.quads, min(quantiseChunk*hi, s.N*s.H*s.W)-p)
+// quantiseQuads writes quads [lo, hi) of the input from planes into
+// unpadded planes, whose positions are the pixels: every pixel of a quad
+// before the next (its four planes read in a row: sixteen pixels of every
+// quad at a time ran at half the speed), across rows, not a row at a time
+// (rows of 8 half filled the vectors).
+func (c *Int8Conv) quantiseQuads(lo, hi int) {
+	s, q := c.ConvShape, c.quads
+	q.idx, q.scale, q.shift = q.idx[4*lo:4*hi], q.scale[4*lo:4*hi], q.shift[4*lo:4*hi]
+	quantiseStaged(c.in8[lo*c.plane*4:], c.plane*4, c.in, s.LdIn, &q, s.N*s.H*s.W)
 }
 
 // compute computes out from the quad planes.
