@@ -55,49 +55,63 @@
 
 // DOT_STEP is one step of the tile (see dotChannelGo): the 64 positions'
 // quads at SI+(BX) in Z8-Z11, the two channels' weight quads at DX
-// broadcast, and VPDPBUSD summing each quad's four uint8·int8 products
-// into its position's int32: channel 0 in Z0-Z3, channel 1 in Z4-Z7.
-#define DOT_STEP \
+// broadcast, and dot (DOT4 or DOT4_BW) summing each quad's four
+// uint8·int8 products into its position's int32: channel 0 in Z0-Z3,
+// channel 1 in Z4-Z7.
+#define DOT_STEP(dot) \
 	TILE_LOAD(Z8, Z9, Z10, Z11) \
 	VPBROADCASTD (DX), Z12 \
 	VPBROADCASTD 4(DX), Z13 \
-	VPDPBUSD     Z12, Z8, Z0 \
-	VPDPBUSD     Z12, Z9, Z1 \
-	VPDPBUSD     Z12, Z10, Z2 \
-	VPDPBUSD     Z12, Z11, Z3 \
-	VPDPBUSD     Z13, Z8, Z4 \
-	VPDPBUSD     Z13, Z9, Z5 \
-	VPDPBUSD     Z13, Z10, Z6 \
-	VPDPBUSD     Z13, Z11, Z7 \
+	dot(Z12, Z8, Z9, Z10, Z11, Z0, Z1, Z2, Z3) \
+	dot(Z13, Z8, Z9, Z10, Z11, Z4, Z5, Z6, Z7) \
 	ADDQ         $8, BX \
 	ADDQ         $8, DX
 
 // QUAD_STEP is DOT_STEP for four channels: the 64 positions' quads at
 // SI+(BX) in Z16-Z19, the channels' weight quads at DX broadcast into
 // Z25-Z28, channel i's sums into Z(4i) to Z(4i+3).
-#define QUAD_STEP \
+#define QUAD_STEP(dot) \
 	TILE_LOAD(Z16, Z17, Z18, Z19) \
 	QUAD_WEIGHTS \
-	DOT4(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
-	DOT4(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
-	DOT4(Z27, Z16, Z17, Z18, Z19, Z8, Z9, Z10, Z11) \
-	DOT4(Z28, Z16, Z17, Z18, Z19, Z12, Z13, Z14, Z15) \
+	dot(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
+	dot(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
+	dot(Z27, Z16, Z17, Z18, Z19, Z8, Z9, Z10, Z11) \
+	dot(Z28, Z16, Z17, Z18, Z19, Z12, Z13, Z14, Z15) \
 	ADDQ $8, BX \
 	ADDQ $16, DX
 
 // PAIRED_STEP is QUAD_STEP for a block of two groups' two channels each:
 // channels 0 and 1 read the quads at SI+(BX), in Z16-Z19, and channels 2
 // and 3 the second group's at DI+(BX), in Z20-Z23.
-#define PAIRED_STEP \
+#define PAIRED_STEP(dot) \
 	TILE_LOAD(Z16, Z17, Z18, Z19) \
 	LOAD4(DI, Z20, Z21, Z22, Z23) \
 	QUAD_WEIGHTS \
-	DOT4(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
-	DOT4(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
-	DOT4(Z27, Z20, Z21, Z22, Z23, Z8, Z9, Z10, Z11) \
-	DOT4(Z28, Z20, Z21, Z22, Z23, Z12, Z13, Z14, Z15) \
+	dot(Z25, Z16, Z17, Z18, Z19, Z0, Z1, Z2, Z3) \
+	dot(Z26, Z16, Z17, Z18, Z19, Z4, Z5, Z6, Z7) \
+	dot(Z27, Z20, Z21, Z22, Z23, Z8, Z9, Z10, Z11) \
+	dot(Z28, Z20, Z21, Z22, Z23, Z12, Z13, Z14, Z15) \
 	ADDQ $8, BX \
 	ADDQ $16, DX
+
+// STEPS runs a kernel's CX ≥ 1 steps with step(DOT4) where vnni (a
+// flag in memory) is set, else with step(DOT4_BW) after DOT_BW_SETUP.
+// (Labels: the two loops, the second's set-up, and past both.)
+#define STEPS(vnni, step, loop, bw, bwLoop, done) \
+	CMPB vnni, $0 \
+	JEQ  bw \
+loop: \
+	step(DOT4) \
+	DECQ CX \
+	JNZ  loop \
+	JMP  done \
+bw: \
+	DOT_BW_SETUP \
+bwLoop: \
+	step(DOT4_BW) \
+	DECQ CX \
+	JNZ  bwLoop \
+done:
 
 // QUAD_WEIGHTS broadcasts the four channels' weight quads at DX into
 // Z25-Z28.
@@ -257,19 +271,47 @@ stored: \
 	VPDPBUSD w, x2, a2 \
 	VPDPBUSD w, x3, a3
 
-// func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+// DOT4_BW is DOT4 in AVX-512BW, for CPUs without VNNI, with the same
+// sums: VPMADDUBSW adds pairs of products into int16s, which two 8-bit
+// products can overflow, so each pair has one zeroed weight: w's even
+// bytes (Z24's mask) take products 0 and 2 of a quad, its odd bytes 1
+// and 3, and VPMADDWD by ones (Z29) adds each pair's two into an int32.
+// It overwrites w with its odd bytes, and Z30 and Z31.
+#define DOT4_BW(w, x0, x1, x2, x3, a0, a1, a2, a3) \
+	VPANDD  Z24, w, Z30 \
+	VPANDND w, Z24, w \
+	PRODUCTS_BW(Z30, w, x0, a0) \
+	PRODUCTS_BW(Z30, w, x1, a1) \
+	PRODUCTS_BW(Z30, w, x2, a2) \
+	PRODUCTS_BW(Z30, w, x3, a3)
+
+// PRODUCTS_BW adds the quads in x times the even weights we and the odd
+// wo into a (see DOT4_BW).
+#define PRODUCTS_BW(we, wo, x, a) \
+	VPMADDUBSW we, x, Z31 \
+	VPMADDWD   Z29, Z31, Z31 \
+	VPADDD     Z31, a, a \
+	VPMADDUBSW wo, x, Z31 \
+	VPMADDWD   Z29, Z31, Z31 \
+	VPADDD     Z31, a, a
+
+// DOT_BW_SETUP sets DOT4_BW's constants: Z24 the even bytes' mask, Z29
+// sixteen-bit ones.
+#define DOT_BW_SETUP \
+	MOVL         $0x00ff00ff, AX \
+	VPBROADCASTD AX, Z24 \
+	MOVL         $0x00010001, AX \
+	VPBROADCASTD AX, Z29
+
+// func dotStoreAVX512(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int, vnni bool)
 //
-// dotStoreGo: the tile's n ≥ 1 steps, then each channel's requantised
-// outputs stored whole, sixteen positions under each sixteen bits of
-// masks; channel 1's ld floats after channel 0's.
-TEXT ·dotStoreVNNI(SB), NOSPLIT, $0-72
+// dotStoreGo: the tile's n ≥ 1 steps (with VNNI, or AVX-512BW's
+// products), then each channel's requantised outputs stored whole,
+// sixteen positions under each sixteen bits of masks; channel 1's ld
+// floats after channel 0's.
+TEXT ·dotStoreAVX512(SB), NOSPLIT, $0-73
 	DOT_LOAD
-
-storeStep:
-	DOT_STEP
-	DECQ CX
-	JNZ  storeStep
-
+	STEPS(vnni+72(FP), DOT_STEP, storeStep, storeBW, storeStepBW, storeSums)
 	MOVQ  masks+16(FP), AX
 	KMOVW AX, K1
 	SHRQ  $16, AX
@@ -293,19 +335,15 @@ storeDone:
 	VZEROUPPER
 	RET
 
-// func dotScatterVNNI(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+// func dotScatterAVX512(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int, vnni bool)
 //
-// dotScatterGo: the tile's n ≥ 1 steps, then each channel's requantised
-// outputs scattered to out + offs[p] (masked off where negative);
-// channel 1's ld floats after channel 0's.
-TEXT ·dotScatterVNNI(SB), NOSPLIT, $0-72
+// dotScatterGo: the tile's n ≥ 1 steps (with VNNI, or AVX-512BW's
+// products), then each channel's requantised outputs scattered to out +
+// offs[p] (masked off where negative); channel 1's ld floats after
+// channel 0's.
+TEXT ·dotScatterAVX512(SB), NOSPLIT, $0-73
 	DOT_LOAD
-
-scatterStep:
-	DOT_STEP
-	DECQ CX
-	JNZ  scatterStep
-
+	STEPS(vnni+72(FP), DOT_STEP, scatterStep, scatterBW, scatterStepBW, scatterSums)
 	MOVQ      offs+16(FP), AX
 	VMOVDQU32 (AX), Z16
 	VMOVDQU32 64(AX), Z17
@@ -428,15 +466,16 @@ quadNext:
 	VZEROUPPER
 	RET
 
-// func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int)
+// func dotQuadsAVX512(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int, vnni bool)
 //
 // dotQuadsGo: for each of groups ≥ 1 (its input groupBytes after the
 // last's) and each block of four of its channels ≥ 1 (the last may have
 // fewer), the tile's n ≥ 1 steps into sixteen accumulators, channel i's
 // in Z(4i) to Z(4i+3), then each channel's requantised sums stored as
 // bytes of the quads of its runs (nruns ≥ 1). The weights, requants and
-// places follow one another across blocks and groups.
-TEXT ·dotQuadsVNNI(SB), NOSPLIT, $0-96
+// places follow one another across blocks and groups. The steps run with
+// VNNI, or AVX-512BW's products.
+TEXT ·dotQuadsAVX512(SB), NOSPLIT, $0-97
 	MOVQ  dst+0(FP), DI
 	MOVQ  runs+8(FP), R11
 	MOVQ  nruns+16(FP), R12
@@ -455,12 +494,7 @@ quadsBlock:
 	MOVQ steps+32(FP), BX
 	MOVQ n+40(FP), CX
 	ZERO16
-
-quadsStep:
-	QUAD_STEP
-	DECQ CX
-	JNZ  quadsStep
-
+	STEPS(vnni+96(FP), QUAD_STEP, quadsStep, quadsBW, quadsStepBW, quadsSums)
 	QUADS(Z0, Z1, Z2, Z3, quadsRun0, quadsRun0Second, quadsRun0Upper, quadsRun0Last, quadsRun0Stored)
 	DECQ R13
 	JZ   quadsGroupDone
@@ -481,7 +515,7 @@ quadsGroupDone:
 	VZEROUPPER
 	RET
 
-// func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int)
+// func dotRunsAVX512(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int, vnni bool)
 //
 // dotRunsGo: for each of groups ≥ 1 (its input groupBytes after the
 // last's) and each block of four of its channels ≥ 1 (the last may have
@@ -494,8 +528,9 @@ quadsGroupDone:
 // dot products' latency does not hold up the steps. With second > 0, a
 // group is two of the convolution's, of two channels each, and its
 // channels 2 and 3 read the input second bytes after 0 and 1 (PAIRED_STEP,
-// over every position).
-TEXT ·dotRunsVNNI(SB), NOSPLIT, $0-112
+// over every position). The steps run with VNNI, or AVX-512BW's
+// products (over every position too).
+TEXT ·dotRunsAVX512(SB), NOSPLIT, $0-113
 	MOVQ  out+0(FP), R10
 	MOVQ  runs+16(FP), R11
 	MOVQ  nruns+24(FP), R12
@@ -516,22 +551,18 @@ runsBlock:
 	MOVQ  second+104(FP), DI
 	TESTQ DI, DI
 	JNZ   runsPaired
+	CMPB  vnni+112(FP), $0
+	JEQ   runsAll
 	CMPQ  vectors+80(FP), $1
 	JEQ   runsOne
 
-runsStep:
-	QUAD_STEP
-	DECQ CX
-	JNZ  runsStep
-	JMP  runsStore
+runsAll:
+	STEPS(vnni+112(FP), QUAD_STEP, runsStep, runsBW, runsStepBW, runsSteps)
+	JMP   runsStore
 
 runsPaired:
 	ADDQ SI, DI
-
-runsPairedStep:
-	PAIRED_STEP
-	DECQ CX
-	JNZ  runsPairedStep
+	STEPS(vnni+112(FP), PAIRED_STEP, runsPairedStep, runsPairedBW, runsPairedStepBW, runsPairedSteps)
 	JMP  runsStore
 
 runsOne:

@@ -210,11 +210,11 @@ func TestInt8ConvRefusesFloatWeights(t *testing.T) {
 // The measured int8 peak, where there is one, is at least what the int8
 // convolution reaches on one core; timed in turns, as TestPeakGFLOPs.
 func TestPeakInt8GOPs(t *testing.T) {
-	if level < isaVNNI {
+	if level < isaAVX512 {
 		if p := PeakInt8GOPs(); p != 0 {
-			t.Errorf("an int8 peak of %.1f without VNNI", p)
+			t.Errorf("an int8 peak of %.1f without AVX-512", p)
 		}
-		t.Skip("no AVX-512 VNNI here: no int8 peak")
+		t.Skip("no AVX-512 here: no int8 peak")
 	}
 	s, in, w := randInt8Shape(rand.New(rand.NewPCG(3, 3)), engine.ConvShape{N: 1, H: 32, W: 32, C: 32, K: 8, R: 3, S: 3, Stride: 1, Pad: 1, G: 4, LdIn: 32, LdOut: 8}, false)
 	c := NewInt8Conv(s, 1)

@@ -10,7 +10,7 @@ type isa int
 const (
 	isaGo     isa = iota // the pure-Go kernels, which define the others
 	isaAVX2              // AVX2 and FMA assembly
-	isaAVX512            // AVX-512F assembly besides
+	isaAVX512            // AVX-512 (F, BW and DQ) assembly besides
 	isaVNNI              // and AVX-512 VNNI's integer dot products
 )
 
@@ -37,14 +37,15 @@ type kernelSet struct {
 	direct3x3 bool // the direct grouped 3×3 convolution (AVX-512)
 	conv1x1G4 bool // 1×1 convolutions of four groups in one kernel (AVX-512)
 	planes    bool // the pointwise convolution into planes (AVX-512)
-	int8      bool // the int8 convolution's: VNNI dot products, quantising gathers, requantising scatters (AVX-512 VNNI)
+	int8      bool // the int8 convolution's: quantising, dot products, requantising (AVX-512BW)
+	vnni      bool // the int8 dot products with VNNI's VPDPBUSD, not AVX-512BW's pairs of products (AVX-512 VNNI)
 	fmaWidth  int  // floats in the widest FMA vector: 16, 8, or 0 (Go's)
 }
 
 func kernelsFor(l isa) kernelSet {
 	avx2, avx512 := l >= isaAVX2, l >= isaAVX512
 	k := kernelSet{gemm: avx2, gemmPair: avx512, runs: avx2, gather8: avx2, gather16: avx512, bnEights: avx2, bnAll: avx512,
-		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512, planes: avx512, int8: l >= isaVNNI}
+		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512, planes: avx512, int8: avx512, vnni: l >= isaVNNI}
 	switch {
 	case avx512:
 		k.fmaWidth = 16

@@ -23,7 +23,7 @@ func TestKernelTable(t *testing.T) {
 	if k := kernelsFor(isaAVX2); count(k) != 4 || !k.gemm || !k.runs || !k.gather8 || !k.bnEights || k.gemmPair || k.fmaWidth != 8 {
 		t.Errorf("AVX2 runs %+v", k)
 	}
-	if k := kernelsFor(isaAVX512); count(k) != reflect.TypeFor[kernelSet]().NumField()-2 || k.int8 || k.fmaWidth != 16 {
+	if k := kernelsFor(isaAVX512); count(k) != reflect.TypeFor[kernelSet]().NumField()-2 || k.vnni || k.fmaWidth != 16 {
 		t.Errorf("AVX-512 runs %+v", k)
 	}
 	if k := kernelsFor(isaVNNI); count(k) != reflect.TypeFor[kernelSet]().NumField()-1 || k.fmaWidth != 16 {

@@ -10,9 +10,9 @@ func detectISA() isa {
 	switch {
 	case !cpu.X86.HasAVX2 || !cpu.X86.HasFMA:
 		return isaGo
-	case !cpu.X86.HasAVX512F:
+	case !cpu.X86.HasAVX512F || !cpu.X86.HasAVX512BW || !cpu.X86.HasAVX512DQ: // the int8 kernels' bytes and VPMOVD2M
 		return isaAVX2
-	case !cpu.X86.HasAVX512VNNI || !cpu.X86.HasAVX512BW || !cpu.X86.HasAVX512DQ: // the int8 kernels' byte masks and VPMOVD2M
+	case !cpu.X86.HasAVX512VNNI:
 		return isaAVX512
 	}
 	return isaVNNI
@@ -251,13 +251,21 @@ func fmaRounds(n int) float64 {
 //go:noescape
 func dotLoop512(n int)
 
-// dotRounds runs n rounds of the int8 peak loop and returns its
-// operations (2 per multiply-add), 0 where the int8 kernels do not run.
+//go:noescape
+func dotLoopBW(n int)
+
+// dotRounds runs n rounds of the int8 peak loop of the dot products the
+// int8 kernels use (VNNI's, or AVX-512BW's) and returns its operations (2
+// per multiply-add), 0 where the int8 kernels do not run.
 func dotRounds(n int) float64 {
-	if !use.int8 {
+	switch {
+	case use.vnni:
+		dotLoop512(n)
+	case use.int8:
+		dotLoopBW(n)
+	default:
 		return 0
 	}
-	dotLoop512(n)
 	return float64(n) * 12 * 64 * 2
 }
 
@@ -347,12 +355,12 @@ func prefetchLines(p *float32, offset, stride int, write bool)
 func transposeAffine(dst *float32, rowOff *int, src *float32, srcStride int, scale, shift *float32, floor float32)
 
 //go:noescape
-func dotStoreVNNI(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+func dotStoreAVX512(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int, vnni bool)
 
 //go:noescape
-func dotScatterVNNI(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int)
+func dotScatterAVX512(out *float32, ld int, offs *int32, in *uint8, steps *int, n int, w *int8, q *requant, channels int, vnni bool)
 
-// dotStore is dotStoreGo, checked, on the VNNI kernel where the int8
+// dotStore is dotStoreGo, checked, on the AVX-512 kernel where the int8
 // kernels run.
 func dotStore(out []float32, ld, n int, t *tile) {
 	checkDotStore(out, ld, n, t)
@@ -364,10 +372,10 @@ func dotStore(out []float32, ld, n int, t *tile) {
 	if n == tileLen {
 		masks = ^uint64(0)
 	}
-	dotStoreVNNI(&out[0], ld, masks, &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
+	dotStoreAVX512(&out[0], ld, masks, &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q), use.vnni)
 }
 
-// dotScatter is dotScatterGo, checked, on the VNNI kernel where the int8
+// dotScatter is dotScatterGo, checked, on the AVX-512 kernel where the int8
 // kernels run.
 func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile) {
 	checkDotScatter(out, ld, most, t)
@@ -375,13 +383,13 @@ func dotScatter(out []float32, ld int, offs *[tileLen]int32, most int32, t *tile
 		dotScatterGo(out, ld, offs, t)
 		return
 	}
-	dotScatterVNNI(&out[0], ld, &offs[0], &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q))
+	dotScatterAVX512(&out[0], ld, &offs[0], &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], len(t.q), use.vnni)
 }
 
 //go:noescape
-func dotQuadsVNNI(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int)
+func dotQuadsAVX512(dst *uint8, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, dest *quadDest, channels, groups, groupBytes int, vnni bool)
 
-// dotQuads is dotQuadsGo on tile at's runs, checked, on the VNNI kernel
+// dotQuads is dotQuadsGo on tile at's runs, checked, on the AVX-512 kernel
 // where the int8 kernels run.
 func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 	checkDotQuads(dst, rs, t, dest)
@@ -391,14 +399,14 @@ func dotQuads(dst []uint8, rs *tileRuns, at int, t *tile, dest []quadDest) {
 	case !use.int8:
 		dotQuadsGo(dst, runs, t, dest)
 	default:
-		dotQuadsVNNI(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q)/t.groups, t.groups, t.groupBytes)
+		dotQuadsAVX512(&dst[0], &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], &dest[0], len(t.q)/t.groups, t.groups, t.groupBytes, use.vnni)
 	}
 }
 
 //go:noescape
-func dotRunsVNNI(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int)
+func dotRunsAVX512(out *float32, ldBytes int, runs *tileRun, nruns int, in *uint8, steps *int, n int, w *int8, q *requant, channels, vectors, groups, groupBytes, second int, vnni bool)
 
-// dotRuns is dotRunsGo on tile at's runs, checked, on the VNNI kernel
+// dotRuns is dotRunsGo on tile at's runs, checked, on the AVX-512 kernel
 // where the int8 kernels run.
 func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 	checkDotRuns(out, ld, rs, t)
@@ -412,7 +420,7 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 		if t.paired { // the kernel's groups are pairs of the tile's
 			channels, groups, groupBytes, second = 4, groups/2, 2*groupBytes, groupBytes
 		}
-		dotRunsVNNI(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], channels, rs.vectors[at], groups, groupBytes, second)
+		dotRunsAVX512(&out[0], 4*ld, &runs[0], len(runs), &t.in[0], &t.steps[0], len(t.steps), &t.w[0], &t.q[0], channels, rs.vectors[at], groups, groupBytes, second, use.vnni)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 var PeakGFLOPs = sync.OnceValue(func() float64 { return measurePeak(fmaRounds) })
 
 // PeakInt8GOPs is PeakGFLOPs for the int8 kernels: one core's rate of
-// uint8·int8 operations (2 per multiply-add) with 512-bit VPDPBUSDs, 0
-// where the CPU has no AVX-512 VNNI.
+// uint8·int8 operations (2 per multiply-add) with 512-bit VPDPBUSDs, or
+// where the CPU has no AVX-512 VNNI with the AVX-512BW instructions the
+// kernels use in their place; 0 without AVX-512.
 var PeakInt8GOPs = sync.OnceValue(func() float64 { return measurePeak(dotRounds) })
 
 // measurePeak is the best of three runs of rounds, which returns the

@@ -3,8 +3,8 @@
 
 // The peak-rate loops (see peak.go).
 
-// LOOP512(op, loop) runs CX rounds of op on twelve independent 512-bit
-// accumulators, Z12 and Z13 its operands.
+// LOOP512(op, loop) runs CX rounds of op(Z12, Z13, accumulator) on twelve
+// independent 512-bit accumulators.
 #define LOOP512(op, loop) \
 	ZERO4(Z0, Z1, Z2, Z3) \
 	ZERO4(Z4, Z5, Z6, Z7) \
@@ -12,27 +12,41 @@
 	VPXORD Z12, Z12, Z12 \
 	VPXORD Z13, Z13, Z13 \
 loop: \
-	op Z12, Z13, Z0 \
-	op Z12, Z13, Z1 \
-	op Z12, Z13, Z2 \
-	op Z12, Z13, Z3 \
-	op Z12, Z13, Z4 \
-	op Z12, Z13, Z5 \
-	op Z12, Z13, Z6 \
-	op Z12, Z13, Z7 \
-	op Z12, Z13, Z8 \
-	op Z12, Z13, Z9 \
-	op Z12, Z13, Z10 \
-	op Z12, Z13, Z11 \
+	op(Z12, Z13, Z0) \
+	op(Z12, Z13, Z1) \
+	op(Z12, Z13, Z2) \
+	op(Z12, Z13, Z3) \
+	op(Z12, Z13, Z4) \
+	op(Z12, Z13, Z5) \
+	op(Z12, Z13, Z6) \
+	op(Z12, Z13, Z7) \
+	op(Z12, Z13, Z8) \
+	op(Z12, Z13, Z9) \
+	op(Z12, Z13, Z10) \
+	op(Z12, Z13, Z11) \
 	DECQ CX \
 	JNE  loop
+
+#define FMA512(a, b, acc) VFMADD231PS a, b, acc
+#define DPBUSD(a, b, acc) VPDPBUSD a, b, acc
+
+// DPBUSD_BW is DPBUSD's 64 multiply-adds as the int8 kernels do them
+// without VNNI (see DOT4_BW in int8_amd64.s), its two products' words
+// summed into int32s by VPMADDWD by Z14 (ones).
+#define DPBUSD_BW(a, b, acc) \
+	VPMADDUBSW a, b, Z15 \
+	VPMADDWD   Z14, Z15, Z15 \
+	VPADDD     Z15, acc, acc \
+	VPMADDUBSW a, b, Z16 \
+	VPMADDWD   Z14, Z16, Z16 \
+	VPADDD     Z16, acc, acc
 
 // func fmaLoop512(n int)
 // n rounds of 12 independent 512-bit FMAs on registers only: the core's
 // peak floating-point rate, for PeakGFLOPs.
 TEXT ·fmaLoop512(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
-	LOOP512(VFMADD231PS, fma512)
+	LOOP512(FMA512, fma512)
 	VZEROUPPER
 	RET
 
@@ -78,6 +92,17 @@ fma256:
 // PeakInt8GOPs.
 TEXT ·dotLoop512(SB), NOSPLIT, $0-8
 	MOVQ n+0(FP), CX
-	LOOP512(VPDPBUSD, dot512)
+	LOOP512(DPBUSD, dot512)
+	VZEROUPPER
+	RET
+
+// func dotLoopBW(n int)
+// dotLoop512's rounds with AVX-512BW's products in place of VPDPBUSD: the
+// core's peak int8 rate without VNNI.
+TEXT ·dotLoopBW(SB), NOSPLIT, $0-8
+	MOVQ         n+0(FP), CX
+	MOVL         $0x00010001, AX
+	VPBROADCASTD AX, Z14
+	LOOP512(DPBUSD_BW, dotBW)
 	VZEROUPPER
 	RET
