@@ -47,9 +47,13 @@ func (b *Backend) Split() []engine.Backend {
 	return lanes
 }
 
-// Planar reports that the CPU's convolutions take planes
-// (engine.ConvShape.InPlanes and OutPlanes).
-func (b *Backend) Planar() bool { return true }
+// Planar reports whether the CPU's convolutions take planes
+// (engine.ConvShape.InPlanes and OutPlanes) at their speed: where the
+// AVX-512 kernels run. They take them everywhere, but without AVX-512 the
+// pointwise convolution into planes runs its Go definition: the condensed
+// CondenseNet-86 ran at 15 images/s on AVX2 in planes, 337 through rows
+// (and in pure Go at 3.4 against 25).
+func (b *Backend) Planar() bool { return use.planes }
 
 func (b *Backend) AvgPool2Planes(out, in engine.View, c, n, height, width, ldIn, ldOut int) {
 	AvgPool2Planes(h(out), h(in), c, n, height, width, ldIn, ldOut, b.workers)
