@@ -436,7 +436,8 @@ func checkTile(t *tile, width int) {
 // dotChannelGo is channel k's sums at the tile's positions: acc[p] is the
 // sum over steps s and bytes b of in[o + steps[s] + 4p + b] · w[4·width·s
 // + 4i + b], where o is its group's input and w starts at its block (see
-// slot).
+// slot). The tile kernels' definitions below take their sums from
+// dotChannel, which computes these (on AVX2 where it runs).
 func dotChannelGo(acc *[tileLen]int32, t *tile, k int) {
 	block, i := t.slot(k)
 	in := t.in[k/(len(t.q)/t.groups)*t.groupBytes:]
@@ -463,7 +464,7 @@ func checkDotStore(out []float32, ld, n int, t *tile) {
 func dotStoreGo(out []float32, ld, n int, t *tile) {
 	for i, q := range t.q {
 		var acc [tileLen]int32
-		dotChannelGo(&acc, t, i)
+		dotChannel(&acc, t, i)
 		for p, a := range acc[:n] {
 			out[i*ld+p] = q.of(a)
 		}
@@ -483,7 +484,7 @@ func checkDotScatter(out []float32, ld int, most int32, t *tile) {
 func dotScatterGo(out []float32, ld int, offs *[tileLen]int32, t *tile) {
 	for i, q := range t.q {
 		var acc [tileLen]int32
-		dotChannelGo(&acc, t, i)
+		dotChannel(&acc, t, i)
 		for p, o := range offs {
 			if o >= 0 {
 				out[i*ld+int(o)] = q.of(acc[p])
@@ -505,7 +506,7 @@ func checkDotRuns(out []float32, ld int, rs *tileRuns, t *tile) {
 func dotRunsGo(out []float32, ld int, runs []tileRun, t *tile) {
 	for k, q := range t.q {
 		var acc [tileLen]int32
-		dotChannelGo(&acc, t, k)
+		dotChannel(&acc, t, k)
 		for _, r := range runs {
 			for j := range 16 {
 				if r.mask>>(4*j)&0xF != 0 {

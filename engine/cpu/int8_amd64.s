@@ -303,6 +303,17 @@ stored: \
 	MOVL         $0x00010001, AX \
 	VPBROADCASTD AX, Z29
 
+// CHANNEL_VECTOR adds eight positions' quads at off(SI)(AX) times the
+// even (Y11) and odd (Y10) weights into acc (see dotChannelAVX2).
+#define CHANNEL_VECTOR(off, acc) \
+	VMOVDQU    off(SI)(AX*1), Y12 \
+	VPMADDUBSW Y11, Y12, Y13 \
+	VPMADDWD   Y9, Y13, Y13 \
+	VPADDD     Y13, acc, acc \
+	VPMADDUBSW Y10, Y12, Y13 \
+	VPMADDWD   Y9, Y13, Y13 \
+	VPADDD     Y13, acc, acc
+
 // func dotStoreAVX512(out *float32, ld int, masks uint64, in *uint8, steps *int, n int, w *int8, q *requant, channels int, vnni bool)
 //
 // dotStoreGo: the tile's n ≥ 1 steps (with VNNI, or AVX-512BW's
@@ -609,5 +620,62 @@ runsGroupDone:
 	ADDQ groupBytes+96(FP), SI
 	DECQ R9
 	JNZ  runsGroup
+	VZEROUPPER
+	RET
+
+// func dotChannelAVX2(acc *int32, in *uint8, steps *int, n int, w *int8, wStride int)
+//
+// dotChannelGo's sums with AVX2: acc[p] for the 64 positions p is the sum
+// over the n ≥ 1 steps s (byte offsets at steps) of the quads at in +
+// steps[s] + 4p times the weight quad at w + s·wStride, the products
+// taken as DOT4_BW takes them, eight positions a vector.
+TEXT ·dotChannelAVX2(SB), NOSPLIT, $0-48
+	MOVQ         acc+0(FP), DI
+	MOVQ         in+8(FP), SI
+	MOVQ         steps+16(FP), BX
+	MOVQ         n+24(FP), CX
+	MOVQ         w+32(FP), DX
+	MOVQ         wStride+40(FP), R8
+	VPXOR        Y0, Y0, Y0
+	VPXOR        Y1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	MOVL         $0x00ff00ff, AX
+	VMOVD        AX, X8
+	VPBROADCASTD X8, Y8
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X9
+	VPBROADCASTD X9, Y9
+
+channelStep:
+	MOVQ         (BX), AX
+	VPBROADCASTD (DX), Y10
+	VPAND        Y8, Y10, Y11 // the even weights
+	VPANDN       Y10, Y8, Y10 // the odd
+	CHANNEL_VECTOR(0, Y0)
+	CHANNEL_VECTOR(32, Y1)
+	CHANNEL_VECTOR(64, Y2)
+	CHANNEL_VECTOR(96, Y3)
+	CHANNEL_VECTOR(128, Y4)
+	CHANNEL_VECTOR(160, Y5)
+	CHANNEL_VECTOR(192, Y6)
+	CHANNEL_VECTOR(224, Y7)
+	ADDQ         $8, BX
+	ADDQ         R8, DX
+	DECQ         CX
+	JNZ          channelStep
+
+	VMOVDQU Y0, (DI)
+	VMOVDQU Y1, 32(DI)
+	VMOVDQU Y2, 64(DI)
+	VMOVDQU Y3, 96(DI)
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 160(DI)
+	VMOVDQU Y6, 192(DI)
+	VMOVDQU Y7, 224(DI)
 	VZEROUPPER
 	RET

@@ -287,3 +287,39 @@ func TestQuantiseStaged(t *testing.T) {
 		}
 	}
 }
+
+// A channel's sums are dotChannelGo's at every level (AVX2 computes them
+// in assembly), for every channel of tiles of one and several groups,
+// paired or not, with the products at their extremes too.
+func TestDotChannel(t *testing.T) { forEachISA(t, testDotChannel) }
+
+func testDotChannel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(30, 30))
+	for _, tc := range []struct {
+		groups, kg, width int
+		paired            bool
+	}{{1, 2, 2, false}, {4, 8, 4, false}, {3, 5, 4, false}, {4, 2, 4, true}} {
+		steps, groupBytes := []int{0, 4, 136, 300, 1028}, 1400
+		tl := tile{steps: steps, most: slices.Max(steps), width: tc.width, groups: tc.groups, groupBytes: groupBytes, paired: tc.paired, q: make([]requant, tc.groups*tc.kg)}
+		tl.in = make([]uint8, (tc.groups-1)*groupBytes+tl.most+4*tileLen)
+		for i := range tl.in {
+			tl.in[i] = uint8(rng.IntN(256))
+			if i%7 < 3 {
+				tl.in[i] = 255
+			}
+		}
+		tl.w = make([]int8, tl.blockCount()*4*tc.width*len(steps))
+		for i := range tl.w {
+			tl.w[i] = []int8{-127, 127, int8(rng.IntN(255) - 127)}[rng.IntN(3)]
+		}
+		checkTile(&tl, tc.width)
+		for k := range tl.q {
+			var got, want [tileLen]int32
+			dotChannel(&got, &tl, k)
+			dotChannelGo(&want, &tl, k)
+			if got != want {
+				t.Fatalf("%+v: channel %d's sums %v, want %v", tc, k, got, want)
+			}
+		}
+	}
+}

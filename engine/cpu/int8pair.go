@@ -174,7 +174,7 @@ func checkDotQuads(dst []uint8, rs *tileRuns, t *tile, dest []quadDest) {
 func dotQuadsGo(dst []uint8, runs []tileRun, t *tile, dest []quadDest) {
 	for k, q := range t.q {
 		var acc [tileLen]int32
-		dotChannelGo(&acc, t, k)
+		dotChannel(&acc, t, k)
 		d := dest[k]
 		for _, r := range runs {
 			for j := range 16 {

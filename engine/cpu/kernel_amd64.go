@@ -425,6 +425,22 @@ func dotRuns(out []float32, ld int, rs *tileRuns, at int, t *tile) {
 }
 
 //go:noescape
+func dotChannelAVX2(acc *int32, in *uint8, steps *int, n int, w *int8, wStride int)
+
+// dotChannel is dotChannelGo on the AVX2 kernel where it runs: the int8
+// tile kernels' sums where their AVX-512 assembly does not run. The tile
+// kernels' wrappers have checked t (checkTile) before they call it.
+func dotChannel(acc *[tileLen]int32, t *tile, k int) {
+	if !use.int8Sums {
+		dotChannelGo(acc, t, k)
+		return
+	}
+	block, i := t.slot(k)
+	in, w := t.in[k/(len(t.q)/t.groups)*t.groupBytes:], t.w[block*4*t.width*len(t.steps)+4*i:]
+	dotChannelAVX2(&acc[0], &in[0], &t.steps[0], len(t.steps), &w[0], 4*t.width)
+}
+
+//go:noescape
 func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, chunks int, mask uint64, vectors int)
 
 // quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel

@@ -151,3 +151,5 @@ func transformPlanes(t []float32, src []float32, stride int, idx []int32, most i
 func pointwiseTransformed(out []float32, ld int, t []float32, cg int, w []float32, pixels int) {
 	panic("unreachable")
 }
+
+func dotChannel(acc *[tileLen]int32, t *tile, k int) { dotChannelGo(acc, t, k) }
