@@ -303,6 +303,25 @@ stored: \
 	MOVL         $0x00010001, AX \
 	VPBROADCASTD AX, Z29
 
+// QUAD_PACK_AVX2 transforms a quad's four channels of eight pixels in
+// Y0-Y3 (scales in Y4-Y7, shifts in Y8-Y11, 255 in Y12) as STAGED does
+// and packs them into the pixels' dwords in Y0 (Y13: quadOrder).
+#define QUAD_PACK_AVX2 \
+	STAGED_AVX2(Y4, Y8, Y0) \
+	STAGED_AVX2(Y5, Y9, Y1) \
+	STAGED_AVX2(Y6, Y10, Y2) \
+	STAGED_AVX2(Y7, Y11, Y3) \
+	VPACKUSDW Y1, Y0, Y0 \
+	VPACKUSDW Y3, Y2, Y2 \
+	VPACKUSWB Y2, Y0, Y0 \
+	VPSHUFB   Y13, Y0, Y0
+
+#define STAGED_AVX2(scale, shift, y) \
+	VMULPS    scale, y, y \
+	VADDPS    shift, y, y \
+	VMINPS    y, Y12, y \
+	VCVTPS2DQ y, y
+
 // CHANNEL_VECTOR adds eight positions' quads at off(SI)(AX) times the
 // even (Y11) and odd (Y10) weights into acc (see dotChannelAVX2).
 #define CHANNEL_VECTOR(off, acc) \
@@ -677,5 +696,90 @@ channelStep:
 	VMOVDQU Y5, 160(DI)
 	VMOVDQU Y6, 192(DI)
 	VMOVDQU Y7, 224(DI)
+	VZEROUPPER
+	RET
+
+// func quantiseStagedAVX2(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, vectors int, mask *int32, tail int)
+//
+// quantiseStagedAVX512 in AVX2: quad by quad, its four planes read in
+// vectors ≥ 0 of eight pixels, then, with tail > 0, one of tail pixels
+// under mask (eight dwords), transformed, clamped above at 255 (keeping
+// NaN: see STAGED), rounded and packed into the pixels' dwords.
+TEXT ·quantiseStagedAVX2(SB), NOSPLIT, $0-88
+	MOVQ            dst+0(FP), DI
+	MOVQ            planeBytes+8(FP), DX
+	MOVQ            staged+16(FP), SI
+	MOVQ            strideBytes+24(FP), R10
+	MOVQ            idx+32(FP), BX
+	MOVQ            scale+40(FP), R8
+	MOVQ            shift+48(FP), R9
+	MOVQ            quads+56(FP), CX
+	MOVQ            vectors+64(FP), AX
+	SHLQ            $5, AX
+	SUBQ            AX, DX // from past a quad's last full vector to the next quad
+	MOVQ            mask+72(FP), AX
+	VMOVDQU         (AX), Y14
+	MOVL            $0x437f0000, AX // 255.0
+	VMOVD           AX, X12
+	VPBROADCASTD    X12, Y12
+	VBROADCASTI128  quadOrder<>(SB), Y13
+
+quad2:
+	MOVL         (BX), R11
+	IMULQ        R10, R11
+	ADDQ         SI, R11
+	MOVL         4(BX), R12
+	IMULQ        R10, R12
+	ADDQ         SI, R12
+	MOVL         8(BX), R13
+	IMULQ        R10, R13
+	ADDQ         SI, R13
+	MOVL         12(BX), R14
+	IMULQ        R10, R14
+	ADDQ         SI, R14
+	VBROADCASTSS (R8), Y4
+	VBROADCASTSS 4(R8), Y5
+	VBROADCASTSS 8(R8), Y6
+	VBROADCASTSS 12(R8), Y7
+	VBROADCASTSS (R9), Y8
+	VBROADCASTSS 4(R9), Y9
+	VBROADCASTSS 8(R9), Y10
+	VBROADCASTSS 12(R9), Y11
+	MOVQ         vectors+64(FP), AX
+	TESTQ        AX, AX
+	JZ           quad2Tail
+
+quad2Vector:
+	VMOVUPS   (R11), Y0
+	VMOVUPS   (R12), Y1
+	VMOVUPS   (R13), Y2
+	VMOVUPS   (R14), Y3
+	QUAD_PACK_AVX2
+	VMOVDQU   Y0, (DI)
+	ADDQ      $32, R11
+	ADDQ      $32, R12
+	ADDQ      $32, R13
+	ADDQ      $32, R14
+	ADDQ      $32, DI
+	DECQ      AX
+	JNZ       quad2Vector
+
+quad2Tail:
+	CMPQ       tail+80(FP), $0
+	JEQ        quad2Next
+	VMASKMOVPS (R11), Y14, Y0
+	VMASKMOVPS (R12), Y14, Y1
+	VMASKMOVPS (R13), Y14, Y2
+	VMASKMOVPS (R14), Y14, Y3
+	QUAD_PACK_AVX2
+	VPMASKMOVD Y0, Y14, (DI)
+
+quad2Next:
+	ADDQ DX, DI
+	ADDQ $16, BX
+	ADDQ $16, R8
+	ADDQ $16, R9
+	DECQ CX
+	JNZ  quad2
 	VZEROUPPER
 	RET

@@ -253,8 +253,11 @@ func TestInt8ConvLargeBatchInPlanes(t *testing.T) {
 }
 
 // The staged quantising gives the bytes of its definition, at the edges
-// too: below 0, past 255, infinite and NaN inputs, and ties.
-func TestQuantiseStaged(t *testing.T) {
+// too: below 0, past 255, infinite and NaN inputs, and ties, at every
+// level (AVX-512 and AVX2 have kernels of their own).
+func TestQuantiseStaged(t *testing.T) { forEachISA(t, testQuantiseStaged) }
+
+func testQuantiseStaged(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 16))
 	edges := []float32{-1e30, -300, -0.5, -0.4, 0, 0.5, 1.5, 2.5, 254.5, 255.4, 255.5, 256, 3e9, 1e30,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}

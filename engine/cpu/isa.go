@@ -39,13 +39,13 @@ type kernelSet struct {
 	planes    bool // the pointwise convolution into planes (AVX-512)
 	int8      bool // the int8 convolution's: quantising, dot products, requantising (AVX-512BW)
 	vnni      bool // the int8 dot products with VNNI's VPDPBUSD, not AVX-512BW's pairs of products (AVX-512 VNNI)
-	int8Sums  bool // a channel's int8 sums, for the tile kernels' Go forms where their assembly does not run (AVX2)
+	int8AVX2  bool // the int8 convolution's quantising, and a channel's sums for its tile kernels' Go forms, where its AVX-512 kernels do not run (AVX2)
 	fmaWidth  int  // floats in the widest FMA vector: 16, 8, or 0 (Go's)
 }
 
 func kernelsFor(l isa) kernelSet {
 	avx2, avx512 := l >= isaAVX2, l >= isaAVX512
-	k := kernelSet{gemm: avx2, gemmPair: avx512, runs: avx2, gather8: avx2, gather16: avx512, bnEights: avx2, bnAll: avx512, int8Sums: avx2,
+	k := kernelSet{gemm: avx2, gemmPair: avx512, runs: avx2, gather8: avx2, gather16: avx512, bnEights: avx2, bnAll: avx512, int8AVX2: avx2,
 		strided: avx512, transpose: avx512, direct3x3: avx512, conv1x1G4: avx512, planes: avx512, int8: avx512, vnni: l >= isaVNNI}
 	switch {
 	case avx512:

@@ -20,7 +20,7 @@ func TestKernelTable(t *testing.T) {
 	if k := kernelsFor(isaGo); count(k) != 0 || k.fmaWidth != 0 {
 		t.Errorf("pure Go runs %+v", k)
 	}
-	if k := kernelsFor(isaAVX2); count(k) != 5 || !k.gemm || !k.runs || !k.gather8 || !k.bnEights || !k.int8Sums || k.gemmPair || k.fmaWidth != 8 {
+	if k := kernelsFor(isaAVX2); count(k) != 5 || !k.gemm || !k.runs || !k.gather8 || !k.bnEights || !k.int8AVX2 || k.gemmPair || k.fmaWidth != 8 {
 		t.Errorf("AVX2 runs %+v", k)
 	}
 	if k := kernelsFor(isaAVX512); count(k) != reflect.TypeFor[kernelSet]().NumField()-2 || k.vnni || k.fmaWidth != 16 {

@@ -431,7 +431,7 @@ func dotChannelAVX2(acc *int32, in *uint8, steps *int, n int, w *int8, wStride i
 // tile kernels' sums where their AVX-512 assembly does not run. The tile
 // kernels' wrappers have checked t (checkTile) before they call it.
 func dotChannel(acc *[tileLen]int32, t *tile, k int) {
-	if !use.int8Sums {
+	if !use.int8AVX2 {
 		dotChannelGo(acc, t, k)
 		return
 	}
@@ -441,13 +441,25 @@ func dotChannel(acc *[tileLen]int32, t *tile, k int) {
 }
 
 //go:noescape
+func quantiseStagedAVX2(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, vectors int, mask *int32, tail int)
+
+// tailMasks[8-r:] are the AVX2 masks of r of eight dwords.
+var tailMasks = [16]int32{-1, -1, -1, -1, -1, -1, -1, -1}
+
+//go:noescape
 func quantiseStagedAVX512(dst *uint8, planeBytes int, staged *float32, strideBytes int, idx *int32, scale, shift *float32, quads, chunks int, mask uint64, vectors int)
 
 // quantiseStaged is quantiseStagedGo, checked, on the AVX-512 kernel
 // where the int8 kernels run.
 func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q *quads, pixels int) {
 	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
-	if !use.int8 {
+	switch {
+	case use.int8:
+	case use.int8AVX2:
+		r := pixels % 8
+		quantiseStagedAVX2(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, pixels/8, &tailMasks[8-r], r)
+		return
+	default:
 		quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
 		return
 	}
