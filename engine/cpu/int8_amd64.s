@@ -182,6 +182,17 @@ done:
 	VPSHUFB   Z23, z0, z0 \
 	VMOVDQU32 z0, k, off(DI)
 
+// QUANTISE_ARGS loads the quantising kernels' first eight arguments.
+#define QUANTISE_ARGS \
+	MOVQ dst+0(FP), DI \
+	MOVQ planeBytes+8(FP), DX \
+	MOVQ staged+16(FP), SI \
+	MOVQ strideBytes+24(FP), R10 \
+	MOVQ idx+32(FP), BX \
+	MOVQ scale+40(FP), R8 \
+	MOVQ shift+48(FP), R9 \
+	MOVQ quads+56(FP), CX
+
 // QUAD_CHANNEL points r at the staged plane of the quad's channel at
 // off(BX) and broadcasts its scale and shift into zs and zt.
 #define QUAD_CHANNEL(off, r, zs, zt) \
@@ -423,14 +434,7 @@ GLOBL quadOrder<>(SB), RODATA|NOPTR, $16
 // sixteen under each sixteen bits of mask, transformed, rounded and packed
 // into the pixels' dwords.
 TEXT ·quantiseStagedAVX512(SB), NOSPLIT, $0-88
-	MOVQ            dst+0(FP), DI
-	MOVQ            planeBytes+8(FP), DX
-	MOVQ            staged+16(FP), SI
-	MOVQ            strideBytes+24(FP), R10
-	MOVQ            idx+32(FP), BX
-	MOVQ            scale+40(FP), R8
-	MOVQ            shift+48(FP), R9
-	MOVQ            quads+56(FP), CX
+	QUANTISE_ARGS
 	MOVQ            chunks+64(FP), AX
 	SHLQ            $8, AX
 	SUBQ            AX, DX // from past a quad's last chunk to the next quad
@@ -706,14 +710,7 @@ channelStep:
 // under mask (eight dwords), transformed, clamped above at 255 (keeping
 // NaN: see STAGED), rounded and packed into the pixels' dwords.
 TEXT ·quantiseStagedAVX2(SB), NOSPLIT, $0-88
-	MOVQ            dst+0(FP), DI
-	MOVQ            planeBytes+8(FP), DX
-	MOVQ            staged+16(FP), SI
-	MOVQ            strideBytes+24(FP), R10
-	MOVQ            idx+32(FP), BX
-	MOVQ            scale+40(FP), R8
-	MOVQ            shift+48(FP), R9
-	MOVQ            quads+56(FP), CX
+	QUANTISE_ARGS
 	MOVQ            vectors+64(FP), AX
 	SHLQ            $5, AX
 	SUBQ            AX, DX // from past a quad's last full vector to the next quad
@@ -725,26 +722,10 @@ TEXT ·quantiseStagedAVX2(SB), NOSPLIT, $0-88
 	VBROADCASTI128  quadOrder<>(SB), Y13
 
 quad2:
-	MOVL         (BX), R11
-	IMULQ        R10, R11
-	ADDQ         SI, R11
-	MOVL         4(BX), R12
-	IMULQ        R10, R12
-	ADDQ         SI, R12
-	MOVL         8(BX), R13
-	IMULQ        R10, R13
-	ADDQ         SI, R13
-	MOVL         12(BX), R14
-	IMULQ        R10, R14
-	ADDQ         SI, R14
-	VBROADCASTSS (R8), Y4
-	VBROADCASTSS 4(R8), Y5
-	VBROADCASTSS 8(R8), Y6
-	VBROADCASTSS 12(R8), Y7
-	VBROADCASTSS (R9), Y8
-	VBROADCASTSS 4(R9), Y9
-	VBROADCASTSS 8(R9), Y10
-	VBROADCASTSS 12(R9), Y11
+	QUAD_CHANNEL(0, R11, Y4, Y8)
+	QUAD_CHANNEL(4, R12, Y5, Y9)
+	QUAD_CHANNEL(8, R13, Y6, Y10)
+	QUAD_CHANNEL(12, R14, Y7, Y11)
 	MOVQ         vectors+64(FP), AX
 	TESTQ        AX, AX
 	JZ           quad2Tail
