@@ -22,19 +22,19 @@ import (
 type Int8Conv struct {
 	engine.ConvShape
 	Workers   int
-	cg, nq    int    // input channels of a group, and their quads (the last zero-padded)
-	hp, wp    int    // the padded images' height and width
-	positions int    // N·hp·wp
-	plane     int    // positions of a plane: the images', rounded up to tiles, and the taps' reach
-	steps     []int  // byte offsets of the steps (quad, tap) from a group's first plane
-	stepsMost int    // the largest
-	wt        []int8 // (blocks, steps, width, 4): each block's weight quads, step by step
+	cg, nq    int   // input channels of a group, and their quads (the last zero-padded)
+	hp, wp    int   // the padded images' height and width
+	positions int   // N·hp·wp
+	plane     int   // positions of a plane: the images', rounded up to tiles, and the taps' reach
+	steps     []int // byte offsets of the steps (quad, tap) from a group's first plane
+	stepsMost int   // the largest
 	in8       []uint8
 	// tile is every tile's work but its input: output channels 2 at a
 	// time, or 4 for runs (dotRuns) and a pair's first (dotQuads),
-	// whose groups of two channels are paired where they can be.
+	// whose groups of two channels are paired where they can be; its w
+	// is the weights in blocks, (blocks, steps, width, 4).
 	tile     tile
-	prepared *float32 // the weights wt was made from (the shape is Fixed)
+	prepared *float32 // the weights tile.w was made from (the shape is Fixed)
 	quads    quads
 	rq       []requant
 	// outOff is each position's output offset (row·LdOut, or the pixel
@@ -297,8 +297,7 @@ func (c *Int8Conv) viaPlanes() bool {
 // not (see tile).
 func (c *Int8Conv) arrange(width int, paired bool) {
 	c.tile = tile{steps: c.steps, most: c.stepsMost, width: width, groups: c.G, groupBytes: 4 * c.nq * c.plane, paired: paired, q: c.rq}
-	c.wt, c.prepared = make([]int8, c.tile.blockCount()*len(c.steps)*width*4), nil
-	c.tile.w = c.wt
+	c.tile.w, c.prepared = make([]int8, c.tile.blockCount()*len(c.steps)*width*4), nil
 }
 
 // prepareWeights arranges the weights in blocks of width channels, once
@@ -320,7 +319,7 @@ func (c *Int8Conv) prepareWeights(w []float32) {
 						panic(fmt.Sprintf("conv: int8 weight %v (output %d, input %d, tap %d) is not an integer in [-127, 127]", v, k, ci, t))
 					}
 					step := ci/4*rs + t
-					c.wt[((block*steps+step)*width+i)*4+ci%4] = int8(v)
+					c.tile.w[((block*steps+step)*width+i)*4+ci%4] = int8(v)
 				}
 			}
 		}
@@ -433,18 +432,23 @@ func checkTile(t *tile, width int) {
 	}
 }
 
-// dotChannelGo is channel k's sums at the tile's positions: acc[p] is the
-// sum over steps s and bytes b of in[o + steps[s] + 4p + b] · w[4·width·s
-// + 4i + b], where o is its group's input and w starts at its block (see
-// slot). The tile kernels' definitions below take their sums from
-// dotChannel, which computes these (on AVX2 where it runs).
-func dotChannelGo(acc *[tileLen]int32, t *tile, k int) {
+// channel returns channel k's input, its group's, and its first weight
+// quad (in its block, see slot); its quad of step s is 4·width·s on.
+func (t *tile) channel(k int) (in []uint8, w []int8) {
 	block, i := t.slot(k)
-	in := t.in[k/(len(t.q)/t.groups)*t.groupBytes:]
-	w := t.w[block*4*t.width*len(t.steps):]
+	return t.in[k/(len(t.q)/t.groups)*t.groupBytes:], t.w[block*4*t.width*len(t.steps)+4*i:]
+}
+
+// dotChannelGo is channel k's sums at the tile's positions: acc[p] is the
+// sum over steps s and bytes b of in[steps[s] + 4p + b] · w[4·width·s +
+// b] for its input and weights (channel). The tile kernels' definitions
+// below take their sums from dotChannel, which computes these (on AVX2
+// where it runs).
+func dotChannelGo(acc *[tileLen]int32, t *tile, k int) {
+	in, w := t.channel(k)
 	clear(acc[:])
 	for s, o := range t.steps {
-		wq := w[4*t.width*s+4*i:][:4]
+		wq := w[4*t.width*s:][:4]
 		for p := range tileLen {
 			x := in[o+4*p:][:4]
 			acc[p] += int32(x[0])*int32(wq[0]) + int32(x[1])*int32(wq[1]) + int32(x[2])*int32(wq[2]) + int32(x[3])*int32(wq[3])

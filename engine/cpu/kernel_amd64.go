@@ -435,8 +435,7 @@ func dotChannel(acc *[tileLen]int32, t *tile, k int) {
 		dotChannelGo(acc, t, k)
 		return
 	}
-	block, i := t.slot(k)
-	in, w := t.in[k/(len(t.q)/t.groups)*t.groupBytes:], t.w[block*4*t.width*len(t.steps)+4*i:]
+	in, w := t.channel(k)
 	dotChannelAVX2(&acc[0], &in[0], &t.steps[0], len(t.steps), &w[0], 4*t.width)
 }
 
@@ -455,15 +454,13 @@ func quantiseStaged(dst []uint8, planeBytes int, staged []float32, stride int, q
 	checkQuantiseStaged(dst, planeBytes, staged, stride, q, pixels)
 	switch {
 	case use.int8:
+		quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, pixels/64, 1<<(pixels%64)-1, pixels%64/16+min(1, pixels%16))
 	case use.int8AVX2:
 		r := pixels % 8
 		quantiseStagedAVX2(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, pixels/8, &tailMasks[8-r], r)
-		return
 	default:
 		quantiseStagedGo(dst, planeBytes, staged, stride, q, pixels)
-		return
 	}
-	quantiseStagedAVX512(&dst[0], planeBytes, &staged[0], 4*stride, &q.idx[0], &q.scale[0], &q.shift[0], len(q.idx)/4, pixels/64, 1<<(pixels%64)-1, pixels%64/16+min(1, pixels%16))
 }
 
 //go:noescape
